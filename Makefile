@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install broker test lint demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# A broker that answers: AMQP_URL, the local node, or start/install Debian's (see README).
+broker: install
+	$(BIN)/backbone broker ensure --install --plugins
+
+test: install broker
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check backbone adapters tests
+	$(BIN)/ruff format --check backbone adapters tests
+	$(BIN)/mypy
+
+demo: install broker
+	$(BIN)/backbone demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,33 @@
+"""The ``backbone`` command. Each area adds its own sub-command group."""
+
+from __future__ import annotations
+
+import typer
+
+from backbone.broker.cli import app as broker_app
+from backbone.directory.cli import app as directory_app
+from backbone.edxml.cli import app as edxml_app
+from backbone.pki.cli import app as pki_app
+
+app = typer.Typer(
+    name="backbone",
+    help="Routing backbone for official documents (edXML, QCVN 102:2016) over RabbitMQ.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(edxml_app, name="edxml", help="Check and inspect edXML (QCVN 102:2016) files.")
+app.add_typer(pki_app, name="pki", help="Development certificate authority and certificate checks.")
+app.add_typer(directory_app, name="directory", help="The agency directory: check, query, generate.")
+app.add_typer(broker_app, name="broker", help="Find, start or install a broker (development, CI).")
+
+
+@app.command()
+def demo() -> None:
+    """Run the end-to-end smoke path on the real broker."""
+    from backbone.demo import run
+
+    run()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""``backbone directory``: check, query and generate directory files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from backbone.directory.loader import Format, dump_directory, load_directory
+from backbone.directory.model import Connection
+from backbone.directory.synthetic import generate_directory
+from backbone.errors import DirectoryError, OrganCodeError
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class _Format(StrEnum):
+    JSON = "json"
+    YAML = "yaml"
+
+
+_FORMATS: dict[_Format, Format] = {_Format.JSON: "json", _Format.YAML: "yaml"}
+
+
+_File = Annotated[Path, typer.Argument(help="Directory file (.json, .yaml or .yml).")]
+_Code = Annotated[str, typer.Argument(help="Organ code, e.g. 000.00.32.H53.")]
+_Tiers = Annotated[
+    str | None, typer.Option(help="Tier profile overriding the file's (four-tier, two-level).")
+]
+
+
+@contextmanager
+def _exit_on_error() -> Iterator[None]:
+    try:
+        yield
+    except (DirectoryError, OrganCodeError) as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from error
+
+
+@app.command()
+def check(file: _File, tiers: _Tiers = None) -> None:
+    """Load and validate FILE; print counts per tier, hubs and direct agencies."""
+    with _exit_on_error():
+        directory = load_directory(file, tiers=tiers)
+    per_tier = Counter(directory.tier_of(agency.organ_code).number for agency in directory)
+    direct = sum(agency.connection is Connection.DIRECT for agency in directory)
+    inactive = sum(not agency.active for agency in directory)
+    profile = directory.tiers.profile_name() or "custom"
+    typer.echo(f"{file}: valid, {len(directory)} agencies, tiers {profile}")
+    for tier in directory.tiers.tiers:
+        typer.echo(f"  tier {tier.number} {tier.name}: {per_tier[tier.number]}")
+    typer.echo(f"  hubs: {len(directory.hubs)}")
+    typer.echo(f"  direct agencies: {direct}")
+    typer.echo(f"  agencies through a hub: {len(directory) - direct}")
+    typer.echo(f"  inactive: {inactive}")
+
+
+@app.command()
+def show(file: _File, organ_code: _Code, tiers: _Tiers = None) -> None:
+    """Print one agency as JSON: its entry, tier, routing key, parents and serving system."""
+    with _exit_on_error():
+        directory = load_directory(file, tiers=tiers)
+        agency = directory.agency(organ_code)
+        system = directory.serving_system(organ_code)
+    tier = directory.tier_of(agency.organ_code)
+    parents = [
+        {"organ_code": str(code), "name": listed.name if (listed := directory.get(code)) else None}
+        for code in agency.organ_code.ancestors
+    ]
+    report: dict[str, Any] = {
+        "agency": agency.model_dump(mode="json"),
+        "tier": {"number": tier.number, "name": tier.name},
+        "routing_key": agency.organ_code.routing_key,
+        "subtree_pattern": agency.organ_code.subtree_pattern,
+        "parents": parents,
+        "serving_system": {
+            "kind": "agency" if system is agency else "hub",
+            "id": system.system_id,
+            "name": system.name,
+            "broker_account": system.broker_account,
+        },
+    }
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def subtree(file: _File, organ_code: _Code) -> None:
+    """List ORGAN_CODE's agency and every agency under it: code, tier, name (tab-separated)."""
+    with _exit_on_error():
+        directory = load_directory(file)
+        agencies = directory.subtree(organ_code)
+    for agency in agencies:
+        tier = directory.tier_of(agency.organ_code)
+        typer.echo(f"{agency.organ_code}\t{tier.number}\t{agency.name}")
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Argument(help="File to write (.json, .yaml or .yml).")],
+    seed: Annotated[int, typer.Option(help="The same seed gives the same directory.")] = 0,
+    format: Annotated[
+        _Format | None, typer.Option("--format", help="By default from OUT's extension.")
+    ] = None,
+    certificate_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder, relative to OUT, where each entry's <id>.pem is to be found; "
+            "by default entries carry no certificate."
+        ),
+    ] = None,
+) -> None:
+    """Write a synthetic country-size directory (about 12,000 agencies) to OUT."""
+    with _exit_on_error():
+        directory = generate_directory(seed, certificate_dir=certificate_dir)
+        dump_directory(directory, out, format=None if format is None else _FORMATS[format])
+    typer.echo(f"{out}: {len(directory.agencies)} agencies, {len(directory.hubs)} hubs")

@@ -1,0 +1,325 @@
+"""Element tree → models.
+
+Expects a tree that the matching schema accepts (see :mod:`backbone.edxml.validate`): it
+does not re-check the schema, but raises :class:`EdxmlError` where a required element is
+missing rather than guess. Text is taken as is; the schema fixes the shape of dates,
+numbers and codes, and the reader converts them, reporting dates that do not exist and
+attachments that are not exact base64.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import TypeVar
+
+from lxml import etree
+
+from backbone.edxml.dates import parse_date, parse_timestamp
+from backbone.edxml.issues import Issue, issue_at, line_of, path_of
+from backbone.edxml.models import (
+    Attachment,
+    Business,
+    BusinessDocType,
+    BusinessDocumentInfo,
+    Code,
+    DocumentType,
+    EdxmlDocument,
+    EdxmlMessage,
+    EdxmlStatus,
+    Kind,
+    Organization,
+    OtherInfo,
+    PromulgationInfo,
+    Receiver,
+    Reference,
+    ReplacementInfo,
+    ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    StatusCode,
+    TraceHeader,
+)
+from backbone.edxml.names import q, qpath
+from backbone.errors import EdxmlError
+
+__all__ = ["detect_kind", "read", "read_collecting"]
+
+_T = TypeVar("_T")
+
+_MESSAGE_HEADER = qpath("edXMLEnvelope", "edXMLHeader", "MessageHeader")
+_STATUS_ONLY = frozenset({q("StatusCode"), q("Timestamp")})
+
+
+def detect_kind(root: etree._Element) -> Kind:
+    """A status message is one whose MessageHeader carries a StatusCode or a Timestamp.
+
+    Documents carry neither (their timestamps are in TraceHeader), so a status message
+    that lacks its StatusCode is still judged, and reported on, as a status message.
+    """
+    header = root.find(_MESSAGE_HEADER)
+    if header is not None and any(child.tag in _STATUS_ONLY for child in header):
+        return Kind.STATUS
+    return Kind.DOCUMENT
+
+
+def read(root: etree._Element) -> EdxmlMessage:
+    """The model of a schema-valid edXML tree; :class:`EdxmlError` names the first problem."""
+    message, issues = read_collecting(root)
+    if message is None:
+        raise issues[0].to_error()
+    return message
+
+
+def read_collecting(root: etree._Element) -> tuple[EdxmlMessage | None, list[Issue]]:
+    """The model, or ``None`` with every value that could not be read (bad dates, base64)."""
+    reader = _Reader()
+    try:
+        message = reader.read(root)
+    except EdxmlError as exc:
+        return None, [Issue.from_error(exc)]
+    except ValueError as exc:  # includes pydantic's ValidationError
+        return None, [Issue(f"edXML does not fit the message model: {exc}")]
+    return (None, reader.issues) if reader.issues else (message, [])
+
+
+def _need(parent: etree._Element, name: str) -> etree._Element:
+    child = parent.find(q(name))
+    if child is None:
+        raise EdxmlError(f"missing element {name}", line=line_of(parent), path=path_of(parent))
+    return child
+
+
+def _text(parent: etree._Element, name: str) -> str | None:
+    child = parent.find(q(name))
+    return None if child is None else child.text or ""
+
+
+def _need_text(parent: etree._Element, name: str) -> str:
+    return _need(parent, name).text or ""
+
+
+def _texts(parent: etree._Element | None, name: str) -> tuple[str, ...]:
+    return (
+        () if parent is None else tuple(child.text or "" for child in parent.iterchildren(q(name)))
+    )
+
+
+def _each(parent: etree._Element, *path: str) -> list[etree._Element]:
+    return parent.findall(qpath(*path))
+
+
+def _strict_base64(text: str) -> bytes:
+    """Exact base64, so that a truncated attachment is refused rather than shortened.
+
+    Whitespace (MIME line breaks, indentation) is allowed; it is only stripped when the
+    text does not decode as it is, which spares the common single-line case a copy.
+    """
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error:
+        compact = "".join(text.split())
+        if compact == text:
+            raise
+        return binascii.a2b_base64(compact, strict_mode=True)
+
+
+class _Reader:
+    """Reads one message, collecting values that cannot be converted instead of stopping."""
+
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def read(self, root: etree._Element) -> EdxmlMessage:
+        if root.tag != q("edXML"):
+            raise EdxmlError(f"root element is {root.tag}, not edXML", line=line_of(root))
+        header = _need(_need(root, "edXMLEnvelope"), "edXMLHeader")
+        if detect_kind(root) is Kind.STATUS:
+            return self._status(_need(header, "MessageHeader"))
+        return self._document(root, header)
+
+    def _status(self, header: etree._Element) -> EdxmlStatus:
+        return EdxmlStatus(
+            sender=self._organization(_need(header, "From")),
+            response_for=self._response_for(_need(header, "ResponseFor")),
+            status_code=StatusCode(_need_text(header, "StatusCode")),
+            timestamp=self._timestamp(_need(header, "Timestamp")),
+            staff_info=self._staff_info(header.find(q("StaffInfo"))),
+            description=_text(header, "Description"),
+        )
+
+    def _document(self, root: etree._Element, header: etree._Element) -> EdxmlDocument:
+        message = _need(header, "MessageHeader")
+        code = _need(message, "Code")
+        promulgation = _need(message, "PromulgationInfo")
+        document_type = _need(message, "DocumentType")
+        signer = message.find(q("SignerInfo"))
+        due_date = message.find(q("DueDate"))
+        other = message.find(q("OtherInfo"))
+        trace_list = _need(header, "TraceHeaderList")
+        return EdxmlDocument(
+            sender=self._organization(_need(message, "From")),
+            recipients=tuple(self._organization(to) for to in message.iterchildren(q("To"))),
+            document_id=_need_text(message, "DocumentId"),
+            code=Code(
+                code_number=_need_text(code, "CodeNumber"),
+                code_notation=_need_text(code, "CodeNotation"),
+            ),
+            promulgation_info=PromulgationInfo(
+                place=_need_text(promulgation, "Place"),
+                promulgation_date=self._date(_need(promulgation, "PromulgationDate")),
+            ),
+            document_type=DocumentType(
+                type=_need_text(document_type, "Type"),
+                type_detail=_text(document_type, "TypeDetail"),
+                type_name=_text(document_type, "TypeName"),
+            ),
+            subject=_need_text(message, "Subject"),
+            content=_text(message, "Content"),
+            signer_info=None
+            if signer is None
+            else SignerInfo(
+                full_name=_need_text(signer, "FullName"),
+                competence=_text(signer, "Competence"),
+                position=_text(signer, "Position"),
+            ),
+            # An empty DueDate means "no due date", as absence does.
+            due_date=self._date(due_date) if due_date is not None and due_date.text else None,
+            other_info=None if other is None else self._other_info(other),
+            response_for=tuple(
+                self._response_for(item) for item in message.iterchildren(q("ResponseFor"))
+            ),
+            steering_type=_text(message, "SteeringType"),
+            to_places=_texts(message.find(q("ToPlaces")), "Place"),
+            trace_headers=tuple(
+                TraceHeader(
+                    organ_id=_need_text(trace, "OrganId"),
+                    timestamp=self._timestamp(_need(trace, "Timestamp")),
+                )
+                for trace in trace_list.iterchildren(q("TraceHeader"))
+            ),
+            business=self._business(_need(trace_list, "Bussiness")),
+            references=tuple(
+                Reference(
+                    content_id=_need_text(reference, "ContentId"),
+                    content_type=_text(reference, "ContentType"),
+                    description=_text(reference, "Description"),
+                    attachment_name=_text(reference, "AttachmentName"),
+                )
+                for reference in _each(
+                    root, "edXMLEnvelope", "edXMLBody", "edXMLManifest", "Reference"
+                )
+            ),
+            attachments=tuple(
+                self._attachment(item) for item in _each(root, "AttachmentEncoded", "Attachment")
+            ),
+        )
+
+    def _organization(self, element: etree._Element) -> Organization:
+        return Organization(
+            organ_id=_need_text(element, "OrganId"),
+            organization_in_charge=_text(element, "OrganizationInCharge"),
+            organ_name=_text(element, "OrganName"),
+            organ_add=_text(element, "OrganAdd"),
+            email=_text(element, "Email"),
+            telephone=_text(element, "Telephone"),
+            fax=_text(element, "Fax"),
+            website=_text(element, "Website"),
+        )
+
+    def _response_for(self, element: etree._Element) -> ResponseFor:
+        promulgation_date = element.find(q("PromulgationDate"))
+        return ResponseFor(
+            organ_id=_need_text(element, "OrganId"),
+            document_id=_need_text(element, "DocumentId"),
+            code=_text(element, "Code"),
+            promulgation_date=None if promulgation_date is None else self._date(promulgation_date),
+        )
+
+    def _staff_info(self, element: etree._Element | None) -> StaffInfo | None:
+        if element is None:
+            return None
+        return StaffInfo(
+            department=_text(element, "Department"),
+            staff=_text(element, "Staff"),
+            mobile=_text(element, "Mobile"),
+            email=_text(element, "Email"),
+        )
+
+    def _other_info(self, element: etree._Element) -> OtherInfo:
+        promulgation_amount = _text(element, "PromulgationAmount")
+        page_amount = _text(element, "PageAmount")
+        direction = _text(element, "Direction")
+        return OtherInfo(
+            priority=_text(element, "Priority"),
+            sphere_of_promulgation=_text(element, "SphereOfPromulgation"),
+            typer_notation=_text(element, "TyperNotation"),
+            promulgation_amount=None if promulgation_amount is None else int(promulgation_amount),
+            page_amount=None if page_amount is None else int(page_amount),
+            # xs:boolean: "true"/"1" or "false"/"0", surrounding whitespace allowed.
+            direction=None if direction is None else direction.strip() in ("true", "1"),
+            appendixes=_texts(element.find(q("Appendixes")), "Appendix"),
+        )
+
+    def _business(self, element: etree._Element) -> Business:
+        info = element.find(q("BussinessDocumentInfo"))
+        return Business(
+            business_doc_type=BusinessDocType(int(_need_text(element, "BussinessDocType"))),
+            document_id=_text(element, "DocumentId"),
+            business_doc_reason=_text(element, "BussinessDocReason"),
+            business_document_info=None
+            if info is None
+            else BusinessDocumentInfo(
+                document_info=_text(info, "DocumentInfo"),
+                document_receiver=_text(info, "DocumentReceiver"),
+                receivers=tuple(
+                    Receiver(
+                        organ_id=_need_text(receiver, "OrganId"),
+                        receiver_type=_text(receiver, "ReceiverType"),
+                    )
+                    for receiver in _each(info, "ReceiverList", "Receiver")
+                ),
+            ),
+            paper=_text(element, "Paper"),
+            staff_info=self._staff_info(element.find(q("StaffInfo"))),
+            replacements=tuple(
+                ReplacementInfo(
+                    document_id=_need_text(replacement, "DocumentId"),
+                    organ_ids=_texts(replacement.find(q("OrganIdList")), "OrganId"),
+                )
+                for replacement in _each(element, "ReplacementInfoList", "ReplacementInfo")
+            ),
+        )
+
+    def _attachment(self, element: etree._Element) -> Attachment:
+        content_id = _need_text(element, "ContentId")
+        return Attachment(
+            content_id=content_id,
+            content=self._decode(_need(element, "ContentTransferEncoded"), content_id),
+            attachment_name=_text(element, "AttachmentName"),
+            description=_text(element, "Description"),
+            content_type=_text(element, "ContentType"),
+        )
+
+    def _decode(self, element: etree._Element, content_id: str) -> bytes:
+        try:
+            return _strict_base64(element.text or "")
+        except ValueError as exc:  # binascii.Error, or non-ASCII text
+            self.issues.append(
+                issue_at(element, f"attachment {content_id!r} is not valid base64: {exc}")
+            )
+            return b""
+
+    def _date(self, element: etree._Element) -> date:
+        return self._convert(element, parse_date, date.min)
+
+    def _timestamp(self, element: etree._Element) -> datetime:
+        return self._convert(element, parse_timestamp, datetime.min)
+
+    def _convert(self, element: etree._Element, parse: Callable[[str], _T], placeholder: _T) -> _T:
+        try:
+            return parse(element.text or "")
+        except ValueError as exc:
+            self.issues.append(issue_at(element, str(exc)))
+            return placeholder

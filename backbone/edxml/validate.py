@@ -1,0 +1,144 @@
+"""Accept or refuse edXML bytes: hardened parse → kind → schema → semantic checks → model.
+
+:func:`validate` returns the model or raises; :func:`examine` and :func:`collect_issues`
+report every problem, each with its line and path. Either way the work is done once: one
+parse, schemas loaded once per thread, attachments decoded once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+from lxml import etree
+
+from backbone.edxml.check import check
+from backbone.edxml.issues import Issue, path_of
+from backbone.edxml.models import EdxmlMessage, Kind
+from backbone.edxml.names import NAMESPACE
+from backbone.edxml.parser import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, parse_xml
+from backbone.edxml.reader import detect_kind, read_collecting
+from backbone.errors import EdxmlError, Reason
+
+__all__ = ["Examination", "collect_issues", "examine", "schema_dir", "validate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Examination:
+    """What one input turned out to be. ``root`` lets later layers (XML-DSig) reuse the
+    parse; ``kind`` is known whenever the input parsed, even when it is invalid."""
+
+    root: etree._Element | None
+    kind: Kind | None
+    message: EdxmlMessage | None
+    issues: tuple[Issue, ...]
+    reason: Reason | None  # why it was refused; None when it was accepted
+
+    @property
+    def ok(self) -> bool:
+        return self.message is not None
+
+
+def validate(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> EdxmlMessage:
+    """The message ``data`` carries, or :class:`EdxmlError` reporting the first problem
+    (with the parser's reason when it could not be parsed safely, else EDXML_INVALID)."""
+    result = examine(data, max_bytes=max_bytes, max_depth=max_depth)
+    if result.message is not None:
+        return result.message
+    first, more = result.issues[0], len(result.issues) - 1
+    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    raise EdxmlError(
+        first.message + suffix,
+        reason=result.reason or Reason.EDXML_INVALID,
+        line=first.line,
+        path=first.path,
+    )
+
+
+def collect_issues(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> list[Issue]:
+    """Every problem in ``data``; empty when it is a valid edXML message."""
+    return list(examine(data, max_bytes=max_bytes, max_depth=max_depth).issues)
+
+
+def examine(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Examination:
+    """Parse, judge and read ``data``, collecting every problem in line order."""
+    try:
+        root = parse_xml(data, max_bytes=max_bytes, max_depth=max_depth)
+    except EdxmlError as exc:
+        return Examination(None, None, None, (Issue.from_error(exc),), exc.reason)
+    kind = detect_kind(root)
+    issues = _schema_issues(root, kind)
+    structure_ok = not issues
+    issues += check(root, kind)
+    message = None
+    if structure_ok:  # values can only be read from a tree of the right shape
+        message, value_issues = read_collecting(root)
+        issues += value_issues
+    issues.sort(key=lambda issue: issue.line or 0)
+    if issues:
+        return Examination(root, kind, None, tuple(issues), Reason.EDXML_INVALID)
+    return Examination(root, kind, message, (), None)
+
+
+def schema_dir() -> Path:
+    """``backbone/_schemas/edxml`` in an installed wheel, else the repository's schemas/edxml."""
+    here = Path(__file__).resolve()
+    installed = here.parents[1] / "_schemas" / "edxml"
+    return installed if installed.is_dir() else here.parents[2] / "schemas" / "edxml"
+
+
+class _LogEntry(Protocol):  # what lxml's error log entries carry (lxml-stubs leave it untyped)
+    line: int
+    message: str
+    path: str
+
+
+# Schemas load once per thread: lxml keeps a validator's error log on the validator object,
+# so threads sharing one would read each other's errors.
+_local = threading.local()
+
+
+def _schema(kind: Kind) -> etree.XMLSchema:
+    schemas: dict[Kind, etree.XMLSchema] | None = getattr(_local, "schemas", None)
+    if schemas is None:
+        directory = schema_dir()
+        schemas = {k: etree.XMLSchema(etree.parse(str(directory / f"{k}.xsd"))) for k in Kind}
+        _local.schemas = schemas
+    return schemas[kind]
+
+
+def _schema_issues(root: etree._Element, kind: Kind) -> list[Issue]:
+    schema = _schema(kind)
+    if schema.validate(root):
+        return []
+    prefixes = {
+        prefix: uri for element in root.iter() for prefix, uri in element.nsmap.items() if prefix
+    }
+    return [
+        Issue(
+            entry.message.replace(f"{{{NAMESPACE}}}", ""),
+            entry.line or None,
+            _our_path(root, entry.path, prefixes),
+        )
+        for entry in cast("Iterable[_LogEntry]", schema.error_log)
+    ]
+
+
+def _our_path(root: etree._Element, libxml2_path: str, prefixes: dict[str, str]) -> str:
+    """libxml2 writes ``/*/edXML:edXMLEnvelope/*[4]``; find that element and name it our way."""
+    try:
+        found = root.xpath(libxml2_path, namespaces=prefixes)
+    except etree.XPathError:
+        return libxml2_path
+    if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+        return path_of(found[0])
+    return libxml2_path

@@ -1,0 +1,24 @@
+"""The secure envelope: what travels on the broker. Signed header, encrypted edXML payload.
+
+Wire format and algorithms: ``schemas/envelope/README.md``.
+"""
+
+from backbone.envelope.model import EnvelopeHeader, KeyWrap, Kind
+from backbone.envelope.seal import seal
+from backbone.envelope.unseal import OpenedEnvelope, VerifiedEnvelope, decrypt, open, verify
+from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_header
+
+__all__ = [
+    "DEFAULT_MAX_ENVELOPE_SIZE",
+    "EnvelopeHeader",
+    "Frame",
+    "KeyWrap",
+    "Kind",
+    "OpenedEnvelope",
+    "VerifiedEnvelope",
+    "decrypt",
+    "open",
+    "read_header",
+    "seal",
+    "verify",
+]

@@ -1,0 +1,118 @@
+"""Sealing: encrypt an edXML once for all its recipients, and sign the header."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
+
+from backbone.envelope import algorithms
+from backbone.envelope.model import EnvelopeHeader, KeyWrap, Kind, summarize
+from backbone.envelope.wire import encode
+from backbone.errors import CertificateBindingError, CertificateKeyUsageError, EnvelopeError
+from backbone.organ import OrganCode
+from backbone.pki.validation import CertificateValidator
+
+__all__ = ["seal"]
+
+
+def seal(
+    edxml: bytes,
+    *,
+    kind: Kind,
+    sender: OrganCode | str,
+    sender_key: rsa.RSAPrivateKey,
+    sender_cert: x509.Certificate,
+    recipients: Mapping[str, x509.Certificate] | Mapping[OrganCode, x509.Certificate],
+    document_id: str,
+    business_type: int | None = None,
+    status_code: str | None = None,
+    envelope_id: str | None = None,
+    created: datetime | None = None,
+    validator: CertificateValidator | None = None,
+) -> bytes:
+    """Return the envelope's wire bytes.
+
+    ``recipients`` maps each recipient organ code to the certificate to encrypt to. With a
+    ``validator``, the sender certificate (for signing) and every recipient certificate (for
+    key encipherment, bound to its organ code) are validated first; without one, the caller
+    must have validated them (e.g. taken them from a checked directory).
+    """
+    sender_code = OrganCode.parse(str(sender))
+    targets = {OrganCode.parse(str(code)): cert for code, cert in recipients.items()}
+    if not _same_key(sender_key, sender_cert):
+        raise CertificateBindingError(
+            f"the signing key given for {sender_code} is not the key of its certificate"
+        )
+    if validator is not None:
+        validator.validate(sender_cert, claimed=sender_code, usage="sign")
+        for code, cert in targets.items():
+            validator.validate(cert, claimed=code, usage="encrypt")
+
+    envelope_id = envelope_id or str(uuid.uuid4())
+    content_key = algorithms.new_content_key()
+    nonce = algorithms.new_nonce()
+    ciphertext = algorithms.encrypt_content(content_key, nonce, edxml, envelope_id.encode())
+    try:
+        header = EnvelopeHeader(
+            version=1,
+            envelope_id=envelope_id,
+            kind=Kind(kind),
+            sender=str(sender_code),
+            recipients=[str(code) for code in targets],
+            document_id=document_id,
+            business_type=business_type,
+            status_code=status_code,
+            created=_in_utc(created),
+            payload_size=len(ciphertext),
+            payload_digest=algorithms.sha256_hex(ciphertext),
+            key_commitment=algorithms.key_commitment(content_key),
+            content_encryption=algorithms.CONTENT_ENCRYPTION,
+            nonce=_b64(nonce),
+            key_wraps=[_wrap(code, cert, content_key) for code, cert in targets.items()],
+            sender_certificate=_b64(sender_cert.public_bytes(serialization.Encoding.DER)),
+            signature_alg=algorithms.SIGNATURE,
+        )
+    except ValidationError as exc:
+        raise EnvelopeError(f"cannot seal an envelope: {summarize(exc)}") from None
+    header_bytes = header.model_dump_json().encode()
+    return encode(header_bytes, algorithms.sign(sender_key, header_bytes), ciphertext)
+
+
+def _wrap(code: OrganCode, certificate: x509.Certificate, content_key: bytes) -> KeyWrap:
+    public_key = certificate.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise CertificateKeyUsageError(
+            f"certificate for {code} holds a {type(public_key).__name__}; envelope keys are "
+            "wrapped with RSAES-OAEP and need an RSA key"
+        )
+    return KeyWrap(
+        recipient=str(code),
+        cert_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+        alg=algorithms.KEY_WRAP,
+        wrapped_key=_b64(algorithms.wrap_key(public_key, content_key)),
+    )
+
+
+def _same_key(key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bool:
+    public_key = certificate.public_key()
+    return (
+        isinstance(public_key, rsa.RSAPublicKey)
+        and public_key.public_numbers() == key.public_key().public_numbers()
+    )
+
+
+def _in_utc(created: datetime | None) -> datetime:
+    if created is None:
+        return datetime.now(UTC)
+    return created.astimezone(UTC) if created.tzinfo is not None else created  # naive: refused
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,212 @@
+"""Every error the backbone raises, in one place.
+
+Each error carries a stable ``reason`` (a :class:`Reason`): the code that travels in
+rejection events, logs and metrics. The human message says what exactly is wrong.
+
+    BackboneError
+    ├── EdxmlError              edXML that is not well-formed, not valid, or unsafe
+    ├── OrganCodeError          a malformed QCVN 102 organ code or system id
+    ├── DirectoryError          a directory file that cannot be loaded, or an unknown entry
+    │   └── UnknownAgencyError      an organ code the directory does not list
+    ├── CertificateError        a certificate that fails a check
+    │   ├── CertificateExpiredError
+    │   ├── CertificateRevokedError
+    │   ├── CertificateUntrustedError
+    │   ├── CertificateBindingError
+    │   ├── CertificateKeyUsageError
+    │   └── RevocationUnknownError  no usable CRL: revocation status cannot be established
+    ├── EnvelopeError           a secure envelope that cannot be trusted or opened
+    │   ├── EnvelopeMalformedError
+    │   ├── PayloadTamperedError
+    │   ├── SignatureInvalidError
+    │   ├── NotARecipientError
+    │   ├── DecryptionError
+    │   └── XmlSignatureError      the XML-DSig signature inside an edXML does not verify
+    ├── PkiError                the development CA cannot do what was asked, or CA/CRL
+    │                           files configured for validation are unusable
+    └── BrokerUnavailableError  no RabbitMQ broker could be found or started
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "BackboneError",
+    "BrokerUnavailableError",
+    "CertificateBindingError",
+    "CertificateError",
+    "CertificateExpiredError",
+    "CertificateKeyUsageError",
+    "CertificateRevokedError",
+    "CertificateUntrustedError",
+    "DecryptionError",
+    "DirectoryError",
+    "EdxmlError",
+    "EnvelopeError",
+    "EnvelopeMalformedError",
+    "NotARecipientError",
+    "OrganCodeError",
+    "PayloadTamperedError",
+    "PkiError",
+    "Reason",
+    "RevocationUnknownError",
+    "SignatureInvalidError",
+    "UnknownAgencyError",
+    "XmlSignatureError",
+]
+
+
+class Reason(StrEnum):
+    """Stable reason codes. Values never change once published; add, never rename."""
+
+    EDXML_NOT_WELL_FORMED = "edxml_not_well_formed"
+    EDXML_UNSAFE = "edxml_unsafe"
+    EDXML_TOO_LARGE = "edxml_too_large"
+    EDXML_INVALID = "edxml_invalid"
+    ORGAN_CODE_MALFORMED = "organ_code_malformed"
+    DIRECTORY_INVALID = "directory_invalid"
+    AGENCY_UNKNOWN = "agency_unknown"
+    CERT_EXPIRED = "cert_expired"
+    CERT_NOT_YET_VALID = "cert_not_yet_valid"
+    CERT_REVOKED = "cert_revoked"
+    CERT_UNTRUSTED = "cert_untrusted"
+    CERT_WRONG_BINDING = "cert_wrong_binding"
+    CERT_WRONG_KEY_USAGE = "cert_wrong_key_usage"
+    CERT_MALFORMED = "cert_malformed"
+    REVOCATION_UNKNOWN = "revocation_unknown"
+    CRL_EXPIRED = "crl_expired"
+    ENVELOPE_MALFORMED = "envelope_malformed"
+    ENVELOPE_TOO_LARGE = "envelope_too_large"
+    PAYLOAD_TAMPERED = "payload_tampered"
+    SIGNATURE_INVALID = "signature_invalid"
+    NOT_A_RECIPIENT = "not_a_recipient"
+    DECRYPTION_FAILED = "decryption_failed"
+    XML_SIGNATURE_INVALID = "xml_signature_invalid"
+    PKI_ERROR = "pki_error"
+    BROKER_UNAVAILABLE = "broker_unavailable"
+
+
+class BackboneError(Exception):
+    """Base of every error the backbone raises on purpose."""
+
+    reason: Reason = Reason.ENVELOPE_MALFORMED
+
+    def __init__(self, message: str, *, reason: Reason | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+    def __str__(self) -> str:
+        return f"[{self.reason.value}] {self.message}"
+
+
+class EdxmlError(BackboneError):
+    """edXML that cannot be accepted: ``line`` and ``path`` locate the (first) problem.
+
+    ``backbone.edxml.collect_issues`` lists every problem of a file at once."""
+
+    reason = Reason.EDXML_INVALID
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: Reason | None = None,
+        line: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.line = line
+        self.path = path
+
+
+class OrganCodeError(BackboneError):
+    reason = Reason.ORGAN_CODE_MALFORMED
+
+
+class DirectoryError(BackboneError):
+    reason = Reason.DIRECTORY_INVALID
+
+
+class UnknownAgencyError(DirectoryError):
+    reason = Reason.AGENCY_UNKNOWN
+
+
+class CertificateError(BackboneError):
+    reason = Reason.CERT_MALFORMED
+
+
+class CertificateExpiredError(CertificateError):
+    """Outside its validity period (``reason`` tells expired from not yet valid)."""
+
+    reason = Reason.CERT_EXPIRED
+
+
+class CertificateRevokedError(CertificateError):
+    reason = Reason.CERT_REVOKED
+
+
+class CertificateUntrustedError(CertificateError):
+    """Does not chain to a configured trust anchor."""
+
+    reason = Reason.CERT_UNTRUSTED
+
+
+class CertificateBindingError(CertificateError):
+    """Valid, but issued to another organ code than the one claimed."""
+
+    reason = Reason.CERT_WRONG_BINDING
+
+
+class CertificateKeyUsageError(CertificateError):
+    reason = Reason.CERT_WRONG_KEY_USAGE
+
+
+class RevocationUnknownError(CertificateError):
+    """No CRL, or only an expired one, from the issuer: refused, never assumed unrevoked."""
+
+    reason = Reason.REVOCATION_UNKNOWN
+
+
+class EnvelopeError(BackboneError):
+    reason = Reason.ENVELOPE_MALFORMED
+
+
+class EnvelopeMalformedError(EnvelopeError):
+    reason = Reason.ENVELOPE_MALFORMED
+
+
+class PayloadTamperedError(EnvelopeError):
+    """The encrypted payload does not match the digest the sender signed."""
+
+    reason = Reason.PAYLOAD_TAMPERED
+
+
+class SignatureInvalidError(EnvelopeError):
+    """The sender's signature does not verify over the envelope header."""
+
+    reason = Reason.SIGNATURE_INVALID
+
+
+class NotARecipientError(EnvelopeError):
+    """The envelope carries no key wrap for the organ code trying to open it."""
+
+    reason = Reason.NOT_A_RECIPIENT
+
+
+class DecryptionError(EnvelopeError):
+    reason = Reason.DECRYPTION_FAILED
+
+
+class XmlSignatureError(EnvelopeError):
+    reason = Reason.XML_SIGNATURE_INVALID
+
+
+class PkiError(BackboneError):
+    reason = Reason.PKI_ERROR
+
+
+class BrokerUnavailableError(BackboneError):
+    reason = Reason.BROKER_UNAVAILABLE

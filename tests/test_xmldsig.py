@@ -1,0 +1,204 @@
+"""XML-DSig inside edXML: sign → verify, and every alteration or wrong signer refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from backbone.errors import (
+    CertificateBindingError,
+    CertificateRevokedError,
+    EdxmlError,
+    Reason,
+    XmlSignatureError,
+)
+from backbone.organ import OrganCode
+from backbone.xmldsig import DS_NS, EDXML_NS, sign_edxml, verify_edxml
+from tests.pki_fixtures import DevPki, make_pki
+
+G22 = OrganCode.parse("000.00.00.G22")
+H41 = OrganCode.parse("000.00.00.H41")
+ATTACHMENT = "UEsDBBQACAgIAFaTPE0AAAAAAAAAAAAAAAAqAAAAYTM2NjE1NjQ="
+
+BUILT = f"""<?xml version="1.0" encoding="UTF-8"?>
+<edXML xmlns="{EDXML_NS}">
+  <edXML:edXMLEnvelope xmlns:edXML="{EDXML_NS}">
+    <edXML:edXMLHeader>
+      <edXML:MessageHeader>
+        <edXML:From><edXML:OrganId>000.00.00.G22</edXML:OrganId></edXML:From>
+        <edXML:To><edXML:OrganId>000.00.00.H41</edXML:OrganId></edXML:To>
+        <edXML:DocumentId>000.00.00.G22,2024/05/02,12/VPCP-TTĐT</edXML:DocumentId>
+        <edXML:Subject>V/v kết nối liên thông</edXML:Subject>
+      </edXML:MessageHeader>
+    </edXML:edXMLHeader>
+    <edXML:edXMLBody>
+      <edXML:edXMLManifest version="1.0">
+        <edXML:Reference><edXML:ContentId>cid:1</edXML:ContentId></edXML:Reference>
+      </edXML:edXMLManifest>
+    </edXML:edXMLBody>
+  </edXML:edXMLEnvelope>
+  <AttachmentEncoded>
+    <Attachment>
+      <ContentId>cid:1</ContentId>
+      <edXML:ContentTransferEncoded
+          xmlns:edXML="{EDXML_NS}">{ATTACHMENT}</edXML:ContentTransferEncoded>
+    </Attachment>
+  </AttachmentEncoded>
+</edXML>
+""".encode()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _sign(pki: DevPki, edxml: bytes, signer: str = "000.00.00.G22") -> bytes:
+    issued = pki.agency(signer)
+    return sign_edxml(edxml, issued.key, issued.certificate)
+
+
+def _signatures(edxml: bytes) -> list[etree._Element]:
+    return list(etree.fromstring(edxml).iter(f"{{{DS_NS}}}Signature"))
+
+
+def _header_tags(edxml: bytes) -> list[str]:
+    header = etree.fromstring(edxml).find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
+    assert header is not None
+    return [str(child.tag) for child in header]
+
+
+def test_a_built_edxml_round_trips_and_the_attachment_is_signed(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    verified = verify_edxml(signed, pki.validator(), G22)
+    assert verified.sender == G22
+    assert verified.certificate.identity == G22
+    transferred = verified.signed_xml.findtext(f".//{{{EDXML_NS}}}ContentTransferEncoded")
+    assert transferred == ATTACHMENT
+    assert verified.signed_xml.find(f".//{{{DS_NS}}}Signature") is None
+
+
+def test_the_signature_is_rsa_sha256_with_exclusive_c14n_over_the_whole_document(
+    pki: DevPki,
+) -> None:
+    (signature,) = _signatures(_sign(pki, BUILT))
+    ds = {"ds": DS_NS}
+    assert signature.xpath("ds:SignedInfo/ds:SignatureMethod/@Algorithm", namespaces=ds) == [
+        "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    ]
+    assert signature.xpath("ds:SignedInfo/ds:CanonicalizationMethod/@Algorithm", namespaces=ds) == [
+        "http://www.w3.org/2001/10/xml-exc-c14n#"
+    ]
+    assert signature.xpath("ds:SignedInfo/ds:Reference/@URI", namespaces=ds) == [""]
+    assert signature.xpath(
+        "ds:SignedInfo/ds:Reference/ds:DigestMethod/@Algorithm", namespaces=ds
+    ) == ["http://www.w3.org/2001/04/xmlenc#sha256"]
+    parent = signature.getparent()
+    assert parent is not None
+    assert parent.tag == f"{{{EDXML_NS}}}edXMLHeader"
+
+
+def test_the_real_sample_signs_in_place_of_its_placeholder_and_verifies(
+    pki: DevPki, shared_edxml: Path
+) -> None:
+    sample = (shared_edxml / "edoc_revocation.edxml").read_bytes()
+    before = _header_tags(sample)
+    assert f"{{{EDXML_NS}}}Signature" in before
+    signed = _sign(pki, sample)
+    assert _header_tags(signed) == [
+        f"{{{DS_NS}}}Signature" if tag == f"{{{EDXML_NS}}}Signature" else tag for tag in before
+    ]
+    verified = verify_edxml(signed, pki.validator(), G22)
+    assert verified.signed_xml.findtext(f".//{{{EDXML_NS}}}DocumentId") == (
+        "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
+    )
+
+
+def test_the_vendor_placeholder_signature_is_not_a_signature(
+    pki: DevPki, shared_edxml: Path
+) -> None:
+    sample = (shared_edxml / "edoc_revocation.edxml").read_bytes()
+    with pytest.raises(XmlSignatureError, match="carries 0 XML signatures"):
+        verify_edxml(sample, pki.validator(), G22)
+
+
+def test_a_changed_attachment_byte_is_refused(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    tampered = signed.replace(ATTACHMENT.encode(), ATTACHMENT.replace("UEsD", "UEsE").encode())
+    assert tampered != signed
+    with pytest.raises(XmlSignatureError) as caught:
+        verify_edxml(tampered, pki.validator(), G22)
+    assert caught.value.reason is Reason.XML_SIGNATURE_INVALID
+
+
+def test_a_changed_header_field_is_refused(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    tampered = signed.replace("liên thông".encode(), "liên thong".encode())
+    assert tampered != signed
+    with pytest.raises(XmlSignatureError, match="does not verify"):
+        verify_edxml(tampered, pki.validator(), G22)
+
+
+def test_a_certificate_not_bound_to_the_from_organ_code_is_refused(pki: DevPki) -> None:
+    signed_by_h41 = _sign(pki, BUILT, signer="000.00.00.H41")
+    with pytest.raises(CertificateBindingError):
+        verify_edxml(signed_by_h41, pki.validator(), G22)
+
+
+def test_a_signer_claiming_its_own_code_for_a_document_from_another_is_refused(
+    pki: DevPki,
+) -> None:
+    signed_by_h41 = _sign(pki, BUILT, signer="000.00.00.H41")
+    with pytest.raises(
+        CertificateBindingError, match=r"the signed edXML is from '000\.00\.00\.G22'"
+    ):
+        verify_edxml(signed_by_h41, pki.validator(), H41)
+
+
+def test_a_revoked_signer_is_refused(pki: DevPki, tmp_path: Path) -> None:
+    own = make_pki(tmp_path / "pki")
+    signed = _sign(own, BUILT)
+    own.ca.revoke("000.00.00.G22")
+    with pytest.raises(CertificateRevokedError):
+        verify_edxml(signed, own.validator(), G22)
+
+
+def test_signing_again_replaces_the_earlier_signature(pki: DevPki) -> None:
+    twice = _sign(pki, _sign(pki, BUILT))
+    assert len(_signatures(twice)) == 1
+    verify_edxml(twice, pki.validator(), G22)
+
+
+def test_a_second_signature_outside_the_header_is_refused(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    root = etree.fromstring(signed)
+    (signature,) = _signatures(signed)
+    root.append(etree.fromstring(etree.tostring(signature)))
+    with pytest.raises(XmlSignatureError, match="carries 2 XML signatures"):
+        verify_edxml(etree.tostring(root), pki.validator(), G22)
+
+
+def test_a_signature_moved_out_of_the_header_is_refused(pki: DevPki) -> None:
+    root = etree.fromstring(_sign(pki, BUILT))
+    (signature,) = root.iter(f"{{{DS_NS}}}Signature")
+    root.append(signature)
+    with pytest.raises(XmlSignatureError, match="is in edXML, not in edXMLHeader"):
+        verify_edxml(etree.tostring(root), pki.validator(), G22)
+
+
+def test_xml_with_a_doctype_never_reaches_the_verifier(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    with_doctype = signed.replace(b"?>", b'?><!DOCTYPE edXML [<!ENTITY x "y">]>', 1)
+    with pytest.raises(EdxmlError) as caught:
+        verify_edxml(with_doctype, pki.validator(), G22)
+    assert caught.value.reason is Reason.EDXML_UNSAFE
+
+
+def test_a_multi_megabyte_attachment_signs_and_verifies(pki: DevPki) -> None:
+    # ~9 MiB decoded, ~12 MB of base64: a scanned PDF, above libxml2's default text-node cap.
+    big = "QUJD" * 3_000_000
+    signed = _sign(pki, BUILT.replace(ATTACHMENT.encode(), big.encode()))
+    verified = verify_edxml(signed, pki.validator(), G22)
+    assert verified.signed_xml.findtext(f".//{{{EDXML_NS}}}ContentTransferEncoded") == big
