@@ -25,7 +25,13 @@ import structlog
 
 from backbone.errors import BrokerUnavailableError
 
-__all__ = ["LOCAL_URL", "BrokerEndpoint", "discover_broker", "enable_plugins"]
+__all__ = [
+    "LOCAL_URL",
+    "BrokerEndpoint",
+    "discover_broker",
+    "docker_engine_answers",
+    "enable_plugins",
+]
 
 LOCAL_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
@@ -104,7 +110,7 @@ def _install_local_node() -> bool:
     return done.returncode == 0
 
 
-def _docker_engine_answers() -> bool:
+def docker_engine_answers() -> bool:
     if shutil.which("docker") is None:
         return False
     probe = subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=20)
@@ -145,7 +151,7 @@ def discover_broker(
         return BrokerEndpoint(LOCAL_URL, "started")
     if start and install and _install_local_node() and _start_local_node(wait_seconds):
         return BrokerEndpoint(LOCAL_URL, "installed")
-    if container and _docker_engine_answers():
+    if container and docker_engine_answers():
         return _container()
     raise BrokerUnavailableError(HOW_TO_GET_ONE)
 

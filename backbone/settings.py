@@ -1,0 +1,65 @@
+"""Configuration shared by the router and adapters: environment (``VDX_*``) over a YAML file.
+
+The file is named by ``VDX_CONFIG`` (or passed to :meth:`Settings.load`); environment
+variables win over it. Lists in the environment are JSON:
+``VDX_TRUST_ANCHORS='["/etc/vdx/ca.pem"]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from backbone.broker.discovery import LOCAL_URL
+from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from backbone.pki.validation import CertificateValidator
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VDX_", extra="forbid", frozen=True)
+
+    amqp_url: SecretStr = Field(
+        default=SecretStr(LOCAL_URL),
+        validation_alias=AliasChoices("VDX_AMQP_URL", "AMQP_URL", "amqp_url"),
+        description="Broker URL; credentials never appear in logs",
+    )
+    directory: Path | None = Field(default=None, description="The agency directory file")
+    trust_anchors: tuple[Path, ...] = Field(
+        default=(), description="CA certificates (PEM bundles or DER) that certificates chain to"
+    )
+    intermediates: tuple[Path, ...] = Field(default=(), description="Intermediate CA files")
+    crls: tuple[Path, ...] = Field(default=(), description="CRL files, one per issuing CA")
+    max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None) -> Settings:
+        """Settings from ``config_file`` (or ``VDX_CONFIG``) with the environment over it."""
+        path = config_file or (
+            Path(os.environ["VDX_CONFIG"]) if "VDX_CONFIG" in os.environ else None
+        )
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
+        return cls(**(values or {}))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init values; the environment wins over them.
+        return (env_settings, init_settings)
+
+    def certificate_validator(self) -> CertificateValidator:
+        """The validator production uses: configured CA certificates, intermediates and CRLs."""
+        return CertificateValidator.from_paths(
+            self.trust_anchors, self.crls, intermediate_files=self.intermediates
+        )

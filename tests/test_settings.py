@@ -1,0 +1,49 @@
+"""Configuration: a YAML file, with the environment over it; production trust from paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backbone.errors import CertificateUntrustedError
+from backbone.organ import OrganCode
+from backbone.settings import Settings
+from tests.pki_fixtures import make_pki
+
+
+def test_file_values_load_and_the_environment_wins_over_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "vdx.yaml"
+    config.write_text("directory: /srv/vdx/directory.yaml\nmax_envelope_bytes: 1000\n")
+    monkeypatch.delenv("AMQP_URL", raising=False)
+    monkeypatch.setenv("VDX_MAX_ENVELOPE_BYTES", "2000")
+    settings = Settings.load(config)
+    assert settings.directory == Path("/srv/vdx/directory.yaml")
+    assert settings.max_envelope_bytes == 2000
+
+
+def test_broker_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMQP_URL", "amqp://agency:s3cret@broker:5672/")
+    settings = Settings.load()
+    assert "s3cret" not in repr(settings)
+    assert settings.amqp_url.get_secret_value().endswith("@broker:5672/")
+
+
+def test_unknown_keys_in_the_file_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "vdx.yaml"
+    config.write_text("directroy: typo.yaml\n")
+    with pytest.raises(ValueError, match="directroy"):
+        Settings.load(config)
+
+
+def test_the_configured_ca_and_crl_paths_make_the_production_validator(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    foreign = make_pki(tmp_path / "foreign")
+    settings = Settings(trust_anchors=(pki.ca.cert_path,), crls=(pki.ca.crl_path,))
+    validator = settings.certificate_validator()
+    code = OrganCode.parse("000.00.00.H41")
+    assert validator.validate(pki.agency(str(code)).certificate, claimed=code, usage="sign")
+    with pytest.raises(CertificateUntrustedError):
+        validator.validate(foreign.agency(str(code)).certificate, claimed=code, usage="sign")
