@@ -56,8 +56,8 @@ def test_shared_samples_give_the_expected_lines_and_exit_1(shared_edxml: Path) -
         "attachments": None,
         "errors": [
             {
-                "message": "XML is not well-formed: Start tag expected, '<' not found, "
-                "line 1, column 1",
+                "message": "4 byte(s) b'1212' before the XML declaration; an edXML file "
+                "must start with '<?xml' (or an optional UTF-8 byte order mark)",
                 "line": 1,
                 "path": None,
             }

@@ -33,6 +33,7 @@ def test_bytes_before_the_xml_declaration_are_not_well_formed_at_line_1() -> Non
     error = refusal(b'1212<?xml version="1.0" encoding="UTF-8"?>\n<edXML/>')
     assert error.reason is Reason.EDXML_NOT_WELL_FORMED
     assert error.line == 1
+    assert "4 byte(s) b'1212' before the XML declaration" in error.message
 
 
 def test_syntax_error_reports_the_line_lxml_found_it_on() -> None:

@@ -53,7 +53,7 @@ def parse_xml(
     try:
         root = etree.fromstring(data, hardened_parser())
     except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc) from None
+        raise _junk_before_declaration(data) or _syntax_error(exc) from None
     # Second line of defence for encodings the byte-level prolog scan cannot read (UTF-16).
     if root.getroottree().docinfo.internalDTD is not None:
         raise _doctype_error()
@@ -98,6 +98,21 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> EdxmlError:
     # libxml2's own remaining limits (nesting depth, among others): depth is an attack.
     reason = Reason.EDXML_UNSAFE if "depth" in exc.msg else Reason.EDXML_TOO_LARGE
     return EdxmlError(f"XML exceeds a parser limit: {exc.msg}", reason=reason, line=line)
+
+
+def _junk_before_declaration(data: bytes) -> EdxmlError | None:
+    """Some software writes bytes (a length, a stray BOM copy) before ``<?xml``: say so."""
+    declaration = data.find(b"<?xml", 0, 1024)
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    if declaration <= start or data[start:declaration].strip() == b"":
+        return None
+    junk = data[start:declaration]
+    return EdxmlError(
+        f"{len(junk)} byte(s) {junk[:16]!r} before the XML declaration; an edXML file must "
+        "start with '<?xml' (or an optional UTF-8 byte order mark)",
+        reason=Reason.EDXML_NOT_WELL_FORMED,
+        line=1,
+    )
 
 
 def _refuse_doctype_in_prolog(data: bytes) -> None:
