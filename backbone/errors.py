@@ -24,7 +24,8 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │   └── XmlSignatureError      the XML-DSig signature inside an edXML does not verify
     ├── PkiError                the development CA cannot do what was asked, or CA/CRL
     │                           files configured for validation are unusable
-    └── BrokerUnavailableError  no RabbitMQ broker could be found or started
+    ├── BrokerUnavailableError  no RabbitMQ broker could be found or started
+    └── RoutingError            the router refuses an authentic envelope (reason says why)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "PayloadTamperedError",
     "PkiError",
     "Reason",
+    "RoutingError",
     "RevocationUnknownError",
     "SignatureInvalidError",
     "UnknownAgencyError",
@@ -85,6 +87,18 @@ class Reason(StrEnum):
     XML_SIGNATURE_INVALID = "xml_signature_invalid"
     PKI_ERROR = "pki_error"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    # The router's own refusals, after the envelope itself checked out.
+    SENDER_UNKNOWN = "sender_unknown"
+    SENDER_INACTIVE = "sender_inactive"
+    PUBLISHER_MISMATCH = "publisher_mismatch"
+    RECIPIENT_UNKNOWN = "recipient_unknown"
+    POLICY_DENIED = "policy_denied"
+    DUPLICATE_CONFLICT = "duplicate_conflict"
+    STATUS_UNKNOWN_DOCUMENT = "status_unknown_document"
+    STATUS_IMPLAUSIBLE = "status_implausible"
+    REFERENCED_DOCUMENT_UNKNOWN = "referenced_document_unknown"
+    UNROUTABLE = "unroutable"
+    POISON = "poison"
 
 
 class BackboneError(Exception):
@@ -210,3 +224,10 @@ class PkiError(BackboneError):
 
 class BrokerUnavailableError(BackboneError):
     reason = Reason.BROKER_UNAVAILABLE
+
+
+class RoutingError(BackboneError):
+    """An authentic envelope the router refuses: unknown parties, policy, duplicates,
+    implausible statuses. Always raised with an explicit ``reason``."""
+
+    reason = Reason.POLICY_DENIED

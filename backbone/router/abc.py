@@ -1,0 +1,121 @@
+"""The router's interfaces and value objects, in one place (as aio-pika keeps its ``abc``).
+
+Behaviour lives beside this module: ``topology`` (what is declared on the broker),
+``store`` (dedup and routing state, SQLite or PostgreSQL), ``pipeline`` (the checks every
+envelope passes, in order), ``events`` (what senders and operators follow), ``service``
+(the consumer that ties them together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from backbone.envelope import EnvelopeHeader
+from backbone.errors import Reason
+
+__all__ = [
+    "Claim",
+    "ClaimState",
+    "Delivery",
+    "Identity",
+    "Outcome",
+    "Store",
+]
+
+
+class Outcome(StrEnum):
+    """What finally happened to an envelope the router accepted for processing."""
+
+    ROUTED = "routed"
+    REJECTED = "rejected"
+    UNROUTABLE = "unroutable"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What makes two submissions "the same document from the same sender".
+
+    ``variant`` separates what a sender may legitimately send more than once under one
+    DocumentId: ``document:0`` (new) … ``document:3`` (replacement), ``status:03`` …
+    ``payload_digest`` tells a byte-identical resend (same digest: answer with the original
+    outcome) from a different payload under the same identity (refused).
+    """
+
+    sender: str
+    document_id: str
+    variant: str
+    payload_digest: str
+
+    @classmethod
+    def of(cls, header: EnvelopeHeader) -> Identity:
+        variant = (
+            f"status:{header.status_code}"
+            if header.status_code is not None
+            else f"document:{header.business_type}"
+        )
+        return cls(header.sender, header.document_id, variant, header.payload_digest)
+
+
+class ClaimState(StrEnum):
+    NEW = "new"  # first time seen: route it
+    RESUMED = "resumed"  # same envelope, not finished (a redelivery after a crash): route again
+    ANSWERED = "answered"  # same payload, finished: answer with the original outcome
+    CONFLICT = "conflict"  # same identity, different payload: refuse
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    envelope_id: str  # the envelope that first claimed the identity
+    outcome: Outcome | None  # its outcome when finished
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One routed envelope for one recipient: the history statuses and flows are checked on."""
+
+    envelope_id: str
+    document_id: str
+    sender: str
+    recipient: str
+    kind: str  # "document" | "status"
+    business_type: int | None
+    status_code: str | None
+    at: datetime
+
+
+class Store(Protocol):
+    """Routing and dedup state shared by router replicas (SQLite file or PostgreSQL)."""
+
+    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+        """Atomically claim ``identity`` for ``envelope_id`` (safe across replicas)."""
+        ...
+
+    async def finish(
+        self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
+    ) -> None:
+        """Record how a claimed envelope ended."""
+        ...
+
+    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
+        """Mark the envelope routed and remember one :class:`Delivery` per recipient, in
+        one transaction."""
+        ...
+
+    async def history(
+        self, document_id: str, *, sender: str, recipient: str
+    ) -> Sequence[Delivery]:
+        """Everything routed about ``document_id`` between the two agencies, either
+        direction, oldest first."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,65 @@
+"""Delivery and processing-status events: what senders and operators follow.
+
+Published as JSON on the events exchange with routing key ``<type>.<party routing key>``
+(the party is the agency to tell: the sender of a document, or the original sender a
+status is about). Events carry no document content, only identifiers and codes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backbone.envelope import EnvelopeHeader
+from backbone.errors import Reason
+
+__all__ = ["Event", "EventType"]
+
+
+class EventType(StrEnum):
+    ROUTED = "routed"  # every recipient's inbox has it (publisher confirms)
+    REJECTED = "rejected"  # refused with a reason; the envelope is in quarantine
+    DUPLICATE = "duplicate"  # a resend, answered with the original outcome
+    UNROUTABLE = "unroutable"  # known recipient, nothing bound: parked
+    DEAD_LETTERED = "dead_lettered"  # kept failing the router: in the dead-letter queue
+    STATUS = "status"  # a recipient's processing status (01–16) about a document
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: EventType
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    party: str = Field(description="organ code of the agency this event is for")
+    envelope_id: str | None = None
+    document_id: str | None = None
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    kind: str | None = None
+    business_type: int | None = None
+    status_code: str | None = None
+    reason: Reason | None = None
+    message: str | None = None
+    original_outcome: str | None = Field(
+        default=None, description="for duplicates: the outcome of the first submission"
+    )
+
+    @classmethod
+    def about(cls, type: EventType, header: EnvelopeHeader, **fields: object) -> Event:
+        """An event about ``header``, for its sender unless ``party`` says otherwise."""
+        values: dict[str, object] = {
+            "party": header.sender,
+            "envelope_id": header.envelope_id,
+            "document_id": header.document_id,
+            "sender": header.sender,
+            "recipients": tuple(header.recipients),
+            "kind": str(header.kind),
+            "business_type": header.business_type,
+            "status_code": header.status_code,
+        }
+        values.update(fields)
+        return cls.model_validate(values)

@@ -1,0 +1,80 @@
+"""Every exchange, queue and routing key name on the broker, derived from one prefix.
+
+One prefix per deployment (``vdx`` by default); tests use a fresh prefix each, so runs on a
+shared broker never see each other's messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backbone.organ import OrganCode
+from backbone.tiers import Tier
+
+__all__ = ["Names"]
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    prefix: str = "vdx"
+
+    @property
+    def submit_exchange(self) -> str:
+        """Where adapters publish envelopes (direct; feeds the router's inbound queue)."""
+        return f"{self.prefix}.submit"
+
+    @property
+    def inbound_queue(self) -> str:
+        return f"{self.prefix}.router.inbound"
+
+    @property
+    def events_exchange(self) -> str:
+        """Topic exchange of delivery and processing-status events."""
+        return f"{self.prefix}.events"
+
+    @property
+    def unroutable_exchange(self) -> str:
+        """Alternate exchange of every tier exchange (fanout)."""
+        return f"{self.prefix}.unroutable"
+
+    @property
+    def unroutable_parked(self) -> str:
+        """Keeps unroutable envelopes for operators."""
+        return f"{self.prefix}.unroutable.parked"
+
+    @property
+    def unroutable_notify(self) -> str:
+        """A copy the router consumes to count them and tell the sender."""
+        return f"{self.prefix}.unroutable.notify"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.prefix}.dead-letter"
+
+    @property
+    def dead_letter_parked(self) -> str:
+        return f"{self.prefix}.dead-letter.parked"
+
+    @property
+    def dead_letter_notify(self) -> str:
+        return f"{self.prefix}.dead-letter.notify"
+
+    @property
+    def quarantine_queue(self) -> str:
+        """Rejected envelopes, kept with their reason."""
+        return f"{self.prefix}.quarantine"
+
+    def tier_exchange(self, tier: Tier) -> str:
+        return f"{self.prefix}.tier.{tier.number}.{tier.name}"
+
+    def inbox_queue(self, system: str) -> str:
+        """The inbox of a connected system: a direct agency's organ code or a hub id."""
+        return f"{self.prefix}.inbox.{system}"
+
+    def events_queue(self, system: str) -> str:
+        return f"{self.prefix}.events.{system}"
+
+    @staticmethod
+    def event_routing_key(event_type: str, party: OrganCode) -> str:
+        """``<event type>.<routing key of the agency to tell>``: a hub binds ``*.H53.#``."""
+        return f"{event_type}.{party.routing_key}"
