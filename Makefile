@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker test lint demo clean
+.PHONY: install broker postgres test lint demo clean
 
 install: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 broker: install
 	$(BIN)/backbone broker ensure --install --plugins
 
-test: install broker
+# The PostgreSQL the store tests use (VDX_TEST_POSTGRES_URL, or the local one).
+postgres:
+	scripts/ensure-postgres
+
+test: install broker postgres
 	$(BIN)/pytest
 
 lint: install

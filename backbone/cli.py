@@ -8,6 +8,8 @@ from backbone.broker.cli import app as broker_app
 from backbone.directory.cli import app as directory_app
 from backbone.edxml.cli import app as edxml_app
 from backbone.pki.cli import app as pki_app
+from backbone.router.cli import app as router_app
+from backbone.router.topology_cli import app as topology_app
 
 app = typer.Typer(
     name="backbone",
@@ -18,6 +20,8 @@ app = typer.Typer(
 app.add_typer(edxml_app, name="edxml", help="Check and inspect edXML (QCVN 102:2016) files.")
 app.add_typer(pki_app, name="pki", help="Development certificate authority and certificate checks.")
 app.add_typer(directory_app, name="directory", help="The agency directory: check, query, generate.")
+app.add_typer(router_app, name="router", help="Run a router replica.")
+app.add_typer(topology_app, name="topology", help="Declare or show the broker topology.")
 app.add_typer(broker_app, name="broker", help="Find, start or install a broker (development, CI).")
 
 

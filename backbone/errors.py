@@ -25,6 +25,7 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     ├── PkiError                the development CA cannot do what was asked, or CA/CRL
     │                           files configured for validation are unusable
     ├── BrokerUnavailableError  no RabbitMQ broker could be found or started
+    ├── StoreUnavailableError   the router's database (SQLite or PostgreSQL) cannot be reached
     └── RoutingError            the router refuses an authentic envelope (reason says why)
 """
 
@@ -51,9 +52,10 @@ __all__ = [
     "PayloadTamperedError",
     "PkiError",
     "Reason",
-    "RoutingError",
     "RevocationUnknownError",
+    "RoutingError",
     "SignatureInvalidError",
+    "StoreUnavailableError",
     "UnknownAgencyError",
     "XmlSignatureError",
 ]
@@ -87,6 +89,7 @@ class Reason(StrEnum):
     XML_SIGNATURE_INVALID = "xml_signature_invalid"
     PKI_ERROR = "pki_error"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    STORE_UNAVAILABLE = "store_unavailable"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
     SENDER_INACTIVE = "sender_inactive"
@@ -224,6 +227,10 @@ class PkiError(BackboneError):
 
 class BrokerUnavailableError(BackboneError):
     reason = Reason.BROKER_UNAVAILABLE
+
+
+class StoreUnavailableError(BackboneError):
+    reason = Reason.STORE_UNAVAILABLE
 
 
 class RoutingError(BackboneError):

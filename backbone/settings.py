@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from backbone.broker.discovery import LOCAL_URL
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
+from backbone.router.policy import RoutingPolicy
 
 __all__ = ["Settings"]
 
@@ -36,6 +37,21 @@ class Settings(BaseSettings):
     intermediates: tuple[Path, ...] = Field(default=(), description="Intermediate CA files")
     crls: tuple[Path, ...] = Field(default=(), description="CRL files, one per issuing CA")
     max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+    prefix: str = Field(
+        default="vdx", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Broker name prefix"
+    )
+    store_url: str = Field(
+        default="sqlite+aiosqlite:///var/router.db",
+        description="Routing and dedup state: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…",
+    )
+    prefetch: int = Field(default=256, gt=0, le=65535, description="Envelopes in flight")
+    delivery_limit: int = Field(
+        default=5, gt=0, description="Redeliveries before an envelope is dead-lettered"
+    )
+    routing_policy: RoutingPolicy = Field(
+        default_factory=RoutingPolicy,
+        description="Which tiers and subtrees may send to which (default: everyone to everyone)",
+    )
 
     @classmethod
     def load(cls, config_file: Path | None = None) -> Settings:

@@ -5,7 +5,14 @@ Wire format and algorithms: ``schemas/envelope/README.md``.
 
 from backbone.envelope.model import EnvelopeHeader, KeyWrap, Kind
 from backbone.envelope.seal import seal
-from backbone.envelope.unseal import OpenedEnvelope, VerifiedEnvelope, decrypt, open, verify
+from backbone.envelope.unseal import (
+    OpenedEnvelope,
+    VerifiedEnvelope,
+    decrypt,
+    open,
+    verify,
+    verify_frame,
+)
 from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_header
 
 __all__ = [
@@ -21,4 +28,5 @@ __all__ = [
     "read_header",
     "seal",
     "verify",
+    "verify_frame",
 ]

@@ -1,5 +1,9 @@
 """Checking and opening envelopes: :func:`verify` for the router, :func:`open` for recipients.
 
+A caller that has already split the body with :func:`~backbone.envelope.wire.read_header`
+(the router, which checks the directory before any cryptography) finishes with
+:func:`verify_frame` instead of parsing twice.
+
 Order of the checks (each trusts only what the previous ones established):
 
 1. framing and header schema (:func:`~backbone.envelope.wire.read_header`) — bounded parsing;
@@ -24,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backbone.envelope import algorithms
 from backbone.envelope.model import EnvelopeHeader
-from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, read_header
+from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_header
 from backbone.errors import (
     CertificateKeyUsageError,
     DecryptionError,
@@ -35,7 +39,7 @@ from backbone.errors import (
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator, ValidatedCertificate
 
-__all__ = ["OpenedEnvelope", "VerifiedEnvelope", "decrypt", "open", "verify"]
+__all__ = ["OpenedEnvelope", "VerifiedEnvelope", "decrypt", "open", "verify", "verify_frame"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,14 @@ def verify(
 ) -> VerifiedEnvelope:
     """The router's check: everything but decryption. Raises an :class:`EnvelopeError` or
     :class:`CertificateError` subclass naming what failed."""
-    frame = read_header(body, max_size=max_size)
+    return verify_frame(read_header(body, max_size=max_size), validator, at=at)
+
+
+def verify_frame(
+    frame: Frame, validator: CertificateValidator, *, at: datetime | None = None
+) -> VerifiedEnvelope:
+    """Steps 2–4 of :func:`verify` on a body already split by
+    :func:`~backbone.envelope.wire.read_header`."""
     header = frame.header
     sender = validator.validate(
         base64.b64decode(header.sender_certificate),

@@ -208,7 +208,9 @@ class CertificateValidator:
         if verdict is None:
             try:
                 verdict = self._judge(_parse(certificate, claimed), claimed, usage, moment)
-            except ValueError as exc:  # cryptography parses fields lazily, on first access
+            # cryptography parses fields lazily, on first access; a bad version field raises
+            # InvalidVersion, which is not a ValueError.
+            except (ValueError, x509.InvalidVersion) as exc:
                 raise CertificateError(f"certificate for {claimed} is malformed: {exc}") from None
             with self._lock:
                 self._cache[key] = verdict

@@ -107,9 +107,7 @@ class Store(Protocol):
         one transaction."""
         ...
 
-    async def history(
-        self, document_id: str, *, sender: str, recipient: str
-    ) -> Sequence[Delivery]:
+    async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         """Everything routed about ``document_id`` between the two agencies, either
         direction, oldest first."""
         ...

@@ -52,6 +52,7 @@ class Event(BaseModel):
     def about(cls, type: EventType, header: EnvelopeHeader, **fields: object) -> Event:
         """An event about ``header``, for its sender unless ``party`` says otherwise."""
         values: dict[str, object] = {
+            "type": type,
             "party": header.sender,
             "envelope_id": header.envelope_id,
             "document_id": header.document_id,

@@ -24,6 +24,11 @@ class Names:
         return f"{self.prefix}.submit"
 
     @property
+    def submit_routing_key(self) -> str:
+        """The routing key adapters publish envelopes with on the submit exchange."""
+        return "envelope"
+
+    @property
     def inbound_queue(self) -> str:
         return f"{self.prefix}.router.inbound"
 
@@ -73,6 +78,11 @@ class Names:
 
     def events_queue(self, system: str) -> str:
         return f"{self.prefix}.events.{system}"
+
+    @property
+    def events_operators_queue(self) -> str:
+        """Every event, for operators (bound with ``#``)."""
+        return f"{self.prefix}.events.operators"
 
     @staticmethod
     def event_routing_key(event_type: str, party: OrganCode) -> str:

@@ -1,0 +1,308 @@
+"""The checks every envelope passes, in order, ending in one :data:`Decision`.
+
+1. size, before anything is parsed                          → ``envelope_too_large``
+2. framing and header schema (``read_header``)               → ``envelope_malformed``
+3. sender listed and active in the directory                 → ``sender_unknown`` / ``_inactive``
+4. the broker ``user_id`` is the sender's account, or its hub's → ``publisher_mismatch``
+5. sender certificate, signature, payload (``verify_frame``) → the certificate/envelope reasons
+6. recipients listed and active                              → ``recipient_unknown``
+7. routing policy for every recipient                        → ``policy_denied``
+8. flows: a status answers a document that was routed, a revocation, update or replacement
+   follows the original                → ``status_unknown_document`` / ``status_implausible``
+                                         / ``referenced_document_unknown``
+9. duplicates (``Store.claim``)        → ``duplicate_conflict``, or an :class:`Answer`
+
+Cheap directory checks come before the cryptography so that floods from unknown or
+misconfigured publishers cost a dict lookup, not an RSA verification; the store is touched
+only by authentic envelopes, and nothing is claimed until every other check has passed, so a
+refused envelope can be fixed and sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from backbone.directory import Agency, Directory
+from backbone.envelope import (
+    DEFAULT_MAX_ENVELOPE_SIZE,
+    EnvelopeHeader,
+    VerifiedEnvelope,
+    read_header,
+    verify_frame,
+)
+from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailableError
+from backbone.pki.validation import CertificateValidator
+from backbone.router.abc import ClaimState, Delivery, Identity, Outcome, Store
+from backbone.router.names import Names
+from backbone.router.policy import RoutingPolicy
+
+__all__ = ["Answer", "Decision", "Pipeline", "Reject", "Route"]
+
+# Statuses a receiver sends back to the original sender, and the original sender's own.
+_RECEIVER_STATUSES: Final = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})
+_TAKE_BACK: Final = "13"
+_ANSWERS_TO_REQUESTS: Final = frozenset({"15", "16"})
+_NEW, _UPDATE = 0, 2
+_BUSINESS_NAMES: Final = {
+    0: "document",
+    1: "revocation of document",
+    2: "update of document",
+    3: "replacement of document",
+}
+_DEFAULT_POLICY: Final = RoutingPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Publish the envelope once per tier exchange in ``plan`` (exchange → recipient routing
+    keys): the first key as routing key, the others in the CC header."""
+
+    header: EnvelopeHeader
+    envelope: VerifiedEnvelope
+    plan: Mapping[str, tuple[str, ...]]
+    resumed: bool  # a redelivery of an envelope claimed but never finished
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Refused. ``header`` is None when the body could not be parsed. ``authenticated`` says
+    whether the sender's signature had been verified: only then is ``header.sender`` known
+    to be who sent it (and the one to tell), rather than merely who the header names."""
+
+    reason: Reason
+    message: str
+    header: EnvelopeHeader | None
+    authenticated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A byte-identical resend of a finished envelope: tell the sender what happened then."""
+
+    header: EnvelopeHeader
+    original_envelope_id: str
+    outcome: Outcome
+
+
+Decision = Route | Reject | Answer
+
+
+class Pipeline:
+    def __init__(
+        self,
+        directory: Directory,
+        validator: CertificateValidator,
+        store: Store,
+        names: Names,
+        policy: RoutingPolicy = _DEFAULT_POLICY,
+        max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_SIZE,
+    ) -> None:
+        policy.check(directory.tiers)
+        self._directory = directory
+        self._tiers = directory.tiers
+        self._validator = validator
+        self._store = store
+        self._policy = policy
+        self._max_bytes = max_envelope_bytes
+        # A code's level decides its tier: four entries instead of a tier lookup per recipient.
+        self._exchange_of_level = {
+            level: names.tier_exchange(tier) for tier in self._tiers.tiers for level in tier.levels
+        }
+
+    async def evaluate(self, body: bytes, *, user_id: str | None) -> Decision:
+        """Decide what to do with one envelope as consumed (``user_id``: the AMQP property
+        the broker checked against the publisher's login). Bad input never raises; a store
+        failure (:class:`StoreUnavailableError`) or a bug does, so the service can requeue
+        the message."""
+        if len(body) > self._max_bytes:
+            return Reject(
+                Reason.ENVELOPE_TOO_LARGE,
+                f"envelope is {len(body)} bytes; the limit is {self._max_bytes}",
+                None,
+            )
+        try:
+            frame = read_header(body, max_size=self._max_bytes)
+        except BackboneError as error:
+            return Reject(error.reason, error.message, None)
+        try:
+            sender = self._sender(frame.header, user_id)
+            envelope = verify_frame(frame, self._validator)
+        except BackboneError as error:
+            return Reject(error.reason, error.message, frame.header)
+        try:
+            return await self._decide(frame.header, sender, envelope)
+        except StoreUnavailableError:
+            raise  # says nothing about the envelope: requeue it, do not quarantine it
+        except BackboneError as error:
+            return Reject(error.reason, error.message, frame.header, authenticated=True)
+
+    async def _decide(
+        self, header: EnvelopeHeader, sender: Agency, envelope: VerifiedEnvelope
+    ) -> Decision:
+        recipients = self._recipients(header)
+        self._check_policy(sender, recipients)
+        if header.status_code is not None:
+            await self._check_status(header)
+        elif header.business_type != _NEW:
+            await self._check_referenced(header)
+        claim = await self._store.claim(Identity.of(header), header.envelope_id)
+        if claim.state is ClaimState.CONFLICT:
+            raise RoutingError(
+                f"{header.sender} already sent {_describe(header)} {header.document_id!r} with "
+                f"other content in envelope {claim.envelope_id}; the same document is not "
+                "sent twice (resend that envelope unchanged, or send an update or replacement)",
+                reason=Reason.DUPLICATE_CONFLICT,
+            )
+        if claim.state is ClaimState.ANSWERED:
+            if claim.outcome is None:
+                raise RuntimeError(f"store answered claim {claim.envelope_id} without an outcome")
+            return Answer(header, claim.envelope_id, claim.outcome)
+        return Route(
+            header, envelope, self._plan(recipients), resumed=claim.state is ClaimState.RESUMED
+        )
+
+    def _sender(self, header: EnvelopeHeader, user_id: str | None) -> Agency:
+        agency = self._directory.get(header.sender)
+        if agency is None:
+            raise RoutingError(
+                f"sender {header.sender} is not in the directory", reason=Reason.SENDER_UNKNOWN
+            )
+        if not agency.active:
+            raise RoutingError(
+                f"sender {header.sender} is inactive in the directory",
+                reason=Reason.SENDER_INACTIVE,
+            )
+        expected = (
+            agency.broker_account
+            if agency.hub is None
+            else self._directory.hub(agency.hub).broker_account
+        )
+        if user_id is None or user_id != expected:
+            published = "without a user_id" if user_id is None else f"by account {user_id!r}"
+            raise RoutingError(
+                f"envelope from {header.sender} was published {published}; only broker "
+                f"account {expected!r} may publish for {header.sender}",
+                reason=Reason.PUBLISHER_MISMATCH,
+            )
+        return agency
+
+    def _recipients(self, header: EnvelopeHeader) -> tuple[Agency, ...]:
+        found: list[Agency] = []
+        unknown: list[str] = []
+        inactive: list[str] = []
+        for code in header.recipients:
+            agency = self._directory.get(code)
+            if agency is None:
+                unknown.append(code)
+            elif not agency.active:
+                inactive.append(code)
+            else:
+                found.append(agency)
+        if unknown or inactive:
+            problems = []
+            if unknown:
+                problems.append(f"not in the directory: {', '.join(unknown)}")
+            if inactive:
+                problems.append(f"inactive in the directory: {', '.join(inactive)}")
+            raise RoutingError(f"recipients {'; '.join(problems)}", reason=Reason.RECIPIENT_UNKNOWN)
+        return tuple(found)
+
+    def _check_policy(self, sender: Agency, recipients: tuple[Agency, ...]) -> None:
+        source = sender.organ_code
+        denied = [
+            recipient.organ_code
+            for recipient in recipients
+            if not self._policy.allows(source, recipient.organ_code, self._tiers)
+        ]
+        if denied:
+            reasons = "; ".join(
+                f"to {code}: {self._policy.why(source, code, self._tiers)}" for code in denied
+            )
+            raise RoutingError(f"{source} may not send {reasons}", reason=Reason.POLICY_DENIED)
+
+    async def _check_status(self, header: EnvelopeHeader) -> None:
+        code, document, sender = header.status_code, header.document_id, header.sender
+        if code != _TAKE_BACK and code not in _RECEIVER_STATUSES:
+            raise RoutingError(
+                f"status code {code} is not one the backbone carries (01–06, 13, 15, 16)",
+                reason=Reason.STATUS_IMPLAUSIBLE,
+            )
+        for recipient in header.recipients:
+            # A take-back request goes where the document went; every other status comes back.
+            origin, target = (sender, recipient) if code == _TAKE_BACK else (recipient, sender)
+            history = await self._store.history(document, sender=sender, recipient=recipient)
+            if not any(_is_document(item, origin, target) for item in history):
+                raise RoutingError(
+                    f"status {code} from {sender} to {recipient} is about document "
+                    f"{document!r}, which {origin} never sent to {target} through the backbone",
+                    reason=Reason.STATUS_UNKNOWN_DOCUMENT,
+                )
+            if code in _ANSWERS_TO_REQUESTS and not _was_requested(history, recipient, sender):
+                raise RoutingError(
+                    f"status {code} from {sender} answers a take-back or update request, but "
+                    f"{recipient} sent {sender} no take-back request (13) or update of "
+                    f"document {document!r}",
+                    reason=Reason.STATUS_IMPLAUSIBLE,
+                )
+
+    async def _check_referenced(self, header: EnvelopeHeader) -> None:
+        sender, document = header.sender, header.document_id
+        missing = [
+            recipient
+            for recipient in header.recipients
+            if not any(
+                _is_document(item, sender, recipient, business_type=_NEW)
+                for item in await self._store.history(document, sender=sender, recipient=recipient)
+            )
+        ]
+        if missing:
+            raise RoutingError(
+                f"{_describe(header)} {document!r} from {sender}: {', '.join(missing)} never "
+                f"received that document from {sender}",
+                reason=Reason.REFERENCED_DOCUMENT_UNKNOWN,
+            )
+
+    def _plan(self, recipients: tuple[Agency, ...]) -> Mapping[str, tuple[str, ...]]:
+        # Each connected system gets the envelope once: a hub's inbox is bound to its whole
+        # subtree on every tier exchange, so one of its recipients' keys reaches it, and the
+        # hub's adapter hands the envelope to every recipient it serves.
+        plan: dict[str, list[str]] = {}
+        systems: set[str] = set()
+        for recipient in recipients:
+            code = recipient.organ_code
+            system = str(recipient.hub or code)
+            if system in systems:
+                continue
+            systems.add(system)
+            plan.setdefault(self._exchange_of_level[code.level], []).append(code.routing_key)
+        return MappingProxyType({exchange: tuple(keys) for exchange, keys in plan.items()})
+
+
+def _is_document(
+    item: Delivery, sender: str, recipient: str, *, business_type: int | None = None
+) -> bool:
+    return (
+        item.kind == "document"
+        and item.sender == sender
+        and item.recipient == recipient
+        and (business_type is None or item.business_type == business_type)
+    )
+
+
+def _was_requested(history: Sequence[Delivery], requester: str, answerer: str) -> bool:
+    """Did ``requester`` ask ``answerer`` to take back (13) or update (type 2) the document?"""
+    return any(
+        (item.kind == "status" and item.status_code == _TAKE_BACK)
+        or _is_document(item, requester, answerer, business_type=_UPDATE)
+        for item in history
+        if item.sender == requester and item.recipient == answerer
+    )
+
+
+def _describe(header: EnvelopeHeader) -> str:
+    if header.status_code is not None:
+        return f"status {header.status_code} about document"
+    return _BUSINESS_NAMES[header.business_type or _NEW]

@@ -1,0 +1,378 @@
+"""The router process: consume envelopes, decide, publish with confirms, ack last.
+
+Every inbound envelope ends in exactly one of: routed (one publish per recipient tier
+exchange, all confirmed, then acked), rejected (kept in quarantine, sender told, acked),
+answered as a duplicate (sender told the original outcome, acked), or, when processing
+itself fails, requeued until the inbound queue's delivery limit dead-letters it. Nothing is
+acknowledged before what it promises is confirmed by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+
+from backbone.directory import Directory, Hub
+from backbone.envelope import EnvelopeHeader, Kind, read_header
+from backbone.errors import BackboneError, Reason
+from backbone.organ import OrganCode
+from backbone.router.abc import Outcome, Store
+from backbone.router.events import Event, EventType
+from backbone.router.names import Names
+from backbone.router.pipeline import Answer, Pipeline, Reject, Route
+from backbone.router.topology import apply_topology
+
+__all__ = ["H_REASON", "H_REPUBLISHED", "Router", "RouterOptions"]
+
+log = structlog.get_logger(__name__)
+
+# Our own headers (no "x-" prefix: RabbitMQ 3.13+ treats those as the broker's).
+H_ENVELOPE = "vdx-envelope-id"
+H_DOCUMENT = "vdx-document-id"
+H_SENDER = "vdx-sender"
+H_REASON = "vdx-reason"
+H_MESSAGE = "vdx-message"
+H_PUBLISHER = "vdx-publisher"
+H_REPUBLISHED = "vdx-republished"  # a redelivery after a crash: recipients drop duplicates
+
+
+@dataclass(frozen=True, slots=True)
+class RouterOptions:
+    amqp_url: str
+    names: Names = field(default_factory=Names)
+    prefetch: int = 256
+    delivery_limit: int = 5
+    max_envelope_bytes: int = 16 * 1024 * 1024
+
+
+class Router:
+    """One router replica. Several may consume the same inbound queue and share a store."""
+
+    def __init__(
+        self, options: RouterOptions, *, directory: Directory, pipeline: Pipeline, store: Store
+    ) -> None:
+        self.options = options
+        self.directory = directory
+        self.pipeline = pipeline
+        self.store = store
+        self._connection: AbstractRobustConnection | None = None
+        self._consume_channel: AbstractChannel | None = None
+        self._publish_channel: AbstractChannel | None = None  # strong refs: robust channels
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        names = self.options.names
+        self._connection = await aio_pika.connect_robust(
+            self.options.amqp_url, client_properties={"connection_name": "vdx-router"}
+        )
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        self._publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await apply_topology(
+            self._publish_channel,
+            self.directory,
+            names,
+            delivery_limit=self.options.delivery_limit,
+        )
+        for tier in self.directory.tiers.tiers:
+            name = names.tier_exchange(tier)
+            self._exchanges[name] = await self._publish_channel.get_exchange(name, ensure=False)
+        self._exchanges[names.events_exchange] = await self._publish_channel.get_exchange(
+            names.events_exchange, ensure=False
+        )
+        self._consume_channel = await self._connection.channel()
+        await self._consume_channel.set_qos(prefetch_count=self.options.prefetch)
+        for queue_name, handler in (
+            (names.inbound_queue, self._on_envelope),
+            (names.unroutable_notify, self._on_unroutable),
+            (names.dead_letter_notify, self._on_dead_letter),
+        ):
+            queue = await self._consume_channel.get_queue(queue_name, ensure=False)
+            tag = await queue.consume(self._tracked(handler))
+            self._consumer_tags.append((queue, tag))
+        log.info("router.started", prefix=names.prefix, prefetch=self.options.prefetch)
+
+    async def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop consuming, finish what is in flight, close."""
+        self._stopping.set()
+        for queue, tag in self._consumer_tags:
+            try:
+                await queue.cancel(tag)
+            except Exception:  # the connection may already be gone; in-flight still drains
+                log.warning("router.cancel_failed", queue=queue.name)
+        if self._in_flight:
+            log.info("router.draining", in_flight=len(self._in_flight))
+            await asyncio.wait(self._in_flight, timeout=timeout)
+        if self._connection is not None:
+            await self._connection.close()
+        await self.store.close()
+        log.info("router.stopped")
+
+    async def serve_forever(self) -> None:
+        await self._stopping.wait()
+
+    def _on_reconnect(self, *_: object) -> None:
+        log.warning("router.reconnected")
+
+    def _tracked(
+        self, handler: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def run(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._in_flight.add(task)
+            try:
+                await handler(message)
+            finally:
+                self._in_flight.discard(task)
+
+        return run
+
+    # -- the envelope path ---------------------------------------------------------------
+
+    async def _on_envelope(self, message: AbstractIncomingMessage) -> None:
+        try:
+            decision = await self.pipeline.evaluate(message.body, user_id=message.user_id)
+            if isinstance(decision, Route):
+                await self._route(decision, message.body)
+            elif isinstance(decision, Reject):
+                await self._reject(decision, message)
+            else:
+                await self._answer(decision)
+            await message.ack()
+        except Exception:
+            # A bug, the store or the broker failing: requeue. The inbound queue's delivery
+            # limit dead-letters a message that keeps failing, so the router goes on.
+            log.exception(
+                "router.processing_failed",
+                delivery_tag=message.delivery_tag,
+                redelivered=message.redelivered,
+            )
+            if not message.channel.is_closed:
+                await message.reject(requeue=True)  # counts toward the delivery limit on 4.3+
+
+    async def _route(self, decision: Route, body: bytes) -> None:
+        header = decision.header
+        await asyncio.gather(
+            *(
+                self._exchanges[exchange].publish(
+                    self._message(body, header, cc=keys[1:], republished=decision.resumed),
+                    routing_key=keys[0],
+                    mandatory=True,
+                )
+                for exchange, keys in decision.plan.items()
+            )
+        )
+        await self.store.record_routed(header, datetime.now(UTC))
+        await self._emit(Event.about(EventType.ROUTED, header))
+        if header.kind == Kind.STATUS:
+            for original_sender in header.recipients:
+                await self._emit(Event.about(EventType.STATUS, header, party=original_sender))
+        log.info(
+            "router.routed",
+            envelope_id=header.envelope_id,
+            document_id=header.document_id,
+            sender=header.sender,
+            recipients=len(header.recipients),
+            resumed=decision.resumed,
+            outcome="routed",
+        )
+
+    async def _reject(self, decision: Reject, message: AbstractIncomingMessage) -> None:
+        header = decision.header
+        assert self._publish_channel is not None
+        headers: dict[str, aio_pika.abc.FieldValue] = {
+            H_REASON: decision.reason.value,
+            H_MESSAGE: decision.message[:1000],
+            H_PUBLISHER: message.user_id or "",
+        }
+        if header is not None:
+            headers |= {
+                H_ENVELOPE: header.envelope_id,
+                H_DOCUMENT: header.document_id,
+                H_SENDER: header.sender,
+            }
+        await self._publish_channel.default_exchange.publish(
+            aio_pika.Message(
+                message.body,
+                headers=headers,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=str(uuid.uuid4()),
+            ),
+            routing_key=self.options.names.quarantine_queue,
+        )
+        # Only an authenticated sender is told by name; otherwise the publisher is, so a forged
+        # header cannot aim rejection events at another agency.
+        party = (
+            header.sender
+            if header is not None and decision.authenticated
+            else self._party_of_account(message.user_id)
+        )
+        if party is not None:
+            fields: dict[str, object] = {
+                "party": party,
+                "reason": decision.reason,
+                "message": decision.message,
+            }
+            await self._emit(
+                Event.about(EventType.REJECTED, header, **fields)
+                if header is not None
+                else Event.model_validate({"type": EventType.REJECTED, **fields})
+            )
+        log.info(
+            "router.rejected",
+            envelope_id=header.envelope_id if header else None,
+            document_id=header.document_id if header else None,
+            sender=header.sender if header else None,
+            publisher=message.user_id,
+            reason=decision.reason.value,
+            outcome="rejected",
+        )
+
+    async def _answer(self, decision: Answer) -> None:
+        header = decision.header
+        await self._emit(
+            Event.about(
+                EventType.DUPLICATE,
+                header,
+                original_outcome=decision.outcome.value if decision.outcome else None,
+                message=f"already processed as envelope {decision.original_envelope_id}",
+            )
+        )
+        log.info(
+            "router.duplicate",
+            envelope_id=header.envelope_id,
+            document_id=header.document_id,
+            sender=header.sender,
+            original_envelope_id=decision.original_envelope_id,
+            outcome="duplicate",
+        )
+
+    # -- what the broker hands back ------------------------------------------------------
+
+    async def _on_unroutable(self, message: AbstractIncomingMessage) -> None:
+        """A copy of a parked envelope: nothing was bound for its routing key."""
+        async with message.process(requeue=True):
+            header = _header_or_none(message.body)
+            if header is not None:
+                await self.store.finish(
+                    header.envelope_id, Outcome.UNROUTABLE, reason=Reason.UNROUTABLE
+                )
+                await self._emit(
+                    Event.about(
+                        EventType.UNROUTABLE,
+                        header,
+                        reason=Reason.UNROUTABLE,
+                        message=f"nothing is bound for {message.routing_key}: parked",
+                    )
+                )
+            log.warning(
+                "router.unroutable",
+                envelope_id=header.envelope_id if header else None,
+                routing_key=message.routing_key,
+                outcome="unroutable",
+            )
+
+    async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
+        """A copy of a dead-lettered envelope: it kept failing the router."""
+        async with message.process(requeue=True):
+            header = _header_or_none(message.body)
+            if header is not None:
+                await self.store.finish(
+                    header.envelope_id, Outcome.DEAD_LETTERED, reason=Reason.POISON
+                )
+                await self._emit(
+                    Event.about(
+                        EventType.DEAD_LETTERED,
+                        header,
+                        reason=Reason.POISON,
+                        message="processing kept failing; kept in the dead-letter queue",
+                    )
+                )
+            else:
+                party = self._party_of_account(message.user_id)
+                if party is not None:
+                    await self._emit(
+                        Event(type=EventType.DEAD_LETTERED, party=party, reason=Reason.POISON)
+                    )
+            log.error(
+                "router.dead_lettered",
+                envelope_id=header.envelope_id if header else None,
+                publisher=message.user_id,
+                outcome="dead_lettered",
+            )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _message(
+        self, body: bytes, header: EnvelopeHeader, *, cc: tuple[str, ...], republished: bool
+    ) -> aio_pika.Message:
+        headers: dict[str, aio_pika.abc.FieldValue] = {
+            H_ENVELOPE: header.envelope_id,
+            H_DOCUMENT: header.document_id,
+            H_SENDER: header.sender,
+        }
+        if cc:
+            headers["CC"] = list(cc)
+        if republished:
+            headers[H_REPUBLISHED] = True
+        return aio_pika.Message(
+            body,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            # Unique per publish attempt (returns are matched by it); identity is in headers.
+            message_id=f"{header.envelope_id}/{uuid.uuid4().hex[:12]}",
+            timestamp=datetime.now(UTC),
+            type=str(header.kind),
+        )
+
+    async def _emit(self, event: Event) -> None:
+        names = self.options.names
+        await self._exchanges[names.events_exchange].publish(
+            aio_pika.Message(
+                event.model_dump_json().encode(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=event.event_id,
+                type=event.type.value,
+            ),
+            routing_key=names.event_routing_key(event.type.value, OrganCode.parse(event.party)),
+            mandatory=False,
+        )
+
+    def _party_of_account(self, account: str | None) -> str | None:
+        """Who to tell about an envelope too broken to name its sender: the publisher."""
+        if not account:
+            return None
+        try:
+            system = self.directory.system_of_account(account)
+        except BackboneError:
+            return None
+        if isinstance(system, Hub):
+            return str(system.serves[0])
+        return str(system.organ_code)
+
+
+def _header_or_none(body: bytes) -> EnvelopeHeader | None:
+    try:
+        return read_header(body).header
+    except BackboneError:
+        return None

@@ -1,0 +1,103 @@
+"""The in-memory store: the SQL store's semantics for unit tests of other components.
+
+Every method runs without awaiting, so each is atomic on the event loop without a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from backbone.envelope import EnvelopeHeader
+from backbone.errors import Reason
+from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.router.store.rules import judge, utc
+
+__all__ = ["MemoryStore"]
+
+_Key = tuple[str, str, str]  # sender, document_id, variant
+
+
+@dataclass(slots=True)
+class _Held:
+    payload_digest: str
+    envelope_id: str
+    outcome: Outcome | None = None
+
+
+class MemoryStore:
+    """A :class:`~backbone.router.abc.Store` in process memory, lost on exit."""
+
+    def __init__(self) -> None:
+        self._claims: dict[_Key, _Held] = {}
+        self._by_envelope: dict[str, _Key] = {}
+        self._deliveries: dict[tuple[str, str], Delivery] = {}
+
+    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+        key = (identity.sender, identity.document_id, identity.variant)
+        held = self._claims.get(key)
+        if held is None:
+            if envelope_id in self._by_envelope:
+                return self._envelope_taken(envelope_id)
+            self._claims[key] = _Held(identity.payload_digest, envelope_id)
+            self._by_envelope[envelope_id] = key
+            return Claim(ClaimState.NEW, envelope_id, None)
+        state = judge(identity, held.payload_digest, held.outcome)
+        claim = Claim(state, held.envelope_id, held.outcome)
+        if state is ClaimState.RESUMED and held.envelope_id != envelope_id:
+            if envelope_id in self._by_envelope:
+                return self._envelope_taken(envelope_id)
+            del self._by_envelope[held.envelope_id]
+            held.envelope_id = envelope_id
+            self._by_envelope[envelope_id] = key
+        return claim
+
+    async def finish(
+        self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
+    ) -> None:
+        # ``reason`` is for operators reading the SQL tables; no Store call returns it.
+        self._finish(envelope_id, outcome)
+
+    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
+        at = utc(at)
+        self._finish(header.envelope_id, Outcome.ROUTED)
+        for recipient in header.recipients:
+            self._deliveries.setdefault(
+                (header.envelope_id, recipient),
+                Delivery(
+                    envelope_id=header.envelope_id,
+                    document_id=header.document_id,
+                    sender=header.sender,
+                    recipient=recipient,
+                    kind=str(header.kind),
+                    business_type=header.business_type,
+                    status_code=header.status_code,
+                    at=at,
+                ),
+            )
+
+    async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
+        pair = {(sender, recipient), (recipient, sender)}
+        found = [
+            delivery
+            for delivery in self._deliveries.values()
+            if delivery.document_id == document_id and (delivery.sender, delivery.recipient) in pair
+        ]
+        return sorted(found, key=lambda d: (d.at, d.envelope_id, d.recipient))
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _finish(self, envelope_id: str, outcome: Outcome) -> None:
+        key = self._by_envelope.get(envelope_id)
+        if key is not None:
+            self._claims[key].outcome = outcome
+
+    def _envelope_taken(self, envelope_id: str) -> Claim:
+        # The envelope id already holds another identity: a reused id is never routed.
+        held = self._claims[self._by_envelope[envelope_id]]
+        return Claim(ClaimState.CONFLICT, envelope_id, held.outcome)

@@ -1,0 +1,70 @@
+"""The store's tables (SQLAlchemy Core), the same for SQLite and PostgreSQL.
+
+Tables carry no schema: a PostgreSQL schema is applied per engine with
+``schema_translate_map``, so tests and deployments can isolate themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Dialect, Index, Integer, MetaData, String, Table
+from sqlalchemy.types import TypeDecorator
+
+from backbone.router.store.rules import utc
+
+__all__ = ["UtcDateTime", "claims", "deliveries", "metadata"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out: ``timestamptz`` on PostgreSQL; on SQLite, whose
+    DATETIME is text without an offset, stored as UTC and read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+# One row per identity (see ``Identity``): who holds it and how it ended. ``envelope_id`` is
+# unique too: an envelope claims exactly one identity, so ``finish`` can never touch
+# another sender's row through a reused envelope id.
+claims = Table(
+    "claims",
+    metadata,
+    Column("sender", String, primary_key=True),
+    Column("document_id", String, primary_key=True),
+    Column("variant", String, primary_key=True),
+    Column("payload_digest", String, nullable=False),
+    Column("envelope_id", String, nullable=False, unique=True),
+    Column("outcome", String),  # an ``Outcome``; null while unfinished
+    Column("reason", String),  # a ``Reason`` when the outcome has one
+    Column("claimed_at", UtcDateTime, nullable=False),
+)
+
+# One row per routed envelope and recipient: the history statuses and flows are checked on.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("envelope_id", String, primary_key=True),
+    Column("recipient", String, primary_key=True),
+    Column("document_id", String, nullable=False),
+    Column("sender", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("business_type", Integer),
+    Column("status_code", String),
+    Column("at", UtcDateTime, nullable=False),
+    # ``history``: both directions of one pair are two probes of this index.
+    Index("deliveries_by_document", "document_id", "sender", "recipient"),
+)

@@ -1,0 +1,341 @@
+"""The SQL store: SQLAlchemy Core over asyncio, one implementation for SQLite and PostgreSQL.
+
+Every call is one round trip on PostgreSQL where it can be (only a claim that meets an
+existing row reads it back). What differs between the two databases is in ``_DIALECTS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    URL,
+    Executable,
+    String,
+    Table,
+    and_,
+    bindparam,
+    event,
+    func,
+    literal,
+    make_url,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.schema import CreateSchema
+
+from backbone.envelope import EnvelopeHeader
+from backbone.errors import Reason, StoreUnavailableError
+from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.router.store.rules import judge, utc
+from backbone.router.store.schema import UtcDateTime, claims, deliveries, metadata
+
+__all__ = ["SqlStore"]
+
+# Seconds to wait for a PostgreSQL connection, and for SQLite's write lock held by another
+# process, before calling the store unavailable.
+_CONNECT_TIMEOUT = 5.0
+_BUSY_TIMEOUT_MS = 5000
+# A fixed pool: callers beyond it wait for a connection. Overflow connections would be
+# opened and closed per call under load, which costs more than the wait.
+_POOL = {"pool_size": 10, "max_overflow": 0}
+
+_IDENTITY = and_(
+    claims.c.sender == bindparam("k_sender"),
+    claims.c.document_id == bindparam("k_document"),
+    claims.c.variant == bindparam("k_variant"),
+)
+_READ_CLAIM = select(claims.c.payload_digest, claims.c.envelope_id, claims.c.outcome).where(
+    _IDENTITY
+)
+# Compare-and-set: hand an unfinished claim to a new envelope only if nobody finished or
+# took it over since it was read.
+_TAKE_OVER = (
+    update(claims)
+    .where(_IDENTITY, claims.c.envelope_id == bindparam("k_holder"), claims.c.outcome.is_(None))
+    .values(
+        envelope_id=bindparam("new_envelope"),
+        claimed_at=bindparam("new_claimed_at", type_=UtcDateTime),
+    )
+)
+_FINISH = (
+    update(claims)
+    .where(claims.c.envelope_id == bindparam("k_envelope"))
+    .values(outcome=bindparam("new_outcome"), reason=bindparam("new_reason"))
+)
+_OUTCOME_OF = select(claims.c.outcome).where(claims.c.envelope_id == bindparam("k_envelope"))
+_HISTORY = (
+    select(deliveries)
+    .where(
+        deliveries.c.document_id == bindparam("k_document"),
+        or_(
+            and_(
+                deliveries.c.sender == bindparam("k_a"), deliveries.c.recipient == bindparam("k_b")
+            ),
+            and_(
+                deliveries.c.sender == bindparam("k_b"), deliveries.c.recipient == bindparam("k_a")
+            ),
+        ),
+    )
+    .order_by(deliveries.c.at, deliveries.c.envelope_id, deliveries.c.recipient)
+)
+_PING = select(literal(1))
+_DELIVERY_FIELDS = [(column.name, column.type) for column in deliveries.columns]
+
+
+def _insert_if_absent(
+    insert: Callable[[Table], postgresql.Insert | sqlite.Insert], table: Table
+) -> postgresql.Insert | sqlite.Insert:
+    return insert(table).on_conflict_do_nothing(index_elements=list(table.primary_key))
+
+
+def _routed_in_one_statement() -> Executable:
+    """PostgreSQL's ``record_routed``: the claim's update rides in the WITH clause of the
+    deliveries insert, which makes one row per element of the recipients array."""
+    routed = (
+        update(claims)
+        .where(claims.c.envelope_id == bindparam("k_envelope"))
+        .values(outcome=Outcome.ROUTED.value, reason=None)
+        .cte("routed")
+    )
+    per_recipient = select(
+        bindparam("k_envelope", type_=String),
+        func.unnest(bindparam("d_recipients", type_=postgresql.ARRAY(String))),
+        *(
+            bindparam(f"d_{name}", type_=kind)
+            for name, kind in _DELIVERY_FIELDS
+            if name not in ("envelope_id", "recipient")
+        ),
+    )
+    return (
+        _insert_if_absent(postgresql.insert, deliveries)
+        .from_select([name for name, _ in _DELIVERY_FIELDS], per_recipient)
+        .add_cte(routed)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    insert: Callable[[Table], postgresql.Insert | sqlite.Insert]  # has ON CONFLICT DO NOTHING
+    # Serialises table creation between replicas opening a fresh database at once.
+    ddl_lock: str
+    # Calls run on AUTOCOMMIT connections where an error would abort the transaction
+    # (PostgreSQL) and a BEGIN/COMMIT costs round trips; SQLite's driver already begins
+    # only before a write, and switching its isolation costs two thread hops per call.
+    autocommit: bool
+    routed: Executable | None  # record_routed as one statement, where the dialect allows
+
+
+_DIALECTS = {
+    "postgresql": _Dialect(
+        postgresql.insert,
+        "SELECT pg_advisory_xact_lock(4242010201)",
+        autocommit=True,
+        routed=_routed_in_one_statement(),
+    ),
+    "sqlite": _Dialect(sqlite.insert, "BEGIN IMMEDIATE", autocommit=False, routed=None),
+}
+_DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
+
+
+class SqlStore:
+    """A :class:`~backbone.router.abc.Store` in SQLite (one host, several processes share
+    the file) or PostgreSQL (several router replicas). Open it with :meth:`open`."""
+
+    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
+        """Use ``engine`` (whose tables exist) and its pool; :meth:`close` disposes it."""
+        dialect = _DIALECTS[engine.dialect.name]
+        self._base = engine
+        self._engine = engine.execution_options(schema_translate_map={None: schema})
+        if dialect.autocommit:
+            self._engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._where = engine.url.render_as_string(hide_password=True)
+        self._claim_insert = _insert_if_absent(dialect.insert, claims).returning(
+            claims.c.envelope_id
+        )
+        self._delivery_insert = _insert_if_absent(dialect.insert, deliveries)
+        self._routed = dialect.routed
+
+    @classmethod
+    async def open(cls, url: str | URL, *, schema: str | None = None) -> SqlStore:
+        """Connect, create the tables (and PostgreSQL ``schema``) if absent, and return the
+        store. Raise :class:`StoreUnavailableError` when the database cannot be used."""
+        engine = _create_engine(make_url(url), schema)
+        store = cls(engine, schema=schema)
+        try:
+            ddl = engine.execution_options(schema_translate_map={None: schema})
+            async with ddl.begin() as conn:
+                await conn.exec_driver_sql(_DIALECTS[engine.dialect.name].ddl_lock)
+                if schema is not None:
+                    await conn.execute(CreateSchema(schema, if_not_exists=True))
+                await conn.run_sync(metadata.create_all)
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            await engine.dispose()
+            raise StoreUnavailableError(
+                f"cannot open the store at {store._where}: {error}"
+            ) from error
+        return store
+
+    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+        key = {
+            "k_sender": identity.sender,
+            "k_document": identity.document_id,
+            "k_variant": identity.variant,
+        }
+        now = datetime.now(UTC)
+        # On SQLite the insert takes the write lock first, so what follows cannot race.
+        async with self._reachable(), self._engine.begin() as conn:
+            try:
+                inserted = await conn.execute(
+                    self._claim_insert,
+                    {
+                        "sender": identity.sender,
+                        "document_id": identity.document_id,
+                        "variant": identity.variant,
+                        "payload_digest": identity.payload_digest,
+                        "envelope_id": envelope_id,
+                        "claimed_at": now,
+                    },
+                )
+                if inserted.first() is not None:
+                    return Claim(ClaimState.NEW, envelope_id, None)
+            except IntegrityError:
+                pass  # the envelope id holds another identity; told apart below
+            while True:  # loops only when another replica changed the row in between
+                held = (await conn.execute(_READ_CLAIM, key)).first()
+                if held is None:
+                    return await _envelope_taken(conn, envelope_id)
+                outcome = None if held.outcome is None else Outcome(held.outcome)
+                state = judge(identity, held.payload_digest, outcome)
+                claim = Claim(state, held.envelope_id, outcome)
+                if state is not ClaimState.RESUMED or held.envelope_id == envelope_id:
+                    return claim
+                try:
+                    taken = await conn.execute(
+                        _TAKE_OVER,
+                        {
+                            **key,
+                            "k_holder": held.envelope_id,
+                            "new_envelope": envelope_id,
+                            "new_claimed_at": now,
+                        },
+                    )
+                except IntegrityError:
+                    return await _envelope_taken(conn, envelope_id)
+                if taken.rowcount == 1:
+                    return claim
+
+    async def finish(
+        self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
+    ) -> None:
+        async with self._reachable(), self._engine.begin() as conn:
+            await conn.execute(_FINISH, _finished(envelope_id, outcome, reason))
+
+    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
+        fields = {
+            "envelope_id": header.envelope_id,
+            "document_id": header.document_id,
+            "sender": header.sender,
+            "kind": str(header.kind),
+            "business_type": header.business_type,
+            "status_code": header.status_code,
+            "at": utc(at),
+        }
+        async with self._reachable(), self._engine.begin() as conn:
+            if self._routed is not None:
+                await conn.execute(
+                    self._routed,
+                    {
+                        "k_envelope": header.envelope_id,
+                        "d_recipients": header.recipients,
+                        **{f"d_{name}": value for name, value in fields.items()},
+                    },
+                )
+            else:  # two statements, one transaction; the update takes SQLite's write lock
+                await conn.execute(_FINISH, _finished(header.envelope_id, Outcome.ROUTED, None))
+                await conn.execute(
+                    self._delivery_insert,
+                    [{**fields, "recipient": recipient} for recipient in header.recipients],
+                )
+
+    async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
+        async with self._reachable(), self._engine.connect() as conn:
+            found = await conn.execute(
+                _HISTORY, {"k_document": document_id, "k_a": sender, "k_b": recipient}
+            )
+            return [Delivery(**row._mapping) for row in found]
+
+    async def ping(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(_PING)
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            raise StoreUnavailableError(
+                f"the store at {self._where} does not answer: {error}"
+            ) from error
+
+    async def close(self) -> None:
+        await self._base.dispose()
+
+    @asynccontextmanager
+    async def _reachable(self) -> AsyncIterator[None]:
+        # Lost connections and locks held too long are the store being unavailable (the
+        # router retries later); anything else is a bug and propagates as it is.
+        try:
+            yield
+        except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
+            raise StoreUnavailableError(f"the store at {self._where} failed: {error}") from error
+
+
+def _finished(envelope_id: str, outcome: Outcome, reason: Reason | None) -> dict[str, Any]:
+    return {
+        "k_envelope": envelope_id,
+        "new_outcome": outcome.value,
+        "new_reason": None if reason is None else reason.value,
+    }
+
+
+async def _envelope_taken(conn: AsyncConnection, envelope_id: str) -> Claim:
+    # The envelope id already holds another identity: a reused id is never routed.
+    outcome = (await conn.execute(_OUTCOME_OF, {"k_envelope": envelope_id})).scalar_one()
+    return Claim(ClaimState.CONFLICT, envelope_id, None if outcome is None else Outcome(outcome))
+
+
+def _create_engine(url: URL, schema: str | None) -> AsyncEngine:
+    if url.drivername not in _DRIVERS:
+        raise ValueError(
+            f"unsupported store URL scheme {url.drivername!r}: use sqlite+aiosqlite:///file.db, "
+            "postgresql+asyncpg://… or memory://"
+        )
+    if url.drivername == "postgresql+asyncpg":
+        return create_async_engine(url, connect_args={"timeout": _CONNECT_TIMEOUT}, **_POOL)
+    if schema is not None:
+        raise ValueError("a schema applies to PostgreSQL only")
+    if not url.database or url.database == ":memory:":
+        raise ValueError("a SQLite store needs a file (use memory:// for an in-memory store)")
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, **_POOL)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer, across processes; synchronous=NORMAL is
+    # safe in WAL (a power cut may lose the last commits, never corrupt the file).
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
+        "PRAGMA synchronous=NORMAL",
+    ):
+        cursor.execute(pragma)
+    cursor.close()

@@ -1,0 +1,247 @@
+"""A small national exchange for router tests: real broker, real PKI, real broker users.
+
+The directory spans all four tiers and a provincial hub::
+
+    000.00.00.G22  Government Office        tier 1, direct
+    000.00.05.G01  a ministry's bureau      tier 2, direct
+    000.00.00.H41  Nghệ An province         tier 1, direct
+    000.07.12.H41  a commune of Nghệ An     tier 3, direct
+    002.07.12.H41  a unit under it          tier 4, direct
+    00.53.W00      Tây Ninh's hub (LGSP) serving 000.00.00.H53:
+      000.00.00.H53, 000.00.32.H53 (district), 000.21.32.H53 (commune), 001.21.32.H53 (unit)
+
+Each connected system gets its own broker user, so the AMQP ``user_id`` the router checks
+is the broker's word, not the test's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from backbone.broker.management import ManagementClient
+from backbone.directory import Directory, DirectoryBuilder
+from backbone.edxml import (
+    Business,
+    BusinessDocType,
+    Code,
+    DocumentType,
+    EdxmlDocument,
+    EdxmlStatus,
+    Organization,
+    PromulgationInfo,
+    ResponseFor,
+    StatusCode,
+    build,
+)
+from backbone.envelope import Kind, seal
+from backbone.router.events import Event
+from backbone.router.names import Names
+from tests.pki_fixtures import DevPki, make_pki
+
+HUB = "00.53.W00"
+DIRECT = [
+    "000.00.00.G22",
+    "000.00.05.G01",
+    "000.00.00.H41",
+    "000.07.12.H41",
+    "002.07.12.H41",
+]
+VIA_HUB = ["000.00.00.H53", "000.00.32.H53", "000.21.32.H53", "001.21.32.H53"]
+
+
+def build_directory() -> Directory:
+    builder = DirectoryBuilder()
+    for code in DIRECT:
+        builder.direct(code)
+    builder.hub(HUB, "000.00.00.H53")
+    for code in VIA_HUB:
+        builder.via_hub(code, HUB)
+    return builder.build()
+
+
+def document_edxml(
+    sender: str, recipients: Iterable[str], number: int, *, business: int = 0
+) -> bytes:
+    today = date.today()
+    return build(
+        EdxmlDocument(
+            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
+            recipients=tuple(Organization(organ_id=code) for code in recipients),
+            document_id=document_id(sender, number),
+            code=Code(code_number=str(number), code_notation="VP"),
+            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=today),
+            document_type=DocumentType(type="1", type_name="Công văn"),
+            subject=f"Văn bản số {number}",
+            business=Business(business_doc_type=BusinessDocType(business)),
+        )
+    )
+
+
+def document_id(sender: str, number: int) -> str:
+    return f"{sender},{date.today():%Y/%m/%d},{number}/VP"
+
+
+@dataclass
+class Exchange:
+    """The test exchange: names, directory, PKI, and one broker user per connected system."""
+
+    amqp_url: str
+    names: Names
+    directory: Directory
+    pki: DevPki
+    passwords: dict[str, str] = field(default_factory=dict)
+    _connections: dict[str, AbstractRobustConnection] = field(default_factory=dict)
+    _channels: dict[str, AbstractChannel] = field(default_factory=dict)
+
+    @classmethod
+    async def create(cls, amqp_url: str, pki_dir: Path) -> Exchange:
+        exchange = cls(
+            amqp_url=amqp_url,
+            names=Names(prefix=f"t{uuid.uuid4().hex[:8]}"),
+            directory=build_directory(),
+            pki=make_pki(pki_dir),
+        )
+        management = ManagementClient.from_env()
+        for account in exchange.accounts():
+            password = secrets.token_urlsafe(16)
+            await management.create_user(account, password)
+            await management.set_permissions(account, configure=".*", write=".*", read=".*")
+            exchange.passwords[account] = password
+        return exchange
+
+    def accounts(self) -> list[str]:
+        hubs = [hub.broker_account for hub in self.directory.hubs]
+        direct = [a.broker_account for a in self.directory.agencies if a.broker_account]
+        return sorted({*hubs, *direct})
+
+    def account_of(self, code: str) -> str:
+        system = self.directory.serving_system(code)
+        account = system.broker_account
+        assert account is not None
+        return account
+
+    def inbox_of(self, code: str) -> str:
+        system = self.directory.serving_system(code)
+        return self.names.inbox_queue(str(getattr(system, "id", None) or code))
+
+    def events_of(self, code: str) -> str:
+        system = self.directory.serving_system(code)
+        return self.names.events_queue(str(getattr(system, "id", None) or code))
+
+    def url_for(self, account: str) -> str:
+        parts = urlsplit(self.amqp_url)
+        netloc = f"{account}:{self.passwords[account]}@{parts.hostname}:{parts.port or 5672}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    async def channel(self, account: str) -> AbstractChannel:
+        if account not in self._channels:
+            connection = await aio_pika.connect_robust(self.url_for(account))
+            self._connections[account] = connection
+            self._channels[account] = await connection.channel(publisher_confirms=True)
+        return self._channels[account]
+
+    def seal_document(
+        self,
+        sender: str,
+        recipients: list[str],
+        number: int,
+        *,
+        business: int = 0,
+        for_recipients: list[str] | None = None,
+    ) -> bytes:
+        issued = self.pki.agency(sender)
+        edxml = document_edxml(sender, recipients, number, business=business)
+        return seal(
+            edxml,
+            kind=Kind.DOCUMENT,
+            sender=sender,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={
+                code: self.pki.agency(code).certificate for code in for_recipients or recipients
+            },
+            document_id=document_id(sender, number),
+            business_type=business,
+        )
+
+    def seal_status(
+        self, sender: str, original_sender: str, number: int, code: StatusCode
+    ) -> bytes:
+        issued = self.pki.agency(sender)
+        about = document_id(original_sender, number)
+        edxml = build(
+            EdxmlStatus(
+                sender=Organization(organ_id=sender),
+                response_for=ResponseFor(organ_id=original_sender, document_id=about),
+                status_code=code,
+                timestamp=datetime.now().replace(microsecond=0),
+            )
+        )
+        return seal(
+            edxml,
+            kind=Kind.STATUS,
+            sender=sender,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={original_sender: self.pki.agency(original_sender).certificate},
+            document_id=about,
+            status_code=code.value,
+        )
+
+    async def submit(self, body: bytes, *, as_account: str, user_id: str | None = "") -> None:
+        """Publish as ``as_account`` (user_id = that account unless told otherwise)."""
+        channel = await self.channel(as_account)
+        exchange = await channel.get_exchange(self.names.submit_exchange, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                body,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=as_account if user_id == "" else user_id,
+                message_id=str(uuid.uuid4()),
+            ),
+            routing_key="envelope",
+        )
+
+    async def drain(
+        self, queue_name: str, *, expect: int, timeout: float = 10.0
+    ) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        """Take ``expect`` messages (acked) from a queue, waiting up to ``timeout``; then make
+        sure no more arrive for a moment."""
+        channel = await self.channel(self.accounts()[0])
+        queue = await channel.get_queue(queue_name, ensure=False)
+        taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(taken) < expect and asyncio.get_running_loop().time() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            taken.append(message)
+        await asyncio.sleep(0.3)
+        while (extra := await queue.get(fail=False)) is not None:
+            await extra.ack()
+            taken.append(extra)
+        return taken
+
+    async def events(self, code: str, *, expect: int, timeout: float = 10.0) -> list[Event]:
+        messages = await self.drain(self.events_of(code), expect=expect, timeout=timeout)
+        return [Event.model_validate_json(m.body) for m in messages]
+
+    async def close(self) -> None:
+        for connection in self._connections.values():
+            await connection.close()
+        management = ManagementClient.from_env()
+        for account in self.passwords:
+            await management.delete_user(account)
+        await management.delete_prefixed(self.names.prefix)

@@ -1,0 +1,313 @@
+"""The store contract: one set of tests run against the in-memory fake, SQLite and PostgreSQL,
+so the fake other components test with behaves like the databases the router runs on."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from backbone.errors import Reason, StoreUnavailableError
+from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome, Store
+from backbone.router.store import SqlStore, open_store
+from tests.store_fixtures import (
+    DOCUMENT_ID,
+    OTHER,
+    RECIPIENT,
+    SENDER,
+    Backend,
+    backend,
+    digest,
+    envelope_id,
+    header,
+)
+
+UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/test"
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with backend(request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A database several store instances (processes, replicas) open at once."""
+    async with backend(request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def store(any_backend: Backend) -> AsyncIterator[Store]:
+    opened = await any_backend.open()
+    yield opened
+    await opened.close()
+
+
+def identity(variant: str = "document:0", payload: str = "payload") -> Identity:
+    return Identity(SENDER, DOCUMENT_ID, variant, digest(payload))
+
+
+async def test_a_first_claim_is_new_and_a_resend_after_finish_is_answered_with_the_original(
+    store: Store,
+) -> None:
+    first, resent = envelope_id(), envelope_id()
+
+    assert await store.claim(identity(), first) == Claim(ClaimState.NEW, first, None)
+    await store.finish(first, Outcome.REJECTED, reason=Reason.POLICY_DENIED)
+
+    answered = Claim(ClaimState.ANSWERED, first, Outcome.REJECTED)
+    assert await store.claim(identity(), first) == answered
+    assert await store.claim(identity(), resent) == answered
+
+
+async def test_a_redelivered_unfinished_envelope_is_resumed(store: Store) -> None:
+    envelope = envelope_id()
+    await store.claim(identity(), envelope)
+
+    assert await store.claim(identity(), envelope) == Claim(ClaimState.RESUMED, envelope, None)
+    assert await store.claim(identity(), envelope) == Claim(ClaimState.RESUMED, envelope, None)
+
+
+async def test_the_same_payload_in_a_new_envelope_takes_over_an_unfinished_claim(
+    store: Store,
+) -> None:
+    first, second = header(), header()
+    await store.claim(Identity.of(first), first.envelope_id)
+
+    resumed = await store.claim(Identity.of(second), second.envelope_id)
+    assert resumed == Claim(ClaimState.RESUMED, first.envelope_id, None)
+
+    # The superseded envelope no longer holds the claim: its late finish changes nothing.
+    await store.finish(first.envelope_id, Outcome.REJECTED)
+    assert await store.claim(Identity.of(first), first.envelope_id) == Claim(
+        ClaimState.RESUMED, second.envelope_id, None
+    )
+    # ...and the claim handed back to the first envelope lands its outcome.
+    await store.record_routed(first, T0)
+    assert await store.claim(Identity.of(second), second.envelope_id) == Claim(
+        ClaimState.ANSWERED, first.envelope_id, Outcome.ROUTED
+    )
+
+
+async def test_a_different_payload_for_a_claimed_identity_conflicts_with_the_original(
+    store: Store,
+) -> None:
+    original = envelope_id()
+    await store.claim(identity(payload="first"), original)
+
+    assert await store.claim(identity(payload="second"), envelope_id()) == Claim(
+        ClaimState.CONFLICT, original, None
+    )
+    await store.finish(original, Outcome.ROUTED)
+    assert await store.claim(identity(payload="second"), envelope_id()) == Claim(
+        ClaimState.CONFLICT, original, Outcome.ROUTED
+    )
+
+
+async def test_an_envelope_id_already_holding_another_identity_conflicts(store: Store) -> None:
+    reused, other = envelope_id(), envelope_id()
+    await store.claim(identity("document:0", "a"), reused)
+    await store.claim(identity("document:1", "b"), other)
+
+    # As a new identity's claimant, and as the taker of an unfinished one.
+    taken = Claim(ClaimState.CONFLICT, reused, None)
+    assert await store.claim(identity("document:2", "c"), reused) == taken
+    assert await store.claim(identity("document:1", "b"), reused) == taken
+    # Neither attempt claimed anything: the identities are free, or still with their holder.
+    assert (await store.claim(identity("document:2", "c"), envelope_id())).state is ClaimState.NEW
+    assert await store.claim(identity("document:1", "b"), other) == Claim(
+        ClaimState.RESUMED, other, None
+    )
+
+
+async def test_document_variants_statuses_and_senders_are_independent_identities(
+    store: Store,
+) -> None:
+    same_document = [
+        header(business_type=0),
+        header(business_type=1),
+        header(status_code="03"),
+        header(sender="000.00.00.G09", business_type=0),
+    ]
+    for submitted in same_document:
+        claim = await store.claim(Identity.of(submitted), submitted.envelope_id)
+        assert claim == Claim(ClaimState.NEW, submitted.envelope_id, None), Identity.of(submitted)
+
+
+async def test_record_routed_twice_marks_routed_and_keeps_one_delivery_per_recipient(
+    store: Store,
+) -> None:
+    routed = header(recipients=(RECIPIENT, OTHER))
+    await store.claim(Identity.of(routed), routed.envelope_id)
+
+    await store.record_routed(routed, T0)
+    await store.record_routed(routed, T0 + timedelta(seconds=5))  # a redelivery
+
+    assert await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT) == [
+        Delivery(routed.envelope_id, DOCUMENT_ID, SENDER, RECIPIENT, "document", 0, None, T0)
+    ]
+    assert len(await store.history(DOCUMENT_ID, sender=SENDER, recipient=OTHER)) == 1
+    assert await store.claim(Identity.of(routed), routed.envelope_id) == Claim(
+        ClaimState.ANSWERED, routed.envelope_id, Outcome.ROUTED
+    )
+
+
+async def test_history_holds_both_directions_oldest_first_and_nothing_else(
+    store: Store,
+) -> None:
+    document = header()
+    status = header(sender=RECIPIENT, recipients=(SENDER,), status_code="03")
+    to_someone_else = header(recipients=(OTHER,), business_type=2)
+    another_document = header(document_id="000.00.32.H53,2024/05/01,999/UBND-VP")
+    # Recorded out of order: history sorts by time, not by arrival.
+    await store.record_routed(status, T0 + timedelta(minutes=5))
+    await store.record_routed(document, T0)
+    await store.record_routed(to_someone_else, T0 + timedelta(minutes=1))
+    await store.record_routed(another_document, T0 - timedelta(days=1))
+
+    expected = [
+        Delivery(document.envelope_id, DOCUMENT_ID, SENDER, RECIPIENT, "document", 0, None, T0),
+        Delivery(
+            status.envelope_id,
+            DOCUMENT_ID,
+            RECIPIENT,
+            SENDER,
+            "status",
+            None,
+            "03",
+            T0 + timedelta(minutes=5),
+        ),
+    ]
+    assert await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT) == expected
+    assert await store.history(DOCUMENT_ID, sender=RECIPIENT, recipient=SENDER) == expected
+
+
+async def test_times_come_back_as_aware_utc_and_naive_times_are_refused(store: Store) -> None:
+    hanoi = timezone(timedelta(hours=7))
+    routed = header()
+    await store.record_routed(routed, datetime(2024, 5, 1, 15, 0, tzinfo=hanoi))
+
+    (delivery,) = await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)
+    assert delivery.at == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    assert delivery.at.tzinfo is UTC
+    with pytest.raises(ValueError, match="naive"):
+        await store.record_routed(header(), datetime(2024, 5, 1, 8, 0))
+
+
+@pytest.mark.parametrize(
+    ("same_payload", "others"), [(True, ClaimState.RESUMED), (False, ClaimState.CONFLICT)]
+)
+async def test_concurrent_claims_for_one_identity_grant_exactly_one_new(
+    store: Store, same_payload: bool, others: ClaimState
+) -> None:
+    envelopes = [envelope_id() for _ in range(40)]
+    claims = await asyncio.gather(
+        *(
+            store.claim(identity(payload="same" if same_payload else envelope), envelope)
+            for envelope in envelopes
+        )
+    )
+
+    assert Counter(claim.state for claim in claims) == {ClaimState.NEW: 1, others: 39}
+    (winner,) = (claim.envelope_id for claim in claims if claim.state is ClaimState.NEW)
+    if not same_payload:
+        assert {claim.envelope_id for claim in claims} == {winner}
+
+
+async def test_ping_answers_when_the_store_is_reachable(store: Store) -> None:
+    await store.ping()
+
+
+async def test_two_replicas_sharing_a_database_grant_exactly_one_new(
+    shared_backend: Backend,
+) -> None:
+    # Opened at once: creating the tables concurrently must not fail either replica.
+    replicas = await asyncio.gather(shared_backend.open(), shared_backend.open())
+    try:
+        claims = await asyncio.gather(
+            *(
+                replicas[n % 2].claim(identity(payload=f"payload {n}"), envelope_id())
+                for n in range(40)
+            )
+        )
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+    assert Counter(claim.state for claim in claims) == {
+        ClaimState.NEW: 1,
+        ClaimState.CONFLICT: 39,
+    }
+
+
+async def test_claims_and_deliveries_survive_close_and_reopen(shared_backend: Backend) -> None:
+    routed, unfinished = header(), header(business_type=1)
+    first = await shared_backend.open()
+    await first.claim(Identity.of(routed), routed.envelope_id)
+    await first.record_routed(routed, T0)
+    await first.claim(Identity.of(unfinished), unfinished.envelope_id)
+    await first.close()
+
+    reopened = await shared_backend.open()
+    try:
+        assert await reopened.claim(Identity.of(routed), envelope_id()) == Claim(
+            ClaimState.ANSWERED, routed.envelope_id, Outcome.ROUTED
+        )
+        assert await reopened.claim(Identity.of(unfinished), unfinished.envelope_id) == Claim(
+            ClaimState.RESUMED, unfinished.envelope_id, None
+        )
+        history = await reopened.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)
+        assert [delivery.envelope_id for delivery in history] == [routed.envelope_id]
+    finally:
+        await reopened.close()
+
+
+async def test_an_unreachable_postgresql_is_reported_as_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailableError) as opening:
+        await open_store(UNREACHABLE_POSTGRES)
+    assert opening.value.reason is Reason.STORE_UNAVAILABLE
+
+    # A store whose database goes away after it was opened.
+    store = SqlStore(create_async_engine(UNREACHABLE_POSTGRES))
+    try:
+        with pytest.raises(StoreUnavailableError, match=re.escape("127.0.0.1:1")):
+            await store.ping()
+        with pytest.raises(StoreUnavailableError):
+            await store.claim(identity(), envelope_id())
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_store_creates_its_directory_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "lib" / "vdx" / "router.db"
+    store = await open_store(f"sqlite+aiosqlite:///{path}")
+    await store.close()
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.parametrize(
+    ("url", "schema"),
+    [
+        ("mysql+aiomysql://root@localhost/vdx", None),
+        ("sqlite+aiosqlite://", None),
+        ("sqlite+aiosqlite:///:memory:", None),
+        ("sqlite+aiosqlite:///router.db", "isolated"),
+        ("memory://", "isolated"),
+        ("not a url", None),
+    ],
+)
+async def test_open_store_refuses_unusable_urls(url: str, schema: str | None) -> None:
+    with pytest.raises(ValueError, match=r"URL|SQLite|schema"):
+        await open_store(url, schema=schema)
