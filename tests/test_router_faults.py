@@ -156,3 +156,57 @@ async def _at_least(messages: list[AbstractIncomingMessage], count: int) -> bool
 
 async def _at_least_distinct(messages: list[AbstractIncomingMessage], count: int) -> bool:
     return len({read_header(m.body).header.envelope_id for m in messages}) >= count
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+async def test_router_rides_out_a_broker_restart_and_loses_nothing(
+    exchange: Exchange, amqp_url: str, tmp_path: Path
+) -> None:
+    if not amqp_url.startswith("amqp://guest:guest@127.0.0.1"):
+        pytest.fail("this test restarts the local node with rabbitmqctl; it needs the local broker")
+    config = _config(exchange, tmp_path)
+    log = tmp_path / "router.log"
+    management = ManagementClient.from_env()
+    count = 600
+    bodies = [exchange.seal_document(G22, [H41], n) for n in range(count)]
+    sent = {read_header(body).header.envelope_id for body in bodies}
+    account = exchange.account_of(G22)
+
+    async def submit_until_confirmed(body: bytes) -> None:
+        # What an adapter does: resend the same bytes until the broker confirms them.
+        while True:
+            try:
+                await exchange.submit(body, as_account=account)
+                return
+            except Exception:
+                await asyncio.sleep(0.5)
+
+    async def stream() -> None:
+        for body in bodies:
+            await submit_until_confirmed(body)
+            await asyncio.sleep(1 / RATE)
+
+    router = _start_router(config, amqp_url, log)
+    try:
+        await _wait_for(
+            lambda: _has_consumer(management, exchange.names.inbound_queue), 60, "the router"
+        )
+        publisher = asyncio.create_task(stream())
+        await asyncio.sleep(0.7)
+        await asyncio.to_thread(_rabbitmqctl, "stop_app")
+        await asyncio.sleep(2)
+        await asyncio.to_thread(_rabbitmqctl, "start_app")
+        await asyncio.to_thread(_rabbitmqctl, "await_startup")
+        await asyncio.wait_for(publisher, 120)
+        delivered = await exchange.drain(exchange.inbox_of(H41), expect=count, timeout=120)
+    finally:
+        router.send_signal(signal.SIGTERM)
+        router.wait(timeout=30)
+
+    received = Counter(read_header(m.body).header.envelope_id for m in delivered)
+    assert set(received) == sent, f"lost: {len(sent - set(received))}"
+    assert "router.reconnected" in log.read_text() or "reconnect" in log.read_text().lower()
+    assert router.returncode == 0, log.read_text()[-2000:]

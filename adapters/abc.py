@@ -1,0 +1,90 @@
+"""The adapter's interfaces and value objects, in one place.
+
+An adapter is the agency's side of the backbone: one per agency, or one per hub (LGSP)
+serving a subtree of agencies, each served agency with its own key and certificate, the
+adapter with one broker account. ``client`` implements :class:`Adapter` (the Python API
+software embeds); ``dropfolder`` builds the folder integration on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
+from backbone.envelope import EnvelopeHeader
+
+__all__ = ["Adapter", "Receipt", "Received", "Sealed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A signed and encrypted envelope, ready to publish. Keep ``body`` to resend after a
+    crash: the same bytes under the same envelope id are answered as a duplicate, while a
+    fresh seal of the same document would be refused as different content."""
+
+    header: EnvelopeHeader
+    body: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What :meth:`Adapter.send` returns once the broker confirmed the envelope."""
+
+    envelope_id: str
+    document_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A document or status for one served agency, decrypted and with both signatures
+    verified. ``edxml`` is exactly what the sender signed (its XML-DSig included)."""
+
+    header: EnvelopeHeader
+    recipient: str  # the served agency it is for
+    edxml: bytes = field(repr=False)  # plaintext: never in reprs or logs
+    message: EdxmlDocument | EdxmlStatus = field(repr=False)
+    signer_certificate_pem: str  # the verified sender certificate
+    received_at: datetime
+
+    @property
+    def envelope_id(self) -> str:
+        return self.header.envelope_id
+
+
+class Adapter(Protocol):
+    def seal(self, edxml: bytes) -> Sealed:
+        """Validate the edXML, sign it (XML-DSig) with its sender's key, encrypt it for every
+        recipient (certificates from the directory). Raises a BackboneError naming what is
+        wrong (EdxmlError with line and path for invalid edXML)."""
+        ...
+
+    async def publish(self, sealed: Sealed) -> Receipt:
+        """Publish with a publisher confirm; returns once the broker has it."""
+        ...
+
+    async def send(self, edxml: bytes) -> Receipt:
+        """``publish(seal(edxml))``."""
+        ...
+
+    async def send_status(
+        self,
+        document_id: str,
+        code: StatusCode,
+        description: str | None = None,
+        *,
+        sender: str | None = None,
+    ) -> Receipt:
+        """Send a processing status about a received document back to its sender.
+        ``sender``: which served agency answers (needed only by hubs)."""
+        ...
+
+    def received(self) -> AsyncIterator[Received]:
+        """Documents and statuses as they arrive. An item is acknowledged to the broker only
+        when the consumer asks for the next one (so a crash before that redelivers it)."""
+        ...
