@@ -175,11 +175,7 @@ class Pipeline:
                 f"sender {header.sender} is inactive in the directory",
                 reason=Reason.SENDER_INACTIVE,
             )
-        expected = (
-            agency.broker_account
-            if agency.hub is None
-            else self._directory.hub(agency.hub).broker_account
-        )
+        expected = self._directory.serving_system(header.sender).broker_account
         if user_id is None or user_id != expected:
             published = "without a user_id" if user_id is None else f"by account {user_id!r}"
             raise RoutingError(

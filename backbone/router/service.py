@@ -221,11 +221,7 @@ class Router:
         )
         # Only an authenticated sender is told by name; otherwise the publisher is, so a forged
         # header cannot aim rejection events at another agency.
-        party = (
-            header.sender
-            if header is not None and decision.authenticated
-            else self._party_of_account(message.user_id)
-        )
+        party = self._party(header, message.user_id, authenticated=decision.authenticated)
         if party is not None:
             fields: dict[str, object] = {
                 "party": party,
@@ -270,54 +266,55 @@ class Router:
 
     async def _on_unroutable(self, message: AbstractIncomingMessage) -> None:
         """A copy of a parked envelope: nothing was bound for its routing key."""
-        async with message.process(requeue=True):
-            header = _header_or_none(message.body)
-            if header is not None:
-                await self.store.finish(
-                    header.envelope_id, Outcome.UNROUTABLE, reason=Reason.UNROUTABLE
-                )
-                await self._emit(
-                    Event.about(
-                        EventType.UNROUTABLE,
-                        header,
-                        reason=Reason.UNROUTABLE,
-                        message=f"nothing is bound for {message.routing_key}: parked",
-                    )
-                )
-            log.warning(
-                "router.unroutable",
-                envelope_id=header.envelope_id if header else None,
-                routing_key=message.routing_key,
-                outcome="unroutable",
-            )
+        await self._report_parked(
+            message,
+            EventType.UNROUTABLE,
+            Outcome.UNROUTABLE,
+            Reason.UNROUTABLE,
+            f"nothing is bound for {message.routing_key}: parked",
+            authenticated=True,  # the router published it, after checking its sender
+        )
 
     async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
         """A copy of a dead-lettered envelope: it kept failing the router."""
+        await self._report_parked(
+            message,
+            EventType.DEAD_LETTERED,
+            Outcome.DEAD_LETTERED,
+            Reason.POISON,
+            "processing kept failing; kept in the dead-letter queue",
+            authenticated=False,  # it never made it through the checks
+        )
+
+    async def _report_parked(
+        self,
+        message: AbstractIncomingMessage,
+        event_type: EventType,
+        outcome: Outcome,
+        reason: Reason,
+        text: str,
+        *,
+        authenticated: bool,
+    ) -> None:
         async with message.process(requeue=True):
             header = _header_or_none(message.body)
             if header is not None:
-                await self.store.finish(
-                    header.envelope_id, Outcome.DEAD_LETTERED, reason=Reason.POISON
-                )
+                await self.store.finish(header.envelope_id, outcome, reason=reason)
+            party = self._party(header, message.user_id, authenticated=authenticated)
+            if party is not None:
+                fields: dict[str, object] = {"party": party, "reason": reason, "message": text}
                 await self._emit(
-                    Event.about(
-                        EventType.DEAD_LETTERED,
-                        header,
-                        reason=Reason.POISON,
-                        message="processing kept failing; kept in the dead-letter queue",
-                    )
+                    Event.about(event_type, header, **fields)
+                    if header is not None
+                    else Event.model_validate({"type": event_type, **fields})
                 )
-            else:
-                party = self._party_of_account(message.user_id)
-                if party is not None:
-                    await self._emit(
-                        Event(type=EventType.DEAD_LETTERED, party=party, reason=Reason.POISON)
-                    )
-            log.error(
-                "router.dead_lettered",
+            log.warning(
+                f"router.{outcome.value}",
                 envelope_id=header.envelope_id if header else None,
+                document_id=header.document_id if header else None,
                 publisher=message.user_id,
-                outcome="dead_lettered",
+                routing_key=message.routing_key,
+                outcome=outcome.value,
             )
 
     # -- helpers -------------------------------------------------------------------------
@@ -358,12 +355,25 @@ class Router:
             mandatory=False,
         )
 
-    def _party_of_account(self, account: str | None) -> str | None:
-        """Who to tell about an envelope too broken to name its sender: the publisher."""
-        if not account:
+    def _party(
+        self, header: EnvelopeHeader | None, publisher: str | None, *, authenticated: bool
+    ) -> str | None:
+        """Who to tell: the sender when its signature was checked, or when the publisher may
+        publish for it; otherwise the publisher itself, so a forged header cannot aim events
+        at another agency."""
+        if header is not None and authenticated:
+            return header.sender
+        if (
+            header is not None
+            and publisher
+            and header.sender in self.directory
+            and self.directory.serving_system(header.sender).broker_account == publisher
+        ):
+            return header.sender
+        if not publisher:
             return None
         try:
-            system = self.directory.system_of_account(account)
+            system = self.directory.system_of_account(publisher)
         except BackboneError:
             return None
         if isinstance(system, Hub):
