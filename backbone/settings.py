@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     delivery_limit: int = Field(
         default=5, gt=0, description="Redeliveries before an envelope is dead-lettered"
     )
+    http_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"
+    )
     routing_policy: RoutingPolicy = Field(
         default_factory=RoutingPolicy,
         description="Which tiers and subtrees may send to which (default: everyone to everyone)",

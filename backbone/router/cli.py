@@ -46,6 +46,7 @@ async def _run(settings: Settings) -> None:
             prefetch=settings.prefetch,
             delivery_limit=settings.delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,
+            http_port=settings.http_port,
         ),
         directory=directory,
         pipeline=pipeline,

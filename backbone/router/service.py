@@ -10,6 +10,7 @@ acknowledged before what it promises is confirmed by the broker.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from aio_pika.abc import (
 from backbone.directory import Directory, Hub
 from backbone.envelope import EnvelopeHeader, Kind, read_header
 from backbone.errors import BackboneError, Reason
+from backbone.observability import metrics
+from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
 from backbone.router.abc import Outcome, Store
 from backbone.router.events import Event, EventType
@@ -55,6 +58,7 @@ class RouterOptions:
     prefetch: int = 256
     delivery_limit: int = 5
     max_envelope_bytes: int = 16 * 1024 * 1024
+    http_port: int | None = None  # /metrics, /healthz, /readyz when set
 
 
 class Router:
@@ -74,6 +78,7 @@ class Router:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._stopping = asyncio.Event()
+        self._http: HttpServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -108,7 +113,21 @@ class Router:
             queue = await self._consume_channel.get_queue(queue_name, ensure=False)
             tag = await queue.consume(self._tracked(handler))
             self._consumer_tags.append((queue, tag))
-        log.info("router.started", prefix=names.prefix, prefetch=self.options.prefetch)
+        if self.options.http_port is not None:
+            self._http = HttpServer(
+                make_app(
+                    {"broker": self._broker_problem, "store": self._store_problem},
+                    title="vdx router",
+                ),
+                port=self.options.http_port,
+            )
+            await self._http.start()
+        log.info(
+            "router.started",
+            prefix=names.prefix,
+            prefetch=self.options.prefetch,
+            http_port=self.options.http_port,
+        )
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop consuming, finish what is in flight, close."""
@@ -124,6 +143,8 @@ class Router:
         if self._connection is not None:
             await self._connection.close()
         await self.store.close()
+        if self._http is not None:
+            await self._http.stop()
         log.info("router.stopped")
 
     async def serve_forever(self) -> None:
@@ -131,6 +152,15 @@ class Router:
 
     def _on_reconnect(self, *_: object) -> None:
         log.warning("router.reconnected")
+
+    async def _broker_problem(self) -> str | None:
+        if self._connection is None or self._connection.is_closed:
+            return "not connected to the broker"
+        return None
+
+    async def _store_problem(self) -> str | None:
+        await self.store.ping()
+        return None
 
     def _tracked(
         self, handler: Callable[[AbstractIncomingMessage], Awaitable[None]]
@@ -149,10 +179,16 @@ class Router:
     # -- the envelope path ---------------------------------------------------------------
 
     async def _on_envelope(self, message: AbstractIncomingMessage) -> None:
+        metrics.IN_FLIGHT.inc()
+        started = time.perf_counter()
         try:
             decision = await self.pipeline.evaluate(message.body, user_id=message.user_id)
+            metrics.VALIDATION_SECONDS.observe(time.perf_counter() - started)
+            header = decision.header
+            metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
             if isinstance(decision, Route):
                 await self._route(decision, message.body)
+                metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
             elif isinstance(decision, Reject):
                 await self._reject(decision, message)
             else:
@@ -168,6 +204,8 @@ class Router:
             )
             if not message.channel.is_closed:
                 await message.reject(requeue=True)  # counts toward the delivery limit on 4.3+
+        finally:
+            metrics.IN_FLIGHT.dec()
 
     async def _route(self, decision: Route, body: bytes) -> None:
         header = decision.header
@@ -181,7 +219,9 @@ class Router:
                 for exchange, keys in decision.plan.items()
             )
         )
-        await self.store.record_routed(header, datetime.now(UTC))
+        routed_at = datetime.now(UTC)
+        await self.store.record_routed(header, routed_at)
+        self._count_routed(header, routed_at)
         await self._emit(Event.about(EventType.ROUTED, header))
         if header.kind == Kind.STATUS:
             for original_sender in header.recipients:
@@ -196,8 +236,20 @@ class Router:
             outcome="routed",
         )
 
+    def _count_routed(self, header: EnvelopeHeader, routed_at: datetime) -> None:
+        tiers = self.directory.tiers
+        metrics.ENVELOPES_ROUTED.labels(
+            tiers.tier_of(OrganCode.parse(header.sender)).name, str(header.kind)
+        ).inc()
+        for recipient in header.recipients:
+            metrics.DELIVERIES.labels(tiers.tier_of(OrganCode.parse(recipient)).name).inc()
+        if header.status_code is not None:
+            metrics.STATUSES.labels(header.status_code).inc()
+        metrics.END_TO_END_SECONDS.observe(max(0.0, (routed_at - header.created).total_seconds()))
+
     async def _reject(self, decision: Reject, message: AbstractIncomingMessage) -> None:
         header = decision.header
+        metrics.ENVELOPES_REJECTED.labels(decision.reason.value).inc()
         assert self._publish_channel is not None
         headers: dict[str, aio_pika.abc.FieldValue] = {
             H_REASON: decision.reason.value,
@@ -245,6 +297,7 @@ class Router:
 
     async def _answer(self, decision: Answer) -> None:
         header = decision.header
+        metrics.DUPLICATES.inc()
         await self._emit(
             Event.about(
                 EventType.DUPLICATE,
@@ -266,6 +319,7 @@ class Router:
 
     async def _on_unroutable(self, message: AbstractIncomingMessage) -> None:
         """A copy of a parked envelope: nothing was bound for its routing key."""
+        metrics.UNROUTABLE.inc()
         await self._report_parked(
             message,
             EventType.UNROUTABLE,
@@ -277,6 +331,7 @@ class Router:
 
     async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
         """A copy of a dead-lettered envelope: it kept failing the router."""
+        metrics.DEAD_LETTERED.inc()
         await self._report_parked(
             message,
             EventType.DEAD_LETTERED,

@@ -1,0 +1,71 @@
+"""The HTTP side of a backbone process: ``/metrics``, ``/healthz`` (alive), ``/readyz``.
+
+Readiness is a list of named checks (broker connected, store reachable, …); each returns
+``None`` when fine or a sentence saying what is wrong. The app runs on uvicorn inside the
+process's own event loop, so checks see the live connection objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+__all__ = ["Check", "HttpServer", "make_app"]
+
+Check = Callable[[], Awaitable[str | None]]
+
+
+def make_app(checks: Mapping[str, Check], *, title: str) -> FastAPI:
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        problems: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                problem = await asyncio.wait_for(check(), timeout=5)
+            except Exception as error:  # a check that fails is itself the answer
+                problem = f"{type(error).__name__}: {error}"
+            if problem is not None:
+                problems[name] = problem
+        ready = not problems
+        return JSONResponse(
+            {"ready": ready, "checks": {name: problems.get(name, "ok") for name in checks}},
+            status_code=200 if ready else 503,
+        )
+
+    return app
+
+
+class HttpServer:
+    """uvicorn serving ``app`` on ``host:port`` as a task of the running loop."""
+
+    def __init__(self, app: FastAPI, *, host: str = "0.0.0.0", port: int) -> None:  # noqa: S104
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        self._server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start (port taken…)
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._server.should_exit = True
+            await self._task

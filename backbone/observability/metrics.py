@@ -1,0 +1,68 @@
+"""Prometheus metrics of the router (``vdx_`` prefix, Prometheus naming).
+
+Labels stay low-cardinality: tiers, reasons, status codes, kinds. Never a document or
+envelope id, never an organ code.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+__all__ = [
+    "BUILD_INFO",
+    "DEAD_LETTERED",
+    "DELIVERIES",
+    "DUPLICATES",
+    "END_TO_END_SECONDS",
+    "ENVELOPES_RECEIVED",
+    "ENVELOPES_REJECTED",
+    "ENVELOPES_ROUTED",
+    "IN_FLIGHT",
+    "ROUTING_SECONDS",
+    "STATUSES",
+    "UNROUTABLE",
+    "VALIDATION_SECONDS",
+]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+BUILD_INFO = Info("vdx_build", "Version of the running backbone")
+try:
+    BUILD_INFO.info({"version": version("vdx-backbone")})
+except PackageNotFoundError:  # running from a source tree that was never installed
+    BUILD_INFO.info({"version": "unknown"})
+
+ENVELOPES_RECEIVED = Counter(
+    "vdx_envelopes_received_total", "Envelopes the router consumed", ["kind"]
+)
+ENVELOPES_ROUTED = Counter(
+    "vdx_envelopes_routed_total", "Envelopes routed, by the sender's tier", ["tier", "kind"]
+)
+ENVELOPES_REJECTED = Counter(
+    "vdx_envelopes_rejected_total", "Envelopes refused and quarantined", ["reason"]
+)
+DELIVERIES = Counter(
+    "vdx_deliveries_total", "Recipients an envelope was routed to, by recipient tier", ["tier"]
+)
+STATUSES = Counter("vdx_statuses_total", "Processing statuses relayed, by code", ["code"])
+DUPLICATES = Counter("vdx_duplicates_total", "Resends answered with the original outcome")
+UNROUTABLE = Counter("vdx_unroutable_total", "Envelopes parked because nothing was bound")
+DEAD_LETTERED = Counter(
+    "vdx_dead_lettered_total", "Envelopes dead-lettered after the delivery limit"
+)
+VALIDATION_SECONDS = Histogram(
+    "vdx_validation_seconds", "Time to check one envelope", buckets=_LATENCY_BUCKETS
+)
+ROUTING_SECONDS = Histogram(
+    "vdx_routing_seconds",
+    "Time from consuming an envelope to its last publisher confirm",
+    buckets=_LATENCY_BUCKETS,
+)
+END_TO_END_SECONDS = Histogram(
+    "vdx_end_to_end_seconds",
+    "Time from the envelope's creation (its header) to routed",
+    buckets=_LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge("vdx_in_flight_messages", "Envelopes being processed by this router")
