@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from backbone.broker.cli import app as broker_app
+from backbone.broker.provision_cli import provision_command
 from backbone.directory.cli import app as directory_app
 from backbone.edxml.cli import app as edxml_app
 from backbone.pki.cli import app as pki_app
@@ -23,6 +24,9 @@ app.add_typer(directory_app, name="directory", help="The agency directory: check
 app.add_typer(router_app, name="router", help="Run a router replica.")
 app.add_typer(topology_app, name="topology", help="Declare or show the broker topology.")
 app.add_typer(broker_app, name="broker", help="Find, start or install a broker (development, CI).")
+app.command("provision", help="Broker users with least privilege, from the directory.")(
+    provision_command
+)
 
 
 @app.command()

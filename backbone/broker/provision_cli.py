@@ -1,0 +1,51 @@
+"""``backbone provision``: broker users and least-privilege permissions from the directory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backbone.broker.management import ManagementClient
+from backbone.broker.provision import (
+    definitions,
+    load_or_create_passwords,
+    plan_accounts,
+    provision,
+)
+from backbone.directory import load_directory
+from backbone.errors import BackboneError
+from backbone.router.names import Names
+
+
+def provision_command(
+    directory: Annotated[Path, typer.Option(help="The agency directory file")],
+    passwords: Annotated[
+        Path, typer.Option(help="YAML of account passwords (mode 0600); new ones are generated")
+    ] = Path("broker-passwords.yaml"),
+    prefix: Annotated[str, typer.Option(help="Broker name prefix")] = "vdx",
+    router_user: Annotated[str, typer.Option(help="The router's broker user")] = "vdx-router",
+    definitions_out: Annotated[
+        Path | None,
+        typer.Option("--definitions", help="Write RabbitMQ definitions JSON here instead"),
+    ] = None,
+) -> None:
+    """One broker user per connected system: publish to the submit exchange only, read its own
+    inbox and events queues only, configure nothing. Applies through the management API
+    (VDX_MANAGEMENT_URL), or writes definitions for `rabbitmqctl import_definitions`."""
+    try:
+        specs = plan_accounts(load_directory(directory), Names(prefix), router_user=router_user)
+        secrets = load_or_create_passwords(passwords, [spec.user for spec in specs])
+        if definitions_out is not None:
+            definitions_out.write_text(json.dumps(definitions(specs, secrets), indent=2))
+            definitions_out.chmod(0o600)
+            typer.echo(f"wrote {len(specs)} users to {definitions_out}")
+            return
+        count = asyncio.run(provision(ManagementClient.from_env(), specs, secrets))
+    except BackboneError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"provisioned {count} broker users; passwords in {passwords}")

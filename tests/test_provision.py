@@ -1,0 +1,137 @@
+"""Who may do what at the broker: provisioned accounts have least privilege."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aio_pika
+import pytest
+from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
+
+from backbone.broker.management import ManagementClient
+from backbone.broker.provision import (
+    definitions,
+    load_or_create_passwords,
+    plan_accounts,
+    provision,
+    rabbit_password_hash,
+)
+from backbone.directory import DirectoryBuilder
+from backbone.router.names import Names
+from backbone.router.topology import apply_topology
+
+pytestmark = pytest.mark.broker
+
+A, B = "000.00.00.G22", "000.00.00.H41"
+
+
+@pytest.fixture
+async def provisioned(
+    amqp_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Names, dict[str, str], str]]:
+    names = Names(prefix=f"t{uuid.uuid4().hex[:8]}")
+    tag = uuid.uuid4().hex[:6]
+    directory = (
+        DirectoryBuilder()
+        .direct(A, broker_account=f"a-{tag}")
+        .direct(B, broker_account=f"b-{tag}")
+        .build()
+    )
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        await apply_topology(await connection.channel(), directory, names)
+    specs = plan_accounts(directory, names, router_user=f"router-{tag}")
+    passwords = load_or_create_passwords(tmp_path / "passwords.yaml", [s.user for s in specs])
+    management = ManagementClient.from_env()
+    await provision(management, specs, passwords)
+    try:
+        yield names, passwords, tag
+    finally:
+        for spec in specs:
+            await management.delete_user(spec.user)
+        await management.delete_prefixed(names.prefix)
+
+
+async def _connect(amqp_url: str, user: str, password: str) -> aio_pika.abc.AbstractConnection:
+    parts = urlsplit(amqp_url)
+    return await aio_pika.connect(
+        f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/"
+    )
+
+
+async def test_an_agency_reads_its_own_inbox_and_publishes_to_submit_only(
+    amqp_url: str, provisioned: tuple[Names, dict[str, str], str]
+) -> None:
+    names, passwords, tag = provisioned
+    user = f"a-{tag}"
+    async with await _connect(amqp_url, user, passwords[user]) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        submit = await channel.get_exchange(names.submit_exchange, ensure=False)
+        await submit.publish(aio_pika.Message(b"x", user_id=user), routing_key="envelope")
+        inbox = await channel.get_queue(names.inbox_queue(A), ensure=False)
+        assert await inbox.get(fail=False) is None
+
+
+async def test_an_agency_cannot_read_another_agencys_inbox(
+    amqp_url: str, provisioned: tuple[Names, dict[str, str], str]
+) -> None:
+    names, passwords, tag = provisioned
+    user = f"a-{tag}"
+    async with await _connect(amqp_url, user, passwords[user]) as connection:
+        channel = await connection.channel()
+        other = await channel.get_queue(names.inbox_queue(B), ensure=False)
+        with pytest.raises(ChannelAccessRefused):
+            await other.get(fail=False)
+
+
+async def test_an_agency_cannot_publish_as_another_agency(
+    amqp_url: str, provisioned: tuple[Names, dict[str, str], str]
+) -> None:
+    names, passwords, tag = provisioned
+    user = f"a-{tag}"
+    async with await _connect(amqp_url, user, passwords[user]) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        submit = await channel.get_exchange(names.submit_exchange, ensure=False)
+        with pytest.raises(ChannelPreconditionFailed):
+            await submit.publish(aio_pika.Message(b"x", user_id=f"b-{tag}"), routing_key="envelope")
+
+
+async def test_an_agency_cannot_bypass_the_router_or_touch_the_topology(
+    amqp_url: str, provisioned: tuple[Names, dict[str, str], str]
+) -> None:
+    names, passwords, tag = provisioned
+    user = f"a-{tag}"
+    refused = [
+        lambda ch: ch.declare_queue(f"{names.prefix}.mine", durable=True),
+        lambda ch: ch.declare_exchange(f"{names.prefix}.mine", aio_pika.ExchangeType.FANOUT),
+        lambda ch: ch.queue_delete(names.inbox_queue(A)),
+        lambda ch: ch.exchange_delete(names.submit_exchange),
+    ]
+    async with await _connect(amqp_url, user, passwords[user]) as connection:
+        for attempt in refused:
+            channel = await connection.channel()
+            with pytest.raises(ChannelAccessRefused):
+                await attempt(channel)
+        channel = await connection.channel(publisher_confirms=True)
+        tier_1 = await channel.get_exchange(
+            f"{names.prefix}.tier.1.central-provincial", ensure=False
+        )
+        with pytest.raises(ChannelAccessRefused):  # straight to a recipient, past the router
+            await tier_1.publish(aio_pika.Message(b"x", user_id=user), routing_key="H41.00.00.000")
+
+
+def test_definitions_carry_rabbitmq_sha256_hashes_not_passwords(tmp_path: Path) -> None:
+    directory = DirectoryBuilder().direct(A).build()
+    specs = plan_accounts(directory, Names(), router_user="vdx-router")
+    passwords = load_or_create_passwords(tmp_path / "p.yaml", [s.user for s in specs])
+    exported = json.dumps(definitions(specs, passwords))
+    assert all(password not in exported for password in passwords.values())
+    assert (tmp_path / "p.yaml").stat().st_mode & 0o777 == 0o600
+    # RabbitMQ's documented sha256 scheme, checked against a fixed salt.
+    assert rabbit_password_hash("test12", salt=bytes.fromhex("908dc60a")) == (
+        "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+    )
