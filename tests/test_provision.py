@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,8 +22,14 @@ from backbone.broker.provision import (
     rabbit_password_hash,
 )
 from backbone.directory import DirectoryBuilder
+from backbone.envelope import Kind, seal
 from backbone.router.names import Names
+from backbone.router.pipeline import Pipeline
+from backbone.router.service import Router, RouterOptions
+from backbone.router.store import open_store
 from backbone.router.topology import apply_topology
+from tests.pki_fixtures import make_pki
+from tests.router_harness import document_edxml, document_id
 
 pytestmark = pytest.mark.broker
 
@@ -57,10 +64,7 @@ async def provisioned(
 
 
 async def _connect(amqp_url: str, user: str, password: str) -> aio_pika.abc.AbstractConnection:
-    parts = urlsplit(amqp_url)
-    return await aio_pika.connect(
-        f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/"
-    )
+    return await aio_pika.connect(_url(amqp_url, user, password))
 
 
 async def test_an_agency_reads_its_own_inbox_and_publishes_to_submit_only(
@@ -135,3 +139,71 @@ def test_definitions_carry_rabbitmq_sha256_hashes_not_passwords(tmp_path: Path) 
     assert rabbit_password_hash("test12", salt=bytes.fromhex("908dc60a")) == (
         "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
     )
+
+
+async def test_the_router_routes_with_its_provisioned_account(
+    amqp_url: str, provisioned: tuple[Names, dict[str, str], str], tmp_path: Path
+) -> None:
+    names, passwords, tag = provisioned
+    pki = make_pki(tmp_path / "pki")
+    directory = (
+        DirectoryBuilder()
+        .direct(A, broker_account=f"a-{tag}")
+        .direct(B, broker_account=f"b-{tag}")
+        .build()
+    )
+    router_user = f"router-{tag}"
+    store = await open_store("memory://")
+    router = Router(
+        RouterOptions(amqp_url=_url(amqp_url, router_user, passwords[router_user]), names=names),
+        directory=directory,
+        pipeline=Pipeline(directory, pki.validator(), store, names),
+        store=store,
+    )
+    await router.start()
+    try:
+        body = seal(
+            document_edxml(A, [B], 1),
+            kind=Kind.DOCUMENT,
+            sender=A,
+            sender_key=pki.agency(A).key,
+            sender_cert=pki.agency(A).certificate,
+            recipients={B: pki.agency(B).certificate},
+            document_id=document_id(A, 1),
+            business_type=0,
+        )
+        rejected = b"not an envelope"  # a rejection goes to the quarantine queue
+        async with await _connect(amqp_url, f"a-{tag}", passwords[f"a-{tag}"]) as connection:
+            channel = await connection.channel(publisher_confirms=True)
+            submit = await channel.get_exchange(names.submit_exchange, ensure=False)
+            for payload in (body, rejected):
+                await submit.publish(
+                    aio_pika.Message(payload, user_id=f"a-{tag}"), routing_key="envelope"
+                )
+        async with await _connect(amqp_url, f"b-{tag}", passwords[f"b-{tag}"]) as connection:
+            inbox = await (await connection.channel()).get_queue(names.inbox_queue(B), ensure=False)
+            message = await _get(inbox)
+            assert message.body == body
+        guest = await aio_pika.connect(amqp_url)
+        async with guest:
+            quarantine = await (await guest.channel()).get_queue(
+                names.quarantine_queue, ensure=False
+            )
+            assert (await _get(quarantine)).body == rejected
+    finally:
+        await router.stop()
+
+
+async def _get(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
+    for _ in range(100):
+        message = await queue.get(fail=False)
+        if message is not None:
+            await message.ack()
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing arrived in {queue.name}")
+
+
+def _url(amqp_url: str, user: str, password: str) -> str:
+    parts = urlsplit(amqp_url)
+    return f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/"

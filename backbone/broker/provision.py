@@ -55,7 +55,8 @@ def plan_accounts(directory: Directory, names: Names, *, router_user: str) -> li
             user=router_user,
             system="router",
             configure=f"^{re.escape(names.prefix)}\\.",
-            write=f"^{re.escape(names.prefix)}\\.",
+            # The quarantine is fed through the default exchange, named amq.default here.
+            write=f"^({re.escape(names.prefix)}\\..*|amq\\.default)$",
             read=f"^{re.escape(names.prefix)}\\.",
         )
     ]
