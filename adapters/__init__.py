@@ -1,2 +1,21 @@
 """Adapter workers: the agency's side of the backbone (sign, encrypt, publish; receive,
-decrypt, verify, deliver). Built on ``backbone``'s shared core."""
+decrypt, verify, deliver). Built on ``backbone``'s shared core.
+
+``AdapterClient`` is the Python API (see :mod:`adapters.client` for acknowledgement,
+redeliveries and status 01); ``AdapterConfig`` loads its configuration.
+"""
+
+from adapters.abc import Adapter, Receipt, Received, Sealed
+from adapters.client import AdapterClient, processing_order
+from adapters.config import AdapterConfig, ServedAgency
+
+__all__ = [
+    "Adapter",
+    "AdapterClient",
+    "AdapterConfig",
+    "Receipt",
+    "Received",
+    "Sealed",
+    "ServedAgency",
+    "processing_order",
+]

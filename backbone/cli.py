@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from adapters.cli import app as adapter_app
 from backbone.broker.cli import app as broker_app
 from backbone.broker.provision_cli import provision_command
 from backbone.directory.cli import app as directory_app
@@ -23,6 +24,7 @@ app.add_typer(pki_app, name="pki", help="Development certificate authority and c
 app.add_typer(directory_app, name="directory", help="The agency directory: check, query, generate.")
 app.add_typer(router_app, name="router", help="Run a router replica.")
 app.add_typer(topology_app, name="topology", help="Declare or show the broker topology.")
+app.add_typer(adapter_app, name="adapter", help="Run an agency's (or a hub's) adapter.")
 app.add_typer(broker_app, name="broker", help="Find, start or install a broker (development, CI).")
 app.command("provision", help="Broker users with least privilege, from the directory.")(
     provision_command

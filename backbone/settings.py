@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
 import yaml
 from pydantic import AliasChoices, Field, SecretStr
@@ -19,11 +20,38 @@ from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
 
-__all__ = ["Settings"]
+__all__ = ["FileSettings", "Settings"]
 
 
-class Settings(BaseSettings):
+class FileSettings(BaseSettings):
+    """Settings from a YAML file (given, or named by ``VDX_CONFIG``) with ``VDX_*``
+    environment variables over it. The router's and the adapters' configurations are both."""
+
     model_config = SettingsConfigDict(env_prefix="VDX_", extra="forbid", frozen=True)
+
+    @classmethod
+    def load(cls, config_file: Path | None = None) -> Self:
+        path = config_file or (
+            Path(os.environ["VDX_CONFIG"]) if "VDX_CONFIG" in os.environ else None
+        )
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
+        return cls(**(values or {}))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init values; the environment wins over them.
+        return (env_settings, init_settings)
+
+
+class Settings(FileSettings):
+    """The router's configuration."""
 
     amqp_url: SecretStr = Field(
         default=SecretStr(LOCAL_URL),
@@ -55,27 +83,6 @@ class Settings(BaseSettings):
         default_factory=RoutingPolicy,
         description="Which tiers and subtrees may send to which (default: everyone to everyone)",
     )
-
-    @classmethod
-    def load(cls, config_file: Path | None = None) -> Settings:
-        """Settings from ``config_file`` (or ``VDX_CONFIG``) with the environment over it."""
-        path = config_file or (
-            Path(os.environ["VDX_CONFIG"]) if "VDX_CONFIG" in os.environ else None
-        )
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
-        return cls(**(values or {}))
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init values; the environment wins over them.
-        return (env_settings, init_settings)
 
     def certificate_validator(self) -> CertificateValidator:
         """The validator production uses: configured CA certificates, intermediates and CRLs."""

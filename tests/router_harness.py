@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from backbone.broker.management import ManagementClient
-from backbone.directory import Directory, DirectoryBuilder
+from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
 from backbone.edxml import (
     Business,
     BusinessDocType,
@@ -59,13 +59,21 @@ DIRECT = [
 VIA_HUB = ["000.00.00.H53", "000.00.32.H53", "000.21.32.H53", "001.21.32.H53"]
 
 
-def build_directory() -> Directory:
+def build_directory(
+    certificates: Mapping[str, str] | None = None, *, account_prefix: str = ""
+) -> Directory:
+    """The test directory; ``certificates`` (organ code → PEM path) fills in the agencies'
+    certificates, which adapters need to encrypt to them (the router does not).
+    ``account_prefix`` makes broker user names unique per run: test sessions sharing one
+    broker would otherwise reset or delete each other's users."""
+    known = certificates or {}
     builder = DirectoryBuilder()
     for code in DIRECT:
-        builder.direct(code)
-    builder.hub(HUB, "000.00.00.H53")
+        account = f"{account_prefix}{agency_account(code)}"
+        builder.direct(code, certificate=known.get(code), broker_account=account)
+    builder.hub(HUB, "000.00.00.H53", broker_account=f"{account_prefix}{hub_account(HUB)}")
     for code in VIA_HUB:
-        builder.via_hub(code, HUB)
+        builder.via_hub(code, HUB, certificate=known.get(code))
     return builder.build()
 
 
@@ -104,12 +112,21 @@ class Exchange:
     _channels: dict[str, AbstractChannel] = field(default_factory=dict)
 
     @classmethod
-    async def create(cls, amqp_url: str, pki_dir: Path) -> Exchange:
+    async def create(cls, amqp_url: str, pki_dir: Path, *, certificates: bool = False) -> Exchange:
+        """``certificates``: issue every agency's certificate now and list it in the
+        directory (adapters encrypt to directory certificates)."""
+        pki = make_pki(pki_dir)
+        known = (
+            {code: str(pki.agency(code).cert_path) for code in [*DIRECT, *VIA_HUB]}
+            if certificates
+            else None
+        )
+        prefix = f"t{uuid.uuid4().hex[:8]}"
         exchange = cls(
             amqp_url=amqp_url,
-            names=Names(prefix=f"t{uuid.uuid4().hex[:8]}"),
-            directory=build_directory(),
-            pki=make_pki(pki_dir),
+            names=Names(prefix=prefix),
+            directory=build_directory(known, account_prefix=f"{prefix}-"),
+            pki=pki,
         )
         management = ManagementClient.from_env()
         for account in exchange.accounts():

@@ -16,6 +16,9 @@ PACKAGES = [
     "backbone.directory",
     "backbone.envelope",
     "backbone.pki",
+    "backbone.router.abc",
+    "backbone.router.names",
+    "adapters",
 ]
 
 

@@ -14,9 +14,10 @@ from backbone.edxml import StatusCode
 from backbone.envelope import read_header
 from backbone.errors import Reason
 from backbone.router.events import EventType
+from backbone.router.names import H_REASON
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
-from backbone.router.service import H_REASON, Router, RouterOptions
+from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
 from tests.router_harness import HUB, Exchange
 
@@ -294,10 +295,10 @@ async def test_an_envelope_that_keeps_failing_is_dead_lettered_and_the_router_go
     poison = exchange.seal_document(G22, [H41], 31)
     evaluate = router.pipeline.evaluate
 
-    async def crash_on_poison(body: bytes, *, user_id: str | None) -> object:
+    async def crash_on_poison(body: bytes, *, user_id: str | None, redelivered: bool) -> object:
         if body == poison:
             raise RuntimeError("simulated router bug")
-        return await evaluate(body, user_id=user_id)
+        return await evaluate(body, user_id=user_id, redelivered=redelivered)
 
     monkeypatch.setattr(router.pipeline, "evaluate", crash_on_poison)
     account = exchange.account_of(G22)

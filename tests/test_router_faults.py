@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from backbone.broker.management import ManagementClient
 from backbone.directory import dump_directory
 from backbone.envelope import read_header
-from backbone.router.service import H_REPUBLISHED
+from backbone.router.names import H_REPUBLISHED
 from backbone.router.store import open_store
 from tests.router_harness import Exchange
 

@@ -105,13 +105,16 @@ class _LogEntry(Protocol):  # what lxml's error log entries carry (lxml-stubs le
 # Schemas load once per thread: lxml keeps a validator's error log on the validator object,
 # so threads sharing one would read each other's errors.
 _local = threading.local()
+# Compiling schemas (with their xs:include) is not safe in several threads at once in libxml2.
+_compiling = threading.Lock()
 
 
 def _schema(kind: Kind) -> etree.XMLSchema:
     schemas: dict[Kind, etree.XMLSchema] | None = getattr(_local, "schemas", None)
     if schemas is None:
         directory = schema_dir()
-        schemas = {k: etree.XMLSchema(etree.parse(str(directory / f"{k}.xsd"))) for k in Kind}
+        with _compiling:
+            schemas = {k: etree.XMLSchema(etree.parse(str(directory / f"{k}.xsd"))) for k in Kind}
         _local.schemas = schemas
     return schemas[kind]
 

@@ -11,7 +11,25 @@ from dataclasses import dataclass
 from backbone.organ import OrganCode
 from backbone.tiers import Tier
 
-__all__ = ["Names"]
+__all__ = [
+    "H_DOCUMENT",
+    "H_ENVELOPE",
+    "H_MESSAGE",
+    "H_PUBLISHER",
+    "H_REASON",
+    "H_REPUBLISHED",
+    "H_SENDER",
+    "Names",
+]
+
+# Message headers of our own (no "x-" prefix: RabbitMQ 3.13+ treats those as the broker's).
+H_ENVELOPE = "vdx-envelope-id"
+H_DOCUMENT = "vdx-document-id"
+H_SENDER = "vdx-sender"
+H_REASON = "vdx-reason"  # on quarantined envelopes: the Reason value
+H_MESSAGE = "vdx-message"  # on quarantined envelopes: what was wrong
+H_PUBLISHER = "vdx-publisher"  # on quarantined envelopes: the broker account that sent it
+H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients drop duplicates
 
 
 @dataclass(frozen=True, slots=True)

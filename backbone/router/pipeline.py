@@ -112,7 +112,9 @@ class Pipeline:
             level: names.tier_exchange(tier) for tier in self._tiers.tiers for level in tier.levels
         }
 
-    async def evaluate(self, body: bytes, *, user_id: str | None) -> Decision:
+    async def evaluate(
+        self, body: bytes, *, user_id: str | None, redelivered: bool = False
+    ) -> Decision:
         """Decide what to do with one envelope as consumed (``user_id``: the AMQP property
         the broker checked against the publisher's login). Bad input never raises; a store
         failure (:class:`StoreUnavailableError`) or a bug does, so the service can requeue
@@ -133,14 +135,18 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header)
         try:
-            return await self._decide(frame.header, sender, envelope)
+            return await self._decide(frame.header, sender, envelope, redelivered)
         except StoreUnavailableError:
             raise  # says nothing about the envelope: requeue it, do not quarantine it
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header, authenticated=True)
 
     async def _decide(
-        self, header: EnvelopeHeader, sender: Agency, envelope: VerifiedEnvelope
+        self,
+        header: EnvelopeHeader,
+        sender: Agency,
+        envelope: VerifiedEnvelope,
+        redelivered: bool,
     ) -> Decision:
         recipients = self._recipients(header)
         self._check_policy(sender, recipients)
@@ -159,9 +165,15 @@ class Pipeline:
         if claim.state is ClaimState.ANSWERED:
             if claim.outcome is None:
                 raise RuntimeError(f"store answered claim {claim.envelope_id} without an outcome")
-            return Answer(header, claim.envelope_id, claim.outcome)
+            # The router records a route before publishing it: the broker handing the same
+            # envelope back means the publishing may not have finished. Publish it again.
+            if not (redelivered and claim.envelope_id == header.envelope_id):
+                return Answer(header, claim.envelope_id, claim.outcome)
         return Route(
-            header, envelope, self._plan(recipients), resumed=claim.state is ClaimState.RESUMED
+            header,
+            envelope,
+            self._plan(recipients),
+            resumed=claim.state is not ClaimState.NEW,
         )
 
     def _sender(self, header: EnvelopeHeader, user_id: str | None) -> Agency:

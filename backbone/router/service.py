@@ -33,22 +33,22 @@ from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
 from backbone.router.abc import Outcome, Store
 from backbone.router.events import Event, EventType
-from backbone.router.names import Names
+from backbone.router.names import (
+    H_DOCUMENT,
+    H_ENVELOPE,
+    H_MESSAGE,
+    H_PUBLISHER,
+    H_REASON,
+    H_REPUBLISHED,
+    H_SENDER,
+    Names,
+)
 from backbone.router.pipeline import Answer, Pipeline, Reject, Route
 from backbone.router.topology import apply_topology
 
-__all__ = ["H_REASON", "H_REPUBLISHED", "Router", "RouterOptions"]
+__all__ = ["Router", "RouterOptions"]
 
 log = structlog.get_logger(__name__)
-
-# Our own headers (no "x-" prefix: RabbitMQ 3.13+ treats those as the broker's).
-H_ENVELOPE = "vdx-envelope-id"
-H_DOCUMENT = "vdx-document-id"
-H_SENDER = "vdx-sender"
-H_REASON = "vdx-reason"
-H_MESSAGE = "vdx-message"
-H_PUBLISHER = "vdx-publisher"
-H_REPUBLISHED = "vdx-republished"  # a redelivery after a crash: recipients drop duplicates
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,9 @@ class Router:
             (names.unroutable_notify, self._on_unroutable),
             (names.dead_letter_notify, self._on_dead_letter),
         ):
-            queue = await self._consume_channel.get_queue(queue_name, ensure=False)
+            # ensure=True: aio-pika restores consumers after a reconnect only for queues it
+            # looked up (passively declared) itself.
+            queue = await self._consume_channel.get_queue(queue_name, ensure=True)
             tag = await queue.consume(self._tracked(handler))
             self._consumer_tags.append((queue, tag))
         if self.options.http_port is not None:
@@ -182,7 +184,9 @@ class Router:
         metrics.IN_FLIGHT.inc()
         started = time.perf_counter()
         try:
-            decision = await self.pipeline.evaluate(message.body, user_id=message.user_id)
+            decision = await self.pipeline.evaluate(
+                message.body, user_id=message.user_id, redelivered=bool(message.redelivered)
+            )
             metrics.VALIDATION_SECONDS.observe(time.perf_counter() - started)
             header = decision.header
             metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
@@ -209,6 +213,11 @@ class Router:
 
     async def _route(self, decision: Route, body: bytes) -> None:
         header = decision.header
+        # Recorded before publishing, so a recipient's status that comes straight back finds
+        # the document; a crash before the confirms makes the broker redeliver the envelope,
+        # and a redelivered, already recorded envelope is published again (marked).
+        routed_at = datetime.now(UTC)
+        await self.store.record_routed(header, routed_at)
         await asyncio.gather(
             *(
                 self._exchanges[exchange].publish(
@@ -219,9 +228,7 @@ class Router:
                 for exchange, keys in decision.plan.items()
             )
         )
-        routed_at = datetime.now(UTC)
-        await self.store.record_routed(header, routed_at)
-        self._count_routed(header, routed_at)
+        self._count_routed(header)
         await self._emit(Event.about(EventType.ROUTED, header))
         if header.kind == Kind.STATUS:
             for original_sender in header.recipients:
@@ -236,7 +243,7 @@ class Router:
             outcome="routed",
         )
 
-    def _count_routed(self, header: EnvelopeHeader, routed_at: datetime) -> None:
+    def _count_routed(self, header: EnvelopeHeader) -> None:
         tiers = self.directory.tiers
         metrics.ENVELOPES_ROUTED.labels(
             tiers.tier_of(OrganCode.parse(header.sender)).name, str(header.kind)
@@ -245,7 +252,8 @@ class Router:
             metrics.DELIVERIES.labels(tiers.tier_of(OrganCode.parse(recipient)).name).inc()
         if header.status_code is not None:
             metrics.STATUSES.labels(header.status_code).inc()
-        metrics.END_TO_END_SECONDS.observe(max(0.0, (routed_at - header.created).total_seconds()))
+        confirmed = datetime.now(UTC)
+        metrics.END_TO_END_SECONDS.observe(max(0.0, (confirmed - header.created).total_seconds()))
 
     async def _reject(self, decision: Reject, message: AbstractIncomingMessage) -> None:
         header = decision.header

@@ -1,0 +1,132 @@
+"""``backbone adapter``: run the drop-folder adapter, or send one file through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+
+from adapters.client import AdapterClient
+from adapters.config import AdapterConfig
+from adapters.dropfolder import DropFolder, DropFolderOptions
+from adapters.dropfolder_records import receipt_record
+from backbone.errors import BackboneError, BrokerUnavailableError
+from backbone.logs import configure_logging
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True)
+log = structlog.get_logger(__name__)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML adapter config (VDX_* environment variables win)"),
+]
+
+
+def _folders(config: AdapterConfig) -> dict[str, Path]:
+    missing = [agency.organ_code for agency in config.agencies if agency.folder is None]
+    if missing:
+        raise BackboneError(
+            f"no drop folder configured for {', '.join(missing)}: set `folder:` for every agency"
+        )
+    return {agency.organ_code: agency.folder for agency in config.agencies if agency.folder}
+
+
+async def _start_when_broker_answers(client: AdapterClient, stop: asyncio.Event) -> bool:
+    """Start the client, waiting (with backoff) while the broker is away. False if stopped
+    first. Outbox files meanwhile simply wait in outbox/: nothing is claimed offline."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await client.start()
+        except BrokerUnavailableError as error:
+            log.warning(
+                "adapter.waiting_for_broker",
+                system=client.system,
+                retry_in=delay,
+                problem=error.message,
+                outcome="retry",
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 30.0)
+        else:
+            return True
+    return False
+
+
+async def _run(config: AdapterConfig, options: DropFolderOptions) -> None:
+    folders = _folders(config)
+    # The drop folder sends 01 itself, after its atomic write: never before it is on disk.
+    client = AdapterClient(config, auto_arrival=False)
+    service = DropFolder(client, folders, options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        log.info("adapter.stopping", system=client.system, reason="signal")
+        stop.set()
+        service.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    if not await _start_when_broker_answers(client, stop):
+        return
+    try:
+        log.info("adapter.serving", system=client.system, folders=len(folders))
+        await service.run()
+    finally:
+        await client.close()
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between outbox scans", min=0.01)
+    ] = 0.5,
+    concurrency: Annotated[
+        int, typer.Option(help="Outbox files sealed and published at once", min=1)
+    ] = 8,
+) -> None:
+    """Serve each agency's drop folder until SIGTERM/SIGINT: then take no new outbox file,
+    finish those in flight (or leave them resumable), and close."""
+    configure_logging()
+    try:
+        settings = AdapterConfig.load(config)
+        options = DropFolderOptions(poll_interval=poll_interval, concurrency=concurrency)
+        asyncio.run(_run(settings, options))
+    except BackboneError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+
+
+async def _send(config: AdapterConfig, data: bytes) -> dict[str, object]:
+    async with AdapterClient(config) as client:
+        sealed = client.seal(data)
+        receipt = await client.publish(sealed)
+    return receipt_record(receipt, file="")
+
+
+@app.command()
+def send(
+    file: Annotated[Path, typer.Argument(help="The edXML file to send", exists=True)],
+    config: ConfigOption = None,
+) -> None:
+    """Seal and publish one edXML file now; print the receipt as JSON."""
+    configure_logging()
+    try:
+        settings = AdapterConfig.load(config)
+        record = asyncio.run(_send(settings, file.read_bytes()))
+    except BackboneError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    record["file"] = str(file)
+    typer.echo(json.dumps(record, ensure_ascii=False, indent=2))

@@ -1,0 +1,200 @@
+"""An adapter's configuration: environment (``VDX_*``) over a YAML file, as for the router.
+
+    amqp_url: amqps://hub-00.53.W00:…@broker.example/   # the system's own broker account
+    system: 00.53.W00             # a hub id, or the organ code of a direct agency
+    prefix: vdx
+    directory: /etc/vdx/directory.yaml
+    trust_anchors: [/etc/vdx/ca.pem]
+    crls: [/etc/vdx/ca.crl]
+    prefetch: 64
+    agencies:                     # the agencies this system serves, each with its own key
+      - organ_code: 000.00.32.H53
+        key: /etc/vdx/keys/000.00.32.H53.key.pem
+        certificate: /etc/vdx/keys/000.00.32.H53.cert.pem
+        folder: /srv/vdx/000.00.32.H53       # used by the drop folder only
+
+Loading checks everything that can be checked without the broker: the directory loads, every
+served agency is served by ``system`` there, the broker account in ``amqp_url`` is the
+system's, and each key belongs to its certificate. :meth:`AdapterConfig.resolve` returns
+the loaded directory and keys so that nothing is read twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+
+from backbone.directory import Directory, Hub, load_directory
+from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from backbone.errors import CertificateBindingError, DirectoryError, OrganCodeError, PkiError
+from backbone.organ import OrganCode, parse_identifier
+from backbone.pki.keys import load_private_key
+from backbone.pki.validation import CertificateValidator
+from backbone.settings import FileSettings
+
+__all__ = ["AdapterConfig", "ResolvedConfig", "ServedAgency", "ServedIdentity"]
+
+
+def _organ_code(text: str) -> str:
+    try:
+        return str(OrganCode.parse(text))
+    except OrganCodeError as error:
+        raise ValueError(error.message) from None
+
+
+def _system_id(text: str) -> str:
+    try:
+        return str(parse_identifier(text))
+    except OrganCodeError as error:
+        raise ValueError(error.message) from None
+
+
+class ServedAgency(BaseModel):
+    """One agency the adapter acts for: its signing/decryption key and certificate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organ_code: Annotated[str, AfterValidator(_organ_code)]
+    key: Path = Field(description="PEM private key (RSA); never logged")
+    certificate: Path = Field(description="PEM certificate of that key")
+    folder: Path | None = Field(default=None, description="Drop-folder root for this agency")
+
+
+@dataclass(frozen=True, slots=True)
+class ServedIdentity:
+    """A served agency with its key material loaded."""
+
+    organ_code: str
+    key: rsa.RSAPrivateKey = field(repr=False)
+    certificate: x509.Certificate
+    folder: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedConfig:
+    """What :meth:`AdapterConfig.resolve` loaded and checked."""
+
+    directory: Directory
+    broker_account: str
+    agencies: dict[str, ServedIdentity]  # by organ code
+
+
+class AdapterConfig(FileSettings):
+    """An adapter's configuration (one connected system, its served agencies)."""
+
+    # Only VDX_AMQP_URL (the prefix, no alias): a bare AMQP_URL is the operator's or test
+    # broker URL, not this system's own account, and must not silently replace it.
+    amqp_url: SecretStr = Field(
+        description="Broker URL with the system's own account; never logged",
+    )
+    system: Annotated[str, AfterValidator(_system_id)] = Field(
+        description="The connected system: a direct agency's organ code or a hub id"
+    )
+    prefix: str = Field(default="vdx", pattern=r"^[a-z][a-z0-9-]{0,30}$")
+    directory: Path = Field(description="The agency directory file")
+    trust_anchors: tuple[Path, ...] = Field(min_length=1)
+    intermediates: tuple[Path, ...] = ()
+    crls: tuple[Path, ...] = ()
+    prefetch: int = Field(default=64, gt=0, le=65535, description="Envelopes in flight")
+    max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+    publish_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for a publisher confirm"
+    )
+    reconnect_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between reconnection attempts"
+    )
+    agencies: tuple[ServedAgency, ...] = Field(min_length=1)
+
+    @property
+    def broker_account(self) -> str:
+        """The user name in ``amqp_url`` (URL-decoded)."""
+        user = urlsplit(self.amqp_url.get_secret_value()).username
+        return unquote(user) if user else "guest"
+
+    def certificate_validator(self) -> CertificateValidator:
+        return CertificateValidator.from_paths(
+            self.trust_anchors, self.crls, intermediate_files=self.intermediates
+        )
+
+    def resolve(self, directory: Directory | None = None) -> ResolvedConfig:
+        """Load the directory (unless given) and the keys, and check that they fit together.
+
+        Raises :class:`DirectoryError` when the system, its broker account or a served
+        agency does not match the directory, :class:`CertificateBindingError` when a key is
+        not its certificate's, :class:`PkiError` for unreadable key or certificate files."""
+        directory = directory if directory is not None else load_directory(self.directory)
+        system = self._system_entry(directory)
+        account = system.broker_account
+        if account != self.broker_account:
+            raise DirectoryError(
+                f"amqp_url logs in as {self.broker_account!r}, but {self.system}'s broker "
+                f"account in the directory is {account!r}"
+            )
+        served: dict[str, ServedIdentity] = {}
+        for agency in self.agencies:
+            self._check_served(directory, agency.organ_code)
+            if agency.organ_code in served:
+                raise DirectoryError(f"agency {agency.organ_code} is configured twice")
+            served[agency.organ_code] = _load_identity(agency)
+        return ResolvedConfig(directory, self.broker_account, served)
+
+    def _system_entry(self, directory: Directory) -> Hub | _DirectAgency:
+        identifier = parse_identifier(self.system)
+        if isinstance(identifier, OrganCode):
+            agency = directory.agency(identifier)
+            if agency.broker_account is None:
+                raise DirectoryError(
+                    f"system {self.system} connects through hub {agency.hub}, not directly: "
+                    f"configure the hub's adapter instead"
+                )
+            return _DirectAgency(agency.broker_account)
+        return directory.hub(self.system)
+
+    def _check_served(self, directory: Directory, code: str) -> None:
+        serving = directory.serving_system(code)
+        if serving.system_id != self.system:
+            raise DirectoryError(
+                f"agency {code} is served by {serving.system_id} in the directory, not by "
+                f"{self.system}: this adapter cannot receive or send for it"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _DirectAgency:
+    broker_account: str
+
+
+def _load_identity(agency: ServedAgency) -> ServedIdentity:
+    try:
+        key = load_private_key(agency.key)
+    except OSError as error:
+        raise PkiError(
+            f"cannot read the key of {agency.organ_code} from {agency.key}: {error.strerror}"
+        ) from None
+    try:
+        certificate = x509.load_pem_x509_certificate(agency.certificate.read_bytes())
+    except (OSError, ValueError) as error:
+        raise PkiError(
+            f"cannot load the certificate of {agency.organ_code} from {agency.certificate}: {error}"
+        ) from None
+    if _public(certificate.public_key()) != _public(key.public_key()):
+        raise CertificateBindingError(
+            f"the key {agency.key} is not the key of certificate {agency.certificate} "
+            f"({agency.organ_code})"
+        )
+    return ServedIdentity(agency.organ_code, key, certificate, agency.folder)
+
+
+def _public(key: object) -> bytes:
+    if not isinstance(key, rsa.RSAPublicKey):
+        return b""
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

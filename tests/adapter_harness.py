@@ -1,0 +1,190 @@
+"""A running test exchange for adapter tests: broker users, a router in this process, and
+adapters (``AdapterClient``) for chosen systems, each configured the way production is
+(a YAML-shaped ``AdapterConfig`` pointing at a directory file, key and certificate files).
+
+Reuse it from any test module::
+
+    from tests.adapter_harness import Deployment, adapter_deployment_fixture  # noqa: F401
+
+    async def test_something(adapter_deployment: Deployment) -> None:
+        a = await adapter_deployment.adapter(G22)
+        b = await adapter_deployment.adapter(H41)
+        inbox = adapter_deployment.inbox(b)         # collects b.received() in the background
+        await a.send(document_edxml(G22, [H41], 1))
+        [item] = await inbox.wait_for(1)
+
+The systems and organ codes are those of :mod:`tests.router_harness` (``HUB`` serves the
+Tây Ninh subtree). Every agency has a certificate in the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from adapters import AdapterClient, AdapterConfig, Received
+from backbone.directory import Hub, dump_directory
+from backbone.router.pipeline import Pipeline
+from backbone.router.policy import RoutingPolicy
+from backbone.router.service import Router, RouterOptions
+from backbone.router.store import open_store
+from tests.router_harness import Exchange
+
+__all__ = ["Deployment", "Inbox", "adapter_deployment_fixture", "open_deployment"]
+
+MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
+
+
+class Inbox:
+    """Consumes ``client.received()`` in a background task and keeps every item. Taking an
+    item here counts as handling it: the message is acked (and status 01 sent) as soon as
+    the next one is asked for, which this task does at once."""
+
+    def __init__(self, client: AdapterClient) -> None:
+        self.client = client
+        self.items: list[Received] = []
+        self._changed = asyncio.Condition()
+        self._task = asyncio.create_task(self._run(), name=f"inbox-{client.system}")
+
+    async def _run(self) -> None:
+        async for item in self.client.received():
+            async with self._changed:
+                self.items.append(item)
+                self._changed.notify_all()
+
+    async def wait_for(self, count: int, *, timeout: float = 20.0) -> list[Received]:
+        """The first ``count`` items, waiting up to ``timeout`` seconds for them."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.items) >= count), timeout
+            )
+            return list(self.items[:count])
+
+    async def quiet(self, seconds: float = 0.5) -> list[Received]:
+        """Everything received after waiting ``seconds`` more (to prove nothing else came)."""
+        await asyncio.sleep(seconds)
+        return list(self.items)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@dataclass
+class Deployment:
+    exchange: Exchange
+    router: Router
+    root: Path
+    directory_file: Path
+    _clients: list[AdapterClient] = field(default_factory=list)
+    _inboxes: list[Inbox] = field(default_factory=list)
+
+    def system_of(self, code: str) -> str:
+        """The connected system (hub id or the code itself) serving ``code``."""
+        system = self.exchange.directory.serving_system(code)
+        return str(system.id) if isinstance(system, Hub) else str(system.organ_code)
+
+    def config(self, system: str, agencies: Sequence[str] | None = None) -> AdapterConfig:
+        """The configuration of ``system``'s adapter, serving ``agencies`` (by default: the
+        direct agency itself, or every agency behind the hub)."""
+        directory = self.exchange.directory
+        if agencies is None:
+            agencies = [
+                str(a.organ_code)
+                for a in directory.agencies
+                if self.system_of(str(a.organ_code)) == system
+            ]
+        pki = self.exchange.pki
+        account = (
+            directory.hub(system).broker_account
+            if any(str(hub.id) == system for hub in directory.hubs)
+            else self.exchange.account_of(system)
+        )
+        return AdapterConfig(
+            amqp_url=self.exchange.url_for(account),
+            system=system,
+            prefix=self.exchange.names.prefix,
+            directory=self.directory_file,
+            trust_anchors=(pki.ca.cert_path,),
+            crls=(pki.ca.crl_path,),
+            prefetch=32,
+            reconnect_interval=0.5,
+            max_envelope_bytes=MAX_ENVELOPE_BYTES,
+            agencies=tuple(
+                {
+                    "organ_code": code,
+                    "key": pki.agency(code).key_path,
+                    "certificate": pki.agency(code).cert_path,
+                    "folder": self.root / "folders" / code,
+                }
+                for code in agencies
+            ),
+        )
+
+    async def adapter(
+        self, system: str, agencies: Sequence[str] | None = None, *, auto_arrival: bool = True
+    ) -> AdapterClient:
+        """A started adapter for ``system``; closed with the deployment."""
+        client = AdapterClient(self.config(system, agencies), auto_arrival=auto_arrival)
+        await client.start()
+        self._clients.append(client)
+        return client
+
+    def inbox(self, client: AdapterClient) -> Inbox:
+        inbox = Inbox(client)
+        self._inboxes.append(inbox)
+        return inbox
+
+    async def close(self) -> None:
+        for inbox in self._inboxes:
+            await inbox.stop()
+        for client in self._clients:
+            await client.close()
+
+
+@contextlib.asynccontextmanager
+async def open_deployment(amqp_url: str, root: Path) -> AsyncIterator[Deployment]:
+    """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else."""
+    exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
+    directory_file = root / "directory.yaml"
+    dump_directory(exchange.directory.file, directory_file)
+    store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
+    pipeline = Pipeline(
+        directory=exchange.directory,
+        validator=exchange.pki.validator(),
+        store=store,
+        names=exchange.names,
+        policy=RoutingPolicy(),
+        max_envelope_bytes=MAX_ENVELOPE_BYTES,
+    )
+    router = Router(
+        RouterOptions(
+            amqp_url=amqp_url,
+            names=exchange.names,
+            delivery_limit=3,
+            max_envelope_bytes=MAX_ENVELOPE_BYTES,
+        ),
+        directory=exchange.directory,
+        pipeline=pipeline,
+        store=store,
+    )
+    await router.start()
+    deployment = Deployment(exchange, router, root, directory_file)
+    try:
+        yield deployment
+    finally:
+        await deployment.close()
+        await router.stop()
+        await exchange.close()
+
+
+@pytest.fixture(name="adapter_deployment")
+async def adapter_deployment_fixture(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with open_deployment(amqp_url, tmp_path) as deployment:
+        yield deployment

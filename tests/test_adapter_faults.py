@@ -1,0 +1,462 @@
+"""Drop-folder adapters as real processes on a real broker and router: folder to folder,
+statuses back, and SIGKILL in the middle of sending and of receiving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
+
+import pytest
+import yaml
+from structlog.testing import capture_logs
+
+from adapters.dropfolder import DropFolder, DropFolderOptions
+from backbone.edxml import (
+    Attachment,
+    Business,
+    BusinessDocType,
+    Code,
+    DocumentType,
+    EdxmlDocument,
+    EdxmlStatus,
+    Organization,
+    PromulgationInfo,
+    Reference,
+    ResponseFor,
+    StatusCode,
+    build,
+)
+from tests.adapter_harness import Deployment, open_deployment
+from tests.router_harness import HUB, document_edxml, document_id
+
+pytestmark = pytest.mark.broker
+
+G22, H41 = "000.00.00.G22", "000.00.00.H41"
+H53, H53_DISTRICT = "000.00.00.H53", "000.00.32.H53"
+VIETNAM = timezone(timedelta(hours=7))  # edXML timestamps are Vietnam local time
+BURST = 60
+
+
+@pytest.fixture(autouse=True)
+def _no_bare_amqp_url(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adapters log in with their own account from their config; a bare AMQP_URL (the test
+    broker's admin URL, read once for ``amqp_url``) currently overrides it in
+    ``AdapterConfig``, so keep it out of adapters' way."""
+    monkeypatch.delenv("AMQP_URL", raising=False)
+
+
+@pytest.fixture
+async def deployment(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    async with open_deployment(amqp_url, tmp_path) as opened:
+        yield opened
+
+
+class AdapterProcess:
+    """``backbone adapter run --config FILE`` as a child process."""
+
+    def __init__(self, deployment: Deployment, system: str, name: str) -> None:
+        config = deployment.config(system)
+        self.folder = Path(str(config.agencies[0].folder))
+        self.config_file = deployment.root / f"{name}.yaml"
+        self.config_file.write_text(
+            yaml.safe_dump(
+                {
+                    "amqp_url": config.amqp_url.get_secret_value(),
+                    "system": config.system,
+                    "prefix": config.prefix,
+                    "directory": str(config.directory),
+                    "trust_anchors": [str(p) for p in config.trust_anchors],
+                    "crls": [str(p) for p in config.crls],
+                    "prefetch": config.prefetch,
+                    "max_envelope_bytes": config.max_envelope_bytes,
+                    "agencies": [
+                        {
+                            "organ_code": a.organ_code,
+                            "key": str(a.key),
+                            "certificate": str(a.certificate),
+                            "folder": str(a.folder),
+                        }
+                        for a in config.agencies
+                    ],
+                }
+            )
+        )
+        self.log = deployment.root / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        # Only the config file speaks: a bare AMQP_URL (the test broker's admin URL) would
+        # otherwise replace the system's own account (adapters/config.py reads it too).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_") and k != "AMQP_URL"}
+        env["VDX_LOG_FORMAT"] = "json"
+        self.process = subprocess.Popen(
+            [*_adapter_command(), "run", "--config", str(self.config_file), "--poll-interval=0.1"],
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait: the return code of a graceful stop (None if already gone)."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    async def serving(self) -> None:
+        await _wait_for(lambda: _logged(self.log, "adapter.serving"), 60, f"{self.log.stem}")
+
+
+def _adapter_command() -> list[str]:
+    """``python -m backbone adapter`` once the lead has wired it, else the module's app."""
+    from backbone.cli import app as backbone_app
+
+    if any(group.name == "adapter" for group in backbone_app.registered_groups):
+        return [sys.executable, "-m", "backbone", "adapter"]
+    return [sys.executable, "-c", "from adapters.cli import app; app()"]
+
+
+@contextmanager
+def running(*processes: AdapterProcess) -> Iterator[None]:
+    for process in processes:
+        process.start()
+    try:
+        yield
+    finally:
+        for process in processes:
+            code = process.stop()
+            assert code in (0, None), process.tail()
+
+
+async def _logged(log: Path, event: str) -> bool:
+    return log.exists() and f'"{event}"' in log.read_text(errors="replace")
+
+
+async def _wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def drop(folder: Path, name: str, data: bytes) -> None:
+    """Write as agency software must: a temp name, then a rename into outbox/."""
+    outbox = folder / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    (outbox / f"{name}.tmp").write_bytes(data)
+    os.replace(outbox / f"{name}.tmp", outbox / name)
+
+
+def inbox_documents(folder: Path) -> list[str]:
+    """The DocumentId of every complete entry in inbox/."""
+    inbox = folder / "inbox"
+    if not inbox.is_dir():
+        return []
+    return [
+        json.loads((entry / "metadata.json").read_text())["document_id"]
+        for entry in inbox.iterdir()
+    ]
+
+
+def sent_files(folder: Path) -> list[str]:
+    sent = folder / "sent"
+    return sorted(p.name for p in sent.glob("*.edxml")) if sent.is_dir() else []
+
+
+def status_codes(folder: Path) -> list[str]:
+    """Status codes in the order the file names sort."""
+    status = folder / "status"
+    if not status.is_dir():
+        return []
+    return [
+        json.loads(p.with_suffix(".json").read_text())["status_code"]
+        for p in sorted(status.glob("*.edxml"))
+    ]
+
+
+def with_attachment(number: int, content: bytes) -> bytes:
+    return build(
+        EdxmlDocument(
+            sender=Organization(organ_id=G22, organ_name="Văn phòng Chính phủ"),
+            recipients=(Organization(organ_id=H41),),
+            document_id=document_id(G22, number),
+            code=Code(code_number=str(number), code_notation="VP"),
+            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=date.today()),
+            document_type=DocumentType(type="1", type_name="Công văn"),
+            subject=f"Văn bản số {number} kèm tệp",
+            business=Business(business_doc_type=BusinessDocType.NEW),
+            references=(Reference(content_id="cid:1", attachment_name="Quyết định.pdf"),),
+            attachments=(
+                Attachment(
+                    content_id="cid:1",
+                    content=content,
+                    attachment_name="Quyết định.pdf",
+                    content_type="application/pdf",
+                ),
+            ),
+        )
+    )
+
+
+def status_edxml(code: StatusCode, about: str) -> bytes:
+    return build(
+        EdxmlStatus(
+            sender=Organization(organ_id=H41),
+            response_for=ResponseFor(organ_id=G22, document_id=about),
+            status_code=code,
+            timestamp=datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0),
+        )
+    )
+
+
+async def test_a_document_with_a_large_attachment_goes_folder_to_folder_and_statuses_01_to_06_come_back_in_order(  # noqa: E501
+    deployment: Deployment,
+) -> None:
+    a = AdapterProcess(deployment, G22, "a")
+    b = AdapterProcess(deployment, H41, "b")
+    pdf = b"%PDF-1.7\n" + os.urandom(4 * 1024 * 1024)
+    with running(a, b):
+        await a.serving()
+        await b.serving()
+        drop(a.folder, "quyet-dinh.edxml", with_attachment(1, pdf))
+
+        await _wait_for(
+            lambda: _true(len(inbox_documents(b.folder)) == 1), 60, "the document in B's inbox"
+        )
+        [entry] = (b.folder / "inbox").iterdir()
+        assert (entry / "Quyết định.pdf").read_bytes() == pdf
+        metadata = json.loads((entry / "metadata.json").read_text())
+        assert metadata["sender"] == G22
+        assert metadata["signer"]["sha256_fingerprint"]
+        receipt = json.loads((a.folder / "sent" / "quyet-dinh.edxml.receipt.json").read_text())
+        assert receipt["envelope_id"] == entry.name == metadata["envelope_id"]
+        await _wait_for(lambda: _true(status_codes(a.folder) == ["01"]), 30, "01 in A's status/")
+
+        # B's clerk registers, gets it assigned, processes and completes it: each status is
+        # a file B's software drops into B's outbox.
+        for n, code in enumerate(
+            [StatusCode.ACCEPTED, StatusCode.ASSIGNED, StatusCode.PROCESSING, StatusCode.COMPLETED]
+        ):
+            drop(b.folder, f"status-{code.value}.edxml", status_edxml(code, document_id(G22, 1)))
+            await _wait_for(partial(_sent_count_is, b.folder, n + 1), 30, f"status {code} sent")
+
+        await _wait_for(
+            lambda: _true(len(status_codes(a.folder)) == 5), 30, "five statuses in A's status/"
+        )
+    assert status_codes(a.folder) == ["01", "03", "04", "05", "06"]
+    assert not list((a.folder / "failed").iterdir())
+
+
+async def test_the_sending_adapter_killed_mid_burst_and_restarted_sends_every_file_exactly_once(
+    deployment: Deployment,
+) -> None:
+    a = AdapterProcess(deployment, G22, "a")
+    b = AdapterProcess(deployment, H41, "b")
+    with running(a, b):
+        await a.serving()
+        await b.serving()
+        for n in range(BURST):
+            drop(a.folder, f"vb-{n:03}.edxml", document_edxml(G22, [H41], 1000 + n))
+        await _wait_for(lambda: _true(len(sent_files(a.folder)) >= 5), 60, "the first sends")
+        a.kill()
+        sent_at_kill = len(sent_files(a.folder))
+        in_flight = list((a.folder / ".work" / "outgoing").iterdir())
+        a.start()
+
+        await _wait_for(
+            lambda: _true(len(sent_files(a.folder)) == BURST), 120, "every file in A's sent/"
+        )
+        await _wait_for(
+            lambda: _true(len(inbox_documents(b.folder)) >= BURST), 60, "every document at B"
+        )
+        await asyncio.sleep(1.5)  # a document delivered twice would be there by now
+
+    assert sent_at_kill < BURST, "the kill came too late to prove anything"
+    assert in_flight or sent_at_kill < BURST
+    assert sent_files(a.folder) == [f"vb-{n:03}.edxml" for n in range(BURST)]
+    receipts = list((a.folder / "sent").glob("*.receipt.json"))
+    assert len(receipts) == BURST
+    assert not list((a.folder / "outbox").iterdir())
+    assert not list((a.folder / ".work" / "outgoing").iterdir())
+    counts = Counter(inbox_documents(b.folder))
+    assert set(counts) == {document_id(G22, 1000 + n) for n in range(BURST)}
+    assert max(counts.values()) == 1, [d for d, c in counts.items() if c > 1]
+
+
+async def test_the_receiving_adapter_killed_mid_burst_and_restarted_stores_every_document_once(
+    deployment: Deployment,
+) -> None:
+    sender = await deployment.adapter(G22)
+    b = AdapterProcess(deployment, H41, "b")
+    with running(b):
+        await b.serving()
+        for n in range(BURST):
+            await sender.send(document_edxml(G22, [H41], 2000 + n))
+        await _wait_for(
+            lambda: _true(len(inbox_documents(b.folder)) >= 5), 60, "the first documents at B"
+        )
+        b.kill()
+        stored_at_kill = len(inbox_documents(b.folder))
+        b.start()
+        await _wait_for(
+            lambda: _true(len(inbox_documents(b.folder)) >= BURST), 120, "every document at B"
+        )
+        await _wait_for(lambda: _true(len(_acknowledged(b.log)) >= BURST), 60, "status 01 for each")
+        await asyncio.sleep(1.5)  # a document delivered twice would be written by now
+
+    assert stored_at_kill < BURST, "the kill came too late to prove anything"
+    counts = Counter(inbox_documents(b.folder))
+    assert set(counts) == {document_id(G22, 2000 + n) for n in range(BURST)}
+    assert max(counts.values()) == 1
+    assert not list((b.folder / ".work" / "incoming").iterdir())
+    # Status 01 went out for every document, each time after it was stored.
+    assert set(_acknowledged(b.log)) == set(counts)
+
+
+async def test_a_crash_after_the_inbox_write_and_before_the_ack_writes_nothing_twice(
+    deployment: Deployment,
+) -> None:
+    """The exact window, made certain: stored, then the process dies before the ack."""
+    a = await deployment.adapter(G22)
+    a_inbox = deployment.inbox(a)
+    folder = Path(str(deployment.config(H41).agencies[0].folder))
+    first = await deployment.adapter(H41, auto_arrival=False)
+    crashed = DropFolder(first, {H41: folder})
+    crashed.prepare()
+    receipt = await a.send(document_edxml(G22, [H41], 4000))
+    items = first.received()
+    item = await anext(items)
+    assert await crashed.store(item)  # on disk, not acknowledged, no 01 yet
+    entry = folder / "inbox" / receipt.envelope_id
+    written = (entry / "metadata.json").stat().st_mtime_ns
+    await first.close()  # the connection goes away with the message unacknowledged
+    with contextlib.suppress(Exception):
+        await items.aclose()
+
+    second = await deployment.adapter(H41, auto_arrival=False)
+    restarted = DropFolder(second, {H41: folder})
+    with capture_logs() as logs:
+        running_task = asyncio.create_task(restarted.run())
+        [arrived] = await a_inbox.wait_for(1, timeout=30)
+        restarted.stop()
+        await running_task
+
+    assert [e["envelope_id"] for e in logs if e["event"] == "adapter.redelivered"] == [
+        receipt.envelope_id
+    ]
+    assert [p.name for p in (folder / "inbox").iterdir()] == [receipt.envelope_id]
+    assert (entry / "metadata.json").stat().st_mtime_ns == written
+    assert isinstance(arrived.message, EdxmlStatus)
+    assert arrived.message.status_code == StatusCode.ARRIVED
+    assert await a_inbox.quiet(1.0) == [arrived]  # 01 once
+
+
+async def test_a_hub_serves_a_folder_per_agency_sending_as_each_and_delivering_to_each(
+    deployment: Deployment,
+) -> None:
+    g22 = await deployment.adapter(G22)
+    g22_inbox = deployment.inbox(g22)
+    hub = await deployment.adapter(HUB, [H53, H53_DISTRICT], auto_arrival=False)
+    roots = {code: deployment.root / "hub" / code for code in (H53, H53_DISTRICT)}
+    service = DropFolder(hub, roots, DropFolderOptions(poll_interval=0.05))
+    runner = asyncio.create_task(service.run())
+    try:
+        await g22.send(document_edxml(G22, [H53, H53_DISTRICT], 5000))
+        drop(roots[H53], "tinh.edxml", document_edxml(H53, [G22], 5001))
+        drop(roots[H53_DISTRICT], "huyen.edxml", document_edxml(H53_DISTRICT, [G22], 5002))
+        # G22 gets both documents and a 01 from each hub agency.
+        items = await g22_inbox.wait_for(4, timeout=30)
+    finally:
+        service.stop()
+        await runner
+
+    for code in (H53, H53_DISTRICT):
+        assert inbox_documents(roots[code]) == [document_id(G22, 5000)]
+        metadata = json.loads(next((roots[code] / "inbox").glob("*/metadata.json")).read_text())
+        assert metadata["recipient"] == code
+    documents = {i.header.sender for i in items if isinstance(i.message, EdxmlDocument)}
+    assert documents == {H53, H53_DISTRICT}
+    arrivals = {i.header.sender for i in items if isinstance(i.message, EdxmlStatus)}
+    assert arrivals == {H53, H53_DISTRICT}
+    assert sent_files(roots[H53]) == ["tinh.edxml"]
+    assert sent_files(roots[H53_DISTRICT]) == ["huyen.edxml"]
+
+
+async def test_send_publishes_one_file_and_prints_its_receipt(deployment: Deployment) -> None:
+    b = await deployment.adapter(H41)
+    b_inbox = deployment.inbox(b)
+    a = AdapterProcess(deployment, G22, "a")
+    letter = deployment.root / "letter.edxml"
+    letter.write_bytes(document_edxml(G22, [H41], 6000))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_") and k != "AMQP_URL"}
+
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*_adapter_command(), "send", str(letter), "--config", str(a.config_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    receipt = json.loads(done.stdout)
+    assert receipt["document_id"] == document_id(G22, 6000)
+    assert receipt["recipients"] == [H41]
+    [item] = await b_inbox.wait_for(1)
+    assert item.envelope_id == receipt["envelope_id"]
+
+
+def _acknowledged(log: Path) -> list[str]:
+    """Document ids B's adapter reports having answered with status 01."""
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [e["document_id"] for e in events if e["event"] == "adapter.arrival_acknowledged"]
+
+
+async def test_a_malformed_outbox_file_ends_in_failed_with_a_clear_error(
+    deployment: Deployment,
+) -> None:
+    a = AdapterProcess(deployment, G22, "a")
+    broken = document_edxml(G22, [H41], 3000).replace(b"<edXML:Subject>", b"<edXML:Subjekt>")
+    with running(a):
+        await a.serving()
+        drop(a.folder, "broken.edxml", broken)
+        error_file = a.folder / "failed" / "broken.edxml.error.json"
+        await _wait_for(lambda: _true(error_file.exists()), 30, "the error file")
+
+    error = json.loads(error_file.read_text())
+    assert (a.folder / "failed" / "broken.edxml").read_bytes() == broken
+    assert error["reason"] in {"edxml_invalid", "edxml_not_well_formed"}
+    assert error["issues"], error
+    assert all(issue["line"] for issue in error["issues"])
+    assert error["message"]
+    assert not list((a.folder / "sent").iterdir())
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _sent_count_is(folder: Path, count: int) -> bool:
+    return len(sent_files(folder)) == count
