@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder_records import receipt_record
 from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.logs import configure_logging
+from backbone.observability.http import HttpServer, make_app
 
 __all__ = ["app"]
 
@@ -77,13 +79,32 @@ async def _run(config: AdapterConfig, options: DropFolderOptions) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
-    if not await _start_when_broker_answers(client, stop):
-        return
+    http = _http_server(config, client)
+    if http is not None:
+        await http.start()
     try:
-        log.info("adapter.serving", system=client.system, folders=len(folders))
-        await service.run()
+        if not await _start_when_broker_answers(client, stop):
+            return
+        try:
+            log.info("adapter.serving", system=client.system, folders=len(folders))
+            await service.run()
+        finally:
+            await client.close()
     finally:
-        await client.close()
+        if http is not None:
+            await http.stop()
+
+
+def _http_server(config: AdapterConfig, client: AdapterClient) -> HttpServer | None:
+    if config.http_port is None:
+        return None
+    warn_within = timedelta(days=config.certificate_warning_days)
+
+    async def certificates() -> str | None:
+        return await client.certificate_problem(warn_within=warn_within)
+
+    checks = {"broker": client.broker_problem, "certificates": certificates}
+    return HttpServer(make_app(checks, title=f"vdx adapter {client.system}"), port=config.http_port)
 
 
 @app.command()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
@@ -86,6 +87,7 @@ from backbone.errors import (
     RoutingError,
     StoreUnavailableError,
 )
+from backbone.observability import metrics
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
 from backbone.router.names import H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER, Names
@@ -173,6 +175,9 @@ class AdapterClient:
             self._validator.validate(
                 identity.certificate, claimed=OrganCode.parse(identity.organ_code), usage="sign"
             )
+            metrics.CERTIFICATE_NOT_AFTER.labels(identity.organ_code).set(
+                identity.certificate.not_valid_after_utc.timestamp()
+            )
         self._closing = False
         try:
             self._connection = await aio_pika.connect_robust(
@@ -220,7 +225,30 @@ class AdapterClient:
         await self.close()
 
     def _on_reconnect(self, *_: object) -> None:
+        metrics.ADAPTER_RECONNECTS.inc()
         log.warning("adapter.reconnected", system=self.system)
+
+    async def broker_problem(self) -> str | None:
+        """For readiness: None when connected to the broker, else what is wrong."""
+        if self._connection is None or self._connection.is_closed:
+            return f"adapter {self.system} is not connected to the broker"
+        return None
+
+    async def certificate_problem(self, *, warn_within: timedelta) -> str | None:
+        """For readiness: None when every own certificate is valid for ``warn_within`` more."""
+        soon = datetime.now(UTC) + warn_within
+        for identity in self._resolved.agencies.values():
+            code = OrganCode.parse(identity.organ_code)
+            try:
+                self._validator.validate(identity.certificate, claimed=code, usage="sign")
+            except BackboneError as error:
+                return error.message
+            if identity.certificate.not_valid_after_utc < soon:
+                return (
+                    f"certificate of {code} expires on "
+                    f"{identity.certificate.not_valid_after_utc:%Y-%m-%d %H:%M}Z"
+                )
+        return None
 
     def _on_connection_lost(self, *_: object) -> None:
         if not self._closing:  # robust: it reconnects on its own; publishes fail meanwhile
@@ -299,6 +327,7 @@ class AdapterClient:
             timestamp=datetime.now(UTC),
             type=str(header.kind),
         )
+        started = time.perf_counter()
         try:
             # No lock: confirms are matched per delivery tag, so many publishes fly at once.
             await self._submit.publish(
@@ -313,6 +342,8 @@ class AdapterClient:
             raise self._publish_failed(header, "the broker refused it (nack)") from None
         except (TimeoutError, *aio_pika.exceptions.CONNECTION_EXCEPTIONS) as error:
             raise self._publish_failed(header, f"no confirm ({type(error).__name__})") from None
+        metrics.ADAPTER_SENT.labels(str(header.kind)).inc()
+        metrics.ADAPTER_SEND_SECONDS.observe(time.perf_counter() - started)
         log.info(
             "adapter.published",
             envelope_id=header.envelope_id,
@@ -434,6 +465,7 @@ class AdapterClient:
                     continue
                 settled = True
                 for item in pending.items:
+                    metrics.ADAPTER_RECEIVED.labels(str(item.header.kind)).inc()
                     yield item
                     # The consumer asked for the next item: it has handled this one.
                     if not await self._taken(item, message):
@@ -590,6 +622,7 @@ class AdapterClient:
     def _log_refused(
         self, message: AbstractIncomingMessage, error: BackboneError, *, outcome: str
     ) -> None:
+        metrics.ADAPTER_RECEIVE_FAILURES.labels(error.reason.value).inc()
         log.error(
             "adapter.envelope_refused",
             system=self.system,
@@ -639,6 +672,7 @@ class AdapterClient:
             ) from None
 
     def _publish_failed(self, header: EnvelopeHeader, why: str) -> BrokerUnavailableError:
+        metrics.ADAPTER_SEND_FAILURES.labels(BrokerUnavailableError.reason.value).inc()
         log.error(
             "adapter.publish_failed",
             system=self.system,

@@ -111,6 +111,12 @@ class AdapterConfig(FileSettings):
         default=5.0, gt=0, description="Seconds between reconnection attempts"
     )
     agencies: tuple[ServedAgency, ...] = Field(min_length=1)
+    http_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"
+    )
+    certificate_warning_days: int = Field(
+        default=14, gt=0, description="/readyz fails when an own certificate expires sooner"
+    )
 
     @property
     def broker_account(self) -> str:

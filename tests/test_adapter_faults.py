@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -17,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from structlog.testing import capture_logs
@@ -65,7 +67,9 @@ async def deployment(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]
 class AdapterProcess:
     """``backbone adapter run --config FILE`` as a child process."""
 
-    def __init__(self, deployment: Deployment, system: str, name: str) -> None:
+    def __init__(
+        self, deployment: Deployment, system: str, name: str, *, http_port: int | None = None
+    ) -> None:
         config = deployment.config(system)
         self.folder = Path(str(config.agencies[0].folder))
         self.config_file = deployment.root / f"{name}.yaml"
@@ -80,6 +84,7 @@ class AdapterProcess:
                     "crls": [str(p) for p in config.crls],
                     "prefetch": config.prefetch,
                     "max_envelope_bytes": config.max_envelope_bytes,
+                    "http_port": http_port,
                     "agencies": [
                         {
                             "organ_code": a.organ_code,
@@ -460,3 +465,20 @@ async def _true(value: bool) -> bool:
 
 async def _sent_count_is(folder: Path, count: int) -> bool:
     return len(sent_files(folder)) == count
+
+
+async def test_an_adapter_serves_health_readiness_and_metrics(deployment: Deployment) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    adapter = AdapterProcess(deployment, G22, "a-http", http_port=port)
+    with running(adapter):
+        await adapter.serving()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).json() == {"status": "alive"}
+            ready = await http.get("/readyz")
+            metrics = (await http.get("/metrics")).text
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"broker": "ok", "certificates": "ok"}
+    assert f'vdx_certificate_not_after_timestamp_seconds{{agency="{G22}"}}' in metrics
+    assert "vdx_adapter_sent_total" in metrics

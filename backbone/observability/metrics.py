@@ -11,7 +11,14 @@ from importlib.metadata import PackageNotFoundError, version
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
+    "ADAPTER_RECEIVED",
+    "ADAPTER_RECEIVE_FAILURES",
+    "ADAPTER_RECONNECTS",
+    "ADAPTER_SEND_FAILURES",
+    "ADAPTER_SEND_SECONDS",
+    "ADAPTER_SENT",
     "BUILD_INFO",
+    "CERTIFICATE_NOT_AFTER",
     "DEAD_LETTERED",
     "DELIVERIES",
     "DUPLICATES",
@@ -66,3 +73,33 @@ END_TO_END_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("vdx_in_flight_messages", "Envelopes being processed by this router")
+
+# -- adapters ---------------------------------------------------------------------------
+
+ADAPTER_SENT = Counter(
+    "vdx_adapter_sent_total", "Envelopes an adapter published and the broker confirmed", ["kind"]
+)
+ADAPTER_SEND_FAILURES = Counter(
+    "vdx_adapter_send_failures_total",
+    "Outgoing files or messages that could not be sent (invalid, refused, broker away)",
+    ["reason"],
+)
+ADAPTER_SEND_SECONDS = Histogram(
+    "vdx_adapter_send_seconds",
+    "Time to validate, sign, encrypt and publish one message (until the confirm)",
+    buckets=_LATENCY_BUCKETS,
+)
+ADAPTER_RECEIVED = Counter(
+    "vdx_adapter_received_total", "Documents and statuses delivered to served agencies", ["kind"]
+)
+ADAPTER_RECEIVE_FAILURES = Counter(
+    "vdx_adapter_receive_failures_total",
+    "Incoming envelopes refused (bad signature, certificate, decryption…)",
+    ["reason"],
+)
+ADAPTER_RECONNECTS = Counter("vdx_adapter_reconnects_total", "Reconnections to the broker")
+CERTIFICATE_NOT_AFTER = Gauge(
+    "vdx_certificate_not_after_timestamp_seconds",
+    "When a served agency's own certificate expires (Unix time)",
+    ["agency"],
+)
