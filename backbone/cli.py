@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from adapters.cli import app as adapter_app
@@ -32,11 +34,17 @@ app.command("provision", help="Broker users with least privilege, from the direc
 
 
 @app.command()
-def demo() -> None:
-    """Run the end-to-end smoke path on the real broker."""
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the demo's folders and logs")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds for every recipient to reach status 06")
+    ] = 90.0,
+) -> None:
+    """The end-to-end demo: PKI, directory, router and adapters as processes, documents up,
+    down and across the four tiers, statuses 01 → 06 live."""
     from backbone.demo import run
 
-    run()
+    run(keep=keep, timeout=timeout)
 
 
 def main() -> None:

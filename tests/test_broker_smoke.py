@@ -44,13 +44,3 @@ async def test_unroutable_mandatory_publish_is_returned_not_lost(amqp_url: str) 
             await channel.default_exchange.publish(
                 aio_pika.Message(b"x"), routing_key=f"nobody.{uuid.uuid4()}", mandatory=True
             )
-
-
-def test_demo_smoke_path_runs_end_to_end_on_the_broker(amqp_url: str) -> None:
-    from typer.testing import CliRunner
-
-    from backbone.cli import app
-
-    result = CliRunner().invoke(app, ["demo"])
-    assert result.exit_code == 0, result.output
-    assert "opened by 000.00.00.G22; XML signature proves origin 000.21.32.H53" in result.output

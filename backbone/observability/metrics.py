@@ -48,7 +48,9 @@ ENVELOPES_ROUTED = Counter(
     "vdx_envelopes_routed_total", "Envelopes routed, by the sender's tier", ["tier", "kind"]
 )
 ENVELOPES_REJECTED = Counter(
-    "vdx_envelopes_rejected_total", "Envelopes refused and quarantined", ["reason"]
+    "vdx_envelopes_rejected_total",
+    "Envelopes refused and quarantined, by reason and the claimed sender's tier",
+    ["reason", "tier"],
 )
 DELIVERIES = Counter(
     "vdx_deliveries_total", "Recipients an envelope was routed to, by recipient tier", ["tier"]

@@ -243,11 +243,15 @@ class Router:
             outcome="routed",
         )
 
+    def _tier_name(self, header: EnvelopeHeader | None) -> str:
+        """The sender's tier for metric labels; "unknown" when no header could be read."""
+        if header is None:
+            return "unknown"
+        return self.directory.tiers.tier_of(OrganCode.parse(header.sender)).name
+
     def _count_routed(self, header: EnvelopeHeader) -> None:
         tiers = self.directory.tiers
-        metrics.ENVELOPES_ROUTED.labels(
-            tiers.tier_of(OrganCode.parse(header.sender)).name, str(header.kind)
-        ).inc()
+        metrics.ENVELOPES_ROUTED.labels(self._tier_name(header), str(header.kind)).inc()
         for recipient in header.recipients:
             metrics.DELIVERIES.labels(tiers.tier_of(OrganCode.parse(recipient)).name).inc()
         if header.status_code is not None:
@@ -257,7 +261,7 @@ class Router:
 
     async def _reject(self, decision: Reject, message: AbstractIncomingMessage) -> None:
         header = decision.header
-        metrics.ENVELOPES_REJECTED.labels(decision.reason.value).inc()
+        metrics.ENVELOPES_REJECTED.labels(decision.reason.value, self._tier_name(header)).inc()
         assert self._publish_channel is not None
         headers: dict[str, aio_pika.abc.FieldValue] = {
             H_REASON: decision.reason.value,

@@ -1,0 +1,182 @@
+"""The demo world: who takes part, their keys, the directory, broker accounts and the
+configuration files the router and adapters are started with.
+
+Everything lives in one temporary folder and under one fresh broker name prefix, so a demo
+on a shared broker touches nothing of anybody else's.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from backbone.broker.provision import AccountSpec, plan_accounts
+from backbone.directory import DirectoryBuilder, dump_directory
+from backbone.directory.index import Directory
+from backbone.pki.ca import DevCA
+from backbone.router.names import Names
+
+__all__ = ["HUB", "NAMES", "Agency", "DemoWorld", "build_world"]
+
+HUB = "00.53.W00"  # Tây Ninh's provincial integration platform (LGSP)
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    code: str
+    name: str
+    hub: str | None = None  # None: connected directly with its own adapter
+
+
+AGENCIES = (
+    Agency("000.00.00.G22", "Văn phòng Chính phủ"),
+    Agency("000.00.00.G04", "Bộ Nội vụ"),
+    Agency("000.00.00.H41", "UBND tỉnh Nghệ An"),
+    Agency("000.00.00.H53", "UBND tỉnh Tây Ninh", HUB),
+    Agency("000.00.32.H53", "UBND huyện Tân Biên", HUB),
+    Agency("000.21.32.H53", "UBND xã Tân Bình", HUB),
+    Agency("001.21.32.H53", "Trường Tiểu học Tân Bình", HUB),
+)
+NAMES = {agency.code: agency.name for agency in AGENCIES}
+
+
+@dataclass
+class DemoWorld:
+    """Where everything of one demo run is: folders, files, names, broker accounts."""
+
+    root: Path
+    amqp_url: str  # the broker as discovered (an administrator's URL)
+    names: Names
+    directory: Directory
+    directory_file: Path
+    ca: DevCA
+    accounts: list[AccountSpec]
+    passwords: dict[str, str] = field(repr=False)
+    router_port: int
+
+    @property
+    def prefix(self) -> str:
+        return self.names.prefix
+
+    @property
+    def router_user(self) -> str:
+        return f"{self.prefix}-router"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.router_port}/metrics"
+
+    def folder(self, code: str) -> Path:
+        """The drop folder of an agency (outbox/ sent/ failed/ inbox/ status/)."""
+        return self.root / "folders" / code
+
+    def system_of(self, code: str) -> str:
+        return self.directory.serving_system(code).system_id
+
+    def systems(self) -> list[str]:
+        """Every connected system: the direct agencies and the hub, one adapter each."""
+        return list(dict.fromkeys(self.system_of(agency.code) for agency in AGENCIES))
+
+    def url_for(self, user: str) -> str:
+        """The broker URL logging in as ``user``."""
+        parts = urlsplit(self.amqp_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"{user}:{self.passwords[user]}@{host}:{parts.port or 5672}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def router_config(self) -> Path:
+        return self._write_config(
+            "router.yaml",
+            {
+                "amqp_url": self.url_for(self.router_user),
+                "directory": str(self.directory_file),
+                "trust_anchors": [str(self.ca.cert_path)],
+                "crls": [str(self.ca.crl_path)],
+                "store_url": f"sqlite+aiosqlite:///{self.root / 'router.db'}",
+                "prefix": self.prefix,
+                "http_port": self.router_port,
+            },
+        )
+
+    def adapter_config(self, system: str) -> Path:
+        served = [a.code for a in AGENCIES if self.system_of(a.code) == system]
+        account = next(spec.user for spec in self.accounts if spec.system == system)
+        return self._write_config(
+            f"adapter-{system}.yaml",
+            {
+                "amqp_url": self.url_for(account),
+                "system": system,
+                "prefix": self.prefix,
+                "directory": str(self.directory_file),
+                "trust_anchors": [str(self.ca.cert_path)],
+                "crls": [str(self.ca.crl_path)],
+                "reconnect_interval": 0.5,
+                "agencies": [self._served(code) for code in served],
+            },
+        )
+
+    def _served(self, code: str) -> dict[str, str]:
+        issued = self.ca.issued(code)
+        return {
+            "organ_code": code,
+            "key": str(issued.key_path),
+            "certificate": str(issued.cert_path),
+            "folder": str(self.folder(code)),
+        }
+
+    def _write_config(self, name: str, values: dict[str, Any]) -> Path:
+        path = self.root / name
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(values, allow_unicode=True), encoding="utf-8")
+        return path
+
+
+def build_world(root: Path, amqp_url: str) -> DemoWorld:
+    """A development CA with a key per agency, the directory (four tiers and a hub) and a
+    least-privilege account plan, all under a fresh prefix."""
+    prefix = f"demo-{uuid.uuid4().hex[:8]}"
+    ca = DevCA.init(root / "pki")
+    builder = DirectoryBuilder().hub(
+        HUB, "000.00.00.H53", name="Nền tảng tích hợp tỉnh Tây Ninh", broker_account=f"{prefix}-hub"
+    )
+    for agency in AGENCIES:
+        certificate = str(ca.issue(agency.code, name=agency.name).cert_path)
+        if agency.hub is None:
+            builder.direct(
+                agency.code,
+                name=agency.name,
+                certificate=certificate,
+                broker_account=f"{prefix}-agency-{agency.code}",
+            )
+        else:
+            builder.via_hub(agency.code, agency.hub, name=agency.name, certificate=certificate)
+    directory = builder.build()
+    directory_file = root / "directory.yaml"
+    dump_directory(directory.file, directory_file)
+    names = Names(prefix)
+    accounts = plan_accounts(directory, names, router_user=f"{prefix}-router")
+    return DemoWorld(
+        root=root,
+        amqp_url=amqp_url,
+        names=names,
+        directory=directory,
+        directory_file=directory_file,
+        ca=ca,
+        accounts=accounts,
+        passwords={spec.user: secrets.token_urlsafe(24) for spec in accounts},
+        router_port=_free_port(),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
