@@ -18,6 +18,7 @@ from backbone.broker.provision import (
     definitions,
     load_or_create_passwords,
     plan_accounts,
+    plan_policies,
     provision,
     rabbit_password_hash,
 )
@@ -53,13 +54,16 @@ async def provisioned(
         await apply_topology(await connection.channel(), directory, names)
     specs = plan_accounts(directory, names, router_user=f"router-{tag}")
     passwords = load_or_create_passwords(tmp_path / "passwords.yaml", [s.user for s in specs])
+    policies = plan_policies(names)
     management = ManagementClient.from_env()
-    await provision(management, specs, passwords)
+    await provision(management, specs, passwords, policies)
     try:
         yield names, passwords, tag
     finally:
         for spec in specs:
             await management.delete_user(spec.user)
+        for policy in policies:
+            await management.delete_policy(policy.name)
         await management.delete_prefixed(names.prefix)
 
 
@@ -207,3 +211,16 @@ async def _get(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomi
 def _url(amqp_url: str, user: str, password: str) -> str:
     parts = urlsplit(amqp_url)
     return f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/"
+
+
+async def test_provisioning_sets_the_events_policy_operators_tune(
+    provisioned: tuple[Names, dict[str, str], str],
+) -> None:
+    names, _, _ = provisioned
+    policy = await ManagementClient.from_env().policy(f"{names.prefix}-events")
+    assert policy is not None
+    assert policy["pattern"] == f"^{names.prefix}\\.events\\."
+    assert policy["definition"]["delivery-limit"] == 20
+    assert policy["definition"]["dead-letter-exchange"] == names.dead_letter_exchange
+    exported = definitions([], {}, plan_policies(names))
+    assert [p["name"] for p in exported["policies"]] == [f"{names.prefix}-events"]

@@ -92,6 +92,38 @@ class ManagementClient:
         body = {"configure": configure, "write": write, "read": read}
         await self._call("PUT", f"/api/permissions/{self._v(vhost)}/{_q(user)}", body)
 
+    async def set_policy(
+        self,
+        name: str,
+        *,
+        pattern: str,
+        definition: Mapping[str, Any],
+        apply_to: str = "queues",
+        priority: int = 0,
+        vhost: str | None = None,
+    ) -> None:
+        """Create or replace a policy (``apply_to``: queues, exchanges or all)."""
+        body = {
+            "pattern": pattern,
+            "definition": dict(definition),
+            "apply-to": apply_to,
+            "priority": priority,
+        }
+        await self._call("PUT", f"/api/policies/{self._v(vhost)}/{_q(name)}", body)
+
+    async def policy(self, name: str, *, vhost: str | None = None) -> dict[str, Any] | None:
+        """The policy as the broker has it; None when there is no such policy."""
+        try:
+            found: dict[str, Any] = await self._call(
+                "GET", f"/api/policies/{self._v(vhost)}/{_q(name)}"
+            )
+        except _NotFoundError:
+            return None
+        return found
+
+    async def delete_policy(self, name: str, *, vhost: str | None = None) -> bool:
+        return await self._delete(f"/api/policies/{self._v(vhost)}/{_q(name)}")
+
     # -- queues, exchanges, bindings -------------------------------------------------------
 
     async def queue_depths(self, *, prefix: str = "", vhost: str | None = None) -> dict[str, int]:

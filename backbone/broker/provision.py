@@ -12,6 +12,7 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,11 @@ from backbone.router.names import Names
 
 __all__ = [
     "AccountSpec",
+    "PolicySpec",
     "definitions",
     "load_or_create_passwords",
     "plan_accounts",
+    "plan_policies",
     "provision",
     "rabbit_password_hash",
 ]
@@ -43,6 +46,34 @@ class AccountSpec:
     configure: str
     write: str
     read: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """A RabbitMQ policy: what the topology leaves to operators to tune without redeploying."""
+
+    name: str
+    pattern: str
+    definition: dict[str, Any]
+    apply_to: str = "queues"
+
+
+def plan_policies(names: Names, *, delivery_limit: int = 20) -> list[PolicySpec]:
+    """Events queues are declared without a delivery limit (events are small and
+    idempotent); this policy keeps a poison event from looping forever on 3.x, and
+    dead-letters it where operators look, instead of dropping it (4.x's default)."""
+    return [
+        PolicySpec(
+            name=f"{names.prefix}-events",
+            pattern=f"^{re.escape(names.prefix)}\\.events\\.",
+            definition={
+                "delivery-limit": delivery_limit,
+                "dead-letter-exchange": names.dead_letter_exchange,
+                "dead-letter-strategy": "at-least-once",
+                "overflow": "reject-publish",
+            },
+        )
+    ]
 
 
 def _only(*names: str) -> str:
@@ -105,10 +136,26 @@ def rabbit_password_hash(password: str, *, salt: bytes | None = None) -> str:
 
 
 def definitions(
-    specs: list[AccountSpec], passwords: dict[str, str], *, vhost: str = "/"
+    specs: list[AccountSpec],
+    passwords: dict[str, str],
+    policies: Sequence[PolicySpec] = (),
+    *,
+    vhost: str = "/",
 ) -> dict[str, Any]:
-    """RabbitMQ definitions (users and permissions) for ``rabbitmqctl import_definitions``."""
+    """RabbitMQ definitions (users, permissions, policies) for ``rabbitmqctl
+    import_definitions``."""
     return {
+        "policies": [
+            {
+                "vhost": vhost,
+                "name": policy.name,
+                "pattern": policy.pattern,
+                "apply-to": policy.apply_to,
+                "definition": policy.definition,
+                "priority": 0,
+            }
+            for policy in policies
+        ],
         "users": [
             {
                 "name": spec.user,
@@ -132,9 +179,20 @@ def definitions(
 
 
 async def provision(
-    management: ManagementClient, specs: list[AccountSpec], passwords: dict[str, str]
+    management: ManagementClient,
+    specs: list[AccountSpec],
+    passwords: dict[str, str],
+    policies: Sequence[PolicySpec] = (),
 ) -> int:
-    """Create or update every user and its permissions; returns how many."""
+    """Create or update every user with its permissions, and every policy; returns how many
+    users."""
+    for policy in policies:
+        await management.set_policy(
+            policy.name,
+            pattern=policy.pattern,
+            definition=policy.definition,
+            apply_to=policy.apply_to,
+        )
     for spec in specs:
         await management.create_user(spec.user, passwords[spec.user])
         await management.set_permissions(

@@ -14,6 +14,7 @@ from backbone.broker.provision import (
     definitions,
     load_or_create_passwords,
     plan_accounts,
+    plan_policies,
     provision,
 )
 from backbone.directory import load_directory
@@ -37,15 +38,19 @@ def provision_command(
     inbox and events queues only, configure nothing. Applies through the management API
     (VDX_MANAGEMENT_URL), or writes definitions for `rabbitmqctl import_definitions`."""
     try:
-        specs = plan_accounts(load_directory(directory), Names(prefix), router_user=router_user)
+        names = Names(prefix)
+        specs = plan_accounts(load_directory(directory), names, router_user=router_user)
+        policies = plan_policies(names)
         secrets = load_or_create_passwords(passwords, [spec.user for spec in specs])
         if definitions_out is not None:
-            definitions_out.write_text(json.dumps(definitions(specs, secrets), indent=2))
+            definitions_out.write_text(json.dumps(definitions(specs, secrets, policies), indent=2))
             definitions_out.chmod(0o600)
-            typer.echo(f"wrote {len(specs)} users to {definitions_out}")
+            typer.echo(f"wrote {len(specs)} users, {len(policies)} policies to {definitions_out}")
             return
-        count = asyncio.run(provision(ManagementClient.from_env(), specs, secrets))
+        count = asyncio.run(provision(ManagementClient.from_env(), specs, secrets, policies))
     except BackboneError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error
-    typer.echo(f"provisioned {count} broker users; passwords in {passwords}")
+    typer.echo(
+        f"provisioned {count} broker users and {len(policies)} policies; passwords in {passwords}"
+    )
