@@ -101,13 +101,15 @@ def _install_local_node() -> bool:
     log.info("broker.installing", package="rabbitmq-server")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=False, env=env, capture_output=True)
-    done = subprocess.run(
+    subprocess.run(
         ["apt-get", "install", "-y", "-q", "rabbitmq-server"],
         check=False,
         env=env,
         capture_output=True,
     )
-    return done.returncode == 0
+    # Without systemd the package's own start in postinst can fail and make apt exit
+    # non-zero although the server is installed: judge by the binary, then start it.
+    return os.path.exists("/usr/sbin/rabbitmq-server")
 
 
 def docker_engine_answers() -> bool:
