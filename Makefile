@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker postgres test lint demo clean
+.PHONY: install broker postgres test lint demo clean bench-install bench bench-quick
 
 install: $(STAMP)
 
@@ -32,6 +32,16 @@ lint: install
 
 demo: install broker
 	$(BIN)/backbone demo
+
+# The benchmark (bench/README.md): writes bench/results.json, report.md, latency.png.
+bench-install: install
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+
+bench: bench-install broker
+	$(BIN)/python -m bench
+
+bench-quick: bench-install broker
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks: the router against the broker's own ceiling (``python -m bench [--quick]``)."""

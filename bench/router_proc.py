@@ -1,0 +1,87 @@
+"""One router replica in its own process, so its memory is its own.
+
+    python -m bench.router_proc SPEC.json
+
+It builds the Router the way ``backbone router run`` does (directory file, CA and CRL,
+store URL, JSON logs at INFO on stderr), prints JSON lines on stdout — ``starting`` (wall
+clock just before ``Router.start``), ``ready`` — and on SIGTERM stops gracefully and prints
+``stopped`` with its peak resident set (VmHWM) and current RSS in KiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from cryptography import x509
+
+from backbone.directory import load_directory
+from backbone.logs import configure_logging
+from backbone.pki.validation import CertificateValidator, load_crl_file
+from backbone.router.names import Names
+from backbone.router.pipeline import Pipeline
+from backbone.router.policy import RoutingPolicy
+from backbone.router.service import Router, RouterOptions
+from backbone.router.store import open_store
+
+
+def _say(event: str, **fields: object) -> None:
+    sys.stdout.write(json.dumps({"event": event, "t": time.time(), **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def memory_kib() -> dict[str, int]:
+    """VmHWM (peak resident set) and VmRSS of this process, in KiB."""
+    found: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            found[key] = int(value.split()[0])
+    return found
+
+
+async def main(spec: dict[str, object]) -> None:
+    directory = load_directory(str(spec["directory"]))
+    ca = x509.load_pem_x509_certificate(Path(str(spec["ca_cert"])).read_bytes())
+    validator = CertificateValidator([ca], crls=[load_crl_file(Path(str(spec["crl"])))])
+    store = await open_store(str(spec["store_url"]))
+    names = Names(prefix=str(spec["prefix"]))
+    max_bytes = 16 * 1024 * 1024
+    pipeline = Pipeline(
+        directory=directory,
+        validator=validator,
+        store=store,
+        names=names,
+        policy=RoutingPolicy(),
+        max_envelope_bytes=max_bytes,
+    )
+    router = Router(
+        RouterOptions(
+            amqp_url=str(spec["amqp_url"]),
+            names=names,
+            delivery_limit=int(str(spec["delivery_limit"])),
+            max_envelope_bytes=max_bytes,
+        ),
+        directory=directory,
+        pipeline=pipeline,
+        store=store,
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    _say("starting")
+    await router.start()
+    _say("ready")
+    await stop.wait()
+    await router.stop()
+    _say("stopped", **memory_kib())
+
+
+if __name__ == "__main__":
+    configure_logging(json=True, level="INFO")
+    asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))
