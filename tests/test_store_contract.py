@@ -8,6 +8,7 @@ import re
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome, Store
-from backbone.router.store import SqlStore, open_store
+from backbone.router.store import BatchingStore, MemoryStore, SqlStore, open_store
 from tests.store_fixtures import (
     DOCUMENT_ID,
     OTHER,
@@ -33,17 +34,52 @@ UNREACHABLE_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:1/test"
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+class UnbatchedBackend(Backend):
+    """The bare :class:`SqlStore` (a transaction per call), under the group commit that
+    :func:`open_store` adds by default."""
+
+    async def open(self) -> Store:
+        return await open_store(self.url, schema=self.schema, batching=False)
+
+
+@asynccontextmanager
+async def backend_or_unbatched(name: str, directory: Path) -> AsyncIterator[Backend]:
+    database, _, unbatched = name.partition("-")
+    async with backend(database, directory) as opened:
+        yield UnbatchedBackend(opened.name, opened.url, opened.schema) if unbatched else opened
+
+
+# "sqlite" and "postgresql" are what open_store returns: the batching store (group commit).
+SQL_BACKENDS = ["sqlite", "postgresql", "sqlite-unbatched", "postgresql-unbatched"]
+
+
+@pytest.fixture(params=["memory", *SQL_BACKENDS])
 async def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with backend(request.param, tmp_path) as opened:
+    async with backend_or_unbatched(request.param, tmp_path) as opened:
         yield opened
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=SQL_BACKENDS)
 async def shared_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """A database several store instances (processes, replicas) open at once."""
-    async with backend(request.param, tmp_path) as opened:
+    async with backend_or_unbatched(request.param, tmp_path) as opened:
         yield opened
+
+
+async def test_open_store_batches_sql_stores_unless_told_not_to(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
+    batching, bare, memory = (
+        await open_store(url),
+        await open_store(url, batching=False),
+        await open_store("memory://"),
+    )
+    try:
+        assert isinstance(batching, BatchingStore)
+        assert isinstance(bare, SqlStore)
+        assert isinstance(memory, MemoryStore)
+    finally:
+        for store in (batching, bare, memory):
+            await store.close()
 
 
 @pytest.fixture

@@ -12,15 +12,17 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from backbone.router.abc import Store
+from backbone.router.store.batching import BatchingStore
 from backbone.router.store.memory import MemoryStore
 from backbone.router.store.sql import SqlStore
 
-__all__ = ["MemoryStore", "SqlStore", "open_store"]
+__all__ = ["BatchingStore", "MemoryStore", "SqlStore", "open_store"]
 
 
-async def open_store(url: str, *, schema: str | None = None) -> Store:
+async def open_store(url: str, *, schema: str | None = None, batching: bool = True) -> Store:
     """The store at ``url``, its tables created if absent (in PostgreSQL ``schema`` when
-    given). Raise ``ValueError`` for an unusable URL and
+    given); a SQL one commits concurrent writes together unless ``batching`` is false.
+    Raise ``ValueError`` for an unusable URL and
     :class:`~backbone.errors.StoreUnavailableError` when the database cannot be reached."""
     try:
         parsed = make_url(url)
@@ -30,4 +32,5 @@ async def open_store(url: str, *, schema: str | None = None) -> Store:
         if schema is not None:
             raise ValueError("a schema applies to PostgreSQL only")
         return MemoryStore()
-    return await SqlStore.open(parsed, schema=schema)
+    store = await SqlStore.open(parsed, schema=schema)
+    return BatchingStore(store) if batching else store

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     URL,
@@ -39,7 +39,7 @@ from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
 from backbone.router.store.rules import judge, utc
 from backbone.router.store.schema import UtcDateTime, claims, deliveries, metadata
 
-__all__ = ["SqlStore"]
+__all__ = ["Call", "ClaimCall", "FinishCall", "RoutedCall", "SqlStore"]
 
 # Seconds to wait for a PostgreSQL connection, and for SQLite's write lock held by another
 # process, before calling the store unavailable.
@@ -90,6 +90,34 @@ _HISTORY = (
 )
 _PING = select(literal(1))
 _DELIVERY_FIELDS = [(column.name, column.type) for column in deliveries.columns]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCall:
+    """:meth:`SqlStore.claim`, for :meth:`SqlStore.apply`."""
+
+    identity: Identity
+    envelope_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedCall:
+    """:meth:`SqlStore.record_routed`, for :meth:`SqlStore.apply`."""
+
+    header: EnvelopeHeader
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FinishCall:
+    """:meth:`SqlStore.finish`, for :meth:`SqlStore.apply`."""
+
+    envelope_id: str
+    outcome: Outcome
+    reason: Reason | None = None
+
+
+Call = ClaimCall | RoutedCall | FinishCall
 
 
 def _insert_if_absent(
@@ -159,8 +187,11 @@ class SqlStore:
         if dialect.autocommit:
             self._engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._where = engine.url.render_as_string(hide_password=True)
-        self._claim_insert = _insert_if_absent(dialect.insert, claims).returning(
-            claims.c.envelope_id
+        # A real transaction for :meth:`apply`, whatever the per-call isolation.
+        self._transactional = engine.execution_options(schema_translate_map={None: schema})
+        self._savepoints = engine.dialect.name == "postgresql"
+        self._claim_insert = (
+            dialect.insert(claims).on_conflict_do_nothing().returning(claims.c.envelope_id)
         )
         self._delivery_insert = _insert_if_absent(dialect.insert, deliveries)
         self._routed = dialect.routed
@@ -186,53 +217,10 @@ class SqlStore:
         return store
 
     async def claim(self, identity: Identity, envelope_id: str) -> Claim:
-        key = {
-            "k_sender": identity.sender,
-            "k_document": identity.document_id,
-            "k_variant": identity.variant,
-        }
         now = datetime.now(UTC)
         # On SQLite the insert takes the write lock first, so what follows cannot race.
         async with self._reachable(), self._engine.begin() as conn:
-            try:
-                inserted = await conn.execute(
-                    self._claim_insert,
-                    {
-                        "sender": identity.sender,
-                        "document_id": identity.document_id,
-                        "variant": identity.variant,
-                        "payload_digest": identity.payload_digest,
-                        "envelope_id": envelope_id,
-                        "claimed_at": now,
-                    },
-                )
-                if inserted.first() is not None:
-                    return Claim(ClaimState.NEW, envelope_id, None)
-            except IntegrityError:
-                pass  # the envelope id holds another identity; told apart below
-            while True:  # loops only when another replica changed the row in between
-                held = (await conn.execute(_READ_CLAIM, key)).first()
-                if held is None:
-                    return await _envelope_taken(conn, envelope_id)
-                outcome = None if held.outcome is None else Outcome(held.outcome)
-                state = judge(identity, held.payload_digest, outcome)
-                claim = Claim(state, held.envelope_id, outcome)
-                if state is not ClaimState.RESUMED or held.envelope_id == envelope_id:
-                    return claim
-                try:
-                    taken = await conn.execute(
-                        _TAKE_OVER,
-                        {
-                            **key,
-                            "k_holder": held.envelope_id,
-                            "new_envelope": envelope_id,
-                            "new_claimed_at": now,
-                        },
-                    )
-                except IntegrityError:
-                    return await _envelope_taken(conn, envelope_id)
-                if taken.rowcount == 1:
-                    return claim
+            return await self._claim_on(conn, identity, envelope_id, now, in_transaction=False)
 
     async def finish(
         self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
@@ -241,6 +229,128 @@ class SqlStore:
             await conn.execute(_FINISH, _finished(envelope_id, outcome, reason))
 
     async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
+        at = utc(at)
+        async with self._reachable(), self._engine.begin() as conn:
+            await self._routed_on(conn, header, at)
+
+    async def apply(self, calls: Sequence[Call]) -> list[Claim | None]:
+        """Run ``calls`` in order in ONE transaction (a group commit): each behaves exactly
+        as the method of the same name called alone, one after the other. Return one result
+        per call (its :class:`Claim`, ``None`` for the others). When the transaction fails
+        nothing is committed and the error is raised (:class:`StoreUnavailableError` for the
+        database failing), for every call alike."""
+        now = datetime.now(UTC)
+        results: list[Claim | None] = []
+        async with self._reachable(), self._transactional.begin() as conn:
+            position = 0
+            while position < len(calls):
+                call = calls[position]
+                position += 1
+                if isinstance(call, RoutedCall) and self._routed is None:
+                    # A run of record_routed calls touches nothing any other call of the run
+                    # reads, so it is two statements for the whole run (SQLite: one hop each).
+                    run = [call]
+                    while position < len(calls) and isinstance(calls[position], RoutedCall):
+                        run.append(cast(RoutedCall, calls[position]))
+                        position += 1
+                    await self._routed_many(conn, run)
+                    results.extend([None] * len(run))
+                    continue
+                if isinstance(call, ClaimCall):
+                    results.append(
+                        await self._claim_on(
+                            conn, call.identity, call.envelope_id, now, in_transaction=True
+                        )
+                    )
+                    continue
+                if isinstance(call, RoutedCall):
+                    await self._routed_on(conn, call.header, utc(call.at))
+                else:
+                    await conn.execute(
+                        _FINISH, _finished(call.envelope_id, call.outcome, call.reason)
+                    )
+                results.append(None)
+        return results
+
+    async def _claim_on(
+        self,
+        conn: AsyncConnection,
+        identity: Identity,
+        envelope_id: str,
+        now: datetime,
+        *,
+        in_transaction: bool,
+    ) -> Claim:
+        key = {
+            "k_sender": identity.sender,
+            "k_document": identity.document_id,
+            "k_variant": identity.variant,
+        }
+        # The insert skips any conflict (the identity held, or the envelope id holding
+        # another identity), so it never raises: an error would abort a PostgreSQL
+        # transaction that other calls share. The two cases are told apart below.
+        inserted = await conn.execute(
+            self._claim_insert,
+            {
+                "sender": identity.sender,
+                "document_id": identity.document_id,
+                "variant": identity.variant,
+                "payload_digest": identity.payload_digest,
+                "envelope_id": envelope_id,
+                "claimed_at": now,
+            },
+        )
+        if inserted.first() is not None:
+            return Claim(ClaimState.NEW, envelope_id, None)
+        while True:  # loops only when another replica changed the row in between
+            held = (await conn.execute(_READ_CLAIM, key)).first()
+            if held is None:
+                return await _envelope_taken(conn, envelope_id)
+            outcome = None if held.outcome is None else Outcome(held.outcome)
+            state = judge(identity, held.payload_digest, outcome)
+            claim = Claim(state, held.envelope_id, outcome)
+            if state is not ClaimState.RESUMED or held.envelope_id == envelope_id:
+                return claim
+            params = {
+                **key,
+                "k_holder": held.envelope_id,
+                "new_envelope": envelope_id,
+                "new_claimed_at": now,
+            }
+            try:
+                if in_transaction and self._savepoints:
+                    # A failed statement aborts a PostgreSQL transaction: contain it.
+                    async with conn.begin_nested():
+                        taken = await conn.execute(_TAKE_OVER, params)
+                else:  # SQLite fails the statement only, and keeps the transaction
+                    taken = await conn.execute(_TAKE_OVER, params)
+            except IntegrityError:
+                return await _envelope_taken(conn, envelope_id)
+            if taken.rowcount == 1:
+                return claim
+
+    async def _routed_many(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+        await conn.execute(
+            _FINISH, [_finished(call.header.envelope_id, Outcome.ROUTED, None) for call in run]
+        )
+        rows = [
+            {
+                "envelope_id": call.header.envelope_id,
+                "document_id": call.header.document_id,
+                "sender": call.header.sender,
+                "kind": str(call.header.kind),
+                "business_type": call.header.business_type,
+                "status_code": call.header.status_code,
+                "at": utc(call.at),
+                "recipient": recipient,
+            }
+            for call in run
+            for recipient in call.header.recipients
+        ]
+        if rows:
+            await conn.execute(self._delivery_insert, rows)
+
+    async def _routed_on(self, conn: AsyncConnection, header: EnvelopeHeader, at: datetime) -> None:
         fields = {
             "envelope_id": header.envelope_id,
             "document_id": header.document_id,
@@ -248,24 +358,23 @@ class SqlStore:
             "kind": str(header.kind),
             "business_type": header.business_type,
             "status_code": header.status_code,
-            "at": utc(at),
+            "at": at,
         }
-        async with self._reachable(), self._engine.begin() as conn:
-            if self._routed is not None:
-                await conn.execute(
-                    self._routed,
-                    {
-                        "k_envelope": header.envelope_id,
-                        "d_recipients": header.recipients,
-                        **{f"d_{name}": value for name, value in fields.items()},
-                    },
-                )
-            else:  # two statements, one transaction; the update takes SQLite's write lock
-                await conn.execute(_FINISH, _finished(header.envelope_id, Outcome.ROUTED, None))
-                await conn.execute(
-                    self._delivery_insert,
-                    [{**fields, "recipient": recipient} for recipient in header.recipients],
-                )
+        if self._routed is not None:
+            await conn.execute(
+                self._routed,
+                {
+                    "k_envelope": header.envelope_id,
+                    "d_recipients": header.recipients,
+                    **{f"d_{name}": value for name, value in fields.items()},
+                },
+            )
+        else:  # two statements, one transaction; the update takes SQLite's write lock
+            await conn.execute(_FINISH, _finished(header.envelope_id, Outcome.ROUTED, None))
+            await conn.execute(
+                self._delivery_insert,
+                [{**fields, "recipient": recipient} for recipient in header.recipients],
+            )
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         async with self._reachable(), self._engine.connect() as conn:

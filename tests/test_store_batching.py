@@ -1,0 +1,190 @@
+"""The group-commit store: concurrent writes share a transaction, resolve as sequential calls
+would, fail together and commit nothing when their transaction fails, and close cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from backbone.errors import StoreUnavailableError
+from backbone.router.abc import Claim, ClaimState, Identity, Outcome
+from backbone.router.store import BatchingStore, SqlStore, open_store
+from backbone.router.store.sql import Call
+from tests.store_fixtures import (
+    DOCUMENT_ID,
+    RECIPIENT,
+    SENDER,
+    backend,
+    digest,
+    envelope_id,
+    header,
+)
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+
+
+class Spy:
+    """Counts the transactions a store commits, and the calls in each."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.batches: list[int] = []
+        self._apply = store.apply
+
+        async def apply(calls: Sequence[Call]) -> list[Claim | None]:
+            self.batches.append(len(calls))
+            return await self._apply(calls)
+
+        store.apply = apply  # type: ignore[method-assign]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BatchingStore]:
+    async with backend(request.param, tmp_path) as opened:
+        batching = await open_store(opened.url, schema=opened.schema)
+        assert isinstance(batching, BatchingStore)
+        yield batching
+        await batching.close()
+
+
+def identity(variant: str = "document:0", payload: str = "payload") -> Identity:
+    return Identity(SENDER, "000.00.32.H53,2024/05/01,123/UBND-VP", variant, digest(payload))
+
+
+async def test_concurrent_writes_share_a_few_transactions(store: BatchingStore) -> None:
+    spy = Spy(store.store)
+    headers = [header(business_type=n % 4, document_id=f"doc {n}") for n in range(200)]
+
+    claims = await asyncio.gather(*(store.claim(Identity.of(h), h.envelope_id) for h in headers))
+    await asyncio.gather(*(store.record_routed(h, T0) for h in headers))
+
+    assert all(claim.state is ClaimState.NEW for claim in claims)
+    assert sum(spy.batches) == 400
+    assert len(spy.batches) <= 4  # the first call alone, then whatever queued meanwhile
+    again = await store.claim(Identity.of(headers[-1]), headers[-1].envelope_id)
+    assert again == Claim(ClaimState.ANSWERED, headers[-1].envelope_id, Outcome.ROUTED)
+
+
+async def test_claims_in_one_batch_resolve_as_sequential_calls(store: BatchingStore) -> None:
+    spy = Spy(store.store)
+    first, second, third, reused = (envelope_id() for _ in range(4))
+    routed = header(envelope=first, document_id="000.00.32.H53,2024/05/01,123/UBND-VP")
+
+    results = await asyncio.gather(
+        store.claim(identity(), first),  # new
+        store.claim(identity(), first),  # the same envelope again: resumed
+        store.claim(identity(), second),  # same payload, new envelope: takes it over
+        store.claim(identity(payload="other"), third),  # different payload
+        store.claim(identity("document:1"), second),  # second already holds an identity
+        store.record_routed(routed, T0),  # first no longer holds the claim: lands nowhere
+        store.claim(identity(), envelope_id()),
+        store.claim(identity("document:2"), reused),
+        store.finish(reused, Outcome.REJECTED),
+        store.claim(identity("document:2"), envelope_id()),
+    )
+
+    assert spy.batches == [10]  # all queued before the flush started: one transaction
+    assert results == [
+        Claim(ClaimState.NEW, first, None),
+        Claim(ClaimState.RESUMED, first, None),
+        Claim(ClaimState.RESUMED, first, None),
+        Claim(ClaimState.CONFLICT, second, None),
+        Claim(ClaimState.CONFLICT, second, None),
+        None,
+        Claim(ClaimState.RESUMED, second, None),
+        Claim(ClaimState.NEW, reused, None),
+        None,
+        Claim(ClaimState.ANSWERED, reused, Outcome.REJECTED),
+    ]
+
+
+async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
+    store: BatchingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sql = store.store
+    claim_on = sql._claim_on
+    lost = header(business_type=1)
+
+    async def failing(
+        conn: AsyncConnection, claimed: Identity, envelope: str, now: datetime, **options: bool
+    ) -> Claim:
+        claim = await claim_on(conn, claimed, envelope, now, **options)
+        if claimed == Identity.of(lost):  # the last call: the others are written by now
+            raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+        return claim
+
+    await store.claim(identity("document:3"), envelope_id())  # the next calls queue behind it
+    monkeypatch.setattr(sql, "_claim_on", failing)
+    results = await asyncio.gather(
+        store.claim(identity(), envelope_id()),
+        store.record_routed(lost, T0),
+        store.claim(Identity.of(lost), lost.envelope_id),
+        return_exceptions=True,
+    )
+    monkeypatch.undo()
+
+    errors = {id(error) for error in results if isinstance(error, StoreUnavailableError)}
+    assert len(errors) == 1, results
+    assert "disk I/O error" in str(results[0])
+    # Nothing of the batch was committed: both identities are free, and no delivery exists.
+    assert (await store.claim(identity(), envelope_id())).state is ClaimState.NEW
+    assert (await store.claim(Identity.of(lost), lost.envelope_id)).state is ClaimState.NEW
+    assert await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT) == []
+
+
+async def test_a_naive_time_is_refused_without_failing_the_others(store: BatchingStore) -> None:
+    good = header()
+    results = await asyncio.gather(
+        store.record_routed(header(), datetime(2024, 5, 1, 8, 0)),
+        store.record_routed(good, T0),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], ValueError)
+    assert results[1] is None
+    history = await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)
+    assert [delivery.envelope_id for delivery in history] == [good.envelope_id]
+
+
+async def test_close_commits_what_is_queued_then_refuses_calls(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'router.db'}"
+    store = await open_store(url)
+    pending = [
+        asyncio.create_task(store.claim(identity(f"document:{n}"), envelope_id()))
+        for n in range(20)
+    ]
+    await asyncio.sleep(0)  # queued, the first flush under way
+
+    await store.close()
+
+    claims = await asyncio.gather(*pending)  # committed by close, not failed
+    assert {claim.state for claim in claims} == {ClaimState.NEW}
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        await store.claim(identity(), envelope_id())
+    reopened = await open_store(url)
+    try:
+        committed = await reopened.claim(identity("document:7"), envelope_id())
+        assert committed == Claim(ClaimState.RESUMED, claims[7].envelope_id, None)
+    finally:
+        await reopened.close()
+
+
+async def test_a_caller_cancelled_while_queued_is_left_out(store: BatchingStore) -> None:
+    spy = Spy(store.store)
+    cancelled_envelope = envelope_id()
+    first = asyncio.create_task(store.claim(identity("document:1"), envelope_id()))
+    await asyncio.sleep(0)  # the first flush under way: the next calls queue
+    cancelled = asyncio.create_task(store.claim(identity(), cancelled_envelope))
+    kept = asyncio.create_task(store.claim(identity("document:2"), envelope_id()))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+
+    await asyncio.gather(first, kept)
+    assert cancelled.cancelled()
+    assert spy.batches == [1, 1]
+    assert (await store.claim(identity(), envelope_id())).state is ClaimState.NEW
