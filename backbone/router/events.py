@@ -49,18 +49,20 @@ class Event(BaseModel):
     )
 
     @classmethod
-    def about(cls, type: EventType, header: EnvelopeHeader, **fields: object) -> Event:
-        """An event about ``header``, for its sender unless ``party`` says otherwise."""
-        values: dict[str, object] = {
-            "type": type,
-            "party": header.sender,
-            "envelope_id": header.envelope_id,
-            "document_id": header.document_id,
-            "sender": header.sender,
-            "recipients": tuple(header.recipients),
-            "kind": str(header.kind),
-            "business_type": header.business_type,
-            "status_code": header.status_code,
-        }
+    def about(cls, type: EventType, header: EnvelopeHeader | None, **fields: object) -> Event:
+        """An event about ``header``, for its sender unless ``party`` says otherwise. Without
+        a header (a body too broken to read) ``party`` must be given."""
+        values: dict[str, object] = {"type": type}
+        if header is not None:
+            values |= {
+                "party": header.sender,
+                "envelope_id": header.envelope_id,
+                "document_id": header.document_id,
+                "sender": header.sender,
+                "recipients": tuple(header.recipients),
+                "kind": str(header.kind),
+                "business_type": header.business_type,
+                "status_code": header.status_code,
+            }
         values.update(fields)
         return cls.model_validate(values)

@@ -77,7 +77,6 @@ class Router:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
-        self._stopping = asyncio.Event()
         self._http: HttpServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -133,7 +132,6 @@ class Router:
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop consuming, finish what is in flight, close."""
-        self._stopping.set()
         for queue, tag in self._consumer_tags:
             try:
                 await queue.cancel(tag)
@@ -148,9 +146,6 @@ class Router:
         if self._http is not None:
             await self._http.stop()
         log.info("router.stopped")
-
-    async def serve_forever(self) -> None:
-        await self._stopping.wait()
 
     def _on_reconnect(self, *_: object) -> None:
         log.warning("router.reconnected")
@@ -287,15 +282,14 @@ class Router:
         # header cannot aim rejection events at another agency.
         party = self._party(header, message.user_id, authenticated=decision.authenticated)
         if party is not None:
-            fields: dict[str, object] = {
-                "party": party,
-                "reason": decision.reason,
-                "message": decision.message,
-            }
             await self._emit(
-                Event.about(EventType.REJECTED, header, **fields)
-                if header is not None
-                else Event.model_validate({"type": EventType.REJECTED, **fields})
+                Event.about(
+                    EventType.REJECTED,
+                    header,
+                    party=party,
+                    reason=decision.reason,
+                    message=decision.message,
+                )
             )
         log.info(
             "router.rejected",
@@ -369,11 +363,8 @@ class Router:
                 await self.store.finish(header.envelope_id, outcome, reason=reason)
             party = self._party(header, message.user_id, authenticated=authenticated)
             if party is not None:
-                fields: dict[str, object] = {"party": party, "reason": reason, "message": text}
                 await self._emit(
-                    Event.about(event_type, header, **fields)
-                    if header is not None
-                    else Event.model_validate({"type": event_type, **fields})
+                    Event.about(event_type, header, party=party, reason=reason, message=text)
                 )
             log.warning(
                 f"router.{outcome.value}",
