@@ -149,11 +149,11 @@ class Exchange:
 
     def inbox_of(self, code: str) -> str:
         system = self.directory.serving_system(code)
-        return self.names.inbox_queue(str(getattr(system, "id", None) or code))
+        return self.names.inbox_queue(system.system_id)
 
     def events_of(self, code: str) -> str:
         system = self.directory.serving_system(code)
-        return self.names.events_queue(str(getattr(system, "id", None) or code))
+        return self.names.events_queue(system.system_id)
 
     def url_for(self, account: str) -> str:
         parts = urlsplit(self.amqp_url)

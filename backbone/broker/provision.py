@@ -91,23 +91,18 @@ def plan_accounts(directory: Directory, names: Names, *, router_user: str) -> li
             read=f"^{re.escape(names.prefix)}\\.",
         )
     ]
-    systems: list[tuple[str, str | None]] = [
-        (str(hub.id), hub.broker_account) for hub in directory.hubs
-    ] + [
-        (str(agency.organ_code), agency.broker_account)
-        for agency in directory.agencies
-        if agency.hub is None
-    ]
-    for system, account in systems:
-        if account is None:
+    for system in directory.connected_systems:
+        if system.broker_account is None:
             continue
         specs.append(
             AccountSpec(
-                user=account,
-                system=system,
+                user=system.broker_account,
+                system=system.system_id,
                 configure=NOTHING,
                 write=_only(names.submit_exchange),
-                read=_only(names.inbox_queue(system), names.events_queue(system)),
+                read=_only(
+                    names.inbox_queue(system.system_id), names.events_queue(system.system_id)
+                ),
             )
         )
     return specs

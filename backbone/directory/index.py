@@ -101,6 +101,12 @@ class Directory:
     def hubs(self) -> tuple[Hub, ...]:
         return self.file.hubs
 
+    @property
+    def connected_systems(self) -> tuple[ConnectedSystem, ...]:
+        """Everything with its own broker account and inbox: hubs, then direct agencies."""
+        direct = tuple(a for a in self.agencies if a.connection is Connection.DIRECT)
+        return (*self.hubs, *direct)
+
     def agency(self, code: str | OrganCode) -> Agency:
         """The agency with ``code``; :class:`OrganCodeError` if malformed,
         :class:`UnknownAgencyError` if not listed."""

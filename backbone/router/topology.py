@@ -24,7 +24,7 @@ from typing import Any, Literal
 import aiormq.abc
 from aio_pika.abc import AbstractChannel
 
-from backbone.directory import Agency, Connection, Directory, Hub
+from backbone.directory import Agency, Directory, Hub
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.errors import DirectoryError, UnknownAgencyError
 from backbone.organ import OrganCode
@@ -183,13 +183,13 @@ def _check_unique(queues: Sequence[QueueSpec]) -> None:
 
 def _systems(directory: Directory) -> Iterable[tuple[str, list[_Route]]]:
     """Each connected system (hubs first, then direct agencies) with its routes."""
-    for hub in directory.hubs:
-        yield hub.system_id, _hub_routes(directory, hub)
-    for agency in directory.agencies:
-        # Inactive agencies keep their inbox: refusing documents for them is the router's job.
-        if agency.connection is Connection.DIRECT:
-            tier = directory.tier_of(agency.organ_code)
-            yield agency.system_id, [_Route(agency.organ_code.routing_key, (tier,))]
+    # Inactive agencies keep their inbox: refusing documents for them is the router's job.
+    for system in directory.connected_systems:
+        if isinstance(system, Hub):
+            yield system.system_id, _hub_routes(directory, system)
+        else:
+            tier = directory.tier_of(system.organ_code)
+            yield system.system_id, [_Route(system.organ_code.routing_key, (tier,))]
 
 
 def _hub_routes(directory: Directory, hub: Hub) -> list[_Route]:
