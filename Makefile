@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker postgres test lint demo clean bench-install bench bench-quick
+.PHONY: install broker postgres test faults lint demo clean bench-install bench bench-quick
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ postgres:
 
 test: install broker postgres
 	$(BIN)/pytest
+
+# The fault scenarios (tests/faults/README.md): thousands of documents through killed routers,
+# a restarted broker, a cut network, a poison message, a full disk and a cluster losing a node.
+faults: install broker postgres
+	$(BIN)/pytest tests/faults -m faults -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check backbone adapters tests

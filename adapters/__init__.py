@@ -5,7 +5,7 @@ decrypt, verify, deliver). Built on ``backbone``'s shared core.
 redeliveries and status 01); ``AdapterConfig`` loads its configuration.
 """
 
-from adapters.abc import Adapter, Receipt, Received, Sealed
+from adapters.abc import Adapter, Receipt, Received, RefusalKeeper, Refused, Sealed
 from adapters.client import AdapterClient, processing_order
 from adapters.config import AdapterConfig, ServedAgency
 
@@ -15,6 +15,8 @@ __all__ = [
     "AdapterConfig",
     "Receipt",
     "Received",
+    "RefusalKeeper",
+    "Refused",
     "Sealed",
     "ServedAgency",
     "processing_order",

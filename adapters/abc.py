@@ -8,15 +8,16 @@ software embeds); ``dropfolder`` builds the folder integration on it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
 from backbone.envelope import EnvelopeHeader
+from backbone.errors import Reason
 
-__all__ = ["Adapter", "Receipt", "Received", "Sealed"]
+__all__ = ["Adapter", "Receipt", "Received", "RefusalKeeper", "Refused", "Sealed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,32 @@ class Received:
     @property
     def envelope_id(self) -> str:
         return self.header.envelope_id
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An authentic envelope (the router checked it and its header signature verified
+    again here) whose content one served agency refuses: the key wrap does not open, or the
+    edXML inside is malformed, unsafe, invalid, unsigned, or says something other than the
+    signed header (another From, DocumentId, kind or recipient list).
+
+    The sender is told with status 02 (for documents; statuses are never answered) whose
+    Description starts with ``[<reason>]``. ``body`` is the envelope as it arrived
+    (encrypted); ``edxml`` the decrypted content when decryption got that far. Both are
+    hostile input: keep them, never parse them again without the hardened parser."""
+
+    header: EnvelopeHeader
+    recipient: str  # the served agency that refuses it
+    reason: Reason
+    message: str
+    body: bytes = field(repr=False)
+    edxml: bytes | None = field(repr=False)  # plaintext: never in reprs or logs
+    refused_at: datetime
+
+
+# Stores a refusal durably (the drop folder writes ``rejected/``); raising sends the
+# envelope back to the queue, to be refused again later.
+RefusalKeeper = Callable[[Refused], Awaitable[None]]
 
 
 class Adapter(Protocol):

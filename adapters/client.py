@@ -25,6 +25,18 @@ stored it — and before the AMQP ack. Integrations that must write durably firs
 express that by "asking for the next item" (the drop folder does) pass ``auto_arrival=False``
 and call :meth:`~AdapterClient.acknowledge_arrival` after their atomic write.
 
+Refused content: an envelope whose header signature verifies but whose content a served
+agency cannot accept (the key wrap does not open; the edXML is malformed, unsafe, invalid,
+unsigned, or contradicts the signed header) is never yielded and never crashes the loop. It
+is handed as a :class:`~adapters.abc.Refused` to ``keep_refused`` (the drop folder writes it
+to ``rejected/``), the sender is told with status 02 whose Description starts with
+``[<reason>]``, and the message is acknowledged. Without ``keep_refused`` the message is
+dead-lettered instead, so it stays in the dead-letter queue for operators (unless another
+served agency accepted the same envelope: its content, the same for all by the key
+commitment, was then delivered, and the refusal is logged and answered). Envelopes that
+are not authentic (framing, certificate, signature) cannot be answered (their sender is
+only a claim): they are dead-lettered too, and so are statuses, which are never answered.
+
 Ordering: the router processes envelopes concurrently, so statuses about one document may
 arrive out of order. Order them by :func:`processing_order` (the edXML Timestamp, which has
 whole seconds, then the status code's place in 01→06).
@@ -34,10 +46,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from types import TracebackType
@@ -54,8 +67,9 @@ from aio_pika.abc import (
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from adapters.abc import Receipt, Received, Sealed
+from adapters.abc import Receipt, Received, RefusalKeeper, Refused, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
+from backbone.broker.tls import connection_problem
 from backbone.directory import Directory
 from backbone.edxml import (
     EdxmlDocument,
@@ -68,6 +82,7 @@ from backbone.edxml import (
     validate,
 )
 from backbone.envelope import (
+    MAX_STATUS_NOTE,
     EnvelopeHeader,
     Kind,
     VerifiedEnvelope,
@@ -97,11 +112,17 @@ __all__ = ["AdapterClient", "processing_order"]
 
 log = structlog.get_logger(__name__)
 
+# Seconds to wait for the broker to answer a channel close on the way out.
+_CLOSE_TIMEOUT = 5.0
+# Envelopes up to this size are opened on the event loop, larger ones on the thread pool.
+_INLINE_OPEN_BYTES = 256 * 1024
+
 # The router's own header names (no "x-" prefix: RabbitMQ 3.13+ owns those).
 
 # edXML timestamps are local time without a zone; Vietnam has one zone and no DST.
 VIETNAM: Final = timezone(timedelta(hours=7))
 SEEN_LIMIT: Final = 16_384  # (envelope id, recipient) pairs remembered against redeliveries
+REFUSAL_NOTE_LIMIT: Final = 500  # characters of a status 02 Description
 
 
 def processing_order(item: Received) -> tuple[datetime, datetime, str]:
@@ -127,6 +148,18 @@ class _Pending:
     items: list[Received]
 
 
+_Opened = tuple[list[Received], list[Refused]]
+"""What :meth:`AdapterClient._open` makes of a message: items to hand out, and refusals."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A consumed message, and the opening of it already under way on the thread pool."""
+
+    message: AbstractIncomingMessage
+    opened: asyncio.Future[_Opened]
+
+
 class AdapterClient:
     """Implements :class:`adapters.abc.Adapter`. Start it (or use ``async with``) before
     publishing or receiving. ``directory`` and ``validator`` override what the config would
@@ -139,8 +172,10 @@ class AdapterClient:
         directory: Directory | None = None,
         validator: CertificateValidator | None = None,
         auto_arrival: bool = True,
+        keep_refused: RefusalKeeper | None = None,
     ) -> None:
         self.config = config
+        self.keep_refused = keep_refused  # where refused content is kept (module docstring)
         self._resolved: ResolvedConfig = config.resolve(directory)
         self._validator = validator if validator is not None else config.certificate_validator()
         self._names = Names(prefix=config.prefix)
@@ -149,7 +184,7 @@ class AdapterClient:
         self._publish_channel: AbstractChannel | None = None  # strong ref: robust channel
         self._submit: AbstractExchange | None = None
         self._consume_channels: set[AbstractChannel] = set()  # strong refs while consuming
-        self._wakeups: set[asyncio.Queue[AbstractIncomingMessage | None]] = set()
+        self._wakeups: set[asyncio.Queue[_Arrival | None]] = set()
         self._seen: OrderedDict[tuple[str, str], bool] = OrderedDict()  # → arrival sent
         self._closing = False
 
@@ -181,7 +216,7 @@ class AdapterClient:
         self._closing = False
         try:
             self._connection = await aio_pika.connect_robust(
-                self.config.amqp_url.get_secret_value(),
+                self.config.connection_url(),  # amqps://: the broker's certificate verified
                 client_properties={"connection_name": f"vdx-adapter {self.system}"},
                 reconnect_interval=self.config.reconnect_interval,
             )
@@ -193,10 +228,10 @@ class AdapterClient:
             self._submit = await self._publish_channel.get_exchange(
                 self._names.submit_exchange, ensure=False
             )
-        except aio_pika.exceptions.CONNECTION_EXCEPTIONS as error:
+        except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
             await self.close()
             raise BrokerUnavailableError(
-                f"adapter {self.system} cannot reach the broker: {type(error).__name__}"
+                f"adapter {self.system} cannot reach the broker: {connection_problem(error)}"
             ) from None
         log.info("adapter.started", system=self.system, served=len(self.served))
 
@@ -261,6 +296,9 @@ class AdapterClient:
         to ``ResponseFor/OrganId`` (the original sender), except a status the original
         sender sends about its own document (13, take-back), which names no recipient in
         the edXML: pass ``recipients`` (where the document went) for it."""
+        limit = self.config.max_envelope_bytes
+        if len(edxml) > limit:  # the envelope is larger still: refuse before parsing
+            raise _too_large(f"the edXML is {len(edxml)} bytes", limit)
         message = validate(edxml)  # EdxmlError with line and path
         sender = self._identity(message.sender.organ_id)
         if isinstance(message, EdxmlDocument):
@@ -270,6 +308,7 @@ class AdapterClient:
             kind, document_id = Kind.DOCUMENT, message.document_id
             business_type: int | None = int(message.business.business_doc_type)
             status_code: str | None = None
+            due_date, status_note = message.due_date, None
         else:
             about = message.response_for.organ_id
             if about == sender.organ_code:
@@ -283,6 +322,7 @@ class AdapterClient:
                 targets = [about]
             kind, document_id = Kind.STATUS, message.response_for.document_id
             business_type, status_code = None, message.status_code.value
+            due_date, status_note = None, _note(message.description)
         certificates = {code: self._recipient_certificate(code) for code in dict.fromkeys(targets)}
         signed = sign_edxml(edxml, sender.key, sender.certificate)
         body = seal(
@@ -296,8 +336,13 @@ class AdapterClient:
             business_type=business_type,
             status_code=status_code,
             validator=self._validator,
+            due_date=due_date,
+            status_note=status_note,
         )
-        header = read_header(body, max_size=max(len(body), 1)).header
+        if len(body) > limit:
+            # The router would refuse it, and RabbitMQ 4 would not even take it.
+            raise _too_large(f"sealed, it is {len(body)} bytes", limit)
+        header = read_header(body, max_size=limit).header
         log.info(
             "adapter.sealed",
             envelope_id=header.envelope_id,
@@ -450,17 +495,24 @@ class AdapterClient:
                 f"inbox queue {inbox} does not exist: the router has not declared the topology "
                 f"for {self.system} (or the prefix {self.config.prefix!r} is wrong)"
             ) from None
-        wakeup: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        wakeup: asyncio.Queue[_Arrival | None] = asyncio.Queue()
         self._consume_channels.add(channel)
         self._wakeups.add(wakeup)
+        opening: set[asyncio.Future[_Opened]] = set()
 
         async def enqueue(message: AbstractIncomingMessage) -> None:
-            await wakeup.put(message)
+            # Opened as it arrives, while earlier items are still being handed out (which
+            # stays in arrival order).
+            opened = self._start_opening(message.body)
+            opening.add(opened)
+            opened.add_done_callback(opening.discard)
+            await wakeup.put(_Arrival(message, opened))
 
         await queue.consume(enqueue)
         try:
-            while (message := await wakeup.get()) is not None:
-                pending = await self._unpack(message)
+            while (arrival := await wakeup.get()) is not None:
+                message = arrival.message
+                pending = await self._unpack(message, arrival.opened)
                 if pending is None:
                     continue
                 settled = True
@@ -475,9 +527,13 @@ class AdapterClient:
                     await _settle(message, ack=True)
         finally:
             self._wakeups.discard(wakeup)
-            # Closing the channel hands every unacked message back to the broker.
+            for opened in opening:  # not handed out: their messages go back to the queue
+                opened.cancel()
+            # Closing the channel hands every unacked message back to the broker. After a
+            # network cut the broker may never answer the close: don't wait for it forever
+            # (the connection's loss hands them back as well).
             with contextlib.suppress(Exception):
-                await channel.close()
+                await asyncio.wait_for(channel.close(), timeout=_CLOSE_TIMEOUT)
             self._consume_channels.discard(channel)
 
     async def _taken(self, item: Received, message: AbstractIncomingMessage) -> bool:
@@ -509,11 +565,13 @@ class AdapterClient:
         while len(self._seen) > SEEN_LIMIT:
             self._seen.popitem(last=False)
 
-    async def _unpack(self, message: AbstractIncomingMessage) -> _Pending | None:
-        """Check and open one AMQP message; None when it was settled here (rejected, or a
-        duplicate acknowledged)."""
+    async def _unpack(
+        self, message: AbstractIncomingMessage, opened: Awaitable[_Opened]
+    ) -> _Pending | None:
+        """Judge one AMQP message as ``opened`` (:meth:`_open` on it); None when it was
+        settled here (rejected, or a duplicate acknowledged)."""
         try:
-            items = await asyncio.to_thread(self._open, message.body)
+            items, refusals = await opened
         except (RevocationUnknownError, StoreUnavailableError) as error:
             # Configuration that can be fixed (a fresh CRL): try again, up to the inbox's
             # delivery limit, after which the broker dead-letters it.
@@ -534,6 +592,9 @@ class AdapterClient:
             )
             await _settle(message, ack=False, requeue=True)
             return None
+        for refusal in refusals:
+            if not await self._refuse(refusal, message):
+                return None  # requeued: kept or answered only partly, done again later
         possibly_repeated = message.redelivered or bool((message.headers or {}).get(H_REPUBLISHED))
         fresh: list[Received] = []
         for item in items:
@@ -564,13 +625,100 @@ class AdapterClient:
             if not await self._taken(item, message):  # its status 01 may still be owed
                 return None
         if not fresh:
-            await _settle(message, ack=True)
+            # Nothing new to hand out. Acknowledge it, unless all it held was refused and
+            # no keeper has it: then the dead-letter queue keeps it for the operator.
+            keep = bool(items) or self.keep_refused is not None
+            await _settle(message, ack=keep)
             return None
         return _Pending(message, fresh)
 
-    def _open(self, body: bytes) -> list[Received]:
+    async def _refuse(self, refusal: Refused, message: AbstractIncomingMessage) -> bool:
+        """Keep a refusal and tell its sender (status 02) once. False when the message went
+        back to the queue because either could not be done now."""
+        header, key = refusal.header, (refusal.header.envelope_id, refusal.recipient)
+        fields = {
+            "envelope_id": header.envelope_id,
+            "document_id": header.document_id,
+            "sender": header.sender,
+            "recipient": refusal.recipient,
+            "reason": refusal.reason.value,
+        }
+        if self._seen.get(key):
+            log.info("adapter.refusal_repeated", **fields, outcome="duplicate")
+            return True
+        try:
+            if self.keep_refused is not None:
+                await self.keep_refused(refusal)
+            answered = await self._answer_refusal(refusal)
+        except Exception as error:
+            log.warning(
+                "adapter.refusal_pending",
+                **fields,
+                error=f"{type(error).__name__}: {error}",
+                outcome="requeued",
+            )
+            await _settle(message, ack=False, requeue=True)
+            return False
+        metrics.ADAPTER_RECEIVE_FAILURES.labels(refusal.reason.value).inc()
+        log.error(
+            "adapter.content_refused",
+            **fields,
+            error=refusal.message,
+            kept="keeper" if self.keep_refused is not None else "dead_letter",
+            outcome="status_02" if answered else "refused",
+        )
+        self._remember(key, arrived=True)
+        return True
+
+    async def _answer_refusal(self, refusal: Refused) -> bool:
+        """Status 02 from the refusing agency to the envelope's (authenticated) sender, with
+        the reason. Raises BrokerUnavailableError (retry later); False when no answer is
+        possible: a status is never answered, and a DocumentId that cannot be put in a
+        status is logged instead."""
+        header = refusal.header
+        if header.kind != Kind.DOCUMENT:
+            return False
+        try:
+            status = EdxmlStatus(
+                sender=Organization(organ_id=refusal.recipient),
+                response_for=ResponseFor(organ_id=header.sender, document_id=header.document_id),
+                status_code=StatusCode.REJECTED,
+                timestamp=_now_local(),
+                description=_refusal_note(refusal),
+            )
+            sealed = self.seal(build(status))
+        except (BackboneError, ValueError) as error:  # pydantic's ValidationError is a ValueError
+            log.error(
+                "adapter.refusal_unanswerable",
+                envelope_id=header.envelope_id,
+                sender=header.sender,
+                recipient=refusal.recipient,
+                reason=getattr(getattr(error, "reason", None), "value", "invalid_status"),
+                error=str(error),
+                outcome="not_answered",
+            )
+            return False
+        await self.publish(sealed)  # BrokerUnavailableError: the caller requeues
+        return True
+
+    def _start_opening(self, body: bytes) -> asyncio.Future[_Opened]:
+        """:meth:`_open` on ``body``: at once for an envelope up to ``_INLINE_OPEN_BYTES``,
+        on the thread pool for a larger one, so a big attachment does not hold up the event
+        loop. A small one costs about a millisecond of CPU here; on the thread pool the GIL
+        hand-offs between threads doubled that (bench/OPTIMISATIONS.md)."""
+        if len(body) > _INLINE_OPEN_BYTES:
+            return asyncio.ensure_future(asyncio.to_thread(self._open, body))
+        opened: asyncio.Future[_Opened] = asyncio.get_running_loop().create_future()
+        try:
+            opened.set_result(self._open(body))
+        except Exception as error:  # judged by _unpack, as from the thread pool
+            opened.set_exception(error)
+        return opened
+
+    def _open(self, body: bytes) -> _Opened:
         """Verify the envelope, then decrypt and verify for each served recipient. Raises
-        when nothing can be delivered; a recipient that fails alone is logged and skipped."""
+        when the envelope is not authentic, not for us, or cannot be judged now (revocation
+        status unknown); content a recipient refuses is returned as a :class:`Refused`."""
         frame = read_header(body, max_size=self.config.max_envelope_bytes)
         envelope = verify_frame(frame, self._validator)  # never trust the broker or router
         header = envelope.header
@@ -581,33 +729,40 @@ class AdapterClient:
                 f"{self.system} serves none of them"
             )
         items: list[Received] = []
-        failure: BackboneError | None = None
+        refusals: list[Refused] = []
         for code in ours:
-            try:
-                items.append(self._open_for(envelope, self._resolved.agencies[code]))
-            except BackboneError as error:
-                failure = error
-                log.error(
-                    "adapter.recipient_refused",
-                    envelope_id=header.envelope_id,
-                    document_id=header.document_id,
-                    sender=header.sender,
-                    recipient=code,
-                    reason=error.reason.value,
-                    error=error.message,
-                    outcome="refused",
-                )
-        if not items and failure is not None:
-            raise failure
-        return items
+            opened = self._open_for(envelope, self._resolved.agencies[code], body)
+            if isinstance(opened, Received):
+                items.append(opened)
+            else:
+                refusals.append(opened)
+        return items, refusals
 
-    def _open_for(self, envelope: VerifiedEnvelope, identity: ServedIdentity) -> Received:
+    def _open_for(
+        self, envelope: VerifiedEnvelope, identity: ServedIdentity, body: bytes
+    ) -> Received | Refused:
         header = envelope.header
-        opened = decrypt(envelope, recipient=identity.organ_code, recipient_key=identity.key)
-        verified = verify_edxml(opened.edxml, self._validator, OrganCode.parse(header.sender))
-        # The model is read from the signed canonical bytes: nothing unsigned gets in.
-        message = validate(verified.signed_data)
-        _check_matches(header, message, identity.organ_code)
+        plaintext: bytes | None = None
+        try:
+            opened = decrypt(envelope, recipient=identity.organ_code, recipient_key=identity.key)
+            plaintext = opened.edxml
+            verified = verify_edxml(plaintext, self._validator, OrganCode.parse(header.sender))
+            # The model is read from the signed canonical bytes: nothing unsigned gets in.
+            message = validate(verified.signed_data)
+            _check_matches(header, message, identity.organ_code)
+        except (RevocationUnknownError, StoreUnavailableError):
+            raise  # not a verdict on the content: try again later
+        except BackboneError as error:
+            # The header is authentic (verify_frame), so its sender is the one to tell.
+            return Refused(
+                header=header,
+                recipient=identity.organ_code,
+                reason=error.reason,
+                message=error.message,
+                body=body,
+                edxml=plaintext,
+                refused_at=datetime.now(UTC),
+            )
         return Received(
             header=header,
             recipient=identity.organ_code,
@@ -693,10 +848,30 @@ def _now_local() -> datetime:
     return datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
 
 
+def _note(description: str | None) -> str | None:
+    """A status's Description as the header's ``status_note``: stripped, cut to its limit."""
+    text = (description or "").strip()
+    return text[:MAX_STATUS_NOTE] or None
+
+
 def _sender_of(document_id: str) -> str:
     """The original sender's organ code: DocumentId is ``<OrganId>,<date>,<number>``."""
     head = document_id.split(",", 1)[0].strip()
     return str(OrganCode.parse(head))
+
+
+def _too_large(what: str, limit: int) -> EnvelopeMalformedError:
+    return EnvelopeMalformedError(
+        f"{what}; envelopes are limited to {limit} bytes (max_envelope_bytes): compress the "
+        "attachments or split the document",
+        reason=Reason.ENVELOPE_TOO_LARGE,
+    )
+
+
+def _refusal_note(refusal: Refused) -> str:
+    """Status 02's Description: the reason code first, so software can act on it."""
+    note = f"[{refusal.reason.value}] {refusal.message}"
+    return note if len(note) <= REFUSAL_NOTE_LIMIT else note[: REFUSAL_NOTE_LIMIT - 1] + "…"
 
 
 def _check_matches(
@@ -724,6 +899,10 @@ def _check_matches(
         organ.organ_id for organ in message.recipients
     }:
         raise EnvelopeMalformedError(f"{recipient} is not among the edXML's To")
+    if isinstance(message, EdxmlDocument) and header.due_date not in (None, message.due_date):
+        raise EnvelopeMalformedError(
+            f"edXML DueDate {message.due_date} differs from the envelope's {header.due_date}"
+        )
 
 
 async def _settle(message: AbstractIncomingMessage, *, ack: bool, requeue: bool = False) -> None:

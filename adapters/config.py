@@ -1,6 +1,7 @@
 """An adapter's configuration: environment (``VDX_*``) over a YAML file, as for the router.
 
     amqp_url: amqps://hub-00.53.W00:…@broker.example/   # the system's own broker account
+    amqp_ca_file: /etc/vdx/broker-ca.pem   # the CA of the broker's TLS certificate (verified)
     system: 00.53.W00             # a hub id, or the organ code of a direct agency
     prefix: vdx
     directory: /etc/vdx/directory.yaml
@@ -37,7 +38,7 @@ from backbone.errors import CertificateBindingError, DirectoryError, OrganCodeEr
 from backbone.organ import OrganCode, parse_identifier
 from backbone.pki.keys import load_private_key
 from backbone.pki.validation import CertificateValidator
-from backbone.settings import FileSettings
+from backbone.settings import BrokerSettings
 
 __all__ = ["AdapterConfig", "ResolvedConfig", "ServedAgency", "ServedIdentity"]
 
@@ -86,7 +87,7 @@ class ResolvedConfig:
     agencies: dict[str, ServedIdentity]  # by organ code
 
 
-class AdapterConfig(FileSettings):
+class AdapterConfig(BrokerSettings):
     """An adapter's configuration (one connected system, its served agencies)."""
 
     # Only VDX_AMQP_URL (the prefix, no alias): a bare AMQP_URL is the operator's or test

@@ -16,6 +16,10 @@ Incoming, per item: written to ``.work/incoming`` and renamed into ``inbox/`` or
 ``status/`` as the last step, recorded in ``.work/received``, and only then acknowledged to
 the broker (by asking the iterator for the next item) and, for documents, answered with
 status 01. A redelivery (crash before the ack) finds its record and is not written twice.
+
+Refused incoming content (see :mod:`adapters.client`): ``rejected/<envelope id>/`` is
+assembled in ``.work/incoming`` and renamed into place before the sender is told (status
+02) and the broker acknowledged; a redelivery finds it there and only answers again.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 
-from adapters.abc import Adapter, Receipt, Received, Sealed
+from adapters.abc import Adapter, Receipt, Received, RefusalKeeper, Refused, Sealed
 from adapters.dropfolder_files import (
     atomic_write_bytes,
     atomic_write_json,
@@ -54,7 +58,7 @@ from adapters.dropfolder_records import (
     status_metadata,
 )
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, examine
-from backbone.envelope import read_header
+from backbone.envelope import Kind, read_header
 from backbone.errors import BackboneError, BrokerUnavailableError, Reason
 
 __all__ = ["AgencyFolder", "DropFolder", "DropFolderOptions"]
@@ -76,12 +80,20 @@ class _AcknowledgesArrival(Protocol):
     def acknowledge_arrival(self, received: Received) -> Awaitable[object]: ...
 
 
+@runtime_checkable
+class _KeepsRefusals(Protocol):
+    """``AdapterClient`` hands refused content to a keeper; the drop folder is one."""
+
+    keep_refused: RefusalKeeper | None
+
+
 @dataclass(frozen=True, slots=True)
 class DropFolderOptions:
     poll_interval: float = 0.5  # seconds between outbox scans
     concurrency: int = 8  # outbox files sealed/published at once, all agencies together
     retry_initial: float = 0.5  # first wait after a failed publish; doubles up to retry_max
     retry_max: float = 30.0
+    write_retry_max: float = 5.0  # longest wait between attempts to write a received item
     publish_timeout: float = 120.0  # a publish not confirmed by then is retried (same bytes)
     journal_days: float = 30.0  # how long a received envelope is remembered
 
@@ -110,6 +122,8 @@ class DropFolder:
         # never two at once, since lxml parses its XSDs per thread and parallel first
         # parses fail; this thread parses them once, at start.
         self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dropfolder-seal")
+        if isinstance(adapter, _KeepsRefusals):
+            adapter.keep_refused = self.keep_refused
 
     # ----------------------------------------------------------------- the whole service
 
@@ -422,7 +436,7 @@ class DropFolder:
                     self._spawn(self._acknowledge_arrival(owed))
                 item = await following
                 # Shielded: a shutdown must not interrupt a half-done write.
-                owed = item if await asyncio.shield(self.store(item)) else None
+                owed = item if await asyncio.shield(self._store_until_written(item)) else None
         except StopAsyncIteration:
             return
         finally:
@@ -430,6 +444,31 @@ class DropFolder:
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer()
+
+    async def _store_until_written(self, item: Received) -> bool:
+        """:meth:`store`, retried while the disk refuses the write (full, read-only, the
+        folder gone). The message stays unacknowledged, held here rather than handed back:
+        every hand-back counts toward the inbox's delivery limit, after which the broker
+        would dead-letter the document. Only a shutdown gives it back."""
+        delay = self.options.retry_initial
+        while True:
+            try:
+                return await self.store(item)
+            except OSError as error:
+                if self.stopping.is_set():
+                    raise
+                log.warning(
+                    "adapter.inbox_unwritable",
+                    envelope_id=item.envelope_id,
+                    document_id=item.header.document_id,
+                    recipient=item.recipient,
+                    problem=f"{type(error).__name__}: {error}",
+                    retry_in=delay,
+                    outcome="retry",
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            delay = min(delay * 2, self.options.write_retry_max)
 
     async def store(self, item: Received) -> bool:
         """Write ``item`` into its agency's folder unless it is a redelivery. Returns whether
@@ -466,6 +505,53 @@ class DropFolder:
             outcome="stored",
         )
         return False
+
+    async def keep_refused(self, refusal: Refused) -> None:
+        """Keep refused content in its agency's ``rejected/`` (once per envelope)."""
+        folder = self.folders.get(refusal.recipient)
+        if folder is None:
+            raise BackboneError(
+                f"refused an item for {refusal.recipient}, which has no folder here"
+            )
+        written = await asyncio.to_thread(self._write_refused, folder, refusal)
+        log.warning(
+            "adapter.rejected",
+            envelope_id=refusal.header.envelope_id,
+            document_id=refusal.header.document_id,
+            sender=refusal.header.sender,
+            recipient=refusal.recipient,
+            outcome=refusal.reason.value if written else "already_kept",
+        )
+
+    def _write_refused(self, folder: AgencyFolder, refusal: Refused) -> bool:
+        header = refusal.header
+        target = folder.rejected / header.envelope_id
+        if target.exists():
+            return False
+        stage = folder.incoming / f"{header.envelope_id}.rejected"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        (stage / "envelope.vdx").write_bytes(refusal.body)
+        if refusal.edxml is not None:
+            (stage / "decrypted.edxml").write_bytes(refusal.edxml)
+        record = {
+            "envelope_id": header.envelope_id,
+            "kind": header.kind.value,
+            "sender": header.sender,
+            "recipients": list(header.recipients),
+            "recipient": refusal.recipient,
+            "document_id": header.document_id,
+            "sealed_at": header.created.isoformat(),
+            "reason": refusal.reason.value,
+            "message": refusal.message,
+            "refused_at": refusal.refused_at.isoformat(),
+            "sender_told": "status 02" if header.kind == Kind.DOCUMENT else None,
+        }
+        (stage / "error.json").write_text(
+            json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        )
+        replace_durably(stage, target)
+        return True
 
     def _write_document(
         self, folder: AgencyFolder, item: Received, document: EdxmlDocument

@@ -5,6 +5,9 @@
 <folder>/failed/    refused documents, each with ``<name>.error.json``
 <folder>/inbox/     ``<envelope_id>/`` per received document
 <folder>/status/    ``<timestamp>_<sealed>_<envelope_id>.edxml`` (+ ``.json``) per status
+<folder>/rejected/  ``<envelope_id>/`` per received envelope whose content was refused:
+                    ``error.json`` (reason, message), ``envelope.vdx`` (as it arrived,
+                    encrypted), ``decrypted.edxml`` (when decryption got that far)
 <folder>/.work/     the adapter's own state, on the same file system (atomic renames)
     outgoing/       claimed outbox files and their sealed ``.envelope`` (resumed at start)
     incoming/       inbox entries being assembled (discarded at start: not yet acked)
@@ -47,6 +50,10 @@ class AgencyFolder:
         return self.root / "status"
 
     @property
+    def rejected(self) -> Path:
+        return self.root / "rejected"
+
+    @property
     def work(self) -> Path:
         return self.root / ".work"
 
@@ -77,6 +84,7 @@ class AgencyFolder:
             self.failed,
             self.inbox,
             self.status,
+            self.rejected,
             self.outgoing,
             self.journal,
         ):

@@ -14,6 +14,7 @@ from backbone.edxml.cli import app as edxml_app
 from backbone.pki.cli import app as pki_app
 from backbone.router.cli import app as router_app
 from backbone.router.topology_cli import app as topology_app
+from backbone.tracking.cli import app as track_app
 
 app = typer.Typer(
     name="backbone",
@@ -28,6 +29,9 @@ app.add_typer(router_app, name="router", help="Run a router replica.")
 app.add_typer(topology_app, name="topology", help="Declare or show the broker topology.")
 app.add_typer(adapter_app, name="adapter", help="Run an agency's (or a hub's) adapter.")
 app.add_typer(broker_app, name="broker", help="Find, start or install a broker (development, CI).")
+app.add_typer(
+    track_app, name="track", help="A document's timeline per recipient; tracking API tokens."
+)
 app.command("provision", help="Broker users with least privilege, from the directory.")(
     provision_command
 )

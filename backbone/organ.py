@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from backbone.errors import OrganCodeError
 
@@ -39,6 +40,10 @@ class OrganCode:
     @classmethod
     def parse(cls, text: str) -> OrganCode:
         """Parse ``V1V2V3.Z1Z2.Y1Y2.MX1X2``; raise :class:`OrganCodeError` saying what is wrong."""
+        return _parse(text)
+
+    @classmethod
+    def _parse_uncached(cls, text: str) -> OrganCode:
         parts = text.split(".")
         if len(parts) != 4:
             raise OrganCodeError(
@@ -103,6 +108,14 @@ class OrganCode:
         """True when this code is ``root`` or lies in its subtree."""
         depth = root.level
         return self.levels[:depth] == root.levels[:depth]
+
+
+# Every envelope names its sender and recipients, and the router reads those codes several
+# times over; a country has about 12,000, so their parsed forms are kept (codes are
+# immutable). Errors are not cached: a malformed code is parsed, and refused, every time.
+@lru_cache(maxsize=65536)
+def _parse(text: str) -> OrganCode:
+    return OrganCode._parse_uncached(text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from backbone.broker.discovery import LOCAL_URL
+from backbone.broker.tls import check_tls_settings, connection_url
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
+from backbone.tracking.auth import TokenBook
+from backbone.tracking.wiring import DEFAULT_ZONE
 
-__all__ = ["FileSettings", "Settings"]
+__all__ = ["BrokerSettings", "FileSettings", "Settings"]
 
 
 class FileSettings(BaseSettings):
@@ -50,7 +54,44 @@ class FileSettings(BaseSettings):
         return (env_settings, init_settings)
 
 
-class Settings(FileSettings):
+class BrokerSettings(FileSettings):
+    """The broker connection the router and adapters share: ``amqp_url`` and, for
+    ``amqps://``, the TLS files (:mod:`backbone.broker.tls`)."""
+
+    amqp_url: SecretStr
+    amqp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM of the CA that signed the broker's certificate (amqps:// only; "
+        "without it the system's CAs are used). The certificate and host name are verified",
+    )
+    amqp_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that ask for one"
+    )
+    amqp_key_file: Path | None = Field(
+        default=None, description="PEM key of amqp_cert_file; never logged"
+    )
+
+    @model_validator(mode="after")
+    def _tls_fits_the_url(self) -> Self:
+        check_tls_settings(
+            self.amqp_url.get_secret_value(),
+            self.amqp_ca_file,
+            self.amqp_cert_file,
+            self.amqp_key_file,
+        )
+        return self
+
+    def connection_url(self) -> str:
+        """The URL to connect with (TLS files folded in); it holds the password."""
+        return connection_url(
+            self.amqp_url.get_secret_value(),
+            self.amqp_ca_file,
+            self.amqp_cert_file,
+            self.amqp_key_file,
+        )
+
+
+class Settings(BrokerSettings):
     """The router's configuration."""
 
     amqp_url: SecretStr = Field(
@@ -83,6 +124,32 @@ class Settings(FileSettings):
         default_factory=RoutingPolicy,
         description="Which tiers and subtrees may send to which (default: everyone to everyone)",
     )
+    tracking_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tracking API tokens: SHA-256 (hex) of each token → an organ code or "
+        "'operator' (`backbone track token` mints one)",
+    )
+    overdue_check_seconds: float = Field(
+        default=300.0, gt=0, description="Seconds between checks for overdue documents"
+    )
+    tracking_time_zone: str = Field(
+        default=DEFAULT_ZONE, description="Where a document's due date is a day (IANA name)"
+    )
+
+    @field_validator("tracking_tokens")
+    @classmethod
+    def _known_holders(cls, tokens: dict[str, str]) -> dict[str, str]:
+        TokenBook(tokens)  # raises ValueError for a malformed hash or holder
+        return tokens
+
+    @field_validator("tracking_time_zone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (an IANA name)") from None
+        return zone
 
     def certificate_validator(self) -> CertificateValidator:
         """The validator production uses: configured CA certificates, intermediates and CRLs."""

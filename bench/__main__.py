@@ -18,6 +18,7 @@ from backbone.broker.management import ManagementClient
 from backbone.directory import dump_directory, generate_directory, load_directory
 from backbone.logs import configure_logging
 from bench.ceiling import measure_ceiling
+from bench.cpu import local_broker_pid
 from bench.latency import measure_adapter_and_latency
 from bench.progress import Reporter
 from bench.report import write_outputs
@@ -25,7 +26,7 @@ from bench.router import measure_router
 from bench.world import ONE_RECIPIENT, THREE_RECIPIENTS, World
 
 HERE = Path(__file__).resolve().parent
-LOADS = (100, 500, 1000)
+LOADS = (100, 200, 300, 500, 1000)  # the issue asks for 100, 500, 1000; 200, 300 find the knee
 
 # counts per mode: (ceiling messages, router envelopes, latency seconds per load,
 # adapter publish sample)
@@ -43,6 +44,48 @@ MODES = {
 
 def broker_url() -> str:
     return os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def cpu_budget(ceiling: dict[str, object], run: dict[str, object]) -> dict[str, object]:
+    """CPU per message of the ceiling forwarder and of the router (SQLite, 4 KiB, 1
+    recipient), each with the broker's share, and the rate the machine's cores could carry
+    at that cost if nothing else ran: what bounds ``router_ratio`` on a small machine."""
+    cpus = os.cpu_count() or 1
+
+    def bound(*parts: object) -> float | None:
+        if any(part is None for part in parts):
+            return None
+        total = sum(float(str(part)) for part in parts)
+        return round(cpus * 1e6 / total, 1) if total else None
+
+    forwarder, broker_c = (
+        ceiling["forwarder_cpu_us_per_message"],
+        ceiling["broker_cpu_us_per_message"],
+    )
+    router, broker_r = run["cpu_us_per_envelope"], run["broker_cpu_us_per_envelope"]
+    return {
+        "cpus": cpus,
+        "ceiling_forwarder_us": forwarder,
+        "ceiling_broker_us": broker_c,
+        "ceiling_cpu_bound_per_s": bound(forwarder, broker_c),
+        "router_us": router,
+        "router_broker_us": broker_r,
+        "router_cpu_bound_per_s": bound(router, broker_r),
+    }
+
+
+def latency_path_budget(per_document: dict[str, object]) -> dict[str, object]:
+    """CPU per document along the latency path and the rate the cores could carry."""
+    parts = [per_document[k] for k in ("sender_us", "router_us", "broker_us", "recipient_us")]
+    if any(part is None for part in parts):
+        return {**per_document, "total_us": None, "cpu_bound_per_s": None}
+    total = sum(float(str(part)) for part in parts)
+    cpus = os.cpu_count() or 1
+    return {
+        **per_document,
+        "total_us": round(total),
+        "cpu_bound_per_s": round(cpus * 1e6 / total, 1) if total else None,
+    }
 
 
 def measure_directory_load(root: Path) -> dict[str, object]:
@@ -84,6 +127,7 @@ async def _measure(
 ) -> dict[str, object]:
     # The message size of the router test: a sealed 4 KiB, 1-recipient envelope.
     size = len(world.seal_router_envelope(ONE_RECIPIENT, 4096))
+    broker_pid = local_broker_pid()  # None: the broker's CPU is not measured
     n = int(counts["ceiling"])
     ceiling = await measure_ceiling(
         world.exchange.amqp_url,
@@ -91,6 +135,7 @@ async def _measure(
         count=n,
         size=size,
         progress=reporter.counter(f"ceiling forwarder ({size} B)", n),
+        broker_pid=broker_pid,
     )
     await world.purge(f"{world.names.prefix}.bench.ceiling.target")
 
@@ -115,15 +160,17 @@ async def _measure(
                 count=n,
                 seal_progress=reporter.counter(f"seal  {label}", n),
                 progress=reporter.counter(label, n),
+                broker_pid=broker_pid,
             )
         )
 
-    adapter, latency, latency_rss = await measure_adapter_and_latency(
+    adapter, latency, latency_rss, latency_cpu = await measure_adapter_and_latency(
         world,
         loads=LOADS,
         seconds=float(counts["latency_s"]),
         publish_sample=int(counts["publish"]),
         progress=lambda name, done, total: reporter.update(f"latency {name}", done, total),
+        broker_pid=broker_pid,
     )
     reporter.note("directory: generating and loading the synthetic country")
     directory = measure_directory_load(root)
@@ -139,6 +186,9 @@ async def _measure(
         return None
 
     router_per_s = router_rate("sqlite", 4096, 1)
+    main_run = next(
+        r for r in runs if (r["store"], r["payload_bytes"], r["recipients"]) == ("sqlite", 4096, 1)
+    )
     ceiling_per_s = float(ceiling["per_s"])
     peaks = [float(str(entry["peak_rss_mb"])) for entry in runs]
     peaks.append(round((latency_rss or 0) / 1024, 1))
@@ -163,8 +213,10 @@ async def _measure(
         "router_memory_per_s": router_rate("memory", 4096, 1),
         "router_ratio": round(router_per_s / ceiling_per_s, 3) if router_per_s else None,
         "router_runs": runs,
+        "cpu_budget": cpu_budget(ceiling, main_run),
         "latency": latency,
         "max_load_p99_under_100ms": max(under_100) if under_100 else None,
+        "latency_cpu": latency_path_budget(latency_cpu),
         "adapter": adapter,
         "adapter_send_per_s": adapter["send_per_s"],
         "router_peak_rss_mb": max(peaks),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from bench.cpu import CpuMeter
 from bench.world import IN_FLIGHT
 
 PREFETCH = 256
@@ -26,7 +27,8 @@ async def measure_ceiling(
     count: int,
     size: int,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, float | int]:
+    broker_pid: int | None = None,
+) -> dict[str, float | int | None]:
     """Forward ``count`` messages of ``size`` bytes from one quorum queue to another; the
     rate counts from the first consume until the last message is acked (after its confirm)."""
     source, target = f"{prefix}.bench.ceiling.source", f"{prefix}.bench.ceiling.target"
@@ -74,16 +76,23 @@ async def measure_ceiling(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
+        broker = CpuMeter(broker_pid)
+        broker.start()
+        cpu_started = time.process_time()
         started = time.perf_counter()
         tag = await queue.consume(on_message)
         await asyncio.wait_for(done.wait(), timeout=max(60.0, count / 200))
         elapsed = time.perf_counter() - started
+        forwarder_cpu = time.process_time() - cpu_started
+        broker.stop()
         await queue.cancel(tag)
         return {
             "messages": count,
             "message_bytes": size,
             "seconds": round(elapsed, 3),
             "per_s": round(count / elapsed, 1),
+            "forwarder_cpu_us_per_message": round(1e6 * forwarder_cpu / count),
+            "broker_cpu_us_per_message": broker.per_message_us(count),
         }
     finally:
         await connection.close()

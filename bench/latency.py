@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 
 from adapters import AdapterClient, Sealed
-from bench.router import RouterProcess
+from adapters.config import AdapterConfig
+from bench.cpu import CpuMeter
+from bench.router import HERE, RouterProcess
 from bench.world import IN_FLIGHT, ONE_RECIPIENT, SENDER, World, next_number, payload_edxml
 from tests.adapter_harness import Deployment
 
@@ -36,8 +40,11 @@ async def measure_adapter_and_latency(
     seconds: float,
     publish_sample: int,
     progress: Callable[[str, int, int], None],
-) -> tuple[dict[str, object], list[dict[str, object]], int | None]:
-    """Return (adapter throughput, latency per offered load, router peak RSS KiB)."""
+    broker_pid: int | None = None,
+) -> tuple[dict[str, object], list[dict[str, object]], int | None, dict[str, object]]:
+    """Return (adapter throughput, latency per offered load, router peak RSS KiB, CPU per
+    document of each party over the latency phase: sender process, router, broker,
+    recipient's adapter process)."""
     deployment = Deployment(world.exchange, None, world.root, world.directory_file)  # type: ignore[arg-type]
     sender = _adapter(world, deployment, SENDER)
     recipient = _adapter(world, deployment, ONE_RECIPIENT[0])
@@ -87,21 +94,36 @@ async def measure_adapter_and_latency(
             "send_per_s": round(1 / (1 / seal_per_s + 1 / publish_per_s), 1),
         }
 
-        # 3. Latency at fixed offered loads, through a running router.
+        # 3. Latency at fixed offered loads, through a running router, to the recipient's
+        #    adapter in a process of its own (as at a real agency: the sender's publishing
+        #    and the recipient's opening do not share a core's worth of one process).
+        await recipient.close()
         router = RouterProcess(world, f"sqlite+aiosqlite:///{world.root / 'latency.db'}", "lat")
         await router.start()
         loop = asyncio.get_running_loop()
         arrivals: dict[str, float] = {}
         arrived = asyncio.Event()
+        receiver = await _start_recipient(world, deployment.config(ONE_RECIPIENT[0]))
+        to_loop_time = loop.time() - time.time()  # the recipient reports wall-clock times
+
+        recipient_cpu: list[float] = []
 
         async def consume() -> None:
-            async for item in recipient.received():
-                arrivals[item.envelope_id] = loop.time()
+            assert receiver.stdout is not None
+            while line := await receiver.stdout.readline():
+                arrival = json.loads(line)
+                if arrival.get("event") == "stopped":
+                    recipient_cpu.append(float(arrival["cpu"]))
+                    continue
+                arrivals[arrival["e"]] = float(arrival["t"]) + to_loop_time
                 arrived.set()
 
         consumer = asyncio.create_task(consume())
         results: list[dict[str, object]] = []
         offset = 0
+        broker = CpuMeter(broker_pid)
+        broker.start()
+        sender_cpu = time.process_time()
         try:
             for rate in loads:
                 batch = sealed[offset : offset + math.ceil(rate * seconds)]
@@ -110,15 +132,49 @@ async def measure_adapter_and_latency(
                     await _one_load(sender, batch, rate, arrivals, arrived, progress, loop)
                 )
                 await asyncio.sleep(0.3)
+            sender_seconds = time.process_time() - sender_cpu
+            broker.stop()
         finally:
-            consumer.cancel()
+            receiver.terminate()
+            await receiver.wait()
             with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+                await asyncio.wait_for(consumer, timeout=10)
             await router.stop()
-        return adapter, results, router.peak_rss_kib
+        documents = offset
+        per_document = {
+            "documents": documents,
+            "sender_us": round(1e6 * sender_seconds / documents),
+            "router_us": round(1e6 * (router.cpu_seconds or 0) / documents),
+            "broker_us": broker.per_message_us(documents),
+            "recipient_us": round(1e6 * recipient_cpu[0] / documents) if recipient_cpu else None,
+        }
+        return adapter, results, router.peak_rss_kib, per_document
     finally:
         await sender.close()
         await recipient.close()
+
+
+async def _start_recipient(world: World, config: AdapterConfig) -> asyncio.subprocess.Process:
+    """bench.recipient_proc for ``config``, once it says it is consuming."""
+    spec = config.model_dump(mode="json") | {"amqp_url": config.amqp_url.get_secret_value()}
+    spec_file = world.root / "recipient.json"
+    spec_file.write_text(json.dumps(spec))
+    log = (world.root / "recipient.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.recipient_proc",
+        str(spec_file),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+        cwd=str(HERE),
+    )
+    log.close()
+    assert process.stdout is not None
+    ready = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    if not ready:
+        raise RuntimeError(f"the recipient process ended (see {world.root}/recipient.log)")
+    return process
 
 
 async def _one_load(

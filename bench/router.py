@@ -7,22 +7,28 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cpu import CpuMeter
 from bench.world import DELIVERY_LIMIT, World
 
 POLL_SECONDS = 0.02
+HERE = Path(__file__).resolve().parent.parent  # the checkout whose router is measured
 
 
 class RouterProcess:
     """A router replica in a child process; ``peak_rss_kib`` is known after :meth:`stop`."""
 
-    def __init__(self, world: World, store_url: str, name: str) -> None:
+    def __init__(self, world: World, store_url: str, name: str, *, source: Path = HERE) -> None:
         self.world = world
         self.store_url = store_url
         self.name = name
+        self.source = source  # run the backbone of this checkout (bench.compare: another one)
         self.started_at = 0.0  # wall clock just before Router.start
         self.peak_rss_kib: int | None = None
+        self.cpu_seconds: float | None = None  # CPU from just before start to the stop
+        self._cpu_at_start = 0.0
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -40,45 +46,65 @@ class RouterProcess:
         spec_file.write_text(json.dumps(spec))
         log_file = (self.world.root / f"router-{self.name}.log").open("wb")
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.router_proc",
-            str(spec_file),
+            *self.command(spec_file),
             stdout=asyncio.subprocess.PIPE,
             stderr=log_file,
-            cwd=str(Path(__file__).resolve().parent.parent),
+            cwd=str(self.source),
         )
         log_file.close()
         while True:
             line = await self._read()
             if line["event"] == "starting":
                 self.started_at = float(line["t"])
+                self._cpu_at_start = float(line["cpu"])
             elif line["event"] == "ready":
                 return
+
+    def command(self, spec_file: Path) -> list[str]:
+        return [sys.executable, "-m", "bench.router_proc", str(spec_file)]
 
     async def _read(self) -> dict[str, object]:
         assert self._process is not None
         assert self._process.stdout is not None
-        raw = await asyncio.wait_for(self._process.stdout.readline(), timeout=60)
-        if not raw:
-            raise RuntimeError(
-                f"the router process ended (see {self.world.root}/router-{self.name}.log)"
-            )
-        return dict(json.loads(raw))
+        while True:
+            raw = await asyncio.wait_for(self._process.stdout.readline(), timeout=60)
+            if not raw:
+                raise RuntimeError(
+                    f"the router process ended (see {self.world.root}/router-{self.name}.log)"
+                )
+            if raw.startswith(b"{"):  # a profiler in front may print lines of its own
+                return dict(json.loads(raw))
 
-    async def stop(self) -> None:
+    async def stop(self, *, signal_process: bool = True) -> None:
         if self._process is None:
             return
-        self._process.terminate()
+        if signal_process:
+            self._process.terminate()
         try:
             while True:
                 line = await self._read()
                 if line["event"] == "stopped":
                     self.peak_rss_kib = int(str(line.get("VmHWM", 0)))
+                    self.cpu_seconds = float(line["cpu"]) - self._cpu_at_start
                     break
         finally:
             await self._process.wait()
             self._process = None
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """When envelopes reached the inboxes: the first poll that saw any (and how many it
+    saw), and the poll that saw them all (wall clock)."""
+
+    first_at: float
+    first_count: int
+    last_at: float
+
+    def steady_rate(self, expected: int) -> float:
+        """Envelopes per second between the first arrivals and the last: the router's
+        rate once running, without its start-up (connect, topology declare)."""
+        return (expected - self.first_count) / max(self.last_at - self.first_at, 1e-9)
 
 
 async def wait_for_depths(
@@ -88,18 +114,23 @@ async def wait_for_depths(
     *,
     timeout: float,
     progress: Callable[[int], None] | None = None,
-) -> float:
-    """Poll until every queue holds ``expected`` messages; the wall clock when they did."""
+) -> Arrivals:
+    """Poll until every queue holds ``expected`` messages."""
     deadline = time.monotonic() + timeout
     seen = 0
+    first: tuple[float, int] | None = None
     while True:
         depths = [await world.depth(q) for q in queues]
+        now = time.time()
         least = min(depths)
+        if first is None and least > 0:
+            first = (now, least)
         if progress is not None and least > seen:
             progress(least - seen)
             seen = least
         if least >= expected:
-            return time.time()
+            assert first is not None
+            return Arrivals(first[0], first[1], now)
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {depths} of {expected} arrived in {timeout:.0f} s")
         await asyncio.sleep(POLL_SECONDS)
@@ -114,6 +145,8 @@ async def measure_router(
     count: int,
     seal_progress: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    source: Path = HERE,
+    broker_pid: int | None = None,
 ) -> dict[str, object]:
     """Pre-fill the inbound queue with ``count`` sealed envelopes (published by the sender's
     broker user), start a router, and time until each recipient's inbox holds all of them.
@@ -134,18 +167,21 @@ async def measure_router(
         if store == "memory"
         else f"sqlite+aiosqlite:///{world.root / f'router-{tag}.db'}"
     )
-    router = RouterProcess(world, store_url, tag)
+    router = RouterProcess(world, store_url, tag, source=source)
+    broker = CpuMeter(broker_pid)
+    broker.start()
     await router.start()
     try:
-        finished = await wait_for_depths(
+        arrivals = await wait_for_depths(
             world, inboxes, count, timeout=max(30.0, count / 20), progress=progress
         )
     except TimeoutError as error:
         log = (world.root / f"router-{tag}.log").read_text().splitlines()[-5:]
         raise TimeoutError(f"{error}; router log ends:\n" + "\n".join(log)) from None
     finally:
+        broker.stop()
         await router.stop()
-    elapsed = finished - router.started_at
+    elapsed = arrivals.last_at - router.started_at
     await world.purge(names.inbound_queue, *world.all_inboxes_and_events())
     return {
         "store": store,
@@ -154,6 +190,10 @@ async def measure_router(
         "envelope_bytes": len(bodies[0]),
         "envelopes": count,
         "seconds": round(elapsed, 3),
-        "per_s": round(count / elapsed, 1),
+        "startup_seconds": round(arrivals.first_at - router.started_at, 3),
+        "per_s": round(arrivals.steady_rate(count), 1),
         "peak_rss_mb": round((router.peak_rss_kib or 0) / 1024, 1),
+        # CPU per envelope is steadier than rates on a shared machine (start-up included)
+        "cpu_us_per_envelope": round(1e6 * (router.cpu_seconds or 0) / count),
+        "broker_cpu_us_per_envelope": broker.per_message_us(count),
     }

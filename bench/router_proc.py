@@ -30,7 +30,9 @@ from backbone.router.store import open_store
 
 
 def _say(event: str, **fields: object) -> None:
-    sys.stdout.write(json.dumps({"event": event, "t": time.time(), **fields}) + "\n")
+    # cpu: this process's CPU seconds so far (user + system, all threads)
+    line = {"event": event, "t": time.time(), "cpu": time.process_time(), **fields}
+    sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.flush()
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +29,12 @@ import pytest
 
 from adapters import AdapterClient, AdapterConfig, Received
 from backbone.directory import Hub, dump_directory
+from backbone.pki.validation import CertificateValidator
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
+from tests.pki_fixtures import DevPki
 from tests.router_harness import Exchange
 
 __all__ = ["Deployment", "Inbox", "adapter_deployment_fixture", "open_deployment"]
@@ -149,26 +151,34 @@ class Deployment:
 
 
 @contextlib.asynccontextmanager
-async def open_deployment(amqp_url: str, root: Path) -> AsyncIterator[Deployment]:
-    """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else."""
+async def open_deployment(
+    amqp_url: str,
+    root: Path,
+    *,
+    router_max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
+    router_validator: Callable[[DevPki], CertificateValidator] = DevPki.validator,
+) -> AsyncIterator[Deployment]:
+    """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
+    ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
+    hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     directory_file = root / "directory.yaml"
     dump_directory(exchange.directory.file, directory_file)
     store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
     pipeline = Pipeline(
         directory=exchange.directory,
-        validator=exchange.pki.validator(),
+        validator=router_validator(exchange.pki),
         store=store,
         names=exchange.names,
         policy=RoutingPolicy(),
-        max_envelope_bytes=MAX_ENVELOPE_BYTES,
+        max_envelope_bytes=router_max_envelope_bytes,
     )
     router = Router(
         RouterOptions(
             amqp_url=amqp_url,
             names=exchange.names,
             delivery_limit=3,
-            max_envelope_bytes=MAX_ENVELOPE_BYTES,
+            max_envelope_bytes=router_max_envelope_bytes,
         ),
         directory=exchange.directory,
         pipeline=pipeline,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -44,7 +44,7 @@ from backbone.edxml import (
     build,
 )
 from backbone.envelope import Kind, seal
-from backbone.router.events import Event
+from backbone.router.events import Event, decode_events
 from backbone.router.names import Names
 from tests.pki_fixtures import DevPki, make_pki
 
@@ -230,21 +230,29 @@ class Exchange:
         )
 
     async def drain(
-        self, queue_name: str, *, expect: int, timeout: float = 10.0
+        self,
+        queue_name: str,
+        *,
+        expect: int,
+        timeout: float = 10.0,
+        weigh: Callable[[aio_pika.abc.AbstractIncomingMessage], int] = lambda _: 1,
     ) -> list[aio_pika.abc.AbstractIncomingMessage]:
-        """Take ``expect`` messages (acked) from a queue, waiting up to ``timeout``; then make
-        sure no more arrive for a moment."""
+        """Take messages (acked) from a queue until their ``weigh``ts (1 each unless told:
+        an events message counts its events) reach ``expect``, waiting up to ``timeout``;
+        then make sure no more arrive for a moment."""
         channel = await self.channel(self.accounts()[0])
         queue = await channel.get_queue(queue_name, ensure=False)
         taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+        weight = 0
         deadline = asyncio.get_running_loop().time() + timeout
-        while len(taken) < expect and asyncio.get_running_loop().time() < deadline:
+        while weight < expect and asyncio.get_running_loop().time() < deadline:
             message = await queue.get(fail=False)
             if message is None:
                 await asyncio.sleep(0.05)
                 continue
             await message.ack()
             taken.append(message)
+            weight += weigh(message)
         await asyncio.sleep(0.3)
         while (extra := await queue.get(fail=False)) is not None:
             await extra.ack()
@@ -252,8 +260,13 @@ class Exchange:
         return taken
 
     async def events(self, code: str, *, expect: int, timeout: float = 10.0) -> list[Event]:
-        messages = await self.drain(self.events_of(code), expect=expect, timeout=timeout)
-        return [Event.model_validate_json(m.body) for m in messages]
+        messages = await self.drain(
+            self.events_of(code),
+            expect=expect,
+            timeout=timeout,
+            weigh=lambda message: len(decode_events(message.body)),
+        )
+        return [event for m in messages for event in decode_events(m.body)]
 
     async def close(self) -> None:
         for connection in self._connections.values():

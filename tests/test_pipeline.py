@@ -133,11 +133,11 @@ async def _evaluate(pipeline: Pipeline, body: bytes, user_id: str | None = None)
     return await pipeline.evaluate(body, user_id=user_id or _account(sender))
 
 
-async def _routed(pipeline: Pipeline, store: MemoryStore, body: bytes) -> Route:
-    """Evaluate and, as the service does after publishing, record the envelope routed."""
+async def _routed(pipeline: Pipeline, body: bytes) -> Route:
+    """Evaluate an envelope that is routed (the pipeline records the route)."""
     decision = await _evaluate(pipeline, body)
     assert isinstance(decision, Route), decision
-    await store.record_routed(decision.header, datetime.now(UTC))
+    assert decision.recorded
     return decision
 
 
@@ -400,7 +400,7 @@ async def test_a_refused_envelope_claims_nothing_so_the_sender_can_fix_and_resen
 ) -> None:
     await _rejected(pipeline, _seal(pki, (PROVINCE, UNKNOWN)), Reason.RECIPIENT_UNKNOWN)
     # Had the refused envelope claimed the DocumentId, this one would be a conflict.
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
 
 
 # -- duplicates ----------------------------------------------------------------------------------
@@ -409,7 +409,7 @@ async def test_a_refused_envelope_claims_nothing_so_the_sender_can_fix_and_resen
 async def test_the_same_document_sealed_again_is_a_duplicate_conflict_naming_the_original(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    first = await _routed(pipeline, store, _seal(pki))
+    first = await _routed(pipeline, _seal(pki))
     decision = await _rejected(pipeline, _seal(pki), Reason.DUPLICATE_CONFLICT)
     assert decision.message.startswith(
         f"{MINISTRY} already sent document {DOCUMENT!r} with other content in envelope "
@@ -421,21 +421,24 @@ async def test_a_byte_identical_resend_is_answered_with_the_original_outcome(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     body = _seal(pki)
-    first = await _routed(pipeline, store, body)
+    first = await _routed(pipeline, body)
     decision = await _evaluate(pipeline, body)
     assert decision == Answer(first.header, first.header.envelope_id, Outcome.ROUTED)
 
 
-async def test_a_redelivery_of_an_unfinished_claim_routes_again_as_resumed(
-    pki: DevPki, pipeline: Pipeline
+async def test_a_route_is_recorded_with_its_claim_and_a_redelivery_routes_again_as_resumed(
+    pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     body = _seal(pki)
     first = await _evaluate(pipeline, body)
     assert isinstance(first, Route)
-    assert not first.resumed
-    again = await _evaluate(pipeline, body)
+    assert (first.resumed, first.recorded) == (False, True)
+    assert len(await store.history(DOCUMENT, sender=MINISTRY, recipient=PROVINCE)) == 1
+    # The broker hands it back (the router died before its confirms): publish it again.
+    sender = read_header(body).header.sender
+    again = await pipeline.evaluate(body, user_id=_account(sender), redelivered=True)
     assert isinstance(again, Route)
-    assert again.resumed
+    assert (again.resumed, again.recorded) == (True, False)
     assert again.plan == first.plan
 
 
@@ -471,7 +474,7 @@ async def test_a_status_about_a_document_never_sent_is_refused(
 async def test_a_status_from_an_agency_that_was_not_a_recipient_is_refused(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
     await _rejected(
         pipeline, _status(pki, "03", OTHER_PROVINCE, MINISTRY), Reason.STATUS_UNKNOWN_DOCUMENT
     )
@@ -480,7 +483,7 @@ async def test_a_status_from_an_agency_that_was_not_a_recipient_is_refused(
 async def test_status_03_after_a_routed_document_goes_to_the_original_senders_tier_exchange(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (COMMUNE,)))
+    await _routed(pipeline, _seal(pki, (COMMUNE,)))
     decision = await _evaluate(pipeline, _status(pki, "03", COMMUNE, MINISTRY))
     assert isinstance(decision, Route)
     assert decision.plan == {_exchange(1): (_key(MINISTRY),)}
@@ -489,7 +492,7 @@ async def test_status_03_after_a_routed_document_goes_to_the_original_senders_ti
 async def test_a_take_back_request_must_come_from_the_original_sender(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
     decision = await _rejected(
         pipeline, _status(pki, "13", PROVINCE, MINISTRY), Reason.STATUS_UNKNOWN_DOCUMENT
     )
@@ -497,13 +500,13 @@ async def test_a_take_back_request_must_come_from_the_original_sender(
         f"status 13 from {PROVINCE} to {MINISTRY} is about document {DOCUMENT!r}, which "
         f"{PROVINCE} never sent to {MINISTRY} through the backbone"
     )
-    await _routed(pipeline, store, _status(pki, "13", MINISTRY, PROVINCE))
+    await _routed(pipeline, _status(pki, "13", MINISTRY, PROVINCE))
 
 
 async def test_an_answer_15_without_a_take_back_or_update_request_is_implausible(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
     decision = await _rejected(
         pipeline, _status(pki, "15", PROVINCE, MINISTRY), Reason.STATUS_IMPLAUSIBLE
     )
@@ -516,8 +519,8 @@ async def test_an_answer_15_without_a_take_back_or_update_request_is_implausible
 async def test_an_answer_15_after_a_take_back_request_routes(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
-    await _routed(pipeline, store, _status(pki, "13", MINISTRY, PROVINCE))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _status(pki, "13", MINISTRY, PROVINCE))
     decision = await _evaluate(pipeline, _status(pki, "15", PROVINCE, MINISTRY))
     assert isinstance(decision, Route)
     assert decision.plan == {_exchange(1): (_key(MINISTRY),)}
@@ -526,15 +529,15 @@ async def test_an_answer_15_after_a_take_back_request_routes(
 async def test_an_answer_16_after_an_update_routes(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,), business_type=2))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,), business_type=2))
     assert isinstance(await _evaluate(pipeline, _status(pki, "16", PROVINCE, MINISTRY)), Route)
 
 
 async def test_a_status_code_outside_the_known_set_is_implausible(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
     decision = await _rejected(
         pipeline, _status(pki, "09", PROVINCE, MINISTRY), Reason.STATUS_IMPLAUSIBLE
     )
@@ -547,7 +550,7 @@ async def test_a_status_code_outside_the_known_set_is_implausible(
 async def test_a_revocation_to_a_recipient_that_never_got_the_document_is_refused(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
     body = _seal(pki, (PROVINCE, OTHER_PROVINCE, DISTRICT), business_type=1)
     decision = await _rejected(pipeline, body, Reason.REFERENCED_DOCUMENT_UNKNOWN)
     assert decision.message == (
@@ -559,7 +562,7 @@ async def test_a_revocation_to_a_recipient_that_never_got_the_document_is_refuse
 async def test_a_revocation_to_the_original_recipients_routes(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE, DISTRICT)))
+    await _routed(pipeline, _seal(pki, (PROVINCE, DISTRICT)))
     decision = await _evaluate(pipeline, _seal(pki, (PROVINCE, DISTRICT), business_type=1))
     assert isinstance(decision, Route)
 
@@ -567,7 +570,7 @@ async def test_a_revocation_to_the_original_recipients_routes(
 async def test_only_the_original_sender_may_replace_a_document(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
-    await _routed(pipeline, store, _seal(pki, (PROVINCE,)))
+    await _routed(pipeline, _seal(pki, (PROVINCE,)))
     body = _seal(pki, (PROVINCE,), sender=OTHER_PROVINCE, business_type=3)
     decision = await _rejected(pipeline, body, Reason.REFERENCED_DOCUMENT_UNKNOWN)
     assert decision.message.startswith(

@@ -84,16 +84,17 @@ async def test_an_agency_reads_its_own_inbox_and_publishes_to_submit_only(
         assert await inbox.get(fail=False) is None
 
 
-async def test_an_agency_cannot_read_another_agencys_inbox(
+async def test_an_agency_cannot_read_another_agencys_inbox_or_events_nor_the_quarantine(
     amqp_url: str, provisioned: tuple[Names, dict[str, str], str]
 ) -> None:
     names, passwords, tag = provisioned
     user = f"a-{tag}"
     async with await _connect(amqp_url, user, passwords[user]) as connection:
-        channel = await connection.channel()
-        other = await channel.get_queue(names.inbox_queue(B), ensure=False)
-        with pytest.raises(ChannelAccessRefused):
-            await other.get(fail=False)
+        for queue_name in (names.inbox_queue(B), names.events_queue(B), names.quarantine_queue):
+            channel = await connection.channel()
+            other = await channel.get_queue(queue_name, ensure=False)
+            with pytest.raises(ChannelAccessRefused):
+                await other.get(fail=False)
 
 
 async def test_an_agency_cannot_publish_as_another_agency(

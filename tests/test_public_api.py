@@ -18,6 +18,7 @@ PACKAGES = [
     "backbone.pki",
     "backbone.router.abc",
     "backbone.router.names",
+    "backbone.tracking",
     "adapters",
 ]
 

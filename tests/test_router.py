@@ -313,3 +313,34 @@ async def test_an_envelope_that_keeps_failing_is_dead_lettered_and_the_router_go
     assert {(e.type, e.document_id.endswith("31/VP")) for e in events} >= {
         (EventType.DEAD_LETTERED, True)
     }
+
+
+async def test_an_envelope_an_inbox_dead_letters_keeps_its_routed_outcome_and_tells_the_sender(
+    exchange: Exchange, router: Router
+) -> None:
+    body = exchange.seal_document(G22, [H41], 33)
+    envelope_id = read_header(body).header.envelope_id
+    await exchange.submit(body, as_account=exchange.account_of(G22))
+    assert [e.type for e in await exchange.events(G22, expect=1)] == [EventType.ROUTED]
+
+    # The recipient's adapter keeps failing on it until the inbox's delivery limit.
+    channel = await exchange.channel(exchange.account_of(H41))
+    inbox = await channel.get_queue(exchange.inbox_of(H41), ensure=False)
+    for _ in range(20):
+        message = await inbox.get(fail=False)
+        if message is None:
+            break
+        await message.reject(requeue=True)
+
+    assert [m.body for m in await exchange.drain(exchange.names.dead_letter_parked, expect=1)] == [
+        body
+    ]
+    (event,) = await exchange.events(G22, expect=1)
+    assert event.type is EventType.DEAD_LETTERED
+    assert event.envelope_id == envelope_id
+    assert event.message is not None
+    assert exchange.inbox_of(H41) in event.message
+    # A resend is still answered as routed: the inbox's failure did not undo the routing.
+    await exchange.submit(body, as_account=exchange.account_of(G22))
+    (duplicate,) = await exchange.events(G22, expect=1)
+    assert (duplicate.type, duplicate.original_outcome) == (EventType.DUPLICATE, "routed")

@@ -1,26 +1,21 @@
-"""The router as a real process, killed with SIGKILL mid-stream and restarted."""
+"""The router as a real process: killed with SIGKILL mid-stream and restarted, and riding
+out a restart of its broker (a throwaway node, never the shared one)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import yaml
 from aio_pika.abc import AbstractIncomingMessage
 
-from backbone.broker.management import ManagementClient
-from backbone.directory import dump_directory
 from backbone.envelope import read_header
 from backbone.router.names import H_REPUBLISHED
 from backbone.router.store import open_store
+from tests.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
+from tests.faults.harness import RouterProcess, exchange_on
 from tests.router_harness import Exchange
 
 pytestmark = pytest.mark.broker
@@ -32,37 +27,8 @@ RATE = 300  # documents per second offered
 
 @pytest.fixture
 async def exchange(amqp_url: str, tmp_path: Path) -> AsyncIterator[Exchange]:
-    exchange = await Exchange.create(amqp_url, tmp_path / "pki")
-    yield exchange
-    await exchange.close()
-
-
-def _config(exchange: Exchange, tmp_path: Path) -> Path:
-    directory = tmp_path / "directory.yaml"
-    dump_directory(exchange.directory.file, directory)
-    config = tmp_path / "router.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "directory": str(directory),
-                "prefix": exchange.names.prefix,
-                "store_url": f"sqlite+aiosqlite:///{tmp_path / 'router.db'}",
-                "trust_anchors": [str(exchange.pki.ca.cert_path)],
-                "crls": [str(exchange.pki.ca.crl_path)],
-            }
-        )
-    )
-    return config
-
-
-def _start_router(config: Path, amqp_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "AMQP_URL": amqp_url, "VDX_LOG_FORMAT": "json"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "backbone", "router", "run", "--config", str(config)],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    async with exchange_on(amqp_url, tmp_path, certificates=False) as opened:
+        yield opened
 
 
 async def _wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
@@ -86,11 +52,9 @@ async def _collect(
 
 
 async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_once(
-    exchange: Exchange, amqp_url: str, tmp_path: Path
+    exchange: Exchange, tmp_path: Path
 ) -> None:
-    config = _config(exchange, tmp_path)
-    log = tmp_path / "router.log"
-    management = ManagementClient.from_env()
+    router = RouterProcess(exchange, tmp_path)
     bodies = [exchange.seal_document(G22, [H41], n) for n in range(DOCUMENTS)]
     headers = {h.envelope_id: h for h in (read_header(body).header for body in bodies)}
     account = exchange.account_of(G22)
@@ -101,20 +65,17 @@ async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_o
             await exchange.submit(body, as_account=account)
             await asyncio.sleep(1 / RATE)
 
-    router = _start_router(config, amqp_url, log)
+    router.start()
     collector: asyncio.Task[None] | None = None
     try:
-        await _wait_for(
-            lambda: _has_consumer(management, exchange.names.inbound_queue), 60, "the router"
-        )
+        await router.started()
         collector = asyncio.create_task(_collect(exchange, exchange.inbox_of(H41), delivered))
         publisher = asyncio.create_task(stream())
         await _wait_for(lambda: _at_least(delivered, DOCUMENTS // 5), 60, "a fifth routed")
-        router.send_signal(signal.SIGKILL)
-        router.wait(timeout=10)
+        router.kill()
         routed_before_kill = len(delivered)
         await asyncio.sleep(1)
-        router = _start_router(config, amqp_url, log)
+        router.start()
         await publisher
         await _wait_for(
             lambda: _at_least_distinct(delivered, DOCUMENTS), 120, "every envelope routed"
@@ -123,8 +84,7 @@ async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_o
     finally:
         if collector is not None:
             collector.cancel()
-        router.send_signal(signal.SIGTERM)
-        router.wait(timeout=30)
+        code = router.stop()
 
     assert routed_before_kill < DOCUMENTS, "the kill came too late to prove anything"
     counts = Counter(read_header(m.body).header.envelope_id for m in delivered)
@@ -136,7 +96,7 @@ async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_o
         read_header(m.body).header.envelope_id for m in delivered if m.headers.get(H_REPUBLISHED)
     }
     assert again <= marked, "an envelope was routed twice without being marked a republish"
-    assert router.returncode == 0, log.read_text()[-2000:]
+    assert code == 0, router.tail()
 
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
     try:
@@ -147,10 +107,6 @@ async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_o
         await store.close()
 
 
-async def _has_consumer(management: ManagementClient, queue: str) -> bool:
-    return await management.queue_consumers(queue) > 0
-
-
 async def _at_least(messages: list[AbstractIncomingMessage], count: int) -> bool:
     return len(messages) >= count
 
@@ -159,43 +115,18 @@ async def _at_least_distinct(messages: list[AbstractIncomingMessage], count: int
     return len({read_header(m.body).header.envelope_id for m in messages}) >= count
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
-def _node_healthy() -> bool:
-    done = subprocess.run(
-        ["rabbitmqctl", "list_vhosts"], check=False, capture_output=True, text=True, timeout=60
-    )
-    return done.returncode == 0 and "/" in done.stdout
-
-
-def _restart_broker() -> None:
-    """stop_app / start_app; if that leaves the node half started (seen here under heavy
-    load from other processes: listener up, schema tables missing), restart the whole node
-    rather than leave a broken broker to every later test. Either way the router must ride
-    out a broker restart."""
-    _rabbitmqctl("stop_app")
-    time.sleep(2)
-    _rabbitmqctl("start_app")
-    _rabbitmqctl("await_startup")
-    for _ in range(30):
-        if _node_healthy():
-            return
-        time.sleep(1)
-    subprocess.run(["rabbitmqctl", "stop"], check=False, capture_output=True, timeout=120)
-    subprocess.run(["rabbitmq-server", "-detached"], check=True, capture_output=True, timeout=60)
-    _rabbitmqctl("await_startup")
-
-
 async def test_router_rides_out_a_broker_restart_and_loses_nothing(
-    exchange: Exchange, amqp_url: str, tmp_path: Path
+    local_node: LocalNode, tmp_path: Path
 ) -> None:
-    if not amqp_url.startswith("amqp://guest:guest@127.0.0.1"):
-        pytest.fail("this test restarts the local node with rabbitmqctl; it needs the local broker")
-    config = _config(exchange, tmp_path)
-    log = tmp_path / "router.log"
-    management = ManagementClient.from_env()
+    """On a throwaway node (tests/broker_nodes.py): never restart the shared broker."""
+    async with exchange_on(local_node.url, tmp_path, certificates=False) as exchange:
+        await _route_through_a_broker_restart(exchange, local_node, tmp_path)
+
+
+async def _route_through_a_broker_restart(
+    exchange: Exchange, node: LocalNode, tmp_path: Path
+) -> None:
+    router = RouterProcess(exchange, tmp_path)
     count = 600
     bodies = [exchange.seal_document(G22, [H41], n) for n in range(count)]
     sent = {read_header(body).header.envelope_id for body in bodies}
@@ -215,21 +146,20 @@ async def test_router_rides_out_a_broker_restart_and_loses_nothing(
             await submit_until_confirmed(body)
             await asyncio.sleep(1 / RATE)
 
-    router = _start_router(config, amqp_url, log)
+    router.start()
     try:
-        await _wait_for(
-            lambda: _has_consumer(management, exchange.names.inbound_queue), 60, "the router"
-        )
+        await router.started()
         publisher = asyncio.create_task(stream())
         await asyncio.sleep(0.7)
-        await asyncio.to_thread(_restart_broker)
+        await asyncio.to_thread(node.stop_app)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(node.start_app)
         await asyncio.wait_for(publisher, 120)
         delivered = await exchange.drain(exchange.inbox_of(H41), expect=count, timeout=120)
     finally:
-        router.send_signal(signal.SIGTERM)
-        router.wait(timeout=30)
+        code = router.stop()
 
     received = Counter(read_header(m.body).header.envelope_id for m in delivered)
     assert set(received) == sent, f"lost: {len(sent - set(received))}"
-    assert "router.reconnected" in log.read_text() or "reconnect" in log.read_text().lower()
-    assert router.returncode == 0, log.read_text()[-2000:]
+    assert router.count("router.reconnected") > 0, router.tail()
+    assert code == 0, router.tail()

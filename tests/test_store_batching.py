@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backbone.errors import StoreUnavailableError
 from backbone.router.abc import Claim, ClaimState, Identity, Outcome
 from backbone.router.store import BatchingStore, SqlStore, open_store
-from backbone.router.store.sql import Call
+from backbone.router.store.sql import Call, ClaimCall
 from tests.store_fixtures import (
     DOCUMENT_ID,
     RECIPIENT,
@@ -107,19 +107,19 @@ async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
     store: BatchingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sql = store.store
-    claim_on = sql._claim_on
+    claim_many = sql._claim_many
     lost = header(business_type=1)
 
     async def failing(
-        conn: AsyncConnection, claimed: Identity, envelope: str, now: datetime, **options: bool
-    ) -> Claim:
-        claim = await claim_on(conn, claimed, envelope, now, **options)
-        if claimed == Identity.of(lost):  # the last call: the others are written by now
+        conn: AsyncConnection, run: Sequence[ClaimCall], now: datetime
+    ) -> list[Claim]:
+        claims = await claim_many(conn, run, now)
+        if any(call.identity == Identity.of(lost) for call in run):  # the others are written
             raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
-        return claim
+        return claims
 
     await store.claim(identity("document:3"), envelope_id())  # the next calls queue behind it
-    monkeypatch.setattr(sql, "_claim_on", failing)
+    monkeypatch.setattr(sql, "_claim_many", failing)
     results = await asyncio.gather(
         store.claim(identity(), envelope_id()),
         store.record_routed(lost, T0),

@@ -198,6 +198,41 @@ async def test_record_routed_twice_marks_routed_and_keeps_one_delivery_per_recip
     )
 
 
+async def test_claim_route_records_the_route_only_when_the_claim_says_to_route(
+    store: Store,
+) -> None:
+    first = header(recipients=(RECIPIENT, OTHER))
+    assert await store.claim_route(first) == Claim(ClaimState.NEW, first.envelope_id, None)
+    # Recorded in the same call: routed, with one delivery per recipient.
+    assert [
+        d.recipient for d in await store.history(DOCUMENT_ID, sender=SENDER, recipient=OTHER)
+    ] == [OTHER]
+    assert await store.claim_route(first) == Claim(
+        ClaimState.ANSWERED, first.envelope_id, Outcome.ROUTED
+    )
+    # Another payload under the same identity is refused and records nothing.
+    forged = header(recipients=(RECIPIENT,), payload="other content")
+    assert (await store.claim_route(forged)).state is ClaimState.CONFLICT
+    assert [
+        d.envelope_id for d in await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)
+    ] == [first.envelope_id]
+
+
+async def test_concurrent_claim_routes_for_one_envelope_route_it_once_then_answer(
+    store: Store,
+) -> None:
+    routed = header()
+    claims = await asyncio.gather(*(store.claim_route(routed) for _ in range(3)))
+
+    # As one after the other: the first routes and records; the others find it routed.
+    assert [claim.state for claim in claims] == [
+        ClaimState.NEW,
+        ClaimState.ANSWERED,
+        ClaimState.ANSWERED,
+    ]
+    assert len(await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)) == 1
+
+
 async def test_history_holds_both_directions_oldest_first_and_nothing_else(
     store: Store,
 ) -> None:

@@ -3,7 +3,7 @@
 Wire format and algorithms: ``schemas/envelope/README.md``.
 """
 
-from backbone.envelope.model import EnvelopeHeader, KeyWrap, Kind
+from backbone.envelope.model import MAX_STATUS_NOTE, EnvelopeHeader, KeyWrap, Kind
 from backbone.envelope.seal import seal
 from backbone.envelope.unseal import (
     OpenedEnvelope,
@@ -17,6 +17,7 @@ from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_header
 
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_SIZE",
+    "MAX_STATUS_NOTE",
     "EnvelopeHeader",
     "Frame",
     "KeyWrap",

@@ -7,7 +7,7 @@ from these models (:mod:`backbone.envelope.schema`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -24,9 +24,10 @@ from backbone.edxml.models import Kind
 from backbone.errors import OrganCodeError
 from backbone.organ import OrganCode
 
-__all__ = ["MAX_RECIPIENTS", "EnvelopeHeader", "KeyWrap", "Kind", "summarize"]
+__all__ = ["MAX_RECIPIENTS", "MAX_STATUS_NOTE", "EnvelopeHeader", "KeyWrap", "Kind", "summarize"]
 
 MAX_RECIPIENTS = 1000
+MAX_STATUS_NOTE = 500  # characters of a status's Description the router may read
 
 
 def _organ_code(text: str) -> str:
@@ -112,6 +113,17 @@ class EnvelopeHeader(BaseModel):
     signature_alg: Literal["RSASSA-PSS-SHA256"] = Field(
         description="RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt"
     )
+    # Optional, for tracking; absent from the wire when null (older readers accept it).
+    due_date: date | None = Field(
+        default=None, description="a document's edXML DueDate; null for a status or none"
+    )
+    status_note: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_STATUS_NOTE,
+        description="a status's edXML Description (a rejection's reason), cut to "
+        f"{MAX_STATUS_NOTE} characters; null for a document or none",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -119,6 +131,10 @@ class EnvelopeHeader(BaseModel):
             raise ValueError("a document needs business_type and no status_code")
         if self.kind == "status" and (self.status_code is None or self.business_type is not None):
             raise ValueError("a status needs status_code and no business_type")
+        if self.kind == "document" and self.status_note is not None:
+            raise ValueError("a document carries no status_note")
+        if self.kind == "status" and self.due_date is not None:
+            raise ValueError("a status carries no due_date")
         if len(set(self.recipients)) != len(self.recipients):
             raise ValueError("recipients are not unique")
         wrapped = [wrap.recipient for wrap in self.key_wraps]

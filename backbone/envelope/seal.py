@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -36,6 +36,8 @@ def seal(
     envelope_id: str | None = None,
     created: datetime | None = None,
     validator: CertificateValidator | None = None,
+    due_date: date | None = None,
+    status_note: str | None = None,
 ) -> bytes:
     """Return the envelope's wire bytes.
 
@@ -43,6 +45,8 @@ def seal(
     ``validator``, the sender certificate (for signing) and every recipient certificate (for
     key encipherment, bound to its organ code) are validated first; without one, the caller
     must have validated them (e.g. taken them from a checked directory).
+    ``due_date`` (a document's DueDate) and ``status_note`` (a status's Description, at most
+    ``MAX_STATUS_NOTE`` characters) are optional tracking fields the router may read.
     """
     sender_code = OrganCode.parse(str(sender))
     targets = {OrganCode.parse(str(code)): cert for code, cert in recipients.items()}
@@ -78,10 +82,15 @@ def seal(
             key_wraps=[_wrap(code, cert, content_key) for code, cert in targets.items()],
             sender_certificate=_b64(sender_cert.public_bytes(serialization.Encoding.DER)),
             signature_alg=algorithms.SIGNATURE,
+            due_date=due_date,
+            status_note=status_note,
         )
     except ValidationError as exc:
         raise EnvelopeError(f"cannot seal an envelope: {summarize(exc)}") from None
-    header_bytes = header.model_dump_json().encode()
+    # The optional tracking fields are left out when null: such a header is byte for byte
+    # what readers that predate them accept.
+    unset = {name for name in ("due_date", "status_note") if getattr(header, name) is None}
+    header_bytes = header.model_dump_json(exclude=unset).encode()
     return encode(header_bytes, algorithms.sign(sender_key, header_bytes), ciphertext)
 
 

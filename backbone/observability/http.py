@@ -8,10 +8,10 @@ process's own event loop, so checks see the live connection objects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -20,8 +20,13 @@ __all__ = ["Check", "HttpServer", "make_app"]
 Check = Callable[[], Awaitable[str | None]]
 
 
-def make_app(checks: Mapping[str, Check], *, title: str) -> FastAPI:
+def make_app(
+    checks: Mapping[str, Check], *, title: str, routers: Sequence[APIRouter] = ()
+) -> FastAPI:
+    """The app; ``routers`` add what else the process serves (the router's tracking API)."""
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

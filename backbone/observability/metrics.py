@@ -21,12 +21,14 @@ __all__ = [
     "CERTIFICATE_NOT_AFTER",
     "DEAD_LETTERED",
     "DELIVERIES",
+    "DOCUMENTS_OVERDUE",
     "DUPLICATES",
     "END_TO_END_SECONDS",
     "ENVELOPES_RECEIVED",
     "ENVELOPES_REJECTED",
     "ENVELOPES_ROUTED",
     "IN_FLIGHT",
+    "OVERDUE_FLAGGED",
     "ROUTING_SECONDS",
     "STATUSES",
     "UNROUTABLE",
@@ -75,6 +77,20 @@ END_TO_END_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("vdx_in_flight_messages", "Envelopes being processed by this router")
+
+# -- tracking (backbone.tracking) ---------------------------------------------------------
+
+DOCUMENTS_OVERDUE = Gauge(
+    "vdx_documents_overdue",
+    "Documents past their due date and not finished, per recipient, by the recipient's tier "
+    "(store-wide: every replica reports the same number)",
+    ["tier"],
+)
+OVERDUE_FLAGGED = Counter(
+    "vdx_overdue_flagged_total",
+    "Documents this replica flagged overdue (once per recipient), by the recipient's tier",
+    ["tier"],
+)
 
 # -- adapters ---------------------------------------------------------------------------
 

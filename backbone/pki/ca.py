@@ -38,7 +38,7 @@ from backbone.pki.keys import (
     write_private_key,
 )
 
-__all__ = ["DevCA", "IndexEntry", "IssuedCertificate"]
+__all__ = ["DevCA", "IndexEntry", "IssuedCertificate", "key_usage"]
 
 CA_KEY_FILE = "ca.key.pem"
 CA_CERT_FILE = "ca.cert.pem"
@@ -141,7 +141,7 @@ class DevCA:
             .not_valid_before(now - _CLOCK_SKEW)
             .not_valid_after(now + timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+            .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -230,7 +230,7 @@ class DevCA:
             .not_valid_before(start)
             .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(digital_signature=True, key_encipherment=True), critical=True)
+            .add_extension(key_usage(digital_signature=True, key_encipherment=True), critical=True)
             .add_extension(
                 x509.SubjectAlternativeName(
                     [x509.UniformResourceIdentifier(identity_uri(identity))]
@@ -374,13 +374,14 @@ def _parse_serial(text: str) -> int:
         ) from None
 
 
-def _key_usage(
+def key_usage(
     *,
     digital_signature: bool = False,
     key_encipherment: bool = False,
     key_cert_sign: bool = False,
     crl_sign: bool = False,
 ) -> x509.KeyUsage:
+    """A keyUsage extension with only the named bits set (the others are never used)."""
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -67,6 +67,11 @@ class ClaimState(StrEnum):
     ANSWERED = "answered"  # same payload, finished: answer with the original outcome
     CONFLICT = "conflict"  # same identity, different payload: refuse
 
+    @property
+    def routes(self) -> bool:
+        """Whether the claimant goes on to route the envelope."""
+        return self in (ClaimState.NEW, ClaimState.RESUMED)
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -87,6 +92,8 @@ class Delivery:
     business_type: int | None
     status_code: str | None
     at: datetime
+    due_date: date | None = None  # a document's DueDate, when its header carried one
+    status_note: str | None = None  # a status's Description, when its header carried one
 
 
 class Store(Protocol):
@@ -94,6 +101,13 @@ class Store(Protocol):
 
     async def claim(self, identity: Identity, envelope_id: str) -> Claim:
         """Atomically claim ``identity`` for ``envelope_id`` (safe across replicas)."""
+        ...
+
+    async def claim_route(self, header: EnvelopeHeader) -> Claim:
+        """:meth:`claim` the header's identity for its envelope and, when the claim is
+        ``NEW`` or ``RESUMED`` (the router is about to publish it), :meth:`record_routed`
+        in the same transaction, at the moment of the claim: one round trip for what every
+        routed envelope needs."""
         ...
 
     async def finish(

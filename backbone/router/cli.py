@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import ssl
 from pathlib import Path
 from typing import Annotated
 
+import aio_pika
 import structlog
 import typer
 
+from backbone.broker.tls import connection_problem
 from backbone.directory import load_directory
-from backbone.errors import BackboneError
+from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.logs import configure_logging
 from backbone.router.names import Names
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
 from backbone.settings import Settings
+from backbone.tracking import TrackingOptions
 
 app = typer.Typer(no_args_is_help=True)
 log = structlog.get_logger(__name__)
@@ -41,12 +46,17 @@ async def _run(settings: Settings) -> None:
     )
     router = Router(
         RouterOptions(
-            amqp_url=settings.amqp_url.get_secret_value(),
+            amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
             names=names,
             prefetch=settings.prefetch,
             delivery_limit=settings.delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,
             http_port=settings.http_port,
+            tracking=TrackingOptions(
+                tokens=settings.tracking_tokens,
+                overdue_interval=settings.overdue_check_seconds,
+                zone=settings.tracking_time_zone,
+            ),
         ),
         directory=directory,
         pipeline=pipeline,
@@ -56,10 +66,23 @@ async def _run(settings: Settings) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await router.start()
+    await start(router)
     await stop.wait()
     log.info("router.stopping", reason="signal")
     await router.stop()
+
+
+async def start(router: Router) -> None:
+    """Start ``router``; a broker that cannot be reached (refused, or whose TLS certificate
+    does not verify) is a :class:`BrokerUnavailableError` saying which."""
+    try:
+        await router.start()
+    except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
+        with contextlib.suppress(Exception):
+            await router.stop(timeout=1.0)
+        raise BrokerUnavailableError(
+            f"the router cannot reach the broker: {connection_problem(error)}"
+        ) from None
 
 
 @app.command()

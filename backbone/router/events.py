@@ -1,8 +1,10 @@
 """Delivery and processing-status events: what senders and operators follow.
 
-Published as JSON on the events exchange with routing key ``<type>.<party routing key>``
-(the party is the agency to tell: the sender of a document, or the original sender a
-status is about). Events carry no document content, only identifiers and codes.
+Published on the events exchange with routing key ``<type>.<party routing key>`` (the party
+is the agency to tell: the sender of a document, or the original sender a status is about).
+Each message's body is a JSON array of one or more events, all of that type and for that
+party (:func:`decode_events` reads it): a busy router groups them. Events carry no document
+content, only identifiers and codes.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
 
-__all__ = ["Event", "EventType"]
+__all__ = ["Event", "EventType", "decode_events", "encode_events"]
 
 
 class EventType(StrEnum):
@@ -26,6 +28,7 @@ class EventType(StrEnum):
     UNROUTABLE = "unroutable"  # known recipient, nothing bound: parked
     DEAD_LETTERED = "dead_lettered"  # kept failing the router: in the dead-letter queue
     STATUS = "status"  # a recipient's processing status (01–16) about a document
+    OVERDUE = "overdue"  # past its due date, not completed by a recipient (tracking)
 
 
 class Event(BaseModel):
@@ -66,3 +69,16 @@ class Event(BaseModel):
             }
         values.update(fields)
         return cls.model_validate(values)
+
+
+_EVENTS = TypeAdapter(list[Event])
+
+
+def encode_events(events: list[Event]) -> bytes:
+    """One events message body: a JSON array of ``events``."""
+    return _EVENTS.dump_json(events)
+
+
+def decode_events(body: bytes) -> list[Event]:
+    """The events of one message (a JSON array); raises pydantic's ValidationError."""
+    return _EVENTS.validate_json(body)

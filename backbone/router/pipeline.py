@@ -10,7 +10,7 @@
 8. flows: a status answers a document that was routed, a revocation, update or replacement
    follows the original                → ``status_unknown_document`` / ``status_implausible``
                                          / ``referenced_document_unknown``
-9. duplicates (``Store.claim``)        → ``duplicate_conflict``, or an :class:`Answer`
+9. duplicates (``Store.claim_route``)  → ``duplicate_conflict``, or an :class:`Answer`
 
 Cheap directory checks come before the cryptography so that floods from unknown or
 misconfigured publishers cost a dict lookup, not an RSA verification; the store is touched
@@ -35,7 +35,7 @@ from backbone.envelope import (
 )
 from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailableError
 from backbone.pki.validation import CertificateValidator
-from backbone.router.abc import ClaimState, Delivery, Identity, Outcome, Store
+from backbone.router.abc import ClaimState, Delivery, Outcome, Store
 from backbone.router.names import Names
 from backbone.router.policy import RoutingPolicy
 
@@ -64,6 +64,7 @@ class Route:
     envelope: VerifiedEnvelope
     plan: Mapping[str, tuple[str, ...]]
     resumed: bool  # a redelivery of an envelope claimed but never finished
+    recorded: bool = False  # the store holds the route already (``Store.claim_route``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,9 @@ class Pipeline:
             await self._check_status(header)
         elif header.business_type != _NEW:
             await self._check_referenced(header)
-        claim = await self._store.claim(Identity.of(header), header.envelope_id)
+        # Claimed, and recorded as routed when the claim says to route: the router records
+        # a route before publishing it, so a status coming straight back finds it.
+        claim = await self._store.claim_route(header)
         if claim.state is ClaimState.CONFLICT:
             raise RoutingError(
                 f"{header.sender} already sent {_describe(header)} {header.document_id!r} with "
@@ -174,6 +177,7 @@ class Pipeline:
             envelope,
             self._plan(recipients),
             resumed=claim.state is not ClaimState.NEW,
+            recorded=claim.state.routes,
         )
 
     def _sender(self, header: EnvelopeHeader, user_id: str | None) -> Agency:

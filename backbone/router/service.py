@@ -10,6 +10,7 @@ acknowledged before what it promises is confirmed by the broker.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
 from backbone.router.abc import Outcome, Store
+from backbone.router.acks import Acknowledger
 from backbone.router.events import Event, EventType
 from backbone.router.names import (
     H_DOCUMENT,
@@ -44,7 +46,9 @@ from backbone.router.names import (
     Names,
 )
 from backbone.router.pipeline import Answer, Pipeline, Reject, Route
+from backbone.router.publisher import EventPublisher
 from backbone.router.topology import apply_topology
+from backbone.tracking.wiring import Tracking, TrackingOptions
 
 __all__ = ["Router", "RouterOptions"]
 
@@ -58,7 +62,8 @@ class RouterOptions:
     prefetch: int = 256
     delivery_limit: int = 5
     max_envelope_bytes: int = 16 * 1024 * 1024
-    http_port: int | None = None  # /metrics, /healthz, /readyz when set
+    http_port: int | None = None  # /metrics, /healthz, /readyz (and tracking) when set
+    tracking: TrackingOptions = field(default_factory=TrackingOptions)
 
 
 class Router:
@@ -73,11 +78,16 @@ class Router:
         self.store = store
         self._connection: AbstractRobustConnection | None = None
         self._consume_channel: AbstractChannel | None = None
+        self._notify_channel: AbstractChannel | None = None
+        self._acks = Acknowledger()
+        self._attempts = itertools.count(1)
         self._publish_channel: AbstractChannel | None = None  # strong refs: robust channels
         self._exchanges: dict[str, AbstractExchange] = {}
         self._in_flight: set[asyncio.Task[None]] = set()
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._http: HttpServer | None = None
+        self._events = EventPublisher(self._publish_events)
+        self._overdue: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -102,27 +112,35 @@ class Router:
         self._exchanges[names.events_exchange] = await self._publish_channel.get_exchange(
             names.events_exchange, ensure=False
         )
+        # Envelopes on a channel of their own: their acks go out in runs (``acks``), which
+        # must cover no other consumer's deliveries.
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.options.prefetch)
-        for queue_name, handler in (
-            (names.inbound_queue, self._on_envelope),
-            (names.unroutable_notify, self._on_unroutable),
-            (names.dead_letter_notify, self._on_dead_letter),
+        self._notify_channel = await self._connection.channel()
+        await self._notify_channel.set_qos(prefetch_count=16)
+        for channel, queue_name, handler in (
+            (self._consume_channel, names.inbound_queue, self._on_envelope),
+            (self._notify_channel, names.unroutable_notify, self._on_unroutable),
+            (self._notify_channel, names.dead_letter_notify, self._on_dead_letter),
         ):
             # ensure=True: aio-pika restores consumers after a reconnect only for queues it
             # looked up (passively declared) itself.
-            queue = await self._consume_channel.get_queue(queue_name, ensure=True)
+            queue = await channel.get_queue(queue_name, ensure=True)
             tag = await queue.consume(self._tracked(handler))
             self._consumer_tags.append((queue, tag))
+        tracking = Tracking.for_store(self.store, self.directory.tiers, self.options.tracking)
         if self.options.http_port is not None:
             self._http = HttpServer(
                 make_app(
                     {"broker": self._broker_problem, "store": self._store_problem},
                     title="vdx router",
+                    routers=tracking.routers() if tracking is not None else (),
                 ),
                 port=self.options.http_port,
             )
             await self._http.start()
+        if tracking is not None:
+            self._overdue = asyncio.create_task(tracking.watch(self._emit).run(), name="overdue")
         log.info(
             "router.started",
             prefix=names.prefix,
@@ -140,6 +158,10 @@ class Router:
         if self._in_flight:
             log.info("router.draining", in_flight=len(self._in_flight))
             await asyncio.wait(self._in_flight, timeout=timeout)
+        await self._acks.drain()
+        if self._overdue is not None:
+            self._overdue.cancel()
+            await asyncio.gather(self._overdue, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
         await self.store.close()
@@ -176,6 +198,7 @@ class Router:
     # -- the envelope path ---------------------------------------------------------------
 
     async def _on_envelope(self, message: AbstractIncomingMessage) -> None:
+        self._acks.received(message)
         metrics.IN_FLIGHT.inc()
         started = time.perf_counter()
         try:
@@ -192,7 +215,7 @@ class Router:
                 await self._reject(decision, message)
             else:
                 await self._answer(decision)
-            await message.ack()
+            self._acks.ack(message)
         except Exception:
             # A bug, the store or the broker failing: requeue. The inbound queue's delivery
             # limit dead-letters a message that keeps failing, so the router goes on.
@@ -201,18 +224,18 @@ class Router:
                 delivery_tag=message.delivery_tag,
                 redelivered=message.redelivered,
             )
-            if not message.channel.is_closed:
-                await message.reject(requeue=True)  # counts toward the delivery limit on 4.3+
+            await self._acks.reject(message)  # counts toward the delivery limit (not on 4.3+)
         finally:
             metrics.IN_FLIGHT.dec()
 
     async def _route(self, decision: Route, body: bytes) -> None:
         header = decision.header
-        # Recorded before publishing, so a recipient's status that comes straight back finds
-        # the document; a crash before the confirms makes the broker redeliver the envelope,
-        # and a redelivered, already recorded envelope is published again (marked).
-        routed_at = datetime.now(UTC)
-        await self.store.record_routed(header, routed_at)
+        # The route is recorded before publishing (with the claim, ``Store.claim_route``), so
+        # a recipient's status that comes straight back finds the document. A crash before
+        # the confirms makes the broker redeliver the envelope, which is published again
+        # (marked); recorded already, unless its earlier outcome was another one.
+        if not decision.recorded:
+            await self.store.record_routed(header, datetime.now(UTC))
         await asyncio.gather(
             *(
                 self._exchanges[exchange].publish(
@@ -242,13 +265,15 @@ class Router:
         """The sender's tier for metric labels; "unknown" when no header could be read."""
         if header is None:
             return "unknown"
-        return self.directory.tiers.tier_of(OrganCode.parse(header.sender)).name
+        return self._tier_of(header.sender)
+
+    def _tier_of(self, code: str) -> str:
+        return self.directory.tiers.tier_of(OrganCode.parse(code)).name
 
     def _count_routed(self, header: EnvelopeHeader) -> None:
-        tiers = self.directory.tiers
         metrics.ENVELOPES_ROUTED.labels(self._tier_name(header), str(header.kind)).inc()
         for recipient in header.recipients:
-            metrics.DELIVERIES.labels(tiers.tier_of(OrganCode.parse(recipient)).name).inc()
+            metrics.DELIVERIES.labels(self._tier_of(recipient)).inc()
         if header.status_code is not None:
             metrics.STATUSES.labels(header.status_code).inc()
         confirmed = datetime.now(UTC)
@@ -336,30 +361,46 @@ class Router:
         )
 
     async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
-        """A copy of a dead-lettered envelope: it kept failing the router."""
+        """A copy of a dead-lettered envelope: it kept failing the router, or (from an
+        inbox) the recipient's adapter."""
         metrics.DEAD_LETTERED.inc()
+        queue = _dead_lettered_from(message)
+        if queue == self.options.names.inbound_queue or queue is None:
+            await self._report_parked(
+                message,
+                EventType.DEAD_LETTERED,
+                Outcome.DEAD_LETTERED,
+                Reason.POISON,
+                "processing kept failing; kept in the dead-letter queue",
+                authenticated=False,  # it never made it through the checks
+            )
+            return
+        # Routed already (its outcome stays ``routed``): the sender, whose signature the
+        # router checked on the way in, learns that the recipient never took it.
         await self._report_parked(
             message,
             EventType.DEAD_LETTERED,
-            Outcome.DEAD_LETTERED,
+            None,
             Reason.POISON,
-            "processing kept failing; kept in the dead-letter queue",
-            authenticated=False,  # it never made it through the checks
+            f"the recipient's adapter kept failing to take it from {queue}; kept in the "
+            "dead-letter queue",
+            authenticated=True,
         )
 
     async def _report_parked(
         self,
         message: AbstractIncomingMessage,
         event_type: EventType,
-        outcome: Outcome,
+        outcome: Outcome | None,
         reason: Reason,
         text: str,
         *,
         authenticated: bool,
     ) -> None:
+        """Record ``outcome`` (None: leave the recorded one) and tell who should know."""
         async with message.process(requeue=True):
             header = _header_or_none(message.body)
-            if header is not None:
+            if header is not None and outcome is not None:
                 await self.store.finish(header.envelope_id, outcome, reason=reason)
             party = self._party(header, message.user_id, authenticated=authenticated)
             if party is not None:
@@ -367,12 +408,13 @@ class Router:
                     Event.about(event_type, header, party=party, reason=reason, message=text)
                 )
             log.warning(
-                f"router.{outcome.value}",
+                f"router.{event_type.value}",
                 envelope_id=header.envelope_id if header else None,
                 document_id=header.document_id if header else None,
                 publisher=message.user_id,
                 routing_key=message.routing_key,
-                outcome=outcome.value,
+                outcome=event_type.value,
+                queue=_dead_lettered_from(message),
             )
 
     # -- helpers -------------------------------------------------------------------------
@@ -393,23 +435,29 @@ class Router:
             body,
             headers=headers,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            # Unique per publish attempt (returns are matched by it); identity is in headers.
-            message_id=f"{header.envelope_id}/{uuid.uuid4().hex[:12]}",
+            # Unique per publish attempt (returns are matched by it, per channel, so a count
+            # of this process's publishes will do); the identity is in the headers.
+            message_id=f"{header.envelope_id}/{next(self._attempts)}",
             timestamp=datetime.now(UTC),
             type=str(header.kind),
         )
 
     async def _emit(self, event: Event) -> None:
         names = self.options.names
-        await self._exchanges[names.events_exchange].publish(
+        await self._events.emit(
+            event, names.event_routing_key(event.type.value, OrganCode.parse(event.party))
+        )
+
+    async def _publish_events(self, routing_key: str, body: bytes, event_type: str) -> None:
+        await self._exchanges[self.options.names.events_exchange].publish(
             aio_pika.Message(
-                event.model_dump_json().encode(),
+                body,
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=event.event_id,
-                type=event.type.value,
+                message_id=str(uuid.uuid4()),
+                type=event_type,
             ),
-            routing_key=names.event_routing_key(event.type.value, OrganCode.parse(event.party)),
+            routing_key=routing_key,
             mandatory=False,
         )
 
@@ -437,6 +485,15 @@ class Router:
         if isinstance(system, Hub):
             return str(system.serves[0])
         return str(system.organ_code)
+
+
+def _dead_lettered_from(message: AbstractIncomingMessage) -> str | None:
+    """The queue that last dead-lettered ``message`` (its ``x-death`` header), if any."""
+    deaths = (message.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        queue = deaths[0].get("queue")
+        return queue if isinstance(queue, str) else None
+    return None
 
 
 def _header_or_none(body: bytes) -> EnvelopeHeader | None:

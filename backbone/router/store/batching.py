@@ -18,7 +18,14 @@ from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.router.abc import Claim, Delivery, Identity, Outcome
 from backbone.router.store.rules import utc
-from backbone.router.store.sql import Call, ClaimCall, FinishCall, RoutedCall, SqlStore
+from backbone.router.store.sql import (
+    Call,
+    ClaimCall,
+    ClaimRouteCall,
+    FinishCall,
+    RoutedCall,
+    SqlStore,
+)
 
 __all__ = ["BatchingStore"]
 
@@ -28,7 +35,8 @@ MAX_BATCH = 512
 
 class BatchingStore:
     """A :class:`~backbone.router.abc.Store` over a :class:`SqlStore` that commits
-    concurrent ``claim``, ``record_routed`` and ``finish`` calls in one transaction.
+    concurrent ``claim``, ``claim_route``, ``record_routed`` and ``finish`` calls in one
+    transaction.
 
     The calls of a batch run in the order they were made, so they resolve exactly as the
     same calls made one after the other would. When a batch's transaction fails, nothing of
@@ -52,6 +60,11 @@ class BatchingStore:
 
     async def claim(self, identity: Identity, envelope_id: str) -> Claim:
         claim = await self._submit(ClaimCall(identity, envelope_id))
+        assert claim is not None
+        return claim
+
+    async def claim_route(self, header: EnvelopeHeader) -> Claim:
+        claim = await self._submit(ClaimRouteCall(header))
         assert claim is not None
         return claim
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
@@ -53,6 +53,12 @@ class MemoryStore:
             self._by_envelope[envelope_id] = key
         return claim
 
+    async def claim_route(self, header: EnvelopeHeader) -> Claim:
+        claim = await self.claim(Identity.of(header), header.envelope_id)
+        if claim.state.routes:
+            await self.record_routed(header, datetime.now(UTC))
+        return claim
+
     async def finish(
         self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
     ) -> None:
@@ -74,6 +80,8 @@ class MemoryStore:
                     business_type=header.business_type,
                     status_code=header.status_code,
                     at=at,
+                    due_date=header.due_date,
+                    status_note=header.status_note,
                 ),
             )
 

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Dialect, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    text,
+)
 from sqlalchemy.types import TypeDecorator
 
 from backbone.router.store.rules import utc
 
-__all__ = ["UtcDateTime", "claims", "deliveries", "metadata"]
+__all__ = ["UtcDateTime", "add_missing_columns", "claims", "deliveries", "metadata", "overdue"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -65,6 +78,50 @@ deliveries = Table(
     Column("business_type", Integer),
     Column("status_code", String),
     Column("at", UtcDateTime, nullable=False),
+    # Tracking (``backbone.tracking``): the header's optional due_date and status_note.
+    Column("due_date", Date),
+    Column("status_note", String),
     # ``history``: both directions of one pair are two probes of this index.
     Index("deliveries_by_document", "document_id", "sender", "recipient"),
+    # Tracking's overdue check; only rows with a due date are in it.
+    Index(
+        "deliveries_by_due_date",
+        "due_date",
+        sqlite_where=text("due_date IS NOT NULL"),
+        postgresql_where=text("due_date IS NOT NULL"),
+    ),
 )
+
+# One row per document and recipient found overdue (``backbone.tracking.overdue``): the
+# primary key makes the flag, and its event, happen once across router replicas.
+overdue = Table(
+    "overdue",
+    metadata,
+    Column("document_id", String, primary_key=True),
+    Column("recipient", String, primary_key=True),
+    Column("sender", String, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("flagged_at", UtcDateTime, nullable=False),
+)
+
+
+def add_missing_columns(connection: Connection) -> None:
+    """Add the columns (all nullable) and indexes this version declares to tables an older
+    version created; run after ``create_all``, under the DDL lock."""
+    inspector = inspect(connection)
+    schema = connection.get_execution_options().get("schema_translate_map", {}).get(None)
+    quote = connection.dialect.identifier_preparer
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name, schema=schema)}
+        name = quote.quote(table.name)
+        where = f"{quote.quote_schema(schema)}.{name}" if schema else name
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {where} ADD COLUMN {quote.quote(column.name)} {kind}"
+                )
+        indexes = {index["name"] for index in inspector.get_indexes(table.name, schema=schema)}
+        for index in table.indexes:
+            if index.name not in indexes:
+                index.create(connection)

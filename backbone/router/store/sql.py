@@ -6,10 +6,12 @@ existing row reads it back). What differs between the two databases is in ``_DIA
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,9 +39,15 @@ from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
 from backbone.router.store.rules import judge, utc
-from backbone.router.store.schema import UtcDateTime, claims, deliveries, metadata
+from backbone.router.store.schema import (
+    UtcDateTime,
+    add_missing_columns,
+    claims,
+    deliveries,
+    metadata,
+)
 
-__all__ = ["Call", "ClaimCall", "FinishCall", "RoutedCall", "SqlStore"]
+__all__ = ["Call", "ClaimCall", "ClaimRouteCall", "FinishCall", "RoutedCall", "SqlStore"]
 
 # Seconds to wait for a PostgreSQL connection, and for SQLite's write lock held by another
 # process, before calling the store unavailable.
@@ -109,6 +117,17 @@ class RoutedCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimRouteCall:
+    """:meth:`SqlStore.claim_route`, for :meth:`SqlStore.apply`."""
+
+    header: EnvelopeHeader
+
+    @property
+    def claim(self) -> ClaimCall:
+        return ClaimCall(Identity.of(self.header), self.header.envelope_id)
+
+
+@dataclass(frozen=True, slots=True)
 class FinishCall:
     """:meth:`SqlStore.finish`, for :meth:`SqlStore.apply`."""
 
@@ -117,7 +136,7 @@ class FinishCall:
     reason: Reason | None = None
 
 
-Call = ClaimCall | RoutedCall | FinishCall
+Call = ClaimCall | ClaimRouteCall | RoutedCall | FinishCall
 
 
 def _insert_if_absent(
@@ -193,8 +212,23 @@ class SqlStore:
         self._claim_insert = (
             dialect.insert(claims).on_conflict_do_nothing().returning(claims.c.envelope_id)
         )
+        # Many rows in one statement (SQLAlchemy's "insertmanyvalues"); what it returns
+        # names each inserted claim whole, as a run may hold one envelope id twice.
+        self._claim_insert_many = (
+            dialect.insert(claims)
+            .on_conflict_do_nothing()
+            .returning(
+                claims.c.sender, claims.c.document_id, claims.c.variant, claims.c.envelope_id
+            )
+        )
         self._delivery_insert = _insert_if_absent(dialect.insert, deliveries)
         self._routed = dialect.routed
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine (its schema applied) for readers of the store's tables, such as
+        ``backbone.tracking``; it is closed with the store."""
+        return self._transactional
 
     @classmethod
     async def open(cls, url: str | URL, *, schema: str | None = None) -> SqlStore:
@@ -209,6 +243,7 @@ class SqlStore:
                 if schema is not None:
                     await conn.execute(CreateSchema(schema, if_not_exists=True))
                 await conn.run_sync(metadata.create_all)
+                await conn.run_sync(add_missing_columns)
         except (SQLAlchemyError, OSError, TimeoutError) as error:
             await engine.dispose()
             raise StoreUnavailableError(
@@ -221,6 +256,11 @@ class SqlStore:
         # On SQLite the insert takes the write lock first, so what follows cannot race.
         async with self._reachable(), self._engine.begin() as conn:
             return await self._claim_on(conn, identity, envelope_id, now, in_transaction=False)
+
+    async def claim_route(self, header: EnvelopeHeader) -> Claim:
+        (claim,) = await self.apply([ClaimRouteCall(header)])
+        assert claim is not None
+        return claim
 
     async def finish(
         self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
@@ -242,35 +282,60 @@ class SqlStore:
         now = datetime.now(UTC)
         results: list[Claim | None] = []
         async with self._reachable(), self._transactional.begin() as conn:
-            position = 0
-            while position < len(calls):
-                call = calls[position]
-                position += 1
-                if isinstance(call, RoutedCall) and self._routed is None:
-                    # A run of record_routed calls touches nothing any other call of the run
-                    # reads, so it is two statements for the whole run (SQLite: one hop each).
-                    run = [call]
-                    while position < len(calls) and isinstance(calls[position], RoutedCall):
-                        run.append(cast(RoutedCall, calls[position]))
-                        position += 1
-                    await self._routed_many(conn, run)
+            # Consecutive calls of one kind run together: a run of claims is one multi-row
+            # insert, a run of record_routed two statements (SQLite: one hop each).
+            for _, grouped in groupby(calls, key=type):
+                run = list(grouped)
+                if isinstance(run[0], ClaimCall):
+                    results.extend(await self._claim_many(conn, cast(list[ClaimCall], run), now))
+                elif isinstance(run[0], ClaimRouteCall):
+                    results.extend(
+                        await self._claim_routes(conn, cast(list[ClaimRouteCall], run), now)
+                    )
+                elif isinstance(run[0], RoutedCall):
+                    await self._record_routes(conn, cast(list[RoutedCall], run))
                     results.extend([None] * len(run))
-                    continue
-                if isinstance(call, ClaimCall):
-                    results.append(
-                        await self._claim_on(
-                            conn, call.identity, call.envelope_id, now, in_transaction=True
-                        )
-                    )
-                    continue
-                if isinstance(call, RoutedCall):
-                    await self._routed_on(conn, call.header, utc(call.at))
                 else:
-                    await conn.execute(
-                        _FINISH, _finished(call.envelope_id, call.outcome, call.reason)
-                    )
-                results.append(None)
+                    for finish in cast(list[FinishCall], run):
+                        await conn.execute(
+                            _FINISH, _finished(finish.envelope_id, finish.outcome, finish.reason)
+                        )
+                    results.extend([None] * len(run))
         return results
+
+    async def _record_routes(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+        if self._routed is None:
+            # A run of record_routed calls touches nothing any other call of the run reads.
+            await self._routed_many(conn, run)
+            return
+        for call in run:
+            await self._routed_on(conn, call.header, utc(call.at))
+
+    async def _claim_routes(
+        self, conn: AsyncConnection, run: Sequence[ClaimRouteCall], now: datetime
+    ) -> list[Claim]:
+        # Routed at the moment of the claim. A claim that commutes with the rest of the run
+        # (_claim_many) is recorded with the others at the end; one that does not is
+        # recorded right after its claim, as the two calls one after the other would be.
+        deferred: list[RoutedCall] = []
+
+        async def record(call: ClaimRouteCall, claim: Claim, commutes: bool) -> None:
+            if not claim.state.routes:
+                return
+            if commutes:
+                deferred.append(RoutedCall(call.header, now))
+            else:
+                await self._routed_on(conn, call.header, now)
+
+        claims = await self._claim_many(
+            conn,
+            [call.claim for call in run],
+            now,
+            then=lambda i, c, alone: record(run[i], c, alone),
+        )
+        if deferred:
+            await self._record_routes(conn, deferred)
+        return claims
 
     async def _claim_on(
         self,
@@ -281,27 +346,82 @@ class SqlStore:
         *,
         in_transaction: bool,
     ) -> Claim:
+        # The insert skips any conflict (the identity held, or the envelope id holding
+        # another identity), so it never raises: an error would abort a PostgreSQL
+        # transaction that other calls share. The two cases are told apart below.
+        inserted = await conn.execute(self._claim_insert, _claim_row(identity, envelope_id, now))
+        if inserted.first() is not None:
+            return Claim(ClaimState.NEW, envelope_id, None)
+        return await self._claim_held(
+            conn, identity, envelope_id, now, in_transaction=in_transaction
+        )
+
+    async def _claim_many(
+        self,
+        conn: AsyncConnection,
+        run: Sequence[ClaimCall],
+        now: datetime,
+        *,
+        then: Callable[[int, Claim, bool], Awaitable[None]] | None = None,
+    ) -> list[Claim]:
+        """The claims of ``run``, each as if made alone in order; ``then(index, claim,
+        commutes)`` runs after each, before the next (``commutes``: it shares neither its
+        identity nor its envelope id with another claim of the run).
+
+        Such a claim commutes with all the others: those go in one multi-row insert. The
+        others run one by one, in order, so the run resolves exactly as claims one by one
+        would."""
+
+        def keys(call: ClaimCall) -> tuple[tuple[str, str, str], str]:
+            identity = call.identity
+            return (identity.sender, identity.document_id, identity.variant), call.envelope_id
+
+        shared = Counter(key for call in run for key in keys(call))
+
+        def commutes(call: ClaimCall) -> bool:
+            return all(shared[key] == 1 for key in keys(call))
+
+        independent = [call for call in run if commutes(call)]
+        inserted: set[tuple[str, ...]] = set()
+        if independent:
+            found = await conn.execute(
+                self._claim_insert_many,
+                [_claim_row(call.identity, call.envelope_id, now) for call in independent],
+            )
+            inserted = {tuple(row) for row in found}
+        results = []
+        for index, call in enumerate(run):
+            alone = commutes(call)
+            if _claim_key(call.identity, call.envelope_id) in inserted:
+                claim = Claim(ClaimState.NEW, call.envelope_id, None)
+            elif alone:  # its insert found the identity or the envelope id held already
+                claim = await self._claim_held(
+                    conn, call.identity, call.envelope_id, now, in_transaction=True
+                )
+            else:
+                claim = await self._claim_on(
+                    conn, call.identity, call.envelope_id, now, in_transaction=True
+                )
+            results.append(claim)
+            if then is not None:
+                await then(index, claim, alone)
+        return results
+
+    async def _claim_held(
+        self,
+        conn: AsyncConnection,
+        identity: Identity,
+        envelope_id: str,
+        now: datetime,
+        *,
+        in_transaction: bool,
+    ) -> Claim:
+        """Resolve a claim whose insert found the identity, or the envelope id, taken."""
         key = {
             "k_sender": identity.sender,
             "k_document": identity.document_id,
             "k_variant": identity.variant,
         }
-        # The insert skips any conflict (the identity held, or the envelope id holding
-        # another identity), so it never raises: an error would abort a PostgreSQL
-        # transaction that other calls share. The two cases are told apart below.
-        inserted = await conn.execute(
-            self._claim_insert,
-            {
-                "sender": identity.sender,
-                "document_id": identity.document_id,
-                "variant": identity.variant,
-                "payload_digest": identity.payload_digest,
-                "envelope_id": envelope_id,
-                "claimed_at": now,
-            },
-        )
-        if inserted.first() is not None:
-            return Claim(ClaimState.NEW, envelope_id, None)
         while True:  # loops only when another replica changed the row in between
             held = (await conn.execute(_READ_CLAIM, key)).first()
             if held is None:
@@ -330,20 +450,12 @@ class SqlStore:
                 return claim
 
     async def _routed_many(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+        # Two statements for the whole run; the update takes SQLite's write lock.
         await conn.execute(
             _FINISH, [_finished(call.header.envelope_id, Outcome.ROUTED, None) for call in run]
         )
         rows = [
-            {
-                "envelope_id": call.header.envelope_id,
-                "document_id": call.header.document_id,
-                "sender": call.header.sender,
-                "kind": str(call.header.kind),
-                "business_type": call.header.business_type,
-                "status_code": call.header.status_code,
-                "at": utc(call.at),
-                "recipient": recipient,
-            }
+            {**_delivery_fields(call.header, utc(call.at)), "recipient": recipient}
             for call in run
             for recipient in call.header.recipients
         ]
@@ -351,30 +463,17 @@ class SqlStore:
             await conn.execute(self._delivery_insert, rows)
 
     async def _routed_on(self, conn: AsyncConnection, header: EnvelopeHeader, at: datetime) -> None:
-        fields = {
-            "envelope_id": header.envelope_id,
-            "document_id": header.document_id,
-            "sender": header.sender,
-            "kind": str(header.kind),
-            "business_type": header.business_type,
-            "status_code": header.status_code,
-            "at": at,
-        }
-        if self._routed is not None:
-            await conn.execute(
-                self._routed,
-                {
-                    "k_envelope": header.envelope_id,
-                    "d_recipients": header.recipients,
-                    **{f"d_{name}": value for name, value in fields.items()},
-                },
-            )
-        else:  # two statements, one transaction; the update takes SQLite's write lock
-            await conn.execute(_FINISH, _finished(header.envelope_id, Outcome.ROUTED, None))
-            await conn.execute(
-                self._delivery_insert,
-                [{**fields, "recipient": recipient} for recipient in header.recipients],
-            )
+        if self._routed is None:
+            await self._routed_many(conn, [RoutedCall(header, at)])
+            return
+        await conn.execute(
+            self._routed,
+            {
+                "k_envelope": header.envelope_id,
+                "d_recipients": header.recipients,
+                **{f"d_{name}": value for name, value in _delivery_fields(header, at).items()},
+            },
+        )
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         async with self._reachable(), self._engine.connect() as conn:
@@ -403,6 +502,36 @@ class SqlStore:
             yield
         except (OperationalError, InterfaceError, OSError, TimeoutError) as error:
             raise StoreUnavailableError(f"the store at {self._where} failed: {error}") from error
+
+
+def _delivery_fields(header: EnvelopeHeader, at: datetime) -> dict[str, Any]:
+    """A delivery row of ``header`` routed ``at``, but for its recipient."""
+    return {
+        "envelope_id": header.envelope_id,
+        "document_id": header.document_id,
+        "sender": header.sender,
+        "kind": str(header.kind),
+        "business_type": header.business_type,
+        "status_code": header.status_code,
+        "at": at,
+        "due_date": header.due_date,
+        "status_note": header.status_note,
+    }
+
+
+def _claim_row(identity: Identity, envelope_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "sender": identity.sender,
+        "document_id": identity.document_id,
+        "variant": identity.variant,
+        "payload_digest": identity.payload_digest,
+        "envelope_id": envelope_id,
+        "claimed_at": now,
+    }
+
+
+def _claim_key(identity: Identity, envelope_id: str) -> tuple[str, str, str, str]:
+    return (identity.sender, identity.document_id, identity.variant, envelope_id)
 
 
 def _finished(envelope_id: str, outcome: Outcome, reason: Reason | None) -> dict[str, Any]:
@@ -439,11 +568,13 @@ def _create_engine(url: URL, schema: str | None) -> AsyncEngine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer, across processes; synchronous=NORMAL is
-    # safe in WAL (a power cut may lose the last commits, never corrupt the file).
+    # safe in WAL (a power cut may lose the last commits, never corrupt the file). The busy
+    # timeout comes first: switching to WAL takes a lock that another process opening the
+    # same file at that moment may hold ("database is locked" otherwise).
     cursor = dbapi_connection.cursor()
     for pragma in (
-        "PRAGMA journal_mode=WAL",
         f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
+        "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=NORMAL",
     ):
         cursor.execute(pragma)

@@ -1,0 +1,52 @@
+"""Tracking beside a router: its API and page for the router's HTTP server, and the overdue
+watch, over the router's own SQL store (there is nothing to track in a memory store)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+
+from backbone.router.abc import Store
+from backbone.router.store import BatchingStore, SqlStore
+from backbone.tiers import TierModel
+from backbone.tracking.api import tracking_api
+from backbone.tracking.auth import TokenBook
+from backbone.tracking.overdue import Announce, OverdueWatch
+from backbone.tracking.page import tracking_page
+from backbone.tracking.query import Tracker
+
+__all__ = ["Tracking", "TrackingOptions"]
+
+DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingOptions:
+    tokens: Mapping[str, str] = field(default_factory=dict)  # token SHA-256 → holder
+    overdue_interval: float = 300.0  # seconds between overdue checks
+    zone: str = DEFAULT_ZONE  # where due dates are days
+
+
+class Tracking:
+    def __init__(self, tracker: Tracker, options: TrackingOptions) -> None:
+        self.tracker = tracker
+        self.options = options
+        self.tokens = TokenBook(options.tokens)
+
+    @classmethod
+    def for_store(cls, store: Store, tiers: TierModel, options: TrackingOptions) -> Tracking | None:
+        """Tracking over ``store``'s tables; ``None`` unless it is a SQL store."""
+        if isinstance(store, BatchingStore):
+            store = store.store
+        if not isinstance(store, SqlStore):
+            return None
+        return cls(Tracker(store.engine, tiers, zone=options.zone), options)
+
+    def routers(self) -> list[APIRouter]:
+        """The API and the page, for :func:`backbone.observability.http.make_app`."""
+        return [tracking_api(self.tracker, self.tokens), tracking_page()]
+
+    def watch(self, announce: Announce) -> OverdueWatch:
+        return OverdueWatch(self.tracker, announce, interval=self.options.overdue_interval)

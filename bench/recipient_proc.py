@@ -1,0 +1,54 @@
+"""The recipient agency's adapter in its own process, as it runs at a real agency.
+
+    python -m bench.recipient_proc SPEC.json
+
+SPEC.json is an ``AdapterConfig`` (the broker URL in clear). It starts an ``AdapterClient``
+(status 01 off), prints ``{"event": "ready"}``, then one JSON line per item ``received()``
+yields — ``{"e": envelope id, "t": wall clock}`` — until SIGTERM, and then
+``{"event": "stopped", "cpu": CPU seconds since ready}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from adapters import AdapterClient
+from adapters.config import AdapterConfig
+from backbone.logs import configure_logging
+
+
+def _say(line: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+async def main(spec: dict[str, object]) -> None:
+    client = AdapterClient(AdapterConfig.model_validate(spec), auto_arrival=False)
+    await client.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def consume() -> None:
+        async for item in client.received():
+            _say({"e": item.envelope_id, "t": time.time()})
+
+    consumer = asyncio.create_task(consume())
+    cpu = time.process_time()
+    _say({"event": "ready"})
+    await stop.wait()
+    consumer.cancel()
+    await asyncio.gather(consumer, return_exceptions=True)
+    _say({"event": "stopped", "cpu": time.process_time() - cpu})
+    await client.close()
+
+
+if __name__ == "__main__":
+    configure_logging(json=True, level="WARNING")
+    asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))

@@ -1,0 +1,175 @@
+"""Tracking in a real router on the real broker, on both store back-ends: adapters seal
+due dates and status descriptions into the headers, the router records them, its HTTP
+server answers the API and serves the page, and the overdue watch tells the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from backbone.edxml import StatusCode
+from backbone.envelope import read_header
+from backbone.router.events import Event, EventType
+from backbone.tracking import OPERATOR
+from backbone.tracking.openapi import OPENAPI_PATH
+from tests.tracking_fixtures import (
+    BACKENDS,
+    COMPLETED_STEPS,
+    G01,
+    G22,
+    H41,
+    H41_COMMUNE,
+    REJECTED_STEPS,
+    TrackedExchange,
+    dated_edxml,
+    tracked_exchange,
+)
+
+pytestmark = pytest.mark.broker
+
+ACCEPTED, ASSIGNED, PROCESSING, COMPLETED = (
+    StatusCode.ACCEPTED,
+    StatusCode.ASSIGNED,
+    StatusCode.PROCESSING,
+    StatusCode.COMPLETED,
+)
+REJECTED, REQUEST_AGREED = StatusCode.REJECTED, StatusCode.REQUEST_AGREED
+
+DUE = date.today() + timedelta(days=20)
+PAST = date.today() - timedelta(days=2)
+
+
+@pytest.fixture(params=BACKENDS)
+async def tracked(
+    request: pytest.FixtureRequest, amqp_url: str, tmp_path: Path
+) -> AsyncIterator[TrackedExchange]:
+    async with tracked_exchange(amqp_url, tmp_path, request.param) as running:
+        yield running
+
+
+async def test_a_document_through_statuses_a_rejection_and_a_take_back_over_the_router(
+    tracked: TrackedExchange,
+) -> None:
+    deployment = tracked.deployment
+    a = await deployment.adapter(G22)
+    b = await deployment.adapter(H41)
+    c = await deployment.adapter(H41_COMMUNE)
+    b_inbox, c_inbox = deployment.inbox(b), deployment.inbox(c)
+    receipt = await a.send(dated_edxml(G22, [H41, H41_COMMUNE], 1, DUE))
+    document_id = receipt.document_id
+    await b_inbox.wait_for(1)
+    await c_inbox.wait_for(1)  # both answer 01 (arrived) on their own
+    await tracked.reached(document_id, H41, "delivered")
+    await tracked.reached(document_id, H41_COMMUNE, "delivered")
+    await tracked.answer(b, document_id, [ACCEPTED, ASSIGNED, PROCESSING, COMPLETED])
+    await tracked.answer(c, document_id, [REJECTED], "  Văn bản gửi nhầm đơn vị  ")
+
+    async with httpx.AsyncClient(base_url=tracked.base_url) as http:
+        path = f"/api/documents/{quote(document_id, safe='')}"
+        body = (await http.get(path, headers=tracked.tokens.auth(G22))).json()
+        steps = {
+            r["journey"]["recipient"]: [s["kind"] for s in r["steps"]] for r in body["recipients"]
+        }
+        assert steps[H41] == COMPLETED_STEPS
+        assert steps[H41_COMMUNE] == REJECTED_STEPS
+        commune = body["recipients"][1]
+        assert commune["journey"]["due_date"] == DUE.isoformat()  # from the edXML's DueDate
+        assert commune["steps"][-1]["note"] == "Văn bản gửi nhầm đơn vị"  # its Description
+
+        # A take-back: 13 from the sender, 15 from the recipient.
+        taken = await a.send(dated_edxml(G22, [H41], 2, DUE))
+        await b_inbox.wait_for(2)
+        await a.request_take_back(taken.document_id, [H41], "Xin lấy lại để sửa")
+        await b_inbox.wait_for(3)
+        await tracked.answer(b, taken.document_id, [REQUEST_AGREED], "Đồng ý")
+        journeys = await http.get(
+            "/api/documents",
+            params={"status": "taken_back"},
+            headers=tracked.tokens.auth(OPERATOR),
+        )
+        assert [j["document_id"] for j in journeys.json()["items"]] == [taken.document_id]
+
+        # Another agency learns nothing; the recipient sees its own journey only.
+        other = await http.get(path, headers=tracked.tokens.auth(G01))
+        assert other.status_code == 404
+        own = (await http.get(path, headers=tracked.tokens.auth(H41))).json()
+        assert [r["journey"]["recipient"] for r in own["recipients"]] == [H41]
+
+
+async def test_an_overdue_document_is_flagged_once_counted_and_its_sender_told(
+    tracked: TrackedExchange,
+) -> None:
+    deployment = tracked.deployment
+    exchange = deployment.exchange
+    a = await deployment.adapter(G22)
+    b = await deployment.adapter(H41)
+    b_inbox = deployment.inbox(b)
+    late = await a.send(dated_edxml(G22, [H41], 3, PAST))
+    on_time = await a.send(dated_edxml(G22, [H41], 4, PAST))
+    await b_inbox.wait_for(2)
+    await b.send_status(on_time.document_id, StatusCode.COMPLETED)
+
+    overdue: list[Event] = []
+    deadline = asyncio.get_running_loop().time() + 15
+    while not overdue and asyncio.get_running_loop().time() < deadline:
+        events = await exchange.events(G22, expect=100, timeout=0.5)
+        overdue += [e for e in events if e.type is EventType.OVERDUE]
+    assert [(e.party, e.document_id, e.recipients) for e in overdue] == [
+        (G22, late.document_id, (H41,))
+    ]
+    await asyncio.sleep(1.5)  # three more checks (every 0.5 s): no second announcement
+    again = await exchange.events(G22, expect=100, timeout=0.5)
+    assert [e for e in again if e.type is EventType.OVERDUE] == []
+
+    async with httpx.AsyncClient(base_url=tracked.base_url) as http:
+        overview = (await http.get("/api/overdue", headers=tracked.tokens.auth(G22))).json()
+        metrics = (await http.get("/metrics")).text
+    assert overview["total"] == 1
+    assert overview["agencies"] == [{"agency": H41, "tier": "central-provincial", "overdue": 1}]
+    assert [d["document_id"] for d in overview["documents"]] == [late.document_id]
+    assert 'vdx_documents_overdue{tier="central-provincial"} 1.0' in metrics
+    assert 'vdx_overdue_flagged_total{tier="central-provincial"}' in metrics
+    assert "/VP" not in metrics  # no document ids in labels
+
+
+async def test_the_router_serves_the_page_and_its_openapi_description(
+    tracked: TrackedExchange,
+) -> None:
+    async with httpx.AsyncClient(base_url=tracked.base_url) as http:
+        home = await http.get("/")
+        page = await http.get("/track")
+        script = await http.get("/track/app.js")
+        served = (await http.get("/openapi.json")).json()
+    assert home.status_code == 307
+    assert home.headers["location"] == "/track"
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert 'id="document-id"' in page.text
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert served == json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+
+async def test_the_adapter_seals_the_due_date_and_the_status_note_into_the_signed_header(
+    tracked: TrackedExchange,
+) -> None:
+    deployment = tracked.deployment
+    a = await deployment.adapter(G22)
+    b = await deployment.adapter(H41)
+    sealed = a.seal(dated_edxml(G22, [H41], 5, DUE))
+    assert sealed.header.due_date == DUE
+    undated = a.seal(dated_edxml(G22, [H41], 6, None))
+    assert undated.header.due_date is None
+    assert b'"due_date"' not in undated.body[: len(undated.body) - undated.header.payload_size]
+    note = b.seal_status(sealed.header.document_id, StatusCode.REJECTED, "x" * 700)
+    assert note.header.status_note == "x" * 500
+    assert read_header(note.body).header.status_note == "x" * 500
+    silent = b.seal_status(sealed.header.document_id, StatusCode.ACCEPTED)
+    assert silent.header.status_note is None

@@ -1,0 +1,270 @@
+"""Fixtures for the tracking tests: a store driven the way the router drives it, and a real
+router (HTTP server, tracking API and page, overdue watch) with real adapters around it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+from adapters import AdapterClient
+from backbone.directory import dump_directory
+from backbone.edxml import EdxmlDocument, StatusCode, build, validate
+from backbone.envelope import EnvelopeHeader
+from backbone.router.abc import Identity, Store
+from backbone.router.pipeline import Pipeline
+from backbone.router.policy import RoutingPolicy
+from backbone.router.service import Router, RouterOptions
+from backbone.router.store import open_store
+from backbone.tiers import DEFAULT_PROFILE, TierModel
+from backbone.tracking import OPERATOR, Tracker, Tracking, TrackingOptions, mint_token
+from tests.adapter_harness import Deployment
+from tests.router_harness import Exchange, document_edxml
+from tests.store_fixtures import POSTGRES_URL, backend, header
+
+G22, G01, H41 = "000.00.00.G22", "000.00.05.G01", "000.00.00.H41"
+H41_COMMUNE, H53_DISTRICT = "000.07.12.H41", "000.00.32.H53"
+TIERS = TierModel.named(DEFAULT_PROFILE)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def dated_edxml(
+    sender: str, recipients: Iterable[str], number: int, due: date | None, *, business: int = 0
+) -> bytes:
+    """The harness's document, with a DueDate."""
+    document = validate(document_edxml(sender, list(recipients), number, business=business))
+    assert isinstance(document, EdxmlDocument)
+    return build(document.model_copy(update={"due_date": due}))
+
+
+@dataclass
+class Ledger:
+    """Writes to a store exactly as the router does (claim, then record_routed), with a
+    clock of its own so timelines have a known order."""
+
+    store: Store
+    clock: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def document_id(self, sender: str, number: int) -> str:
+        return f"{sender},2026/11/02,{number}/VP"
+
+    async def send(
+        self,
+        sender: str,
+        recipients: tuple[str, ...],
+        number: int,
+        *,
+        business: int = 0,
+        due: date | None = None,
+    ) -> EnvelopeHeader:
+        return await self._route(
+            header(
+                sender=sender,
+                recipients=recipients,
+                document_id=self.document_id(sender, number),
+                business_type=business,
+                payload=uuid.uuid4().hex,
+            ),
+            due_date=due,
+        )
+
+    async def status(
+        self, sender: str, to: str, document_id: str, code: str, note: str | None = None
+    ) -> EnvelopeHeader:
+        return await self._route(
+            header(
+                sender=sender,
+                recipients=(to,),
+                document_id=document_id,
+                status_code=code,
+                payload=uuid.uuid4().hex,
+            ),
+            status_note=note,
+        )
+
+    async def _route(self, base: EnvelopeHeader, **extra: object) -> EnvelopeHeader:
+        routed = EnvelopeHeader.model_validate({**dict(base), **extra})
+        self.clock += timedelta(minutes=5)
+        await self.store.claim(Identity.of(routed), routed.envelope_id)
+        await self.store.record_routed(routed, self.clock)
+        return routed
+
+
+@asynccontextmanager
+async def tracked_store(name: str, directory: Path) -> AsyncIterator[tuple[Ledger, Tracker]]:
+    """A fresh store of back-end ``name``, a ledger writing to it and a tracker reading it."""
+    async with backend(name, directory) as where:
+        store = await where.open()
+        try:
+            tracking = Tracking.for_store(store, TIERS, TrackingOptions())
+            assert tracking is not None
+            yield Ledger(store), tracking.tracker
+        finally:
+            await store.close()
+
+
+@dataclass
+class Tokens:
+    """One token per holder, and the settings mapping of their hashes."""
+
+    secrets: dict[str, str] = field(default_factory=dict)  # holder → token
+    hashes: dict[str, str] = field(default_factory=dict)  # hash → holder
+
+    @classmethod
+    def for_holders(cls, holders: Iterable[str]) -> Tokens:
+        tokens = cls()
+        for holder in holders:
+            secret, digest = mint_token()
+            tokens.secrets[holder] = secret
+            tokens.hashes[digest] = holder
+        return tokens
+
+    def auth(self, holder: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secrets[holder]}"}
+
+
+# The steps of a journey answered 03 → 06, and of one rejected, as the API names them.
+COMPLETED_STEPS = [
+    "submitted",
+    "routed",
+    "delivered",
+    "accepted",
+    "assigned",
+    "processing",
+    "completed",
+]
+REJECTED_STEPS = ["submitted", "routed", "delivered", "rejected"]
+
+# The state a journey reaches with each status from its recipient.
+STATE_AFTER = {
+    StatusCode.ARRIVED: "delivered",
+    StatusCode.REJECTED: "rejected",
+    StatusCode.ACCEPTED: "accepted",
+    StatusCode.ASSIGNED: "assigned",
+    StatusCode.PROCESSING: "processing",
+    StatusCode.COMPLETED: "completed",
+    StatusCode.REQUEST_AGREED: "taken_back",  # after a take-back request
+}
+
+
+@dataclass
+class TrackedExchange:
+    deployment: Deployment
+    base_url: str
+    tokens: Tokens
+    store_url: str
+    schema: str | None
+
+    async def state(self, document_id: str, recipient: str) -> str | None:
+        """The journey's state, as the API tells an operator."""
+        async with httpx.AsyncClient(base_url=self.base_url) as http:
+            answer = await http.get(
+                f"/api/documents/{quote(document_id, safe='')}",
+                headers=self.tokens.auth(OPERATOR),
+            )
+        if answer.status_code != 200:
+            return None
+        journeys = [r["journey"] for r in answer.json()["recipients"]]
+        return next((j["state"] for j in journeys if j["recipient"] == recipient), None)
+
+    async def reached(
+        self, document_id: str, recipient: str, state: str, *, timeout: float = 15.0
+    ) -> None:
+        """Wait until the journey is in ``state`` (the router routes asynchronously)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (now := await self.state(document_id, recipient)) != state:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{document_id} to {recipient} is {now}, never {state}")
+            await asyncio.sleep(0.1)
+
+    async def answer(
+        self,
+        recipient: AdapterClient,
+        document_id: str,
+        codes: Iterable[StatusCode],
+        description: str | None = None,
+    ) -> None:
+        """The recipient sends each status in turn, each once the previous one is tracked,
+        as people do (the router would route statuses sent together in any order)."""
+        [agency] = [a.organ_code for a in recipient.config.agencies]
+        for code in codes:
+            await recipient.send_status(document_id, code, description)
+            await self.reached(document_id, agency, STATE_AFTER[code])
+
+
+@asynccontextmanager
+async def tracked_exchange(
+    amqp_url: str, root: Path, store: str, *, overdue_interval: float = 0.5
+) -> AsyncIterator[TrackedExchange]:
+    """A fresh exchange, a router with its HTTP server on a free port and tracking on
+    (tokens for G22, H41, G01 and an operator), on store back-end ``store``."""
+    exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
+    directory_file = root / "directory.yaml"
+    dump_directory(exchange.directory.file, directory_file)
+    tokens = Tokens.for_holders([G22, H41, G01, OPERATOR])
+    async with backend(store, root) as where:
+        router_store = await open_store(where.url, schema=where.schema)
+        port = free_port()
+        router = Router(
+            RouterOptions(
+                amqp_url=amqp_url,
+                names=exchange.names,
+                http_port=port,
+                tracking=TrackingOptions(tokens=tokens.hashes, overdue_interval=overdue_interval),
+            ),
+            directory=exchange.directory,
+            pipeline=Pipeline(
+                directory=exchange.directory,
+                validator=exchange.pki.validator(),
+                store=router_store,
+                names=exchange.names,
+                policy=RoutingPolicy(),
+            ),
+            store=router_store,
+        )
+        await router.start()
+        deployment = Deployment(exchange, router, root, directory_file)
+        try:
+            yield TrackedExchange(
+                deployment, f"http://127.0.0.1:{port}", tokens, where.url, where.schema
+            )
+        finally:
+            await deployment.close()
+            await router.stop()
+            await exchange.close()
+
+
+__all__ = [
+    "BACKENDS",
+    "COMPLETED_STEPS",
+    "G01",
+    "G22",
+    "H41",
+    "H41_COMMUNE",
+    "H53_DISTRICT",
+    "POSTGRES_URL",
+    "REJECTED_STEPS",
+    "STATE_AFTER",
+    "TIERS",
+    "Ledger",
+    "Tokens",
+    "TrackedExchange",
+    "dated_edxml",
+    "free_port",
+    "tracked_exchange",
+    "tracked_store",
+]
