@@ -126,8 +126,9 @@ class Settings(BrokerSettings):
     )
     tracking_tokens: dict[str, str] = Field(
         default_factory=dict,
-        description="Tracking API tokens: SHA-256 (hex) of each token → an organ code or "
-        "'operator' (`backbone track token` mints one)",
+        description="Tracking API tokens: SHA-256 (hex) of each token → an organ code, "
+        "several separated by commas (a hub's staff), or 'operator' (`backbone track token` "
+        "mints one)",
     )
     overdue_check_seconds: float = Field(
         default=300.0, gt=0, description="Seconds between checks for overdue documents"

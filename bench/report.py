@@ -168,6 +168,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['directory']['hubs']} hubs, {results['directory']['file_bytes']:,} B of "
         f"JSON): `load_directory` took **{_fmt(results['directory_load_seconds'])} s**.",
         "",
+        *_tracking(results),
         "## Reading it",
         "",
         _reading(results),
@@ -211,6 +212,44 @@ def _latency_budget(results: dict[str, Any]) -> list[str]:
         "latency grow.",
         "",
     ]
+
+
+_QUESTIONS = {
+    "operator_newest_page": "operator: newest page of everything",
+    "operator_state_processing": "operator: state = processing",
+    "agency_own_list": "the busiest sender: its own list",
+    "agency_state_routed": "the busiest sender: state = routed",
+    "recipient_filter": "operator: one recipient",
+    "overdue_list": "operator: overdue list",
+    "overdue_overview": "overdue overview (per agency and tier)",
+}
+
+
+def _tracking(results: dict[str, Any]) -> list[str]:
+    tracking = results.get("tracking")
+    if not tracking:
+        return []
+    backends = [name for name in ("sqlite", "postgresql") if name in tracking]
+    lines = [
+        "## Tracking over a large history",
+        "",
+        f"`bench/tracking.py`: {tracking['documents']:,} documents "
+        f"({tracking['journeys']:,} journeys, {tracking['envelopes']:,} routed envelopes "
+        "with their statuses) recorded as the router records them, then each question of "
+        "the tracking API timed (median of 5, first page of 50, total counted).",
+        "",
+        "| question | " + " | ".join(f"{name} ms" for name in backends) + " | matching |",
+        "|---|" + "---|" * len(backends) + "---|",
+    ]
+    for key, label in _QUESTIONS.items():
+        times = " | ".join(_fmt(tracking[name]["queries"][key]["median_ms"]) for name in backends)
+        matching = tracking[backends[0]]["queries"][key]["matching"]
+        lines.append(f"| {label} | {times} | {_fmt(matching)} |")
+    fills = ", ".join(
+        f"{name} {_fmt(tracking[name]['fill_envelopes_per_s'])}/s" for name in backends
+    )
+    lines += ["", f"Recording rate while filling (group commits of 1,000): {fills}.", ""]
+    return lines
 
 
 def _optimisations() -> list[str]:

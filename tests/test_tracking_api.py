@@ -20,7 +20,14 @@ from typer.testing import CliRunner, Result
 from backbone.cli import app as cli
 from backbone.observability.http import make_app
 from backbone.settings import Settings
-from backbone.tracking import OPERATOR, TokenBook, Tracking, TrackingOptions, hash_token
+from backbone.tracking import (
+    OPERATOR,
+    Principal,
+    TokenBook,
+    Tracking,
+    TrackingOptions,
+    hash_token,
+)
 from backbone.tracking.openapi import OPENAPI_PATH, openapi_json, router_openapi
 from tests.tracking_fixtures import (
     BACKENDS,
@@ -67,9 +74,9 @@ async def test_every_call_needs_a_known_bearer_token(api: Api) -> None:
         wrong = await api.http.get(path, headers={"Authorization": "Bearer not-a-token"})
         assert wrong.status_code == 401, path
     me = await api.http.get("/api/me", headers=api.tokens.auth(G22))
-    assert me.json() == {"operator": False, "agency": G22}
+    assert me.json() == {"operator": False, "agencies": [G22]}
     operator = await api.http.get("/api/me", headers=api.tokens.auth(OPERATOR))
-    assert operator.json() == {"operator": True, "agency": None}
+    assert operator.json() == {"operator": True, "agencies": []}
 
 
 async def test_another_agencys_document_is_not_found_and_an_operator_sees_it(api: Api) -> None:
@@ -146,12 +153,16 @@ def test_tokens_in_the_settings_are_hashes_of_known_holders() -> None:
     settings = Settings(tracking_tokens={digest: G22, "a" * 64: OPERATOR})
     book = TokenBook(settings.tracking_tokens)
     assert book.principal_of("s3cret-token") is not None
-    assert book.principal_of("s3cret-token").agency == G22  # type: ignore[union-attr]
+    assert book.principal_of("s3cret-token") == Principal(agencies=(G22,))
     assert book.principal_of(digest) is None  # the hash itself is no token
     with pytest.raises(ValueError, match="not a SHA-256"):
         Settings(tracking_tokens={"s3cret-token": G22})
     with pytest.raises(ValueError, match="neither an organ code"):
         Settings(tracking_tokens={digest: "H41"})
+    hub = TokenBook({digest: f"{H41}, {G22},{H41}"})  # a hub's staff: several agencies
+    assert hub.principal_of("s3cret-token") == Principal(agencies=(H41, G22))
+    with pytest.raises(ValueError, match="'H41' is neither"):
+        Settings(tracking_tokens={digest: f"{G22},H41"})
     with pytest.raises(ValueError, match="unknown time zone"):
         Settings(tracking_time_zone="Mars/Olympus")
     assert "s3cret-token" not in repr(settings)
@@ -166,6 +177,9 @@ def test_track_token_mints_a_token_and_prints_only_its_hash_for_the_settings() -
     assert token not in str(logs)
     assert CliRunner().invoke(cli, ["track", "token"]).exit_code == 2
     assert CliRunner().invoke(cli, ["track", "token", "--agency", "H41"]).exit_code == 2
+    hub = CliRunner().invoke(cli, ["track", "token", "--agency", G22, "--agency", H41])
+    assert hub.exit_code == 0, hub.output
+    assert f'": "{G22},{H41}"' in hub.output
 
 
 async def test_track_prints_the_timeline_per_recipient(tmp_path: Path) -> None:

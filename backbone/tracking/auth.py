@@ -1,9 +1,10 @@
 """Bearer tokens for the tracking API: who is asking.
 
 The router's settings map the SHA-256 (hex) of each token to an organ code (the agency sees
-what it sent and received) or to ``operator`` (sees everything). Only hashes are kept, so
-the settings file gives no token away; tokens are minted with ``backbone track token`` and
-never logged.
+what it sent and received), to several separated by commas (a hub's staff: what any of the
+agencies it serves sent and received), or to ``operator`` (sees everything). Only hashes
+are kept, so the settings file gives no token away; tokens are minted with ``backbone track
+token`` and never logged.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the annotations of the routes
@@ -20,7 +21,7 @@ from backbone.errors import OrganCodeError
 from backbone.organ import OrganCode
 from backbone.tracking.model import Principal
 
-__all__ = ["OPERATOR", "TokenBook", "hash_token", "mint_token"]
+__all__ = ["OPERATOR", "TokenBook", "hash_token", "mint_token", "parse_holder"]
 
 OPERATOR = "operator"
 _HEX = frozenset("0123456789abcdef")
@@ -41,7 +42,8 @@ class TokenBook:
     """Token hashes and whom they stand for; :meth:`dependency` authenticates a request."""
 
     def __init__(self, holders: Mapping[str, str]) -> None:
-        """``holders`` maps a token's SHA-256 hex to an organ code or ``operator``. Raise
+        """``holders`` maps a token's SHA-256 hex to organ codes (comma-separated) or
+        ``operator``. Raise
         ``ValueError`` for a malformed entry (never quoting the hash)."""
         self._holders: dict[str, Principal] = {}
         for position, (digest, holder) in enumerate(holders.items(), start=1):
@@ -76,12 +78,24 @@ class TokenBook:
         return authenticated
 
 
-def _principal(holder: str, position: int) -> Principal:
-    if holder == OPERATOR:
+def parse_holder(holder: str) -> Principal:
+    """Whom a settings entry stands for: ``operator``, or organ codes separated by commas.
+    Raise ``ValueError`` naming the first part that is neither."""
+    if holder.strip() == OPERATOR:
         return Principal(operator=True)
+    codes = []
+    for part in holder.split(","):
+        try:
+            codes.append(str(OrganCode.parse(part.strip())))
+        except OrganCodeError:
+            raise ValueError(
+                f"{part.strip()!r} is neither an organ code nor {OPERATOR!r}"
+            ) from None
+    return Principal(agencies=tuple(dict.fromkeys(codes)))
+
+
+def _principal(holder: str, position: int) -> Principal:
     try:
-        return Principal(agency=str(OrganCode.parse(holder)))
-    except OrganCodeError:
-        raise ValueError(
-            f"tracking token {position}: {holder!r} is neither an organ code nor {OPERATOR!r}"
-        ) from None
+        return parse_holder(holder)
+    except ValueError as error:
+        raise ValueError(f"tracking token {position}: {error}") from None

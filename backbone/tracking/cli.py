@@ -17,7 +17,7 @@ from backbone.errors import BackboneError
 from backbone.router.store import SqlStore
 from backbone.settings import Settings
 from backbone.tiers import DEFAULT_PROFILE, TierModel
-from backbone.tracking.auth import OPERATOR, mint_token
+from backbone.tracking.auth import OPERATOR, mint_token, parse_holder
 from backbone.tracking.model import DocumentTrack, Principal
 from backbone.tracking.query import Tracker
 
@@ -95,20 +95,25 @@ def show(
 @app.command("token")
 def token(
     agency: Annotated[
-        str | None, typer.Option("--agency", help="organ code the token acts for")
+        list[str] | None,
+        typer.Option(
+            "--agency",
+            help="organ code the token acts for; repeat it for a hub's staff (several agencies)",
+        ),
     ] = None,
     operator: Annotated[bool, typer.Option("--operator", help="an operator's token")] = False,
 ) -> None:
     """Mint a tracking API token: print it once, and the line for the router's settings
     (which keep only its SHA-256)."""
-    if operator == (agency is not None):
-        typer.echo("error: give exactly one of --agency CODE and --operator", err=True)
+    if operator == bool(agency):
+        typer.echo("error: give --agency CODE (one or more) or --operator", err=True)
         raise typer.Exit(2)
-    holder = OPERATOR if operator else str(agency)
+    holder = OPERATOR if operator else ",".join(agency or [])
     try:
+        parse_holder(holder)
         Settings(tracking_tokens={"0" * 64: holder})  # the same checks as the settings file
     except ValueError as error:
-        typer.echo(f"error: {holder!r} is neither an organ code nor {OPERATOR!r}", err=True)
+        typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     secret, digest = mint_token()
     typer.echo(f"token (give it to the holder; it is not stored): {secret}")

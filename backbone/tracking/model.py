@@ -71,12 +71,18 @@ class StepKind(StrEnum):
 
 
 class Principal(BaseModel):
-    """Who is asking: an operator sees everything, an agency what it sent and received."""
+    """Who is asking: an operator sees everything; agency staff see what their agencies
+    sent and received (one agency, or the several a hub serves)."""
 
     model_config = ConfigDict(frozen=True)
 
     operator: bool = False
-    agency: str | None = Field(default=None, description="organ code, for an agency")
+    agencies: tuple[str, ...] = Field(
+        default=(), description="organ codes the holder acts for (none for an operator)"
+    )
+
+    def acts_for(self, code: str) -> bool:
+        return self.operator or code in self.agencies
 
 
 class Step(BaseModel):

@@ -1,9 +1,10 @@
 """Tracking's reads (and its one write, the overdue flag) over the router store's tables.
 
-Everything is derived from what routing already records: ``deliveries`` (one row per routed
-envelope and recipient: documents one way, statuses back) and ``claims`` (when the router
-took an envelope). A journey's state is one SQL expression, so filters, counts and pages
-agree with each other on both SQLite and PostgreSQL.
+Everything comes from what routing records: ``journeys`` (one row per document and
+recipient: where it stands, kept in the transaction that routes each envelope, see
+``backbone.router.store.journeys``) for lists, counts and overdue; ``deliveries`` (one row
+per routed envelope and recipient) for a document's timeline; ``claims`` for when the router
+took the sender's envelope.
 """
 
 from __future__ import annotations
@@ -16,13 +17,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Select,
-    String,
     and_,
-    case,
     delete,
     exists,
     func,
-    literal,
     not_,
     or_,
     select,
@@ -31,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backbone.organ import OrganCode
-from backbone.router.store.schema import claims, deliveries, overdue
+from backbone.router.store.schema import claims, deliveries, journeys, overdue
 from backbone.tiers import Tier, TierModel
 from backbone.tracking.model import (
     DocumentTrack,
@@ -52,17 +50,6 @@ MAX_PAGE_SIZE = 200
 _OVERVIEW_DOCUMENTS = 100
 _FLAG_BATCH = 1000
 
-# The state column's values in SQL: status codes for statuses, names otherwise.
-_STATE_OF_CODE = {
-    "01": State.DELIVERED,
-    "02": State.REJECTED,
-    "03": State.ACCEPTED,
-    "04": State.ASSIGNED,
-    "05": State.PROCESSING,
-    "06": State.COMPLETED,
-}
-_CODE_OF_STATE = {state: code for code, state in _STATE_OF_CODE.items()}
-_PROGRESS = ("01", "03", "04", "05", "06")  # in order, so the furthest is the largest
 _STEP_OF_CODE = {
     "01": StepKind.DELIVERED,
     "02": StepKind.REJECTED,
@@ -82,6 +69,7 @@ _STEP_OF_BUSINESS = {
 }
 # Organ code ``V1V2V3.Z1Z2.Y1Y2.MX1X2``: its level is the deepest part that is not zeros.
 _LEVEL_PREFIX = {1: "000.00.00.", 2: "000.00.", 3: "000."}
+_FINISHED = [state.value for state in State if state.finished]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,189 +87,48 @@ class JourneyFilter:
     flagged: bool | None = None  # flagged overdue already
 
 
-def _sql_state(state: State) -> str:
-    return _CODE_OF_STATE.get(state, state.value)
-
-
-def _state_of(value: str) -> State:
-    return _STATE_OF_CODE.get(value) or State(value)
-
-
-@dataclass(frozen=True, slots=True)
-class _Derived:
-    """What is derived per journey, as correlated subqueries on the ``deliveries_by_document``
-    index: its state (see the module), due date, latest step, whether it was flagged."""
-
-    state: ColumnElement[str]
-    due: ColumnElement[date]
-    last: ColumnElement[datetime]
-    flagged: ColumnElement[bool]
-
-    @classmethod
-    def of(cls, journey: Any) -> _Derived:
-        """Over ``journey``, anything with columns document_id, sender and recipient."""
-
-        def rows(name: str, *, back: bool = False) -> tuple[Any, list[ColumnElement[bool]]]:
-            """Rows of the journey's pair: sender to recipient, or ``back`` (statuses only)."""
-            row = deliveries.alias(name)
-            ends = (
-                (journey.c.recipient, journey.c.sender)
-                if back
-                else (journey.c.sender, journey.c.recipient)
-            )
-            on = [
-                row.c.document_id == journey.c.document_id,
-                row.c.sender == ends[0],
-                row.c.recipient == ends[1],
-            ]
-            return row, [*on, row.c.kind == "status"] if back else on
-
-        revocation, on = rows("revocation")
-        revoked = exists().where(
-            *on, revocation.c.kind == "document", revocation.c.business_type == 1
-        )
-        request, on = rows("take_back")
-        asked = exists().where(*on, request.c.kind == "status", request.c.status_code == "13")
-        agreement, on = rows("agreed", back=True)
-        agreed = exists().where(*on, agreement.c.status_code == "15")
-        refusal, on = rows("refusal", back=True)
-        rejected = exists().where(*on, refusal.c.status_code == "02")
-        status, on = rows("progress", back=True)
-        progress = (
-            select(func.max(status.c.status_code))
-            .where(*on, status.c.status_code.in_(_PROGRESS))
-            .scalar_subquery()
-        )
-        state = case(
-            (revoked, literal(State.REVOKED.value, String)),
-            (and_(asked, agreed), literal(State.TAKEN_BACK.value, String)),
-            (rejected, literal("02", String)),
-            else_=func.coalesce(progress, literal(State.ROUTED.value, String)),
-        )
-        dated, on = rows("dated")
-        due = (
-            select(dated.c.due_date)
-            .where(*on, dated.c.kind == "document", dated.c.due_date.is_not(None))
-            .order_by(dated.c.at.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        step = deliveries.alias("step")
-        last = (
-            select(func.max(step.c.at))
-            .where(
-                step.c.document_id == journey.c.document_id,
-                or_(
-                    and_(
-                        step.c.sender == journey.c.sender,
-                        step.c.recipient == journey.c.recipient,
-                    ),
-                    and_(
-                        step.c.sender == journey.c.recipient,
-                        step.c.recipient == journey.c.sender,
-                    ),
-                ),
-            )
-            .scalar_subquery()
-        )
-        flag = overdue.alias("flag")
+def _journeys(
+    principal: Principal, where: JourneyFilter, tiers: TierModel, today: date
+) -> Select[Any]:
+    """The journeys ``principal`` may see that match ``where``, as rows of the ``journeys``
+    table (kept by the router's store as it routes) with whether each is overdue."""
+    j = journeys.c
+    late = and_(j.due_date.is_not(None), j.due_date < today, j.state.not_in(_FINISHED))
+    conditions: list[ColumnElement[bool]] = [j.routed_at.is_not(None)]
+    if not principal.operator:
+        agencies = list(principal.agencies)
+        conditions.append(or_(j.sender.in_(agencies), j.recipient.in_(agencies)))
+    if where.document_id is not None:
+        conditions.append(j.document_id == where.document_id)
+    if where.sender is not None:
+        conditions.append(j.sender == where.sender)
+    if where.recipient is not None:
+        conditions.append(j.recipient == where.recipient)
+    if where.state is not None:
+        conditions.append(j.state == where.state.value)
+    if where.since is not None:
+        conditions.append(j.routed_at >= where.since)
+    if where.until is not None:
+        conditions.append(j.routed_at < where.until)
+    if where.tier is not None:
+        conditions.append(_in_tier(j.recipient, _tier_named(tiers, where.tier)))
+    if where.overdue is not None:
+        conditions.append(late if where.overdue else not_(late))
+    if where.flagged is not None:
         flagged = exists().where(
-            flag.c.document_id == journey.c.document_id, flag.c.recipient == journey.c.recipient
+            overdue.c.document_id == j.document_id, overdue.c.recipient == j.recipient
         )
-        return cls(state, due, last, flagged)
-
-
-class _Journeys:
-    """The journey queries: one row per new document (BussinessDocType 0) and recipient.
-
-    Rows are chosen on the document rows first (who may see them, sender, recipient, tier,
-    time, and for overdue ones a past due date); what is derived per journey is computed
-    only for the rows a page shows, unless a filter needs it (state, overdue)."""
-
-    def __init__(self) -> None:
-        self.doc = deliveries.alias("doc")
-        self.on_doc = _Derived.of(self.doc)
-
-    def candidates(
-        self, principal: Principal, where: JourneyFilter, tiers: TierModel, today: date
-    ) -> Select[Any]:
-        """The document rows of the journeys, with columns document_id, sender, recipient
-        and routed_at."""
-        doc = self.doc
-        conditions: list[ColumnElement[bool]] = [doc.c.kind == "document", doc.c.business_type == 0]
-        if not principal.operator:
-            conditions.append(
-                or_(doc.c.sender == principal.agency, doc.c.recipient == principal.agency)
-            )
-        if where.document_id is not None:
-            conditions.append(doc.c.document_id == where.document_id)
-        if where.sender is not None:
-            conditions.append(doc.c.sender == where.sender)
-        if where.recipient is not None:
-            conditions.append(doc.c.recipient == where.recipient)
-        if where.since is not None:
-            conditions.append(doc.c.at >= where.since)
-        if where.until is not None:
-            conditions.append(doc.c.at < where.until)
-        if where.tier is not None:
-            conditions.append(_in_tier(doc.c.recipient, _tier_named(tiers, where.tier)))
-        if where.flagged is not None:
-            flagged = self.on_doc.flagged
-            conditions.append(flagged if where.flagged else not_(flagged))
-        chosen = select(
-            doc.c.document_id, doc.c.sender, doc.c.recipient, doc.c.at.label("routed_at")
-        ).where(*conditions)
-        if not where.overdue:
-            return chosen
-        # Only journeys given a due date that has passed (``deliveries_by_due_date``), before
-        # any state is worked out; whether the latest due date passed is decided after.
-        dated = deliveries.alias("dated")
-        past_due = (
-            select(dated.c.document_id, dated.c.sender, dated.c.recipient)
-            .where(dated.c.kind == "document", dated.c.due_date < today)
-            .distinct()
-            .subquery("past_due")
-        )
-        return chosen.join_from(
-            doc,
-            past_due,
-            and_(
-                past_due.c.document_id == doc.c.document_id,
-                past_due.c.sender == doc.c.sender,
-                past_due.c.recipient == doc.c.recipient,
-            ),
-        )
-
-    @staticmethod
-    def derive(candidates: Any, where: JourneyFilter, today: date) -> Select[Any]:
-        """The journeys of the ``candidates`` subquery with what is derived, filtered on
-        state and overdue: columns document_id, sender, recipient, routed_at, state,
-        due_date, last_at, overdue."""
-        derived = _Derived.of(candidates)
-        inner = select(
-            *candidates.c,
-            derived.state.label("state"),
-            derived.due.label("due_date"),
-            func.coalesce(derived.last, candidates.c.routed_at).label("last_at"),
-        ).subquery("journey")
-        late = and_(
-            inner.c.due_date.is_not(None),
-            inner.c.due_date < today,
-            inner.c.state.not_in([_sql_state(state) for state in State if state.finished]),
-        )
-        outer = select(*inner.c, late.label("overdue"))
-        if where.state is not None:
-            outer = outer.where(inner.c.state == _sql_state(where.state))
-        if where.overdue is not None:
-            outer = outer.where(late if where.overdue else not_(late))
-        return outer
-
-    def select(
-        self, principal: Principal, where: JourneyFilter, tiers: TierModel, today: date
-    ) -> Select[Any]:
-        """Every matching journey, derived columns included."""
-        candidates = self.candidates(principal, where, tiers, today).subquery("candidate")
-        return self.derive(candidates, where, today)
+        conditions.append(flagged if where.flagged else not_(flagged))
+    return select(
+        j.document_id,
+        j.sender,
+        j.recipient,
+        j.routed_at,
+        j.state,
+        j.due_date,
+        j.last_at,
+        late.label("overdue"),
+    ).where(*conditions)
 
 
 def _tier_named(tiers: TierModel, name: str) -> Tier:
@@ -313,7 +160,6 @@ class Tracker:
         self._engine = engine
         self._tiers = tiers
         self._zone = ZoneInfo(zone)
-        self._journeys = _Journeys()
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         self._flag = (
             dialect.insert(overdue).on_conflict_do_nothing().returning(overdue.c.document_id)
@@ -342,40 +188,16 @@ class Tracker:
         ``ValueError`` for an unknown tier or a page out of range."""
         if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page starts at 1 and page_size is 1..{MAX_PAGE_SIZE}")
-        today = self.today()
-        journeys = self._journeys
-        candidates = journeys.candidates(principal, where, self._tiers, today)
-        if where.state is None and where.overdue is None:
-            # Page the document rows, then derive the state of that page only.
-            counted = candidates.subquery("candidate")
-            shown = (
-                candidates.order_by(*_newest_first(candidates.selected_columns))
-                .limit(page_size)
-                .offset((page - 1) * page_size)
-                .subquery("shown")
-            )
-            paged = journeys.derive(shown, where, today).subquery("page")
-            listing = select(paged).order_by(*_newest_first(paged.c))
-            async with self._engine.connect() as conn:
-                total = (await conn.execute(select(func.count()).select_from(counted))).scalar_one()
-                items = [self._journey(row._mapping) for row in await conn.execute(listing)]
-            return JourneyPage(items=items, page=page, page_size=page_size, total=total)
-        # The state decides which rows match: derive it once, counting in the same query.
-        found = journeys.derive(candidates.subquery("candidate"), where, today).subquery()
-        matching = (
-            select(found, func.count().over().label("matching"))
-            .order_by(*_newest_first(found.c))
+        found = _journeys(principal, where, self._tiers, self.today())
+        counted = select(func.count()).select_from(found.subquery("matching"))
+        shown = (
+            found.order_by(*_newest_first(journeys.c))
             .limit(page_size)
             .offset((page - 1) * page_size)
         )
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(matching)).all()
-            if rows:
-                total = rows[0].matching
-            else:  # past the last page (or nothing matches)
-                counting = select(func.count()).select_from(found)
-                total = (await conn.execute(counting)).scalar_one() if page > 1 else 0
-        items = [self._journey(row._mapping) for row in rows]
+            total = (await conn.execute(counted)).scalar_one()
+            items = [self._journey(row._mapping) for row in await conn.execute(shown)]
         return JourneyPage(items=items, page=page, page_size=page_size, total=total)
 
     async def document(self, principal: Principal, document_id: str) -> DocumentTrack | None:
@@ -383,19 +205,17 @@ class Tracker:
         ``principal`` may not see it (the two are indistinguishable on purpose). A sender
         sees every recipient; a recipient only its own journey."""
         where = JourneyFilter(document_id=document_id)
-        journeys = self._journeys.select(
-            Principal(operator=True), where, self._tiers, self.today()
-        ).subquery()
+        tracked = _journeys(Principal(operator=True), where, self._tiers, self.today())
         async with self._engine.connect() as conn:
             found = [
                 self._journey(row._mapping)
-                for row in await conn.execute(select(journeys).order_by(journeys.c.recipient))
+                for row in await conn.execute(tracked.order_by(journeys.c.recipient))
             ]
             if not found:
                 return None
             sender = found[0].sender
-            if not principal.operator and principal.agency != sender:
-                found = [journey for journey in found if journey.recipient == principal.agency]
+            if not principal.acts_for(sender):
+                found = [journey for journey in found if principal.acts_for(journey.recipient)]
                 if not found:
                     return None
             rows = (
@@ -437,9 +257,7 @@ class Tracker:
     async def overview(self, principal: Principal) -> OverdueOverview:
         """Overdue journeys ``principal`` may see, counted per tier and late agency."""
         today = self.today()
-        late = self._journeys.select(
-            principal, JourneyFilter(overdue=True), self._tiers, today
-        ).subquery()
+        late = _journeys(principal, JourneyFilter(overdue=True), self._tiers, today).subquery()
         async with self._engine.connect() as conn:
             per_agency = (
                 await conn.execute(
@@ -473,7 +291,7 @@ class Tracker:
 
     async def unflagged_overdue(self) -> list[Journey]:
         """Overdue journeys not flagged yet (at most a batch), the longest overdue first."""
-        found = self._journeys.select(
+        found = _journeys(
             Principal(operator=True),
             JourneyFilter(overdue=True, flagged=False),
             self._tiers,
@@ -519,7 +337,7 @@ class Tracker:
             sender=row["sender"],
             recipient=row["recipient"],
             tier=self.tier_of(row["recipient"]),
-            state=_state_of(row["state"]),
+            state=State(row["state"]),
             routed_at=row["routed_at"],
             last_at=row["last_at"],
             due_date=row["due_date"],

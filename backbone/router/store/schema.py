@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Date,
@@ -26,7 +27,15 @@ from sqlalchemy.types import TypeDecorator
 
 from backbone.router.store.rules import utc
 
-__all__ = ["UtcDateTime", "add_missing_columns", "claims", "deliveries", "metadata", "overdue"]
+__all__ = [
+    "UtcDateTime",
+    "add_missing_columns",
+    "claims",
+    "deliveries",
+    "journeys",
+    "metadata",
+    "overdue",
+]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -83,9 +92,33 @@ deliveries = Table(
     Column("status_note", String),
     # ``history``: both directions of one pair are two probes of this index.
     Index("deliveries_by_document", "document_id", "sender", "recipient"),
-    # Tracking's overdue check; only rows with a due date are in it.
+)
+
+# One row per document and recipient (``journeys.py``): where it stands, kept up to date in
+# the transaction that records each routed envelope, so tracking's lists are index reads.
+journeys = Table(
+    "journeys",
+    metadata,
+    Column("document_id", String, primary_key=True),
+    Column("sender", String, primary_key=True),
+    Column("recipient", String, primary_key=True),
+    Column("routed_at", UtcDateTime),  # null until the new document itself is recorded
+    Column("last_at", UtcDateTime, nullable=False),
+    Column("revoked", Boolean, nullable=False),
+    Column("asked", Boolean, nullable=False),
+    Column("agreed", Boolean, nullable=False),
+    Column("rejected", Boolean, nullable=False),
+    Column("progress", String),
+    Column("state", String, nullable=False),
+    Column("due_date", Date),
+    Column("due_at", UtcDateTime),
+    # Newest first: everything (operators), by sender, by recipient, by state.
+    Index("journeys_by_time", "routed_at"),
+    Index("journeys_by_sender", "sender", "routed_at"),
+    Index("journeys_by_recipient", "recipient", "routed_at"),
+    Index("journeys_by_state", "state", "routed_at"),
     Index(
-        "deliveries_by_due_date",
+        "journeys_by_due_date",
         "due_date",
         sqlite_where=text("due_date IS NOT NULL"),
         postgresql_where=text("due_date IS NOT NULL"),

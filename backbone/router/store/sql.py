@@ -24,10 +24,12 @@ from sqlalchemy import (
     bindparam,
     event,
     func,
+    inspect,
     literal,
     make_url,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,12 +40,20 @@ from sqlalchemy.schema import CreateSchema
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.router.store.journeys import (
+    JourneyFacts,
+    fact_of,
+    facts_of,
+    merge,
+    upsert_statement,
+)
 from backbone.router.store.rules import judge, utc
 from backbone.router.store.schema import (
     UtcDateTime,
     add_missing_columns,
     claims,
     deliveries,
+    journeys,
     metadata,
 )
 
@@ -97,6 +107,22 @@ _HISTORY = (
     .order_by(deliveries.c.at, deliveries.c.envelope_id, deliveries.c.recipient)
 )
 _PING = select(literal(1))
+# What a journey is worked out from, per delivery row (``journeys.fact_of``).
+_BACKFILLED = [
+    deliveries.c[name]
+    for name in (
+        "envelope_id",
+        "document_id",
+        "sender",
+        "recipient",
+        "kind",
+        "business_type",
+        "status_code",
+        "due_date",
+        "at",
+    )
+]
+_BACKFILL_BATCH = 5000
 _DELIVERY_FIELDS = [(column.name, column.type) for column in deliveries.columns]
 
 
@@ -222,6 +248,7 @@ class SqlStore:
             )
         )
         self._delivery_insert = _insert_if_absent(dialect.insert, deliveries)
+        self._journey_upsert = upsert_statement(engine.dialect.name)
         self._routed = dialect.routed
 
     @property
@@ -242,8 +269,13 @@ class SqlStore:
                 await conn.exec_driver_sql(_DIALECTS[engine.dialect.name].ddl_lock)
                 if schema is not None:
                     await conn.execute(CreateSchema(schema, if_not_exists=True))
+                new_journeys = not await conn.run_sync(
+                    lambda sync: inspect(sync).has_table(journeys.name, schema=schema)
+                )
                 await conn.run_sync(metadata.create_all)
                 await conn.run_sync(add_missing_columns)
+                if new_journeys:  # a store from before journeys were kept
+                    await store._backfill_journeys(conn)
         except (SQLAlchemyError, OSError, TimeoutError) as error:
             await engine.dispose()
             raise StoreUnavailableError(
@@ -270,7 +302,8 @@ class SqlStore:
 
     async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
         at = utc(at)
-        async with self._reachable(), self._engine.begin() as conn:
+        # A real transaction even on PostgreSQL: the deliveries and their journeys together.
+        async with self._reachable(), self._transactional.begin() as conn:
             await self._routed_on(conn, header, at)
 
     async def apply(self, calls: Sequence[Call]) -> list[Claim | None]:
@@ -309,7 +342,8 @@ class SqlStore:
             await self._routed_many(conn, run)
             return
         for call in run:
-            await self._routed_on(conn, call.header, utc(call.at))
+            await self._delivered_on(conn, call.header, utc(call.at))
+        await self._track(conn, run)
 
     async def _claim_routes(
         self, conn: AsyncConnection, run: Sequence[ClaimRouteCall], now: datetime
@@ -450,7 +484,7 @@ class SqlStore:
                 return claim
 
     async def _routed_many(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
-        # Two statements for the whole run; the update takes SQLite's write lock.
+        # Three statements for the whole run; the update takes SQLite's write lock.
         await conn.execute(
             _FINISH, [_finished(call.header.envelope_id, Outcome.ROUTED, None) for call in run]
         )
@@ -461,11 +495,20 @@ class SqlStore:
         ]
         if rows:
             await conn.execute(self._delivery_insert, rows)
+        await self._track(conn, run)
 
     async def _routed_on(self, conn: AsyncConnection, header: EnvelopeHeader, at: datetime) -> None:
         if self._routed is None:
             await self._routed_many(conn, [RoutedCall(header, at)])
             return
+        await self._delivered_on(conn, header, at)
+        await self._track(conn, [RoutedCall(header, at)])
+
+    async def _delivered_on(
+        self, conn: AsyncConnection, header: EnvelopeHeader, at: datetime
+    ) -> None:
+        """PostgreSQL: the claim's outcome and the delivery rows in one statement."""
+        assert self._routed is not None
         await conn.execute(
             self._routed,
             {
@@ -474,6 +517,37 @@ class SqlStore:
                 **{f"d_{name}": value for name, value in _delivery_fields(header, at).items()},
             },
         )
+
+    async def _track(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+        """Bring the journeys the run's envelopes touch up to date (``journeys.py``)."""
+        facts = merge(fact for call in run for fact in facts_of(call.header, utc(call.at)))
+        await self._upsert_journeys(conn, facts)
+
+    async def _upsert_journeys(self, conn: AsyncConnection, facts: Sequence[JourneyFacts]) -> None:
+        if facts:
+            await conn.execute(self._journey_upsert, [fact.row() for fact in facts])
+
+    async def _backfill_journeys(self, conn: AsyncConnection) -> None:
+        """Work the journeys out from every delivery recorded so far, a batch at a time (in
+        key order: the order does not matter to the result, see ``journeys.py``)."""
+        after = ("", "")
+        while True:
+            batch = (
+                await conn.execute(
+                    select(*_BACKFILLED)
+                    .where(tuple_(deliveries.c.envelope_id, deliveries.c.recipient) > after)
+                    .order_by(deliveries.c.envelope_id, deliveries.c.recipient)
+                    .limit(_BACKFILL_BATCH)
+                )
+            ).all()
+            if not batch:
+                return
+            facts = [
+                fact_of(**{k: v for k, v in row._mapping.items() if k != "envelope_id"})
+                for row in batch
+            ]
+            await self._upsert_journeys(conn, merge(facts))
+            after = (batch[-1].envelope_id, batch[-1].recipient)
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         async with self._reachable(), self._engine.connect() as conn:

@@ -95,7 +95,7 @@ async function refresh() {
   }
   try {
     const me = await api("/api/me");
-    who.textContent = me.operator ? "signed in: operator" : `signed in: ${me.agency}`;
+    who.textContent = me.operator ? "signed in: operator" : `signed in: ${me.agencies.join(", ")}`;
   } catch (error) {
     who.textContent = error.status === 401 ? "token refused" : `error: ${error.message}`;
     return;
