@@ -5,6 +5,7 @@ and for a store from before journeys were kept (worked out when it is opened).""
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from collections.abc import Sequence
@@ -17,9 +18,10 @@ from sqlalchemy import select, text
 
 from backbone.envelope import EnvelopeHeader
 from backbone.router.store import SqlStore
-from backbone.router.store.journeys import PROGRESS_STATES, facts_of, merge
+from backbone.router.store.journeys import PROGRESS_STATES, facts_of, merge, state_of
 from backbone.router.store.schema import deliveries, journeys
 from backbone.router.store.sql import ClaimRouteCall
+from backbone.tracking import State
 from tests.store_fixtures import backend, header
 from tests.tracking_fixtures import BACKENDS, G01, G22, H41, H41_COMMUNE, H53_DISTRICT
 
@@ -211,3 +213,13 @@ def test_merging_facts_in_any_order_gives_the_same_journey() -> None:
     shuffled = list(facts)
     random.Random(5).shuffle(shuffled)
     assert merge(facts) == merge(shuffled) == merge(shuffled + facts)
+
+
+def test_every_state_the_store_keeps_is_a_tracking_state() -> None:
+    flags = itertools.product([False, True], repeat=4)
+    kept_states = {
+        state_of(*combination, progress)
+        for combination in flags
+        for progress in (None, *PROGRESS_STATES)
+    }
+    assert kept_states == {state.value for state in State}

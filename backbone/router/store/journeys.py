@@ -29,7 +29,6 @@ from backbone.envelope import EnvelopeHeader
 from backbone.router.store.schema import journeys
 
 __all__ = [
-    "FINISHED_STATES",
     "PROGRESS_STATES",
     "JourneyFacts",
     "fact_of",
@@ -47,8 +46,6 @@ PROGRESS_STATES = {
     "05": "processing",
     "06": "completed",
 }
-# Nothing more is expected of the recipient: never overdue.
-FINISHED_STATES = ("rejected", "completed", "revoked", "taken_back")
 _NEW, _REVOKED = 0, 1
 _TAKE_BACK_ASKED, _AGREED, _REJECTED = "13", "15", "02"
 
