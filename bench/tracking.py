@@ -31,7 +31,7 @@ from backbone.router.store import SqlStore
 from backbone.router.store.sql import RoutedCall
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import JourneyFilter, Principal, State, Tracker
-from tests.store_fixtures import POSTGRES_URL, header
+from tests.store_fixtures import backend, header
 
 OPERATOR = Principal(operator=True)
 _BATCH = 1000  # envelopes per group commit while filling
@@ -139,29 +139,11 @@ async def measure_tracking(
         "journeys": sum(len(h.recipients) for h, _ in routed if h.kind == "document"),
         "envelopes": len(routed),
     }
-    for backend in backends:
-        if backend == "sqlite":
-            url, schema = f"sqlite+aiosqlite:///{root / f'tracking-{uuid.uuid4().hex}.db'}", None
-        else:
-            url, schema = POSTGRES_URL, f"bench_tracking_{uuid.uuid4().hex}"
-        try:
-            results[backend] = await measure_backend(url, schema, routed, busiest)
-        finally:
-            if schema is not None:
-                await _drop_schema(schema)
+    for name in backends:
+        # A fresh SQLite file, or a PostgreSQL schema of its own dropped afterwards.
+        async with backend(name, root / "tracking") as where:
+            results[name] = await measure_backend(where.url, where.schema, routed, busiest)
     return results
-
-
-async def _drop_schema(schema: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(POSTGRES_URL)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await engine.dispose()
 
 
 def main() -> None:
