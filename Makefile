@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker postgres test faults lint demo clean bench-install bench bench-quick
+.PHONY: install broker postgres test clock-check faults lint demo clean bench-install bench bench-quick
 
 install: $(STAMP)
 
@@ -25,14 +25,19 @@ postgres:
 test: install broker postgres
 	$(BIN)/pytest
 
+# The tests marked `clock` again at 16:59, 17:01 and 23:59 UTC with TZ=UTC and
+# TZ=Asia/Ho_Chi_Minh (libfaketime); fails if any outcome differs from the normal run.
+clock-check: install broker postgres
+	$(BIN)/python scripts/clock-check
+
 # The fault scenarios (tests/faults/README.md): thousands of documents through killed routers,
 # a restarted broker, a cut network, a poison message, a full disk and a cluster losing a node.
 faults: install broker postgres
 	$(BIN)/pytest tests/faults -m faults -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check backbone adapters tests
-	$(BIN)/ruff format --check backbone adapters tests
+	$(BIN)/ruff check backbone adapters tests scripts/clock-check
+	$(BIN)/ruff format --check backbone adapters tests scripts/clock-check
 	$(BIN)/mypy
 
 demo: install broker

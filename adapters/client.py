@@ -52,7 +52,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Final, Self
 
@@ -70,6 +70,7 @@ from cryptography.hazmat.primitives import serialization
 from adapters.abc import Receipt, Received, RefusalKeeper, Refused, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from backbone.broker.tls import connection_problem
+from backbone.clock import VIETNAM, edxml_now
 from backbone.directory import Directory
 from backbone.edxml import (
     EdxmlDocument,
@@ -119,8 +120,6 @@ _INLINE_OPEN_BYTES = 256 * 1024
 
 # The router's own header names (no "x-" prefix: RabbitMQ 3.13+ owns those).
 
-# edXML timestamps are local time without a zone; Vietnam has one zone and no DST.
-VIETNAM: Final = timezone(timedelta(hours=7))
 SEEN_LIMIT: Final = 16_384  # (envelope id, recipient) pairs remembered against redeliveries
 REFUSAL_NOTE_LIMIT: Final = 500  # characters of a status 02 Description
 
@@ -423,7 +422,7 @@ class AdapterClient:
             sender=Organization(organ_id=answering),
             response_for=ResponseFor(organ_id=original_sender, document_id=document_id),
             status_code=StatusCode(code),
-            timestamp=_now_local(),
+            timestamp=edxml_now(),
             staff_info=staff,
             description=description,
         )
@@ -457,7 +456,7 @@ class AdapterClient:
             sender=Organization(organ_id=original_sender),
             response_for=ResponseFor(organ_id=original_sender, document_id=document_id),
             status_code=StatusCode.TAKE_BACK_REQUESTED,
-            timestamp=_now_local(),
+            timestamp=edxml_now(),
             staff_info=staff,
             description=reason,
         )
@@ -683,7 +682,7 @@ class AdapterClient:
                 sender=Organization(organ_id=refusal.recipient),
                 response_for=ResponseFor(organ_id=header.sender, document_id=header.document_id),
                 status_code=StatusCode.REJECTED,
-                timestamp=_now_local(),
+                timestamp=edxml_now(),
                 description=_refusal_note(refusal),
             )
             sealed = self.seal(build(status))
@@ -841,11 +840,6 @@ class AdapterClient:
             f"envelope {header.envelope_id} was not accepted by the broker: {why}; publish "
             "the same Sealed again"
         )
-
-
-def _now_local() -> datetime:
-    """edXML's Timestamp: Vietnam local time, whole seconds, no zone."""
-    return datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
 
 
 def _note(description: str | None) -> str | None:

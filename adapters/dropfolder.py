@@ -57,6 +57,7 @@ from adapters.dropfolder_records import (
     status_file_stem,
     status_metadata,
 )
+from backbone.clock import utc_now
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, examine
 from backbone.envelope import Kind, read_header
 from backbone.errors import BackboneError, BrokerUnavailableError, Reason
@@ -387,7 +388,9 @@ class DropFolder:
         envelope.unlink(missing_ok=True)
 
     def _fail(self, folder: AgencyFolder, work: Path, record: dict[str, Any]) -> None:
-        target = unique_destination(folder.failed, work.name, tag=time.strftime("%Y%m%d%H%M%S"))
+        # The tag is a UTC instant: the machine's own zone never shows in a file name.
+        tag = utc_now().strftime("%Y%m%dT%H%M%SZ")
+        target = unique_destination(folder.failed, work.name, tag=tag)
         record["file"] = target.name
         atomic_write_json(
             target.with_name(target.name + ".error.json"), record, scratch=folder.scratch

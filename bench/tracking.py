@@ -21,16 +21,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from backbone.clock import today_in
 from backbone.directory import generate_directory
 from backbone.envelope import EnvelopeHeader
 from backbone.router.store import SqlStore
 from backbone.router.store.sql import RoutedCall
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import JourneyFilter, Principal, State, Tracker
+from backbone.tracking.wiring import DEFAULT_ZONE
 from tests.store_fixtures import backend, header
 
 OPERATOR = Principal(operator=True)
@@ -47,7 +50,7 @@ def traffic(documents: int, seed: int = 1) -> tuple[list[tuple[EnvelopeHeader, d
     weights = [1 / (rank + 1) for rank in range(len(senders))]  # a few agencies send most
     start = datetime.now(UTC) - timedelta(days=365)
     routed: list[tuple[EnvelopeHeader, datetime]] = []
-    today = date.today()
+    today = today_in(ZoneInfo(DEFAULT_ZONE))  # as the tracker reads due dates
     for number in range(documents):
         sender = rng.choices(senders, weights)[0]
         recipients = tuple(rng.sample(codes, rng.randint(1, 3)))

@@ -7,12 +7,12 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+from backbone.clock import edxml_now
 from backbone.directory import dump_directory
 from backbone.edxml import (
     Business,
@@ -54,7 +54,9 @@ def payload_edxml(
             recipients=tuple(Organization(organ_id=code) for code in recipients),
             document_id=document_id(sender, number, run),
             code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=date.today()),
+            promulgation_info=PromulgationInfo(
+                place="Hà Nội", promulgation_date=edxml_now().date()
+            ),
             document_type=DocumentType(type="1", type_name="Công văn"),
             subject=f"Văn bản số {number}",
             business=Business(business_doc_type=BusinessDocType(0)),
@@ -64,7 +66,7 @@ def payload_edxml(
 
 
 def document_id(sender: str, number: int, run: str) -> str:
-    return f"{sender},{date.today():%Y/%m/%d},{number}/{run}"
+    return f"{sender},{edxml_now():%Y/%m/%d},{number}/{run}"
 
 
 class World:

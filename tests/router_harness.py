@@ -21,7 +21,6 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +28,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from backbone.broker.management import ManagementClient
+from backbone.clock import edxml_now
 from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
 from backbone.edxml import (
     Business,
@@ -80,7 +80,7 @@ def build_directory(
 def document_edxml(
     sender: str, recipients: Iterable[str], number: int, *, business: int = 0
 ) -> bytes:
-    today = date.today()
+    today = edxml_now().date()  # the document's day is Vietnam's
     return build(
         EdxmlDocument(
             sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
@@ -96,7 +96,7 @@ def document_edxml(
 
 
 def document_id(sender: str, number: int) -> str:
-    return f"{sender},{date.today():%Y/%m/%d},{number}/VP"
+    return f"{sender},{edxml_now():%Y/%m/%d},{number}/VP"
 
 
 @dataclass
@@ -201,7 +201,7 @@ class Exchange:
                 sender=Organization(organ_id=sender),
                 response_for=ResponseFor(organ_id=original_sender, document_id=about),
                 status_code=code,
-                timestamp=datetime.now().replace(microsecond=0),
+                timestamp=edxml_now(),
             )
         )
         return seal(

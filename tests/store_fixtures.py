@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from backbone.clock import Clock, utc_now
 from backbone.edxml.models import Kind
 from backbone.envelope import EnvelopeHeader, KeyWrap
 from backbone.router.abc import Store
@@ -43,8 +44,8 @@ class Backend:
     url: str
     schema: str | None = None
 
-    async def open(self) -> Store:
-        return await open_store(self.url, schema=self.schema)
+    async def open(self, *, clock: Clock = utc_now) -> Store:
+        return await open_store(self.url, schema=self.schema, clock=clock)
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,6 +14,7 @@ from structlog.testing import capture_logs
 
 from adapters import AdapterClient, AdapterConfig, Receipt, Received, Sealed, processing_order
 from backbone.broker.management import ManagementClient
+from backbone.clock import edxml_now
 from backbone.edxml import (
     Attachment,
     Business,
@@ -57,7 +57,9 @@ def _with_attachment(sender: str, recipients: list[str], number: int, content: b
             recipients=tuple(Organization(organ_id=code) for code in recipients),
             document_id=document_id(sender, number),
             code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=date.today()),
+            promulgation_info=PromulgationInfo(
+                place="Hà Nội", promulgation_date=edxml_now().date()
+            ),
             document_type=DocumentType(type="1", type_name="Công văn"),
             subject=f"Văn bản số {number} kèm tệp",
             business=Business(business_doc_type=BusinessDocType.NEW),
@@ -143,6 +145,7 @@ async def test_an_agency_behind_a_hub_sends_through_the_hubs_account(
 # -- statuses ----------------------------------------------------------------------------
 
 
+@pytest.mark.clock
 async def test_statuses_01_to_06_reach_the_sender_and_sort_into_the_order_they_were_sent(
     adapter_deployment: Deployment,
 ) -> None:

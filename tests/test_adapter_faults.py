@@ -13,7 +13,6 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import yaml
 from structlog.testing import capture_logs
 
 from adapters.dropfolder import DropFolder, DropFolderOptions
+from backbone.clock import edxml_now
 from backbone.edxml import (
     Attachment,
     Business,
@@ -46,7 +46,6 @@ pytestmark = pytest.mark.broker
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 H53, H53_DISTRICT = "000.00.00.H53", "000.00.32.H53"
-VIETNAM = timezone(timedelta(hours=7))  # edXML timestamps are Vietnam local time
 BURST = 60
 
 
@@ -195,7 +194,9 @@ def with_attachment(number: int, content: bytes) -> bytes:
             recipients=(Organization(organ_id=H41),),
             document_id=document_id(G22, number),
             code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=date.today()),
+            promulgation_info=PromulgationInfo(
+                place="Hà Nội", promulgation_date=edxml_now().date()
+            ),
             document_type=DocumentType(type="1", type_name="Công văn"),
             subject=f"Văn bản số {number} kèm tệp",
             business=Business(business_doc_type=BusinessDocType.NEW),
@@ -218,7 +219,7 @@ def status_edxml(code: StatusCode, about: str) -> bytes:
             sender=Organization(organ_id=H41),
             response_for=ResponseFor(organ_id=G22, document_id=about),
             status_code=code,
-            timestamp=datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0),
+            timestamp=edxml_now(),
         )
     )
 

@@ -32,6 +32,8 @@ from backbone.errors import BrokerUnavailableError, Reason, RoutingError
 from tests.pki_fixtures import DevPki, make_pki
 from tests.router_harness import document_edxml, document_id
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 G22, H41, H53, H53_DISTRICT = "000.00.00.G22", "000.00.00.H41", "000.00.00.H53", "000.00.32.H53"
 FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.01, retry_max=0.05)
 

@@ -40,6 +40,8 @@ from backbone.edxml import (
 from backbone.edxml.dates import format_date
 from backbone.errors import EdxmlError
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 SAMPLES = Path(__file__).parent / "edxml_samples"
 
 # Any text XML 1.0 can carry: no control characters but tab, newline and carriage return.

@@ -26,6 +26,8 @@ from backbone.edxml.validate import _schema, schema_dir
 from backbone.errors import EdxmlError, OrganCodeError, Reason
 from backbone.organ import OrganCode
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 SAMPLES = Path(__file__).parent / "edxml_samples"
 DOCUMENT = (SAMPLES / "document.edxml").read_bytes()
 STATUS = (SAMPLES / "status.edxml").read_bytes()

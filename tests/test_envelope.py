@@ -33,6 +33,8 @@ from backbone.errors import (
 from backbone.pki.ca import IssuedCertificate
 from tests.pki_fixtures import DevPki, make_pki
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 SENDER = "000.00.00.G22"
 RECIPIENTS = ("000.00.00.H41", "000.00.00.H14", "000.00.00.G17")
 DOCUMENT_ID = "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"

@@ -26,6 +26,8 @@ from backbone.router.policy import RoutingPolicy
 from backbone.router.store import MemoryStore
 from tests.pki_fixtures import DevPki, make_pki
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 MINISTRY = "000.00.00.G22"  # tier 1, direct
 PROVINCE = "000.00.00.H53"  # tier 1, direct
 OTHER_PROVINCE = "000.00.00.H41"  # tier 1, direct

@@ -30,6 +30,8 @@ from backbone.pki.keys import PrivateKey, generate_private_key
 from backbone.pki.validation import CertificateValidator, load_crl_file
 from tests.pki_fixtures import DevPki, make_pki
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 H53 = OrganCode.parse("000.00.00.H53")
 G22 = OrganCode.parse("000.00.00.G22")
 

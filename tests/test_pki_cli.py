@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from backbone.pki.cli import app
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 runner = CliRunner()
 
 

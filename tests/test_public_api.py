@@ -9,6 +9,7 @@ import pytest
 
 PACKAGES = [
     "backbone",
+    "backbone.clock",
     "backbone.errors",
     "backbone.organ",
     "backbone.tiers",

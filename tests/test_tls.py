@@ -6,6 +6,7 @@ test CA made here signed, for the host name ``localhost`` only."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,7 +124,9 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     )
     node = LocalNode(
         root,
-        name="tls",
+        # One node name per test session: two sessions at once on one machine (the clock
+        # check runs two) must not meet in epmd under one name.
+        name=f"tls{os.getpid()}",
         amqp_port=amqp,
         dist_port=dist,
         management_port=management,
@@ -153,6 +156,7 @@ def _over_tls(config: AdapterConfig, ca_file: Path, host: str = "localhost") -> 
     return AdapterConfig(**{**values, "amqp_url": url, "amqp_ca_file": ca_file})
 
 
+@pytest.mark.clock
 async def test_router_and_adapters_send_a_document_end_to_end_over_verified_amqps(
     tls_broker: TlsBroker, tls_deployment: Deployment
 ) -> None:

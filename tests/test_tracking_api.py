@@ -36,10 +36,14 @@ from tests.tracking_fixtures import (
     H41,
     H53_DISTRICT,
     TIERS,
+    TODAY,
     Ledger,
     Tokens,
+    fixed_clock,
     tracked_store,
 )
+
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 
 
 @dataclass
@@ -53,7 +57,9 @@ class Api:
 async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
     tokens = Tokens.for_holders([G22, H41, G01, OPERATOR])
     async with tracked_store(request.param, tmp_path) as (ledger, _):
-        tracking = Tracking.for_store(ledger.store, TIERS, TrackingOptions(tokens=tokens.hashes))
+        tracking = Tracking.for_store(
+            ledger.store, TIERS, TrackingOptions(tokens=tokens.hashes, clock=fixed_clock)
+        )
         assert tracking is not None
         app = make_app({}, title="vdx router", routers=tracking.routers())
         transport = httpx.ASGITransport(app=app)
@@ -108,7 +114,7 @@ async def test_another_agencys_document_is_not_found_and_an_operator_sees_it(api
 
 async def test_the_list_filters_and_pages(api: Api) -> None:
     for number in range(1, 6):
-        await api.ledger.send(G22, (H41, H53_DISTRICT), number, due=date.today() - timedelta(1))
+        await api.ledger.send(G22, (H41, H53_DISTRICT), number, due=TODAY - timedelta(1))
     await api.ledger.status(H41, G22, api.ledger.document_id(G22, 1), "06")
     auth = api.tokens.auth(OPERATOR)
 

@@ -10,7 +10,7 @@ import asyncio
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -23,6 +23,7 @@ from tests.tracking_fixtures import (
     H41,
     H41_COMMUNE,
     REJECTED_STEPS,
+    agencies_today,
     dated_edxml,
     tracked_exchange,
 )
@@ -138,7 +139,8 @@ async def test_a_leader_follows_a_document_and_the_overdue_overview_in_a_browser
         if os.environ.get("CI") == "true":
             pytest.fail(f"the browser test needs a browser in CI: {missing}", pytrace=False)
         pytest.skip(missing)
-    due = date.today() + timedelta(days=14)
+    today = agencies_today()  # the running router's clock, read in its zone
+    due = today + timedelta(days=14)
     async with tracked_exchange(amqp_url, tmp_path, "sqlite") as tracked:
         deployment = tracked.deployment
         a = await deployment.adapter(G22)
@@ -146,7 +148,7 @@ async def test_a_leader_follows_a_document_and_the_overdue_overview_in_a_browser
         c = await deployment.adapter(H41_COMMUNE)
         b_inbox, c_inbox = deployment.inbox(b), deployment.inbox(c)
         sent = await a.send(dated_edxml(G22, [H41, H41_COMMUNE], 1, due))
-        late = await a.send(dated_edxml(G22, [H41], 2, date.today() - timedelta(days=3)))
+        late = await a.send(dated_edxml(G22, [H41], 2, today - timedelta(days=3)))
         await b_inbox.wait_for(2)
         await c_inbox.wait_for(1)
         await tracked.reached(sent.document_id, H41, "delivered")

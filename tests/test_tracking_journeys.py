@@ -25,6 +25,8 @@ from backbone.tracking import State
 from tests.store_fixtures import backend, header
 from tests.tracking_fixtures import BACKENDS, G01, G22, H41, H41_COMMUNE, H53_DISTRICT
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 AGENCIES = (G01, H41, H41_COMMUNE, H53_DISTRICT)
 STATUSES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 START = datetime(2026, 11, 2, 8, tzinfo=UTC)

@@ -5,7 +5,7 @@ what, filters and pages. The store is written exactly as the router writes it.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from backbone.tracking import (
     State,
     StepKind,
     Tracker,
+    Tracking,
+    TrackingOptions,
 )
 from tests.store_fixtures import backend
 from tests.tracking_fixtures import (
@@ -32,13 +34,19 @@ from tests.tracking_fixtures import (
     H41_COMMUNE,
     H53_DISTRICT,
     TIERS,
+    TODAY,
+    TRACKING_NOW,
     Ledger,
+    ManualClock,
+    fixed_clock,
     tracked_store,
 )
 
+pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
+
 OPERATOR = Principal(operator=True)
-PAST = date.today() - timedelta(days=10)
-FUTURE = date.today() + timedelta(days=30)
+PAST = TODAY - timedelta(days=10)
+FUTURE = TODAY + timedelta(days=30)
 
 
 class Heard(list[Event]):
@@ -186,7 +194,7 @@ async def test_overdue_journeys_are_flagged_once_counted_and_announced(
     rejected = await ledger.send(G22, (H41,), 6, due=PAST)
     await ledger.status(H41, G22, rejected.document_id, "02", "Sai thẩm quyền")  # finished
     await ledger.send(G22, (H41,), 7, due=FUTURE)  # not due yet
-    await ledger.send(G22, (H41,), 8, due=date.today())  # due today: still on time
+    await ledger.send(G22, (H41,), 8, due=TODAY)  # due today in Vietnam: still on time
     taken_back = await ledger.send(G22, (H41,), 9, due=PAST)
     await ledger.status(G22, H41, taken_back.document_id, "13", "Lấy lại")
     await ledger.status(H41, G22, taken_back.document_id, "15")
@@ -234,6 +242,28 @@ async def test_overdue_journeys_are_flagged_once_counted_and_announced(
 
     await ledger.status(H41_COMMUNE, G22, late.document_id, "06")
     assert (await tracker.overview(OPERATOR)).total == 1  # completed late: no longer overdue
+
+
+async def test_a_document_due_today_in_vietnam_is_on_time_until_midnight_there(
+    tracked: tuple[Ledger, Tracker],
+) -> None:
+    ledger, _ = tracked
+    due = date(2026, 11, 21)
+    moments = {
+        # 20:00 UTC on the 20th is 03:00 on the 21st in Vietnam: due today, on time.
+        datetime(2026, 11, 20, 20, 0, tzinfo=UTC): False,
+        datetime(2026, 11, 21, 16, 59, 59, tzinfo=UTC): False,  # 23:59:59 in Vietnam
+        datetime(2026, 11, 21, 17, 0, 0, tzinfo=UTC): True,  # midnight there: late
+    }
+    sent = await ledger.send(G22, (H41,), 12, due=due)
+    for now, late in moments.items():
+        tracking = Tracking.for_store(ledger.store, TIERS, TrackingOptions(clock=lambda t=now: t))
+        assert tracking is not None
+        tracker = tracking.tracker
+        [journey] = (await tracker.journeys(OPERATOR, JourneyFilter())).items
+        assert (journey.document_id, journey.overdue) == (sent.document_id, late), now
+        flagged = await OverdueWatch(tracker, Heard(), interval=60).check()
+        assert [j.document_id for j in flagged] == ([sent.document_id] if late else []), now
 
 
 async def test_an_announcement_that_fails_leaves_the_journey_to_be_flagged_again(
@@ -312,7 +342,7 @@ async def test_journeys_filter_by_sender_recipient_status_tier_and_time_and_page
     ledger, tracker = tracked
     for number in range(1, 8):
         await ledger.send(G22, (H41, H53_DISTRICT), 100 + number)
-    middle = ledger.clock
+    middle = ledger.clock()
     await ledger.send(H41, (G22,), 200)
     accepted = ledger.document_id(G22, 101)
     await ledger.status(H41, G22, accepted, "03")
@@ -366,14 +396,15 @@ async def test_a_store_made_before_tracking_gains_its_columns(name: str, tmp_pat
                 )
             )
         await old.dispose()
-        store = await SqlStore.open(where.url, schema=where.schema)
+        clock = ManualClock(TRACKING_NOW - timedelta(days=1))
+        store = await SqlStore.open(where.url, schema=where.schema, clock=clock)
         try:
-            ledger = Ledger(store)
+            ledger = Ledger(store, clock)
             sent = await ledger.send(G22, (H41,), 1, due=FUTURE)
             [delivery] = await store.history(sent.document_id, sender=G22, recipient=H41)
             assert delivery.due_date == FUTURE
 
-            tracker = Tracker(store.engine, TIERS)
+            tracker = Tracker(store.engine, TIERS, clock=fixed_clock)
             [journey] = (
                 await tracker.journeys(OPERATOR, JourneyFilter(document_id=sent.document_id))
             ).items

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from adapters import AdapterClient
+from backbone.clock import today_in
 from backbone.directory import dump_directory
 from backbone.edxml import EdxmlDocument, StatusCode, build, validate
 from backbone.envelope import EnvelopeHeader
@@ -26,6 +28,7 @@ from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import OPERATOR, Tracker, Tracking, TrackingOptions, mint_token
+from backbone.tracking.wiring import DEFAULT_ZONE
 from tests.adapter_harness import Deployment
 from tests.router_harness import Exchange, document_edxml
 from tests.store_fixtures import POSTGRES_URL, backend, header
@@ -34,6 +37,21 @@ G22, G01, H41 = "000.00.00.G22", "000.00.05.G01", "000.00.00.H41"
 H41_COMMUNE, H53_DISTRICT = "000.07.12.H41", "000.00.32.H53"
 TIERS = TierModel.named(DEFAULT_PROFILE)
 BACKENDS = ["sqlite", "postgresql"]
+
+# "Now" for the store-level tracking tests: 20:00 UTC, when it is already the next day in
+# Vietnam. The tracker takes this clock; the machine's date and zone are never read.
+TRACKING_NOW = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)
+TODAY = today_in(ZoneInfo(DEFAULT_ZONE), lambda: TRACKING_NOW)  # 2026-11-21 in Vietnam
+
+
+def fixed_clock() -> datetime:
+    return TRACKING_NOW
+
+
+def agencies_today() -> date:
+    """Today where the agencies are, as a router with default tracking options reads it:
+    for tests of a running router, whose clock is the real one."""
+    return today_in(ZoneInfo(DEFAULT_ZONE))
 
 
 def free_port() -> int:
@@ -52,12 +70,23 @@ def dated_edxml(
 
 
 @dataclass
+class ManualClock:
+    """A clock that moves only when told to."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
 class Ledger:
-    """Writes to a store exactly as the router does (claim, then record_routed), with a
-    clock of its own so timelines have a known order."""
+    """Writes to a store exactly as the router does (claim, then record_routed), on the
+    store's own clock, so timelines have a known order: it starts a day before
+    :data:`TRACKING_NOW` and moves five minutes per envelope."""
 
     store: Store
-    clock: datetime = field(default_factory=lambda: datetime.now(UTC))
+    clock: ManualClock
 
     def document_id(self, sender: str, number: int) -> str:
         return f"{sender},2026/11/02,{number}/VP"
@@ -98,21 +127,22 @@ class Ledger:
 
     async def _route(self, base: EnvelopeHeader, **extra: object) -> EnvelopeHeader:
         routed = EnvelopeHeader.model_validate({**dict(base), **extra})
-        self.clock += timedelta(minutes=5)
+        self.clock.now += timedelta(minutes=5)
         await self.store.claim(Identity.of(routed), routed.envelope_id)
-        await self.store.record_routed(routed, self.clock)
+        await self.store.record_routed(routed, self.clock())
         return routed
 
 
 @asynccontextmanager
 async def tracked_store(name: str, directory: Path) -> AsyncIterator[tuple[Ledger, Tracker]]:
     """A fresh store of back-end ``name``, a ledger writing to it and a tracker reading it."""
+    clock = ManualClock(TRACKING_NOW - timedelta(days=1))
     async with backend(name, directory) as where:
-        store = await where.open()
+        store = await where.open(clock=clock)
         try:
-            tracking = Tracking.for_store(store, TIERS, TrackingOptions())
+            tracking = Tracking.for_store(store, TIERS, TrackingOptions(clock=fixed_clock))
             assert tracking is not None
-            yield Ledger(store), tracking.tracker
+            yield Ledger(store, clock), tracking.tracker
         finally:
             await store.close()
 
@@ -260,10 +290,15 @@ __all__ = [
     "REJECTED_STEPS",
     "STATE_AFTER",
     "TIERS",
+    "TODAY",
+    "TRACKING_NOW",
     "Ledger",
+    "ManualClock",
     "Tokens",
     "TrackedExchange",
+    "agencies_today",
     "dated_edxml",
+    "fixed_clock",
     "free_port",
     "tracked_exchange",
     "tracked_store",

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path
 
+from backbone.clock import edxml_now
 from backbone.demo.world import NAMES, DemoWorld
 from backbone.edxml import (
     Business,
@@ -38,7 +39,6 @@ TAY_NINH, DISTRICT, COMMUNE, UNIT = (
     "001.21.32.H53",
 )
 FLOW = ("01", "03", "04", "05", "06")  # arrived, accepted, assigned, processing, completed
-VIETNAM = timezone(timedelta(hours=7))  # edXML timestamps are Vietnam local time
 
 
 class DemoError(Exception):
@@ -55,7 +55,7 @@ class Letter:
     number: int
     notation: str
     subject: str
-    day: date = field(default_factory=date.today)
+    day: date = field(default_factory=lambda: edxml_now().date())  # Vietnam's day
 
     @property
     def document_id(self) -> str:
@@ -211,6 +211,6 @@ def _status(pair: Pair, code: str) -> bytes:
                 organ_id=pair.letter.sender, document_id=pair.letter.document_id
             ),
             status_code=StatusCode(code),
-            timestamp=datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0),
+            timestamp=edxml_now(),
         )
     )

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
+from backbone.clock import Clock, utc_now
+
 __all__ = ["Clock", "iso_z", "utc_now"]
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso_z(moment: datetime) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import structlog
 
@@ -55,7 +54,7 @@ class OverdueWatch:
         """Flag and announce what became overdue; return it."""
         flagged: list[Journey] = []
         for journey in await self._tracker.unflagged_overdue():
-            if not await self._tracker.flag(journey, datetime.now(UTC)):
+            if not await self._tracker.flag(journey, self._tracker.now()):
                 continue  # another replica was first
             try:
                 await self._announce(overdue_event(journey))

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backbone.clock import Clock, today_in, utc_now
 from backbone.organ import OrganCode
 from backbone.router.store.schema import claims, deliveries, journeys, overdue
 from backbone.tiers import Tier, TierModel
@@ -155,11 +156,17 @@ class Tracker:
     :attr:`backbone.router.store.SqlStore.engine`)."""
 
     def __init__(
-        self, engine: AsyncEngine, tiers: TierModel, *, zone: str = "Asia/Ho_Chi_Minh"
+        self,
+        engine: AsyncEngine,
+        tiers: TierModel,
+        *,
+        zone: str = "Asia/Ho_Chi_Minh",
+        clock: Clock = utc_now,
     ) -> None:
         self._engine = engine
         self._tiers = tiers
         self._zone = ZoneInfo(zone)
+        self._clock = clock
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         self._flag = (
             dialect.insert(overdue).on_conflict_do_nothing().returning(overdue.c.document_id)
@@ -169,9 +176,13 @@ class Tracker:
     def tiers(self) -> TierModel:
         return self._tiers
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def today(self) -> date:
-        """The day it is where the agencies are: a due date is missed once it has passed."""
-        return datetime.now(self._zone).date()
+        """The day it is where the agencies are (the configured zone, never the machine's):
+        a document due today is on time until midnight there."""
+        return today_in(self._zone, self._clock)
 
     def tier_of(self, code: str) -> str:
         return self._tiers.tier_of(OrganCode.parse(code)).name

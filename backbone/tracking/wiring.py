@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter
 
+from backbone.clock import Clock, utc_now
 from backbone.router.abc import Store
 from backbone.router.store import BatchingStore, SqlStore
 from backbone.tiers import TierModel
@@ -27,6 +28,7 @@ class TrackingOptions:
     tokens: Mapping[str, str] = field(default_factory=dict)  # token SHA-256 → holder
     overdue_interval: float = 300.0  # seconds between overdue checks
     zone: str = DEFAULT_ZONE  # where due dates are days
+    clock: Clock = utc_now  # when "now" is (tests inject a fixed one)
 
 
 class Tracking:
@@ -42,7 +44,7 @@ class Tracking:
             store = store.store
         if not isinstance(store, SqlStore):
             return None
-        return cls(Tracker(store.engine, tiers, zone=options.zone), options)
+        return cls(Tracker(store.engine, tiers, zone=options.zone, clock=options.clock), options)
 
     def routers(self) -> list[APIRouter]:
         """The API and the page, for :func:`backbone.observability.http.make_app`."""

@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from backbone.clock import edxml_now
 from backbone.edxml import StatusCode
 from backbone.envelope import Kind, read_header, seal
 from backbone.envelope.algorithms import new_content_key, sign, wrap_key
@@ -89,7 +90,7 @@ class Kit:
         return next(self._numbers)
 
     def document_id(self, number: int) -> str:
-        return f"{HONEST},{date.today():%Y/%m/%d},{number}/VP"
+        return f"{HONEST},{edxml_now():%Y/%m/%d},{number}/VP"
 
     def genuine(self, number: int | None = None) -> bytes:
         """A valid document from HONEST to RECIPIENT, XML-signed and sealed by the book."""
@@ -110,7 +111,7 @@ class Kit:
     def seal_with(self, sender: str, issued: IssuedCertificate, *, to: str = RECIPIENT) -> bytes:
         """A document naming ``sender``, signed with ``issued`` (whoever that belongs to)."""
         number = self.number()
-        document_id = f"{sender},{date.today():%Y/%m/%d},{number}/VP"
+        document_id = f"{sender},{edxml_now():%Y/%m/%d},{number}/VP"
         return self.seal(document_edxml(sender, [to], number), sender, issued, [to], document_id)
 
     def seal(
@@ -428,7 +429,7 @@ def _status_never_sent(kit: Kit) -> Submission:
 
 def _status_implausible(kit: Kit) -> Submission:
     issued = kit.pki.agency(HONEST)
-    about = f"{RECIPIENT},{date.today():%Y/%m/%d},{kit.number()}/VP"
+    about = f"{RECIPIENT},{edxml_now():%Y/%m/%d},{kit.number()}/VP"
     # The router never reads the content.
     body = kit.seal(b"<edXML/>", HONEST, issued, [RECIPIENT], about, status_code="09")
     return Submission(body, HONEST, HONEST)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from backbone.clock import Clock, utc_now
 from backbone.router.abc import Store
 from backbone.router.store.batching import BatchingStore
 from backbone.router.store.memory import MemoryStore
@@ -19,9 +20,12 @@ from backbone.router.store.sql import SqlStore
 __all__ = ["BatchingStore", "MemoryStore", "SqlStore", "open_store"]
 
 
-async def open_store(url: str, *, schema: str | None = None, batching: bool = True) -> Store:
+async def open_store(
+    url: str, *, schema: str | None = None, batching: bool = True, clock: Clock = utc_now
+) -> Store:
     """The store at ``url``, its tables created if absent (in PostgreSQL ``schema`` when
     given); a SQL one commits concurrent writes together unless ``batching`` is false.
+    ``clock`` says when claims are made (tests inject one).
     Raise ``ValueError`` for an unusable URL and
     :class:`~backbone.errors.StoreUnavailableError` when the database cannot be reached."""
     try:
@@ -31,6 +35,6 @@ async def open_store(url: str, *, schema: str | None = None, batching: bool = Tr
     if parsed.drivername == "memory":
         if schema is not None:
             raise ValueError("a schema applies to PostgreSQL only")
-        return MemoryStore()
-    store = await SqlStore.open(parsed, schema=schema)
+        return MemoryStore(clock=clock)
+    store = await SqlStore.open(parsed, schema=schema, clock=clock)
     return BatchingStore(store) if batching else store

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
 from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
@@ -29,7 +30,8 @@ class _Held:
 class MemoryStore:
     """A :class:`~backbone.router.abc.Store` in process memory, lost on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = utc_now) -> None:
+        self._clock = clock  # when an envelope routed by claim_route was routed
         self._claims: dict[_Key, _Held] = {}
         self._by_envelope: dict[str, _Key] = {}
         self._deliveries: dict[tuple[str, str], Delivery] = {}
@@ -56,7 +58,7 @@ class MemoryStore:
     async def claim_route(self, header: EnvelopeHeader) -> Claim:
         claim = await self.claim(Identity.of(header), header.envelope_id)
         if claim.state.routes:
-            await self.record_routed(header, datetime.now(UTC))
+            await self.record_routed(header, self._clock())
         return claim
 
     async def finish(

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any, cast
@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.schema import CreateSchema
 
+from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
@@ -224,9 +225,13 @@ class SqlStore:
     """A :class:`~backbone.router.abc.Store` in SQLite (one host, several processes share
     the file) or PostgreSQL (several router replicas). Open it with :meth:`open`."""
 
-    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
-        """Use ``engine`` (whose tables exist) and its pool; :meth:`close` disposes it."""
+    def __init__(
+        self, engine: AsyncEngine, *, schema: str | None = None, clock: Clock = utc_now
+    ) -> None:
+        """Use ``engine`` (whose tables exist) and its pool; :meth:`close` disposes it.
+        ``clock`` says when a claim is made."""
         dialect = _DIALECTS[engine.dialect.name]
+        self._clock = clock
         self._base = engine
         self._engine = engine.execution_options(schema_translate_map={None: schema})
         if dialect.autocommit:
@@ -258,11 +263,13 @@ class SqlStore:
         return self._transactional
 
     @classmethod
-    async def open(cls, url: str | URL, *, schema: str | None = None) -> SqlStore:
+    async def open(
+        cls, url: str | URL, *, schema: str | None = None, clock: Clock = utc_now
+    ) -> SqlStore:
         """Connect, create the tables (and PostgreSQL ``schema``) if absent, and return the
         store. Raise :class:`StoreUnavailableError` when the database cannot be used."""
         engine = _create_engine(make_url(url), schema)
-        store = cls(engine, schema=schema)
+        store = cls(engine, schema=schema, clock=clock)
         try:
             ddl = engine.execution_options(schema_translate_map={None: schema})
             async with ddl.begin() as conn:
@@ -284,7 +291,7 @@ class SqlStore:
         return store
 
     async def claim(self, identity: Identity, envelope_id: str) -> Claim:
-        now = datetime.now(UTC)
+        now = self._clock()
         # On SQLite the insert takes the write lock first, so what follows cannot race.
         async with self._reachable(), self._engine.begin() as conn:
             return await self._claim_on(conn, identity, envelope_id, now, in_transaction=False)
@@ -312,7 +319,7 @@ class SqlStore:
         per call (its :class:`Claim`, ``None`` for the others). When the transaction fails
         nothing is committed and the error is raised (:class:`StoreUnavailableError` for the
         database failing), for every call alike."""
-        now = datetime.now(UTC)
+        now = self._clock()
         results: list[Claim | None] = []
         async with self._reachable(), self._transactional.begin() as conn:
             # Consecutive calls of one kind run together: a run of claims is one multi-row
