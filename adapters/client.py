@@ -106,7 +106,15 @@ from backbone.errors import (
 from backbone.observability import metrics
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
-from backbone.router.names import H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER, Names
+from backbone.wire import (
+    H_DOCUMENT,
+    H_ENVELOPE,
+    H_REPUBLISHED,
+    H_SENDER,
+    Names,
+    envelope_message,
+    header_text,
+)
 from backbone.xmldsig import sign_edxml, verify_edxml
 
 __all__ = ["AdapterClient", "processing_order"]
@@ -357,19 +365,12 @@ class AdapterClient:
         header = sealed.header
         if self._submit is None:
             raise BrokerUnavailableError(f"adapter {self.system} is not started (or closed)")
-        message = aio_pika.Message(
+        message = envelope_message(
             sealed.body,
-            headers={
-                H_ENVELOPE: header.envelope_id,
-                H_DOCUMENT: header.document_id,
-                H_SENDER: header.sender,
-            },
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            header,
             user_id=self._resolved.broker_account,  # the broker refuses any other
             # Unique per attempt: returns are matched by message_id. Identity is in headers.
             message_id=f"{header.envelope_id}/{uuid.uuid4().hex[:12]}",
-            timestamp=datetime.now(UTC),
-            type=str(header.kind),
         )
         started = time.perf_counter()
         try:
@@ -586,7 +587,7 @@ class AdapterClient:
         except Exception:
             log.exception(
                 "adapter.open_failed",
-                envelope_id=_header_value(message, H_ENVELOPE),
+                envelope_id=header_text(message, H_ENVELOPE),
                 outcome="requeued",
             )
             await _settle(message, ack=False, requeue=True)
@@ -780,9 +781,9 @@ class AdapterClient:
         log.error(
             "adapter.envelope_refused",
             system=self.system,
-            envelope_id=_header_value(message, H_ENVELOPE),
-            document_id=_header_value(message, H_DOCUMENT),
-            sender=_header_value(message, H_SENDER),
+            envelope_id=header_text(message, H_ENVELOPE),
+            document_id=header_text(message, H_DOCUMENT),
+            sender=header_text(message, H_SENDER),
             reason=error.reason.value,
             error=error.message,
             redelivered=message.redelivered,
@@ -910,13 +911,8 @@ async def _settle(message: AbstractIncomingMessage, *, ack: bool, requeue: bool 
     except Exception as error:
         log.warning(
             "adapter.settle_failed",
-            envelope_id=_header_value(message, H_ENVELOPE),
+            envelope_id=header_text(message, H_ENVELOPE),
             ack=ack,
             error=type(error).__name__,
             outcome="redelivery_expected",
         )
-
-
-def _header_value(message: AbstractIncomingMessage, name: str) -> str | None:
-    value = (message.headers or {}).get(name)
-    return value if isinstance(value, str) else None

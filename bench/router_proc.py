@@ -22,11 +22,11 @@ from cryptography import x509
 from backbone.directory import load_directory
 from backbone.logs import configure_logging
 from backbone.pki.validation import CertificateValidator, load_crl_file
-from backbone.router.names import Names
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
+from backbone.wire.names import Names
 
 
 def _say(event: str, **fields: object) -> None:

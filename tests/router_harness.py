@@ -44,8 +44,8 @@ from backbone.edxml import (
     build,
 )
 from backbone.envelope import Kind, seal
-from backbone.router.events import Event, decode_events
-from backbone.router.names import Names
+from backbone.wire.events import Event, decode_events
+from backbone.wire.names import Names
 from tests.pki_fixtures import DevPki, make_pki
 
 HUB = "00.53.W00"

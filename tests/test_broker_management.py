@@ -19,8 +19,8 @@ from aio_pika.abc import AbstractChannel
 from backbone.broker.management import ManagementClient, QueueBinding
 from backbone.directory import DirectoryBuilder
 from backbone.errors import BrokerUnavailableError
-from backbone.router.names import Names
 from backbone.router.topology import apply_topology
+from backbone.wire.names import Names
 
 G22, H53, HUB = "000.00.00.G22", "000.00.00.H53", "00.53.W00"
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from backbone.router.events import Event, EventType, decode_events
 from backbone.router.publisher import EventPublisher
+from backbone.wire.events import Event, EventType, decode_events
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 

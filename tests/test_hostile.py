@@ -23,8 +23,8 @@ from backbone.edxml import EdxmlStatus, StatusCode
 from backbone.envelope import read_header
 from backbone.errors import BackboneError, Reason
 from backbone.pki.validation import CertificateValidator
-from backbone.router.events import Event, EventType, decode_events
-from backbone.router.names import H_REASON
+from backbone.wire.events import Event, EventType, decode_events
+from backbone.wire.names import H_REASON
 from tests.adapter_harness import Deployment, open_deployment
 from tests.hostile.build import (
     HONEST,

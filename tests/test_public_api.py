@@ -18,7 +18,7 @@ PACKAGES = [
     "backbone.envelope",
     "backbone.pki",
     "backbone.router.abc",
-    "backbone.router.names",
+    "backbone.wire",
     "backbone.tracking",
     "adapters",
 ]

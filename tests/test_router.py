@@ -13,12 +13,12 @@ import pytest
 from backbone.edxml import StatusCode
 from backbone.envelope import read_header
 from backbone.errors import Reason
-from backbone.router.events import EventType
-from backbone.router.names import H_REASON
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
+from backbone.wire.events import EventType
+from backbone.wire.names import H_REASON
 from tests.router_harness import HUB, Exchange
 
 pytestmark = pytest.mark.broker

@@ -20,9 +20,9 @@ from backbone.broker.management import ManagementClient
 from backbone.directory import Connection, Directory, DirectoryBuilder, generate_directory
 from backbone.errors import DirectoryError
 from backbone.organ import OrganCode
-from backbone.router.names import Names
 from backbone.router.topology import BindingSpec, TopologyPlan, apply_topology, plan_topology
 from backbone.router.topology_cli import app
+from backbone.wire.names import Names
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -16,9 +16,9 @@ import pytest
 
 from backbone.edxml import StatusCode
 from backbone.envelope import read_header
-from backbone.router.events import Event, EventType
 from backbone.tracking import OPERATOR
 from backbone.tracking.openapi import OPENAPI_PATH
+from backbone.wire.events import Event, EventType
 from tests.tracking_fixtures import (
     BACKENDS,
     COMPLETED_STEPS,

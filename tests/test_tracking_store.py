@@ -13,7 +13,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backbone.router.events import Event, EventType
 from backbone.router.store import SqlStore
 from backbone.tracking import (
     JourneyFilter,
@@ -25,6 +24,7 @@ from backbone.tracking import (
     Tracking,
     TrackingOptions,
 )
+from backbone.wire.events import Event, EventType
 from tests.store_fixtures import backend
 from tests.tracking_fixtures import (
     BACKENDS,

@@ -21,7 +21,7 @@ import yaml
 
 from backbone.broker.management import ManagementClient
 from backbone.directory import Directory
-from backbone.router.names import Names
+from backbone.wire.names import Names
 
 __all__ = [
     "AccountSpec",

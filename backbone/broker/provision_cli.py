@@ -19,7 +19,7 @@ from backbone.broker.provision import (
 )
 from backbone.directory import load_directory
 from backbone.errors import BackboneError
-from backbone.router.names import Names
+from backbone.wire.names import Names
 
 
 def provision_command(

@@ -21,7 +21,7 @@ from backbone.broker.provision import AccountSpec, plan_accounts
 from backbone.directory import DirectoryBuilder, dump_directory
 from backbone.directory.index import Directory
 from backbone.pki.ca import DevCA
-from backbone.router.names import Names
+from backbone.wire.names import Names
 
 __all__ = ["HUB", "NAMES", "Agency", "DemoWorld", "build_world"]
 

@@ -17,12 +17,12 @@ from backbone.broker.tls import connection_problem
 from backbone.directory import load_directory
 from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.logs import configure_logging
-from backbone.router.names import Names
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
 from backbone.settings import Settings
 from backbone.tracking import TrackingOptions
+from backbone.wire.names import Names
 
 app = typer.Typer(no_args_is_help=True)
 log = structlog.get_logger(__name__)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from backbone.router.events import Event, encode_events
+from backbone.wire.events import Event, encode_events
 
 __all__ = ["EventPublisher", "Publish"]
 

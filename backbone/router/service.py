@@ -34,21 +34,20 @@ from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
 from backbone.router.abc import Outcome, Store
 from backbone.router.acks import Acknowledger
-from backbone.router.events import Event, EventType
-from backbone.router.names import (
-    H_DOCUMENT,
-    H_ENVELOPE,
-    H_MESSAGE,
-    H_PUBLISHER,
-    H_REASON,
-    H_REPUBLISHED,
-    H_SENDER,
-    Names,
-)
 from backbone.router.pipeline import Answer, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.topology import apply_topology
 from backbone.tracking.wiring import Tracking, TrackingOptions
+from backbone.wire import (
+    H_MESSAGE,
+    H_PUBLISHER,
+    H_REASON,
+    Event,
+    EventType,
+    Names,
+    envelope_message,
+    identity_headers,
+)
 
 __all__ = ["Router", "RouterOptions"]
 
@@ -289,11 +288,7 @@ class Router:
             H_PUBLISHER: message.user_id or "",
         }
         if header is not None:
-            headers |= {
-                H_ENVELOPE: header.envelope_id,
-                H_DOCUMENT: header.document_id,
-                H_SENDER: header.sender,
-            }
+            headers |= identity_headers(header)
         await self._publish_channel.default_exchange.publish(
             aio_pika.Message(
                 message.body,
@@ -422,24 +417,14 @@ class Router:
     def _message(
         self, body: bytes, header: EnvelopeHeader, *, cc: tuple[str, ...], republished: bool
     ) -> aio_pika.Message:
-        headers: dict[str, aio_pika.abc.FieldValue] = {
-            H_ENVELOPE: header.envelope_id,
-            H_DOCUMENT: header.document_id,
-            H_SENDER: header.sender,
-        }
-        if cc:
-            headers["CC"] = list(cc)
-        if republished:
-            headers[H_REPUBLISHED] = True
-        return aio_pika.Message(
+        # Unique per publish attempt (returns are matched by it, per channel, so a count of
+        # this process's publishes will do); the identity is in the headers.
+        return envelope_message(
             body,
-            headers=headers,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            # Unique per publish attempt (returns are matched by it, per channel, so a count
-            # of this process's publishes will do); the identity is in the headers.
+            header,
             message_id=f"{header.envelope_id}/{next(self._attempts)}",
-            timestamp=datetime.now(UTC),
-            type=str(header.kind),
+            cc=cc,
+            republished=republished,
         )
 
     async def _emit(self, event: Event) -> None:

@@ -28,8 +28,8 @@ from backbone.directory import Agency, Directory, Hub
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.errors import DirectoryError, UnknownAgencyError
 from backbone.organ import OrganCode
-from backbone.router.names import Names
 from backbone.tiers import Tier
+from backbone.wire.names import Names
 
 __all__ = [
     "BROKER_MAX_MESSAGE_BYTES",

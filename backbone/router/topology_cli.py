@@ -18,7 +18,6 @@ from backbone.broker.discovery import discover_broker
 from backbone.directory import Directory, load_directory
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.errors import BrokerUnavailableError, DirectoryError, OrganCodeError
-from backbone.router.names import Names
 from backbone.router.topology import (
     DEFAULT_DELIVERY_LIMIT,
     TopologyPlan,
@@ -26,6 +25,7 @@ from backbone.router.topology import (
     apply_topology,
     plan_topology,
 )
+from backbone.wire.names import Names
 
 __all__ = ["app", "render_mermaid", "render_text"]
 

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from backbone.observability import metrics
-from backbone.router.events import Event, EventType
 from backbone.tracking.model import Journey, Principal
 from backbone.tracking.query import Tracker
+from backbone.wire.events import Event, EventType
 
 __all__ = ["Announce", "OverdueWatch", "overdue_event"]
 

@@ -29,8 +29,8 @@ from typing import Any, cast
 import yaml
 
 from backbone.directory import dump_directory
-from backbone.router.events import Event, EventType, decode_events
 from backbone.router.service import Router
+from backbone.wire.events import Event, EventType, decode_events
 from tests.adapter_harness import Deployment
 from tests.child_process import ChildProcess
 from tests.conftest import REPO

@@ -11,7 +11,7 @@ import pytest
 
 from backbone.envelope import read_header
 from backbone.errors import Reason
-from backbone.router.events import EventType
+from backbone.wire.events import EventType
 from tests.faults.harness import (
     DOCUMENTS,
     G22,

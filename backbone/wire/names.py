@@ -12,6 +12,7 @@ from backbone.organ import OrganCode
 from backbone.tiers import Tier
 
 __all__ = [
+    "H_CC",
     "H_DOCUMENT",
     "H_ENVELOPE",
     "H_MESSAGE",
@@ -30,6 +31,8 @@ H_REASON = "vdx-reason"  # on quarantined envelopes: the Reason value
 H_MESSAGE = "vdx-message"  # on quarantined envelopes: what was wrong
 H_PUBLISHER = "vdx-publisher"  # on quarantined envelopes: the broker account that sent it
 H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients drop duplicates
+# RabbitMQ's own sender-selected distribution header: the further routing keys of one publish.
+H_CC = "CC"
 
 
 @dataclass(frozen=True, slots=True)

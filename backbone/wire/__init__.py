@@ -1,0 +1,38 @@
+"""The broker contract: exchange, queue and header names, the events and their encoding,
+and the AMQP message an envelope travels in. Router, adapters, provisioning and tracking
+all speak it; none of them owns it."""
+
+from __future__ import annotations
+
+from backbone.wire.events import Event, EventType, decode_events, encode_events
+from backbone.wire.message import envelope_message, header_text, identity_headers
+from backbone.wire.names import (
+    H_CC,
+    H_DOCUMENT,
+    H_ENVELOPE,
+    H_MESSAGE,
+    H_PUBLISHER,
+    H_REASON,
+    H_REPUBLISHED,
+    H_SENDER,
+    Names,
+)
+
+__all__ = [
+    "H_CC",
+    "H_DOCUMENT",
+    "H_ENVELOPE",
+    "H_MESSAGE",
+    "H_PUBLISHER",
+    "H_REASON",
+    "H_REPUBLISHED",
+    "H_SENDER",
+    "Event",
+    "EventType",
+    "Names",
+    "decode_events",
+    "encode_events",
+    "envelope_message",
+    "header_text",
+    "identity_headers",
+]

@@ -1,0 +1,63 @@
+"""The AMQP message an envelope travels in, and reading its headers back.
+
+Adapters publish envelopes to the submit exchange and the router publishes them on to the
+tier exchanges in the same form: the sealed body, persistent, with the envelope's identity
+in headers of our own (the router and operators read them without opening the body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractMessage, FieldValue
+
+from backbone.envelope import EnvelopeHeader
+from backbone.wire.names import H_CC, H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER
+
+__all__ = ["envelope_message", "header_text", "identity_headers"]
+
+
+def identity_headers(header: EnvelopeHeader) -> dict[str, FieldValue]:
+    """The envelope's id, its document's id and its sender, as message headers."""
+    return {
+        H_ENVELOPE: header.envelope_id,
+        H_DOCUMENT: header.document_id,
+        H_SENDER: header.sender,
+    }
+
+
+def envelope_message(
+    body: bytes,
+    header: EnvelopeHeader,
+    *,
+    message_id: str,
+    user_id: str | None = None,
+    cc: Sequence[str] = (),
+    republished: bool = False,
+) -> aio_pika.Message:
+    """The persistent message carrying the sealed ``body``. ``message_id`` must be unique
+    per publish attempt (returns are matched by it); ``user_id`` is the publishing broker
+    account (the broker refuses any other); ``cc`` the further routing keys of one publish;
+    ``republished`` marks a publish repeated after a crash (recipients drop duplicates)."""
+    headers = identity_headers(header)
+    if cc:
+        headers[H_CC] = list(cc)
+    if republished:
+        headers[H_REPUBLISHED] = True
+    return aio_pika.Message(
+        body,
+        headers=headers,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        user_id=user_id,
+        message_id=message_id,
+        timestamp=datetime.now(UTC),
+        type=str(header.kind),
+    )
+
+
+def header_text(message: AbstractMessage, name: str) -> str | None:
+    """Header ``name`` of ``message`` when it is text; ``None`` when absent or not text."""
+    value = (message.headers or {}).get(name)
+    return value if isinstance(value, str) else None
