@@ -39,6 +39,7 @@ lint: install
 	$(BIN)/ruff check backbone adapters tests scripts/clock-check
 	$(BIN)/ruff format --check backbone adapters tests scripts/clock-check
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: install broker
 	$(BIN)/backbone demo

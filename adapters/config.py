@@ -32,13 +32,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from backbone.broker.settings import BrokerSettings
 from backbone.directory import Directory, Hub, load_directory
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.errors import CertificateBindingError, DirectoryError, OrganCodeError, PkiError
 from backbone.organ import OrganCode, parse_identifier
 from backbone.pki.keys import load_private_key
 from backbone.pki.validation import CertificateValidator
-from backbone.settings import BrokerSettings
 
 __all__ = ["AdapterConfig", "ResolvedConfig", "ServedAgency", "ServedIdentity"]
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
+from backbone.broker.settings import LOCAL_URL
 from backbone.errors import BrokerUnavailableError
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "enable_plugins",
 ]
 
-LOCAL_URL = "amqp://guest:guest@127.0.0.1:5672/"
 PLUGINS = ("rabbitmq_management", "rabbitmq_prometheus")
 HOW_TO_GET_ONE = (
     "No RabbitMQ broker answers. Either set AMQP_URL=amqp://user:pass@host:5672/ to a broker "

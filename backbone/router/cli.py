@@ -19,8 +19,8 @@ from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.logs import configure_logging
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
+from backbone.router.settings import Settings
 from backbone.router.store import open_store
-from backbone.settings import Settings
 from backbone.tracking import TrackingOptions
 from backbone.wire.names import Names
 

@@ -1,94 +1,21 @@
-"""Configuration shared by the router and adapters: environment (``VDX_*``) over a YAML file.
-
-The file is named by ``VDX_CONFIG`` (or passed to :meth:`Settings.load`); environment
-variables win over it. Lists in the environment are JSON:
-``VDX_TRUST_ANCHORS='["/etc/vdx/ca.pem"]'``.
-"""
+"""The router's configuration: a YAML file with ``VDX_*`` environment variables over it
+(:class:`~backbone.broker.settings.FileSettings`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
-from backbone.broker.discovery import LOCAL_URL
-from backbone.broker.tls import check_tls_settings, connection_url
+from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
 from backbone.tracking.auth import TokenBook
 from backbone.tracking.wiring import DEFAULT_ZONE
 
-__all__ = ["BrokerSettings", "FileSettings", "Settings"]
-
-
-class FileSettings(BaseSettings):
-    """Settings from a YAML file (given, or named by ``VDX_CONFIG``) with ``VDX_*``
-    environment variables over it. The router's and the adapters' configurations are both."""
-
-    model_config = SettingsConfigDict(env_prefix="VDX_", extra="forbid", frozen=True)
-
-    @classmethod
-    def load(cls, config_file: Path | None = None) -> Self:
-        path = config_file or (
-            Path(os.environ["VDX_CONFIG"]) if "VDX_CONFIG" in os.environ else None
-        )
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
-        return cls(**(values or {}))
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init values; the environment wins over them.
-        return (env_settings, init_settings)
-
-
-class BrokerSettings(FileSettings):
-    """The broker connection the router and adapters share: ``amqp_url`` and, for
-    ``amqps://``, the TLS files (:mod:`backbone.broker.tls`)."""
-
-    amqp_url: SecretStr
-    amqp_ca_file: Path | None = Field(
-        default=None,
-        description="PEM of the CA that signed the broker's certificate (amqps:// only; "
-        "without it the system's CAs are used). The certificate and host name are verified",
-    )
-    amqp_cert_file: Path | None = Field(
-        default=None, description="PEM client certificate, for brokers that ask for one"
-    )
-    amqp_key_file: Path | None = Field(
-        default=None, description="PEM key of amqp_cert_file; never logged"
-    )
-
-    @model_validator(mode="after")
-    def _tls_fits_the_url(self) -> Self:
-        check_tls_settings(
-            self.amqp_url.get_secret_value(),
-            self.amqp_ca_file,
-            self.amqp_cert_file,
-            self.amqp_key_file,
-        )
-        return self
-
-    def connection_url(self) -> str:
-        """The URL to connect with (TLS files folded in); it holds the password."""
-        return connection_url(
-            self.amqp_url.get_secret_value(),
-            self.amqp_ca_file,
-            self.amqp_cert_file,
-            self.amqp_key_file,
-        )
+__all__ = ["Settings"]
 
 
 class Settings(BrokerSettings):
