@@ -25,7 +25,7 @@ from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
-from backbone.router.store import open_store
+from backbone.store import open_store
 from backbone.wire.names import Names
 
 

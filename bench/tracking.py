@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 from backbone.clock import today_in
 from backbone.directory import generate_directory
 from backbone.envelope import EnvelopeHeader
-from backbone.router.store import SqlStore
-from backbone.router.store.sql import RoutedCall
+from backbone.store import SqlStore
+from backbone.store.sql import RoutedCall
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import JourneyFilter, Principal, State, Tracker
 from backbone.tracking.wiring import DEFAULT_ZONE

@@ -33,7 +33,7 @@ from backbone.pki.validation import CertificateValidator
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
-from backbone.router.store import open_store
+from backbone.store import open_store
 from tests.pki_fixtures import DevPki
 from tests.router_harness import Exchange
 

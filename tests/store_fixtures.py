@@ -24,8 +24,8 @@ from sqlalchemy.pool import NullPool
 from backbone.clock import Clock, utc_now
 from backbone.edxml.models import Kind
 from backbone.envelope import EnvelopeHeader, KeyWrap
-from backbone.router.abc import Store
-from backbone.router.store import open_store
+from backbone.store import open_store
+from backbone.store.abc import Store
 
 POSTGRES_URL = os.environ.get(
     "VDX_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -19,10 +19,10 @@ from backbone.envelope.wire import encode
 from backbone.errors import DirectoryError, Reason, StoreUnavailableError
 from backbone.organ import OrganCode
 from backbone.pki.ca import IssuedCertificate
-from backbone.router.abc import Claim, Identity, Outcome
 from backbone.router.pipeline import Answer, Decision, Pipeline, Reject, Route
 from backbone.router.policy import RoutingPolicy
-from backbone.router.store import MemoryStore
+from backbone.store import MemoryStore
+from backbone.store.abc import Claim, Identity, Outcome
 from backbone.wire.names import Names
 from tests.pki_fixtures import DevPki, make_pki
 

@@ -26,8 +26,8 @@ from backbone.directory import DirectoryBuilder
 from backbone.envelope import Kind, seal
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
-from backbone.router.store import open_store
 from backbone.router.topology import apply_topology
+from backbone.store import open_store
 from backbone.wire.names import Names
 from tests.pki_fixtures import make_pki
 from tests.router_harness import document_edxml, document_id

@@ -16,7 +16,7 @@ from backbone.errors import Reason
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
-from backbone.router.store import open_store
+from backbone.store import open_store
 from backbone.wire.events import EventType
 from backbone.wire.names import H_REASON
 from tests.router_harness import HUB, Exchange

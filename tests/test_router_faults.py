@@ -12,7 +12,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from backbone.envelope import read_header
-from backbone.router.store import open_store
+from backbone.store import open_store
 from backbone.wire.names import H_REPUBLISHED
 from tests.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 from tests.faults.harness import RouterProcess, exchange_on

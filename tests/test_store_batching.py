@@ -13,9 +13,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.errors import StoreUnavailableError
-from backbone.router.abc import Claim, ClaimState, Identity, Outcome
-from backbone.router.store import BatchingStore, SqlStore, open_store
-from backbone.router.store.sql import Call, ClaimCall
+from backbone.store import BatchingStore, SqlStore, open_store
+from backbone.store.abc import Claim, ClaimState, Identity, Outcome
+from backbone.store.sql import Call, ClaimCall
 from tests.store_fixtures import (
     DOCUMENT_ID,
     RECIPIENT,

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome, Store
-from backbone.router.store import BatchingStore, MemoryStore, SqlStore, open_store
+from backbone.store import BatchingStore, MemoryStore, SqlStore, open_store
+from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome, Store
 from tests.store_fixtures import (
     DOCUMENT_ID,
     OTHER,

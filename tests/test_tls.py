@@ -28,7 +28,7 @@ from backbone.router.cli import start
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.router.settings import Settings
-from backbone.router.store.memory import MemoryStore
+from backbone.store.memory import MemoryStore
 from backbone.wire.names import Names
 from tests.adapter_harness import Deployment, open_deployment
 from tests.broker_nodes import LocalNode, free_ports

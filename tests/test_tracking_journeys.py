@@ -1,4 +1,4 @@
-"""The ``journeys`` table the store keeps as it routes (``backbone.router.store.journeys``)
+"""The ``journeys`` table the store keeps as it routes (``backbone.store.journeys``)
 against its definition worked out from every delivery row, on SQLite and PostgreSQL: for
 random histories routed one envelope at a time, many in one group commit, in any order,
 and for a store from before journeys were kept (worked out when it is opened)."""
@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import select, text
 
 from backbone.envelope import EnvelopeHeader
-from backbone.router.store import SqlStore
-from backbone.router.store.journeys import PROGRESS_STATES, facts_of, merge, state_of
-from backbone.router.store.schema import deliveries, journeys
-from backbone.router.store.sql import ClaimRouteCall
+from backbone.store import SqlStore
+from backbone.store.journeys import PROGRESS_STATES, facts_of, merge, state_of
+from backbone.store.schema import deliveries, journeys
+from backbone.store.sql import ClaimRouteCall
 from backbone.tracking import State
 from tests.store_fixtures import backend, header
 from tests.tracking_fixtures import BACKENDS, G01, G22, H41, H41_COMMUNE, H53_DISTRICT

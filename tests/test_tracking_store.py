@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from backbone.router.store import SqlStore
+from backbone.store import SqlStore
 from backbone.tracking import (
     JourneyFilter,
     OverdueWatch,

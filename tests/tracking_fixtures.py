@@ -21,11 +21,11 @@ from backbone.clock import today_in
 from backbone.directory import dump_directory
 from backbone.edxml import EdxmlDocument, StatusCode, build, validate
 from backbone.envelope import EnvelopeHeader
-from backbone.router.abc import Identity, Store
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
-from backbone.router.store import open_store
+from backbone.store import open_store
+from backbone.store.abc import Identity, Store
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import OPERATOR, Tracker, Tracking, TrackingOptions, mint_token
 from backbone.tracking.wiring import DEFAULT_ZONE

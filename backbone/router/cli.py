@@ -20,7 +20,7 @@ from backbone.logs import configure_logging
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.router.settings import Settings
-from backbone.router.store import open_store
+from backbone.store import open_store
 from backbone.tracking import TrackingOptions
 from backbone.wire.names import Names
 

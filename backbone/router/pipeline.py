@@ -35,8 +35,8 @@ from backbone.envelope import (
 )
 from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailableError
 from backbone.pki.validation import CertificateValidator
-from backbone.router.abc import ClaimState, Delivery, Outcome, Store
 from backbone.router.policy import RoutingPolicy
+from backbone.store.abc import ClaimState, Delivery, Outcome, Store
 from backbone.wire.names import Names
 
 __all__ = ["Answer", "Decision", "Pipeline", "Reject", "Route"]

@@ -32,11 +32,11 @@ from backbone.errors import BackboneError, Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
-from backbone.router.abc import Outcome, Store
 from backbone.router.acks import Acknowledger
 from backbone.router.pipeline import Answer, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.topology import apply_topology
+from backbone.store.abc import Outcome, Store
 from backbone.tracking.wiring import Tracking, TrackingOptions
 from backbone.wire import (
     H_MESSAGE,

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from backbone.directory import load_directory
 from backbone.errors import BackboneError
 from backbone.router.settings import Settings
-from backbone.router.store import SqlStore
+from backbone.store import SqlStore
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking.auth import OPERATOR, mint_token, parse_holder
 from backbone.tracking.model import DocumentTrack, Principal

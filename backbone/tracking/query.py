@@ -2,7 +2,7 @@
 
 Everything comes from what routing records: ``journeys`` (one row per document and
 recipient: where it stands, kept in the transaction that routes each envelope, see
-``backbone.router.store.journeys``) for lists, counts and overdue; ``deliveries`` (one row
+``backbone.store.journeys``) for lists, counts and overdue; ``deliveries`` (one row
 per routed envelope and recipient) for a document's timeline; ``claims`` for when the router
 took the sender's envelope.
 """
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backbone.clock import Clock, today_in, utc_now
 from backbone.organ import OrganCode
-from backbone.router.store.schema import claims, deliveries, journeys, overdue
+from backbone.store.schema import claims, deliveries, journeys, overdue
 from backbone.tiers import Tier, TierModel
 from backbone.tracking.model import (
     DocumentTrack,
@@ -153,7 +153,7 @@ def _in_tier(code: ColumnElement[str], tier: Tier) -> ColumnElement[bool]:
 
 class Tracker:
     """Answers tracking questions from the store's tables on ``engine`` (the router's own:
-    :attr:`backbone.router.store.SqlStore.engine`)."""
+    :attr:`backbone.store.SqlStore.engine`)."""
 
     def __init__(
         self,

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 
 from backbone.clock import Clock, utc_now
-from backbone.router.abc import Store
-from backbone.router.store import BatchingStore, SqlStore
+from backbone.store import BatchingStore, SqlStore
+from backbone.store.abc import Store
 from backbone.tiers import TierModel
 from backbone.tracking.api import tracking_api
 from backbone.tracking.auth import TokenBook

@@ -16,9 +16,9 @@ from datetime import datetime
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.router.abc import Claim, Delivery, Identity, Outcome
-from backbone.router.store.rules import utc
-from backbone.router.store.sql import (
+from backbone.store.abc import Claim, Delivery, Identity, Outcome
+from backbone.store.rules import utc
+from backbone.store.sql import (
     Call,
     ClaimCall,
     ClaimRouteCall,
@@ -34,7 +34,7 @@ MAX_BATCH = 512
 
 
 class BatchingStore:
-    """A :class:`~backbone.router.abc.Store` over a :class:`SqlStore` that commits
+    """A :class:`~backbone.store.abc.Store` over a :class:`SqlStore` that commits
     concurrent ``claim``, ``claim_route``, ``record_routed`` and ``finish`` calls in one
     transaction.
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from backbone.router.store.rules import utc
+from backbone.store.rules import utc
 
 __all__ = [
     "UtcDateTime",

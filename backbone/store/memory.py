@@ -12,8 +12,8 @@ from datetime import datetime
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
-from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
-from backbone.router.store.rules import judge, utc
+from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.store.rules import judge, utc
 
 __all__ = ["MemoryStore"]
 
@@ -28,7 +28,7 @@ class _Held:
 
 
 class MemoryStore:
-    """A :class:`~backbone.router.abc.Store` in process memory, lost on exit."""
+    """A :class:`~backbone.store.abc.Store` in process memory, lost on exit."""
 
     def __init__(self, *, clock: Clock = utc_now) -> None:
         self._clock = clock  # when an envelope routed by claim_route was routed

@@ -1,9 +1,8 @@
-"""The router's interfaces and value objects, in one place (as aio-pika keeps its ``abc``).
+"""The store's interface and value objects, in one place (as aio-pika keeps its ``abc``).
 
-Behaviour lives beside this module: ``topology`` (what is declared on the broker),
-``store`` (dedup and routing state, SQLite or PostgreSQL), ``pipeline`` (the checks every
-envelope passes, in order), ``events`` (what senders and operators follow), ``service``
-(the consumer that ties them together).
+The router writes routing and dedup state through :class:`Store`; tracking reads the same
+tables. Behaviour lives beside this module: ``sql`` (SQLite and PostgreSQL), ``memory``,
+``batching`` (group commit), ``journeys`` (one row per document and recipient).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backbone.router.abc import ClaimState, Identity, Outcome
+from backbone.store.abc import ClaimState, Identity, Outcome
 
 __all__ = ["judge", "utc"]
 

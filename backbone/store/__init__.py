@@ -12,12 +12,12 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from backbone.clock import Clock, utc_now
-from backbone.router.abc import Store
-from backbone.router.store.batching import BatchingStore
-from backbone.router.store.memory import MemoryStore
-from backbone.router.store.sql import SqlStore
+from backbone.store.abc import Store
+from backbone.store.batching import BatchingStore
+from backbone.store.memory import MemoryStore
+from backbone.store.sql import SqlStore
 
-__all__ = ["BatchingStore", "MemoryStore", "SqlStore", "open_store"]
+__all__ = ["BatchingStore", "MemoryStore", "SqlStore", "Store", "open_store"]
 
 
 async def open_store(

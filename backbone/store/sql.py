@@ -40,16 +40,16 @@ from sqlalchemy.schema import CreateSchema
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.router.abc import Claim, ClaimState, Delivery, Identity, Outcome
-from backbone.router.store.journeys import (
+from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.store.journeys import (
     JourneyFacts,
     fact_of,
     facts_of,
     merge,
     upsert_statement,
 )
-from backbone.router.store.rules import judge, utc
-from backbone.router.store.schema import (
+from backbone.store.rules import judge, utc
+from backbone.store.schema import (
     UtcDateTime,
     add_missing_columns,
     claims,
@@ -222,7 +222,7 @@ _DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
 
 
 class SqlStore:
-    """A :class:`~backbone.router.abc.Store` in SQLite (one host, several processes share
+    """A :class:`~backbone.store.abc.Store` in SQLite (one host, several processes share
     the file) or PostgreSQL (several router replicas). Open it with :meth:`open`."""
 
     def __init__(

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, String, and_, case, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backbone.envelope import EnvelopeHeader
-from backbone.router.store.schema import journeys
+from backbone.store.schema import journeys
 
 __all__ = [
     "PROGRESS_STATES",
