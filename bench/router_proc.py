@@ -26,6 +26,7 @@ from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
+from backbone.tracking import Tracking, TrackingOptions
 from backbone.wire.names import Names
 
 
@@ -61,6 +62,7 @@ async def main(spec: dict[str, object]) -> None:
         policy=RoutingPolicy(),
         max_envelope_bytes=max_bytes,
     )
+    tracking = Tracking.for_store(store, directory.tiers, TrackingOptions())
     router = Router(
         RouterOptions(
             amqp_url=str(spec["amqp_url"]),
@@ -71,6 +73,8 @@ async def main(spec: dict[str, object]) -> None:
         directory=directory,
         pipeline=pipeline,
         store=store,
+        # As `backbone router run` does: tracking beside the router on a SQL store.
+        extensions=[tracking] if tracking is not None else [],
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 import backbone.observability.metrics  # noqa: F401  (registers every vdx_ metric)
 from adapters.config import AdapterConfig
 from backbone.directory import load_directory
-from backbone.router.settings import Settings
+from backbone.replica import Settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"

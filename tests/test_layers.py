@@ -9,7 +9,14 @@ import json
 import subprocess
 import sys
 
-FORBIDDEN = ("backbone.router", "backbone.tracking", "backbone.demo", "sqlalchemy")
+FORBIDDEN = (
+    "backbone.demo",
+    "backbone.replica",
+    "backbone.router",
+    "backbone.store",
+    "backbone.tracking",
+    "sqlalchemy",
+)
 
 
 def test_an_adapter_process_loads_nothing_of_the_router_tracking_or_sql() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from backbone.errors import CertificateUntrustedError
 from backbone.organ import OrganCode
-from backbone.router.settings import Settings
+from backbone.replica import Settings
 from tests.pki_fixtures import make_pki
 
 

@@ -24,10 +24,9 @@ from adapters import AdapterClient, AdapterConfig
 from backbone.broker.management import ManagementClient
 from backbone.errors import BrokerUnavailableError
 from backbone.pki.ca import key_usage
-from backbone.router.cli import start
+from backbone.replica import Settings
 from backbone.router.pipeline import Pipeline
-from backbone.router.service import Router, RouterOptions
-from backbone.router.settings import Settings
+from backbone.router.service import Router, RouterOptions, start
 from backbone.store.memory import MemoryStore
 from backbone.wire.names import Names
 from tests.adapter_harness import Deployment, open_deployment

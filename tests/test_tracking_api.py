@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 from backbone.cli import app as cli
 from backbone.observability.http import make_app
-from backbone.router.settings import Settings
+from backbone.replica import Settings
 from backbone.tracking import (
     OPERATOR,
     Principal,

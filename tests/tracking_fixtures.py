@@ -249,13 +249,14 @@ async def tracked_exchange(
     async with backend(store, root) as where:
         router_store = await open_store(where.url, schema=where.schema)
         port = free_port()
+        tracking = Tracking.for_store(
+            router_store,
+            exchange.directory.tiers,
+            TrackingOptions(tokens=tokens.hashes, overdue_interval=overdue_interval),
+        )
+        assert tracking is not None
         router = Router(
-            RouterOptions(
-                amqp_url=amqp_url,
-                names=exchange.names,
-                http_port=port,
-                tracking=TrackingOptions(tokens=tokens.hashes, overdue_interval=overdue_interval),
-            ),
+            RouterOptions(amqp_url=amqp_url, names=exchange.names, http_port=port),
             directory=exchange.directory,
             pipeline=Pipeline(
                 directory=exchange.directory,
@@ -265,6 +266,7 @@ async def tracked_exchange(
                 policy=RoutingPolicy(),
             ),
             store=router_store,
+            extensions=[tracking],
         )
         await router.start()
         deployment = Deployment(exchange, router, root, directory_file)

@@ -10,10 +10,12 @@ acknowledged before what it promises is confirmed by the broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,18 +28,19 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from backbone.broker.tls import connection_problem
 from backbone.directory import Directory, Hub
 from backbone.envelope import EnvelopeHeader, Kind, read_header
-from backbone.errors import BackboneError, Reason
+from backbone.errors import BackboneError, BrokerUnavailableError, Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
+from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
 from backbone.router.pipeline import Answer, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Outcome, Store
-from backbone.tracking.wiring import Tracking, TrackingOptions
 from backbone.wire import (
     H_MESSAGE,
     H_PUBLISHER,
@@ -49,7 +52,7 @@ from backbone.wire import (
     identity_headers,
 )
 
-__all__ = ["Router", "RouterOptions"]
+__all__ = ["Router", "RouterOptions", "start"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,17 +64,25 @@ class RouterOptions:
     prefetch: int = 256
     delivery_limit: int = 5
     max_envelope_bytes: int = 16 * 1024 * 1024
-    http_port: int | None = None  # /metrics, /healthz, /readyz (and tracking) when set
-    tracking: TrackingOptions = field(default_factory=TrackingOptions)
+    http_port: int | None = None  # /metrics, /healthz, /readyz (and extensions') when set
 
 
 class Router:
     """One router replica. Several may consume the same inbound queue and share a store."""
 
     def __init__(
-        self, options: RouterOptions, *, directory: Directory, pipeline: Pipeline, store: Store
+        self,
+        options: RouterOptions,
+        *,
+        directory: Directory,
+        pipeline: Pipeline,
+        store: Store,
+        extensions: Sequence[Extension] = (),
     ) -> None:
+        """``extensions`` run beside the replica (tracking): their HTTP routes on its
+        server, their background work as tasks stopped with it."""
         self.options = options
+        self.extensions = tuple(extensions)
         self.directory = directory
         self.pipeline = pipeline
         self.store = store
@@ -86,7 +97,7 @@ class Router:
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._http: HttpServer | None = None
         self._events = EventPublisher(self._publish_events)
-        self._overdue: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -127,19 +138,20 @@ class Router:
             queue = await channel.get_queue(queue_name, ensure=True)
             tag = await queue.consume(self._tracked(handler))
             self._consumer_tags.append((queue, tag))
-        tracking = Tracking.for_store(self.store, self.directory.tiers, self.options.tracking)
         if self.options.http_port is not None:
             self._http = HttpServer(
                 make_app(
                     {"broker": self._broker_problem, "store": self._store_problem},
                     title="vdx router",
-                    routers=tracking.routers() if tracking is not None else (),
+                    routers=[route for ext in self.extensions for route in ext.routers()],
                 ),
                 port=self.options.http_port,
             )
             await self._http.start()
-        if tracking is not None:
-            self._overdue = asyncio.create_task(tracking.watch(self._emit).run(), name="overdue")
+        self._background = [
+            asyncio.create_task(ext.run(self._emit), name=type(ext).__name__)
+            for ext in self.extensions
+        ]
         log.info(
             "router.started",
             prefix=names.prefix,
@@ -158,9 +170,9 @@ class Router:
             log.info("router.draining", in_flight=len(self._in_flight))
             await asyncio.wait(self._in_flight, timeout=timeout)
         await self._acks.drain()
-        if self._overdue is not None:
-            self._overdue.cancel()
-            await asyncio.gather(self._overdue, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
         await self.store.close()
@@ -486,3 +498,16 @@ def _header_or_none(body: bytes) -> EnvelopeHeader | None:
         return read_header(body).header
     except BackboneError:
         return None
+
+
+async def start(router: Router) -> None:
+    """Start ``router``; a broker that cannot be reached (refused, or whose TLS certificate
+    does not verify) is a :class:`BrokerUnavailableError` saying which."""
+    try:
+        await router.start()
+    except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
+        with contextlib.suppress(Exception):
+            await router.stop(timeout=1.0)
+        raise BrokerUnavailableError(
+            f"the router cannot reach the broker: {connection_problem(error)}"
+        ) from None

@@ -1,25 +1,22 @@
-"""The router's configuration: a YAML file with ``VDX_*`` environment variables over it
+"""The router's configuration keys: a YAML file with ``VDX_*`` environment variables over it
 (:class:`~backbone.broker.settings.FileSettings`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr
 
 from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
-from backbone.tracking.auth import TokenBook
-from backbone.tracking.wiring import DEFAULT_ZONE
 
-__all__ = ["Settings"]
+__all__ = ["RouterSettings"]
 
 
-class Settings(BrokerSettings):
-    """The router's configuration."""
+class RouterSettings(BrokerSettings):
+    """The router's own keys (a replica's whole file: :class:`backbone.replica.Settings`)."""
 
     amqp_url: SecretStr = Field(
         default=SecretStr(LOCAL_URL),
@@ -51,33 +48,6 @@ class Settings(BrokerSettings):
         default_factory=RoutingPolicy,
         description="Which tiers and subtrees may send to which (default: everyone to everyone)",
     )
-    tracking_tokens: dict[str, str] = Field(
-        default_factory=dict,
-        description="Tracking API tokens: SHA-256 (hex) of each token → an organ code, "
-        "several separated by commas (a hub's staff), or 'operator' (`backbone track token` "
-        "mints one)",
-    )
-    overdue_check_seconds: float = Field(
-        default=300.0, gt=0, description="Seconds between checks for overdue documents"
-    )
-    tracking_time_zone: str = Field(
-        default=DEFAULT_ZONE, description="Where a document's due date is a day (IANA name)"
-    )
-
-    @field_validator("tracking_tokens")
-    @classmethod
-    def _known_holders(cls, tokens: dict[str, str]) -> dict[str, str]:
-        TokenBook(tokens)  # raises ValueError for a malformed hash or holder
-        return tokens
-
-    @field_validator("tracking_time_zone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (an IANA name)") from None
-        return zone
 
     def certificate_validator(self) -> CertificateValidator:
         """The validator production uses: configured CA certificates, intermediates and CRLs."""

@@ -1,5 +1,6 @@
 """Tracking beside a router: its API and page for the router's HTTP server, and the overdue
-watch, over the router's own SQL store (there is nothing to track in a memory store)."""
+watch, over the router's own SQL store (there is nothing to track in a memory store). The
+process running a replica hands a :class:`Tracking` to the router as an extension."""
 
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ class Tracking:
     def routers(self) -> list[APIRouter]:
         """The API and the page, for :func:`backbone.observability.http.make_app`."""
         return [tracking_api(self.tracker, self.tokens), tracking_page()]
+
+    async def run(self, emit: Announce) -> None:
+        """The overdue watch, announcing through ``emit``, until cancelled (a router
+        :class:`~backbone.router.abc.Extension`)."""
+        await self.watch(emit).run()
 
     def watch(self, announce: Announce) -> OverdueWatch:
         return OverdueWatch(self.tracker, announce, interval=self.options.overdue_interval)

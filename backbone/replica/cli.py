@@ -1,34 +1,32 @@
-"""``backbone router``: run a router replica."""
+"""``backbone router``: run a router replica, with tracking beside it."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-import ssl
 from pathlib import Path
 from typing import Annotated
 
-import aio_pika
 import structlog
 import typer
 
-from backbone.broker.tls import connection_problem
 from backbone.directory import load_directory
-from backbone.errors import BackboneError, BrokerUnavailableError
+from backbone.errors import BackboneError
 from backbone.logs import configure_logging
+from backbone.replica.settings import Settings
 from backbone.router.pipeline import Pipeline
-from backbone.router.service import Router, RouterOptions
-from backbone.router.settings import Settings
+from backbone.router.service import Router, RouterOptions, start
 from backbone.store import open_store
-from backbone.tracking import TrackingOptions
+from backbone.tracking import Tracking
 from backbone.wire.names import Names
 
 app = typer.Typer(no_args_is_help=True)
 log = structlog.get_logger(__name__)
 
 
-async def _run(settings: Settings) -> None:
+async def build_router(settings: Settings) -> Router:
+    """The replica ``settings`` describe: its store opened, tracking beside it (on a SQL
+    store). Raise :class:`BackboneError` when it could not route anything."""
     if settings.directory is None:
         raise BackboneError(
             "no directory configured: set VDX_DIRECTORY or `directory:` in the file"
@@ -44,7 +42,8 @@ async def _run(settings: Settings) -> None:
         policy=settings.routing_policy,
         max_envelope_bytes=settings.max_envelope_bytes,
     )
-    router = Router(
+    tracking = Tracking.for_store(store, directory.tiers, settings.tracking_options())
+    return Router(
         RouterOptions(
             amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
             names=names,
@@ -52,16 +51,16 @@ async def _run(settings: Settings) -> None:
             delivery_limit=settings.delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,
             http_port=settings.http_port,
-            tracking=TrackingOptions(
-                tokens=settings.tracking_tokens,
-                overdue_interval=settings.overdue_check_seconds,
-                zone=settings.tracking_time_zone,
-            ),
         ),
         directory=directory,
         pipeline=pipeline,
         store=store,
+        extensions=[tracking] if tracking is not None else [],
     )
+
+
+async def _run(settings: Settings) -> None:
+    router = await build_router(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -70,19 +69,6 @@ async def _run(settings: Settings) -> None:
     await stop.wait()
     log.info("router.stopping", reason="signal")
     await router.stop()
-
-
-async def start(router: Router) -> None:
-    """Start ``router``; a broker that cannot be reached (refused, or whose TLS certificate
-    does not verify) is a :class:`BrokerUnavailableError` saying which."""
-    try:
-        await router.start()
-    except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
-        with contextlib.suppress(Exception):
-            await router.stop(timeout=1.0)
-        raise BrokerUnavailableError(
-            f"the router cannot reach the broker: {connection_problem(error)}"
-        ) from None
 
 
 @app.command()

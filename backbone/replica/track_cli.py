@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from backbone.directory import load_directory
 from backbone.errors import BackboneError
-from backbone.router.settings import Settings
+from backbone.replica.settings import Settings
 from backbone.store import SqlStore
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking.auth import OPERATOR, mint_token, parse_holder
