@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -25,22 +24,24 @@ from adapters.dropfolder import DropFolder, DropFolderOptions
 from backbone.clock import edxml_now
 from backbone.edxml import (
     Attachment,
-    Business,
-    BusinessDocType,
-    Code,
-    DocumentType,
     EdxmlDocument,
     EdxmlStatus,
     Organization,
-    PromulgationInfo,
     Reference,
     ResponseFor,
     StatusCode,
     build,
 )
-from tests.adapter_harness import Deployment, Inbox, open_deployment
-from tests.child_process import ChildProcess
-from tests.router_harness import HUB, document_edxml, document_id
+from tests.support import (
+    HUB,
+    ChildProcess,
+    Deployment,
+    Inbox,
+    document_edxml,
+    document_id,
+    free_port,
+    open_deployment,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -188,28 +189,21 @@ def status_codes(folder: Path) -> list[str]:
 
 
 def with_attachment(number: int, content: bytes) -> bytes:
-    return build(
-        EdxmlDocument(
-            sender=Organization(organ_id=G22, organ_name="Văn phòng Chính phủ"),
-            recipients=(Organization(organ_id=H41),),
-            document_id=document_id(G22, number),
-            code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(
-                place="Hà Nội", promulgation_date=edxml_now().date()
+    return document_edxml(
+        G22,
+        [H41],
+        number,
+        sender_name="Văn phòng Chính phủ",
+        subject=f"Văn bản số {number} kèm tệp",
+        references=(Reference(content_id="cid:1", attachment_name="Quyết định.pdf"),),
+        attachments=(
+            Attachment(
+                content_id="cid:1",
+                content=content,
+                attachment_name="Quyết định.pdf",
+                content_type="application/pdf",
             ),
-            document_type=DocumentType(type="1", type_name="Công văn"),
-            subject=f"Văn bản số {number} kèm tệp",
-            business=Business(business_doc_type=BusinessDocType.NEW),
-            references=(Reference(content_id="cid:1", attachment_name="Quyết định.pdf"),),
-            attachments=(
-                Attachment(
-                    content_id="cid:1",
-                    content=content,
-                    attachment_name="Quyết định.pdf",
-                    content_type="application/pdf",
-                ),
-            ),
-        )
+        ),
     )
 
 
@@ -466,9 +460,7 @@ async def _sent_count_is(folder: Path, count: int) -> bool:
 
 
 async def test_an_adapter_serves_health_readiness_and_metrics(deployment: Deployment) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     adapter = AdapterProcess(deployment, G22, "a-http", http_port=port)
     with running(adapter):
         await adapter.serving()

@@ -29,8 +29,7 @@ from backbone.edxml import (
 )
 from backbone.envelope import Kind, read_header, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
-from tests.pki_fixtures import DevPki, make_pki
-from tests.router_harness import document_edxml, document_id
+from tests.support import DevPki, document_edxml, document_id, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

@@ -24,7 +24,7 @@ from backbone.router.names import Names
 from backbone.router.pipeline import Answer, Decision, Pipeline, Reject, Route
 from backbone.router.policy import RoutingPolicy
 from backbone.router.store import MemoryStore
-from tests.pki_fixtures import DevPki, make_pki
+from tests.support import DevPki, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

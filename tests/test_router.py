@@ -19,7 +19,7 @@ from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.router.store import open_store
-from tests.router_harness import HUB, Exchange
+from tests.support import HUB, Exchange
 
 pytestmark = pytest.mark.broker
 

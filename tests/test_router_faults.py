@@ -14,9 +14,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from backbone.envelope import read_header
 from backbone.router.names import H_REPUBLISHED
 from backbone.router.store import open_store
-from tests.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 from tests.faults.harness import RouterProcess, exchange_on
-from tests.router_harness import Exchange
+from tests.support import Exchange
+from tests.support.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 
 pytestmark = pytest.mark.broker
 

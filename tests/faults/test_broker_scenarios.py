@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker_nodes import LocalCluster, LocalNode, local_node_fixture  # noqa: F401
 from tests.conftest import REPO
 from tests.faults.harness import H41, RouterProcess, Run, exchange_on, run_with_fault
-from tests.router_harness import Exchange
+from tests.support import Exchange
+from tests.support.broker_nodes import LocalCluster, LocalNode, local_node_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker]
 
