@@ -3,7 +3,7 @@ processes (G22 sends, H41 receives), a few thousand documents folder to folder, 
 count of what arrived.
 
 The exchange (prefix, broker users, PKI, directory) is :class:`testkit.Exchange`; the
-adapters are :class:`tests.test_adapter_faults.AdapterProcess`, configured by
+adapters are :class:`tests.support.AdapterProcess`, configured by
 :class:`testkit.Deployment` — only the router differs from those harnesses:
 here it is ``backbone router run`` in a process of its own, so it can be killed.
 """
@@ -31,7 +31,7 @@ import yaml
 from backbone.router.events import Event, EventType, decode_events
 from tests.conftest import REPO
 from tests.support import ChildProcess, Deployment, Exchange, document_edxml, document_id
-from tests.test_adapter_faults import AdapterProcess, drop, inbox_documents
+from tests.support.adapter_process import AdapterProcess, drop, inbox_documents
 
 __all__ = [
     "DOCUMENTS",
