@@ -118,7 +118,7 @@ async def _at_least_distinct(messages: list[AbstractIncomingMessage], count: int
 async def test_router_rides_out_a_broker_restart_and_loses_nothing(
     local_node: LocalNode, tmp_path: Path
 ) -> None:
-    """On a throwaway node (tests/broker_nodes.py): never restart the shared broker."""
+    """On a throwaway node (tests/support/broker_nodes.py): never restart the shared broker."""
     async with exchange_on(local_node.url, tmp_path, certificates=False) as exchange:
         await _route_through_a_broker_restart(exchange, local_node, tmp_path)
 

@@ -1,5 +1,5 @@
-"""The broker itself failing, on throwaway nodes (tests/broker_nodes.py), never on the shared
-one: a restart of the broker application, and a three-node cluster losing the node that
+"""The broker itself failing, on throwaway nodes (tests/support/broker_nodes.py), never on the
+shared one: a restart of the broker application, and a three-node cluster losing the node that
 leads the quorum queues."""
 
 from __future__ import annotations
