@@ -36,8 +36,8 @@ faults: install broker postgres
 	$(BIN)/pytest tests/faults -m faults -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check backbone adapters tests scripts/clock-check
-	$(BIN)/ruff format --check backbone adapters tests scripts/clock-check
+	$(BIN)/ruff check backbone adapters testkit tests bench scripts/clock-check
+	$(BIN)/ruff format --check backbone adapters testkit tests scripts/clock-check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

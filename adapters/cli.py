@@ -17,7 +17,7 @@ from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder_records import receipt_record
-from backbone.errors import BackboneError, BrokerUnavailableError
+from backbone.errors import BackboneError, BrokerUnavailableError, ConfigurationError
 from backbone.logs import configure_logging
 from backbone.observability.http import HttpServer, make_app
 
@@ -35,7 +35,7 @@ ConfigOption = Annotated[
 def _folders(config: AdapterConfig) -> dict[str, Path]:
     missing = [agency.organ_code for agency in config.agencies if agency.folder is None]
     if missing:
-        raise BackboneError(
+        raise ConfigurationError(
             f"no drop folder configured for {', '.join(missing)}: set `folder:` for every agency"
         )
     return {agency.organ_code: agency.folder for agency in config.agencies if agency.folder}

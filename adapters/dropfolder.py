@@ -60,7 +60,7 @@ from adapters.dropfolder_records import (
 from backbone.clock import utc_now
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, examine
 from backbone.envelope import Kind, read_header
-from backbone.errors import BackboneError, BrokerUnavailableError, Reason
+from backbone.errors import BackboneError, BrokerUnavailableError, ConfigurationError, Reason
 
 __all__ = ["AgencyFolder", "DropFolder", "DropFolderOptions"]
 
@@ -109,7 +109,7 @@ class DropFolder:
         options: DropFolderOptions | None = None,
     ) -> None:
         if not folders:
-            raise BackboneError("a drop folder needs at least one agency folder")
+            raise ConfigurationError("a drop folder needs at least one agency folder")
         self.adapter = adapter
         self.options = options or DropFolderOptions()
         self.folders = {code: AgencyFolder(code, Path(root)) for code, root in folders.items()}
@@ -157,7 +157,7 @@ class DropFolder:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise BackboneError(
+            raise ConfigurationError(
                 f"another adapter process is already serving {folder.root}"
             ) from None
         self._lock_fds.append(fd)

@@ -26,6 +26,7 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │                           files configured for validation are unusable
     ├── BrokerUnavailableError  no RabbitMQ broker could be found or started
     ├── StoreUnavailableError   the router's database (SQLite or PostgreSQL) cannot be reached
+    ├── ConfigurationError      a process's configuration cannot work (the message names the key)
     └── RoutingError            the router refuses an authentic envelope (reason says why)
 """
 
@@ -42,6 +43,7 @@ __all__ = [
     "CertificateKeyUsageError",
     "CertificateRevokedError",
     "CertificateUntrustedError",
+    "ConfigurationError",
     "DecryptionError",
     "DirectoryError",
     "EdxmlError",
@@ -90,6 +92,8 @@ class Reason(StrEnum):
     PKI_ERROR = "pki_error"
     BROKER_UNAVAILABLE = "broker_unavailable"
     STORE_UNAVAILABLE = "store_unavailable"
+    CONFIGURATION_INVALID = "configuration_invalid"
+    UNSPECIFIED = "unspecified"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
     SENDER_INACTIVE = "sender_inactive"
@@ -107,7 +111,7 @@ class Reason(StrEnum):
 class BackboneError(Exception):
     """Base of every error the backbone raises on purpose."""
 
-    reason: Reason = Reason.ENVELOPE_MALFORMED
+    reason: Reason = Reason.UNSPECIFIED  # subclasses, or the raiser, say which
 
     def __init__(self, message: str, *, reason: Reason | None = None) -> None:
         super().__init__(message)
@@ -231,6 +235,12 @@ class BrokerUnavailableError(BackboneError):
 
 class StoreUnavailableError(BackboneError):
     reason = Reason.STORE_UNAVAILABLE
+
+
+class ConfigurationError(BackboneError):
+    """A configuration that cannot work: a key missing or wrong, a folder already served."""
+
+    reason = Reason.CONFIGURATION_INVALID
 
 
 class RoutingError(BackboneError):

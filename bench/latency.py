@@ -16,7 +16,7 @@ from adapters.config import AdapterConfig
 from bench.cpu import CpuMeter
 from bench.router import HERE, RouterProcess
 from bench.world import IN_FLIGHT, ONE_RECIPIENT, SENDER, World, next_number, payload_edxml
-from tests.adapter_harness import Deployment
+from testkit import Deployment
 
 PAYLOAD_BYTES = 4096
 DRAIN_SECONDS = 60.0  # how long to wait for stragglers after the schedule ends
@@ -45,7 +45,7 @@ async def measure_adapter_and_latency(
     """Return (adapter throughput, latency per offered load, router peak RSS KiB, CPU per
     document of each party over the latency phase: sender process, router, broker,
     recipient's adapter process)."""
-    deployment = Deployment(world.exchange, None, world.root, world.directory_file)  # type: ignore[arg-type]
+    deployment = Deployment.without_router(world.exchange, world.root)
     sender = _adapter(world, deployment, SENDER)
     recipient = _adapter(world, deployment, ONE_RECIPIENT[0])
     await sender.start()

@@ -34,7 +34,7 @@ from backbone.store.sql import RoutedCall
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import JourneyFilter, Principal, State, Tracker
 from backbone.tracking.wiring import DEFAULT_ZONE
-from tests.store_fixtures import backend, header
+from testkit.store import backend, header
 
 OPERATOR = Principal(operator=True)
 _BATCH = 1000  # envelopes per group commit while filling

@@ -1,5 +1,6 @@
-"""The benchmark's exchange: the router tests' small national exchange (real PKI, one broker
-user per connected system, a fresh name prefix), plus sealing and broker helpers."""
+"""The benchmark's exchange: the router tests' small national exchange (``testkit.Exchange``:
+real PKI, one broker user per connected system, a fresh name prefix), plus sealing and
+broker helpers."""
 
 from __future__ import annotations
 
@@ -12,21 +13,9 @@ from pathlib import Path
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from backbone.clock import edxml_now
-from backbone.directory import dump_directory
-from backbone.edxml import (
-    Business,
-    BusinessDocType,
-    Code,
-    DocumentType,
-    EdxmlDocument,
-    Organization,
-    PromulgationInfo,
-    build,
-)
 from backbone.envelope import Kind, seal
 from backbone.router.topology import apply_topology
-from tests.router_harness import Exchange
+from testkit import Exchange, document_edxml, document_id
 
 SENDER = "000.00.00.G22"
 ONE_RECIPIENT = ["000.00.00.H41"]
@@ -48,25 +37,7 @@ def payload_edxml(
     """An edXML document whose Content holds ``payload_bytes`` of text."""
     filler = ("Nội dung văn bản " * (payload_bytes // 8 + 1)).encode()[:payload_bytes]
     content = filler.decode(errors="ignore")
-    return build(
-        EdxmlDocument(
-            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
-            recipients=tuple(Organization(organ_id=code) for code in recipients),
-            document_id=document_id(sender, number, run),
-            code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(
-                place="Hà Nội", promulgation_date=edxml_now().date()
-            ),
-            document_type=DocumentType(type="1", type_name="Công văn"),
-            subject=f"Văn bản số {number}",
-            business=Business(business_doc_type=BusinessDocType(0)),
-            content=content,
-        )
-    )
-
-
-def document_id(sender: str, number: int, run: str) -> str:
-    return f"{sender},{edxml_now():%Y/%m/%d},{number}/{run}"
+    return document_edxml(sender, recipients, number, notation=run, content=content)
 
 
 class World:
@@ -76,8 +47,7 @@ class World:
         self.exchange = exchange
         self.root = root
         self.run = exchange.names.prefix.upper()  # notation part of document ids
-        self.directory_file = root / "directory.yaml"
-        dump_directory(exchange.directory.file, self.directory_file)
+        self.directory_file = exchange.directory_file(root)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
 

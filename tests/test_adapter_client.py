@@ -14,20 +14,13 @@ from structlog.testing import capture_logs
 
 from adapters import AdapterClient, AdapterConfig, Receipt, Received, Sealed, processing_order
 from backbone.broker.management import ManagementClient
-from backbone.clock import edxml_now
 from backbone.edxml import (
     Attachment,
-    Business,
     BusinessDocType,
-    Code,
-    DocumentType,
     EdxmlDocument,
     EdxmlStatus,
-    Organization,
-    PromulgationInfo,
     Reference,
     StatusCode,
-    build,
 )
 from backbone.errors import (
     BrokerUnavailableError,
@@ -40,8 +33,7 @@ from backbone.errors import (
 )
 from backbone.organ import OrganCode
 from backbone.xmldsig import verify_edxml
-from tests.adapter_harness import Deployment, adapter_deployment_fixture  # noqa: F401
-from tests.router_harness import HUB, document_edxml, document_id
+from tests.support import HUB, Deployment, adapter_deployment_fixture, document_edxml, document_id  # noqa: F401
 
 pytestmark = pytest.mark.broker
 
@@ -51,32 +43,22 @@ H53, H53_DISTRICT, H53_COMMUNE = "000.00.00.H53", "000.00.32.H53", "000.21.32.H5
 
 
 def _with_attachment(sender: str, recipients: list[str], number: int, content: bytes) -> bytes:
-    return build(
-        EdxmlDocument(
-            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
-            recipients=tuple(Organization(organ_id=code) for code in recipients),
-            document_id=document_id(sender, number),
-            code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(
-                place="Hà Nội", promulgation_date=edxml_now().date()
+    return document_edxml(
+        sender,
+        recipients,
+        number,
+        subject=f"Văn bản số {number} kèm tệp",
+        references=(
+            Reference(content_id="cid:1", content_type="application/pdf", attachment_name="vb.pdf"),
+        ),
+        attachments=(
+            Attachment(
+                content_id="cid:1",
+                content=content,
+                attachment_name="vb.pdf",
+                content_type="application/pdf",
             ),
-            document_type=DocumentType(type="1", type_name="Công văn"),
-            subject=f"Văn bản số {number} kèm tệp",
-            business=Business(business_doc_type=BusinessDocType.NEW),
-            references=(
-                Reference(
-                    content_id="cid:1", content_type="application/pdf", attachment_name="vb.pdf"
-                ),
-            ),
-            attachments=(
-                Attachment(
-                    content_id="cid:1",
-                    content=content,
-                    attachment_name="vb.pdf",
-                    content_type="application/pdf",
-                ),
-            ),
-        )
+        ),
     )
 
 

@@ -7,40 +7,45 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
-import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from structlog.testing import capture_logs
 
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from backbone.clock import edxml_now
 from backbone.edxml import (
     Attachment,
-    Business,
-    BusinessDocType,
-    Code,
-    DocumentType,
     EdxmlDocument,
     EdxmlStatus,
     Organization,
-    PromulgationInfo,
     Reference,
     ResponseFor,
     StatusCode,
     build,
 )
-from tests.adapter_harness import Deployment, Inbox, open_deployment
-from tests.child_process import ChildProcess
-from tests.router_harness import HUB, document_edxml, document_id
+from tests.support import (
+    HUB,
+    Deployment,
+    Inbox,
+    document_edxml,
+    document_id,
+    free_port,
+    open_deployment,
+)
+from tests.support.adapter_process import (
+    AdapterProcess,
+    adapter_command,
+    drop,
+    inbox_documents,
+    running,
+    wait_for,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -63,114 +68,6 @@ async def deployment(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]
         yield opened
 
 
-class AdapterProcess(ChildProcess):
-    """``backbone adapter run --config FILE`` as a child process."""
-
-    def __init__(
-        self, deployment: Deployment, system: str, name: str, *, http_port: int | None = None
-    ) -> None:
-        config = deployment.config(system)
-        self.folder = Path(str(config.agencies[0].folder))
-        self.config_file = deployment.root / f"{name}.yaml"
-        self.config_file.write_text(
-            yaml.safe_dump(
-                {
-                    "amqp_url": config.amqp_url.get_secret_value(),
-                    "system": config.system,
-                    "prefix": config.prefix,
-                    "directory": str(config.directory),
-                    "trust_anchors": [str(p) for p in config.trust_anchors],
-                    "crls": [str(p) for p in config.crls],
-                    "prefetch": config.prefetch,
-                    "max_envelope_bytes": config.max_envelope_bytes,
-                    "http_port": http_port,
-                    "agencies": [
-                        {
-                            "organ_code": a.organ_code,
-                            "key": str(a.key),
-                            "certificate": str(a.certificate),
-                            "folder": str(a.folder),
-                        }
-                        for a in config.agencies
-                    ],
-                }
-            )
-        )
-        self.log = deployment.root / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        # Only the config file speaks: a bare AMQP_URL (the test broker's admin URL) would
-        # otherwise replace the system's own account (adapters/config.py reads it too).
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_") and k != "AMQP_URL"}
-        env["VDX_LOG_FORMAT"] = "json"
-        self.process = subprocess.Popen(
-            [*_adapter_command(), "run", "--config", str(self.config_file), "--poll-interval=0.1"],
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
-
-    async def serving(self) -> None:
-        await _wait_for(lambda: _logged(self.log, "adapter.serving"), 60, f"{self.log.stem}")
-
-
-def _adapter_command() -> list[str]:
-    """``python -m backbone adapter`` once the lead has wired it, else the module's app."""
-    from backbone.cli import app as backbone_app
-
-    if any(group.name == "adapter" for group in backbone_app.registered_groups):
-        return [sys.executable, "-m", "backbone", "adapter"]
-    return [sys.executable, "-c", "from adapters.cli import app; app()"]
-
-
-@contextmanager
-def running(*processes: AdapterProcess) -> Iterator[None]:
-    for process in processes:
-        process.start()
-    try:
-        yield
-    finally:
-        for process in processes:
-            code = process.stop()
-            assert code in (0, None), process.tail()
-
-
-async def _logged(log: Path, event: str) -> bool:
-    return log.exists() and f'"{event}"' in log.read_text(errors="replace")
-
-
-async def _wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def drop(folder: Path, name: str, data: bytes) -> None:
-    """Write as agency software must: a temp name, then a rename into outbox/."""
-    outbox = folder / "outbox"
-    outbox.mkdir(parents=True, exist_ok=True)
-    (outbox / f"{name}.tmp").write_bytes(data)
-    os.replace(outbox / f"{name}.tmp", outbox / name)
-
-
-def inbox_documents(folder: Path) -> list[str]:
-    """The DocumentId of every complete entry in inbox/."""
-    inbox = folder / "inbox"
-    if not inbox.is_dir():
-        return []
-    return [
-        json.loads((entry / "metadata.json").read_text())["document_id"]
-        for entry in inbox.iterdir()
-    ]
-
-
 def sent_files(folder: Path) -> list[str]:
     sent = folder / "sent"
     return sorted(p.name for p in sent.glob("*.edxml")) if sent.is_dir() else []
@@ -188,28 +85,21 @@ def status_codes(folder: Path) -> list[str]:
 
 
 def with_attachment(number: int, content: bytes) -> bytes:
-    return build(
-        EdxmlDocument(
-            sender=Organization(organ_id=G22, organ_name="Văn phòng Chính phủ"),
-            recipients=(Organization(organ_id=H41),),
-            document_id=document_id(G22, number),
-            code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(
-                place="Hà Nội", promulgation_date=edxml_now().date()
+    return document_edxml(
+        G22,
+        [H41],
+        number,
+        sender_name="Văn phòng Chính phủ",
+        subject=f"Văn bản số {number} kèm tệp",
+        references=(Reference(content_id="cid:1", attachment_name="Quyết định.pdf"),),
+        attachments=(
+            Attachment(
+                content_id="cid:1",
+                content=content,
+                attachment_name="Quyết định.pdf",
+                content_type="application/pdf",
             ),
-            document_type=DocumentType(type="1", type_name="Công văn"),
-            subject=f"Văn bản số {number} kèm tệp",
-            business=Business(business_doc_type=BusinessDocType.NEW),
-            references=(Reference(content_id="cid:1", attachment_name="Quyết định.pdf"),),
-            attachments=(
-                Attachment(
-                    content_id="cid:1",
-                    content=content,
-                    attachment_name="Quyết định.pdf",
-                    content_type="application/pdf",
-                ),
-            ),
-        )
+        ),
     )
 
 
@@ -235,7 +125,7 @@ async def test_a_document_with_a_large_attachment_goes_folder_to_folder_and_stat
         await b.serving()
         drop(a.folder, "quyet-dinh.edxml", with_attachment(1, pdf))
 
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(inbox_documents(b.folder)) == 1), 60, "the document in B's inbox"
         )
         [entry] = (b.folder / "inbox").iterdir()
@@ -245,7 +135,7 @@ async def test_a_document_with_a_large_attachment_goes_folder_to_folder_and_stat
         assert metadata["signer"]["sha256_fingerprint"]
         receipt = json.loads((a.folder / "sent" / "quyet-dinh.edxml.receipt.json").read_text())
         assert receipt["envelope_id"] == entry.name == metadata["envelope_id"]
-        await _wait_for(lambda: _true(status_codes(a.folder) == ["01"]), 30, "01 in A's status/")
+        await wait_for(lambda: _true(status_codes(a.folder) == ["01"]), 30, "01 in A's status/")
 
         # B's clerk registers, gets it assigned, processes and completes it: each status is
         # a file B's software drops into B's outbox.
@@ -253,9 +143,9 @@ async def test_a_document_with_a_large_attachment_goes_folder_to_folder_and_stat
             [StatusCode.ACCEPTED, StatusCode.ASSIGNED, StatusCode.PROCESSING, StatusCode.COMPLETED]
         ):
             drop(b.folder, f"status-{code.value}.edxml", status_edxml(code, document_id(G22, 1)))
-            await _wait_for(partial(_sent_count_is, b.folder, n + 1), 30, f"status {code} sent")
+            await wait_for(partial(_sent_count_is, b.folder, n + 1), 30, f"status {code} sent")
 
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(status_codes(a.folder)) == 5), 30, "five statuses in A's status/"
         )
     assert status_codes(a.folder) == ["01", "03", "04", "05", "06"]
@@ -272,16 +162,16 @@ async def test_the_sending_adapter_killed_mid_burst_and_restarted_sends_every_fi
         await b.serving()
         for n in range(BURST):
             drop(a.folder, f"vb-{n:03}.edxml", document_edxml(G22, [H41], 1000 + n))
-        await _wait_for(lambda: _true(len(sent_files(a.folder)) >= 5), 60, "the first sends")
+        await wait_for(lambda: _true(len(sent_files(a.folder)) >= 5), 60, "the first sends")
         a.kill()
         sent_at_kill = len(sent_files(a.folder))
         in_flight = list((a.folder / ".work" / "outgoing").iterdir())
         a.start()
 
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(sent_files(a.folder)) == BURST), 120, "every file in A's sent/"
         )
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(inbox_documents(b.folder)) >= BURST), 60, "every document at B"
         )
         await asyncio.sleep(1.5)  # a document delivered twice would be there by now
@@ -308,18 +198,18 @@ async def test_the_receiving_adapter_killed_mid_burst_and_restarted_stores_every
         await b.serving()
         for n in range(BURST):
             await sender.send(document_edxml(G22, [H41], 2000 + n))
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(inbox_documents(b.folder)) >= 5), 60, "the first documents at B"
         )
         b.kill()
         stored_at_kill = len(inbox_documents(b.folder))
         b.start()
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(inbox_documents(b.folder)) >= BURST), 120, "every document at B"
         )
         # What the sender is told, not B's log: SIGKILL can land between B recording a 01
         # as sent and logging it, while its event loop is busy opening the next envelopes.
-        await _wait_for(
+        await wait_for(
             lambda: _true(len(_arrivals(sender_inbox)) >= BURST), 60, "status 01 for each"
         )
         await asyncio.sleep(1.5)  # a document delivered twice would be written by now
@@ -413,7 +303,7 @@ async def test_send_publishes_one_file_and_prints_its_receipt(deployment: Deploy
 
     done = await asyncio.to_thread(
         subprocess.run,
-        [*_adapter_command(), "send", str(letter), "--config", str(a.config_file)],
+        [*adapter_command(), "send", str(letter), "--config", str(a.config_file)],
         env=env,
         capture_output=True,
         text=True,
@@ -446,7 +336,7 @@ async def test_a_malformed_outbox_file_ends_in_failed_with_a_clear_error(
         await a.serving()
         drop(a.folder, "broken.edxml", broken)
         error_file = a.folder / "failed" / "broken.edxml.error.json"
-        await _wait_for(lambda: _true(error_file.exists()), 30, "the error file")
+        await wait_for(lambda: _true(error_file.exists()), 30, "the error file")
 
     error = json.loads(error_file.read_text())
     assert (a.folder / "failed" / "broken.edxml").read_bytes() == broken
@@ -466,9 +356,7 @@ async def _sent_count_is(folder: Path, count: int) -> bool:
 
 
 async def test_an_adapter_serves_health_readiness_and_metrics(deployment: Deployment) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     adapter = AdapterProcess(deployment, G22, "a-http", http_port=port)
     with running(adapter):
         await adapter.serving()

@@ -29,8 +29,7 @@ from backbone.edxml import (
 )
 from backbone.envelope import Kind, read_header, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
-from tests.pki_fixtures import DevPki, make_pki
-from tests.router_harness import document_edxml, document_id
+from tests.support import DevPki, document_edxml, document_id, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 
@@ -654,6 +653,7 @@ def test_run_refuses_a_config_with_an_agency_without_folder(
 
     assert result.exit_code == 1
     assert "no drop folder configured for 000.00.00.G22" in result.output
+    assert "[configuration_invalid]" in result.output  # not an envelope's reason
     assert "secret" not in result.output
 
 
@@ -706,3 +706,4 @@ def test_a_second_adapter_process_cannot_serve_the_same_folder(pki: DevPki, tmp_
 
     assert other.returncode != 0
     assert "another adapter process is already serving" in other.stderr
+    assert "[configuration_invalid]" in other.stderr

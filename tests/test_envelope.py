@@ -31,7 +31,7 @@ from backbone.errors import (
     SignatureInvalidError,
 )
 from backbone.pki.ca import IssuedCertificate
-from tests.pki_fixtures import DevPki, make_pki
+from tests.support import DevPki, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

@@ -25,7 +25,6 @@ from backbone.errors import BackboneError, Reason
 from backbone.pki.validation import CertificateValidator
 from backbone.wire.events import Event, EventType, decode_events
 from backbone.wire.names import H_REASON
-from tests.adapter_harness import Deployment, open_deployment
 from tests.hostile.build import (
     HONEST,
     RECIPIENT,
@@ -37,7 +36,7 @@ from tests.hostile.build import (
     send_input,
 )
 from tests.hostile.cases import CASES, DUPLICATE, Case, Layer
-from tests.pki_fixtures import DevPki, make_pki
+from tests.support import Deployment, DevPki, make_pki, open_deployment
 
 pytestmark = pytest.mark.broker
 

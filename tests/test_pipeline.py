@@ -24,7 +24,7 @@ from backbone.router.policy import RoutingPolicy
 from backbone.store import MemoryStore
 from backbone.store.abc import Claim, Identity, Outcome
 from backbone.wire.names import Names
-from tests.pki_fixtures import DevPki, make_pki
+from tests.support import DevPki, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

@@ -28,7 +28,7 @@ from backbone.pki.ca import DevCA
 from backbone.pki.clock import iso_z
 from backbone.pki.keys import PrivateKey, generate_private_key
 from backbone.pki.validation import CertificateValidator, load_crl_file
-from tests.pki_fixtures import DevPki, make_pki
+from tests.support import DevPki, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

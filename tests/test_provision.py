@@ -29,8 +29,7 @@ from backbone.router.service import Router, RouterOptions
 from backbone.router.topology import apply_topology
 from backbone.store import open_store
 from backbone.wire.names import Names
-from tests.pki_fixtures import make_pki
-from tests.router_harness import document_edxml, document_id
+from tests.support import document_edxml, document_id, make_pki
 
 pytestmark = pytest.mark.broker
 

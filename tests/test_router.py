@@ -19,7 +19,7 @@ from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.wire.events import EventType
 from backbone.wire.names import H_REASON
-from tests.router_harness import HUB, Exchange
+from tests.support import HUB, Exchange
 
 pytestmark = pytest.mark.broker
 

@@ -14,9 +14,9 @@ from aio_pika.abc import AbstractIncomingMessage
 from backbone.envelope import read_header
 from backbone.store import open_store
 from backbone.wire.names import H_REPUBLISHED
-from tests.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 from tests.faults.harness import RouterProcess, exchange_on
-from tests.router_harness import Exchange
+from tests.support import Exchange
+from tests.support.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 
 pytestmark = pytest.mark.broker
 
@@ -118,7 +118,7 @@ async def _at_least_distinct(messages: list[AbstractIncomingMessage], count: int
 async def test_router_rides_out_a_broker_restart_and_loses_nothing(
     local_node: LocalNode, tmp_path: Path
 ) -> None:
-    """On a throwaway node (tests/broker_nodes.py): never restart the shared broker."""
+    """On a throwaway node (tests/support/broker_nodes.py): never restart the shared broker."""
     async with exchange_on(local_node.url, tmp_path, certificates=False) as exchange:
         await _route_through_a_broker_restart(exchange, local_node, tmp_path)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,40 +9,21 @@ import httpx
 import pytest
 
 from backbone.errors import StoreUnavailableError
-from backbone.router.pipeline import Pipeline
-from backbone.router.policy import RoutingPolicy
-from backbone.router.service import Router, RouterOptions
+from backbone.router.service import Router
 from backbone.store import open_store
-from tests.router_harness import Exchange
+from tests.support import Exchange, free_port, make_router
 
 pytestmark = pytest.mark.broker
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 async def running(amqp_url: str, tmp_path: Path) -> AsyncIterator[tuple[Exchange, Router, str]]:
     exchange = await Exchange.create(amqp_url, tmp_path / "pki")
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
-    port = _free_port()
-    router = Router(
-        RouterOptions(amqp_url=amqp_url, names=exchange.names, http_port=port),
-        directory=exchange.directory,
-        pipeline=Pipeline(
-            directory=exchange.directory,
-            validator=exchange.pki.validator(),
-            store=store,
-            names=exchange.names,
-            policy=RoutingPolicy(),
-        ),
-        store=store,
-    )
+    port = free_port()
+    router = make_router(exchange, store, http_port=port)
     await router.start()
     try:
         yield exchange, router, f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ import structlog
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
-from tests.router_harness import Exchange
+from tests.support import Exchange
 
 pytestmark = pytest.mark.broker
 

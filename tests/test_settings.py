@@ -9,7 +9,7 @@ import pytest
 from backbone.errors import CertificateUntrustedError
 from backbone.organ import OrganCode
 from backbone.replica import Settings
-from tests.pki_fixtures import make_pki
+from tests.support import make_pki
 
 
 def test_file_values_load_and_the_environment_wins_over_them(

@@ -16,7 +16,7 @@ from backbone.errors import StoreUnavailableError
 from backbone.store import BatchingStore, SqlStore, open_store
 from backbone.store.abc import Claim, ClaimState, Identity, Outcome
 from backbone.store.sql import Call, ClaimCall
-from tests.store_fixtures import (
+from testkit.store import (
     DOCUMENT_ID,
     RECIPIENT,
     SENDER,

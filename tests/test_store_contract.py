@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.store import BatchingStore, MemoryStore, SqlStore, open_store
 from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome, Store
-from tests.store_fixtures import (
+from testkit.store import (
     DOCUMENT_ID,
     OTHER,
     RECIPIENT,

@@ -1,6 +1,6 @@
 """AMQPS: the router and adapters reach the broker over TLS and verify its certificate.
 
-A throwaway RabbitMQ node (``tests.broker_nodes``) gets a TLS listener whose certificate a
+A throwaway RabbitMQ node (``tests.support.broker_nodes``) gets a TLS listener whose certificate a
 test CA made here signed, for the host name ``localhost`` only."""
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions, start
 from backbone.store.memory import MemoryStore
 from backbone.wire.names import Names
-from tests.adapter_harness import Deployment, open_deployment
-from tests.broker_nodes import LocalNode, free_ports
-from tests.pki_fixtures import make_pki
-from tests.router_harness import build_directory, document_edxml
+from tests.support import Deployment, build_directory, document_edxml, make_pki, open_deployment
+from tests.support.broker_nodes import LocalNode, free_ports
 
 pytestmark = pytest.mark.broker
 

@@ -29,7 +29,7 @@ from backbone.tracking import (
     hash_token,
 )
 from backbone.tracking.openapi import OPENAPI_PATH, openapi_json, router_openapi
-from tests.tracking_fixtures import (
+from tests.support.tracking_fixtures import (
     BACKENDS,
     G01,
     G22,

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from backbone.edxml import StatusCode
-from tests.tracking_fixtures import (
+from tests.support.tracking_fixtures import (
     COMPLETED_STEPS,
     G22,
     H41,

@@ -22,8 +22,8 @@ from backbone.store.journeys import PROGRESS_STATES, facts_of, merge, state_of
 from backbone.store.schema import deliveries, journeys
 from backbone.store.sql import ClaimRouteCall
 from backbone.tracking import State
-from tests.store_fixtures import backend, header
-from tests.tracking_fixtures import BACKENDS, G01, G22, H41, H41_COMMUNE, H53_DISTRICT
+from testkit.store import backend, header
+from tests.support.tracking_fixtures import BACKENDS, G01, G22, H41, H41_COMMUNE, H53_DISTRICT
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

@@ -19,7 +19,7 @@ from backbone.envelope import read_header
 from backbone.tracking import OPERATOR
 from backbone.tracking.openapi import OPENAPI_PATH
 from backbone.wire.events import Event, EventType
-from tests.tracking_fixtures import (
+from tests.support.tracking_fixtures import (
     BACKENDS,
     COMPLETED_STEPS,
     G01,

@@ -25,8 +25,8 @@ from backbone.tracking import (
     TrackingOptions,
 )
 from backbone.wire.events import Event, EventType
-from tests.store_fixtures import backend
-from tests.tracking_fixtures import (
+from testkit.store import backend
+from tests.support.tracking_fixtures import (
     BACKENDS,
     G01,
     G22,

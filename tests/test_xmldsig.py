@@ -16,7 +16,7 @@ from backbone.errors import (
 )
 from backbone.organ import OrganCode
 from backbone.xmldsig import DS_NS, EDXML_NS, sign_edxml, verify_edxml
-from tests.pki_fixtures import DevPki, make_pki
+from tests.support import DevPki, make_pki
 
 G22 = OrganCode.parse("000.00.00.G22")
 H41 = OrganCode.parse("000.00.00.H41")

@@ -11,7 +11,7 @@ import structlog
 import typer
 
 from backbone.directory import load_directory
-from backbone.errors import BackboneError
+from backbone.errors import BackboneError, ConfigurationError
 from backbone.logs import configure_logging
 from backbone.replica.settings import Settings
 from backbone.router.pipeline import Pipeline
@@ -28,7 +28,7 @@ async def build_router(settings: Settings) -> Router:
     """The replica ``settings`` describe: its store opened, tracking beside it (on a SQL
     store). Raise :class:`BackboneError` when it could not route anything."""
     if settings.directory is None:
-        raise BackboneError(
+        raise ConfigurationError(
             "no directory configured: set VDX_DIRECTORY or `directory:` in the file"
         )
     directory = load_directory(settings.directory)

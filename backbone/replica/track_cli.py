@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from backbone.directory import load_directory
-from backbone.errors import BackboneError
+from backbone.errors import BackboneError, ConfigurationError
 from backbone.replica.settings import Settings
 from backbone.store import SqlStore
 from backbone.tiers import DEFAULT_PROFILE, TierModel
@@ -59,7 +59,9 @@ async def _track(settings: Settings, store_url: str, document_id: str) -> Docume
         else TierModel.named(DEFAULT_PROFILE)
     )
     if not store_url.startswith(("sqlite", "postgresql")):
-        raise BackboneError(f"tracking reads a SQL store; {store_url.split(':', 1)[0]}: is not")
+        raise ConfigurationError(
+            f"tracking reads a SQL store; {store_url.split(':', 1)[0]}: is not"
+        )
     store = await SqlStore.open(store_url)
     try:
         tracker = Tracker(store.engine, tiers, zone=settings.tracking_time_zone)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import DOCUMENTS, RESULTS, Result, exchange_on
-from tests.router_harness import Exchange
+from tests.support import Exchange
 
 COLUMNS = ("scenario", "sent", "delivered", "duplicates delivered", "lost", "statuses complete")
 

@@ -2,9 +2,9 @@
 processes (G22 sends, H41 receives), a few thousand documents folder to folder, and the
 count of what arrived.
 
-The exchange (prefix, broker users, PKI, directory) is :class:`tests.router_harness.
-Exchange`; the adapters are :class:`tests.test_adapter_faults.AdapterProcess`, configured by
-:class:`tests.adapter_harness.Deployment` — only the router differs from those harnesses:
+The exchange (prefix, broker users, PKI, directory) is :class:`testkit.Exchange`; the
+adapters are :class:`tests.support.AdapterProcess`, configured by
+:class:`testkit.Deployment` — only the router differs from those harnesses:
 here it is ``backbone router run`` in a process of its own, so it can be killed.
 """
 
@@ -24,18 +24,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
-from backbone.directory import dump_directory
-from backbone.router.service import Router
 from backbone.wire.events import Event, EventType, decode_events
-from tests.adapter_harness import Deployment
-from tests.child_process import ChildProcess
 from tests.conftest import REPO
-from tests.router_harness import Exchange, document_edxml, document_id
-from tests.test_adapter_faults import AdapterProcess, drop, inbox_documents
+from tests.support import ChildProcess, Deployment, Exchange, document_edxml, document_id
+from tests.support.adapter_process import AdapterProcess, drop, inbox_documents
 
 __all__ = [
     "DOCUMENTS",
@@ -108,7 +104,7 @@ class RouterProcess(ChildProcess):
         store_url: str | None = None,
         command: Sequence[str] | None = None,
     ) -> None:
-        directory = _directory_file(exchange, root)
+        directory = exchange.directory_file(root)
         self.config = root / f"{name}.yaml"
         self.config.write_text(
             yaml.safe_dump(
@@ -166,16 +162,7 @@ class RouterProcess(ChildProcess):
 def deployment_for(exchange: Exchange, root: Path) -> Deployment:
     """The adapter harness's :class:`Deployment` (it writes adapter configurations) without
     its in-process router: in these scenarios the router runs as a process of its own."""
-    return Deployment(exchange, cast(Router, None), root, _directory_file(exchange, root))
-
-
-def _directory_file(exchange: Exchange, root: Path) -> Path:
-    """The exchange's directory as a file in ``root``, for routers and adapters to load."""
-    directory = root / "directory.yaml"
-    if not directory.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        dump_directory(exchange.directory.file, directory)
-    return directory
+    return Deployment.without_router(exchange, root)
 
 
 class Run:

@@ -17,7 +17,7 @@ import pytest
 from backbone.broker.management import ManagementClient
 from tests.faults.harness import DOCUMENTS, H41, RouterProcess, Run, run_with_fault
 from tests.faults.proxy import TcpProxy
-from tests.router_harness import Exchange
+from tests.support import Exchange
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker]
 

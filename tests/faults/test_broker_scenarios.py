@@ -1,5 +1,5 @@
-"""The broker itself failing, on throwaway nodes (tests/broker_nodes.py), never on the shared
-one: a restart of the broker application, and a three-node cluster losing the node that
+"""The broker itself failing, on throwaway nodes (tests/support/broker_nodes.py), never on the
+shared one: a restart of the broker application, and a three-node cluster losing the node that
 leads the quorum queues."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker_nodes import LocalCluster, LocalNode, local_node_fixture  # noqa: F401
 from tests.conftest import REPO
 from tests.faults.harness import H41, RouterProcess, Run, exchange_on, run_with_fault
-from tests.router_harness import Exchange
+from tests.support import Exchange
+from tests.support.broker_nodes import LocalCluster, LocalNode, local_node_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker]
 

@@ -21,7 +21,7 @@ from tests.faults.harness import (
     postgres_database,
     run_with_fault,
 )
-from tests.router_harness import Exchange, document_id
+from tests.support import Exchange, document_id
 
 pytestmark = [pytest.mark.faults, pytest.mark.broker]
 

@@ -30,8 +30,7 @@ from backbone.pki.keys import generate_private_key
 from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.xmldsig import sign_edxml
 from tests.hostile.cases import CASES, Case, Layer
-from tests.pki_fixtures import DevPki
-from tests.router_harness import VIA_HUB, Exchange, document_edxml
+from tests.support import VIA_HUB, DevPki, Exchange, document_edxml
 
 __all__ = [
     "HONEST",
@@ -57,7 +56,7 @@ EXPIRED_AGENCY, REVOKED_AGENCY, NO_SIGNING_AGENCY, HUB_PROVINCE = (
     VIA_HUB[0],
 )
 EDXML_SIZE_LIMIT = 64 * 1024 * 1024  # backbone.edxml.parser.DEFAULT_MAX_BYTES
-ADAPTER_ENVELOPE_LIMIT = 16 * 1024 * 1024  # tests.adapter_harness.MAX_ENVELOPE_BYTES
+ADAPTER_ENVELOPE_LIMIT = 16 * 1024 * 1024  # testkit.MAX_ENVELOPE_BYTES
 
 
 @dataclass(frozen=True, slots=True)

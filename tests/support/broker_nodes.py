@@ -12,7 +12,7 @@ user, which cannot enter pytest's private temporary directories.
 
 One node::
 
-    from tests.broker_nodes import LocalNode, free_ports
+    from tests.support.broker_nodes import LocalNode, free_ports
 
     amqp, dist, http = free_ports(3)
     with LocalNode(tmp_path, name="restart", amqp_port=amqp, dist_port=dist,
@@ -30,9 +30,9 @@ Three nodes, clustered (``rabbitmqctl join_cluster``)::
 
 In a test, the ``local_node`` fixture is a started node with management whose URL the
 harness's management client uses meanwhile (``VDX_MANAGEMENT_URL``), so
-``tests.router_harness.Exchange.create(local_node.url, …)`` provisions its users there::
+``testkit.Exchange.create(local_node.url, …)`` provisions its users there::
 
-    from tests.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
+    from tests.support.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 
     async def test_something(local_node: LocalNode) -> None: ...
 
@@ -52,7 +52,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -64,6 +63,7 @@ from typing import Self
 import pytest
 
 from backbone.broker.management import ManagementClient
+from tests.support.ports import HOST, free_ports
 
 __all__ = [
     "LocalCluster",
@@ -75,11 +75,6 @@ __all__ = [
     "throwaway_node",
 ]
 
-HOST = "127.0.0.1"
-# Ports a throwaway node must never take: epmd, the shared node's AMQP, distribution,
-# management and Prometheus ports, and the range the CLI tools use for their own
-# distribution (RABBITMQ_CTL_DIST_PORT_MIN..MAX, 35672..35682 by default).
-_RESERVED_PORTS = frozenset({4369, 5671, 5672, 15672, 15692, 25672, *range(35672, 35683)})
 _SCRIPT_DIRS = (Path("/usr/lib/rabbitmq/bin"), Path("/usr/lib/rabbitmq/sbin"))
 _START_TIMEOUT = 120.0
 _CTL_TIMEOUT = 120.0
@@ -88,26 +83,6 @@ _LIVE: set[LocalNode] = set()  # started and not yet cleaned up: stopped at exit
 
 class NodeError(RuntimeError):
     """A throwaway node did not start, stop or answer as asked."""
-
-
-def free_ports(count: int = 1) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 now (the kernel's choice), never one
-    of the shared broker's or the CLI tools' ports. All sockets are held until every port is
-    chosen, so the ports differ from each other."""
-    sockets: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < count:
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probe.bind((HOST, 0))
-            sockets.append(probe)
-            port = int(probe.getsockname()[1])
-            if port not in _RESERVED_PORTS:
-                ports.append(port)
-    finally:
-        for probe in sockets:
-            probe.close()
-    return ports
 
 
 def rabbitmq_scripts() -> Path:
@@ -502,7 +477,7 @@ def local_node_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     """A throwaway node; the harness's management client (``VDX_MANAGEMENT_URL``) points at
     it meanwhile. Use it from a test module with::
 
-        from tests.broker_nodes import local_node_fixture  # noqa: F401
+        from tests.support.broker_nodes import local_node_fixture  # noqa: F401
     """
     with throwaway_node(tmp_path / "nodes") as node:
         monkeypatch.setenv("VDX_MANAGEMENT_URL", node.management_url)

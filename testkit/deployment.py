@@ -2,9 +2,9 @@
 adapters (``AdapterClient``) for chosen systems, each configured the way production is
 (a YAML-shaped ``AdapterConfig`` pointing at a directory file, key and certificate files).
 
-Reuse it from any test module::
+Reuse it from any test module (the pytest fixture lives in :mod:`tests.support`)::
 
-    from tests.adapter_harness import Deployment, adapter_deployment_fixture  # noqa: F401
+    from tests.support import Deployment, adapter_deployment_fixture  # noqa: F401
 
     async def test_something(adapter_deployment: Deployment) -> None:
         a = await adapter_deployment.adapter(G22)
@@ -13,7 +13,7 @@ Reuse it from any test module::
         await a.send(document_edxml(G22, [H41], 1))
         [item] = await inbox.wait_for(1)
 
-The systems and organ codes are those of :mod:`tests.router_harness` (``HUB`` serves the
+The systems and organ codes are those of :mod:`testkit.exchange` (``HUB`` serves the
 Tây Ninh subtree). Every agency has a certificate in the directory.
 """
 
@@ -24,20 +24,21 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
+from typing import Any, cast
 
 from adapters import AdapterClient, AdapterConfig, Received
-from backbone.directory import Hub, dump_directory
+from backbone.directory import Hub
 from backbone.pki.validation import CertificateValidator
+from backbone.router.abc import Extension
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
-from tests.pki_fixtures import DevPki
-from tests.router_harness import Exchange
+from backbone.store.abc import Store
+from testkit.exchange import Exchange
+from testkit.pki import DevPki
 
-__all__ = ["Deployment", "Inbox", "adapter_deployment_fixture", "open_deployment"]
+__all__ = ["MAX_ENVELOPE_BYTES", "Deployment", "Inbox", "make_router", "open_deployment"]
 
 MAX_ENVELOPE_BYTES = 16 * 1024 * 1024
 
@@ -86,6 +87,12 @@ class Deployment:
     directory_file: Path
     _clients: list[AdapterClient] = field(default_factory=list)
     _inboxes: list[Inbox] = field(default_factory=list)
+
+    @classmethod
+    def without_router(cls, exchange: Exchange, root: Path) -> Deployment:
+        """Only what writes adapter configurations (the exchange's directory file in
+        ``root``): for a router that runs as a process of its own, or none."""
+        return cls(exchange, cast(Router, None), root, exchange.directory_file(root))
 
     def system_of(self, code: str) -> str:
         """The connected system (hub id or the code itself) serving ``code``."""
@@ -150,6 +157,36 @@ class Deployment:
             await client.close()
 
 
+def make_router(
+    exchange: Exchange,
+    store: Store,
+    *,
+    validator: CertificateValidator | None = None,
+    extensions: Sequence[Extension] = (),
+    **options: Any,
+) -> Router:
+    """A router (not started) for ``exchange`` on ``store``: its names and directory, full
+    validation with ``validator`` (by default the exchange PKI's), the usual routing policy.
+    ``options`` are more :class:`RouterOptions`; a ``max_envelope_bytes`` among them is the
+    pipeline's limit too. ``extensions`` run beside it (tracking)."""
+    limit = {k: v for k, v in options.items() if k == "max_envelope_bytes"}
+    pipeline = Pipeline(
+        directory=exchange.directory,
+        validator=exchange.pki.validator() if validator is None else validator,
+        store=store,
+        names=exchange.names,
+        policy=RoutingPolicy(),
+        **limit,
+    )
+    return Router(
+        RouterOptions(amqp_url=exchange.amqp_url, names=exchange.names, **options),
+        directory=exchange.directory,
+        pipeline=pipeline,
+        store=store,
+        extensions=extensions,
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_deployment(
     amqp_url: str,
@@ -162,27 +199,14 @@ async def open_deployment(
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
     hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
-    directory_file = root / "directory.yaml"
-    dump_directory(exchange.directory.file, directory_file)
+    directory_file = exchange.directory_file(root)
     store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
-    pipeline = Pipeline(
-        directory=exchange.directory,
+    router = make_router(
+        exchange,
+        store,
         validator=router_validator(exchange.pki),
-        store=store,
-        names=exchange.names,
-        policy=RoutingPolicy(),
+        delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
-    )
-    router = Router(
-        RouterOptions(
-            amqp_url=amqp_url,
-            names=exchange.names,
-            delivery_limit=3,
-            max_envelope_bytes=router_max_envelope_bytes,
-        ),
-        directory=exchange.directory,
-        pipeline=pipeline,
-        store=store,
     )
     await router.start()
     deployment = Deployment(exchange, router, root, directory_file)
@@ -192,9 +216,3 @@ async def open_deployment(
         await deployment.close()
         await router.stop()
         await exchange.close()
-
-
-@pytest.fixture(name="adapter_deployment")
-async def adapter_deployment_fixture(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
-    async with open_deployment(amqp_url, tmp_path) as deployment:
-        yield deployment

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -29,24 +29,19 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from backbone.broker.management import ManagementClient
 from backbone.clock import edxml_now
-from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
-from backbone.edxml import (
-    Business,
-    BusinessDocType,
-    Code,
-    DocumentType,
-    EdxmlDocument,
-    EdxmlStatus,
-    Organization,
-    PromulgationInfo,
-    ResponseFor,
-    StatusCode,
-    build,
+from backbone.directory import (
+    Directory,
+    DirectoryBuilder,
+    agency_account,
+    dump_directory,
+    hub_account,
 )
+from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build
 from backbone.envelope import Kind, seal
 from backbone.wire.events import Event, decode_events
 from backbone.wire.names import Names
-from tests.pki_fixtures import DevPki, make_pki
+from testkit.documents import document_edxml, document_id
+from testkit.pki import DevPki, make_pki
 
 HUB = "00.53.W00"
 DIRECT = [
@@ -75,28 +70,6 @@ def build_directory(
     for code in VIA_HUB:
         builder.via_hub(code, HUB, certificate=known.get(code))
     return builder.build()
-
-
-def document_edxml(
-    sender: str, recipients: Iterable[str], number: int, *, business: int = 0
-) -> bytes:
-    today = edxml_now().date()  # the document's day is Vietnam's
-    return build(
-        EdxmlDocument(
-            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
-            recipients=tuple(Organization(organ_id=code) for code in recipients),
-            document_id=document_id(sender, number),
-            code=Code(code_number=str(number), code_notation="VP"),
-            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=today),
-            document_type=DocumentType(type="1", type_name="Công văn"),
-            subject=f"Văn bản số {number}",
-            business=Business(business_doc_type=BusinessDocType(business)),
-        )
-    )
-
-
-def document_id(sender: str, number: int) -> str:
-    return f"{sender},{edxml_now():%Y/%m/%d},{number}/VP"
 
 
 @dataclass
@@ -135,6 +108,14 @@ class Exchange:
             await management.set_permissions(account, configure=".*", write=".*", read=".*")
             exchange.passwords[account] = password
         return exchange
+
+    def directory_file(self, root: Path) -> Path:
+        """The directory as a file in ``root`` (written once), for routers and adapters."""
+        file = root / "directory.yaml"
+        if not file.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            dump_directory(self.directory.file, file)
+        return file
 
     def accounts(self) -> list[str]:
         hubs = [hub.broker_account for hub in self.directory.hubs]

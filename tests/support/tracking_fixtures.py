@@ -4,7 +4,6 @@ router (HTTP server, tracking API and page, overdue watch) with real adapters ar
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -18,20 +17,23 @@ import httpx
 
 from adapters import AdapterClient
 from backbone.clock import today_in
-from backbone.directory import dump_directory
-from backbone.edxml import EdxmlDocument, StatusCode, build, validate
+from backbone.edxml import StatusCode
 from backbone.envelope import EnvelopeHeader
-from backbone.router.pipeline import Pipeline
-from backbone.router.policy import RoutingPolicy
-from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.store.abc import Identity, Store
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import OPERATOR, Tracker, Tracking, TrackingOptions, mint_token
 from backbone.tracking.wiring import DEFAULT_ZONE
-from tests.adapter_harness import Deployment
-from tests.router_harness import Exchange, document_edxml
-from tests.store_fixtures import POSTGRES_URL, backend, header
+from testkit import (
+    POSTGRES_URL,
+    Deployment,
+    Exchange,
+    backend,
+    document_edxml,
+    header,
+    make_router,
+)
+from tests.support.ports import free_port
 
 G22, G01, H41 = "000.00.00.G22", "000.00.05.G01", "000.00.00.H41"
 H41_COMMUNE, H53_DISTRICT = "000.07.12.H41", "000.00.32.H53"
@@ -54,19 +56,11 @@ def agencies_today() -> date:
     return today_in(ZoneInfo(DEFAULT_ZONE))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def dated_edxml(
     sender: str, recipients: Iterable[str], number: int, due: date | None, *, business: int = 0
 ) -> bytes:
     """The harness's document, with a DueDate."""
-    document = validate(document_edxml(sender, list(recipients), number, business=business))
-    assert isinstance(document, EdxmlDocument)
-    return build(document.model_copy(update={"due_date": due}))
+    return document_edxml(sender, list(recipients), number, business=business, due=due)
 
 
 @dataclass
@@ -243,8 +237,7 @@ async def tracked_exchange(
     """A fresh exchange, a router with its HTTP server on a free port and tracking on
     (tokens for G22, H41, G01 and an operator), on store back-end ``store``."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
-    directory_file = root / "directory.yaml"
-    dump_directory(exchange.directory.file, directory_file)
+    directory_file = exchange.directory_file(root)
     tokens = Tokens.for_holders([G22, H41, G01, OPERATOR])
     async with backend(store, root) as where:
         router_store = await open_store(where.url, schema=where.schema)
@@ -255,17 +248,10 @@ async def tracked_exchange(
             TrackingOptions(tokens=tokens.hashes, overdue_interval=overdue_interval),
         )
         assert tracking is not None
-        router = Router(
-            RouterOptions(amqp_url=amqp_url, names=exchange.names, http_port=port),
-            directory=exchange.directory,
-            pipeline=Pipeline(
-                directory=exchange.directory,
-                validator=exchange.pki.validator(),
-                store=router_store,
-                names=exchange.names,
-                policy=RoutingPolicy(),
-            ),
-            store=router_store,
+        router = make_router(
+            exchange,
+            router_store,
+            http_port=port,
             extensions=[tracking],
         )
         await router.start()

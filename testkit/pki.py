@@ -3,7 +3,7 @@
 Use it from any test module::
 
     import pytest
-    from tests.pki_fixtures import DevPki, make_pki
+    from testkit.pki import DevPki, make_pki
 
     @pytest.fixture(scope="session")
     def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:

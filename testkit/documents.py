@@ -1,0 +1,65 @@
+"""Minimal edXML documents for tests and the benchmark: one builder, parameterised for every
+caller (sender and recipients, number, business type, due date, Content, attachments, the
+notation of the document id)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+from backbone.clock import edxml_now
+from backbone.edxml import (
+    Attachment,
+    Business,
+    BusinessDocType,
+    Code,
+    DocumentType,
+    EdxmlDocument,
+    Organization,
+    PromulgationInfo,
+    Reference,
+    build,
+)
+
+__all__ = ["document_edxml", "document_id"]
+
+
+def document_id(sender: str, number: int, notation: str = "VP") -> str:
+    """The id of document ``number`` of ``sender`` dated today in Vietnam."""
+    return f"{sender},{edxml_now():%Y/%m/%d},{number}/{notation}"
+
+
+def document_edxml(
+    sender: str,
+    recipients: Iterable[str],
+    number: int,
+    *,
+    business: int = 0,
+    notation: str = "VP",
+    sender_name: str | None = None,
+    subject: str | None = None,
+    content: str | None = None,
+    due: date | None = None,
+    references: Sequence[Reference] = (),
+    attachments: Sequence[Attachment] = (),
+) -> bytes:
+    """Document ``number`` from ``sender`` (named "Agency <code>" unless ``sender_name``) to
+    ``recipients``, dated today in Vietnam, id :func:`document_id` with ``notation`` (the
+    Code's notation stays "VP"), subject "Văn bản số <number>" unless ``subject``."""
+    today = edxml_now().date()  # the document's day is Vietnam's
+    return build(
+        EdxmlDocument(
+            sender=Organization(organ_id=sender, organ_name=sender_name or f"Agency {sender}"),
+            recipients=tuple(Organization(organ_id=code) for code in recipients),
+            document_id=document_id(sender, number, notation),
+            code=Code(code_number=str(number), code_notation="VP"),
+            promulgation_info=PromulgationInfo(place="Hà Nội", promulgation_date=today),
+            document_type=DocumentType(type="1", type_name="Công văn"),
+            subject=subject or f"Văn bản số {number}",
+            content=content,
+            due_date=due,
+            business=Business(business_doc_type=BusinessDocType(business)),
+            references=tuple(references),
+            attachments=tuple(attachments),
+        )
+    )
