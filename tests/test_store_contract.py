@@ -224,12 +224,12 @@ async def test_concurrent_claim_routes_for_one_envelope_route_it_once_then_answe
     routed = header()
     claims = await asyncio.gather(*(store.claim_route(routed) for _ in range(3)))
 
-    # As one after the other: the first routes and records; the others find it routed.
-    assert [claim.state for claim in claims] == [
-        ClaimState.NEW,
-        ClaimState.ANSWERED,
-        ClaimState.ANSWERED,
-    ]
+    # As one after the other: the first to reach the database routes and records; the
+    # others find it routed. (Which of the three is first is the scheduler's choice: on
+    # PostgreSQL without batching they race, and any one may win.)
+    assert sorted(claim.state for claim in claims) == sorted(
+        [ClaimState.NEW, ClaimState.ANSWERED, ClaimState.ANSWERED]
+    )
     assert len(await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)) == 1
 
 
