@@ -476,6 +476,10 @@ class AdapterClient:
             self._seen[key] = True
         return receipt
 
+    def set_refusal_keeper(self, keeper: RefusalKeeper | None) -> None:
+        """See :meth:`adapters.abc.Adapter.set_refusal_keeper` (``keep_refused=``)."""
+        self.keep_refused = keeper
+
     # -- receiving ------------------------------------------------------------------------
 
     async def received(self) -> AsyncGenerator[Received, None]:

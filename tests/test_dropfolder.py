@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from adapters.abc import Receipt, Received, Sealed
+from adapters.abc import Receipt, Received, RefusalKeeper, Sealed
 from adapters.dropfolder import DropFolder, DropFolderOptions
-from adapters.dropfolder_files import is_outgoing_name, safe_file_name
-from adapters.dropfolder_layout import AgencyFolder
+from adapters.dropfolder.files import is_outgoing_name, safe_file_name
+from adapters.dropfolder.layout import AgencyFolder
 from backbone.edxml import (
     Attachment,
     EdxmlDocument,
@@ -55,6 +55,7 @@ class FakeAdapter:
     events: list[str] = field(default_factory=list)  # order of next-item requests and 01s
     incoming: asyncio.Queue[Received | None] = field(default_factory=asyncio.Queue)
     on_status: Callable[[], None] | None = None
+    keep_refused: RefusalKeeper | None = None
 
     def seal(self, edxml: bytes) -> Sealed:
         message = validate(edxml)
@@ -121,6 +122,16 @@ class FakeAdapter:
         while (item := await self.incoming.get()) is not None:
             yield item
             self.events.append(f"next after {item.envelope_id}")
+
+    async def acknowledge_arrival(self, received: Received) -> Receipt | None:
+        if not isinstance(received.message, EdxmlDocument):
+            return None
+        return await self.send_status(
+            received.header.document_id, StatusCode.ARRIVED, sender=received.recipient
+        )
+
+    def set_refusal_keeper(self, keeper: RefusalKeeper | None) -> None:
+        self.keep_refused = keeper
 
 
 def folders(tmp_path: Path, *codes: str) -> dict[str, Path]:

@@ -27,6 +27,7 @@ PACKAGES = [
     "backbone.wire",
     "backbone.tracking",
     "adapters",
+    "adapters.dropfolder",
 ]
 
 
