@@ -3,7 +3,8 @@
 An adapter is the agency's side of the backbone: one per agency, or one per hub (LGSP)
 serving a subtree of agencies, each served agency with its own key and certificate, the
 adapter with one broker account. ``client`` implements :class:`Adapter` (the Python API
-software embeds); ``dropfolder`` builds the folder integration on it.
+software embeds); ``dropfolder`` builds the folder integration on it, through this
+protocol only.
 """
 
 from __future__ import annotations
@@ -114,4 +115,15 @@ class Adapter(Protocol):
     def received(self) -> AsyncIterator[Received]:
         """Documents and statuses as they arrive. An item is acknowledged to the broker only
         when the consumer asks for the next one (so a crash before that redelivers it)."""
+        ...
+
+    async def acknowledge_arrival(self, received: Received) -> Receipt | None:
+        """Send status 01 (arrived) for a received document, from the served agency it was
+        for, once the consumer has stored it; None for a status (statuses are never
+        answered)."""
+        ...
+
+    def set_refusal_keeper(self, keeper: RefusalKeeper | None) -> None:
+        """Where content a served agency refuses is kept from now on (:class:`Refused`);
+        None: nowhere (the envelope is dead-lettered instead)."""
         ...

@@ -16,7 +16,7 @@ import typer
 from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
 from adapters.dropfolder import DropFolder, DropFolderOptions
-from adapters.dropfolder_records import receipt_record
+from adapters.dropfolder.records import receipt_record
 from backbone.errors import BackboneError, BrokerUnavailableError, ConfigurationError
 from backbone.logs import configure_logging
 from backbone.observability.http import HttpServer, make_app

@@ -12,6 +12,7 @@ configurations) and pytest (an unreachable PostgreSQL fails the test run), so it
 from testkit.deployment import MAX_ENVELOPE_BYTES, Deployment, Inbox, make_router, open_deployment
 from testkit.documents import document_edxml, document_id
 from testkit.exchange import DIRECT, HUB, VIA_HUB, Exchange, build_directory
+from testkit.fake_adapter import FakeAdapter
 from testkit.pki import SAMPLE_ORGANS, DevPki, make_pki
 from testkit.store import POSTGRES_URL, Backend, backend, header
 
@@ -26,6 +27,7 @@ __all__ = [
     "Deployment",
     "DevPki",
     "Exchange",
+    "FakeAdapter",
     "Inbox",
     "backend",
     "build_directory",

@@ -27,6 +27,14 @@ PACKAGES = [
     "backbone.wire",
     "backbone.tracking",
     "adapters",
+    "adapters.client",
+    "adapters.connection",
+    "adapters.opening",
+    "adapters.receiving",
+    "adapters.redeliveries",
+    "adapters.sending",
+    "adapters.statuses",
+    "adapters.dropfolder",
 ]
 
 

@@ -1,0 +1,100 @@
+"""The adapter's broker connection: connecting (``amqps://``: TLS, the broker's certificate
+verified), reconnecting (a robust connection restores its channels and consumers), the
+publish channel with publisher confirms, and channels for consumers."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from adapters.config import AdapterConfig
+from backbone.broker.tls import connection_problem
+from backbone.errors import BrokerUnavailableError
+from backbone.observability import metrics
+from backbone.wire import Names
+
+__all__ = ["BrokerConnection"]
+
+log = structlog.get_logger("adapters.client")
+
+
+class BrokerConnection:
+    """One robust connection per adapter, opened by :meth:`open`, closed by :meth:`close`."""
+
+    def __init__(self, config: AdapterConfig, names: Names) -> None:
+        self._config = config
+        self._names = names
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None  # strong ref: robust channel
+        self._submit: AbstractExchange | None = None
+        self._closing = False
+
+    @property
+    def system(self) -> str:
+        return self._config.system
+
+    @property
+    def submit(self) -> AbstractExchange | None:
+        """The submit exchange on the confirmed publish channel; None when not open."""
+        return self._submit
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection is not None
+
+    async def open(self) -> None:
+        """Connect (robust) and open the publish channel. Raises BrokerUnavailableError,
+        closed again, when the broker cannot be reached."""
+        self._closing = False
+        try:
+            self._connection = await aio_pika.connect_robust(
+                self._config.connection_url(),  # amqps://: the broker's certificate verified
+                client_properties={"connection_name": f"vdx-adapter {self.system}"},
+                reconnect_interval=self._config.reconnect_interval,
+            )
+            self._connection.reconnect_callbacks.add(self._on_reconnect)
+            self._connection.close_callbacks.add(self._on_connection_lost)
+            self._publish_channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+            self._submit = await self._publish_channel.get_exchange(
+                self._names.submit_exchange, ensure=False
+            )
+        except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
+            await self.close()
+            raise BrokerUnavailableError(
+                f"adapter {self.system} cannot reach the broker: {connection_problem(error)}"
+            ) from None
+
+    async def channel(self) -> AbstractChannel:
+        """A new channel (for a consumer); BrokerUnavailableError when not open."""
+        if self._connection is None:
+            raise BrokerUnavailableError(f"adapter {self.system} is not started (or closed)")
+        return await self._connection.channel()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connection is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail
+                await self._connection.close()
+        self._connection = None
+        self._publish_channel = None
+        self._submit = None
+
+    def problem(self) -> str | None:
+        """For readiness: None when connected to the broker, else what is wrong."""
+        if self._connection is None or self._connection.is_closed:
+            return f"adapter {self.system} is not connected to the broker"
+        return None
+
+    def _on_reconnect(self, *_: object) -> None:
+        metrics.ADAPTER_RECONNECTS.inc()
+        log.warning("adapter.reconnected", system=self.system)
+
+    def _on_connection_lost(self, *_: object) -> None:
+        if not self._closing:  # robust: it reconnects on its own; publishes fail meanwhile
+            log.warning("adapter.connection_lost", system=self.system)

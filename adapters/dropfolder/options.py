@@ -1,0 +1,18 @@
+"""How fast the drop folder polls, how many files it handles at once, how it retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DropFolderOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class DropFolderOptions:
+    poll_interval: float = 0.5  # seconds between outbox scans
+    concurrency: int = 8  # outbox files sealed/published at once, all agencies together
+    retry_initial: float = 0.5  # first wait after a failed publish; doubles up to retry_max
+    retry_max: float = 30.0
+    write_retry_max: float = 5.0  # longest wait between attempts to write a received item
+    publish_timeout: float = 120.0  # a publish not confirmed by then is retried (same bytes)
+    journal_days: float = 30.0  # how long a received envelope is remembered

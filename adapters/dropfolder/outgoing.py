@@ -1,0 +1,294 @@
+"""The outgoing side: outbox files claimed, sealed, published, filed in ``sent/`` or
+``failed/``.
+
+Per file (every arrow an atomic rename or an fsynced atomic write)::
+
+    outbox/x.edxml → .work/outgoing/x.edxml        claim
+                   → seal (refused: failed/x.edxml + failed/x.edxml.error.json)
+                   → .work/outgoing/x.edxml.envelope    BEFORE publishing
+                   → publish, broker confirm (broker away: wait and retry, same bytes)
+                   → sent/x.edxml.receipt.json, sent/x.edxml, envelope deleted
+
+A crash anywhere resumes from ``.work/outgoing``: a saved envelope is published again as
+is (same envelope id, so the router answers the duplicate with its first outcome); a claimed
+file without one was never published and is sealed afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.abc import Adapter, Receipt, Sealed
+from adapters.dropfolder.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    is_outgoing_name,
+    replace_durably,
+    unique_destination,
+)
+from adapters.dropfolder.layout import AgencyFolder
+from adapters.dropfolder.options import DropFolderOptions
+from adapters.dropfolder.records import error_from_exception, error_record, receipt_record
+from adapters.dropfolder.sealing import SealingThread
+from backbone.clock import utc_now
+from backbone.edxml import examine
+from backbone.envelope import read_header
+from backbone.errors import BackboneError, BrokerUnavailableError, Reason
+
+__all__ = ["ENVELOPE_SUFFIX", "OutboxSender"]
+
+log = structlog.get_logger("adapters.dropfolder")
+
+ENVELOPE_SUFFIX = ".envelope"
+UNEXPECTED_ATTEMPTS = 3  # seal attempts after an unexpected (non-Backbone) error
+
+_EDXML_REASONS = frozenset(
+    {
+        Reason.EDXML_INVALID,
+        Reason.EDXML_NOT_WELL_FORMED,
+        Reason.EDXML_UNSAFE,
+        Reason.EDXML_TOO_LARGE,
+    }
+)
+
+
+class OutboxSender:
+    """Sends every agency's outbox through one :class:`Adapter`, ``concurrency`` files at
+    once; ``stopping`` (shared with the incoming side) ends it."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        folders: Mapping[str, AgencyFolder],
+        options: DropFolderOptions,
+        stopping: asyncio.Event,
+        sealer: SealingThread,
+    ) -> None:
+        self.adapter = adapter
+        self.folders = folders
+        self.options = options
+        self.stopping = stopping
+        self._sealer = sealer
+        self._slots = asyncio.Semaphore(options.concurrency)
+        self.in_flight: dict[Path, asyncio.Task[None]] = {}
+
+    async def resume(self) -> None:
+        """Launch what a previous run left in ``.work/outgoing`` (the caller drains)."""
+        for folder in self.folders.values():
+            for entry in sorted(folder.outgoing.iterdir()):
+                if entry.name.endswith(ENVELOPE_SUFFIX):
+                    claimed = entry.with_name(entry.name.removesuffix(ENVELOPE_SUFFIX))
+                    if not claimed.exists():
+                        # The file reached sent/ (its receipt first), only the clean-up of
+                        # the envelope was interrupted.
+                        entry.unlink()
+                    continue
+                log.info("adapter.resuming", file=entry.name, sender=folder.organ_code)
+                await self._slots.acquire()
+                self._launch(folder, entry)
+
+    async def claim_outbox(self) -> int:
+        """Claim every finished outbox file a free slot allows; returns how many."""
+        claimed = 0
+        for folder in self.folders.values():
+            for name in self._ready_names(folder):
+                if self.stopping.is_set():
+                    return claimed
+                work = folder.outgoing / name
+                envelope = work.with_name(name + ENVELOPE_SUFFIX)
+                if work in self.in_flight or work.exists() or envelope.exists():
+                    continue  # an earlier file of the same name is still on its way
+                # Claim only with a free slot: what waits stays visible in outbox/.
+                await self._slots.acquire()
+                if self.stopping.is_set():
+                    self._slots.release()
+                    return claimed
+                try:
+                    os.replace(folder.outbox / name, work)
+                except FileNotFoundError:  # the software took it back
+                    self._slots.release()
+                    continue
+                claimed += 1
+                self._launch(folder, work)
+        return claimed
+
+    def _ready_names(self, folder: AgencyFolder) -> list[str]:
+        try:
+            entries = list(os.scandir(folder.outbox))
+        except FileNotFoundError:
+            return []
+        ready: list[tuple[int, str]] = []
+        for entry in entries:
+            if not is_outgoing_name(entry.name):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file():
+                    ready.append((entry.stat().st_mtime_ns, entry.name))
+        # Oldest first, so a burst goes out in the order the software wrote it.
+        return [name for _, name in sorted(ready)]
+
+    def _launch(self, folder: AgencyFolder, work: Path) -> None:
+        """Send one claimed file in its own task; the caller holds a slot for it."""
+
+        async def guarded() -> None:
+            try:
+                await self._send_file(folder, work)
+            except Exception:
+                # The file stays in .work and is resumed at the next start.
+                log.exception("adapter.outgoing_crashed", file=work.name, outcome="error")
+            finally:
+                self._slots.release()
+                self.in_flight.pop(work, None)
+
+        self.in_flight[work] = asyncio.create_task(guarded(), name=f"send {work.name}")
+
+    async def _send_file(self, folder: AgencyFolder, work: Path) -> None:
+        envelope = work.with_name(work.name + ENVELOPE_SUFFIX)
+        sealed = await asyncio.to_thread(self._saved_envelope, envelope)
+        if sealed is None:
+            sealed = await self._seal(folder, work)
+            if sealed is None:
+                return
+            await asyncio.to_thread(
+                atomic_write_bytes, envelope, sealed.body, scratch=folder.scratch
+            )
+        receipt = await self._publish(folder, work, sealed)
+        if receipt is None:
+            return
+        await asyncio.to_thread(self._complete, folder, work, envelope, receipt)
+
+    def _saved_envelope(self, envelope: Path) -> Sealed | None:
+        try:
+            body = envelope.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return Sealed(read_header(body).header, body)
+        except BackboneError:
+            # Written atomically, so this is damage from outside, and it was therefore never
+            # published intact: sealing again is safe.
+            log.warning("adapter.envelope_unreadable", file=envelope.name, outcome="resealed")
+            envelope.unlink()
+            return None
+
+    async def _seal(self, folder: AgencyFolder, work: Path) -> Sealed | None:
+        data = await asyncio.to_thread(work.read_bytes)
+        delay = self.options.retry_initial
+        for attempt in range(1, UNEXPECTED_ATTEMPTS + 1):
+            try:
+                sealed = await self._sealer.run(self.adapter.seal, data)
+            except BackboneError as error:
+                record = error_from_exception(work.name, error)
+                if error.reason in _EDXML_REASONS:
+                    # seal stops at the first problem; the clerk wants the whole list.
+                    examination = await self._sealer.run(examine, data)
+                    if examination.issues:
+                        record["issues"] = [issue.as_dict() for issue in examination.issues]
+                await asyncio.to_thread(self._fail, folder, work, record)
+                return None
+            except Exception as error:
+                # Not a verdict on the document (a bug, a passing I/O error): try again a
+                # few times before giving the file back through failed/.
+                log.exception("adapter.seal_crashed", file=work.name, attempt=attempt)
+                if attempt == UNEXPECTED_ATTEMPTS:
+                    record = error_record(
+                        file=work.name,
+                        reason="adapter_error",
+                        message=f"the adapter could not seal it: {type(error).__name__}: "
+                        f"{error}; drop it again, and tell the operator if this repeats",
+                    )
+                    await asyncio.to_thread(self._fail, folder, work, record)
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.retry_max)
+            else:
+                break
+        if sealed.header.sender != folder.organ_code:
+            # One agency's folder must not speak for another, even inside one hub.
+            message = (
+                f"the document's sender (From/OrganId) is {sealed.header.sender}, but this "
+                f"folder sends for {folder.organ_code}"
+            )
+            record = error_record(
+                file=work.name, reason=Reason.POLICY_DENIED.value, message=message
+            )
+            await asyncio.to_thread(self._fail, folder, work, record)
+            return None
+        return sealed
+
+    async def _publish(self, folder: AgencyFolder, work: Path, sealed: Sealed) -> Receipt | None:
+        header = sealed.header
+        fields = {
+            "envelope_id": header.envelope_id,
+            "document_id": header.document_id,
+            "sender": header.sender,
+            "file": work.name,
+        }
+        delay = self.options.retry_initial
+        while True:
+            try:
+                receipt = await asyncio.wait_for(
+                    self.adapter.publish(sealed), self.options.publish_timeout
+                )
+            except BackboneError as error:
+                if not isinstance(error, BrokerUnavailableError):
+                    log.warning("adapter.refused", **fields, outcome=error.reason.value)
+                    await asyncio.to_thread(
+                        self._fail, folder, work, error_from_exception(work.name, error)
+                    )
+                    return None
+                problem: str = error.message
+            except Exception as error:  # connection lost, channel closed, timeout
+                problem = f"{type(error).__name__}: {error}"
+            else:
+                log.info("adapter.sent", **fields, outcome="sent")
+                return receipt
+            log.warning(
+                "adapter.waiting_for_broker",
+                **fields,
+                outcome="retry",
+                retry_in=delay,
+                problem=problem,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            if self.stopping.is_set():
+                log.info("adapter.left_for_restart", **fields, outcome="pending")
+                return None
+            delay = min(delay * 2, self.options.retry_max)
+
+    def _complete(self, folder: AgencyFolder, work: Path, envelope: Path, receipt: Receipt) -> None:
+        target = unique_destination(folder.sent, work.name, tag=receipt.envelope_id[:8])
+        # Receipt first: when the document shows up in sent/, its receipt is already there.
+        atomic_write_json(
+            target.with_name(target.name + ".receipt.json"),
+            receipt_record(receipt, file=target.name),
+            scratch=folder.scratch,
+        )
+        replace_durably(work, target)
+        envelope.unlink(missing_ok=True)
+
+    def _fail(self, folder: AgencyFolder, work: Path, record: dict[str, Any]) -> None:
+        # The tag is a UTC instant: the machine's own zone never shows in a file name.
+        tag = utc_now().strftime("%Y%m%dT%H%M%SZ")
+        target = unique_destination(folder.failed, work.name, tag=tag)
+        record["file"] = target.name
+        atomic_write_json(
+            target.with_name(target.name + ".error.json"), record, scratch=folder.scratch
+        )
+        replace_durably(work, target)
+        work.with_name(work.name + ENVELOPE_SUFFIX).unlink(missing_ok=True)
+        log.warning(
+            "adapter.failed",
+            file=target.name,
+            sender=folder.organ_code,
+            outcome=record["reason"],
+            issues=len(record["issues"]),
+        )

@@ -1,0 +1,353 @@
+"""Receiving: the consume loop on the adapter's inbox queue, what each message yields, when
+it is acknowledged, and what is done with refusals.
+
+Acknowledgement: :meth:`InboxConsumer.received` yields one :class:`Received` per served
+recipient of each envelope. The AMQP message is acknowledged only when the consumer has
+taken every item of it and asks for the next one, so a consumer that crashes (or stops
+iterating) before that gets the message again. Redeliveries already handed out are dropped
+from a bounded in-memory set (:mod:`adapters.redeliveries`). Status 01 is sent, when
+``auto_arrival``, after the consumer asked for the next item and before the ack.
+
+Opening each body (:mod:`adapters.opening`) starts as the message arrives; refused content
+goes to ``keep_refused`` and is answered with status 02 (:mod:`adapters.statuses`); what is
+not authentic is dead-lettered. The module docstring of :mod:`adapters.client` tells the
+whole contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from adapters.abc import Received, RefusalKeeper, Refused
+from adapters.config import AdapterConfig
+from adapters.connection import BrokerConnection
+from adapters.opening import EnvelopeOpener, Opened
+from adapters.redeliveries import DeliveredMemory
+from adapters.statuses import StatusSender
+from backbone.clock import VIETNAM
+from backbone.edxml import EdxmlDocument, EdxmlStatus
+from backbone.errors import (
+    BackboneError,
+    BrokerUnavailableError,
+    RevocationUnknownError,
+    StoreUnavailableError,
+)
+from backbone.observability import metrics
+from backbone.wire import H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER, Names, header_text
+
+__all__ = ["InboxConsumer", "processing_order"]
+
+log = structlog.get_logger("adapters.client")
+
+# Seconds to wait for the broker to answer a channel close on the way out.
+_CLOSE_TIMEOUT = 5.0
+# Envelopes up to this size are opened on the event loop, larger ones on the thread pool.
+_INLINE_OPEN_BYTES = 256 * 1024
+
+
+def processing_order(item: Received) -> tuple[datetime, datetime, str]:
+    """Sort key putting items in the order they happened: the edXML Timestamp (whole
+    seconds, local time), then when the sender sealed it (microseconds), then the envelope
+    id. The drop folder names status files by the same rule. Documents have no Timestamp:
+    their seal time stands in for it."""
+    message = item.message
+    created = item.header.created
+    stamp = (
+        message.timestamp.replace(tzinfo=None)
+        if isinstance(message, EdxmlStatus)
+        else created.astimezone(VIETNAM).replace(tzinfo=None)
+    )
+    return stamp, created, item.header.envelope_id
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One consumed AMQP message and what it yields."""
+
+    message: AbstractIncomingMessage
+    items: list[Received]
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A consumed message, and the opening of it already under way on the thread pool."""
+
+    message: AbstractIncomingMessage
+    opened: asyncio.Future[Opened]
+
+
+class InboxConsumer:
+    """Consumes the adapter's inbox queue; ``auto_arrival`` and ``keep_refused`` as
+    :class:`~adapters.client.AdapterClient` documents them."""
+
+    def __init__(
+        self,
+        config: AdapterConfig,
+        names: Names,
+        broker: BrokerConnection,
+        opener: EnvelopeOpener,
+        statuses: StatusSender,
+        memory: DeliveredMemory,
+        *,
+        auto_arrival: bool,
+        keep_refused: RefusalKeeper | None,
+    ) -> None:
+        self.config = config
+        self.auto_arrival = auto_arrival
+        self.keep_refused = keep_refused
+        self._names = names
+        self._broker = broker
+        self._opener = opener
+        self._statuses = statuses
+        self._seen = memory
+        self._consume_channels: set[aio_pika.abc.AbstractChannel] = set()  # strong refs
+        self._wakeups: set[asyncio.Queue[_Arrival | None]] = set()
+
+    @property
+    def system(self) -> str:
+        return self.config.system
+
+    def end_iterators(self) -> None:
+        """Make every running :meth:`received` return (the adapter is closing)."""
+        for wakeup in self._wakeups:
+            wakeup.put_nowait(None)
+
+    async def received(self) -> AsyncGenerator[Received, None]:
+        """Documents and statuses for the served agencies, as they arrive (module docstring:
+        acknowledgement, redeliveries, status 01, ordering)."""
+        channel = await self._broker.channel()  # BrokerUnavailableError: not started
+        inbox = self._names.inbox_queue(self.system)
+        await channel.set_qos(prefetch_count=self.config.prefetch)
+        try:
+            # ensure=True (a passive declare) registers the queue with the robust channel,
+            # which then restores the consumer after a reconnect; ensure=False would not.
+            queue = await channel.get_queue(inbox, ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            raise BrokerUnavailableError(
+                f"inbox queue {inbox} does not exist: the router has not declared the topology "
+                f"for {self.system} (or the prefix {self.config.prefix!r} is wrong)"
+            ) from None
+        wakeup: asyncio.Queue[_Arrival | None] = asyncio.Queue()
+        self._consume_channels.add(channel)
+        self._wakeups.add(wakeup)
+        opening: set[asyncio.Future[Opened]] = set()
+
+        async def enqueue(message: AbstractIncomingMessage) -> None:
+            # Opened as it arrives, while earlier items are still being handed out (which
+            # stays in arrival order).
+            opened = self._start_opening(message.body)
+            opening.add(opened)
+            opened.add_done_callback(opening.discard)
+            await wakeup.put(_Arrival(message, opened))
+
+        await queue.consume(enqueue)
+        try:
+            while (arrival := await wakeup.get()) is not None:
+                message = arrival.message
+                pending = await self._unpack(message, arrival.opened)
+                if pending is None:
+                    continue
+                settled = True
+                for item in pending.items:
+                    metrics.ADAPTER_RECEIVED.labels(str(item.header.kind)).inc()
+                    yield item
+                    # The consumer asked for the next item: it has handled this one.
+                    if not await self._taken(item, message):
+                        settled = False
+                        break
+                if settled:
+                    await _settle(message, ack=True)
+        finally:
+            self._wakeups.discard(wakeup)
+            for opened in opening:  # not handed out: their messages go back to the queue
+                opened.cancel()
+            # Closing the channel hands every unacked message back to the broker. After a
+            # network cut the broker may never answer the close: don't wait for it forever
+            # (the connection's loss hands them back as well).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(channel.close(), timeout=_CLOSE_TIMEOUT)
+            self._consume_channels.discard(channel)
+
+    async def _taken(self, item: Received, message: AbstractIncomingMessage) -> bool:
+        """Remember ``item`` as handled; send its status 01 if due. False when the message
+        must go back to the queue (the status could not be sent)."""
+        key = (item.envelope_id, item.recipient)
+        self._seen.remember(key, arrived=not isinstance(item.message, EdxmlDocument))
+        if not self.auto_arrival or self._seen.answered(key, True):
+            return True
+        try:
+            await self._statuses.acknowledge_arrival(item)
+        except BackboneError as error:
+            log.warning(
+                "adapter.arrival_failed",
+                envelope_id=item.envelope_id,
+                document_id=item.header.document_id,
+                sender=item.header.sender,
+                recipient=item.recipient,
+                reason=error.reason.value,
+                outcome="requeued",
+            )
+            await _settle(message, ack=False, requeue=True)
+            return False
+        return True
+
+    async def _unpack(
+        self, message: AbstractIncomingMessage, opened: Awaitable[Opened]
+    ) -> _Pending | None:
+        """Judge one AMQP message as ``opened`` (:meth:`EnvelopeOpener.open` on it); None
+        when it was settled here (rejected, or a duplicate acknowledged)."""
+        try:
+            items, refusals = await opened
+        except (RevocationUnknownError, StoreUnavailableError) as error:
+            # Configuration that can be fixed (a fresh CRL): try again, up to the inbox's
+            # delivery limit, after which the broker dead-letters it.
+            self._log_refused(message, error, outcome="requeued")
+            await _settle(message, ack=False, requeue=True)
+            return None
+        except BackboneError as error:
+            # Bad framing, signature, certificate or key: it can never succeed. An invalid
+            # envelope on an inbox is an attack or a bug: dead-letter it for operators.
+            self._log_refused(message, error, outcome="dead_lettered")
+            await _settle(message, ack=False, requeue=False)
+            return None
+        except Exception:
+            log.exception(
+                "adapter.open_failed",
+                envelope_id=header_text(message, H_ENVELOPE),
+                outcome="requeued",
+            )
+            await _settle(message, ack=False, requeue=True)
+            return None
+        for refusal in refusals:
+            if not await self._refuse(refusal, message):
+                return None  # requeued: kept or answered only partly, done again later
+        possibly_repeated = message.redelivered or bool((message.headers or {}).get(H_REPUBLISHED))
+        fresh: list[Received] = []
+        for item in items:
+            key = (item.envelope_id, item.recipient)
+            if key not in self._seen:
+                fresh.append(item)
+                log.info(
+                    "adapter.received",
+                    envelope_id=item.envelope_id,
+                    document_id=item.header.document_id,
+                    sender=item.header.sender,
+                    recipient=item.recipient,
+                    kind=str(item.header.kind),
+                    redelivered=possibly_repeated,
+                    outcome="received",
+                )
+                continue
+            # Handed out before (a redelivery, or the router republishing after a crash).
+            log.info(
+                "adapter.duplicate_dropped",
+                envelope_id=item.envelope_id,
+                document_id=item.header.document_id,
+                sender=item.header.sender,
+                recipient=item.recipient,
+                redelivered=possibly_repeated,
+                outcome="duplicate",
+            )
+            if not await self._taken(item, message):  # its status 01 may still be owed
+                return None
+        if not fresh:
+            # Nothing new to hand out. Acknowledge it, unless all it held was refused and
+            # no keeper has it: then the dead-letter queue keeps it for the operator.
+            keep = bool(items) or self.keep_refused is not None
+            await _settle(message, ack=keep)
+            return None
+        return _Pending(message, fresh)
+
+    async def _refuse(self, refusal: Refused, message: AbstractIncomingMessage) -> bool:
+        """Keep a refusal and tell its sender (status 02) once. False when the message went
+        back to the queue because either could not be done now."""
+        header, key = refusal.header, (refusal.header.envelope_id, refusal.recipient)
+        fields = {
+            "envelope_id": header.envelope_id,
+            "document_id": header.document_id,
+            "sender": header.sender,
+            "recipient": refusal.recipient,
+            "reason": refusal.reason.value,
+        }
+        if self._seen.answered(key):
+            log.info("adapter.refusal_repeated", **fields, outcome="duplicate")
+            return True
+        try:
+            if self.keep_refused is not None:
+                await self.keep_refused(refusal)
+            answered = await self._statuses.answer_refusal(refusal)
+        except Exception as error:
+            log.warning(
+                "adapter.refusal_pending",
+                **fields,
+                error=f"{type(error).__name__}: {error}",
+                outcome="requeued",
+            )
+            await _settle(message, ack=False, requeue=True)
+            return False
+        metrics.ADAPTER_RECEIVE_FAILURES.labels(refusal.reason.value).inc()
+        log.error(
+            "adapter.content_refused",
+            **fields,
+            error=refusal.message,
+            kept="keeper" if self.keep_refused is not None else "dead_letter",
+            outcome="status_02" if answered else "refused",
+        )
+        self._seen.remember(key, arrived=True)
+        return True
+
+    def _start_opening(self, body: bytes) -> asyncio.Future[Opened]:
+        """:meth:`EnvelopeOpener.open` on ``body``: at once for an envelope up to
+        ``_INLINE_OPEN_BYTES``, on the thread pool for a larger one, so a big attachment does
+        not hold up the event loop. A small one costs about a millisecond of CPU here; on the
+        thread pool the GIL hand-offs between threads doubled that (bench/OPTIMISATIONS.md)."""
+        if len(body) > _INLINE_OPEN_BYTES:
+            return asyncio.ensure_future(asyncio.to_thread(self._opener.open, body))
+        opened: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
+        try:
+            opened.set_result(self._opener.open(body))
+        except Exception as error:  # judged by _unpack, as from the thread pool
+            opened.set_exception(error)
+        return opened
+
+    def _log_refused(
+        self, message: AbstractIncomingMessage, error: BackboneError, *, outcome: str
+    ) -> None:
+        metrics.ADAPTER_RECEIVE_FAILURES.labels(error.reason.value).inc()
+        log.error(
+            "adapter.envelope_refused",
+            system=self.system,
+            envelope_id=header_text(message, H_ENVELOPE),
+            document_id=header_text(message, H_DOCUMENT),
+            sender=header_text(message, H_SENDER),
+            reason=error.reason.value,
+            error=error.message,
+            redelivered=message.redelivered,
+            outcome=outcome,
+        )
+
+
+async def _settle(message: AbstractIncomingMessage, *, ack: bool, requeue: bool = False) -> None:
+    """Ack or reject; after a reconnect the delivery tag is stale and the broker redelivers
+    the message anyway, so a failure here is logged, not raised."""
+    try:
+        if ack:
+            await message.ack()
+        else:
+            await message.reject(requeue=requeue)
+    except Exception as error:
+        log.warning(
+            "adapter.settle_failed",
+            envelope_id=header_text(message, H_ENVELOPE),
+            ack=ack,
+            error=type(error).__name__,
+            outcome="redelivery_expected",
+        )

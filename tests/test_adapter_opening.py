@@ -1,0 +1,149 @@
+"""Opening received envelopes (``adapters.opening``): pure, so no broker and no event loop.
+Real envelopes from the development PKI; every verdict the receive loop acts on."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.abc import Received, Refused
+from adapters.config import ServedIdentity
+from adapters.opening import EnvelopeOpener, check_matches
+from backbone.edxml import EdxmlDocument, validate
+from backbone.envelope import Kind, read_header, seal
+from backbone.errors import BackboneError, EnvelopeMalformedError, NotARecipientError, Reason
+from backbone.xmldsig import sign_edxml
+from tests.support import DevPki, document_edxml, document_id, make_pki
+
+pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
+
+G22, H41, H53, H53_DISTRICT = "000.00.00.G22", "000.00.00.H41", "000.00.00.H53", "000.00.32.H53"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return make_pki(tmp_path_factory.mktemp("opening-pki"))
+
+
+def opener(pki: DevPki, *served: str, max_envelope_bytes: int = 1 << 24) -> EnvelopeOpener:
+    agencies = {
+        code: ServedIdentity(code, pki.agency(code).key, pki.agency(code).certificate, None)
+        for code in served
+    }
+    return EnvelopeOpener(
+        agencies, pki.validator(), max_envelope_bytes=max_envelope_bytes, system="test-system"
+    )
+
+
+def envelope(
+    pki: DevPki,
+    edxml: bytes,
+    recipients: list[str],
+    *,
+    sign: bool = True,
+    document: str | None = None,
+) -> bytes:
+    """What a sender's adapter publishes: ``edxml`` (XML-DSig signed unless ``sign`` is
+    false) sealed from G22 to ``recipients``; ``document`` overrides the header's id."""
+    sender = pki.agency(G22)
+    content = sign_edxml(edxml, sender.key, sender.certificate) if sign else edxml
+    return seal(
+        content,
+        kind=Kind.DOCUMENT,
+        sender=G22,
+        sender_key=sender.key,
+        sender_cert=sender.certificate,
+        recipients={code: pki.agency(code).certificate for code in recipients},
+        document_id=document or validate(edxml).document_id,  # type: ignore[union-attr]
+        business_type=0,
+    )
+
+
+def test_a_signed_document_opens_into_one_received_item_for_the_served_recipient(
+    pki: DevPki,
+) -> None:
+    edxml = document_edxml(G22, [H41], 1)
+    body = envelope(pki, edxml, [H41])
+
+    items, refusals = opener(pki, H41).open(body)
+
+    assert refusals == []
+    [item] = items
+    assert isinstance(item, Received)
+    assert item.recipient == H41
+    assert item.envelope_id == read_header(body).header.envelope_id
+    assert isinstance(item.message, EdxmlDocument)
+    assert item.message.document_id == document_id(G22, 1)
+    assert validate(item.edxml).document_id == document_id(G22, 1)  # type: ignore[union-attr]
+    assert item.signer_certificate_pem.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_a_hub_opens_one_item_per_served_recipient_and_ignores_the_others(pki: DevPki) -> None:
+    edxml = document_edxml(G22, [H53, H53_DISTRICT, H41], 2)
+    body = envelope(pki, edxml, [H53, H53_DISTRICT, H41])
+
+    items, refusals = opener(pki, H53, H53_DISTRICT).open(body)
+
+    assert refusals == []
+    assert sorted(item.recipient for item in items) == sorted([H53, H53_DISTRICT])
+
+
+def test_an_envelope_for_no_served_agency_is_not_ours(pki: DevPki) -> None:
+    body = envelope(pki, document_edxml(G22, [H41], 3), [H41])
+
+    with pytest.raises(NotARecipientError, match="serves none of them"):
+        opener(pki, H53).open(body)
+
+
+def test_a_changed_byte_makes_the_envelope_unauthentic(pki: DevPki) -> None:
+    body = bytearray(envelope(pki, document_edxml(G22, [H41], 4), [H41]))
+    body[len(body) // 2] ^= 0x01
+
+    with pytest.raises(BackboneError):
+        opener(pki, H41).open(bytes(body))
+
+
+def test_an_envelope_over_the_size_limit_is_refused_before_anything_else(pki: DevPki) -> None:
+    body = envelope(pki, document_edxml(G22, [H41], 5), [H41])
+
+    with pytest.raises(BackboneError):
+        opener(pki, H41, max_envelope_bytes=len(body) - 1).open(body)
+
+
+def test_unsigned_content_is_refused_with_its_plaintext_kept(pki: DevPki) -> None:
+    edxml = document_edxml(G22, [H41], 6)
+    body = envelope(pki, edxml, [H41], sign=False)
+
+    items, refusals = opener(pki, H41).open(body)
+
+    assert items == []
+    [refusal] = refusals
+    assert isinstance(refusal, Refused)
+    assert refusal.recipient == H41
+    assert refusal.edxml == edxml
+    assert refusal.body == body
+    assert refusal.header.envelope_id == read_header(body).header.envelope_id
+
+
+def test_content_saying_another_document_id_than_the_signed_header_is_refused(
+    pki: DevPki,
+) -> None:
+    body = envelope(pki, document_edxml(G22, [H41], 7), [H41], document=document_id(G22, 8))
+
+    items, [refusal] = opener(pki, H41).open(body)
+
+    assert items == []
+    assert refusal.reason == Reason.ENVELOPE_MALFORMED
+    assert "DocumentId" in refusal.message
+
+
+def test_check_matches_names_what_differs(pki: DevPki) -> None:
+    body = envelope(pki, document_edxml(G22, [H41], 9), [H41])
+    header = read_header(body).header
+    message = validate(document_edxml(G22, [H41], 9))
+
+    check_matches(header, message, H41)  # the same: no complaint
+    with pytest.raises(EnvelopeMalformedError, match="not among the edXML's To"):
+        check_matches(header, message, H53)
+    other = validate(document_edxml(H41, [G22], 9))
+    with pytest.raises(EnvelopeMalformedError, match="edXML From"):
+        check_matches(header, other, H41)
