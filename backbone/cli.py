@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from adapters.cli import app as adapter_app
-from backbone.broker.cli import app as broker_app
 from backbone.broker.provision_cli import provision_command
 from backbone.devtools.ca_cli import app as pki_app
+from backbone.devtools.discovery_cli import app as broker_app
 from backbone.directory.cli import app as directory_app
 from backbone.edxml.cli import app as edxml_app
 from backbone.replica.cli import app as router_app
