@@ -46,7 +46,7 @@ def demo(
 ) -> None:
     """The end-to-end demo: PKI, directory, router and adapters as processes, documents up,
     down and across the four tiers, statuses 01 → 06 live."""
-    from backbone.demo import run
+    from backbone.devtools.demo import run
 
     run(keep=keep, timeout=timeout)
 
