@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 
 from adapters.cli import app as adapter_app
-from backbone.broker.cli import app as broker_app
 from backbone.broker.provision_cli import provision_command
+from backbone.devtools.ca_cli import app as pki_app
+from backbone.devtools.discovery_cli import app as broker_app
 from backbone.directory.cli import app as directory_app
 from backbone.edxml.cli import app as edxml_app
-from backbone.pki.cli import app as pki_app
 from backbone.replica.cli import app as router_app
 from backbone.replica.track_cli import app as track_app
 from backbone.router.topology_cli import app as topology_app
@@ -46,7 +46,7 @@ def demo(
 ) -> None:
     """The end-to-end demo: PKI, directory, router and adapters as processes, documents up,
     down and across the four tiers, statuses 01 → 06 live."""
-    from backbone.demo import run
+    from backbone.devtools.demo import run
 
     run(keep=keep, timeout=timeout)
 

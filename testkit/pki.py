@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backbone.devtools.ca import DevCA, IssuedCertificate
 from backbone.organ import parse_identifier
-from backbone.pki.ca import DevCA, IssuedCertificate
 from backbone.pki.validation import CertificateValidator, load_crl_file
 
 __all__ = ["SAMPLE_ORGANS", "DevPki", "make_pki"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backbone.broker.discovery import BrokerEndpoint, discover_broker
+from backbone.devtools.discovery import BrokerEndpoint, discover_broker
 from backbone.errors import BrokerUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]

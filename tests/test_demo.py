@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from backbone.demo import headline_numbers, management_client
-from backbone.demo.scenario import LETTERS
+from backbone.devtools.demo import headline_numbers, management_client
+from backbone.devtools.demo.scenario import LETTERS
 from tests.conftest import REPO
 
 

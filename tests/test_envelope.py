@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backbone.devtools.ca import IssuedCertificate
 from backbone.envelope import EnvelopeHeader, open, read_header, seal, verify
 from backbone.envelope.algorithms import sign, wrap_key
 from backbone.envelope.schema import SCHEMA_PATH, header_json_schema
@@ -30,7 +31,6 @@ from backbone.errors import (
     Reason,
     SignatureInvalidError,
 )
-from backbone.pki.ca import IssuedCertificate
 from tests.support import DevPki, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants

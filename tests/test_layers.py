@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 FORBIDDEN = (
-    "backbone.demo",
+    "backbone.devtools",
     "backbone.replica",
     "backbone.router",
     "backbone.store",

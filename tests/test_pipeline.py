@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from backbone.devtools.ca import IssuedCertificate
 from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
 from backbone.envelope import Kind, read_header, seal
 from backbone.envelope.wire import encode
 from backbone.errors import DirectoryError, Reason, StoreUnavailableError
 from backbone.organ import OrganCode
-from backbone.pki.ca import IssuedCertificate
 from backbone.router.pipeline import Answer, Decision, Pipeline, Reject, Route
 from backbone.router.policy import RoutingPolicy
 from backbone.store import MemoryStore

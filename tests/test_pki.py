@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from backbone.devtools.ca import DevCA
 from backbone.errors import (
     CertificateBindingError,
     CertificateError,
@@ -24,7 +25,6 @@ from backbone.errors import (
 )
 from backbone.organ import OrganCode, SystemId
 from backbone.pki.binding import bound_identities
-from backbone.pki.ca import DevCA
 from backbone.pki.clock import iso_z
 from backbone.pki.keys import PrivateKey, generate_private_key
 from backbone.pki.validation import CertificateValidator, load_crl_file

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from backbone.pki.cli import app
+from backbone.devtools.ca_cli import app
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 

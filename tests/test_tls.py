@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from adapters import AdapterClient, AdapterConfig
 from backbone.broker.management import ManagementClient
 from backbone.errors import BrokerUnavailableError
-from backbone.pki.ca import key_usage
+from backbone.pki.keys import key_usage
 from backbone.replica import Settings
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions, start

@@ -1,4 +1,5 @@
-"""The one place that decides which key pairs the backbone uses: RSA-2048.
+"""The one place that decides which key pairs the backbone uses: RSA-2048, and the
+keyUsage extension (:func:`key_usage`) certificates for them carry.
 
 The Government Cipher Committee issues RSA certificates, and the secure envelope wraps keys
 with RSAES-OAEP and signs with RSASSA-PSS, so changing the key type here also means changing
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -20,6 +22,7 @@ __all__ = [
     "PrivateKey",
     "PublicKey",
     "generate_private_key",
+    "key_usage",
     "load_private_key",
     "private_key_pem",
     "write_private_key",
@@ -65,3 +68,24 @@ def load_private_key(source: Path | bytes) -> PrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise PkiError(f"the private key{where} is {type(key).__name__}, not RSA")
     return key
+
+
+def key_usage(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+) -> x509.KeyUsage:
+    """A keyUsage extension with only the named bits set (the others are never used)."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

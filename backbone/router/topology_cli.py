@@ -14,7 +14,7 @@ import aio_pika
 import aiormq.exceptions
 import typer
 
-from backbone.broker.discovery import discover_broker
+from backbone.devtools.discovery import discover_broker
 from backbone.directory import Directory, load_directory
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.errors import BrokerUnavailableError, DirectoryError, OrganCodeError

@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from backbone.clock import edxml_now
+from backbone.devtools.ca import IssuedCertificate
 from backbone.edxml import StatusCode
 from backbone.envelope import Kind, read_header, seal
 from backbone.envelope.algorithms import new_content_key, sign, wrap_key
 from backbone.envelope.wire import encode
-from backbone.pki.ca import IssuedCertificate, key_usage
-from backbone.pki.keys import generate_private_key
+from backbone.pki.keys import generate_private_key, key_usage
 from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.xmldsig import sign_edxml
 from tests.hostile.cases import CASES, Case, Layer

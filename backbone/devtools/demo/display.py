@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from backbone.demo.scenario import FLOW, Pair, Progress
-from backbone.demo.world import NAMES
+from backbone.devtools.demo.scenario import FLOW, Pair, Progress
+from backbone.devtools.demo.world import NAMES
 
 __all__ = ["Display", "status_table"]
 

@@ -28,13 +28,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.markup import escape
 
-from backbone.broker.discovery import discover_broker
 from backbone.broker.management import ENV_VAR, ManagementClient
 from backbone.broker.provision import provision
-from backbone.demo.display import Display
-from backbone.demo.processes import DemoProcess, ProcessFailedError
-from backbone.demo.scenario import DemoError, Progress
-from backbone.demo.world import DemoWorld, build_world
+from backbone.devtools.demo.display import Display
+from backbone.devtools.demo.processes import DemoProcess, ProcessFailedError
+from backbone.devtools.demo.scenario import DemoError, Progress
+from backbone.devtools.demo.world import DemoWorld, build_world
+from backbone.devtools.discovery import discover_broker
 from backbone.errors import BackboneError
 
 __all__ = ["run"]

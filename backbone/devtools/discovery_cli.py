@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backbone.broker.discovery import discover_broker, docker_engine_answers, enable_plugins
+from backbone.devtools.discovery import discover_broker, docker_engine_answers, enable_plugins
 from backbone.errors import BrokerUnavailableError
 
 app = typer.Typer(no_args_is_help=True)

@@ -11,7 +11,7 @@ Everything lives in one directory (``VDX_PKI_DIR`` or ``./pki`` for the CLI)::
 
 Certificates bind their holder through a SAN URI (see :mod:`backbone.pki.binding`). Keys are
 unencrypted because this CA only ever serves development and tests; production certificates
-come from the Cipher Committee and are only *validated* here (:mod:`backbone.pki.validation`).
+come from the Cipher Committee and are only *validated*, by :mod:`backbone.pki.validation`.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ from backbone.pki.clock import Clock, iso_z, utc_now
 from backbone.pki.keys import (
     PrivateKey,
     generate_private_key,
+    key_usage,
     load_private_key,
     write_private_key,
 )
 
-__all__ = ["DevCA", "IndexEntry", "IssuedCertificate", "key_usage"]
+__all__ = ["DevCA", "IndexEntry", "IssuedCertificate"]
 
 CA_KEY_FILE = "ca.key.pem"
 CA_CERT_FILE = "ca.cert.pem"
@@ -372,27 +373,6 @@ def _parse_serial(text: str) -> int:
         raise PkiError(
             f"{text!r} is neither an id this CA issued to nor a hexadecimal serial"
         ) from None
-
-
-def key_usage(
-    *,
-    digital_signature: bool = False,
-    key_encipherment: bool = False,
-    key_cert_sign: bool = False,
-    crl_sign: bool = False,
-) -> x509.KeyUsage:
-    """A keyUsage extension with only the named bits set (the others are never used)."""
-    return x509.KeyUsage(
-        digital_signature=digital_signature,
-        content_commitment=False,
-        key_encipherment=key_encipherment,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=key_cert_sign,
-        crl_sign=crl_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def _pem(certificate: x509.Certificate) -> bytes:

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from backbone.broker.provision import AccountSpec, plan_accounts
+from backbone.devtools.ca import DevCA
 from backbone.directory import DirectoryBuilder, dump_directory
 from backbone.directory.index import Directory
-from backbone.pki.ca import DevCA
 from backbone.wire.names import Names
 
 __all__ = ["HUB", "NAMES", "Agency", "DemoWorld", "build_world"]

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from backbone.clock import edxml_now
-from backbone.demo.world import NAMES, DemoWorld
+from backbone.devtools.demo.world import NAMES, DemoWorld
 from backbone.edxml import (
     Business,
     BusinessDocType,
