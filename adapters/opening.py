@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from adapters.abc import Received, Refused
 from adapters.config import ServedIdentity
 from backbone.edxml import EdxmlDocument, EdxmlStatus, validate
-from backbone.envelope import EnvelopeHeader, VerifiedEnvelope, decrypt, read_header, verify_frame
+from backbone.envelope import EnvelopeHeader, VerifiedEnvelope, decrypt, read_frame, verify_frame
 from backbone.errors import (
     BackboneError,
     EnvelopeMalformedError,
@@ -62,7 +62,7 @@ class EnvelopeOpener:
         """Verify the envelope, then decrypt and verify for each served recipient. Raises
         when the envelope is not authentic, not for us, or cannot be judged now (revocation
         status unknown); content a recipient refuses is returned as a :class:`Refused`."""
-        frame = read_header(body, max_size=self._max_envelope_bytes)
+        frame = read_frame(body, max_size=self._max_envelope_bytes)
         envelope = verify_frame(frame, self._validator)  # never trust the broker or router
         header = envelope.header
         ours = [code for code in header.recipients if code in self._agencies]

@@ -20,7 +20,7 @@ from adapters.abc import Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
 from backbone.edxml import EdxmlDocument, validate
-from backbone.envelope import MAX_STATUS_NOTE, EnvelopeHeader, Kind, read_header, seal
+from backbone.envelope import MAX_STATUS_NOTE, EnvelopeHeader, Kind, read_frame, seal
 from backbone.errors import (
     BrokerUnavailableError,
     DirectoryError,
@@ -114,7 +114,7 @@ class EnvelopeSender:
         if len(body) > limit:
             # The router would refuse it, and RabbitMQ 4 would not even take it.
             raise _too_large(f"sealed, it is {len(body)} bytes", limit)
-        header = read_header(body, max_size=limit).header
+        header = read_frame(body, max_size=limit).header
         log.info(
             "adapter.sealed",
             envelope_id=header.envelope_id,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from adapters.abc import Adapter, Receipt, Received, RefusalKeeper, Sealed
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, validate
-from backbone.envelope import Kind, read_header, seal
+from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
 from testkit.pki import DevPki
 
@@ -48,7 +48,7 @@ class FakeAdapter:
                 reason=Reason.PUBLISHER_MISMATCH,
             )
         self.sealed += 1
-        return Sealed(read_header(body := self.envelope(message, edxml)).header, body)
+        return Sealed(read_frame(body := self.envelope(message, edxml)).header, body)
 
     def envelope(self, message: EdxmlDocument | EdxmlStatus, edxml: bytes) -> bytes:
         issued = self.pki.agency(message.sender.organ_id)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from adapters.abc import Adapter, Receipt, Received
 from backbone.clock import utc_now
 from backbone.edxml import EdxmlDocument, StatusCode, validate
-from backbone.envelope import decrypt, read_header, verify_frame
+from backbone.envelope import decrypt, read_frame, verify_frame
 from backbone.errors import EdxmlError, Reason, RoutingError
 from testkit import FakeAdapter, document_edxml, document_id, open_deployment
 from tests.support import DevPki, make_pki
@@ -40,7 +40,7 @@ class FakeWorld:
     async def carry(self) -> None:
         """Open what the sender published since, for real, and hand it to the recipient."""
         for body in self.sender.published[self._carried :]:
-            envelope = verify_frame(read_header(body), self.pki.validator())
+            envelope = verify_frame(read_frame(body), self.pki.validator())
             header = envelope.header
             for code in header.recipients:
                 if code not in self.recipient.served:

@@ -9,7 +9,7 @@ from adapters.abc import Received, Refused
 from adapters.config import ServedIdentity
 from adapters.opening import EnvelopeOpener, check_matches
 from backbone.edxml import EdxmlDocument, validate
-from backbone.envelope import Kind, read_header, seal
+from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import BackboneError, EnvelopeMalformedError, NotARecipientError, Reason
 from backbone.xmldsig import sign_edxml
 from tests.support import DevPki, document_edxml, document_id, make_pki
@@ -70,7 +70,7 @@ def test_a_signed_document_opens_into_one_received_item_for_the_served_recipient
     [item] = items
     assert isinstance(item, Received)
     assert item.recipient == H41
-    assert item.envelope_id == read_header(body).header.envelope_id
+    assert item.envelope_id == read_frame(body).header.envelope_id
     assert isinstance(item.message, EdxmlDocument)
     assert item.message.document_id == document_id(G22, 1)
     assert validate(item.edxml).document_id == document_id(G22, 1)  # type: ignore[union-attr]
@@ -121,7 +121,7 @@ def test_unsigned_content_is_refused_with_its_plaintext_kept(pki: DevPki) -> Non
     assert refusal.recipient == H41
     assert refusal.edxml == edxml
     assert refusal.body == body
-    assert refusal.header.envelope_id == read_header(body).header.envelope_id
+    assert refusal.header.envelope_id == read_frame(body).header.envelope_id
 
 
 def test_content_saying_another_document_id_than_the_signed_header_is_refused(
@@ -138,7 +138,7 @@ def test_content_saying_another_document_id_than_the_signed_header_is_refused(
 
 def test_check_matches_names_what_differs(pki: DevPki) -> None:
     body = envelope(pki, document_edxml(G22, [H41], 9), [H41])
-    header = read_header(body).header
+    header = read_frame(body).header
     message = validate(document_edxml(G22, [H41], 9))
 
     check_matches(header, message, H41)  # the same: no complaint

@@ -25,7 +25,7 @@ from backbone.edxml import (
     build,
     validate,
 )
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from testkit.fake_adapter import FakeAdapter
 from tests.support import DevPki, document_edxml, document_id, make_pki
 
@@ -73,7 +73,7 @@ def received_document(
     edxml = build(message)
     body = FakeAdapter(pki, served=(sender,)).envelope(message, edxml)
     return Received(
-        header=read_header(body).header,
+        header=read_frame(body).header,
         recipient=recipient,
         edxml=edxml,
         message=validate(edxml),
@@ -94,7 +94,7 @@ def received_status(
     edxml = build(status)
     body = FakeAdapter(pki, served=(sender,)).envelope(status, edxml)
     return Received(
-        header=read_header(body).header,
+        header=read_frame(body).header,
         recipient=recipient,
         edxml=edxml,
         message=status,
@@ -126,7 +126,7 @@ async def test_outbox_file_is_claimed_sealed_published_and_moved_to_sent_with_re
     root = tmp_path / G22
     assert (root / "sent" / "letter.edxml").read_bytes() == data
     receipt = json.loads((root / "sent" / "letter.edxml.receipt.json").read_text())
-    header = read_header(adapter.published[0]).header
+    header = read_frame(adapter.published[0]).header
     assert receipt["envelope_id"] == header.envelope_id
     assert receipt["document_id"] == document_id(G22, 1)
     assert receipt["recipients"] == [H41]
@@ -218,7 +218,7 @@ async def test_hub_folder_cannot_send_as_another_served_agency(pki: DevPki, tmp_
 
     await service.send_all()
 
-    senders = sorted(read_header(body).header.sender for body in adapter.published)
+    senders = sorted(read_frame(body).header.sender for body in adapter.published)
     assert senders == sorted([H53, H53_DISTRICT])
     assert (tmp_path / H53 / "sent" / "mine.edxml").exists()
     assert (tmp_path / H53_DISTRICT / "sent" / "district.edxml").exists()
@@ -301,7 +301,7 @@ async def test_broker_away_keeps_the_envelope_and_retries_the_same_bytes(
     assert all(e["envelope_id"] == waits[0]["envelope_id"] for e in waits)
     assert adapter.sealed == 1
     assert len(adapter.published) == 1
-    assert read_header(adapter.published[0]).header.envelope_id == waits[0]["envelope_id"]
+    assert read_frame(adapter.published[0]).header.envelope_id == waits[0]["envelope_id"]
     assert (tmp_path / G22 / "sent" / "w.edxml").exists()
 
 
@@ -361,7 +361,7 @@ async def test_a_burst_is_sent_concurrently_and_every_file_once(
     service.stop()
     await runner
 
-    ids = [read_header(body).header.document_id for body in adapter.published]
+    ids = [read_frame(body).header.document_id for body in adapter.published]
     assert sorted(ids) == sorted(document_id(G22, 100 + n) for n in range(30))
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backbone.devtools.ca import IssuedCertificate
-from backbone.envelope import EnvelopeHeader, open, read_header, seal, verify
+from backbone.envelope import EnvelopeHeader, open_envelope, read_frame, seal, verify
 from backbone.envelope.algorithms import sign, wrap_key
 from backbone.envelope.schema import SCHEMA_PATH, header_json_schema
 from backbone.envelope.wire import encode
@@ -73,7 +73,7 @@ def body(pki: DevPki) -> bytes:
 
 
 def _open(pki: DevPki, body: bytes, recipient: str = RECIPIENTS[0]) -> bytes:
-    opened = open(
+    opened = open_envelope(
         body,
         recipient=recipient,
         recipient_key=pki.agency(recipient).key,
@@ -113,7 +113,7 @@ def test_three_recipients_each_open_the_same_payload(pki: DevPki, body: bytes) -
 def test_the_header_describes_the_document_and_commits_to_the_payload(
     pki: DevPki, body: bytes
 ) -> None:
-    header, _, _, ciphertext = read_header(body)
+    header, _, _, ciphertext = read_frame(body)
     assert (header.kind, header.sender, header.document_id) == ("document", SENDER, DOCUMENT_ID)
     assert (header.business_type, header.status_code) == (0, None)
     assert header.payload_size == len(ciphertext) == len(EDXML) + 16
@@ -136,7 +136,7 @@ def test_a_status_round_trips_without_a_business_type(pki: DevPki) -> None:
         document_id=DOCUMENT_ID,
         status_code="03",
     )
-    opened = open(
+    opened = open_envelope(
         body, recipient=SENDER, recipient_key=pki.agency(SENDER).key, validator=pki.validator()
     )
     assert (opened.header.kind, opened.header.status_code) == ("status", "03")
@@ -144,7 +144,7 @@ def test_a_status_round_trips_without_a_business_type(pki: DevPki) -> None:
 
 
 def test_every_envelope_has_its_own_id_nonce_and_key(pki: DevPki) -> None:
-    first, second = (read_header(_seal(pki, RECIPIENTS[:1])).header for _ in range(2))
+    first, second = (read_frame(_seal(pki, RECIPIENTS[:1])).header for _ in range(2))
     assert first.envelope_id != second.envelope_id
     assert first.nonce != second.nonce
     assert first.key_commitment != second.key_commitment
@@ -162,7 +162,7 @@ def test_a_changed_letter_in_a_header_string_breaks_the_signature(pki: DevPki, b
 
 
 def test_a_changed_key_wrap_breaks_the_signature(pki: DevPki, body: bytes) -> None:
-    wrapped = read_header(body).header.key_wraps[1].wrapped_key
+    wrapped = read_frame(body).header.key_wraps[1].wrapped_key
     position = body.index(wrapped.encode()) + 10
     altered = body[:position] + (b"A" if body[position : position + 1] != b"A" else b"B")
     altered += body[position + 1 :]
@@ -197,8 +197,8 @@ def test_a_changed_signature_byte_breaks_the_signature(pki: DevPki, body: bytes)
 
 
 def test_a_header_from_another_envelope_does_not_fit_this_payload(pki: DevPki, body: bytes) -> None:
-    other = read_header(_seal(pki))
-    mine = read_header(body)
+    other = read_frame(_seal(pki))
+    mine = read_frame(body)
     swapped = encode(other.header_bytes, other.signature, mine.ciphertext)
     with pytest.raises(PayloadTamperedError, match="SHA-256 does not match"):
         verify(swapped, pki.validator())
@@ -221,7 +221,7 @@ def test_flipping_the_low_bit_of_every_byte_is_refused(pki: DevPki) -> None:
     key = pki.agency(RECIPIENTS[0]).key
     for position in range(len(body)):
         with pytest.raises(BackboneError):
-            open(
+            open_envelope(
                 _flip(body, position),
                 recipient=RECIPIENTS[0],
                 recipient_key=key,
@@ -243,32 +243,32 @@ def test_flipping_the_low_bit_of_every_byte_is_refused(pki: DevPki) -> None:
 )
 def test_truncated_framing_is_malformed(body: bytes, cut: int, message: str) -> None:
     with pytest.raises(EnvelopeMalformedError) as caught:
-        read_header(body[:cut])
+        read_frame(body[:cut])
     assert caught.value.message.startswith(message)
 
 
 def test_a_body_ending_inside_the_signature_is_malformed(body: bytes) -> None:
     _, end = _header_span(body)
     with pytest.raises(EnvelopeMalformedError) as caught:
-        read_header(body[: end + 4 + 10])
+        read_frame(body[: end + 4 + 10])
     assert caught.value.message == (
         "signature length 256 exceeds body (10 bytes follow the signature length field)"
     )
     with pytest.raises(EnvelopeMalformedError) as caught:
-        read_header(body[: end + 2])
+        read_frame(body[: end + 2])
     assert caught.value.message.startswith(f"header length {end - 8} exceeds body")
 
 
 def test_a_header_length_beyond_the_body_is_named(body: bytes) -> None:
     altered = body[:4] + struct.pack(">I", 9999) + body[8:100]
     with pytest.raises(EnvelopeMalformedError) as caught:
-        read_header(altered)
+        read_frame(altered)
     assert caught.value.message.startswith("header length 9999 exceeds body (92 bytes")
 
 
 def test_a_wrong_magic_is_malformed(body: bytes) -> None:
     with pytest.raises(EnvelopeMalformedError) as caught:
-        read_header(b"VDX2" + body[4:])
+        read_frame(b"VDX2" + body[4:])
     assert caught.value.message == "envelope starts with b'VDX2', not the magic b'VDX1'"
 
 
@@ -276,12 +276,12 @@ def test_a_zero_length_signature_is_malformed(body: bytes) -> None:
     _, end = _header_span(body)
     altered = body[:end] + struct.pack(">I", 0) + body[end + 4 :]
     with pytest.raises(EnvelopeMalformedError, match="signature length 0 is outside"):
-        read_header(altered)
+        read_frame(altered)
 
 
 def test_a_body_over_the_size_limit_is_refused_before_parsing(body: bytes) -> None:
     with pytest.raises(EnvelopeMalformedError) as caught:
-        read_header(body, max_size=1000)
+        read_frame(body, max_size=1000)
     assert caught.value.reason is Reason.ENVELOPE_TOO_LARGE
 
 
@@ -296,7 +296,7 @@ def test_an_agency_not_addressed_is_not_a_recipient(pki: DevPki, body: bytes) ->
 
 def test_a_recipient_with_the_wrong_key_cannot_decrypt(pki: DevPki, body: bytes) -> None:
     with pytest.raises(DecryptionError) as caught:
-        open(
+        open_envelope(
             body,
             recipient=RECIPIENTS[0],
             recipient_key=pki.agency(RECIPIENTS[1]).key,
@@ -309,7 +309,7 @@ def test_a_sender_giving_recipients_different_keys_is_caught_by_the_key_commitme
     pki: DevPki, body: bytes
 ) -> None:
     """A malicious sender re-signs a header whose second wrap holds another key."""
-    frame = read_header(body)
+    frame = read_frame(body)
     fields = json.loads(frame.header_bytes)
     other_key = wrap_key(
         pki.agency(RECIPIENTS[1]).certificate.public_key(),  # type: ignore[arg-type]
@@ -410,14 +410,14 @@ def test_seal_refuses_a_document_without_a_business_type(pki: DevPki) -> None:
 def test_the_header_schema_refuses_key_wraps_that_do_not_match_the_recipients(
     body: bytes,
 ) -> None:
-    fields = json.loads(read_header(body).header_bytes)
+    fields = json.loads(read_frame(body).header_bytes)
     fields["key_wraps"] = fields["key_wraps"][:2]
     with pytest.raises(ValueError, match="exactly one wrap per recipient"):
         EnvelopeHeader.model_validate_json(json.dumps(fields))
 
 
 def test_the_header_schema_refuses_a_non_utc_creation_time(body: bytes) -> None:
-    fields = json.loads(read_header(body).header_bytes)
+    fields = json.loads(read_frame(body).header_bytes)
     fields["created"] = "2026-01-01T07:00:00+07:00"
     with pytest.raises(ValueError, match="must be in UTC"):
         EnvelopeHeader.model_validate_json(json.dumps(fields))

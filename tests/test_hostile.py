@@ -20,7 +20,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from adapters import AdapterClient, Refused
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from backbone.edxml import EdxmlStatus, StatusCode
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.errors import BackboneError, Reason
 from backbone.pki.validation import CertificateValidator
 from backbone.wire.events import Event, EventType, decode_events
@@ -189,7 +189,7 @@ async def _a_valid_envelope_is_routed(world: World) -> None:
 def _envelope_id(body: bytes) -> str | None:
     """The id the router can read (None when it cannot read a header within its limit)."""
     try:
-        return read_header(body, max_size=ROUTER_LIMIT).header.envelope_id
+        return read_frame(body, max_size=ROUTER_LIMIT).header.envelope_id
     except BackboneError:
         return None
 
@@ -247,7 +247,7 @@ async def _take(
 async def _refused_by_the_recipient(case: Case, world: World) -> None:
     exchange = world.deployment.exchange
     submission = receive_input(case, world.kit)
-    header = read_header(submission.body).header
+    header = read_frame(submission.body).header
     await exchange.submit(submission.body, as_account=exchange.account_of(HONEST))
     kept = world.incoming / "rejected" / header.envelope_id
     await _until((kept / "error.json").is_file, f"{kept}/error.json to appear")
@@ -282,7 +282,7 @@ async def _a_valid_document_is_delivered(world: World) -> None:
     exchange = world.deployment.exchange
     body = world.kit.genuine()
     await exchange.submit(body, as_account=exchange.account_of(HONEST))
-    entry = world.incoming / "inbox" / read_header(body).header.envelope_id
+    entry = world.incoming / "inbox" / read_frame(body).header.envelope_id
     await _until((entry / "metadata.json").is_file, f"{entry} in the recipient's inbox")
 
 
@@ -310,7 +310,7 @@ async def test_without_a_keeper_refused_content_is_answered_with_02_and_dead_let
         [status] = await sender.wait_for(1)
         assert isinstance(status.message, EdxmlStatus)
         assert status.message.status_code is StatusCode.REJECTED
-        assert status.message.response_for.document_id == read_header(unsigned).header.document_id
+        assert status.message.response_for.document_id == read_frame(unsigned).header.document_id
         assert (status.message.description or "").startswith("[xml_signature_invalid] ")
         parked = await exchange.drain(exchange.names.dead_letter_parked, expect=1)
         assert [message.body for message in parked] == [unsigned]

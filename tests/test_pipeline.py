@@ -15,14 +15,14 @@ import pytest
 
 from backbone.devtools.ca import IssuedCertificate
 from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
-from backbone.envelope import Kind, read_header, seal
+from backbone.envelope import Kind, read_frame, seal
 from backbone.envelope.wire import encode
 from backbone.errors import DirectoryError, Reason, StoreUnavailableError
 from backbone.organ import OrganCode
-from backbone.router.pipeline import Answer, Decision, Pipeline, Reject, Route
+from backbone.router.pipeline import Decision, Duplicate, Pipeline, Reject, Route
 from backbone.router.policy import RoutingPolicy
 from backbone.store import MemoryStore
-from backbone.store.abc import Claim, Identity, Outcome
+from backbone.store.abc import Claim, Outcome, SubmissionKey
 from backbone.wire.names import Names
 from tests.support import DevPki, make_pki
 
@@ -82,7 +82,7 @@ class FailingStore(MemoryStore):
         super().__init__()
         self.failure = failure
 
-    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+    async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         raise self.failure
 
 
@@ -131,7 +131,7 @@ def _status(pki: DevPki, code: str, sender: str, recipient: str) -> bytes:
 
 async def _evaluate(pipeline: Pipeline, body: bytes, user_id: str | None = None) -> Decision:
     """Evaluate as published by the sender's own connected system unless told otherwise."""
-    sender = read_header(body).header.sender
+    sender = read_frame(body).header.sender
     return await pipeline.evaluate(body, user_id=user_id or _account(sender))
 
 
@@ -167,8 +167,8 @@ async def test_a_valid_document_routes_to_its_recipients_tier_exchange(
     assert isinstance(decision, Route)
     assert decision.plan == {_exchange(1): (_key(PROVINCE),)}
     assert decision.resumed is False
-    assert decision.header == read_header(body).header
-    assert decision.envelope.ciphertext == read_header(body).ciphertext
+    assert decision.header == read_frame(body).header
+    assert decision.envelope.ciphertext == read_frame(body).ciphertext
     assert str(decision.envelope.sender.identity) == MINISTRY
 
 
@@ -228,7 +228,7 @@ async def test_a_sender_missing_from_the_directory_is_refused(
     body = _seal(pki, sender=UNKNOWN)
     decision = await _rejected(pipeline, body, Reason.SENDER_UNKNOWN, user_id="agency-x")
     assert decision.message == f"sender {UNKNOWN} is not in the directory"
-    assert decision.header == read_header(body).header
+    assert decision.header == read_frame(body).header
 
 
 async def test_an_inactive_sender_is_refused(pki: DevPki, pipeline: Pipeline) -> None:
@@ -321,7 +321,7 @@ async def test_a_sender_using_another_agencys_certificate_is_refused(
 async def test_a_sender_certificate_with_an_invalid_version_is_malformed(
     pki: DevPki, pipeline: Pipeline
 ) -> None:
-    frame = read_header(_seal(pki))
+    frame = read_frame(_seal(pki))
     fields = json.loads(frame.header_bytes)
     der = bytearray(base64.b64decode(fields["sender_certificate"]))
     version = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02])) + 4  # [0] EXPLICIT INTEGER 2 (v3)
@@ -425,7 +425,7 @@ async def test_a_byte_identical_resend_is_answered_with_the_original_outcome(
     body = _seal(pki)
     first = await _routed(pipeline, body)
     decision = await _evaluate(pipeline, body)
-    assert decision == Answer(first.header, first.header.envelope_id, Outcome.ROUTED)
+    assert decision == Duplicate(first.header, first.header.envelope_id, Outcome.ROUTED)
 
 
 async def test_a_route_is_recorded_with_its_claim_and_a_redelivery_routes_again_as_resumed(
@@ -437,7 +437,7 @@ async def test_a_route_is_recorded_with_its_claim_and_a_redelivery_routes_again_
     assert (first.resumed, first.recorded) == (False, True)
     assert len(await store.history(DOCUMENT, sender=MINISTRY, recipient=PROVINCE)) == 1
     # The broker hands it back (the router died before its confirms): publish it again.
-    sender = read_header(body).header.sender
+    sender = read_frame(body).header.sender
     again = await pipeline.evaluate(body, user_id=_account(sender), redelivered=True)
     assert isinstance(again, Route)
     assert (again.resumed, again.recorded) == (True, False)
@@ -584,7 +584,7 @@ async def test_only_a_new_document_counts_as_the_original(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     # History holding only an update (say, from before the check existed) is not enough.
-    update = read_header(_seal(pki, (PROVINCE,), business_type=2)).header
+    update = read_frame(_seal(pki, (PROVINCE,), business_type=2)).header
     await store.record_routed(update, datetime.now(UTC))
     body = _seal(pki, (PROVINCE,), business_type=3)
     await _rejected(pipeline, body, Reason.REFERENCED_DOCUMENT_UNKNOWN)

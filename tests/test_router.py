@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backbone.edxml import StatusCode
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.errors import Reason
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
@@ -95,7 +95,7 @@ async def _drop_schema(schema: str) -> None:
 
 
 def _envelope_ids(messages: list) -> list[str]:  # type: ignore[type-arg]
-    return [read_header(m.body).header.envelope_id for m in messages]
+    return [read_frame(m.body).header.envelope_id for m in messages]
 
 
 async def test_a_document_from_a_to_b_reaches_b_and_a_hears_it_was_routed(
@@ -108,7 +108,7 @@ async def test_a_document_from_a_to_b_reaches_b_and_a_hears_it_was_routed(
     assert [m.body for m in delivered] == [body]
     events = await exchange.events(G22, expect=1)
     assert [(e.type, e.envelope_id) for e in events] == [
-        (EventType.ROUTED, read_header(body).header.envelope_id)
+        (EventType.ROUTED, read_frame(body).header.envelope_id)
     ]
 
 
@@ -117,7 +117,7 @@ async def test_one_submission_reaches_recipients_on_all_four_tiers(exchange: Exc
     body = exchange.seal_document(G22, recipients, 2)
     await exchange.submit(body, as_account=exchange.account_of(G22))
 
-    envelope_id = read_header(body).header.envelope_id
+    envelope_id = read_frame(body).header.envelope_id
     for code in recipients:
         assert _envelope_ids(await exchange.drain(exchange.inbox_of(code), expect=1)) == [
             envelope_id
@@ -129,7 +129,7 @@ async def test_a_hub_receives_its_whole_subtree_once_per_envelope(exchange: Exch
     await exchange.submit(body, as_account=exchange.account_of(G01))
 
     hub_inbox = await exchange.drain(exchange.names.inbox_queue(HUB), expect=1)
-    assert _envelope_ids(hub_inbox) == [read_header(body).header.envelope_id]
+    assert _envelope_ids(hub_inbox) == [read_frame(body).header.envelope_id]
     assert len(await exchange.drain(exchange.inbox_of(H41), expect=1)) == 1
 
 
@@ -170,7 +170,7 @@ async def test_a_status_goes_back_to_the_original_sender_as_a_status_event(
 
     # Envelopes are processed concurrently; recipients order statuses by their edXML Timestamp.
     relayed = await exchange.drain(exchange.inbox_of(G22), expect=3)
-    assert sorted(read_header(m.body).header.status_code for m in relayed) == ["01", "03", "06"]
+    assert sorted(read_frame(m.body).header.status_code for m in relayed) == ["01", "03", "06"]
     statuses = [e for e in await exchange.events(G22, expect=4) if e.type is EventType.STATUS]
     assert sorted(e.status_code for e in statuses) == ["01", "03", "06"]
     assert {e.sender for e in statuses} == {H41}
@@ -185,7 +185,7 @@ async def test_a_revocation_reaches_the_original_recipients(exchange: Exchange) 
 
     for code in (H41, H41_COMMUNE):
         received = await exchange.drain(exchange.inbox_of(code), expect=2)
-        assert [read_header(m.body).header.business_type for m in received] == [0, 1]
+        assert [read_frame(m.body).header.business_type for m in received] == [0, 1]
 
 
 async def _assert_rejected(
@@ -319,7 +319,7 @@ async def test_an_envelope_an_inbox_dead_letters_keeps_its_routed_outcome_and_te
     exchange: Exchange, router: Router
 ) -> None:
     body = exchange.seal_document(G22, [H41], 33)
-    envelope_id = read_header(body).header.envelope_id
+    envelope_id = read_frame(body).header.envelope_id
     await exchange.submit(body, as_account=exchange.account_of(G22))
     assert [e.type for e in await exchange.events(G22, expect=1)] == [EventType.ROUTED]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.store import open_store
 from backbone.wire.names import H_REPUBLISHED
 from tests.faults.harness import RouterProcess, exchange_on
@@ -56,7 +56,7 @@ async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_o
 ) -> None:
     router = RouterProcess(exchange, tmp_path)
     bodies = [exchange.seal_document(G22, [H41], n) for n in range(DOCUMENTS)]
-    headers = {h.envelope_id: h for h in (read_header(body).header for body in bodies)}
+    headers = {h.envelope_id: h for h in (read_frame(body).header for body in bodies)}
     account = exchange.account_of(G22)
     delivered: list[AbstractIncomingMessage] = []
 
@@ -87,13 +87,13 @@ async def test_router_killed_mid_stream_and_restarted_loses_nothing_and_routes_o
         code = router.stop()
 
     assert routed_before_kill < DOCUMENTS, "the kill came too late to prove anything"
-    counts = Counter(read_header(m.body).header.envelope_id for m in delivered)
+    counts = Counter(read_frame(m.body).header.envelope_id for m in delivered)
     assert set(counts) == set(headers), f"lost: {len(set(headers) - set(counts))}"
     # A kill between the broker's confirm and the store's record leaves the claim open: the
     # envelope is published again, marked, and the recipient drops it by envelope id.
     again = {envelope_id for envelope_id, n in counts.items() if n > 1}
     marked = {
-        read_header(m.body).header.envelope_id for m in delivered if m.headers.get(H_REPUBLISHED)
+        read_frame(m.body).header.envelope_id for m in delivered if m.headers.get(H_REPUBLISHED)
     }
     assert again <= marked, "an envelope was routed twice without being marked a republish"
     assert code == 0, router.tail()
@@ -112,7 +112,7 @@ async def _at_least(messages: list[AbstractIncomingMessage], count: int) -> bool
 
 
 async def _at_least_distinct(messages: list[AbstractIncomingMessage], count: int) -> bool:
-    return len({read_header(m.body).header.envelope_id for m in messages}) >= count
+    return len({read_frame(m.body).header.envelope_id for m in messages}) >= count
 
 
 async def test_router_rides_out_a_broker_restart_and_loses_nothing(
@@ -129,7 +129,7 @@ async def _route_through_a_broker_restart(
     router = RouterProcess(exchange, tmp_path)
     count = 600
     bodies = [exchange.seal_document(G22, [H41], n) for n in range(count)]
-    sent = {read_header(body).header.envelope_id for body in bodies}
+    sent = {read_frame(body).header.envelope_id for body in bodies}
     account = exchange.account_of(G22)
 
     async def submit_until_confirmed(body: bytes) -> None:
@@ -159,7 +159,7 @@ async def _route_through_a_broker_restart(
     finally:
         code = router.stop()
 
-    received = Counter(read_header(m.body).header.envelope_id for m in delivered)
+    received = Counter(read_frame(m.body).header.envelope_id for m in delivered)
     assert set(received) == sent, f"lost: {len(sent - set(received))}"
     assert router.count("router.reconnected") > 0, router.tail()
     assert code == 0, router.tail()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.errors import StoreUnavailableError
 from backbone.store import BatchingStore, SqlStore, open_store
-from backbone.store.abc import Claim, ClaimState, Identity, Outcome
+from backbone.store.abc import Claim, ClaimState, Outcome, SubmissionKey
 from backbone.store.sql import Call, ClaimCall
 from testkit.store import (
     DOCUMENT_ID,
@@ -52,22 +52,24 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await batching.close()
 
 
-def identity(variant: str = "document:0", payload: str = "payload") -> Identity:
-    return Identity(SENDER, "000.00.32.H53,2024/05/01,123/UBND-VP", variant, digest(payload))
+def identity(variant: str = "document:0", payload: str = "payload") -> SubmissionKey:
+    return SubmissionKey(SENDER, "000.00.32.H53,2024/05/01,123/UBND-VP", variant, digest(payload))
 
 
 async def test_concurrent_writes_share_a_few_transactions(store: BatchingStore) -> None:
     spy = Spy(store.store)
     headers = [header(business_type=n % 4, document_id=f"doc {n}") for n in range(200)]
 
-    claims = await asyncio.gather(*(store.claim(Identity.of(h), h.envelope_id) for h in headers))
+    claims = await asyncio.gather(
+        *(store.claim(SubmissionKey.of(h), h.envelope_id) for h in headers)
+    )
     await asyncio.gather(*(store.record_routed(h, T0) for h in headers))
 
     assert all(claim.state is ClaimState.NEW for claim in claims)
     assert sum(spy.batches) == 400
     assert len(spy.batches) <= 4  # the first call alone, then whatever queued meanwhile
-    again = await store.claim(Identity.of(headers[-1]), headers[-1].envelope_id)
-    assert again == Claim(ClaimState.ANSWERED, headers[-1].envelope_id, Outcome.ROUTED)
+    again = await store.claim(SubmissionKey.of(headers[-1]), headers[-1].envelope_id)
+    assert again == Claim(ClaimState.DUPLICATE, headers[-1].envelope_id, Outcome.ROUTED)
 
 
 async def test_claims_in_one_batch_resolve_as_sequential_calls(store: BatchingStore) -> None:
@@ -99,7 +101,7 @@ async def test_claims_in_one_batch_resolve_as_sequential_calls(store: BatchingSt
         Claim(ClaimState.RESUMED, second, None),
         Claim(ClaimState.NEW, reused, None),
         None,
-        Claim(ClaimState.ANSWERED, reused, Outcome.REJECTED),
+        Claim(ClaimState.DUPLICATE, reused, Outcome.REJECTED),
     ]
 
 
@@ -114,7 +116,7 @@ async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
         conn: AsyncConnection, run: Sequence[ClaimCall], now: datetime
     ) -> list[Claim]:
         claims = await claim_many(conn, run, now)
-        if any(call.identity == Identity.of(lost) for call in run):  # the others are written
+        if any(call.identity == SubmissionKey.of(lost) for call in run):  # the others are written
             raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
         return claims
 
@@ -123,7 +125,7 @@ async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
     results = await asyncio.gather(
         store.claim(identity(), envelope_id()),
         store.record_routed(lost, T0),
-        store.claim(Identity.of(lost), lost.envelope_id),
+        store.claim(SubmissionKey.of(lost), lost.envelope_id),
         return_exceptions=True,
     )
     monkeypatch.undo()
@@ -133,7 +135,7 @@ async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
     assert "disk I/O error" in str(results[0])
     # Nothing of the batch was committed: both identities are free, and no delivery exists.
     assert (await store.claim(identity(), envelope_id())).state is ClaimState.NEW
-    assert (await store.claim(Identity.of(lost), lost.envelope_id)).state is ClaimState.NEW
+    assert (await store.claim(SubmissionKey.of(lost), lost.envelope_id)).state is ClaimState.NEW
     assert await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT) == []
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.store import BatchingStore, MemoryStore, SqlStore, open_store
-from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome, Store
+from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, Store, SubmissionKey
 from testkit.store import (
     DOCUMENT_ID,
     OTHER,
@@ -89,8 +89,8 @@ async def store(any_backend: Backend) -> AsyncIterator[Store]:
     await opened.close()
 
 
-def identity(variant: str = "document:0", payload: str = "payload") -> Identity:
-    return Identity(SENDER, DOCUMENT_ID, variant, digest(payload))
+def identity(variant: str = "document:0", payload: str = "payload") -> SubmissionKey:
+    return SubmissionKey(SENDER, DOCUMENT_ID, variant, digest(payload))
 
 
 async def test_a_first_claim_is_new_and_a_resend_after_finish_is_answered_with_the_original(
@@ -101,7 +101,7 @@ async def test_a_first_claim_is_new_and_a_resend_after_finish_is_answered_with_t
     assert await store.claim(identity(), first) == Claim(ClaimState.NEW, first, None)
     await store.finish(first, Outcome.REJECTED, reason=Reason.POLICY_DENIED)
 
-    answered = Claim(ClaimState.ANSWERED, first, Outcome.REJECTED)
+    answered = Claim(ClaimState.DUPLICATE, first, Outcome.REJECTED)
     assert await store.claim(identity(), first) == answered
     assert await store.claim(identity(), resent) == answered
 
@@ -118,20 +118,20 @@ async def test_the_same_payload_in_a_new_envelope_takes_over_an_unfinished_claim
     store: Store,
 ) -> None:
     first, second = header(), header()
-    await store.claim(Identity.of(first), first.envelope_id)
+    await store.claim(SubmissionKey.of(first), first.envelope_id)
 
-    resumed = await store.claim(Identity.of(second), second.envelope_id)
+    resumed = await store.claim(SubmissionKey.of(second), second.envelope_id)
     assert resumed == Claim(ClaimState.RESUMED, first.envelope_id, None)
 
     # The superseded envelope no longer holds the claim: its late finish changes nothing.
     await store.finish(first.envelope_id, Outcome.REJECTED)
-    assert await store.claim(Identity.of(first), first.envelope_id) == Claim(
+    assert await store.claim(SubmissionKey.of(first), first.envelope_id) == Claim(
         ClaimState.RESUMED, second.envelope_id, None
     )
     # ...and the claim handed back to the first envelope lands its outcome.
     await store.record_routed(first, T0)
-    assert await store.claim(Identity.of(second), second.envelope_id) == Claim(
-        ClaimState.ANSWERED, first.envelope_id, Outcome.ROUTED
+    assert await store.claim(SubmissionKey.of(second), second.envelope_id) == Claim(
+        ClaimState.DUPLICATE, first.envelope_id, Outcome.ROUTED
     )
 
 
@@ -176,15 +176,17 @@ async def test_document_variants_statuses_and_senders_are_independent_identities
         header(sender="000.00.00.G09", business_type=0),
     ]
     for submitted in same_document:
-        claim = await store.claim(Identity.of(submitted), submitted.envelope_id)
-        assert claim == Claim(ClaimState.NEW, submitted.envelope_id, None), Identity.of(submitted)
+        claim = await store.claim(SubmissionKey.of(submitted), submitted.envelope_id)
+        assert claim == Claim(ClaimState.NEW, submitted.envelope_id, None), SubmissionKey.of(
+            submitted
+        )
 
 
 async def test_record_routed_twice_marks_routed_and_keeps_one_delivery_per_recipient(
     store: Store,
 ) -> None:
     routed = header(recipients=(RECIPIENT, OTHER))
-    await store.claim(Identity.of(routed), routed.envelope_id)
+    await store.claim(SubmissionKey.of(routed), routed.envelope_id)
 
     await store.record_routed(routed, T0)
     await store.record_routed(routed, T0 + timedelta(seconds=5))  # a redelivery
@@ -193,8 +195,8 @@ async def test_record_routed_twice_marks_routed_and_keeps_one_delivery_per_recip
         Delivery(routed.envelope_id, DOCUMENT_ID, SENDER, RECIPIENT, "document", 0, None, T0)
     ]
     assert len(await store.history(DOCUMENT_ID, sender=SENDER, recipient=OTHER)) == 1
-    assert await store.claim(Identity.of(routed), routed.envelope_id) == Claim(
-        ClaimState.ANSWERED, routed.envelope_id, Outcome.ROUTED
+    assert await store.claim(SubmissionKey.of(routed), routed.envelope_id) == Claim(
+        ClaimState.DUPLICATE, routed.envelope_id, Outcome.ROUTED
     )
 
 
@@ -208,7 +210,7 @@ async def test_claim_route_records_the_route_only_when_the_claim_says_to_route(
         d.recipient for d in await store.history(DOCUMENT_ID, sender=SENDER, recipient=OTHER)
     ] == [OTHER]
     assert await store.claim_route(first) == Claim(
-        ClaimState.ANSWERED, first.envelope_id, Outcome.ROUTED
+        ClaimState.DUPLICATE, first.envelope_id, Outcome.ROUTED
     )
     # Another payload under the same identity is refused and records nothing.
     forged = header(recipients=(RECIPIENT,), payload="other content")
@@ -228,7 +230,7 @@ async def test_concurrent_claim_routes_for_one_envelope_route_it_once_then_answe
     # others find it routed. (Which of the three is first is the scheduler's choice: on
     # PostgreSQL without batching they race, and any one may win.)
     assert sorted(claim.state for claim in claims) == sorted(
-        [ClaimState.NEW, ClaimState.ANSWERED, ClaimState.ANSWERED]
+        [ClaimState.NEW, ClaimState.DUPLICATE, ClaimState.DUPLICATE]
     )
     assert len(await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)) == 1
 
@@ -324,17 +326,17 @@ async def test_two_replicas_sharing_a_database_grant_exactly_one_new(
 async def test_claims_and_deliveries_survive_close_and_reopen(shared_backend: Backend) -> None:
     routed, unfinished = header(), header(business_type=1)
     first = await shared_backend.open()
-    await first.claim(Identity.of(routed), routed.envelope_id)
+    await first.claim(SubmissionKey.of(routed), routed.envelope_id)
     await first.record_routed(routed, T0)
-    await first.claim(Identity.of(unfinished), unfinished.envelope_id)
+    await first.claim(SubmissionKey.of(unfinished), unfinished.envelope_id)
     await first.close()
 
     reopened = await shared_backend.open()
     try:
-        assert await reopened.claim(Identity.of(routed), envelope_id()) == Claim(
-            ClaimState.ANSWERED, routed.envelope_id, Outcome.ROUTED
+        assert await reopened.claim(SubmissionKey.of(routed), envelope_id()) == Claim(
+            ClaimState.DUPLICATE, routed.envelope_id, Outcome.ROUTED
         )
-        assert await reopened.claim(Identity.of(unfinished), unfinished.envelope_id) == Claim(
+        assert await reopened.claim(SubmissionKey.of(unfinished), unfinished.envelope_id) == Claim(
             ClaimState.RESUMED, unfinished.envelope_id, None
         )
         history = await reopened.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from backbone.edxml import StatusCode
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.tracking import OPERATOR
 from backbone.tracking.openapi import OPENAPI_PATH
 from backbone.wire.events import Event, EventType
@@ -174,6 +174,6 @@ async def test_the_adapter_seals_the_due_date_and_the_status_note_into_the_signe
     assert b'"due_date"' not in undated.body[: len(undated.body) - undated.header.payload_size]
     note = b.seal_status(sealed.header.document_id, StatusCode.REJECTED, "x" * 700)
     assert note.header.status_note == "x" * 500
-    assert read_header(note.body).header.status_note == "x" * 500
+    assert read_frame(note.body).header.status_note == "x" * 500
     silent = b.seal_status(sealed.header.document_id, StatusCode.ACCEPTED)
     assert silent.header.status_note is None

@@ -39,7 +39,7 @@ from adapters.dropfolder.records import error_from_exception, error_record, rece
 from adapters.dropfolder.sealing import SealingThread
 from backbone.clock import utc_now
 from backbone.edxml import examine
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.errors import BackboneError, BrokerUnavailableError, Reason
 
 __all__ = ["ENVELOPE_SUFFIX", "OutboxSender"]
@@ -170,7 +170,7 @@ class OutboxSender:
         except FileNotFoundError:
             return None
         try:
-            return Sealed(read_header(body).header, body)
+            return Sealed(read_frame(body).header, body)
         except BackboneError:
             # Written atomically, so this is damage from outside, and it was therefore never
             # published intact: sealing again is safe.

@@ -9,11 +9,11 @@ from backbone.envelope.unseal import (
     OpenedEnvelope,
     VerifiedEnvelope,
     decrypt,
-    open,
+    open_envelope,
     verify,
     verify_frame,
 )
-from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_header
+from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_frame
 
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_SIZE",
@@ -25,8 +25,8 @@ __all__ = [
     "OpenedEnvelope",
     "VerifiedEnvelope",
     "decrypt",
-    "open",
-    "read_header",
+    "open_envelope",
+    "read_frame",
     "seal",
     "verify",
     "verify_frame",

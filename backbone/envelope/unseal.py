@@ -1,12 +1,13 @@
-"""Checking and opening envelopes: :func:`verify` for the router, :func:`open` for recipients.
+"""Checking and opening envelopes: :func:`verify` for the router, :func:`open_envelope`
+for recipients.
 
-A caller that has already split the body with :func:`~backbone.envelope.wire.read_header`
+A caller that has already split the body with :func:`~backbone.envelope.wire.read_frame`
 (the router, which checks the directory before any cryptography) finishes with
 :func:`verify_frame` instead of parsing twice.
 
 Order of the checks (each trusts only what the previous ones established):
 
-1. framing and header schema (:func:`~backbone.envelope.wire.read_header`) — bounded parsing;
+1. framing and header schema (:func:`~backbone.envelope.wire.read_frame`) — bounded parsing;
 2. the sender certificate: chains to a trust anchor, valid now, not revoked, allows
    digitalSignature, bound to ``header.sender`` — a cache hit costs a few microseconds;
 3. the RSASSA-PSS signature over the exact header bytes → :class:`SignatureInvalidError`;
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backbone.envelope import algorithms
 from backbone.envelope.model import EnvelopeHeader
-from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_header
+from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_frame
 from backbone.errors import (
     CertificateKeyUsageError,
     DecryptionError,
@@ -39,7 +40,14 @@ from backbone.errors import (
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator, ValidatedCertificate
 
-__all__ = ["OpenedEnvelope", "VerifiedEnvelope", "decrypt", "open", "verify", "verify_frame"]
+__all__ = [
+    "OpenedEnvelope",
+    "VerifiedEnvelope",
+    "decrypt",
+    "open_envelope",
+    "verify",
+    "verify_frame",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +75,14 @@ def verify(
 ) -> VerifiedEnvelope:
     """The router's check: everything but decryption. Raises an :class:`EnvelopeError` or
     :class:`CertificateError` subclass naming what failed."""
-    return verify_frame(read_header(body, max_size=max_size), validator, at=at)
+    return verify_frame(read_frame(body, max_size=max_size), validator, at=at)
 
 
 def verify_frame(
     frame: Frame, validator: CertificateValidator, *, at: datetime | None = None
 ) -> VerifiedEnvelope:
     """Steps 2–4 of :func:`verify` on a body already split by
-    :func:`~backbone.envelope.wire.read_header`."""
+    :func:`~backbone.envelope.wire.read_frame`."""
     header = frame.header
     sender = validator.validate(
         base64.b64decode(header.sender_certificate),
@@ -138,7 +146,7 @@ def decrypt(
     return OpenedEnvelope(header, envelope.sender, edxml)
 
 
-def open(  # the envelope API's name; the builtin open is not needed in this module
+def open_envelope(
     body: bytes,
     *,
     recipient: OrganCode | str,

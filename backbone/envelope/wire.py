@@ -4,7 +4,7 @@
             | u32 signature length | signature | ciphertext
 
 Lengths are big-endian unsigned 32-bit integers; the ciphertext is the rest of the body.
-:func:`read_header` only parses this framing and the header schema: it trusts nothing yet.
+:func:`read_frame` only parses this framing and the header schema: it trusts nothing yet.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = [
     "MAX_SIGNATURE_SIZE",
     "Frame",
     "encode",
-    "read_header",
+    "read_frame",
 ]
 
 MAGIC = b"VDX1"
@@ -57,7 +57,7 @@ def encode(header_bytes: bytes, signature: bytes, ciphertext: bytes) -> bytes:
     )
 
 
-def read_header(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Frame:
+def read_frame(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Frame:
     """Split ``body`` into its parts and parse the header; raise
     :class:`EnvelopeMalformedError` saying exactly what is wrong with the framing."""
     size = len(body)

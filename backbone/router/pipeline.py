@@ -1,7 +1,7 @@
 """The checks every envelope passes, in order, ending in one :data:`Decision`.
 
 1. size, before anything is parsed                          → ``envelope_too_large``
-2. framing and header schema (``read_header``)               → ``envelope_malformed``
+2. framing and header schema (``read_frame``)               → ``envelope_malformed``
 3. sender listed and active in the directory                 → ``sender_unknown`` / ``_inactive``
 4. the broker ``user_id`` is the sender's account, or its hub's → ``publisher_mismatch``
 5. sender certificate, signature, payload (``verify_frame``) → the certificate/envelope reasons
@@ -10,7 +10,7 @@
 8. flows: a status answers a document that was routed, a revocation, update or replacement
    follows the original                → ``status_unknown_document`` / ``status_implausible``
                                          / ``referenced_document_unknown``
-9. duplicates (``Store.claim_route``)  → ``duplicate_conflict``, or an :class:`Answer`
+9. duplicates (``Store.claim_route``)  → ``duplicate_conflict``, or an :class:`Duplicate`
 
 Cheap directory checks come before the cryptography so that floods from unknown or
 misconfigured publishers cost a dict lookup, not an RSA verification; the store is touched
@@ -30,7 +30,7 @@ from backbone.envelope import (
     DEFAULT_MAX_ENVELOPE_SIZE,
     EnvelopeHeader,
     VerifiedEnvelope,
-    read_header,
+    read_frame,
     verify_frame,
 )
 from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailableError
@@ -39,7 +39,7 @@ from backbone.router.policy import RoutingPolicy
 from backbone.store.abc import ClaimState, Delivery, Outcome, Store
 from backbone.wire.names import Names
 
-__all__ = ["Answer", "Decision", "Pipeline", "Reject", "Route"]
+__all__ = ["Decision", "Duplicate", "Pipeline", "Reject", "Route"]
 
 # Statuses a receiver sends back to the original sender, and the original sender's own.
 _RECEIVER_STATUSES: Final = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})
@@ -80,7 +80,7 @@ class Reject:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Duplicate:
     """A byte-identical resend of a finished envelope: tell the sender what happened then."""
 
     header: EnvelopeHeader
@@ -88,7 +88,7 @@ class Answer:
     outcome: Outcome
 
 
-Decision = Route | Reject | Answer
+Decision = Route | Reject | Duplicate
 
 
 class Pipeline:
@@ -127,7 +127,7 @@ class Pipeline:
                 None,
             )
         try:
-            frame = read_header(body, max_size=self._max_bytes)
+            frame = read_frame(body, max_size=self._max_bytes)
         except BackboneError as error:
             return Reject(error.reason, error.message, None)
         try:
@@ -165,13 +165,13 @@ class Pipeline:
                 "sent twice (resend that envelope unchanged, or send an update or replacement)",
                 reason=Reason.DUPLICATE_CONFLICT,
             )
-        if claim.state is ClaimState.ANSWERED:
+        if claim.state is ClaimState.DUPLICATE:
             if claim.outcome is None:
                 raise RuntimeError(f"store answered claim {claim.envelope_id} without an outcome")
             # The router records a route before publishing it: the broker handing the same
             # envelope back means the publishing may not have finished. Publish it again.
             if not (redelivered and claim.envelope_id == header.envelope_id):
-                return Answer(header, claim.envelope_id, claim.outcome)
+                return Duplicate(header, claim.envelope_id, claim.outcome)
         return Route(
             header,
             envelope,

@@ -30,14 +30,14 @@ from aio_pika.abc import (
 
 from backbone.broker.tls import connection_problem
 from backbone.directory import Directory, Hub
-from backbone.envelope import EnvelopeHeader, Kind, read_header
+from backbone.envelope import EnvelopeHeader, Kind, read_frame
 from backbone.errors import BackboneError, BrokerUnavailableError, Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
-from backbone.router.pipeline import Answer, Pipeline, Reject, Route
+from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Outcome, Store
@@ -225,7 +225,7 @@ class Router:
             elif isinstance(decision, Reject):
                 await self._reject(decision, message)
             else:
-                await self._answer(decision)
+                await self._duplicate(decision)
             self._acks.ack(message)
         except Exception:
             # A bug, the store or the broker failing: requeue. The inbound queue's delivery
@@ -333,7 +333,7 @@ class Router:
             outcome="rejected",
         )
 
-    async def _answer(self, decision: Answer) -> None:
+    async def _duplicate(self, decision: Duplicate) -> None:
         header = decision.header
         metrics.DUPLICATES.inc()
         await self._emit(
@@ -495,7 +495,7 @@ def _dead_lettered_from(message: AbstractIncomingMessage) -> str | None:
 
 def _header_or_none(body: bytes) -> EnvelopeHeader | None:
     try:
-        return read_header(body).header
+        return read_frame(body).header
     except BackboneError:
         return None
 

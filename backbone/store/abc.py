@@ -20,9 +20,9 @@ __all__ = [
     "Claim",
     "ClaimState",
     "Delivery",
-    "Identity",
     "Outcome",
     "Store",
+    "SubmissionKey",
 ]
 
 
@@ -36,7 +36,7 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Identity:
+class SubmissionKey:
     """What makes two submissions "the same document from the same sender".
 
     ``variant`` separates what a sender may legitimately send more than once under one
@@ -51,7 +51,7 @@ class Identity:
     payload_digest: str
 
     @classmethod
-    def of(cls, header: EnvelopeHeader) -> Identity:
+    def of(cls, header: EnvelopeHeader) -> SubmissionKey:
         variant = (
             f"status:{header.status_code}"
             if header.status_code is not None
@@ -63,7 +63,7 @@ class Identity:
 class ClaimState(StrEnum):
     NEW = "new"  # first time seen: route it
     RESUMED = "resumed"  # same envelope, not finished (a redelivery after a crash): route again
-    ANSWERED = "answered"  # same payload, finished: answer with the original outcome
+    DUPLICATE = "duplicate"  # same payload, finished: answer with the original outcome
     CONFLICT = "conflict"  # same identity, different payload: refuse
 
     @property
@@ -98,7 +98,7 @@ class Delivery:
 class Store(Protocol):
     """Routing and dedup state shared by router replicas (SQLite file or PostgreSQL)."""
 
-    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+    async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         """Atomically claim ``identity`` for ``envelope_id`` (safe across replicas)."""
         ...
 

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.store.abc import Claim, Delivery, Identity, Outcome
+from backbone.store.abc import Claim, Delivery, Outcome, SubmissionKey
 from backbone.store.rules import utc
 from backbone.store.sql import (
     Call,
@@ -58,7 +58,7 @@ class BatchingStore:
         """The store the batches are committed to."""
         return self._store
 
-    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+    async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         claim = await self._submit(ClaimCall(identity, envelope_id))
         assert claim is not None
         return claim

@@ -12,7 +12,7 @@ from datetime import datetime
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
-from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, SubmissionKey
 from backbone.store.rules import judge, utc
 
 __all__ = ["MemoryStore"]
@@ -36,7 +36,7 @@ class MemoryStore:
         self._by_envelope: dict[str, _Key] = {}
         self._deliveries: dict[tuple[str, str], Delivery] = {}
 
-    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+    async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         key = (identity.sender, identity.document_id, identity.variant)
         held = self._claims.get(key)
         if held is None:
@@ -56,7 +56,7 @@ class MemoryStore:
         return claim
 
     async def claim_route(self, header: EnvelopeHeader) -> Claim:
-        claim = await self.claim(Identity.of(header), header.envelope_id)
+        claim = await self.claim(SubmissionKey.of(header), header.envelope_id)
         if claim.state.routes:
             await self.record_routed(header, self._clock())
         return claim

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backbone.store.abc import ClaimState, Identity, Outcome
+from backbone.store.abc import ClaimState, Outcome, SubmissionKey
 
 __all__ = ["judge", "utc"]
 
 
-def judge(identity: Identity, payload_digest: str, outcome: Outcome | None) -> ClaimState:
+def judge(identity: SubmissionKey, payload_digest: str, outcome: Outcome | None) -> ClaimState:
     """The state of a claim on an identity already held with ``payload_digest``/``outcome``.
 
     An unfinished claim is RESUMED even when another envelope holds it: the same bytes were
@@ -20,7 +20,7 @@ def judge(identity: Identity, payload_digest: str, outcome: Outcome | None) -> C
     """
     if payload_digest != identity.payload_digest:
         return ClaimState.CONFLICT
-    return ClaimState.RESUMED if outcome is None else ClaimState.ANSWERED
+    return ClaimState.RESUMED if outcome is None else ClaimState.DUPLICATE
 
 
 def utc(moment: datetime) -> datetime:

@@ -59,7 +59,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
-# One row per identity (see ``Identity``): who holds it and how it ended. ``envelope_id`` is
+# One row per identity (see ``SubmissionKey``): who holds it and how it ended. ``envelope_id`` is
 # unique too: an envelope claims exactly one identity, so ``finish`` can never touch
 # another sender's row through a reused envelope id.
 claims = Table(

@@ -40,7 +40,7 @@ from sqlalchemy.schema import CreateSchema
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.store.abc import Claim, ClaimState, Delivery, Identity, Outcome
+from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, SubmissionKey
 from backbone.store.journeys import (
     JourneyFacts,
     fact_of,
@@ -131,7 +131,7 @@ _DELIVERY_FIELDS = [(column.name, column.type) for column in deliveries.columns]
 class ClaimCall:
     """:meth:`SqlStore.claim`, for :meth:`SqlStore.apply`."""
 
-    identity: Identity
+    identity: SubmissionKey
     envelope_id: str
 
 
@@ -151,7 +151,7 @@ class ClaimRouteCall:
 
     @property
     def claim(self) -> ClaimCall:
-        return ClaimCall(Identity.of(self.header), self.header.envelope_id)
+        return ClaimCall(SubmissionKey.of(self.header), self.header.envelope_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +290,7 @@ class SqlStore:
             ) from error
         return store
 
-    async def claim(self, identity: Identity, envelope_id: str) -> Claim:
+    async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         now = self._clock()
         # On SQLite the insert takes the write lock first, so what follows cannot race.
         async with self._reachable(), self._engine.begin() as conn:
@@ -381,7 +381,7 @@ class SqlStore:
     async def _claim_on(
         self,
         conn: AsyncConnection,
-        identity: Identity,
+        identity: SubmissionKey,
         envelope_id: str,
         now: datetime,
         *,
@@ -451,7 +451,7 @@ class SqlStore:
     async def _claim_held(
         self,
         conn: AsyncConnection,
-        identity: Identity,
+        identity: SubmissionKey,
         envelope_id: str,
         now: datetime,
         *,
@@ -600,7 +600,7 @@ def _delivery_fields(header: EnvelopeHeader, at: datetime) -> dict[str, Any]:
     }
 
 
-def _claim_row(identity: Identity, envelope_id: str, now: datetime) -> dict[str, Any]:
+def _claim_row(identity: SubmissionKey, envelope_id: str, now: datetime) -> dict[str, Any]:
     return {
         "sender": identity.sender,
         "document_id": identity.document_id,
@@ -611,7 +611,7 @@ def _claim_row(identity: Identity, envelope_id: str, now: datetime) -> dict[str,
     }
 
 
-def _claim_key(identity: Identity, envelope_id: str) -> tuple[str, str, str, str]:
+def _claim_key(identity: SubmissionKey, envelope_id: str) -> tuple[str, str, str, str]:
     return (identity.sender, identity.document_id, identity.variant, envelope_id)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from backbone.cli import main
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.router.pipeline import Decision, Pipeline
 
 
@@ -23,7 +23,7 @@ def poison(document_id: str) -> None:
     async def failing(
         self: Pipeline, body: bytes, *, user_id: str | None, redelivered: bool = False
     ) -> Decision:
-        if read_header(body).header.document_id == document_id:
+        if read_frame(body).header.document_id == document_id:
             raise RuntimeError(f"simulated router bug on document {document_id}")
         return await evaluate(self, body, user_id=user_id, redelivered=redelivered)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backbone.envelope import read_header
+from backbone.envelope import read_frame
 from backbone.errors import Reason
 from backbone.wire.events import EventType
 from tests.faults.harness import (
@@ -99,7 +99,7 @@ async def test_a_poison_envelope_is_dead_lettered_with_an_event_and_the_router_g
     )
     assert dead_lettered_at >= 0, "the router logged no dead-lettering"
     assert routed_after > 0, "the router routed nothing after the poison"
-    assert [read_header(m.body).header.document_id for m in dead] == [poison_id]
+    assert [read_frame(m.body).header.document_id for m in dead] == [poison_id]
     assert event.reason == Reason.POISON
     assert poison_id not in run.delivered_documents()
     outcome.check(result, logs=router.tail())

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 from backbone.clock import edxml_now
 from backbone.devtools.ca import IssuedCertificate
 from backbone.edxml import StatusCode
-from backbone.envelope import Kind, read_header, seal
+from backbone.envelope import Kind, read_frame, seal
 from backbone.envelope.algorithms import new_content_key, sign, wrap_key
 from backbone.envelope.wire import encode
 from backbone.pki.keys import generate_private_key, key_usage
@@ -231,7 +231,7 @@ def _bad_key_wrap(kit: Kit) -> bytes:
     """The sender wraps a content key for RECIPIENT that is not the one it encrypted with,
     and signs that header: authentic, but it can never be opened."""
     body = kit.seal_as_honest(_signed(kit, _genuine_edxml(kit)))
-    frame = read_header(body)
+    frame = read_frame(body)
     fields = json.loads(frame.header_bytes)
     recipient_key = kit.pki.agency(RECIPIENT).certificate.public_key()
     assert isinstance(recipient_key, rsa.RSAPublicKey)
@@ -251,7 +251,7 @@ def router_input(case: Case, kit: Kit) -> Submission:
 
 def _reframed(body: bytes, edit: Callable[[dict[str, object]], None]) -> bytes:
     """The envelope with its header JSON edited after signing (signature kept)."""
-    frame = read_header(body)
+    frame = read_frame(body)
     fields = json.loads(frame.header_bytes)
     edit(fields)
     return encode(json.dumps(fields).encode(), frame.signature, frame.ciphertext)
@@ -300,7 +300,7 @@ def _truncated(kit: Kit) -> Submission:
 
 
 def _non_utf8_header(kit: Kit) -> Submission:
-    frame = read_header(kit.genuine())
+    frame = read_frame(kit.genuine())
     header = frame.header_bytes.replace(b'"kind"', b'"k\xe9nd"', 1)
     return Submission(encode(header, frame.signature, frame.ciphertext), HONEST, HONEST)
 

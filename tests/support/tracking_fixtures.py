@@ -20,7 +20,7 @@ from backbone.clock import today_in
 from backbone.edxml import StatusCode
 from backbone.envelope import EnvelopeHeader
 from backbone.store import open_store
-from backbone.store.abc import Identity, Store
+from backbone.store.abc import Store, SubmissionKey
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import OPERATOR, Tracker, Tracking, TrackingOptions, mint_token
 from backbone.tracking.wiring import DEFAULT_ZONE
@@ -122,7 +122,7 @@ class Ledger:
     async def _route(self, base: EnvelopeHeader, **extra: object) -> EnvelopeHeader:
         routed = EnvelopeHeader.model_validate({**dict(base), **extra})
         self.clock.now += timedelta(minutes=5)
-        await self.store.claim(Identity.of(routed), routed.envelope_id)
+        await self.store.claim(SubmissionKey.of(routed), routed.envelope_id)
         await self.store.record_routed(routed, self.clock())
         return routed
 
