@@ -29,18 +29,20 @@ from aio_pika.abc import (
 )
 
 from backbone.broker.tls import connection_problem
-from backbone.directory import Directory, Hub
-from backbone.envelope import EnvelopeHeader, Kind, read_frame
-from backbone.errors import BackboneError, BrokerUnavailableError, Reason
+from backbone.directory import Directory
+from backbone.envelope import EnvelopeHeader, Kind
+from backbone.errors import BrokerUnavailableError
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
+from backbone.router.parked import ParkedNotices
+from backbone.router.parties import party_to_tell
 from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.topology import apply_topology
-from backbone.store.abc import Outcome, Store
+from backbone.store.abc import Store
 from backbone.wire import (
     H_MESSAGE,
     H_PUBLISHER,
@@ -97,6 +99,12 @@ class Router:
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._http: HttpServer | None = None
         self._events = EventPublisher(self._publish_events)
+        self._parked = ParkedNotices(
+            store=store,
+            directory=directory,
+            inbound_queue=options.names.inbound_queue,
+            emit=self._emit,
+        )
         self._background: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -130,8 +138,8 @@ class Router:
         await self._notify_channel.set_qos(prefetch_count=16)
         for channel, queue_name, handler in (
             (self._consume_channel, names.inbound_queue, self._on_envelope),
-            (self._notify_channel, names.unroutable_notify, self._on_unroutable),
-            (self._notify_channel, names.dead_letter_notify, self._on_dead_letter),
+            (self._notify_channel, names.unroutable_notify, self._parked.on_unroutable),
+            (self._notify_channel, names.dead_letter_notify, self._parked.on_dead_letter),
         ):
             # ensure=True: aio-pika restores consumers after a reconnect only for queues it
             # looked up (passively declared) itself.
@@ -312,7 +320,9 @@ class Router:
         )
         # Only an authenticated sender is told by name; otherwise the publisher is, so a forged
         # header cannot aim rejection events at another agency.
-        party = self._party(header, message.user_id, authenticated=decision.authenticated)
+        party = party_to_tell(
+            self.directory, header, message.user_id, authenticated=decision.authenticated
+        )
         if party is not None:
             await self._emit(
                 Event.about(
@@ -353,77 +363,6 @@ class Router:
             outcome="duplicate",
         )
 
-    # -- what the broker hands back ------------------------------------------------------
-
-    async def _on_unroutable(self, message: AbstractIncomingMessage) -> None:
-        """A copy of a parked envelope: nothing was bound for its routing key."""
-        metrics.UNROUTABLE.inc()
-        await self._report_parked(
-            message,
-            EventType.UNROUTABLE,
-            Outcome.UNROUTABLE,
-            Reason.UNROUTABLE,
-            f"nothing is bound for {message.routing_key}: parked",
-            authenticated=True,  # the router published it, after checking its sender
-        )
-
-    async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
-        """A copy of a dead-lettered envelope: it kept failing the router, or (from an
-        inbox) the recipient's adapter."""
-        metrics.DEAD_LETTERED.inc()
-        queue = _dead_lettered_from(message)
-        if queue == self.options.names.inbound_queue or queue is None:
-            await self._report_parked(
-                message,
-                EventType.DEAD_LETTERED,
-                Outcome.DEAD_LETTERED,
-                Reason.POISON,
-                "processing kept failing; kept in the dead-letter queue",
-                authenticated=False,  # it never made it through the checks
-            )
-            return
-        # Routed already (its outcome stays ``routed``): the sender, whose signature the
-        # router checked on the way in, learns that the recipient never took it.
-        await self._report_parked(
-            message,
-            EventType.DEAD_LETTERED,
-            None,
-            Reason.POISON,
-            f"the recipient's adapter kept failing to take it from {queue}; kept in the "
-            "dead-letter queue",
-            authenticated=True,
-        )
-
-    async def _report_parked(
-        self,
-        message: AbstractIncomingMessage,
-        event_type: EventType,
-        outcome: Outcome | None,
-        reason: Reason,
-        text: str,
-        *,
-        authenticated: bool,
-    ) -> None:
-        """Record ``outcome`` (None: leave the recorded one) and tell who should know."""
-        async with message.process(requeue=True):
-            header = _header_or_none(message.body)
-            if header is not None and outcome is not None:
-                await self.store.finish(header.envelope_id, outcome, reason=reason)
-            party = self._party(header, message.user_id, authenticated=authenticated)
-            if party is not None:
-                await self._emit(
-                    Event.about(event_type, header, party=party, reason=reason, message=text)
-                )
-            log.warning(
-                f"router.{event_type.value}",
-                envelope_id=header.envelope_id if header else None,
-                document_id=header.document_id if header else None,
-                publisher=message.user_id,
-                routing_key=message.routing_key,
-                outcome=event_type.value,
-                queue=_dead_lettered_from(message),
-            )
-
     # -- helpers -------------------------------------------------------------------------
 
     def _message(
@@ -457,47 +396,6 @@ class Router:
             routing_key=routing_key,
             mandatory=False,
         )
-
-    def _party(
-        self, header: EnvelopeHeader | None, publisher: str | None, *, authenticated: bool
-    ) -> str | None:
-        """Who to tell: the sender when its signature was checked, or when the publisher may
-        publish for it; otherwise the publisher itself, so a forged header cannot aim events
-        at another agency."""
-        if header is not None and authenticated:
-            return header.sender
-        if (
-            header is not None
-            and publisher
-            and header.sender in self.directory
-            and self.directory.serving_system(header.sender).broker_account == publisher
-        ):
-            return header.sender
-        if not publisher:
-            return None
-        try:
-            system = self.directory.system_of_account(publisher)
-        except BackboneError:
-            return None
-        if isinstance(system, Hub):
-            return str(system.serves[0])
-        return str(system.organ_code)
-
-
-def _dead_lettered_from(message: AbstractIncomingMessage) -> str | None:
-    """The queue that last dead-lettered ``message`` (its ``x-death`` header), if any."""
-    deaths = (message.headers or {}).get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        queue = deaths[0].get("queue")
-        return queue if isinstance(queue, str) else None
-    return None
-
-
-def _header_or_none(body: bytes) -> EnvelopeHeader | None:
-    try:
-        return read_frame(body).header
-    except BackboneError:
-        return None
 
 
 async def start(router: Router) -> None:
