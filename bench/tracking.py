@@ -30,7 +30,7 @@ from backbone.clock import today_in
 from backbone.directory import generate_directory
 from backbone.envelope import EnvelopeHeader
 from backbone.store import SqlStore
-from backbone.store.sql import RoutedCall
+from backbone.store.calls import RoutedCall
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import JourneyFilter, Principal, State, Tracker
 from backbone.tracking.wiring import DEFAULT_ZONE

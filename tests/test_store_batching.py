@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from backbone.errors import StoreUnavailableError
 from backbone.store import BatchingStore, SqlStore, open_store
 from backbone.store.abc import Claim, ClaimState, Outcome, SubmissionKey
-from backbone.store.sql import Call, ClaimCall
+from backbone.store.calls import Call, ClaimCall
 from testkit.store import (
     DOCUMENT_ID,
     RECIPIENT,

@@ -18,9 +18,9 @@ from sqlalchemy import select, text
 
 from backbone.envelope import EnvelopeHeader
 from backbone.store import SqlStore
+from backbone.store.calls import ClaimRouteCall
 from backbone.store.journeys import PROGRESS_STATES, facts_of, merge, state_of
 from backbone.store.schema import deliveries, journeys
-from backbone.store.sql import ClaimRouteCall
 from backbone.tracking import State
 from testkit.store import backend, header
 from tests.support.tracking_fixtures import BACKENDS, G01, G22, H41, H41_COMMUNE, H53_DISTRICT

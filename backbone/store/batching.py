@@ -17,15 +17,9 @@ from datetime import datetime
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.store.abc import Claim, Delivery, Outcome, SubmissionKey
+from backbone.store.calls import Call, ClaimCall, ClaimRouteCall, FinishCall, RoutedCall
 from backbone.store.rules import utc
-from backbone.store.sql import (
-    Call,
-    ClaimCall,
-    ClaimRouteCall,
-    FinishCall,
-    RoutedCall,
-    SqlStore,
-)
+from backbone.store.sql import SqlStore
 
 __all__ = ["BatchingStore"]
 

@@ -1,0 +1,82 @@
+"""The engine a store URL opens (SQLite's pragmas, PostgreSQL's pool), and what differs
+between the two databases (:data:`DIALECTS`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Executable, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from backbone.store.statements import routed_in_one_statement
+
+__all__ = ["DIALECTS", "Dialect", "create_engine"]
+
+# Seconds to wait for a PostgreSQL connection, and for SQLite's write lock held by another
+# process, before calling the store unavailable.
+_CONNECT_TIMEOUT = 5.0
+_BUSY_TIMEOUT_MS = 5000
+# A fixed pool: callers beyond it wait for a connection. Overflow connections would be
+# opened and closed per call under load, which costs more than the wait.
+_POOL = {"pool_size": 10, "max_overflow": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    insert: Callable[[Table], postgresql.Insert | sqlite.Insert]  # has ON CONFLICT DO NOTHING
+    # Serialises table creation between replicas opening a fresh database at once.
+    ddl_lock: str
+    # Calls run on AUTOCOMMIT connections where an error would abort the transaction
+    # (PostgreSQL) and a BEGIN/COMMIT costs round trips; SQLite's driver already begins
+    # only before a write, and switching its isolation costs two thread hops per call.
+    autocommit: bool
+    routed: Executable | None  # record_routed as one statement, where the dialect allows
+
+
+DIALECTS = {
+    "postgresql": Dialect(
+        postgresql.insert,
+        "SELECT pg_advisory_xact_lock(4242010201)",
+        autocommit=True,
+        routed=routed_in_one_statement(),
+    ),
+    "sqlite": Dialect(sqlite.insert, "BEGIN IMMEDIATE", autocommit=False, routed=None),
+}
+_DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
+
+
+def create_engine(url: URL, schema: str | None) -> AsyncEngine:
+    if url.drivername not in _DRIVERS:
+        raise ValueError(
+            f"unsupported store URL scheme {url.drivername!r}: use sqlite+aiosqlite:///file.db, "
+            "postgresql+asyncpg://… or memory://"
+        )
+    if url.drivername == "postgresql+asyncpg":
+        return create_async_engine(url, connect_args={"timeout": _CONNECT_TIMEOUT}, **_POOL)
+    if schema is not None:
+        raise ValueError("a schema applies to PostgreSQL only")
+    if not url.database or url.database == ":memory:":
+        raise ValueError("a SQLite store needs a file (use memory:// for an in-memory store)")
+    Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, **_POOL)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer, across processes; synchronous=NORMAL is
+    # safe in WAL (a power cut may lose the last commits, never corrupt the file). The busy
+    # timeout comes first: switching to WAL takes a lock that another process opening the
+    # same file at that moment may hold ("database is locked" otherwise).
+    cursor = dbapi_connection.cursor()
+    for pragma in (
+        f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+    ):
+        cursor.execute(pragma)
+    cursor.close()
