@@ -9,3 +9,5 @@
 import-linter (``[tool.importlinter]`` in ``pyproject.toml``) keeps production code from
 importing this package; only command lines may.
 """
+
+__all__: list[str] = []

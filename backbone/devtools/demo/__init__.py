@@ -37,7 +37,18 @@ from backbone.devtools.demo.world import DemoWorld, build_world
 from backbone.devtools.discovery import discover_broker
 from backbone.errors import BackboneError
 
-__all__ = ["run"]
+__all__ = [
+    "DemoError",
+    "DemoProcess",
+    "DemoWorld",
+    "Display",
+    "ProcessFailedError",
+    "Progress",
+    "build_world",
+    "headline_numbers",
+    "management_client",
+    "run",
+]
 
 START_SECONDS = 60.0
 
