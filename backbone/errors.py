@@ -93,6 +93,11 @@ class Reason(StrEnum):
     BROKER_UNAVAILABLE = "broker_unavailable"
     STORE_UNAVAILABLE = "store_unavailable"
     CONFIGURATION_INVALID = "configuration_invalid"
+    CONFIG_FILE_UNREADABLE = "config_file_unreadable"
+    CONFIG_NOT_YAML = "config_not_yaml"
+    CONFIG_KEY_UNKNOWN = "config_key_unknown"
+    CONFIG_KEY_MISSING = "config_key_missing"
+    CONFIG_VALUE_INVALID = "config_value_invalid"
     UNSPECIFIED = "unspecified"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"

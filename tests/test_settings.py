@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backbone.errors import CertificateUntrustedError
+from backbone.errors import CertificateUntrustedError, ConfigurationError, Reason
 from backbone.organ import OrganCode
 from backbone.replica import Settings
 from tests.support import make_pki
@@ -34,8 +34,9 @@ def test_broker_credentials_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> 
 def test_unknown_keys_in_the_file_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "vdx.yaml"
     config.write_text("directroy: typo.yaml\n")
-    with pytest.raises(ValueError, match="directroy"):
+    with pytest.raises(ConfigurationError, match="unknown key `directroy`") as caught:
         Settings.load(config)
+    assert caught.value.reason is Reason.CONFIG_KEY_UNKNOWN
 
 
 def test_the_configured_ca_and_crl_paths_make_the_production_validator(tmp_path: Path) -> None:

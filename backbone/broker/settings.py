@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Self
 
-import yaml
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from backbone.broker.config_problems import read_config_file, settings_problem
 from backbone.broker.tls import check_tls_settings, connection_url
 
 __all__ = ["LOCAL_URL", "BrokerSettings", "FileSettings"]
@@ -35,8 +35,11 @@ class FileSettings(BaseSettings):
         path = config_file or (
             Path(os.environ["VDX_CONFIG"]) if "VDX_CONFIG" in os.environ else None
         )
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) if path else None
-        return cls(**(values or {}))
+        values = read_config_file(path) if path else {}
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise settings_problem(error, sorted(cls.model_fields), path) from None
 
     @classmethod
     def settings_customise_sources(
