@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from backbone.clock import utc_now
 from backbone.errors import StoreUnavailableError
+from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.router.service import Router
 from backbone.store import open_store
 from tests.support import Exchange, free_port, make_router
+from tests.support.tracking_fixtures import ManualClock
 
 pytestmark = pytest.mark.broker
 
@@ -45,7 +49,10 @@ async def test_health_readiness_and_metrics_are_served(
         assert (await http.get("/healthz")).json() == {"status": "alive"}
         ready = await http.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"ready": True, "checks": {"broker": "ok", "store": "ok"}}
+        assert ready.json() == {
+            "ready": True,
+            "checks": {"broker": "ok", "store": "ok", "revocation": "ok"},
+        }
         text = (await http.get("/metrics")).text
     assert 'vdx_envelopes_routed_total{kind="document",tier="central-provincial"}' in text
     assert 'vdx_deliveries_total{tier="central-provincial"}' in text
@@ -77,3 +84,29 @@ async def test_readiness_fails_and_says_why_when_the_store_is_unreachable(
     assert checks["store"] == (
         "StoreUnavailableError: [store_unavailable] the store at router.db does not answer"
     )
+
+
+async def test_readiness_fails_once_the_crl_expires_and_names_the_ca(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    exchange = await Exchange.create(amqp_url, tmp_path / "pki")
+    clock = ManualClock(utc_now())
+    validator = CertificateValidator(
+        [exchange.pki.ca.certificate],
+        crls=[load_crl_file(exchange.pki.ca.crl_path)],
+        clock=clock,
+    )
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    port = free_port()
+    router = make_router(exchange, store, validator=validator, http_port=port)
+    await router.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/readyz")).status_code == 200
+            clock.now += timedelta(days=400)
+            ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert "expired on" in ready.json()["checks"]["revocation"]
+    finally:
+        await router.stop()
+        await exchange.close()

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from backbone.directory.certificates import certificate_problems
 from backbone.directory.loader import Format, dump_directory, load_directory
 from backbone.directory.model import Connection
 from backbone.directory.synthetic import generate_directory
@@ -46,9 +47,16 @@ def _exit_on_error() -> Iterator[None]:
 
 @app.command()
 def check(file: _File, tiers: _Tiers = None) -> None:
-    """Load and validate FILE; print counts per tier, hubs and direct agencies."""
+    """Load and validate FILE, and read every certificate it names as the router and
+    adapters will at start; print counts per tier, hubs and direct agencies."""
     with _exit_on_error():
         directory = load_directory(file, tiers=tiers)
+    problems = certificate_problems(directory)
+    if problems:
+        typer.echo(f"error: {file}: {len(problems)} certificate(s) cannot be used:", err=True)
+        for problem in problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1)
     per_tier = Counter(directory.tier_of(agency.organ_code).number for agency in directory)
     direct = sum(agency.connection is Connection.DIRECT for agency in directory)
     inactive = sum(not agency.active for agency in directory)

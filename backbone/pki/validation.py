@@ -178,6 +178,20 @@ class CertificateValidator:
             cache_size=cache_size,
         )
 
+    def revocation_gaps(self, at: datetime | None = None) -> list[str]:
+        """Why revocation cannot be told for some certificates at ``at`` (default now): every
+        configured authority needs a loaded CRL that has not expired. Empty when it can."""
+        moment = self._moment(at)
+        crls = self._crls
+        gaps: list[str] = []
+        for authority in (a for same in self._by_subject.values() for a in same):
+            crl = crls.get(authority.fingerprint)
+            if crl is None:
+                gaps.append(f"no CRL from '{authority.label}' is loaded")
+            elif moment > crl.next_update:
+                gaps.append(f"the CRL from '{authority.label}' expired on {iso_z(crl.next_update)}")
+        return gaps
+
     def replace_crls(self, crls: Iterable[x509.CertificateRevocationList]) -> None:
         """Swap in freshly fetched CRLs; cached verdicts are re-checked against them."""
         self._crls = self._load_crls(crls)

@@ -11,7 +11,13 @@ import structlog
 import typer
 
 from backbone.directory import load_directory
-from backbone.errors import BackboneError, ConfigurationError
+from backbone.directory.certificates import certificate_problems
+from backbone.errors import (
+    BackboneError,
+    ConfigurationError,
+    DirectoryError,
+    RevocationUnknownError,
+)
 from backbone.logs import configure_logging
 from backbone.replica.settings import Settings
 from backbone.router.pipeline import Pipeline
@@ -32,11 +38,25 @@ async def build_router(settings: Settings) -> Router:
             "no directory configured: set VDX_DIRECTORY or `directory:` in the file"
         )
     directory = load_directory(settings.directory)
+    problems = certificate_problems(directory)
+    if problems:
+        raise DirectoryError(
+            f"{settings.directory}: {len(problems)} certificate(s) cannot be used, first: "
+            f"{problems[0]}; `backbone directory check` lists them all"
+        )
+    validator = settings.certificate_validator()
+    gaps = validator.revocation_gaps()
+    if gaps:
+        # Every envelope would be refused with revocation_unknown: refuse to start instead.
+        raise RevocationUnknownError(
+            f"revocation cannot be checked ({'; '.join(gaps)}), so every envelope would be "
+            "refused: list a current CRL of every CA under `crls:` (VDX_CRLS)"
+        )
     store = await open_store(settings.store_url)
     names = Names(settings.prefix)
     pipeline = Pipeline(
         directory=directory,
-        validator=settings.certificate_validator(),
+        validator=validator,
         store=store,
         names=names,
         policy=settings.routing_policy,

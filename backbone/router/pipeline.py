@@ -113,6 +113,11 @@ class Pipeline:
             level: names.tier_exchange(tier) for tier in self._tiers.tiers for level in tier.levels
         }
 
+    def revocation_gaps(self) -> list[str]:
+        """Why sender certificates cannot be checked for revocation now (empty when they can):
+        while there are any, envelopes from the CAs concerned are refused."""
+        return self._validator.revocation_gaps()
+
     async def evaluate(
         self, body: bytes, *, user_id: str | None, redelivered: bool = False
     ) -> Decision:

@@ -149,7 +149,11 @@ class Router:
         if self.options.http_port is not None:
             self._http = HttpServer(
                 make_app(
-                    {"broker": self._broker_problem, "store": self._store_problem},
+                    {
+                        "broker": self._broker_problem,
+                        "store": self._store_problem,
+                        "revocation": self._revocation_problem,
+                    },
                     title="vdx router",
                     routers=[route for ext in self.extensions for route in ext.routers()],
                 ),
@@ -195,6 +199,10 @@ class Router:
         if self._connection is None or self._connection.is_closed:
             return "not connected to the broker"
         return None
+
+    async def _revocation_problem(self) -> str | None:
+        gaps = self.pipeline.revocation_gaps()
+        return "; ".join(gaps) if gaps else None
 
     async def _store_problem(self) -> str | None:
         await self.store.ping()
