@@ -17,7 +17,12 @@ from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder.records import receipt_record
-from backbone.errors import BackboneError, BrokerUnavailableError, ConfigurationError
+from backbone.errors import (
+    BackboneError,
+    BrokerLoginRefusedError,
+    BrokerUnavailableError,
+    ConfigurationError,
+)
 from backbone.logs import configure_logging
 from backbone.observability.http import HttpServer, make_app
 
@@ -48,6 +53,8 @@ async def _start_when_broker_answers(client: AdapterClient, stop: asyncio.Event)
     while not stop.is_set():
         try:
             await client.start()
+        except BrokerLoginRefusedError:
+            raise  # the same password will be refused again: say so and stop
         except BrokerUnavailableError as error:
             log.warning(
                 "adapter.waiting_for_broker",

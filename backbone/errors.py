@@ -24,7 +24,8 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │   └── XmlSignatureError      the XML-DSig signature inside an edXML does not verify
     ├── PkiError                the development CA cannot do what was asked, or CA/CRL
     │                           files configured for validation are unusable
-    ├── BrokerUnavailableError  no RabbitMQ broker could be found or started
+    ├── BrokerUnavailableError  no RabbitMQ broker could be found, started or reached
+    │   └── BrokerLoginRefusedError the broker refused the login (user or password wrong)
     ├── StoreUnavailableError   the router's database (SQLite or PostgreSQL) cannot be reached
     ├── ConfigurationError      a process's configuration cannot work (the message names the key)
     └── RoutingError            the router refuses an authentic envelope (reason says why)
@@ -36,6 +37,7 @@ from enum import StrEnum
 
 __all__ = [
     "BackboneError",
+    "BrokerLoginRefusedError",
     "BrokerUnavailableError",
     "CertificateBindingError",
     "CertificateError",
@@ -91,6 +93,8 @@ class Reason(StrEnum):
     XML_SIGNATURE_INVALID = "xml_signature_invalid"
     PKI_ERROR = "pki_error"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    BROKER_LOGIN_REFUSED = "broker_login_refused"
+    BROKER_TOPOLOGY_MISSING = "broker_topology_missing"
     STORE_UNAVAILABLE = "store_unavailable"
     CONFIGURATION_INVALID = "configuration_invalid"
     CONFIG_FILE_UNREADABLE = "config_file_unreadable"
@@ -236,6 +240,13 @@ class PkiError(BackboneError):
 
 class BrokerUnavailableError(BackboneError):
     reason = Reason.BROKER_UNAVAILABLE
+
+
+class BrokerLoginRefusedError(BrokerUnavailableError):
+    """The broker answered but refused the login: retrying with the same password cannot
+    help, so a process refuses to start on it (a running one keeps reconnecting)."""
+
+    reason = Reason.BROKER_LOGIN_REFUSED
 
 
 class StoreUnavailableError(BackboneError):

@@ -28,10 +28,9 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from backbone.broker.tls import connection_problem
+from backbone.broker.failures import broker_failure
 from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
-from backbone.errors import BrokerUnavailableError
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
@@ -408,12 +407,10 @@ class Router:
 
 async def start(router: Router) -> None:
     """Start ``router``; a broker that cannot be reached (refused, or whose TLS certificate
-    does not verify) is a :class:`BrokerUnavailableError` saying which."""
+    does not verify, refuses the login) is a :class:`BrokerUnavailableError` saying which."""
     try:
         await router.start()
     except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
         with contextlib.suppress(Exception):
             await router.stop(timeout=1.0)
-        raise BrokerUnavailableError(
-            f"the router cannot reach the broker: {connection_problem(error)}"
-        ) from None
+        raise broker_failure(error, "the router", router.options.amqp_url) from None
