@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -211,3 +212,16 @@ async def test_track_prints_the_timeline_per_recipient(tmp_path: Path) -> None:
     assert json.loads(as_json.output)["document_id"] == sent.document_id
     missing = await asyncio.to_thread(track, f"{G22},2026/01/01,1/X")
     assert missing.exit_code == 1
+
+
+def test_track_show_without_a_store_says_so_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("VDX_")]:
+        monkeypatch.delenv(key)
+    result = CliRunner().invoke(cli, ["track", "show", f"{G22},2026/01/01,1/X"])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: [configuration_invalid] no router store at ")
+    assert "--config" in result.output
+    assert list(tmp_path.iterdir()) == []
