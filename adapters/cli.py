@@ -123,13 +123,23 @@ def run(
     concurrency: Annotated[
         int, typer.Option(help="Outbox files sealed and published at once", min=1)
     ] = 8,
+    settle_seconds: Annotated[
+        float,
+        typer.Option(
+            help="An outbox file is taken once unchanged this long (0: at once; for software "
+            "that writes x.edxml.tmp and renames it)",
+            min=0,
+        ),
+    ] = 1.0,
 ) -> None:
     """Serve each agency's drop folder until SIGTERM/SIGINT: then take no new outbox file,
     finish those in flight (or leave them resumable), and close."""
     configure_logging()
     try:
         settings = AdapterConfig.load(config)
-        options = DropFolderOptions(poll_interval=poll_interval, concurrency=concurrency)
+        options = DropFolderOptions(
+            poll_interval=poll_interval, concurrency=concurrency, settle_seconds=settle_seconds
+        )
         asyncio.run(_run(settings, options))
     except BackboneError as error:
         typer.echo(f"error: {error}", err=True)

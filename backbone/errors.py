@@ -102,6 +102,7 @@ class Reason(StrEnum):
     CONFIG_KEY_UNKNOWN = "config_key_unknown"
     CONFIG_KEY_MISSING = "config_key_missing"
     CONFIG_VALUE_INVALID = "config_value_invalid"
+    OUTBOX_NAME_NOT_TAKEN = "outbox_name_not_taken"
     UNSPECIFIED = "unspecified"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"

@@ -41,7 +41,7 @@ from tests.support import Deployment, DevPki, make_pki, open_deployment
 pytestmark = pytest.mark.broker
 
 ROUTER_LIMIT = 1 << 20  # the router's envelope limit here, so "oversized" stays small
-FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.05, retry_max=0.5)
+FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.05, retry_max=0.5, settle_seconds=0)
 WAIT = 20.0
 
 
