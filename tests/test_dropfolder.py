@@ -549,6 +549,20 @@ async def test_status_file_names_sort_in_the_order_the_statuses_happened(
     assert adapter.statuses == []  # statuses are never answered with 01
 
 
+async def test_a_status_dated_long_ago_sorts_after_todays_01_and_names_its_code(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    adapter = FakeAdapter(pki)
+    today = received_status(pki, StatusCode.ARRIVED, datetime(2026, 11, 20, 9))
+    old_dated = received_status(pki, StatusCode.ACCEPTED, datetime(2019, 1, 16, 8))  # sent later
+
+    await _serve(DropFolder(adapter, folders(tmp_path, G22), FAST), adapter, old_dated, today)
+
+    names = sorted(p.name for p in (tmp_path / G22 / "status").glob("*.edxml"))
+    assert [name.split("_")[1] for name in names] == ["01", "03"]
+    assert names[1].endswith(f"_03_{old_dated.envelope_id}.edxml")
+
+
 async def test_a_redelivered_status_is_not_written_twice(pki: DevPki, tmp_path: Path) -> None:
     adapter = FakeAdapter(pki)
     item = received_status(pki, StatusCode.ACCEPTED, datetime(2025, 3, 1, 9))

@@ -4,7 +4,7 @@
 <folder>/sent/      sent documents, each with ``<name>.receipt.json``
 <folder>/failed/    refused documents, each with ``<name>.error.json``
 <folder>/inbox/     ``<envelope_id>/`` per received document
-<folder>/status/    ``<timestamp>_<sealed>_<envelope_id>.edxml`` (+ ``.json``) per status
+<folder>/status/    ``<sealed>_<code>_<envelope_id>.edxml`` (+ ``.json``) per status
 <folder>/rejected/  ``<envelope_id>/`` per received envelope whose content was refused:
                     ``error.json`` (reason, message), ``envelope.vdx`` (as it arrived,
                     encrypted), ``decrypted.edxml`` (when decryption got that far)
