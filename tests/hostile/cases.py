@@ -11,9 +11,9 @@ Layers (the router never sees plaintext, so each attack is refused where it can 
 - ``router``: the envelope is published on the submit exchange; the router must quarantine
   it (``vdx-reason``; the body itself only when small and its header readable, else a record
   of it with its SHA-256, never the bulk) and send a ``rejected`` event with the reason to
-  the party it can name (the authenticated sender, or else the publisher). ``duplicate`` is the one answer
-  that is not a refusal: a byte-identical replay is answered with the first outcome and
-  delivered once.
+  the party it can name (the authenticated sender, or else the publisher). ``duplicate`` is
+  the one answer that is not a refusal: a byte-identical replay is answered with the first
+  outcome and delivered once.
 - ``adapter-receive``: an authentic envelope (a dishonest sender seals the content with its
   real key) routed to the recipient, whose adapter must keep it in ``rejected/`` with the
   reason and answer the sender with status 02 whose Description starts with ``[reason]``.
