@@ -18,14 +18,16 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from backbone.broker.bounds import AccountLimits, BrokerBounds, QueueBound
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import definitions, plan_accounts, plan_policies
 from backbone.directory import DirectoryBuilder
-from backbone.envelope import Kind, seal
+from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import ConfigurationError, Reason
-from backbone.router.pipeline import Pipeline
+from backbone.router.pipeline import Pipeline, Reject
+from backbone.router.quarantine import Quarantine
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.wire.events import Event, EventType, decode_events
@@ -214,6 +216,44 @@ async def test_publishing_past_the_bounds_keeps_the_quarantine_and_events_queues
     ]
     told = await _events(world, names.events_queue(A), count=SMALL.events.max_messages)
     assert all(e.reason is Reason.ENVELOPE_MALFORMED for e in told)
+
+
+async def test_a_large_refused_envelope_with_a_readable_header_is_recorded_with_its_header(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    envelope = seal(
+        document_edxml(A, [B], 2),
+        kind=Kind.DOCUMENT,
+        sender=A,
+        sender_key=pki.agency(A).key,
+        sender_cert=pki.agency(A).certificate,
+        recipients={B: pki.agency(B).certificate},
+        document_id=document_id(A, 2),
+        business_type=0,
+    )
+    header = read_frame(envelope).header
+    quarantine = Quarantine(keep_body_bytes=len(envelope))
+    refused = Reject(Reason.PAYLOAD_TAMPERED, "payload digest differs", header, authenticated=True)
+
+    whole = await quarantine.message(refused, envelope, publisher="a")
+    assert (whole.body, (whole.headers or {})[H_BODY_KEPT]) == (envelope, True)
+
+    bulky = envelope + b"\0" * (256 * KiB)
+    message = await quarantine.message(refused, bulky, publisher="a")
+    assert (message.headers or {})[H_BODY_KEPT] is False
+    record = QuarantineRecord.model_validate_json(message.body)
+    assert record.header is not None
+    assert record.header_authenticated
+    assert (record.header.envelope_id, record.header.document_id) == (
+        header.envelope_id,
+        document_id(A, 2),
+    )
+    assert (record.header.sender, record.header.recipients) == (A, (B,))
+    der = pki.agency(A).certificate.public_bytes(Encoding.DER)
+    assert record.header.sender_certificate_sha256 == sha256(der).hexdigest()
+    assert (record.body_bytes, record.body_sha256) == (len(bulky), sha256(bulky).hexdigest())
+    assert len(message.body) < 2 * KiB  # no key wraps, no certificate, no bulk
 
 
 # -- finding 6: per-account connection and channel limits ------------------------------------

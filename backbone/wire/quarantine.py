@@ -12,6 +12,7 @@ headers, whichever form its body takes; ``vdx-body-kept`` says which.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from datetime import date, datetime
@@ -41,7 +42,7 @@ MAX_MESSAGE_CHARS = 1000  # of the router's message, in the record and the heade
 
 class QuarantinedHeader(BaseModel):
     """The envelope header without its bulk (key wraps, the certificate itself): who, what,
-    to whom, and the fingerprint of the certificate it came with."""
+    to whom, and the SHA-256 fingerprint (of the DER) of the certificate it came with."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -60,7 +61,7 @@ class QuarantinedHeader(BaseModel):
 
     @classmethod
     def of(cls, header: EnvelopeHeader) -> QuarantinedHeader:
-        certificate = header.sender_certificate.encode()
+        certificate = base64.b64decode(header.sender_certificate)  # DER, as fingerprinted
         return cls(
             envelope_id=header.envelope_id,
             kind=str(header.kind),
