@@ -24,7 +24,7 @@ from backbone.broker.bounds import AccountLimits, BrokerBounds, QueueBound
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import definitions, plan_accounts, plan_policies
 from backbone.directory import DirectoryBuilder
-from backbone.envelope import Kind, read_frame, seal
+from backbone.envelope import read_frame
 from backbone.errors import ConfigurationError, Reason
 from backbone.router.pipeline import Pipeline, Reject
 from backbone.router.quarantine import Quarantine
@@ -33,8 +33,8 @@ from backbone.store import open_store
 from backbone.wire.events import Event, EventType, decode_events
 from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_ENVELOPE, H_PUBLISHER, H_REASON, Names
 from backbone.wire.quarantine import RECORD_TYPE, QuarantineRecord
-from tests.support import document_edxml, document_id, make_pki
-from tests.support.provisioning import HUB, A, B, Provisioned, provisioned
+from tests.support import document_id, make_pki
+from tests.support.provisioning import HUB, A, B, Provisioned, provisioned, sealed_document
 
 pytestmark = pytest.mark.broker
 
@@ -93,16 +93,7 @@ async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
             ),
             store=store,
         )
-        body = seal(
-            document_edxml(A, [B], 1),
-            kind=Kind.DOCUMENT,
-            sender=A,
-            sender_key=pki.agency(A).key,
-            sender_cert=pki.agency(A).certificate,
-            recipients={B: pki.agency(B).certificate},
-            document_id=document_id(A, 1),
-            business_type=0,
-        )
+        body = sealed_document(pki, 1)
         await router.start()
         try:
             yield World(amqp_url, deployment, body)
@@ -222,16 +213,7 @@ async def test_a_large_refused_envelope_with_a_readable_header_is_recorded_with_
     tmp_path: Path,
 ) -> None:
     pki = make_pki(tmp_path / "pki")
-    envelope = seal(
-        document_edxml(A, [B], 2),
-        kind=Kind.DOCUMENT,
-        sender=A,
-        sender_key=pki.agency(A).key,
-        sender_cert=pki.agency(A).certificate,
-        recipients={B: pki.agency(B).certificate},
-        document_id=document_id(A, 2),
-        business_type=0,
-    )
+    envelope = sealed_document(pki, 2)
     header = read_frame(envelope).header
     quarantine = Quarantine(keep_body_bytes=len(envelope))
     refused = Reject(Reason.PAYLOAD_TAMPERED, "payload digest differs", header, authenticated=True)

@@ -20,14 +20,13 @@ from backbone.broker.provision import (
     rabbit_password_hash,
 )
 from backbone.directory import DirectoryBuilder
-from backbone.envelope import Kind, seal
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.wire.names import H_BODY_SHA256, Names
 from backbone.wire.quarantine import QuarantineRecord
-from tests.support import document_edxml, document_id, make_pki
-from tests.support.provisioning import A, B, account_url, get_one
+from tests.support import make_pki
+from tests.support.provisioning import A, B, account_url, get_one, sealed_document
 from tests.support.provisioning import provisioned as provisioned_deployment
 
 pytestmark = pytest.mark.broker
@@ -143,16 +142,7 @@ async def test_the_router_routes_with_its_provisioned_account(
     )
     await router.start()
     try:
-        body = seal(
-            document_edxml(A, [B], 1),
-            kind=Kind.DOCUMENT,
-            sender=A,
-            sender_key=pki.agency(A).key,
-            sender_cert=pki.agency(A).certificate,
-            recipients={B: pki.agency(B).certificate},
-            document_id=document_id(A, 1),
-            business_type=0,
-        )
+        body = sealed_document(pki, 1)
         rejected = b"not an envelope"  # a rejection goes to the quarantine queue
         async with await _connect(amqp_url, f"a-{tag}", passwords[f"a-{tag}"]) as connection:
             channel = await connection.channel(publisher_confirms=True)

@@ -24,8 +24,10 @@ from backbone.broker.provision import (
     provision,
 )
 from backbone.directory import Directory, DirectoryBuilder
+from backbone.envelope import Kind, seal
 from backbone.router.topology import apply_topology
 from backbone.wire.names import Names
+from testkit import DevPki, document_edxml, document_id
 
 A, B = "000.00.00.G22", "000.00.00.H41"
 HUB, VIA_HUB = "00.53.W00", "000.00.00.H53"
@@ -97,3 +99,17 @@ async def get_one(queue: AbstractQueue, *, tries: int = 100) -> AbstractIncoming
             return message
         await asyncio.sleep(0.05)
     raise AssertionError(f"nothing arrived in {queue.name}")
+
+
+def sealed_document(pki: DevPki, number: int, sender: str = A, recipient: str = B) -> bytes:
+    """A genuine envelope: document ``number`` from ``sender`` to ``recipient``."""
+    return seal(
+        document_edxml(sender, [recipient], number),
+        kind=Kind.DOCUMENT,
+        sender=sender,
+        sender_key=pki.agency(sender).key,
+        sender_cert=pki.agency(sender).certificate,
+        recipients={recipient: pki.agency(recipient).certificate},
+        document_id=document_id(sender, number),
+        business_type=0,
+    )
