@@ -34,7 +34,15 @@ from backbone.wire.events import Event, EventType, decode_events
 from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_ENVELOPE, H_PUBLISHER, H_REASON, Names
 from backbone.wire.quarantine import RECORD_TYPE, QuarantineRecord
 from tests.support import document_id, make_pki
-from tests.support.provisioning import HUB, A, B, Provisioned, provisioned, sealed_document
+from tests.support.provisioning import (
+    HUB,
+    VIA_HUB,
+    A,
+    B,
+    Provisioned,
+    provisioned,
+    sealed_document,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -274,8 +282,6 @@ async def test_an_agency_account_cannot_open_more_connections_or_channels_than_i
 
 
 def test_definitions_carry_each_accounts_limits_and_the_bounding_policies(tmp_path: Path) -> None:
-    from tests.support.provisioning import VIA_HUB
-
     directory = (
         DirectoryBuilder()
         .direct(A, broker_account="a")
