@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.wire.events import EventType
-from backbone.wire.names import H_REASON
+from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_REASON
+from backbone.wire.quarantine import QuarantineRecord
 from tests.support import HUB, Exchange
 
 pytestmark = pytest.mark.broker
@@ -196,10 +198,19 @@ async def _assert_rejected(
     reason: Reason,
     party: str | None,
     user_id: str | None = "",
+    kept: bool = True,
 ) -> None:
+    """``kept``: the quarantine holds the body itself (small, header readable), else a
+    record of it (its SHA-256 and size, not the body)."""
     await exchange.submit(body, as_account=as_account, user_id=user_id)
     quarantined = await exchange.drain(exchange.names.quarantine_queue, expect=1)
-    assert [m.body for m in quarantined] == [body]
+    assert [m.headers[H_BODY_SHA256] for m in quarantined] == [sha256(body).hexdigest()]
+    assert quarantined[0].headers[H_BODY_KEPT] is kept
+    if kept:
+        assert [m.body for m in quarantined] == [body]
+    else:
+        record = QuarantineRecord.model_validate_json(quarantined[0].body)
+        assert (record.reason, record.body_bytes) == (reason, len(body))
     assert quarantined[0].headers[H_REASON] == reason.value
     if party is not None:
         events = await exchange.events(party, expect=1)
@@ -212,7 +223,12 @@ async def test_rejections_are_quarantined_and_the_sender_told_why(exchange: Exch
     h41 = exchange.account_of(H41)
 
     await _assert_rejected(
-        exchange, b"not an envelope", as_account=g22, reason=Reason.ENVELOPE_MALFORMED, party=G22
+        exchange,
+        b"not an envelope",
+        as_account=g22,
+        reason=Reason.ENVELOPE_MALFORMED,
+        party=G22,
+        kept=False,  # unreadable: a record of it
     )
     await _assert_rejected(
         exchange,

@@ -1,7 +1,8 @@
 """The router process: consume envelopes, decide, publish with confirms, ack last.
 
 Every inbound envelope ends in exactly one of: routed (one publish per recipient tier
-exchange, all confirmed, then acked), rejected (kept in quarantine, sender told, acked),
+exchange, all confirmed, then acked), rejected (in quarantine, whole or as a record of it:
+``router.quarantine``; sender told; acked),
 answered as a duplicate (sender told the original outcome, acked), or, when processing
 itself fails, requeued until the inbound queue's delivery limit dead-letters it. Nothing is
 acknowledged before what it promises is confirmed by the broker.
@@ -40,17 +41,14 @@ from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell
 from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
+from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES, Quarantine
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Store
 from backbone.wire import (
-    H_MESSAGE,
-    H_PUBLISHER,
-    H_REASON,
     Event,
     EventType,
     Names,
     envelope_message,
-    identity_headers,
 )
 
 __all__ = ["Router", "RouterOptions", "start"]
@@ -65,6 +63,9 @@ class RouterOptions:
     prefetch: int = 256
     delivery_limit: int = 5
     max_envelope_bytes: int = 16 * 1024 * 1024
+    # Refused envelopes up to this size, header readable, are quarantined whole; others
+    # as a record (header, SHA-256, size, reason), never their bulk.
+    quarantine_body_bytes: int = DEFAULT_KEEP_BODY_BYTES
     http_port: int | None = None  # /metrics, /healthz, /readyz (and extensions') when set
 
 
@@ -98,6 +99,7 @@ class Router:
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._http: HttpServer | None = None
         self._events = EventPublisher(self._publish_events)
+        self._quarantine = Quarantine(keep_body_bytes=options.quarantine_body_bytes)
         self._parked = ParkedNotices(
             store=store,
             directory=directory,
@@ -309,20 +311,8 @@ class Router:
         header = decision.header
         metrics.ENVELOPES_REJECTED.labels(decision.reason.value, self._tier_name(header)).inc()
         assert self._publish_channel is not None
-        headers: dict[str, aio_pika.abc.FieldValue] = {
-            H_REASON: decision.reason.value,
-            H_MESSAGE: decision.message[:1000],
-            H_PUBLISHER: message.user_id or "",
-        }
-        if header is not None:
-            headers |= identity_headers(header)
         await self._publish_channel.default_exchange.publish(
-            aio_pika.Message(
-                message.body,
-                headers=headers,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=str(uuid.uuid4()),
-            ),
+            await self._quarantine.message(decision, message.body, publisher=message.user_id),
             routing_key=self.options.names.quarantine_queue,
         )
         # Only an authenticated sender is told by name; otherwise the publisher is, so a forged

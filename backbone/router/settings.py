@@ -11,6 +11,7 @@ from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
+from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
 
 __all__ = ["RouterSettings"]
 
@@ -30,6 +31,12 @@ class RouterSettings(BrokerSettings):
     intermediates: tuple[Path, ...] = Field(default=(), description="Intermediate CA files")
     crls: tuple[Path, ...] = Field(default=(), description="CRL files, one per issuing CA")
     max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+    quarantine_body_bytes: int = Field(
+        default=DEFAULT_KEEP_BODY_BYTES,
+        ge=0,
+        description="Refused envelopes up to this size whose header could be read are kept "
+        "whole in quarantine; others as a record (header, SHA-256, size, reason), not the body",
+    )
     prefix: str = Field(
         default="vdx", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Broker name prefix"
     )

@@ -23,7 +23,7 @@ __all__ = ["Event", "EventType", "decode_events", "encode_events"]
 
 class EventType(StrEnum):
     ROUTED = "routed"  # every recipient's inbox has it (publisher confirms)
-    REJECTED = "rejected"  # refused with a reason; the envelope is in quarantine
+    REJECTED = "rejected"  # refused with a reason; in quarantine, whole or as a record
     DUPLICATE = "duplicate"  # a resend, answered with the original outcome
     UNROUTABLE = "unroutable"  # known recipient, nothing bound: parked
     DEAD_LETTERED = "dead_lettered"  # kept failing the router: in the dead-letter queue

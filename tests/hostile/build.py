@@ -295,6 +295,11 @@ def _garbage(_: Kit) -> Submission:
     return Submission(b"GET /inbox HTTP/1.1\r\nHost: broker\r\n\r\n", HONEST, HONEST)
 
 
+def _large_garbage(kit: Kit) -> Submission:
+    """Bulk just under the router's size limit that is no envelope: kept as a record only."""
+    return Submission(b"%PDF-1.7\n" + b"\xff" * (kit.router_limit - 64), HONEST, HONEST)
+
+
 def _truncated(kit: Kit) -> Submission:
     return Submission(kit.genuine()[:200], HONEST, HONEST)
 
@@ -441,6 +446,7 @@ def _referenced_unknown(kit: Kit) -> Submission:
 
 _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
     "build:garbage": _garbage,
+    "build:large_garbage": _large_garbage,
     "build:truncated_envelope": _truncated,
     "build:non_utf8_header": _non_utf8_header,
     "build:header_schema": _header_schema,

@@ -9,10 +9,11 @@ Layers (the router never sees plaintext, so each attack is refused where it can 
 - ``adapter-send``: the file is dropped in the sending agency's ``outbox/``; it must land in
   ``failed/`` with ``<name>.error.json`` carrying the reason, and nothing is published.
 - ``router``: the envelope is published on the submit exchange; the router must quarantine
-  it (``vdx-reason``) and send a ``rejected`` event with the reason to the party it can
-  name (the authenticated sender, or else the publisher). ``duplicate`` is the one answer
-  that is not a refusal: a byte-identical replay is answered with the first outcome and
-  delivered once.
+  it (``vdx-reason``; the body itself only when small and its header readable, else a record
+  of it with its SHA-256, never the bulk) and send a ``rejected`` event with the reason to
+  the party it can name (the authenticated sender, or else the publisher). ``duplicate`` is
+  the one answer that is not a refusal: a byte-identical replay is answered with the first
+  outcome and delivered once.
 - ``adapter-receive``: an authentic envelope (a dishonest sender seals the content with its
   real key) routed to the recipient, whose adapter must keep it in ``rejected/`` with the
   reason and answer the sender with status 02 whose Description starts with ``[reason]``.
@@ -103,6 +104,9 @@ CASES: Final[tuple[Case, ...]] = (
     # -- router: envelope-level attacks, refused without seeing plaintext -------------------
     Case("router-not-an-envelope", "an HTTP request on the submit exchange", ROUTER,
          R.ENVELOPE_MALFORMED, "build:garbage"),
+    Case("router-large-garbage", "1 MiB of bulk under the size limit, no envelope: the "
+         "quarantine keeps a record of it, not the bulk", ROUTER,
+         R.ENVELOPE_MALFORMED, "build:large_garbage"),
     Case("router-truncated-envelope", "a genuine envelope cut after 200 bytes", ROUTER,
          R.ENVELOPE_MALFORMED, "build:truncated_envelope"),
     Case("router-non-utf8-header", "header JSON with a Latin-1 byte", ROUTER,
