@@ -94,6 +94,7 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"
     CONFIGURATION_INVALID = "configuration_invalid"
     UNSPECIFIED = "unspecified"
+    DUE_DATE_BEFORE_DOCUMENT = "due_date_before_document"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
     SENDER_INACTIVE = "sender_inactive"
