@@ -101,9 +101,7 @@ def _due_date(header: etree._Element) -> list[Issue]:
         return []  # the schema reports a malformed date
     if due_day >= promulgation_day:
         return []
-    message = (
-        f"DueDate {due.text} is before the document's PromulgationDate {promulgated.text}"
-    )
+    message = f"DueDate {due.text} is before the document's PromulgationDate {promulgated.text}"
     return [issue_at(due, message, Reason.DUE_DATE_BEFORE_DOCUMENT)]
 
 

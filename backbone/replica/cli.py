@@ -51,6 +51,7 @@ async def build_router(settings: Settings) -> Router:
             delivery_limit=settings.delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,
             http_port=settings.http_port,
+            http_host=settings.http_host,
         ),
         directory=directory,
         pipeline=pipeline,

@@ -34,6 +34,7 @@ from backbone.envelope import EnvelopeHeader, Kind
 from backbone.errors import BrokerUnavailableError
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
+from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
@@ -67,6 +68,7 @@ class RouterOptions:
     delivery_limit: int = 5
     max_envelope_bytes: int = 16 * 1024 * 1024
     http_port: int | None = None  # /metrics, /healthz, /readyz (and extensions') when set
+    http_host: str = LOOPBACK  # the address it listens on: loopback unless configured
 
 
 class Router:
@@ -153,6 +155,7 @@ class Router:
                     title="vdx router",
                     routers=[route for ext in self.extensions for route in ext.routers()],
                 ),
+                host=self.options.http_host,
                 port=self.options.http_port,
             )
             await self._http.start()
@@ -164,8 +167,14 @@ class Router:
             "router.started",
             prefix=names.prefix,
             prefetch=self.options.prefetch,
+            http_host=self.options.http_host,
             http_port=self.options.http_port,
         )
+
+    @property
+    def http_addresses(self) -> list[tuple[str, int]]:
+        """Where its HTTP server listens (none when ``http_port`` is unset)."""
+        return [] if self._http is None else self._http.addresses
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop consuming, finish what is in flight, close."""
