@@ -403,12 +403,12 @@ def test_scrape_targets_are_compose_services_on_their_metrics_ports() -> None:
     router_port = router.http_port
     # Scraped over the compose network: each scraped process says so explicitly (the
     # default, loopback, would leave Prometheus nothing to scrape).
-    assert router.http_host == "0.0.0.0"  # noqa: S104
+    assert router.http_host == "0.0.0.0"
     assert sorted(_targets(jobs["vdx-router"])) == sorted((name, router_port) for name in routers)
     expected_adapters = []
     for name, service in adapters.items():
         config = AdapterConfig(**_yaml(_mounted_file(service, _config_argument(service))))
-        assert config.http_host == "0.0.0.0", name  # noqa: S104
+        assert config.http_host == "0.0.0.0", name
         expected_adapters.append((name, config.http_port))
     assert sorted(_targets(jobs["vdx-adapter"])) == sorted(expected_adapters)
     nodes = [(name, 15692) for name in ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")]

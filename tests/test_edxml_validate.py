@@ -294,7 +294,8 @@ def test_due_date_before_the_promulgation_date_is_refused_with_its_reason() -> N
     assert issue.reason is Reason.DUE_DATE_BEFORE_DOCUMENT
     assert issue.path == f"{HEADER}/DueDate"
     assert issue.line == line_of(DOCUMENT, "<DueDate>")
-    assert "2001/01/01" in issue.message and "2024/03/05" in issue.message
+    assert "2001/01/01" in issue.message
+    assert "2024/03/05" in issue.message
     assert issue.as_dict()["reason"] == "due_date_before_document"
     assert examine(data).reason is Reason.DUE_DATE_BEFORE_DOCUMENT
     with pytest.raises(EdxmlError) as caught:

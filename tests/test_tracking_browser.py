@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backbone.clock import utc_now
 from backbone.edxml import StatusCode
 from tests.support.tracking_fixtures import (
     COMPLETED_STEPS,

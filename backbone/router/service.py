@@ -53,6 +53,7 @@ from backbone.wire import (
     Names,
     envelope_message,
     identity_headers,
+    status_events,
 )
 
 __all__ = ["Router", "RouterOptions", "start"]
@@ -277,8 +278,8 @@ class Router:
         self._count_routed(header)
         await self._emit(Event.about(EventType.ROUTED, header))
         if header.kind == Kind.STATUS:
-            for original_sender in header.recipients:
-                await self._emit(Event.about(EventType.STATUS, header, party=original_sender))
+            for event in status_events(header):
+                await self._emit(event)
         log.info(
             "router.routed",
             envelope_id=header.envelope_id,

@@ -4,7 +4,7 @@ all speak it; none of them owns it."""
 
 from __future__ import annotations
 
-from backbone.wire.events import Event, EventType, decode_events, encode_events
+from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
 from backbone.wire.message import envelope_message, header_text, identity_headers
 from backbone.wire.names import (
     H_CC,
@@ -35,4 +35,5 @@ __all__ = [
     "envelope_message",
     "header_text",
     "identity_headers",
+    "status_events",
 ]
