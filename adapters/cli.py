@@ -111,7 +111,8 @@ def _http_server(config: AdapterConfig, client: AdapterClient) -> HttpServer | N
         return await client.certificate_problem(warn_within=warn_within)
 
     checks = {"broker": client.broker_problem, "certificates": certificates}
-    return HttpServer(make_app(checks, title=f"vdx adapter {client.system}"), port=config.http_port)
+    app = make_app(checks, title=f"vdx adapter {client.system}")
+    return HttpServer(app, host=config.http_host, port=config.http_port)
 
 
 @app.command()

@@ -104,6 +104,7 @@ class Reason(StrEnum):
     CONFIG_VALUE_INVALID = "config_value_invalid"
     OUTBOX_NAME_NOT_TAKEN = "outbox_name_not_taken"
     UNSPECIFIED = "unspecified"
+    DUE_DATE_BEFORE_DOCUMENT = "due_date_before_document"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
     SENDER_INACTIVE = "sender_inactive"

@@ -419,12 +419,17 @@ def test_scrape_targets_are_compose_services_on_their_metrics_ports() -> None:
     jobs = _scrape_jobs()
     routers = _services_running("backbone", "router", "run")
     adapters = _services_running("backbone", "adapter", "run")
-    router_port = Settings(**_yaml(ROUTER_CONFIG)).http_port
+    router = Settings(**_yaml(ROUTER_CONFIG))
+    router_port = router.http_port
+    # Scraped over the compose network: each scraped process says so explicitly (the
+    # default, loopback, would leave Prometheus nothing to scrape).
+    assert router.http_host == "0.0.0.0"
     assert sorted(_targets(jobs["vdx-router"])) == sorted((name, router_port) for name in routers)
     expected_adapters = []
     for name, service in adapters.items():
-        port = AdapterConfig(**_yaml(_mounted_file(service, _config_argument(service)))).http_port
-        expected_adapters.append((name, port))
+        config = AdapterConfig(**_yaml(_mounted_file(service, _config_argument(service))))
+        assert config.http_host == "0.0.0.0", name
+        expected_adapters.append((name, config.http_port))
     assert sorted(_targets(jobs["vdx-adapter"])) == sorted(expected_adapters)
     nodes = [(name, 15692) for name in ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")]
     for job_name in ("rabbitmq", "rabbitmq-queues"):

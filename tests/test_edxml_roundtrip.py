@@ -170,12 +170,13 @@ def files(draw: st.DrawFn) -> tuple[tuple[Reference, ...], tuple[Attachment, ...
 @st.composite
 def documents(draw: st.DrawFn) -> EdxmlDocument:
     references, attachments = draw(files())
+    promulgated = draw(dates)
     return EdxmlDocument(
         sender=draw(organizations()),
         recipients=tuple(draw(st.lists(organizations(), min_size=1, max_size=3))),
         document_id=draw(document_ids()),
         code=Code(code_number=draw(text), code_notation=draw(text)),
-        promulgation_info=PromulgationInfo(place=draw(text), promulgation_date=draw(dates)),
+        promulgation_info=PromulgationInfo(place=draw(text), promulgation_date=promulgated),
         document_type=DocumentType(
             type=draw(text), type_detail=draw(optional_text), type_name=draw(optional_text)
         ),
@@ -188,7 +189,8 @@ def documents(draw: st.DrawFn) -> EdxmlDocument:
                 SignerInfo, full_name=text, competence=optional_text, position=optional_text
             )
         ),
-        due_date=draw(st.none() | dates),
+        # Never before the document's own date: validation refuses that (issue 14).
+        due_date=draw(st.none() | st.dates(min_value=promulgated)),
         other_info=draw(st.none() | other_infos),
         response_for=tuple(draw(st.lists(response_fors, max_size=2))),
         steering_type=draw(optional_text),

@@ -288,6 +288,35 @@ def test_status_about_a_malformed_document_id_is_reported() -> None:
     assert only_issue(data).path == f"{HEADER}/ResponseFor/DocumentId"
 
 
+def test_due_date_before_the_promulgation_date_is_refused_with_its_reason() -> None:
+    data = edit(DOCUMENT, "<DueDate></DueDate>", "<DueDate>2001/01/01</DueDate>")
+    issue = only_issue(data)
+    assert issue.reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+    assert issue.path == f"{HEADER}/DueDate"
+    assert issue.line == line_of(DOCUMENT, "<DueDate>")
+    assert "2001/01/01" in issue.message
+    assert "2024/03/05" in issue.message
+    assert issue.as_dict()["reason"] == "due_date_before_document"
+    assert examine(data).reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+    with pytest.raises(EdxmlError) as caught:
+        validate(data)
+    assert caught.value.reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+
+
+@pytest.mark.parametrize("due", ["2024/03/05", "2024/03/06"])
+def test_due_date_on_or_after_the_promulgation_date_is_accepted(due: str) -> None:
+    data = edit(DOCUMENT, "<DueDate></DueDate>", f"<DueDate>{due}</DueDate>")
+    message = validate(data)
+    assert isinstance(message, EdxmlDocument)
+    assert message.due_date == datetime.strptime(due, "%Y/%m/%d").date()
+
+
+def test_an_issue_without_its_own_reason_keeps_the_old_shape() -> None:
+    data = edit(STATUS, "000.00.12.H53,2024/03/05,125/STTTT-VP", "125/STTTT-VP")
+    assert set(only_issue(data).as_dict()) == {"message", "line", "path"}
+    assert examine(data).reason is Reason.EDXML_INVALID
+
+
 def test_manifest_reference_without_its_attachment_is_reported() -> None:
     data = edit(
         DOCUMENT,

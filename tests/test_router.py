@@ -178,6 +178,31 @@ async def test_a_status_goes_back_to_the_original_sender_as_a_status_event(
     assert {e.sender for e in statuses} == {H41}
 
 
+async def test_a_take_back_to_many_recipients_tells_each_of_them_alone(
+    exchange: Exchange,
+) -> None:
+    """Issue 14, finding 9: a take-back to 1,000 recipients emitted 1,000 status events each
+    listing all 1,000. Now each recipient's event lists that recipient only (here all eight
+    other agencies of the test directory; 1,000 in test_event_publisher.py)."""
+    everyone = [H41, G01, H41_COMMUNE, H41_UNIT, H53, H53_DISTRICT, H53_COMMUNE, H53_UNIT]
+    account = exchange.account_of(G22)
+    await exchange.submit(exchange.seal_document(G22, everyone, 8), as_account=account)
+    await exchange.events(G22, expect=1)  # routed
+    take_back = exchange.seal_status(G22, G22, 8, StatusCode.TAKE_BACK_REQUESTED, to=everyone)
+    await exchange.submit(take_back, as_account=account)
+
+    direct = [H41, G01, H41_COMMUNE, H41_UNIT]
+    told = {code: await exchange.events(code, expect=1) for code in direct}
+    told[HUB] = await exchange.events(H53, expect=4)  # the hub's queue, for its four
+    events = [event for found in told.values() for event in found]
+    assert all(event.type is EventType.STATUS for event in events)
+    assert all(event.status_code == "13" for event in events)
+    assert sorted(event.party for event in events) == sorted(everyone)
+    assert all(event.recipients == (event.party,) for event in events)
+    for code in direct:
+        assert [event.party for event in told[code]] == [code]
+
+
 async def test_a_revocation_reaches_the_original_recipients(exchange: Exchange) -> None:
     account = exchange.account_of(G22)
     await exchange.submit(exchange.seal_document(G22, [H41, H41_COMMUNE], 7), as_account=account)

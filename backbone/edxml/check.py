@@ -1,4 +1,5 @@
-"""Semantic checks the schemas cannot express: organ codes, DocumentId, manifest ↔ attachments.
+"""Semantic checks the schemas cannot express: organ codes, DocumentId, due date,
+manifest ↔ attachments.
 
 They read the tree defensively, so that they can run (and report) even when the schema has
 already found the structure wrong.
@@ -15,7 +16,7 @@ from backbone.edxml.dates import parse_date
 from backbone.edxml.issues import Issue, issue_at
 from backbone.edxml.models import Kind
 from backbone.edxml.names import q, qpath
-from backbone.errors import OrganCodeError
+from backbone.errors import OrganCodeError, Reason
 from backbone.organ import OrganCode
 
 __all__ = ["check"]
@@ -48,6 +49,7 @@ def check(root: etree._Element, kind: Kind) -> list[Issue]:
     for element in document_ids:
         issues.extend(_document_id(element))
     if kind is Kind.DOCUMENT:
+        issues.extend(_due_date(header))
         issues.extend(_manifest(root))
     return issues
 
@@ -84,6 +86,23 @@ def _document_id(element: etree._Element) -> list[Issue]:
     if not _NUMBER_NOTATION.fullmatch(number_notation):
         problems.append(f"{number_notation!r} is not <Number>/<Notation>")
     return [issue_at(element, f"DocumentId {text!r}: {problem}") for problem in problems]
+
+
+def _due_date(header: etree._Element) -> list[Issue]:
+    """A document cannot be due before it was promulgated: such a DueDate would make its
+    recipients look late the moment it arrives (issue 14, finding 8)."""
+    due = header.find(q("DueDate"))
+    promulgated = header.find(qpath("PromulgationInfo", "PromulgationDate"))
+    if due is None or not due.text or promulgated is None:
+        return []  # no due date, or the schema reports the missing PromulgationDate
+    try:
+        due_day, promulgation_day = parse_date(due.text), parse_date(promulgated.text or "")
+    except ValueError:
+        return []  # the schema reports a malformed date
+    if due_day >= promulgation_day:
+        return []
+    message = f"DueDate {due.text} is before the document's PromulgationDate {promulgated.text}"
+    return [issue_at(due, message, Reason.DUE_DATE_BEFORE_DOCUMENT)]
 
 
 def _manifest(root: etree._Element) -> list[Issue]:

@@ -84,8 +84,10 @@ def examine(
         message, value_issues = read_collecting(root)
         issues += value_issues
     issues.sort(key=lambda issue: issue.line or 0)
-    if issues:
-        return Examination(root, kind, None, tuple(issues), Reason.EDXML_INVALID)
+    if issues:  # the first problem names the reason, as validate() reports it first
+        return Examination(
+            root, kind, None, tuple(issues), issues[0].reason or Reason.EDXML_INVALID
+        )
     return Examination(root, kind, message, (), None)
 
 

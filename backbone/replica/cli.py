@@ -72,6 +72,7 @@ async def build_router(settings: Settings) -> Router:
             max_envelope_bytes=settings.max_envelope_bytes,
             quarantine_body_bytes=settings.quarantine_body_bytes,
             http_port=settings.http_port,
+            http_host=settings.http_host,
         ),
         directory=directory,
         pipeline=pipeline,

@@ -34,6 +34,7 @@ from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
+from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
@@ -49,6 +50,7 @@ from backbone.wire import (
     EventType,
     Names,
     envelope_message,
+    status_events,
 )
 
 __all__ = ["Router", "RouterOptions", "start"]
@@ -67,6 +69,7 @@ class RouterOptions:
     # as a record (header, SHA-256, size, reason), never their bulk.
     quarantine_body_bytes: int = DEFAULT_KEEP_BODY_BYTES
     http_port: int | None = None  # /metrics, /healthz, /readyz (and extensions') when set
+    http_host: str = LOOPBACK  # the address it listens on: loopback unless configured
 
 
 class Router:
@@ -158,6 +161,7 @@ class Router:
                     title="vdx router",
                     routers=[route for ext in self.extensions for route in ext.routers()],
                 ),
+                host=self.options.http_host,
                 port=self.options.http_port,
             )
             await self._http.start()
@@ -169,8 +173,14 @@ class Router:
             "router.started",
             prefix=names.prefix,
             prefetch=self.options.prefetch,
+            http_host=self.options.http_host,
             http_port=self.options.http_port,
         )
+
+    @property
+    def http_addresses(self) -> list[tuple[str, int]]:
+        """Where its HTTP server listens (none when ``http_port`` is unset)."""
+        return [] if self._http is None else self._http.addresses
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop consuming, finish what is in flight, close."""
@@ -277,8 +287,8 @@ class Router:
         self._count_routed(header)
         await self._emit(Event.about(EventType.ROUTED, header))
         if header.kind == Kind.STATUS:
-            for original_sender in header.recipients:
-                await self._emit(Event.about(EventType.STATUS, header, party=original_sender))
+            for event in status_events(header):
+                await self._emit(event)
         log.info(
             "router.routed",
             envelope_id=header.envelope_id,

@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr
 
 from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from backbone.observability.listen import LOOPBACK
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
@@ -50,6 +51,12 @@ class RouterSettings(BrokerSettings):
     )
     http_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"
+    )
+    http_host: str = Field(
+        default=LOOPBACK,
+        min_length=1,
+        description="The address the HTTP server listens on: loopback by default, since "
+        "/metrics and /readyz need no token; 0.0.0.0 only where a scraper must reach it",
     )
     routing_policy: RoutingPolicy = Field(
         default_factory=RoutingPolicy,

@@ -9,15 +9,18 @@ took the sender's envelope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Select,
     and_,
+    cast,
     delete,
     exists,
     func,
@@ -45,9 +48,12 @@ from backbone.tracking.model import (
     StepKind,
 )
 
-__all__ = ["MAX_PAGE_SIZE", "JourneyFilter", "Tracker"]
+__all__ = ["MAX_PAGE", "MAX_PAGE_SIZE", "JourneyFilter", "Tracker"]
 
 MAX_PAGE_SIZE = 200
+# Past any real list (20 million journeys at the largest page size), and well inside what a
+# database OFFSET takes: a huge page number is refused, never sent to SQL.
+MAX_PAGE = 100_000
 _OVERVIEW_DOCUMENTS = 100
 _FLAG_BATCH = 1000
 
@@ -88,13 +94,33 @@ class JourneyFilter:
     flagged: bool | None = None  # flagged overdue already
 
 
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """What lateness is judged by: today, and the day a journey's due date arrived (both
+    where the agencies are)."""
+
+    today: date
+    arrival_day: Callable[[ColumnElement[datetime]], ColumnElement[date]]
+
+
 def _journeys(
-    principal: Principal, where: JourneyFilter, tiers: TierModel, today: date
+    principal: Principal, where: JourneyFilter, tiers: TierModel, days: _Days
 ) -> Select[Any]:
     """The journeys ``principal`` may see that match ``where``, as rows of the ``journeys``
-    table (kept by the router's store as it routes) with whether each is overdue."""
+    table (kept by the router's store as it routes) with whether each is overdue.
+
+    A journey is overdue when its due date has passed, it is not finished, and the due date
+    had not passed yet when it reached the recipient: a document that arrives already past
+    its due date (sent late, or dated so on purpose) is the sender's lateness, never counted
+    against the recipient (issue 14, finding 8)."""
     j = journeys.c
-    late = and_(j.due_date.is_not(None), j.due_date < today, j.state.not_in(_FINISHED))
+    arrived_in_time = or_(j.due_at.is_(None), j.due_date >= days.arrival_day(j.due_at))
+    late = and_(
+        j.due_date.is_not(None),
+        j.due_date < days.today,
+        j.state.not_in(_FINISHED),
+        arrived_in_time,
+    )
     conditions: list[ColumnElement[bool]] = [j.routed_at.is_not(None)]
     if not principal.operator:
         agencies = list(principal.agencies)
@@ -167,7 +193,8 @@ class Tracker:
         self._tiers = tiers
         self._zone = ZoneInfo(zone)
         self._clock = clock
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._postgresql = engine.dialect.name == "postgresql"
+        dialect = postgresql if self._postgresql else sqlite
         self._flag = (
             dialect.insert(overdue).on_conflict_do_nothing().returning(overdue.c.document_id)
         )
@@ -184,6 +211,18 @@ class Tracker:
         a document due today is on time until midnight there."""
         return today_in(self._zone, self._clock)
 
+    def _days(self) -> _Days:
+        return _Days(self.today(), self._arrival_day)
+
+    def _arrival_day(self, at: ColumnElement[datetime]) -> ColumnElement[date]:
+        """The day ``at`` (a UTC timestamp column) falls on in the agencies' zone, in SQL."""
+        if self._postgresql:
+            return cast(func.timezone(self._zone.key, at), Date)
+        # SQLite keeps naive UTC text and knows no zones: shift by the zone's offset now
+        # (exact for Vietnam, which has no daylight saving time).
+        offset = self._zone.utcoffset(self._clock()) or timedelta(0)
+        return func.date(at, f"{int(offset.total_seconds()):+d} seconds")
+
     def tier_of(self, code: str) -> str:
         return self._tiers.tier_of(OrganCode.parse(code)).name
 
@@ -197,9 +236,9 @@ class Tracker:
     ) -> JourneyPage:
         """One page of the journeys ``principal`` may see, newest first. Raise
         ``ValueError`` for an unknown tier or a page out of range."""
-        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page starts at 1 and page_size is 1..{MAX_PAGE_SIZE}")
-        found = _journeys(principal, where, self._tiers, self.today())
+        if not 1 <= page <= MAX_PAGE or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page is 1..{MAX_PAGE} and page_size is 1..{MAX_PAGE_SIZE}")
+        found = _journeys(principal, where, self._tiers, self._days())
         counted = select(func.count()).select_from(found.subquery("matching"))
         shown = (
             found.order_by(*_newest_first(journeys.c))
@@ -216,7 +255,7 @@ class Tracker:
         ``principal`` may not see it (the two are indistinguishable on purpose). A sender
         sees every recipient; a recipient only its own journey."""
         where = JourneyFilter(document_id=document_id)
-        tracked = _journeys(Principal(operator=True), where, self._tiers, self.today())
+        tracked = _journeys(Principal(operator=True), where, self._tiers, self._days())
         async with self._engine.connect() as conn:
             found = [
                 self._journey(row._mapping)
@@ -267,8 +306,9 @@ class Tracker:
 
     async def overview(self, principal: Principal) -> OverdueOverview:
         """Overdue journeys ``principal`` may see, counted per tier and late agency."""
-        today = self.today()
-        late = _journeys(principal, JourneyFilter(overdue=True), self._tiers, today).subquery()
+        days = self._days()
+        today = days.today
+        late = _journeys(principal, JourneyFilter(overdue=True), self._tiers, days).subquery()
         async with self._engine.connect() as conn:
             per_agency = (
                 await conn.execute(
@@ -306,7 +346,7 @@ class Tracker:
             Principal(operator=True),
             JourneyFilter(overdue=True, flagged=False),
             self._tiers,
-            self.today(),
+            self._days(),
         ).subquery()
         async with self._engine.connect() as conn:
             rows = await conn.execute(

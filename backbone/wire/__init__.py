@@ -4,7 +4,7 @@ all speak it; none of them owns it."""
 
 from __future__ import annotations
 
-from backbone.wire.events import Event, EventType, decode_events, encode_events
+from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
 from backbone.wire.message import envelope_message, header_text, identity_headers
 from backbone.wire.names import (
     H_BODY_BYTES,
@@ -45,4 +45,5 @@ __all__ = [
     "header_text",
     "identity_headers",
     "quarantine_message",
+    "status_events",
 ]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
 
-__all__ = ["Event", "EventType", "decode_events", "encode_events"]
+__all__ = ["Event", "EventType", "decode_events", "encode_events", "status_events"]
 
 
 class EventType(StrEnum):
@@ -69,6 +69,17 @@ class Event(BaseModel):
             }
         values.update(fields)
         return cls.model_validate(values)
+
+
+def status_events(header: EnvelopeHeader) -> list[Event]:
+    """The ``status`` events of a routed status: one per party it is addressed to, each
+    listing that party alone. A take-back (13) to 1,000 recipients is 1,000 events of one
+    recipient each, not 1,000 events each listing all 1,000 (issue 14, finding 9), and no
+    recipient learns from its event who else received the document."""
+    return [
+        Event.about(EventType.STATUS, header, party=party, recipients=(party,))
+        for party in header.recipients
+    ]
 
 
 _EVENTS = TypeAdapter(list[Event])

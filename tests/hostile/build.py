@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -99,12 +99,19 @@ class Kit:
         signed = sign_edxml(edxml, issued.key, issued.certificate)
         return self.seal_as_honest(signed, document_id=self.document_id(number))
 
-    def seal_as_honest(self, edxml: bytes, *, document_id: str | None = None) -> bytes:
+    def seal_as_honest(
+        self, edxml: bytes, *, document_id: str | None = None, due_date: date | None = None
+    ) -> bytes:
         """What a dishonest HONEST does: seal any bytes with its real key, so the envelope is
         authentic and only the content is wrong."""
         issued = self.pki.agency(HONEST)
         return self.seal(
-            edxml, HONEST, issued, [RECIPIENT], document_id or self.document_id(self.number())
+            edxml,
+            HONEST,
+            issued,
+            [RECIPIENT],
+            document_id or self.document_id(self.number()),
+            due_date=due_date,
         )
 
     def seal_with(self, sender: str, issued: IssuedCertificate, *, to: str = RECIPIENT) -> bytes:
@@ -122,6 +129,7 @@ class Kit:
         document_id: str,
         *,
         status_code: str | None = None,
+        due_date: date | None = None,
     ) -> bytes:
         """Any content, any sender, signed with ``issued``: a document (or a status with
         ``status_code``) encrypted to the recipients' certificates from this run's PKI."""
@@ -135,6 +143,7 @@ class Kit:
             document_id=document_id,
             business_type=0 if status_code is None else None,
             status_code=status_code,
+            due_date=due_date,
         )
 
     def refresh_router_crls(self) -> None:
@@ -192,11 +201,32 @@ def _genuine_edxml(kit: Kit) -> bytes:
     return document_edxml(HONEST, [RECIPIENT], kit.number())
 
 
+_LONG_OVERDUE = date(2001, 1, 1)
+
+
+def _due_before_promulgation(kit: Kit) -> bytes:
+    """Issue 14, finding 8: a document promulgated today but due in 2001, which would
+    make its recipient look late the moment it arrives."""
+    return document_edxml(HONEST, [RECIPIENT], kit.number(), due=_LONG_OVERDUE)
+
+
+def _sealed_due_before_promulgation(kit: Kit) -> Submission:
+    """The same document XML-signed and sealed by HONEST, its header consistent with it
+    (same DocumentId, due date 2001/01/01): only the recipient can see the lie."""
+    number = kit.number()
+    edxml = document_edxml(HONEST, [RECIPIENT], number, due=_LONG_OVERDUE)
+    body = kit.seal_as_honest(
+        _signed(kit, edxml), document_id=kit.document_id(number), due_date=_LONG_OVERDUE
+    )
+    return Submission(body, HONEST, HONEST)
+
+
 _EDXML_BUILDERS: dict[str, Callable[[Kit], bytes]] = {
     "build:deep_nesting": _deep_nesting,
     "build:oversized": _oversized,
     "build:envelope_too_large": _envelope_too_large,
     "build:genuine": _genuine_edxml,
+    "build:due_before_promulgation": _due_before_promulgation,
 }
 
 
@@ -208,6 +238,8 @@ def receive_input(case: Case, kit: Kit) -> Submission:
     so) and publishes it with its own account: the router routes it, RECIPIENT refuses it."""
     if case.source == "build:bad_key_wrap":
         return Submission(_bad_key_wrap(kit), HONEST, HONEST)
+    if case.source == "build:due_before_promulgation":
+        return _sealed_due_before_promulgation(kit)
     if case.source == "build:document_id_mismatch":
         signed = _signed(kit, _genuine_edxml(kit))
         return Submission(kit.seal_as_honest(signed), HONEST, HONEST)

@@ -79,6 +79,8 @@ CASES: Final[tuple[Case, ...]] = (
          SEND, R.ENVELOPE_TOO_LARGE, "build:oversized"),
     Case("send-envelope-too-large", "a valid document whose envelope exceeds 16 MiB", SEND,
          R.ENVELOPE_TOO_LARGE, "build:envelope_too_large"),
+    Case("send-due-before-promulgation", "a document promulgated today, due in 2001", SEND,
+         R.DUE_DATE_BEFORE_DOCUMENT, "build:due_before_promulgation"),
     Case("send-wrong-namespace", "the 2015 namespace instead of QCVN_102_2016", SEND,
          R.EDXML_INVALID, "inputs/wrong_namespace.edxml"),
     Case("send-no-namespace", "edXML elements in no namespace", SEND,
@@ -186,4 +188,6 @@ CASES: Final[tuple[Case, ...]] = (
          RECEIVE, R.ENVELOPE_MALFORMED, "build:document_id_mismatch"),
     Case("receive-bad-key-wrap", "signed header wrapping a key that is not the content key",
          RECEIVE, R.DECRYPTION_FAILED, "build:bad_key_wrap"),
+    Case("receive-due-before-promulgation", "signed, promulgated today but due in 2001",
+         RECEIVE, R.DUE_DATE_BEFORE_DOCUMENT, "build:due_before_promulgation", sign=True),
 )  # fmt: skip
