@@ -31,7 +31,7 @@ from aio_pika.abc import (
 from backbone.broker.tls import connection_problem
 from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
-from backbone.errors import BrokerUnavailableError
+from backbone.errors import BrokerUnavailableError, Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.organ import OrganCode
@@ -323,6 +323,8 @@ class Router:
         party = party_to_tell(
             self.directory, header, message.user_id, authenticated=decision.authenticated
         )
+        if decision.reason is Reason.RATE_LIMITED:
+            metrics.RATE_LIMITED.labels(self._tier_of(party) if party else "unknown").inc()
         if party is not None:
             await self._emit(
                 Event.about(

@@ -11,6 +11,7 @@ from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
+from backbone.router.ratelimit import RateLimit
 
 __all__ = ["RouterSettings"]
 
@@ -30,6 +31,11 @@ class RouterSettings(BrokerSettings):
     intermediates: tuple[Path, ...] = Field(default=(), description="Intermediate CA files")
     crls: tuple[Path, ...] = Field(default=(), description="CRL files, one per issuing CA")
     max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+    rate_limit: RateLimit = Field(
+        default_factory=RateLimit,
+        description="Per broker account: envelopes at once (burst) and per second "
+        "(per_second) before the router refuses the excess as rate_limited",
+    )
     prefix: str = Field(
         default="vdx", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Broker name prefix"
     )
