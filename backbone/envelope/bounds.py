@@ -148,8 +148,8 @@ _FIELD_NAMES: Final = frozenset(EnvelopeHeader.model_fields) | frozenset(KeyWrap
 _MAX_OBJECTS: Final = 1 + MAX_RECIPIENTS  # the header and its key wraps
 
 
-class _Breach(Exception):
-    pass
+class _BreachError(Exception):
+    """The first field name or object a header may not have (raised inside json.loads)."""
 
 
 class _FieldNames:
@@ -162,13 +162,13 @@ class _FieldNames:
     def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         self._objects += 1
         if self._objects > _MAX_OBJECTS:
-            raise _Breach(f"more than {_MAX_OBJECTS} JSON objects (one per key wrap, and one)")
+            raise _BreachError(f"more than {_MAX_OBJECTS} JSON objects (one per key wrap, and one)")
         seen: set[str] = set()
         for name, _ in pairs:
             if name not in _FIELD_NAMES:
-                raise _Breach(f"unknown field {name[:64]!r}")
+                raise _BreachError(f"unknown field {name[:64]!r}")
             if name in seen:
-                raise _Breach(f"field {name!r} appears twice in one object")
+                raise _BreachError(f"field {name!r} appears twice in one object")
             seen.add(name)
         return dict(pairs)
 
@@ -190,7 +190,7 @@ def check_header(header: bytes) -> None:
             )
     try:
         fields = json.loads(header.decode("utf-8"), object_pairs_hook=_FieldNames())
-    except _Breach as breach:
+    except _BreachError as breach:
         raise EnvelopeMalformedError(f"{_SCHEMA_ERROR}: {breach}") from None
     except (ValueError, RecursionError):
         return  # not UTF-8 or not JSON: pydantic says where, in one error
@@ -199,8 +199,7 @@ def check_header(header: bytes) -> None:
         return  # pydantic says what is wrong with it
     if len(recipients) > MAX_RECIPIENTS:
         raise EnvelopeMalformedError(
-            f"{_SCHEMA_ERROR}: recipients: {len(recipients)} recipients; at most "
-            f"{MAX_RECIPIENTS}"
+            f"{_SCHEMA_ERROR}: recipients: {len(recipients)} recipients; at most {MAX_RECIPIENTS}"
         )
     limit = max_header_bytes(len(recipients))
     if len(header) > limit:

@@ -86,9 +86,7 @@ class EnvelopeHeader(BaseModel):
     kind: Kind
     sender: OrganCodeText
     # fail_fast: the first bad item is reported, not one error per item (see ``bounds``).
-    recipients: list[OrganCodeText] = Field(
-        min_length=1, max_length=MAX_RECIPIENTS, fail_fast=True
-    )
+    recipients: list[OrganCodeText] = Field(min_length=1, max_length=MAX_RECIPIENTS, fail_fast=True)
     document_id: str = Field(
         min_length=1,
         max_length=512,
