@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal
+from backbone.envelope import EnvelopeHeader, KeyWrap, Kind, read_frame, seal
 from backbone.envelope.bounds import MAX_HEADER_BYTES, check_header, max_header_bytes
 from backbone.envelope.bounds import widest_header as widest
 from backbone.envelope.model import MAX_RECIPIENTS
@@ -162,3 +164,38 @@ def test_bad_values_in_many_key_wraps_give_a_few_errors_not_thousands() -> None:
 def test_json_that_is_not_an_object_or_not_utf8_is_left_to_the_schema() -> None:
     for header in (b"[1, 2]", b'{"kind": "k\xe9"}', b"{" * 5000):
         check_header(header)  # pydantic reports these in one error
+
+
+def _refusal(header: bytes) -> str | None:
+    """None when the header is read; the message when it is refused as malformed (any other
+    exception fails the test)."""
+    try:
+        read_frame(encode(header, b"s", b""))
+    except EnvelopeMalformedError as error:
+        return error.message
+    return None
+
+
+_NAMES = sorted({*EnvelopeHeader.model_fields, *KeyWrap.model_fields})
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=8)
+        | st.dictionaries(st.sampled_from(_NAMES) | st.text(max_size=8), inner, max_size=8)
+    ),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON)
+def test_any_json_header_is_read_or_refused_as_malformed_never_a_crash(value: object) -> None:
+    refusal = _refusal(json.dumps(value).encode())
+    assert refusal is None or refusal.startswith("header"), refusal
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.binary(max_size=2000))
+def test_any_header_bytes_are_read_or_refused_as_malformed_never_a_crash(header: bytes) -> None:
+    refusal = _refusal(header)
+    assert refusal is None or refusal.startswith("header"), refusal
