@@ -3,7 +3,7 @@
 0. the publishing account's rate (``ratelimit``), before anything → ``rate_limited``
 1. size, before anything is parsed                          → ``envelope_too_large``
 2. framing and header schema (``read_frame``; bounded by the recipients the header names,
-   first problem wins, a header for more than one recipient parsed in a worker thread)
+   first problem wins; a header larger than one recipient's can be, in a worker thread)
                                                              → ``envelope_malformed``
 3. sender listed and active in the directory                 → ``sender_unknown`` / ``_inactive``
 4. the broker ``user_id`` is the sender's account, or its hub's → ``publisher_mismatch``
