@@ -117,6 +117,7 @@ class Reason(StrEnum):
     REFERENCED_DOCUMENT_UNKNOWN = "referenced_document_unknown"
     UNROUTABLE = "unroutable"
     POISON = "poison"
+    RATE_LIMITED = "rate_limited"
 
 
 class BackboneError(Exception):

@@ -32,6 +32,7 @@ from backbone.pki.validation import CertificateValidator
 from backbone.router.abc import Extension
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
+from backbone.router.ratelimit import AccountRateLimits, RateLimit
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.store.abc import Store
@@ -163,12 +164,14 @@ def make_router(
     *,
     validator: CertificateValidator | None = None,
     extensions: Sequence[Extension] = (),
+    rate_limits: AccountRateLimits | RateLimit | None = None,
     **options: Any,
 ) -> Router:
     """A router (not started) for ``exchange`` on ``store``: its names and directory, full
-    validation with ``validator`` (by default the exchange PKI's), the usual routing policy.
-    ``options`` are more :class:`RouterOptions`; a ``max_envelope_bytes`` among them is the
-    pipeline's limit too. ``extensions`` run beside it (tracking)."""
+    validation with ``validator`` (by default the exchange PKI's), the usual routing policy,
+    ``rate_limits`` per account (none by default). ``options`` are more
+    :class:`RouterOptions`; a ``max_envelope_bytes`` among them is the pipeline's limit too.
+    ``extensions`` run beside it (tracking)."""
     limit = {k: v for k, v in options.items() if k == "max_envelope_bytes"}
     pipeline = Pipeline(
         directory=exchange.directory,
@@ -176,6 +179,7 @@ def make_router(
         store=store,
         names=exchange.names,
         policy=RoutingPolicy(),
+        rate_limits=rate_limits,
         **limit,
     )
     return Router(
@@ -194,10 +198,12 @@ async def open_deployment(
     *,
     router_max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
     router_validator: Callable[[DevPki], CertificateValidator] = DevPki.validator,
+    router_rate_limits: AccountRateLimits | RateLimit | None = None,
 ) -> AsyncIterator[Deployment]:
     """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
-    hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit."""
+    hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit,
+    ``router_rate_limits`` its per-account limits (none by default)."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     directory_file = exchange.directory_file(root)
     store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
@@ -207,6 +213,7 @@ async def open_deployment(
         validator=router_validator(exchange.pki),
         delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
+        rate_limits=router_rate_limits,
     )
     await router.start()
     deployment = Deployment(exchange, router, root, directory_file)

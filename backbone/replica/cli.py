@@ -61,6 +61,7 @@ async def build_router(settings: Settings) -> Router:
         names=names,
         policy=settings.routing_policy,
         max_envelope_bytes=settings.max_envelope_bytes,
+        rate_limits=settings.rate_limit,
     )
     tracking = Tracking.for_store(store, directory.tiers, settings.tracking_options())
     return Router(

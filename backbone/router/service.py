@@ -32,6 +32,7 @@ from aio_pika.abc import (
 from backbone.broker.failures import broker_failure
 from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
+from backbone.errors import Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.observability.listen import LOOPBACK
@@ -330,6 +331,8 @@ class Router:
         party = party_to_tell(
             self.directory, header, message.user_id, authenticated=decision.authenticated
         )
+        if decision.reason is Reason.RATE_LIMITED:
+            metrics.RATE_LIMITED.labels(self._tier_of(party) if party else "unknown").inc()
         if party is not None:
             await self._emit(
                 Event.about(

@@ -13,6 +13,7 @@ from backbone.observability.listen import LOOPBACK
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
+from backbone.router.ratelimit import RateLimit
 
 __all__ = ["RouterSettings"]
 
@@ -37,6 +38,11 @@ class RouterSettings(BrokerSettings):
         ge=0,
         description="Refused envelopes up to this size whose header could be read are kept "
         "whole in quarantine; others as a record (header, SHA-256, size, reason), not the body",
+    )
+    rate_limit: RateLimit = Field(
+        default_factory=RateLimit,
+        description="Per broker account: envelopes at once (burst) and per second "
+        "(per_second) before the router refuses the excess as rate_limited",
     )
     prefix: str = Field(
         default="vdx", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Broker name prefix"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,9 +35,12 @@ from tests.support import VIA_HUB, DevPki, Exchange, document_edxml
 
 __all__ = [
     "HONEST",
+    "KEY_BOMB_KEYS",
     "RECIPIENT",
     "Kit",
     "Submission",
+    "key_bomb",
+    "padded_header",
     "receive_input",
     "router_input",
     "send_input",
@@ -57,6 +61,8 @@ EXPIRED_AGENCY, REVOKED_AGENCY, NO_SIGNING_AGENCY, HUB_PROVINCE = (
 )
 EDXML_SIZE_LIMIT = 64 * 1024 * 1024  # backbone.edxml.parser.DEFAULT_MAX_BYTES
 ADAPTER_ENVELOPE_LIMIT = 16 * 1024 * 1024  # testkit.MAX_ENVELOPE_BYTES
+KEY_BOMB_KEYS = 100_000
+PADDED_HEADER_BYTES = 512 * 1024  # a 1-recipient header may be ≈30 KB (envelope.bounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +368,40 @@ def _oversized_envelope(kit: Kit) -> Submission:
     return Submission(body + b"\0" * (kit.router_limit + 1 - len(body)), HONEST, HONEST)
 
 
+def key_bomb(body: bytes, keys: int = KEY_BOMB_KEYS) -> bytes:
+    """``body`` with ``keys`` unknown fields added to its header (signature kept): before the
+    pre-scan, pydantic built one error per unknown key, on the router's event loop."""
+    frame = read_frame(body)
+    alphabet = string.ascii_letters + string.digits
+    names = ("".join(chars) for chars in itertools.product(alphabet, repeat=3))
+    extra = b"".join(b',"%s":0' % name.encode() for name in itertools.islice(names, keys))
+    header = frame.header_bytes[:-1] + extra + b"}"
+    return encode(header, frame.signature, frame.ciphertext)
+
+
+def padded_header(body: bytes, issued: IssuedCertificate, size: int) -> bytes:
+    """``body``'s header grown to ``size`` bytes and signed again with the sender's own key:
+    its timestamp gets fraction digits (pydantic reads any number of them), so the header is
+    authentic and schema-valid, only far larger than a header for its recipients can be."""
+    frame = read_frame(body)
+    created = json.dumps(json.loads(frame.header_bytes)["created"]).encode()
+    assert created.endswith(b'Z"'), created
+    whole = created if b"." in created else created[:-2] + b'.Z"'
+    padded = whole[:-2] + b"0" * (size - len(frame.header_bytes) - len(whole) + len(created))
+    header = frame.header_bytes.replace(created, padded + b'Z"', 1)
+    assert len(header) == size
+    return encode(header, sign(issued.key, header), frame.ciphertext)
+
+
+def _header_key_bomb(kit: Kit) -> Submission:
+    return Submission(key_bomb(kit.genuine()), HONEST, HONEST)
+
+
+def _header_oversized_for_one_recipient(kit: Kit) -> Submission:
+    body = padded_header(kit.genuine(), kit.pki.agency(HONEST), PADDED_HEADER_BYTES)
+    return Submission(body, HONEST, HONEST)
+
+
 def _expired(kit: Kit) -> Submission:
     issued = kit.pki.ca.issue(
         EXPIRED_AGENCY, not_before=datetime.now(UTC) - timedelta(days=5), days=1
@@ -484,6 +524,8 @@ _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
     "build:header_schema": _header_schema,
     "build:malformed_recipient_code": _malformed_recipient_code,
     "build:oversized_envelope": _oversized_envelope,
+    "build:header_key_bomb": _header_key_bomb,
+    "build:header_oversized_for_one_recipient": _header_oversized_for_one_recipient,
     "build:tampered_header": _tampered_header,
     "build:tampered_key_wrap": _tampered_key_wrap,
     "build:tampered_signature": _tampered_signature,
