@@ -3,6 +3,7 @@
 Wire format and algorithms: ``schemas/envelope/README.md``.
 """
 
+from backbone.envelope.binding import check_agreement, check_binding, status_note_of
 from backbone.envelope.model import MAX_STATUS_NOTE, EnvelopeHeader, KeyWrap, Kind
 from backbone.envelope.seal import seal
 from backbone.envelope.unseal import (
@@ -24,10 +25,13 @@ __all__ = [
     "Kind",
     "OpenedEnvelope",
     "VerifiedEnvelope",
+    "check_agreement",
+    "check_binding",
     "decrypt",
     "open_envelope",
     "read_frame",
     "seal",
+    "status_note_of",
     "verify",
     "verify_frame",
 ]
