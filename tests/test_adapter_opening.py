@@ -10,7 +10,7 @@ from adapters.config import ServedIdentity
 from adapters.opening import EnvelopeOpener, check_matches
 from backbone.edxml import EdxmlDocument, validate
 from backbone.envelope import Kind, read_frame, seal
-from backbone.errors import BackboneError, EnvelopeMalformedError, NotARecipientError, Reason
+from backbone.errors import BackboneError, HeaderMismatchError, NotARecipientError, Reason
 from backbone.xmldsig import sign_edxml
 from tests.support import DevPki, document_edxml, document_id, make_pki
 
@@ -132,7 +132,7 @@ def test_content_saying_another_document_id_than_the_signed_header_is_refused(
     items, [refusal] = opener(pki, H41).open(body)
 
     assert items == []
-    assert refusal.reason == Reason.ENVELOPE_MALFORMED
+    assert refusal.reason == Reason.HEADER_MISMATCH
     assert "DocumentId" in refusal.message
 
 
@@ -142,8 +142,8 @@ def test_check_matches_names_what_differs(pki: DevPki) -> None:
     message = validate(document_edxml(G22, [H41], 9))
 
     check_matches(header, message, H41)  # the same: no complaint
-    with pytest.raises(EnvelopeMalformedError, match="not among the edXML's To"):
+    with pytest.raises(HeaderMismatchError, match="not among the edXML's To"):
         check_matches(header, message, H53)
     other = validate(document_edxml(H41, [G22], 9))
-    with pytest.raises(EnvelopeMalformedError, match="edXML From"):
+    with pytest.raises(HeaderMismatchError, match=r"the edXML's From is '000\.00\.00\.H41'"):
         check_matches(header, other, H41)

@@ -62,7 +62,7 @@ def _seal(
         sender_key=signer.key,
         sender_cert=signer.certificate,
         recipients={code: pki.agency(code).certificate for code in recipients},
-        document_id=DOCUMENT_ID,
+        document_id=DOCUMENT_ID.replace(SENDER, sender),  # a DocumentId is its sender's
         business_type=0,
     )
 
