@@ -1,4 +1,5 @@
-"""A DocumentId is bound to its sender (issue 14, finding 2), on the real broker and router.
+"""A DocumentId is bound to its sender (issue 14, finding 2), and a header says what its
+signed edXML says (finding 3), on the real broker and router.
 
 A, B and C are three agencies: A (000.00.05.G01) is the malicious one, B (000.00.00.G22) an
 honest sender, C (000.00.00.H41) B's recipient. Each test performs an attack of the
@@ -24,12 +25,14 @@ from structlog.testing import capture_logs
 from adapters import AdapterClient, Refused
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder.layout import AgencyFolder
-from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
-from backbone.envelope import read_frame
-from backbone.errors import Reason
+from backbone.clock import edxml_now
+from backbone.edxml import EdxmlDocument, EdxmlStatus, Organization, ResponseFor, StatusCode, build
+from backbone.envelope import Kind, read_frame, seal
+from backbone.errors import HeaderMismatchError, Reason
 from backbone.store.abc import SubmissionKey
 from backbone.tracking.model import Principal
 from backbone.wire.events import Event, EventType
+from backbone.xmldsig import sign_edxml
 from testkit import Exchange, header
 from tests.support import Deployment, adapter_deployment_fixture, document_edxml, document_id  # noqa: F401
 from tests.support.forging import resigned
@@ -259,3 +262,89 @@ async def test_a_drop_folder_gives_up_an_owed_01_it_can_never_send_and_not_again
     assert record["arrival_refused"] == Reason.STATUS_MISADDRESSED
     second = await run_once()
     assert not [e for e in second if e["event"].startswith("adapter.arrival")]
+
+
+# -- finding 3: a header that says what its signed edXML does not -------------------------
+
+
+def dishonest_status(
+    exchange: Exchange, about: str, signed_code: StatusCode, claimed_code: str
+) -> tuple[EdxmlStatus, bytes]:
+    """C signs a status ``signed_code`` about B's document and seals it under a header
+    claiming ``claimed_code``: authentic, bound, but saying something else."""
+    issued = exchange.pki.agency(C)
+    status = EdxmlStatus(
+        sender=Organization(organ_id=C),
+        response_for=ResponseFor(organ_id=B, document_id=about),
+        status_code=signed_code,
+        timestamp=edxml_now(),
+    )
+    signed = sign_edxml(build(status), issued.key, issued.certificate)
+    body = seal(
+        signed,
+        kind=Kind.STATUS,
+        sender=C,
+        sender_key=issued.key,
+        sender_cert=issued.certificate,
+        recipients={B: exchange.pki.agency(B).certificate},
+        document_id=about,
+        status_code=claimed_code,
+    )
+    return status, body
+
+
+async def test_a_status_whose_header_code_differs_from_its_signed_code_is_refused_by_its_recipient(
+    adapter_deployment: Deployment,
+) -> None:
+    """15 under a header saying 03 (the router would refuse a 15 answering no request) and
+    06 over a signed 02 (tracking would say completed): the original sender refuses both."""
+    deployment, exchange = adapter_deployment, adapter_deployment.exchange
+    kept: list[Refused] = []
+
+    async def keeper(refusal: Refused) -> None:
+        kept.append(refusal)
+
+    b = AdapterClient(deployment.config(B), keep_refused=keeper)
+    await b.start()
+    b_inbox = deployment.inbox(b)
+    c = await deployment.adapter(C, auto_arrival=False)
+    c_inbox = deployment.inbox(c)
+    try:
+        receipt = await b.send(document_edxml(B, [C], 20))
+        await c_inbox.wait_for(1)
+        bodies = []
+        for signed_code, claimed in (
+            (StatusCode.REQUEST_AGREED, "03"),
+            (StatusCode.REJECTED, "06"),
+        ):
+            status, body = dishonest_status(exchange, receipt.document_id, signed_code, claimed)
+            with pytest.raises(HeaderMismatchError, match="StatusCode"):  # never by an adapter
+                seal_like(body, exchange, status)
+            await exchange.submit(body, as_account=exchange.account_of(C))
+            bodies.append(body)
+        deadline = asyncio.get_running_loop().time() + 15
+        while len(kept) < 2 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert [(r.reason, r.body) for r in kept] == [(Reason.HEADER_MISMATCH, x) for x in bodies]
+        assert all("StatusCode" in refusal.message for refusal in kept)
+        assert await b_inbox.quiet() == []
+    finally:
+        await b_inbox.stop()
+        await b.close()
+
+
+def seal_like(body: bytes, exchange: Exchange, message: EdxmlStatus) -> bytes:
+    """Seal again what ``body``'s header claims, given the edXML's model as adapters do."""
+    claimed = read_frame(body).header
+    issued = exchange.pki.agency(claimed.sender)
+    return seal(
+        build(message),
+        kind=claimed.kind,
+        sender=claimed.sender,
+        sender_key=issued.key,
+        sender_cert=issued.certificate,
+        recipients={code: exchange.pki.agency(code).certificate for code in claimed.recipients},
+        document_id=claimed.document_id,
+        status_code=claimed.status_code,
+        message=message,
+    )

@@ -44,7 +44,7 @@ class DocumentId:
             raise DocumentIdError(
                 f"DocumentId is {len(text)} characters; the limit is {MAX_DOCUMENT_ID}"
             )
-        shown = ascii(text)  # never echo control characters back
+        shown = repr(text)  # control characters escaped, Vietnamese letters kept
         bad = _forbidden(text)
         if bad is not None:
             raise DocumentIdError(
@@ -67,7 +67,7 @@ class DocumentId:
         number, slash, notation = number_notation.partition("/")
         if not (number and slash and notation):
             raise DocumentIdError(
-                f"DocumentId {shown}: {number_notation!a} is not <Number>/<Notation>"
+                f"DocumentId {shown}: {number_notation!r} is not <Number>/<Notation>"
             )
         return cls(organ, day, number, notation, text)
 
