@@ -19,12 +19,11 @@ from cryptography import x509
 from adapters.abc import Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
-from backbone.edxml import EdxmlDocument, StatusCode, validate
+from backbone.edxml import EdxmlDocument, validate
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
 from backbone.errors import (
     BrokerUnavailableError,
     DirectoryError,
-    DocumentBindingError,
     EnvelopeMalformedError,
     Reason,
     RoutingError,
@@ -84,16 +83,6 @@ class EnvelopeSender:
             due_date, status_note = message.due_date, None
         else:
             about = message.response_for.organ_id
-            if (
-                about == sender.organ_code
-                and message.status_code is not StatusCode.TAKE_BACK_REQUESTED
-            ):
-                raise DocumentBindingError(
-                    f"status {message.status_code.value} from {about} is about its own "
-                    f"document {message.response_for.document_id!r}: its sender sends 13 "
-                    "(take-back) only, and a status is never addressed to its own sender",
-                    reason=Reason.STATUS_MISADDRESSED,
-                )
             if about == sender.organ_code:
                 if not recipients:
                     raise ValueError(

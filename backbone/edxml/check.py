@@ -75,59 +75,59 @@ def _document_id_issues(element: etree._Element) -> list[Issue]:
 
 def _binding(header: etree._Element, kind: Kind) -> list[Issue]:
     """The DocumentId's organ is the From of a document and of a take-back request (13),
-    and the ResponseFor/OrganId of any status; a status other than 13 never comes from it."""
+    and the ResponseFor/OrganId of any status; a status other than 13 never comes from it.
+    (Malformed or missing parts are reported by the other checks.)"""
     sender = header.find(qpath("From", "OrganId"))
     if sender is None:
-        return []  # the schema reports it
-    if kind is Kind.DOCUMENT:
-        element = header.find(q("DocumentId"))
-        document_id = None if element is None else _document_id(element)
-        if element is None or document_id is None or document_id.sender == sender.text:
-            return []
-        return [
-            issue_at(
-                element,
-                f"DocumentId {document_id.text!r} is {document_id.sender}'s, but the document "
-                f"is From {sender.text}: a DocumentId starts with its sender's organ code",
-                Reason.DOCUMENT_ID_NOT_SENDER,
-            )
-        ]
+        return []
+    problem = (_document_binding if kind is Kind.DOCUMENT else _status_binding)(header, sender)
+    return [] if problem is None else [problem]
+
+
+def _document_binding(header: etree._Element, sender: etree._Element) -> Issue | None:
+    element = header.find(q("DocumentId"))
+    document_id = None if element is None else _document_id(element)
+    if element is None or document_id is None or document_id.sender == sender.text:
+        return None
+    return issue_at(
+        element,
+        f"DocumentId {document_id.text!r} is {document_id.sender}'s, but the document is "
+        f"From {sender.text}: a DocumentId starts with its sender's organ code",
+        Reason.DOCUMENT_ID_NOT_SENDER,
+    )
+
+
+def _status_binding(header: etree._Element, sender: etree._Element) -> Issue | None:
     element = header.find(qpath("ResponseFor", "DocumentId"))
     organ = header.find(qpath("ResponseFor", "OrganId"))
-    code = header.find(q("StatusCode"))
     document_id = None if element is None else _document_id(element)
-    if element is None or organ is None or document_id is None:
-        return []
+    if organ is None or document_id is None:
+        return None
     if organ.text != document_id.sender:
-        return [
-            issue_at(
-                organ,
-                f"ResponseFor/OrganId {organ.text} is not the organ of its DocumentId "
-                f"{document_id.text!r} ({document_id.sender}): a status names the document's "
-                "original sender",
-                Reason.DOCUMENT_ID_NOT_SENDER,
-            )
-        ]
+        return issue_at(
+            organ,
+            f"ResponseFor/OrganId {organ.text} is not the organ of its DocumentId "
+            f"{document_id.text!r} ({document_id.sender}): a status names the document's "
+            "original sender",
+            Reason.DOCUMENT_ID_NOT_SENDER,
+        )
+    code = header.find(q("StatusCode"))
     take_back = code is not None and code.text == _TAKE_BACK
     if take_back and sender.text != organ.text:
-        return [
-            issue_at(
-                sender,
-                f"take-back request (13) From {sender.text} about {document_id.text!r}, which "
-                f"is {organ.text}'s: only the original sender takes a document back",
-                Reason.DOCUMENT_ID_NOT_SENDER,
-            )
-        ]
+        return issue_at(
+            sender,
+            f"take-back request (13) From {sender.text} about {document_id.text!r}, which is "
+            f"{organ.text}'s: only the original sender takes a document back",
+            Reason.DOCUMENT_ID_NOT_SENDER,
+        )
     if not take_back and sender.text == organ.text:
-        return [
-            issue_at(
-                sender,
-                f"status From {sender.text} about its own document {document_id.text!r}: a "
-                "status goes from a recipient back to the original sender",
-                Reason.STATUS_MISADDRESSED,
-            )
-        ]
-    return []
+        return issue_at(
+            sender,
+            f"status From {sender.text} about its own document {document_id.text!r}: a status "
+            "goes from a recipient back to the original sender",
+            Reason.STATUS_MISADDRESSED,
+        )
+    return None
 
 
 def _manifest(root: etree._Element) -> list[Issue]:
