@@ -6,6 +6,8 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     BackboneError
     ├── EdxmlError              edXML that is not well-formed, not valid, or unsafe
     ├── OrganCodeError          a malformed QCVN 102 organ code or system id
+    ├── DocumentIdError         a DocumentId not of the shape <OrganId>,<yyyy/MM/dd>,<N>/<Notation>
+    ├── DocumentBindingError    a DocumentId whose organ is not the party it must be
     ├── DirectoryError          a directory file that cannot be loaded, or an unknown entry
     │   └── UnknownAgencyError      an organ code the directory does not list
     ├── CertificateError        a certificate that fails a check
@@ -21,6 +23,7 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │   ├── SignatureInvalidError
     │   ├── NotARecipientError
     │   ├── DecryptionError
+    │   ├── HeaderMismatchError    the signed header and the signed edXML say different things
     │   └── XmlSignatureError      the XML-DSig signature inside an edXML does not verify
     ├── PkiError                the development CA cannot do what was asked, or CA/CRL
     │                           files configured for validation are unusable
@@ -48,9 +51,12 @@ __all__ = [
     "ConfigurationError",
     "DecryptionError",
     "DirectoryError",
+    "DocumentBindingError",
+    "DocumentIdError",
     "EdxmlError",
     "EnvelopeError",
     "EnvelopeMalformedError",
+    "HeaderMismatchError",
     "NotARecipientError",
     "OrganCodeError",
     "PayloadTamperedError",
@@ -105,6 +111,11 @@ class Reason(StrEnum):
     OUTBOX_NAME_NOT_TAKEN = "outbox_name_not_taken"
     UNSPECIFIED = "unspecified"
     DUE_DATE_BEFORE_DOCUMENT = "due_date_before_document"
+    # A DocumentId bound to its sender, and a header that says what the signed edXML says.
+    DOCUMENT_ID_MALFORMED = "document_id_malformed"
+    DOCUMENT_ID_NOT_SENDER = "document_id_not_sender"
+    STATUS_MISADDRESSED = "status_misaddressed"
+    HEADER_MISMATCH = "header_mismatch"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
     SENDER_INACTIVE = "sender_inactive"
@@ -157,6 +168,18 @@ class EdxmlError(BackboneError):
 
 class OrganCodeError(BackboneError):
     reason = Reason.ORGAN_CODE_MALFORMED
+
+
+class DocumentIdError(BackboneError):
+    reason = Reason.DOCUMENT_ID_MALFORMED
+
+
+class DocumentBindingError(BackboneError):
+    """A document or take-back whose DocumentId names another organ than its sender
+    (``document_id_not_sender``), or a status not addressed to the document's original
+    sender or addressed to its own sender (``status_misaddressed``)."""
+
+    reason = Reason.DOCUMENT_ID_NOT_SENDER
 
 
 class DirectoryError(BackboneError):
@@ -231,6 +254,13 @@ class NotARecipientError(EnvelopeError):
 
 class DecryptionError(EnvelopeError):
     reason = Reason.DECRYPTION_FAILED
+
+
+class HeaderMismatchError(EnvelopeError):
+    """The envelope header claims something (kind, type, code, parties, DocumentId, due
+    date) the signed edXML inside does not say."""
+
+    reason = Reason.HEADER_MISMATCH
 
 
 class XmlSignatureError(EnvelopeError):

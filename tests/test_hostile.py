@@ -167,8 +167,8 @@ async def _refused_by_the_router(case: Case, world: World) -> None:
     exchange = world.deployment.exchange
     submission = router_input(case, world.kit)
     for original in submission.before:
-        await exchange.submit(original, as_account=exchange.account_of(HONEST))
-        await _event(world, HONEST, EventType.ROUTED, _envelope_id(original))
+        await exchange.submit(original, as_account=exchange.account_of(submission.before_by))
+        await _event(world, submission.before_by, EventType.ROUTED, _envelope_id(original))
     await exchange.submit(submission.body, as_account=exchange.account_of(submission.publisher))
     envelope_id = _envelope_id(submission.body)
     if case.expect == DUPLICATE:

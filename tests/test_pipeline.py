@@ -27,6 +27,7 @@ from backbone.store import MemoryStore
 from backbone.store.abc import Claim, Outcome, SubmissionKey
 from backbone.wire.names import Names
 from tests.support import DevPki, make_pki
+from tests.support.forging import resigned
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 
@@ -108,12 +109,17 @@ def _seal(
     recipients: Sequence[str] = (PROVINCE,),
     *,
     sender: str = MINISTRY,
-    document_id: str = DOCUMENT,
+    document_id: str | None = None,
     business_type: int | None = 0,
     status_code: str | None = None,
     issued: IssuedCertificate | None = None,
 ) -> bytes:
+    """Sealed by the book: a document or take-back under the sender's own DocumentId, any
+    other status about the ministry's DOCUMENT (unless ``document_id``)."""
     signer = issued or pki.agency(sender)
+    if document_id is None:
+        answer = status_code is not None and status_code != "13"
+        document_id = DOCUMENT if answer else DOCUMENT.replace(MINISTRY, sender)
     return seal(
         EDXML,
         kind=Kind.STATUS if status_code else Kind.DOCUMENT,
@@ -559,13 +565,21 @@ async def test_a_take_back_request_must_come_from_the_original_sender(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     await _routed(pipeline, _seal(pki, (PROVINCE,)))
+    # The province's own 13 about a document of its own it never sent: unknown.
     decision = await _rejected(
         pipeline, _status(pki, "13", PROVINCE, MINISTRY), Reason.STATUS_UNKNOWN_DOCUMENT
     )
+    theirs = DOCUMENT.replace(MINISTRY, PROVINCE)
     assert decision.message == (
-        f"status 13 from {PROVINCE} to {MINISTRY} is about document {DOCUMENT!r}, which "
+        f"status 13 from {PROVINCE} to {MINISTRY} is about document {theirs!r}, which "
         f"{PROVINCE} never sent to {MINISTRY} through the backbone"
     )
+    # A 13 about the ministry's document, signed by the province: never its to take back.
+    forged = resigned(
+        _status(pki, "13", PROVINCE, MINISTRY), pki.agency(PROVINCE).key, document_id=DOCUMENT
+    )
+    decision = await _rejected(pipeline, forged, Reason.DOCUMENT_ID_NOT_SENDER)
+    assert decision.authenticated
     await _routed(pipeline, _status(pki, "13", MINISTRY, PROVINCE))
 
 
@@ -637,11 +651,15 @@ async def test_only_the_original_sender_may_replace_a_document(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     await _routed(pipeline, _seal(pki, (PROVINCE,)))
+    # Under its own DocumentId, the other province never sent that document.
     body = _seal(pki, (PROVINCE,), sender=OTHER_PROVINCE, business_type=3)
     decision = await _rejected(pipeline, body, Reason.REFERENCED_DOCUMENT_UNKNOWN)
-    assert decision.message.startswith(
-        f"replacement of document {DOCUMENT!r} from {OTHER_PROVINCE}"
-    )
+    theirs = DOCUMENT.replace(MINISTRY, OTHER_PROVINCE)
+    assert decision.message.startswith(f"replacement of document {theirs!r} from {OTHER_PROVINCE}")
+    # Under the ministry's DocumentId, signed by itself: not its document to replace.
+    forged = resigned(body, pki.agency(OTHER_PROVINCE).key, document_id=DOCUMENT)
+    decision = await _rejected(pipeline, forged, Reason.DOCUMENT_ID_NOT_SENDER)
+    assert decision.authenticated
 
 
 async def test_only_a_new_document_counts_as_the_original(

@@ -13,8 +13,8 @@ __all__ = ["Issue", "issue_at", "line_of", "path_of"]
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One problem: what is wrong, and where (either may be unknown); ``reason`` when the
-    problem has a more specific code than ``edxml_invalid``."""
+    """One problem: what is wrong, and where (either may be unknown); ``reason`` when it
+    has a more specific one than ``edxml_invalid``."""
 
     message: str
     line: int | None = None
@@ -25,9 +25,13 @@ class Issue:
     def from_error(cls, error: EdxmlError) -> Issue:
         return cls(error.message, error.line, error.path)
 
-    def to_error(self) -> EdxmlError:
-        reason = self.reason or Reason.EDXML_INVALID
-        return EdxmlError(self.message, reason=reason, line=self.line, path=self.path)
+    def to_error(self, reason: Reason | None = None) -> EdxmlError:
+        return EdxmlError(
+            self.message,
+            reason=reason or self.reason or Reason.EDXML_INVALID,
+            line=self.line,
+            path=self.path,
+        )
 
     def as_dict(self) -> dict[str, str | int | None]:
         found: dict[str, str | int | None] = {

@@ -84,10 +84,9 @@ def examine(
         message, value_issues = read_collecting(root)
         issues += value_issues
     issues.sort(key=lambda issue: issue.line or 0)
-    if issues:  # the first problem names the reason, as validate() reports it first
-        return Examination(
-            root, kind, None, tuple(issues), issues[0].reason or Reason.EDXML_INVALID
-        )
+    if issues:
+        reason = issues[0].reason or Reason.EDXML_INVALID  # the first problem's, as reported
+        return Examination(root, kind, None, tuple(issues), reason)
     return Examination(root, kind, message, (), None)
 
 

@@ -3,6 +3,7 @@
 Wire format and algorithms: ``schemas/envelope/README.md``.
 """
 
+from backbone.envelope.binding import check_agreement, check_binding, status_note_of
 from backbone.envelope.bounds import MAX_HEADER_BYTES, max_header_bytes
 from backbone.envelope.model import MAX_STATUS_NOTE, EnvelopeHeader, KeyWrap, Kind
 from backbone.envelope.seal import seal
@@ -26,12 +27,15 @@ __all__ = [
     "Kind",
     "OpenedEnvelope",
     "VerifiedEnvelope",
+    "check_agreement",
+    "check_binding",
     "decrypt",
     "header_length",
     "max_header_bytes",
     "open_envelope",
     "read_frame",
     "seal",
+    "status_note_of",
     "verify",
     "verify_frame",
 ]

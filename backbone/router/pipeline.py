@@ -8,6 +8,10 @@
 3. sender listed and active in the directory                 → ``sender_unknown`` / ``_inactive``
 4. the broker ``user_id`` is the sender's account, or its hub's → ``publisher_mismatch``
 5. sender certificate, signature, payload (``verify_frame``) → the certificate/envelope reasons
+5b. the DocumentId bound to its parties (``check_binding``): its shape, its organ the sender
+   of a document or take-back, the sole addressee of any other status
+                                       → ``document_id_malformed`` / ``document_id_not_sender``
+                                         / ``status_misaddressed``
 6. recipients listed and active                              → ``recipient_unknown``
 7. routing policy for every recipient                        → ``policy_denied``
 8. flows: a status answers a document that was routed, a revocation, update or replacement
@@ -35,6 +39,7 @@ from backbone.envelope import (
     EnvelopeHeader,
     Frame,
     VerifiedEnvelope,
+    check_binding,
     header_length,
     max_header_bytes,
     read_frame,
@@ -161,6 +166,7 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header)
         try:
+            check_binding(frame.header)  # authenticated now: its sender is the one to tell
             return await self._decide(frame.header, sender, envelope, redelivered)
         except StoreUnavailableError:
             raise  # says nothing about the envelope: requeue it, do not quarantine it

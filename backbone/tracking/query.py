@@ -32,6 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backbone.clock import Clock, today_in, utc_now
+from backbone.edxml.document_id import DocumentId
+from backbone.errors import DocumentIdError
 from backbone.organ import OrganCode
 from backbone.store.schema import claims, deliveries, journeys, overdue
 from backbone.tiers import Tier, TierModel
@@ -143,7 +145,9 @@ def _journeys(
         conditions.append(late if where.overdue else not_(late))
     if where.flagged is not None:
         flagged = exists().where(
-            overdue.c.document_id == j.document_id, overdue.c.recipient == j.recipient
+            overdue.c.document_id == j.document_id,
+            overdue.c.sender == j.sender,
+            overdue.c.recipient == j.recipient,
         )
         conditions.append(flagged if where.flagged else not_(flagged))
     return select(
@@ -254,7 +258,13 @@ class Tracker:
         """The document's timeline per recipient, or ``None`` when it does not exist *or*
         ``principal`` may not see it (the two are indistinguishable on purpose). A sender
         sees every recipient; a recipient only its own journey."""
-        where = JourneyFilter(document_id=document_id)
+        # The DocumentId names its sender (the router refuses any other): a journey under
+        # the id from anyone else (routed before the binding) is not this document's.
+        try:
+            sender = DocumentId.parse(document_id).sender
+        except DocumentIdError:
+            return None
+        where = JourneyFilter(document_id=document_id, sender=sender)
         tracked = _journeys(Principal(operator=True), where, self._tiers, self._days())
         async with self._engine.connect() as conn:
             found = [
@@ -263,7 +273,6 @@ class Tracker:
             ]
             if not found:
                 return None
-            sender = found[0].sender
             if not principal.acts_for(sender):
                 found = [journey for journey in found if principal.acts_for(journey.recipient)]
                 if not found:
@@ -288,7 +297,7 @@ class Tracker:
                 row.recipient: row.flagged_at
                 for row in await conn.execute(
                     select(overdue.c.recipient, overdue.c.flagged_at).where(
-                        overdue.c.document_id == document_id
+                        overdue.c.document_id == document_id, overdue.c.sender == sender
                     )
                 )
             }
@@ -378,6 +387,7 @@ class Tracker:
             await conn.execute(
                 delete(overdue).where(
                     overdue.c.document_id == journey.document_id,
+                    overdue.c.sender == journey.sender,
                     overdue.c.recipient == journey.recipient,
                 )
             )

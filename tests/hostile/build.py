@@ -32,6 +32,7 @@ from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.xmldsig import sign_edxml
 from tests.hostile.cases import CASES, Case, Layer
 from tests.support import VIA_HUB, DevPki, Exchange, document_edxml
+from tests.support.forging import resigned
 
 __all__ = [
     "HONEST",
@@ -67,13 +68,14 @@ PADDED_HEADER_BYTES = 512 * 1024  # a 1-recipient header may be ≈30 KB (envelo
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """What one case publishes on the submit exchange. ``before`` are genuine envelopes of
-    ``HONEST`` that must be routed first (the original a replay repeats)."""
+    """What one case publishes on the submit exchange. ``before`` are genuine envelopes (of
+    ``before_by``) that must be routed first (the original a replay repeats)."""
 
     body: bytes
     publisher: str  # organ code whose connected system's broker account publishes it
     told: str  # organ code whose events queue must get the answer
     before: tuple[bytes, ...] = ()
+    before_by: str = HONEST  # who publishes ``before`` (the original of another agency)
 
 
 @dataclass
@@ -249,6 +251,18 @@ def receive_input(case: Case, kit: Kit) -> Submission:
     if case.source == "build:document_id_mismatch":
         signed = _signed(kit, _genuine_edxml(kit))
         return Submission(kit.seal_as_honest(signed), HONEST, HONEST)
+    if case.source == "build:business_type_mismatch":
+        # A signed revocation (BussinessDocType 1) under a header saying new (0): routed as
+        # new where a revocation would have needed the original.
+        number = kit.number()
+        revocation = _signed(kit, document_edxml(HONEST, [RECIPIENT], number, business=1))
+        body = kit.seal_as_honest(revocation, document_id=kit.document_id(number))
+        return Submission(body, HONEST, HONEST)
+    if case.source == "build:recipient_not_in_to":
+        number = kit.number()
+        elsewhere = _signed(kit, document_edxml(HONEST, [IMPERSONATED], number))
+        body = kit.seal_as_honest(elsewhere, document_id=kit.document_id(number))
+        return Submission(body, HONEST, HONEST)
     edxml = _file_or_built(case, kit)
     if case.sign:
         edxml = _signed(kit, edxml)
@@ -516,6 +530,88 @@ def _referenced_unknown(kit: Kit) -> Submission:
     return Submission(body, HONEST, HONEST)
 
 
+# -- router: a DocumentId bound to its sender ---------------------------------------------
+
+
+def _others_id(code: str, kit: Kit) -> str:
+    return f"{code},{edxml_now():%Y/%m/%d},{kit.number()}/VP"
+
+
+def _as_honest(kit: Kit, body: bytes, **fields: object) -> bytes:
+    """HONEST's own envelope with header ``fields`` rewritten and signed again by HONEST."""
+    return resigned(body, kit.pki.agency(HONEST).key, **fields)
+
+
+def _original_of(kit: Kit, code: str) -> tuple[bytes, str]:
+    """A genuine, XML-signed document from ``code`` to RECIPIENT, and its DocumentId."""
+    number = kit.number()
+    issued = kit.pki.agency(code)
+    signed = sign_edxml(document_edxml(code, [RECIPIENT], number), issued.key, issued.certificate)
+    document = f"{code},{edxml_now():%Y/%m/%d},{number}/VP"
+    return kit.seal(signed, code, issued, [RECIPIENT], document), document
+
+
+def _honest_status(kit: Kit, to: str, about: str, code: str) -> bytes:
+    """A status from HONEST (content never read by the router)."""
+    return kit.seal(b"<edXML/>", HONEST, kit.pki.agency(HONEST), [to], about, status_code=code)
+
+
+def _document_id_control_characters(kit: Kit) -> Submission:
+    bad = f"{kit.document_id(kit.number())}\n\x1b[2J"
+    return Submission(_as_honest(kit, kit.genuine(), document_id=bad), HONEST, HONEST)
+
+
+def _document_id_shapeless(kit: Kit) -> Submission:
+    return Submission(_as_honest(kit, kit.genuine(), document_id="7816"), HONEST, HONEST)
+
+
+def _decoy(kit: Kit) -> Submission:
+    """HONEST claims another agency's (next) DocumentId with a document of its own."""
+    theirs = _others_id(IMPERSONATED, kit)
+    return Submission(_as_honest(kit, kit.genuine(), document_id=theirs), HONEST, HONEST)
+
+
+def _revocation_of_anothers(kit: Kit) -> Submission:
+    original, theirs = _original_of(kit, IMPERSONATED)
+    revocation = _as_honest(kit, kit.genuine(), document_id=theirs, business_type=1)
+    return Submission(revocation, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
+def _take_back_of_anothers(kit: Kit) -> Submission:
+    original, theirs = _original_of(kit, IMPERSONATED)
+    own = _honest_status(kit, RECIPIENT, kit.document_id(kit.number()), "13")
+    take_back = _as_honest(kit, own, document_id=theirs)
+    return Submission(take_back, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
+def _document_id_of_the_recipient(kit: Kit) -> Submission:
+    theirs = _others_id(RECIPIENT, kit)
+    return Submission(_as_honest(kit, kit.genuine(), document_id=theirs), HONEST, HONEST)
+
+
+def _status_to_a_third_party(kit: Kit) -> Submission:
+    """03 about IMPERSONATED's document, sent to RECIPIENT (who received it) by HONEST."""
+    original, theirs = _original_of(kit, IMPERSONATED)
+    status = _honest_status(kit, RECIPIENT, _others_id(RECIPIENT, kit), "03")
+    forged = _as_honest(kit, status, document_id=theirs)
+    return Submission(forged, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
+def _status_about_own_document(kit: Kit) -> Submission:
+    number = kit.number()
+    original = kit.genuine(number)
+    status = _honest_status(kit, RECIPIENT, _others_id(RECIPIENT, kit), "06")
+    forged = _as_honest(kit, status, document_id=kit.document_id(number))
+    return Submission(forged, HONEST, HONEST, before=(original,))
+
+
+def _status_from_no_party(kit: Kit) -> Submission:
+    """02 from HONEST to IMPERSONATED about the document IMPERSONATED sent RECIPIENT."""
+    original, theirs = _original_of(kit, IMPERSONATED)
+    status = _honest_status(kit, IMPERSONATED, theirs, "02")
+    return Submission(status, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
 _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
     "build:garbage": _garbage,
     "build:large_garbage": _large_garbage,
@@ -545,13 +641,27 @@ _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
     "build:status_never_sent": _status_never_sent,
     "build:status_implausible": _status_implausible,
     "build:referenced_document_unknown": _referenced_unknown,
+    "build:document_id_control_characters": _document_id_control_characters,
+    "build:document_id_shapeless": _document_id_shapeless,
+    "build:decoy_under_anothers_document_id": _decoy,
+    "build:revocation_of_anothers_document": _revocation_of_anothers,
+    "build:take_back_of_anothers_document": _take_back_of_anothers,
+    "build:document_id_of_the_recipient": _document_id_of_the_recipient,
+    "build:status_to_a_third_party": _status_to_a_third_party,
+    "build:status_about_own_document": _status_about_own_document,
+    "build:status_from_no_party": _status_from_no_party,
 }
 
 
 def missing_builders() -> list[str]:
     """Builder names the manifest uses that this module does not define."""
     known = {**_EDXML_BUILDERS, **_ROUTER_BUILDERS}
-    special = {"build:bad_key_wrap", "build:document_id_mismatch"}
+    special = {
+        "build:bad_key_wrap",
+        "build:document_id_mismatch",
+        "build:business_type_mismatch",
+        "build:recipient_not_in_to",
+    }
     return [
         case.source
         for case in CASES
