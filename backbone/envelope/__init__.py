@@ -9,7 +9,9 @@ from backbone.envelope.unseal import (
     OpenedEnvelope,
     VerifiedEnvelope,
     decrypt,
+    decrypt_payload,
     open_envelope,
+    unwrap_content_key,
     verify,
     verify_frame,
 )
@@ -25,9 +27,11 @@ __all__ = [
     "OpenedEnvelope",
     "VerifiedEnvelope",
     "decrypt",
+    "decrypt_payload",
     "open_envelope",
     "read_frame",
     "seal",
+    "unwrap_content_key",
     "verify",
     "verify_frame",
 ]
