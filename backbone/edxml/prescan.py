@@ -1,7 +1,7 @@
 """The pre-scan: one streaming pass over untrusted XML that checks :class:`XmlLimits` before
 anything builds the whole tree, canonicalises, validates or verifies it.
 
-lxml's pull parser (libxml2's push parser, with the hardened settings) is fed 64 KiB at a
+lxml's pull parser (libxml2's push parser, with the hardened settings) is fed 8 KiB at a
 time, and its events are counted as they come; the first breach stops the pass, so its cost
 is bounded by the limits, not by the input. Finished elements are cleared as the pass goes,
 so it holds at most the open elements and the cleared shells of their children.
@@ -20,7 +20,9 @@ from backbone.errors import EdxmlError, Reason
 
 __all__ = ["prescan"]
 
-_CHUNK = 64 * 1024
+# Small enough that a breach stops the pass soon after it (a chunk of empty elements is 2,000
+# events), large enough that feeding costs nothing next to parsing.
+_CHUNK = 8 * 1024
 _EVENTS: tuple[Literal["start", "end", "start-ns", "comment", "pi"], ...] = (
     "start",
     "end",
@@ -44,6 +46,9 @@ def prescan(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> None:
 
 
 class _Counter:
+    """The counts so far. The common path is a few integer comparisons per event; messages
+    are only built for a breach."""
+
     def __init__(self, limits: XmlLimits) -> None:
         self.limits = limits
         self.nodes = 0
@@ -54,68 +59,73 @@ class _Counter:
 
     def take(self, events: Iterable[tuple[str, Any]]) -> None:
         for event, item in events:
-            if event == "start-ns":
-                self.namespaces += 1
-                self.declared += 1
-            elif event == "start":
+            if event == "start":
                 self._start(item)
             elif event == "end":
                 self._end(item)
+            elif event == "start-ns":
+                self.namespaces += 1
+                self.declared += 1
             else:  # a comment or a processing instruction
-                self._count_node(item)
+                self.nodes += 1
+                if self.nodes > self.limits.max_nodes:
+                    self._breach(item, self.nodes, "max_nodes", _NODES)
 
     def _start(self, element: etree._Element) -> None:
-        self._count_node(element)
+        limits = self.limits
+        self.nodes += 1
         self.depth += 1
-        if self.depth > self.limits.max_depth:
+        declared, self.declared = self.declared, 0
+        attributes = len(element.attrib)
+        self.attributes += attributes
+        if self.depth > limits.max_depth:
             raise EdxmlError(
-                f"XML elements are nested deeper than {self.limits.max_depth} levels",
+                f"XML elements are nested deeper than {limits.max_depth} levels",
                 reason=Reason.EDXML_UNSAFE,
                 line=line_of(element),
             )
-        name = etree.QName(element).localname
-        declared, self.declared = self.declared, 0
-        count = len(element.attrib)
-        self.attributes += count
-        self._within(
-            declared,
-            "max_namespaces_per_element",
-            element,
-            f"{name} declares {declared} namespaces",
-        )
-        self._within(
-            self.namespaces, "max_namespaces", element, f"{self.namespaces} namespaces declared"
-        )
-        self._within(count, "max_attributes_per_element", element, f"{name} has {count} attributes")
-        self._within(self.attributes, "max_attributes", element, f"{self.attributes} attributes")
-        for key, value in element.attrib.items():
-            what = f"attribute {etree.QName(key).localname} of {name} has {len(value)} characters"
-            self._within(len(value), "max_attribute_chars", element, what)
+        if self.nodes > limits.max_nodes:
+            self._breach(element, self.nodes, "max_nodes", _NODES)
+        if declared > limits.max_namespaces_per_element:
+            self._breach(
+                element, declared, "max_namespaces_per_element", "{name} declares {n} namespaces"
+            )
+        if self.namespaces > limits.max_namespaces:
+            self._breach(element, self.namespaces, "max_namespaces", "{n} namespaces declared")
+        if attributes > limits.max_attributes_per_element:
+            self._breach(
+                element, attributes, "max_attributes_per_element", "{name} has {n} attributes"
+            )
+        if self.attributes > limits.max_attributes:
+            self._breach(element, self.attributes, "max_attributes", "{n} attributes in all")
+        for value in element.attrib.values() if attributes else ():
+            if len(value) > limits.max_attribute_chars:
+                what = "an attribute of {name} has {n} characters"
+                self._breach(element, len(value), "max_attribute_chars", what)
 
     def _end(self, element: etree._Element) -> None:
         # The element's text and its children's tails are complete now: check them, then
         # drop them (keeping the element's own tail for its parent to check).
         self.depth -= 1
-        longest = max(len(text or "") for text in (element.text, *(c.tail for c in element)))
-        name = etree.QName(element).localname
-        self._within(
-            longest, "max_text_chars", element, f"a text in {name} has {longest} characters"
-        )
+        limit = self.limits.max_text_chars
+        for text in (element.text, *(child.tail for child in element)):
+            if text is not None and len(text) > limit:
+                self._breach(element, len(text), "max_text_chars", "a text in {name} has {n}")
         tail = element.tail
         element.clear()
         element.tail = tail
 
-    def _count_node(self, node: etree._Element) -> None:
-        self.nodes += 1
-        what = f"more than {self.limits.max_nodes} elements, comments and processing instructions"
-        self._within(self.nodes, "max_nodes", node, what)
+    def _breach(self, node: etree._Element, value: int, limit_name: str, what: str) -> None:
+        is_element = isinstance(node.tag, str)
+        name = etree.QName(node).localname if is_element else "a comment"
+        limit = getattr(self.limits, limit_name)
+        raise EdxmlError(
+            f"XML is too complex: {what.format(name=name, n=value, limit=limit)}; the limit is "
+            f"{limit} ({limit_name})",
+            reason=Reason.EDXML_TOO_COMPLEX,
+            line=line_of(node),
+            path=path_of(node) if is_element else None,
+        )
 
-    def _within(self, value: int, limit_name: str, node: etree._Element, what: str) -> None:
-        limit: int = getattr(self.limits, limit_name)
-        if value > limit:
-            raise EdxmlError(
-                f"XML is too complex: {what}; the limit is {limit} ({limit_name})",
-                reason=Reason.EDXML_TOO_COMPLEX,
-                line=line_of(node),
-                path=path_of(node) if isinstance(node.tag, str) else None,
-            )
+
+_NODES = "more than {limit} elements, comments and processing instructions"

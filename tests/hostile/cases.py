@@ -182,4 +182,17 @@ CASES: Final[tuple[Case, ...]] = (
          RECEIVE, R.ENVELOPE_MALFORMED, "build:document_id_mismatch"),
     Case("receive-bad-key-wrap", "signed header wrapping a key that is not the content key",
          RECEIVE, R.DECRYPTION_FAILED, "build:bad_key_wrap"),
+    # Signed, then bulk or unsigned content added (issue 14, findings 1 and 7).
+    Case("receive-many-attributes", "signed, then 80,000 attributes on one element", RECEIVE,
+         R.EDXML_TOO_COMPLEX, "build:many_attributes", sign=True),
+    Case("receive-empty-element-flood", "signed, then 200,000 empty elements", RECEIVE,
+         R.EDXML_TOO_COMPLEX, "build:empty_element_flood", sign=True),
+    Case("receive-namespace-flood", "signed, then 10,000 namespace declarations", RECEIVE,
+         R.EDXML_TOO_COMPLEX, "build:namespace_flood", sign=True),
+    Case("receive-deep-nesting-after-signing", "signed, then 1,000 nested elements", RECEIVE,
+         R.EDXML_UNSAFE, "build:deep_nesting_after_signing", sign=True),
+    Case("receive-comment-splitting-subject", "signed, then a comment inside the Subject",
+         RECEIVE, R.EDXML_UNSIGNED_CONTENT, "build:comment_splitting_subject", sign=True),
+    Case("receive-unsigned-object", "signed, then a ds:Object with a second Subject",
+         RECEIVE, R.EDXML_UNSIGNED_CONTENT, "build:unsigned_object", sign=True),
 )  # fmt: skip
