@@ -125,3 +125,18 @@ def test_missing_file_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
 
 def test_no_file_is_a_usage_error() -> None:
     assert CliRunner().invoke(app, ["check"]).exit_code == 2
+
+
+def test_a_document_beyond_the_pre_scan_limits_is_reported_with_the_limit(
+    tmp_path: Path,
+) -> None:
+    bulk = " ".join(f'a{i}="x"' for i in range(1000))
+    text = (SAMPLES / "document.edxml").read_text(encoding="utf-8")
+    assert "<edXMLBody>" in text
+    crowded = tmp_path / "crowded.edxml"
+    crowded.write_text(text.replace("<edXMLBody>", f"<edXMLBody {bulk}>"), encoding="utf-8")
+    code, [line] = run(crowded)
+    assert code == 1
+    [error] = line["errors"]
+    assert "edXMLBody has 1000 attributes" in error["message"]
+    assert "the limit is 32 (max_attributes_per_element)" in error["message"]

@@ -194,11 +194,17 @@ def _genuine_edxml(kit: Kit) -> bytes:
     return document_edxml(HONEST, [RECIPIENT], kit.number())
 
 
+def _attribute_flood(kit: Kit) -> bytes:
+    """A genuine document with 80,000 attributes on one element: refused before signing."""
+    return _many_attributes(_genuine_edxml(kit))
+
+
 _EDXML_BUILDERS: dict[str, Callable[[Kit], bytes]] = {
     "build:deep_nesting": _deep_nesting,
     "build:oversized": _oversized,
     "build:envelope_too_large": _envelope_too_large,
     "build:genuine": _genuine_edxml,
+    "build:attribute_flood": _attribute_flood,
 }
 
 

@@ -74,6 +74,8 @@ CASES: Final[tuple[Case, ...]] = (
          R.EDXML_UNSAFE, "inputs/utf16_doctype.edxml"),
     Case("send-deep-nesting", "100,000 nested elements", SEND,
          R.EDXML_UNSAFE, "build:deep_nesting"),
+    Case("send-attribute-flood", "80,000 attributes on one element", SEND,
+         R.EDXML_TOO_COMPLEX, "build:attribute_flood"),
     Case("send-absurd-size", "a 64 MiB document: over the edXML and the envelope limits",
          SEND, R.ENVELOPE_TOO_LARGE, "build:oversized"),
     Case("send-envelope-too-large", "a valid document whose envelope exceeds 16 MiB", SEND,
