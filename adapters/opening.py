@@ -105,7 +105,7 @@ class EnvelopeOpener:
                 content.envelope, recipient=identity.organ_code, recipient_key=identity.key
             )
             plaintext = content.decrypt(key)
-            verified, message = content.judge(plaintext)
+            verified, message = content.judge()
             check_matches(header, message, identity.organ_code)
         except (RevocationUnknownError, StoreUnavailableError):
             raise  # not a verdict on the content: try again later
@@ -155,12 +155,13 @@ class _Content:
             raise self._plaintext
         return self._plaintext
 
-    def judge(self, plaintext: bytes) -> tuple[VerifiedXml, EdxmlMessage]:
-        """Pre-scan and validate, then verify the XML signature; the model read from the
-        signed content. Raises the first problem."""
+    def judge(self) -> tuple[VerifiedXml, EdxmlMessage]:
+        """Pre-scan and validate the plaintext (:meth:`decrypt` first), then verify its XML
+        signature; the model read from the signed content. Raises the first problem."""
+        assert isinstance(self._plaintext, bytes)  # decrypted: decrypt() raised otherwise
         if self._verdict is None:
             try:
-                self._verdict = self._judged(plaintext)
+                self._verdict = self._judged(self._plaintext)
             except BackboneError as error:
                 self._verdict = error
         if isinstance(self._verdict, BackboneError):
