@@ -201,6 +201,23 @@ async def test_a_file_written_in_place_is_taken_only_once_it_stops_changing(
     assert list((tmp_path / G22 / "failed").iterdir()) == []
 
 
+async def test_files_in_several_agencies_outboxes_each_settle_and_are_taken(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    """A hub's adapter scans one outbox per agency: scanning one must not make the adapter
+    forget how long the other's files have been unchanged."""
+    clock = [100.0]
+    options = replace(FAST, settle_seconds=1.0, monotonic=lambda: clock[0])
+    adapter = FakeAdapter(pki, served=(G22, H41))
+    service = DropFolder(adapter, folders(tmp_path, G22, H41), options)
+    service.prepare()
+    drop(tmp_path / G22, "a.edxml", document_edxml(G22, [H41], 7))
+    drop(tmp_path / H41, "b.edxml", document_edxml(H41, [G22], 8))
+    assert await service.send_all() == 0
+    clock[0] += 1.5
+    assert await service.send_all() == 2
+
+
 async def test_a_file_cut_short_says_how_to_write_files_in_its_error(
     pki: DevPki, tmp_path: Path
 ) -> None:

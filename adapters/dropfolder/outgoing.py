@@ -77,7 +77,11 @@ class OutboxSender:
         self.stopping = stopping
         self._sealer = sealer
         self._slots = asyncio.Semaphore(options.concurrency)
-        self._settling = Settling(options.settle_seconds, options.monotonic)
+        # One per folder: each scan forgets what left its own outbox, not another's.
+        self._settling = {
+            folder.organ_code: Settling(options.settle_seconds, options.monotonic)
+            for folder in folders.values()
+        }
         self.in_flight: dict[Path, asyncio.Task[None]] = {}
 
     async def resume(self) -> None:
@@ -125,6 +129,7 @@ class OutboxSender:
             entries = list(os.scandir(folder.outbox))
         except FileNotFoundError:
             return []
+        settling = self._settling[folder.organ_code]
         ready: list[tuple[int, str]] = []
         for entry in entries:
             kind = name_kind(entry.name)
@@ -137,9 +142,9 @@ class OutboxSender:
                     self._report_never_taken(folder, entry.name)
                     continue
                 stat = entry.stat()
-                if self._settling.settled(Path(entry.path), stat.st_size, stat.st_mtime_ns):
+                if settling.settled(Path(entry.path), stat.st_size, stat.st_mtime_ns):
                     ready.append((stat.st_mtime_ns, entry.name))
-        self._settling.keep_only(Path(entry.path) for entry in entries)
+        settling.keep_only(Path(entry.path) for entry in entries)
         # Oldest first, so a burst goes out in the order the software wrote it.
         return [name for _, name in sorted(ready)]
 
