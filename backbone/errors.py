@@ -98,6 +98,7 @@ class Reason(StrEnum):
     CONFIG_KEY_UNKNOWN = "config_key_unknown"
     CONFIG_KEY_MISSING = "config_key_missing"
     CONFIG_VALUE_INVALID = "config_value_invalid"
+    ARRIVAL_SENT_BY_ADAPTER = "arrival_sent_by_adapter"
     UNSPECIFIED = "unspecified"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
