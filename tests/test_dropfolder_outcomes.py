@@ -260,3 +260,21 @@ def test_every_reason_has_its_what_to_do_from_docs_reasons() -> None:
     for reason in Reason:
         assert not what_to_do(reason.value).startswith("see docs/reasons.md"), reason
     assert what_to_do("no_such_reason") == "see docs/reasons.md for 'no_such_reason'"
+
+
+async def test_a_receipt_name_reused_after_the_software_cleared_sent_is_found_by_its_new_id(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    service, adapter, first = await sent(pki, tmp_path)
+    root = tmp_path / G22
+    await service.outcomes.record(Event.about(EventType.ROUTED, first))  # indexed
+    for entry in (root / "sent").iterdir():  # the software took its copies away
+        entry.unlink()
+    drop(root, "letter.edxml", document_edxml(G22, [H41], 2))
+    assert await service.send_all() == 1
+    second = read_frame(adapter.published[-1]).header
+
+    await service.outcomes.record(refused(second))
+
+    assert read(root / "failed" / "letter.edxml.error.json")["envelope_id"] == second.envelope_id
+    assert list((root / "sent").iterdir()) == []

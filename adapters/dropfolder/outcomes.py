@@ -77,6 +77,7 @@ class SentOutcomes:
         self.options = options
         self.stopping = stopping
         self._outgoing = outgoing
+        self._receipts = _ReceiptIndex()
 
     async def receive_supervised(self) -> None:
         """Keep recording through failures: what was not recorded was not acknowledged,
@@ -139,17 +140,20 @@ class SentOutcomes:
         of its DocumentId."""
         matches: list[_Found] = []
         for directory in (folder.sent, folder.failed):
-            for receipt in _receipts(directory):
-                record = _read_json(receipt)
-                if record is None:
+            for receipt, ids in self._receipts.current(directory).items():
+                wanted = (
+                    ids.envelope_id == event.envelope_id
+                    if event.envelope_id is not None
+                    else event.document_id is not None and ids.document_id == event.document_id
+                )
+                record = _read_json(receipt) if wanted else None
+                if record is None or (
+                    event.envelope_id is not None and record.get("envelope_id") != event.envelope_id
+                ):
                     continue
                 if event.envelope_id is not None:
-                    if record.get("envelope_id") == event.envelope_id:
-                        return _Found(receipt, record)
-                elif event.document_id is not None and record.get("document_id") == (
-                    event.document_id
-                ):
-                    matches.append(_Found(receipt, record))
+                    return _Found(receipt, record)
+                matches.append(_Found(receipt, record))
         return max(matches, key=lambda f: str(f.record.get("sent_at", "")), default=None)
 
     # ------------------------------------------------------------------------- writing
@@ -236,12 +240,50 @@ def _with_event(receipt: dict[str, Any], event: Event) -> dict[str, Any]:
     return {**receipt, "router_events": history, "router_outcome": event.type.value}
 
 
-def _receipts(directory: Path) -> list[Path]:
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return []
-    return [directory / name for name in sorted(names) if name.endswith(RECEIPT_SUFFIX)]
+@dataclass(frozen=True, slots=True)
+class _Ids:
+    envelope_id: str | None
+    document_id: str | None
+
+
+class _ReceiptIndex:
+    """The ids in each receipt, read once per file: an event is looked up among thousands
+    of receipts by listing the directory, not by reading every one again."""
+
+    def __init__(self) -> None:
+        # By path, inode, size and mtime: every write is an atomic replace (a new inode), and
+        # a file deleted and created again under its name (the inode reused) is newer.
+        self._known: dict[tuple[Path, int, int, int], _Ids] = {}
+
+    def current(self, directory: Path) -> dict[Path, _Ids]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return {}
+        found: dict[Path, _Ids] = {}
+        seen: set[tuple[Path, int, int, int]] = set()
+        for entry in entries:
+            if not entry.name.endswith(RECEIPT_SUFFIX):
+                continue
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
+                continue
+            key = (Path(entry.path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            ids = self._known.get(key)
+            if ids is None:
+                record = _read_json(key[0]) or {}
+                ids = _Ids(_text(record.get("envelope_id")), _text(record.get("document_id")))
+                self._known[key] = ids
+            found[key[0]] = ids
+            seen.add(key)
+        for gone in [k for k in self._known if k[0].parent == directory and k not in seen]:
+            del self._known[gone]  # moved, replaced or deleted
+        return found
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
