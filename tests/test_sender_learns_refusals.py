@@ -151,7 +151,7 @@ async def test_every_router_refusal_reaches_the_sending_folder_with_its_reason(
             await exercise(sender, recipient)
             # G22: routed, the status event of H41's 01, five rejected; H41: its 01 routed.
             await handed_out(before + 8)
-            await asyncio.sleep(0.5)  # the last one is acknowledged as the next is asked for
+            await asyncio.sleep(1.0)  # the last one is acknowledged as the next is asked for
         # Both adapters closed: anything not acknowledged went back to the queue. Nothing did:
         # a fresh consumer gets nothing (the declare's count of a quorum queue can lag).
         for code in (G22, H41):
