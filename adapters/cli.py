@@ -17,7 +17,12 @@ from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder.records import receipt_record
-from backbone.errors import BackboneError, BrokerUnavailableError, ConfigurationError
+from backbone.errors import (
+    BackboneError,
+    BrokerLoginRefusedError,
+    BrokerUnavailableError,
+    ConfigurationError,
+)
 from backbone.logs import configure_logging
 from backbone.observability.http import HttpServer, make_app
 
@@ -48,6 +53,8 @@ async def _start_when_broker_answers(client: AdapterClient, stop: asyncio.Event)
     while not stop.is_set():
         try:
             await client.start()
+        except BrokerLoginRefusedError:
+            raise  # the same password will be refused again: say so and stop
         except BrokerUnavailableError as error:
             log.warning(
                 "adapter.waiting_for_broker",
@@ -104,7 +111,8 @@ def _http_server(config: AdapterConfig, client: AdapterClient) -> HttpServer | N
         return await client.certificate_problem(warn_within=warn_within)
 
     checks = {"broker": client.broker_problem, "certificates": certificates}
-    return HttpServer(make_app(checks, title=f"vdx adapter {client.system}"), port=config.http_port)
+    app = make_app(checks, title=f"vdx adapter {client.system}")
+    return HttpServer(app, host=config.http_host, port=config.http_port)
 
 
 @app.command()
@@ -116,13 +124,23 @@ def run(
     concurrency: Annotated[
         int, typer.Option(help="Outbox files sealed and published at once", min=1)
     ] = 8,
+    settle_seconds: Annotated[
+        float,
+        typer.Option(
+            help="An outbox file is taken once unchanged this long (0: at once; for software "
+            "that writes x.edxml.tmp and renames it)",
+            min=0,
+        ),
+    ] = 1.0,
 ) -> None:
     """Serve each agency's drop folder until SIGTERM/SIGINT: then take no new outbox file,
     finish those in flight (or leave them resumable), and close."""
     configure_logging()
     try:
         settings = AdapterConfig.load(config)
-        options = DropFolderOptions(poll_interval=poll_interval, concurrency=concurrency)
+        options = DropFolderOptions(
+            poll_interval=poll_interval, concurrency=concurrency, settle_seconds=settle_seconds
+        )
         asyncio.run(_run(settings, options))
     except BackboneError as error:
         typer.echo(f"error: {error}", err=True)

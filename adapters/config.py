@@ -36,6 +36,7 @@ from backbone.broker.settings import BrokerSettings
 from backbone.directory import Directory, Hub, load_directory
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.errors import CertificateBindingError, DirectoryError, OrganCodeError, PkiError
+from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode, parse_identifier
 from backbone.pki.keys import load_private_key
 from backbone.pki.validation import CertificateValidator
@@ -114,6 +115,12 @@ class AdapterConfig(BrokerSettings):
     agencies: tuple[ServedAgency, ...] = Field(min_length=1)
     http_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"
+    )
+    http_host: str = Field(
+        default=LOOPBACK,
+        min_length=1,
+        description="The address the HTTP server listens on: loopback by default, since "
+        "/metrics and /readyz need no token; 0.0.0.0 only where a scraper must reach it",
     )
     certificate_warning_days: int = Field(
         default=14, gt=0, description="/readyz fails when an own certificate expires sooner"

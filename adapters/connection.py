@@ -10,10 +10,11 @@ import ssl
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from adapters.config import AdapterConfig
-from backbone.broker.tls import connection_problem
-from backbone.errors import BrokerUnavailableError
+from backbone.broker.failures import broker_failure
+from backbone.errors import BrokerUnavailableError, ConfigurationError, Reason
 from backbone.observability import metrics
 from backbone.wire import Names
 
@@ -61,13 +62,23 @@ class BrokerConnection:
             self._publish_channel = await self._connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
+            # ensure=True (a passive declare): a wrong prefix is said now, not at each send.
             self._submit = await self._publish_channel.get_exchange(
-                self._names.submit_exchange, ensure=False
+                self._names.submit_exchange, ensure=True
             )
+        except ChannelNotFoundEntity:
+            await self.close()
+            raise ConfigurationError(
+                f"adapter {self.system}: the broker has no exchange "
+                f"{self._names.submit_exchange!r}: set `prefix` to the router's (now "
+                f"{self._names.prefix!r}), and start the router once (it applies the "
+                "topology) or run `backbone topology apply`",
+                reason=Reason.BROKER_TOPOLOGY_MISSING,
+            ) from None
         except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
             await self.close()
-            raise BrokerUnavailableError(
-                f"adapter {self.system} cannot reach the broker: {connection_problem(error)}"
+            raise broker_failure(
+                error, f"adapter {self.system}", self._config.amqp_url.get_secret_value()
             ) from None
 
     async def channel(self) -> AbstractChannel:

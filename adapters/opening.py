@@ -20,10 +20,17 @@ from cryptography.hazmat.primitives import serialization
 from adapters.abc import Received, Refused
 from adapters.config import ServedIdentity
 from backbone.edxml import EdxmlDocument, EdxmlStatus, validate
-from backbone.envelope import EnvelopeHeader, VerifiedEnvelope, decrypt, read_frame, verify_frame
+from backbone.envelope import (
+    EnvelopeHeader,
+    VerifiedEnvelope,
+    check_agreement,
+    check_binding,
+    decrypt,
+    read_frame,
+    verify_frame,
+)
 from backbone.errors import (
     BackboneError,
-    EnvelopeMalformedError,
     NotARecipientError,
     RevocationUnknownError,
     StoreUnavailableError,
@@ -121,29 +128,8 @@ class EnvelopeOpener:
 def check_matches(
     header: EnvelopeHeader, message: EdxmlDocument | EdxmlStatus, recipient: str
 ) -> None:
-    """The signed edXML must say what the signed envelope header says."""
-    if message.sender.organ_id != header.sender:
-        raise EnvelopeMalformedError(
-            f"edXML From is {message.sender.organ_id}, the envelope's sender is {header.sender}"
-        )
-    if str(message.kind) != str(header.kind):
-        raise EnvelopeMalformedError(
-            f"the envelope says {header.kind}, the edXML is a {message.kind}"
-        )
-    document_id = (
-        message.document_id
-        if isinstance(message, EdxmlDocument)
-        else message.response_for.document_id
-    )
-    if document_id != header.document_id:
-        raise EnvelopeMalformedError(
-            f"edXML DocumentId {document_id!r} differs from the envelope's {header.document_id!r}"
-        )
-    if isinstance(message, EdxmlDocument) and recipient not in {
-        organ.organ_id for organ in message.recipients
-    }:
-        raise EnvelopeMalformedError(f"{recipient} is not among the edXML's To")
-    if isinstance(message, EdxmlDocument) and header.due_date not in (None, message.due_date):
-        raise EnvelopeMalformedError(
-            f"edXML DueDate {message.due_date} differs from the envelope's {header.due_date}"
-        )
+    """The signed header must be bound to its parties (the router checks it too, but the
+    recipient trusts no one on the path) and say what the signed edXML says, for the
+    ``recipient`` served here."""
+    check_binding(header)
+    check_agreement(header, message, [recipient])

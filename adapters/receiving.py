@@ -45,6 +45,9 @@ from backbone.wire import H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER, Names
 
 __all__ = ["InboxConsumer", "processing_order"]
 
+# What may succeed when tried again: the broker back, a fresh CRL, the store back.
+_TRANSIENT = (BrokerUnavailableError, RevocationUnknownError, StoreUnavailableError)
+
 log = structlog.get_logger("adapters.client")
 
 # Seconds to wait for the broker to answer a channel close on the way out.
@@ -183,20 +186,32 @@ class InboxConsumer:
         self._seen.remember(key, arrived=not isinstance(item.message, EdxmlDocument))
         if not self.auto_arrival or self._seen.answered(key, True):
             return True
+        fields = {
+            "envelope_id": item.envelope_id,
+            "document_id": item.header.document_id,
+            "sender": item.header.sender,
+            "recipient": item.recipient,
+        }
         try:
             await self._statuses.acknowledge_arrival(item)
-        except BackboneError as error:
+        except _TRANSIENT as error:
             log.warning(
-                "adapter.arrival_failed",
-                envelope_id=item.envelope_id,
-                document_id=item.header.document_id,
-                sender=item.header.sender,
-                recipient=item.recipient,
-                reason=error.reason.value,
-                outcome="requeued",
+                "adapter.arrival_failed", **fields, reason=error.reason.value, outcome="requeued"
             )
             await _settle(message, ack=False, requeue=True)
             return False
+        except (BackboneError, ValueError) as error:
+            # This 01 can never be sent (its status would be refused, whatever the retry):
+            # the item is handed out already; say so and go on with the next.
+            reason = error.reason.value if isinstance(error, BackboneError) else "invalid_status"
+            log.error(
+                "adapter.arrival_unanswerable",
+                **fields,
+                reason=reason,
+                error=str(error),
+                outcome="not_answered",
+            )
+            self._seen.mark_answered(key)
         return True
 
     async def _unpack(

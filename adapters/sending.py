@@ -20,7 +20,7 @@ from adapters.abc import Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
 from backbone.edxml import EdxmlDocument, validate
-from backbone.envelope import MAX_STATUS_NOTE, EnvelopeHeader, Kind, read_frame, seal
+from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
 from backbone.errors import (
     BrokerUnavailableError,
     DirectoryError,
@@ -94,7 +94,7 @@ class EnvelopeSender:
                 targets = [about]
             kind, document_id = Kind.STATUS, message.response_for.document_id
             business_type, status_code = None, message.status_code.value
-            due_date, status_note = None, _note(message.description)
+            due_date, status_note = None, status_note_of(message.description)
         certificates = {code: self._recipient_certificate(code) for code in dict.fromkeys(targets)}
         signed = sign_edxml(edxml, sender.key, sender.certificate)
         body = seal(
@@ -110,6 +110,7 @@ class EnvelopeSender:
             validator=self._validator,
             due_date=due_date,
             status_note=status_note,
+            message=message,  # seal refuses a header that disagrees with the edXML
         )
         if len(body) > limit:
             # The router would refuse it, and RabbitMQ 4 would not even take it.
@@ -219,12 +220,6 @@ class EnvelopeSender:
             f"envelope {header.envelope_id} was not accepted by the broker: {why}; publish "
             "the same Sealed again"
         )
-
-
-def _note(description: str | None) -> str | None:
-    """A status's Description as the header's ``status_note``: stripped, cut to its limit."""
-    text = (description or "").strip()
-    return text[:MAX_STATUS_NOTE] or None
 
 
 def _too_large(what: str, limit: int) -> EnvelopeMalformedError:

@@ -26,9 +26,9 @@ from backbone.edxml import (
     StatusCode,
     build,
 )
+from backbone.edxml.document_id import DocumentId
 from backbone.envelope import Kind
 from backbone.errors import BackboneError
-from backbone.organ import OrganCode
 
 __all__ = ["REFUSAL_NOTE_LIMIT", "StatusSender"]
 
@@ -145,9 +145,8 @@ class StatusSender:
 
 
 def _sender_of(document_id: str) -> str:
-    """The original sender's organ code: DocumentId is ``<OrganId>,<date>,<number>``."""
-    head = document_id.split(",", 1)[0].strip()
-    return str(OrganCode.parse(head))
+    """The original sender's organ code: the DocumentId's (DocumentIdError when malformed)."""
+    return DocumentId.parse(document_id).sender
 
 
 def _refusal_note(refusal: Refused) -> str:

@@ -6,6 +6,8 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     BackboneError
     ├── EdxmlError              edXML that is not well-formed, not valid, or unsafe
     ├── OrganCodeError          a malformed QCVN 102 organ code or system id
+    ├── DocumentIdError         a DocumentId not of the shape <OrganId>,<yyyy/MM/dd>,<N>/<Notation>
+    ├── DocumentBindingError    a DocumentId whose organ is not the party it must be
     ├── DirectoryError          a directory file that cannot be loaded, or an unknown entry
     │   └── UnknownAgencyError      an organ code the directory does not list
     ├── CertificateError        a certificate that fails a check
@@ -21,10 +23,12 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │   ├── SignatureInvalidError
     │   ├── NotARecipientError
     │   ├── DecryptionError
+    │   ├── HeaderMismatchError    the signed header and the signed edXML say different things
     │   └── XmlSignatureError      the XML-DSig signature inside an edXML does not verify
     ├── PkiError                the development CA cannot do what was asked, or CA/CRL
     │                           files configured for validation are unusable
-    ├── BrokerUnavailableError  no RabbitMQ broker could be found or started
+    ├── BrokerUnavailableError  no RabbitMQ broker could be found, started or reached
+    │   └── BrokerLoginRefusedError the broker refused the login (user or password wrong)
     ├── StoreUnavailableError   the router's database (SQLite or PostgreSQL) cannot be reached
     ├── ConfigurationError      a process's configuration cannot work (the message names the key)
     └── RoutingError            the router refuses an authentic envelope (reason says why)
@@ -36,6 +40,7 @@ from enum import StrEnum
 
 __all__ = [
     "BackboneError",
+    "BrokerLoginRefusedError",
     "BrokerUnavailableError",
     "CertificateBindingError",
     "CertificateError",
@@ -46,9 +51,12 @@ __all__ = [
     "ConfigurationError",
     "DecryptionError",
     "DirectoryError",
+    "DocumentBindingError",
+    "DocumentIdError",
     "EdxmlError",
     "EnvelopeError",
     "EnvelopeMalformedError",
+    "HeaderMismatchError",
     "NotARecipientError",
     "OrganCodeError",
     "PayloadTamperedError",
@@ -91,6 +99,8 @@ class Reason(StrEnum):
     XML_SIGNATURE_INVALID = "xml_signature_invalid"
     PKI_ERROR = "pki_error"
     BROKER_UNAVAILABLE = "broker_unavailable"
+    BROKER_LOGIN_REFUSED = "broker_login_refused"
+    BROKER_TOPOLOGY_MISSING = "broker_topology_missing"
     STORE_UNAVAILABLE = "store_unavailable"
     CONFIGURATION_INVALID = "configuration_invalid"
     CONFIG_FILE_UNREADABLE = "config_file_unreadable"
@@ -98,8 +108,15 @@ class Reason(StrEnum):
     CONFIG_KEY_UNKNOWN = "config_key_unknown"
     CONFIG_KEY_MISSING = "config_key_missing"
     CONFIG_VALUE_INVALID = "config_value_invalid"
+    OUTBOX_NAME_NOT_TAKEN = "outbox_name_not_taken"
     ARRIVAL_SENT_BY_ADAPTER = "arrival_sent_by_adapter"
     UNSPECIFIED = "unspecified"
+    DUE_DATE_BEFORE_DOCUMENT = "due_date_before_document"
+    # A DocumentId bound to its sender, and a header that says what the signed edXML says.
+    DOCUMENT_ID_MALFORMED = "document_id_malformed"
+    DOCUMENT_ID_NOT_SENDER = "document_id_not_sender"
+    STATUS_MISADDRESSED = "status_misaddressed"
+    HEADER_MISMATCH = "header_mismatch"
     # The router's own refusals, after the envelope itself checked out.
     SENDER_UNKNOWN = "sender_unknown"
     SENDER_INACTIVE = "sender_inactive"
@@ -112,6 +129,7 @@ class Reason(StrEnum):
     REFERENCED_DOCUMENT_UNKNOWN = "referenced_document_unknown"
     UNROUTABLE = "unroutable"
     POISON = "poison"
+    RATE_LIMITED = "rate_limited"
 
 
 class BackboneError(Exception):
@@ -151,6 +169,18 @@ class EdxmlError(BackboneError):
 
 class OrganCodeError(BackboneError):
     reason = Reason.ORGAN_CODE_MALFORMED
+
+
+class DocumentIdError(BackboneError):
+    reason = Reason.DOCUMENT_ID_MALFORMED
+
+
+class DocumentBindingError(BackboneError):
+    """A document or take-back whose DocumentId names another organ than its sender
+    (``document_id_not_sender``), or a status not addressed to the document's original
+    sender or addressed to its own sender (``status_misaddressed``)."""
+
+    reason = Reason.DOCUMENT_ID_NOT_SENDER
 
 
 class DirectoryError(BackboneError):
@@ -227,6 +257,13 @@ class DecryptionError(EnvelopeError):
     reason = Reason.DECRYPTION_FAILED
 
 
+class HeaderMismatchError(EnvelopeError):
+    """The envelope header claims something (kind, type, code, parties, DocumentId, due
+    date) the signed edXML inside does not say."""
+
+    reason = Reason.HEADER_MISMATCH
+
+
 class XmlSignatureError(EnvelopeError):
     reason = Reason.XML_SIGNATURE_INVALID
 
@@ -237,6 +274,13 @@ class PkiError(BackboneError):
 
 class BrokerUnavailableError(BackboneError):
     reason = Reason.BROKER_UNAVAILABLE
+
+
+class BrokerLoginRefusedError(BrokerUnavailableError):
+    """The broker answered but refused the login: retrying with the same password cannot
+    help, so a process refuses to start on it (a running one keeps reconnecting)."""
+
+    reason = Reason.BROKER_LOGIN_REFUSED
 
 
 class StoreUnavailableError(BackboneError):

@@ -3,15 +3,19 @@
 # broker nodes, routers and adapters start; running it again is safe):
 #   1. checks the directory (VDX_DIRECTORY, default /etc/vdx/directory.yaml);
 #   2. creates the development PKI (a CA, a key and certificate per served agency, a CRL);
-#   3. provisions the broker: `backbone provision --definitions`, plus the "/" vhost and an
-#      operator account, into the definitions file every RabbitMQ node imports at boot;
+#   3. provisions the broker: `backbone provision --definitions` (users with their
+#      connection/channel limits, permissions, the queue-bounding policies of
+#      VDX_BROKER_BOUNDS), plus the "/" vhost and an operator account, into the definitions
+#      file every RabbitMQ node imports at boot;
 #   4. hands the files to the users that read them (vdx: uid 10001, rabbitmq: uid 999).
 # Outside compose: VDX_STATE_DIR=./state VDX_DIRECTORY=deploy/config/directory.yaml \
-#   VDX_CHOWN=0 sh deploy/init.sh
+#   VDX_BROKER_BOUNDS=deploy/config/broker-bounds.yaml VDX_CHOWN=0 sh deploy/init.sh
 set -eu
 
 STATE="${VDX_STATE_DIR:-/var/lib/vdx}"
 DIRECTORY="${VDX_DIRECTORY:-/etc/vdx/directory.yaml}"
+# Connection/channel limits per account and the queue bounds (deploy/config/broker-bounds.yaml).
+BOUNDS="${VDX_BROKER_BOUNDS:-/etc/vdx/broker-bounds.yaml}"
 PKI="$STATE/pki"
 SECRETS="$STATE/secrets"
 BROKER="$STATE/broker"
@@ -37,6 +41,7 @@ backbone pki crl --dir "$PKI"
 echo "== broker definitions in $BROKER"
 backbone provision --directory "$DIRECTORY" \
     --passwords "$SECRETS/broker-passwords.yaml" \
+    --bounds "$BOUNDS" \
     --definitions "$BROKER/provisioned.json"
 VDX_BROKER_DIR="$BROKER" python3 - <<'PY'
 import json

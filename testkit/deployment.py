@@ -32,6 +32,7 @@ from backbone.pki.validation import CertificateValidator
 from backbone.router.abc import Extension
 from backbone.router.pipeline import Pipeline
 from backbone.router.policy import RoutingPolicy
+from backbone.router.ratelimit import AccountRateLimits, RateLimit
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.store.abc import Store
@@ -164,13 +165,14 @@ def make_router(
     validator: CertificateValidator | None = None,
     extensions: Sequence[Extension] = (),
     policy: RoutingPolicy | None = None,
+    rate_limits: AccountRateLimits | RateLimit | None = None,
     **options: Any,
 ) -> Router:
     """A router (not started) for ``exchange`` on ``store``: its names and directory, full
     validation with ``validator`` (by default the exchange PKI's), ``policy`` (by default
-    the usual routing policy, which allows everything).
-    ``options`` are more :class:`RouterOptions`; a ``max_envelope_bytes`` among them is the
-    pipeline's limit too. ``extensions`` run beside it (tracking)."""
+    the usual routing policy, which allows everything), ``rate_limits`` per account (none by
+    default). ``options`` are more :class:`RouterOptions`; a ``max_envelope_bytes`` among
+    them is the pipeline's limit too. ``extensions`` run beside it (tracking)."""
     limit = {k: v for k, v in options.items() if k == "max_envelope_bytes"}
     pipeline = Pipeline(
         directory=exchange.directory,
@@ -178,6 +180,7 @@ def make_router(
         store=store,
         names=exchange.names,
         policy=RoutingPolicy() if policy is None else policy,
+        rate_limits=rate_limits,
         **limit,
     )
     return Router(
@@ -196,14 +199,16 @@ async def open_deployment(
     *,
     router_max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
     router_validator: Callable[[DevPki], CertificateValidator] = DevPki.validator,
+    router_rate_limits: AccountRateLimits | RateLimit | None = None,
     policy: RoutingPolicy | None = None,
     inactive: Collection[str] = (),
 ) -> AsyncIterator[Deployment]:
     """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
-    hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit;
-    ``policy`` the router's routing policy; ``inactive`` agencies are listed, with their
-    certificates, but inactive (adapters encrypt to them; the router refuses them)."""
+    hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit,
+    ``router_rate_limits`` its per-account limits (none by default); ``policy`` the router's
+    routing policy; ``inactive`` agencies are listed, with their certificates, but inactive
+    (adapters encrypt to them; the router refuses them)."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     if inactive:
         exchange.directory = _deactivated(exchange.directory, inactive)
@@ -216,6 +221,7 @@ async def open_deployment(
         policy=policy,
         delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
+        rate_limits=router_rate_limits,
     )
     await router.start()
     deployment = Deployment(exchange, router, root, directory_file)

@@ -40,13 +40,14 @@ def document_edxml(
     subject: str | None = None,
     content: str | None = None,
     due: date | None = None,
+    promulgated: date | None = None,
     references: Sequence[Reference] = (),
     attachments: Sequence[Attachment] = (),
 ) -> bytes:
     """Document ``number`` from ``sender`` (named "Agency <code>" unless ``sender_name``) to
     ``recipients``, dated today in Vietnam, id :func:`document_id` with ``notation`` (the
     Code's notation stays "VP"), subject "Văn bản số <number>" unless ``subject``."""
-    today = edxml_now().date()  # the document's day is Vietnam's
+    today = promulgated or edxml_now().date()  # the document's day is Vietnam's
     return build(
         EdxmlDocument(
             sender=Organization(organ_id=sender, organ_name=sender_name or f"Agency {sender}"),

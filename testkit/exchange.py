@@ -173,8 +173,16 @@ class Exchange:
         )
 
     def seal_status(
-        self, sender: str, original_sender: str, number: int, code: StatusCode
+        self,
+        sender: str,
+        original_sender: str,
+        number: int,
+        code: StatusCode,
+        *,
+        to: list[str] | None = None,
     ) -> bytes:
+        """A status about ``original_sender``'s document ``number``, sent to it, or to ``to``
+        (the original sender's own take-back request 13 goes to its recipients)."""
         issued = self.pki.agency(sender)
         about = document_id(original_sender, number)
         edxml = build(
@@ -191,7 +199,9 @@ class Exchange:
             sender=sender,
             sender_key=issued.key,
             sender_cert=issued.certificate,
-            recipients={original_sender: self.pki.agency(original_sender).certificate},
+            recipients={
+                code: self.pki.agency(code).certificate for code in (to or [original_sender])
+            },
             document_id=about,
             status_code=code.value,
         )

@@ -3,16 +3,27 @@ Real envelopes from the development PKI; every verdict the receive loop acts on.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import pytest
 
 from adapters.abc import Received, Refused
 from adapters.config import ServedIdentity
 from adapters.opening import EnvelopeOpener, check_matches
-from backbone.edxml import EdxmlDocument, validate
-from backbone.envelope import Kind, read_frame, seal
-from backbone.errors import BackboneError, EnvelopeMalformedError, NotARecipientError, Reason
+from backbone.edxml import (
+    EdxmlDocument,
+    EdxmlStatus,
+    Organization,
+    ResponseFor,
+    StatusCode,
+    validate,
+)
+from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal
+from backbone.errors import BackboneError, HeaderMismatchError, NotARecipientError, Reason
 from backbone.xmldsig import sign_edxml
 from tests.support import DevPki, document_edxml, document_id, make_pki
+from tests.support.forging import resigned
 
 pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
 
@@ -132,7 +143,7 @@ def test_content_saying_another_document_id_than_the_signed_header_is_refused(
     items, [refusal] = opener(pki, H41).open(body)
 
     assert items == []
-    assert refusal.reason == Reason.ENVELOPE_MALFORMED
+    assert refusal.reason == Reason.HEADER_MISMATCH
     assert "DocumentId" in refusal.message
 
 
@@ -142,8 +153,83 @@ def test_check_matches_names_what_differs(pki: DevPki) -> None:
     message = validate(document_edxml(G22, [H41], 9))
 
     check_matches(header, message, H41)  # the same: no complaint
-    with pytest.raises(EnvelopeMalformedError, match="not among the edXML's To"):
+    with pytest.raises(HeaderMismatchError, match="not among the edXML's To"):
         check_matches(header, message, H53)
     other = validate(document_edxml(H41, [G22], 9))
-    with pytest.raises(EnvelopeMalformedError, match="edXML From"):
+    with pytest.raises(HeaderMismatchError, match=r"the edXML's From is '000\.00\.00\.H41'"):
         check_matches(header, other, H41)
+
+
+def _status_header(pki: DevPki, code: str, *, note: str | None = None) -> EnvelopeHeader:
+    """The header of H41's status ``code`` about G22's document 9, as sealed."""
+    about = document_id(G22, 9)
+    issued = pki.agency(H41)
+    body = seal(
+        b"<edXML/>",
+        kind=Kind.STATUS,
+        sender=H41,
+        sender_key=issued.key,
+        sender_cert=issued.certificate,
+        recipients={G22: pki.agency(G22).certificate},
+        document_id=about,
+        status_code=code,
+        status_note=note,
+    )
+    return read_frame(body).header
+
+
+def _status(code: StatusCode, description: str | None = None) -> EdxmlStatus:
+    return EdxmlStatus(
+        sender=Organization(organ_id=H41),
+        response_for=ResponseFor(organ_id=G22, document_id=document_id(G22, 9)),
+        status_code=code,
+        timestamp=datetime(2026, 11, 2, 9, 0),
+        description=description,
+    )
+
+
+@pytest.mark.parametrize(
+    ("claimed", "signed", "what"),
+    [
+        ("03", StatusCode.REQUEST_AGREED, "StatusCode is '15', the header's '03'"),
+        ("06", StatusCode.REJECTED, "StatusCode is '02', the header's '06'"),
+    ],
+)
+def test_a_status_header_claiming_another_code_than_the_signed_one_is_a_mismatch(
+    pki: DevPki, claimed: str, signed: StatusCode, what: str
+) -> None:
+    header = _status_header(pki, claimed)
+    check_matches(header, _status(StatusCode(claimed)), G22)  # the same code: fine
+    with pytest.raises(HeaderMismatchError, match=re.escape(what)):
+        check_matches(header, _status(signed), G22)
+
+
+def test_a_status_note_not_the_signed_description_is_a_mismatch(pki: DevPki) -> None:
+    header = _status_header(pki, "02", note="Gửi nhầm đơn vị")
+    check_matches(header, _status(StatusCode.REJECTED, "  Gửi nhầm đơn vị "), G22)
+    with pytest.raises(HeaderMismatchError, match="Description"):
+        check_matches(header, _status(StatusCode.REJECTED, "Đã hoàn thành"), G22)
+
+
+def test_a_document_header_claiming_another_business_type_is_a_mismatch(pki: DevPki) -> None:
+    edxml = document_edxml(G22, [H41], 10, business=1)  # a revocation …
+    body = envelope(pki, edxml, [H41])  # … sealed under business type 0
+
+    items, [refusal] = opener(pki, H41).open(body)
+
+    assert items == []
+    assert refusal.reason is Reason.HEADER_MISMATCH
+    assert "BussinessDocType is 1, the header's 0" in refusal.message
+
+
+def test_a_document_under_its_recipients_document_id_is_refused_by_the_recipient(
+    pki: DevPki,
+) -> None:
+    """(A router would refuse it first; a recipient trusts no one on the path.)"""
+    body = envelope(pki, document_edxml(G22, [H41], 11), [H41])
+    forged = resigned(body, pki.agency(G22).key, document_id=document_id(H41, 11))
+
+    items, [refusal] = opener(pki, H41).open(forged)
+
+    assert items == []
+    assert refusal.reason is Reason.DOCUMENT_ID_NOT_SENDER

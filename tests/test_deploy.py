@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 
 import backbone.observability.metrics  # noqa: F401  (registers every vdx_ metric)
 from adapters.config import AdapterConfig
+from backbone.broker.bounds import BrokerBounds
 from backbone.directory import load_directory
 from backbone.replica import Settings
 
@@ -28,6 +29,7 @@ COMPOSE = DEPLOY / "compose.yaml"
 ROUTER_CONFIG = DEPLOY / "config" / "router.yaml"
 ADAPTER_CONFIGS = sorted((DEPLOY / "config").glob("adapter-*.yaml"))
 DIRECTORY = DEPLOY / "config" / "directory.yaml"
+BOUNDS = DEPLOY / "config" / "broker-bounds.yaml"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 
 # RabbitMQ metrics the alerts and dashboards may use, as the rabbitmq_prometheus plugin
@@ -191,6 +193,7 @@ def test_compose_runs_a_three_node_rabbitmq_cluster_with_one_cookie() -> None:
     assert "cluster_formation.peer_discovery_backend = classic_config" in conf
     assert "definitions.local.path = /etc/rabbitmq/definitions/definitions.json" in conf
     assert "quorum_queue.initial_cluster_size = 3" in conf
+    assert "\nchannel_max = 128\n" in conf  # per connection; accounts' totals are user limits
     assert "rabbitmq_prometheus" in (DEPLOY / "rabbitmq" / "enabled_plugins").read_text()
 
 
@@ -279,18 +282,35 @@ def test_adapter_services_use_their_config_and_broker_account() -> None:
         )
 
 
+def test_the_deployed_broker_bounds_are_the_documented_defaults() -> None:
+    """deploy/config/broker-bounds.yaml spells out the defaults, so the file and the code
+    cannot drift apart unnoticed."""
+    assert BrokerBounds.load(BOUNDS) == BrokerBounds()
+    # Every key spelled out (an absent age bound may be left out).
+    spelled_out = yaml.safe_load(BOUNDS.read_text())
+    assert BrokerBounds.load(BOUNDS).model_dump(exclude_none=True) == spelled_out
+    assert _mounted_file(_services()["init"], "/etc/vdx/broker-bounds.yaml") == BOUNDS
+
+
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
 def test_init_script_creates_pki_and_definitions_the_configs_resolve_with(tmp_path: Path) -> None:
     """init.sh really runs: the development PKI, passwords and definitions it writes let
     each adapter config resolve (keys match certificates, accounts match the directory)."""
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", VDX_STATE_DIR=str(tmp_path))
-    env |= {"VDX_DIRECTORY": str(DIRECTORY), "VDX_CHOWN": "0"}
+    env |= {"VDX_DIRECTORY": str(DIRECTORY), "VDX_CHOWN": "0", "VDX_BROKER_BOUNDS": str(BOUNDS)}
     subprocess.run(["sh", str(DEPLOY / "init.sh")], check=True, env=env, capture_output=True)
     definitions = json.loads((tmp_path / "broker" / "definitions.json").read_text())
     assert [vhost["name"] for vhost in definitions["vhosts"]] == ["/"]
-    users = {user["name"] for user in definitions["users"]}
-    assert {"vdx-router", "agency-000.00.00.G22", "hub-00.53.W00", "vdx-admin"} <= users
+    users = {user["name"]: user for user in definitions["users"]}
+    assert {"vdx-router", "agency-000.00.00.G22", "hub-00.53.W00", "vdx-admin"} <= set(users)
+    # Every account the directory gives gets its connection and channel limits.
+    bounds = BrokerBounds.load(BOUNDS)
+    assert users["agency-000.00.00.G22"]["limits"] == bounds.agency.definition()
+    assert users["hub-00.53.W00"]["limits"] == bounds.hub.definition()
+    assert users["vdx-router"]["limits"] == bounds.router.definition()
+    policies = {policy["name"] for policy in definitions["policies"]}
+    assert policies == {"vdx-quarantine", "vdx-events", "vdx-events-operators"}
     for path in ADAPTER_CONFIGS:
         text = path.read_text().replace("/var/lib/vdx", str(tmp_path))
         config = AdapterConfig(**yaml.safe_load(text))
@@ -399,12 +419,17 @@ def test_scrape_targets_are_compose_services_on_their_metrics_ports() -> None:
     jobs = _scrape_jobs()
     routers = _services_running("backbone", "router", "run")
     adapters = _services_running("backbone", "adapter", "run")
-    router_port = Settings(**_yaml(ROUTER_CONFIG)).http_port
+    router = Settings(**_yaml(ROUTER_CONFIG))
+    router_port = router.http_port
+    # Scraped over the compose network: each scraped process says so explicitly (the
+    # default, loopback, would leave Prometheus nothing to scrape).
+    assert router.http_host == "0.0.0.0"
     assert sorted(_targets(jobs["vdx-router"])) == sorted((name, router_port) for name in routers)
     expected_adapters = []
     for name, service in adapters.items():
-        port = AdapterConfig(**_yaml(_mounted_file(service, _config_argument(service)))).http_port
-        expected_adapters.append((name, port))
+        config = AdapterConfig(**_yaml(_mounted_file(service, _config_argument(service))))
+        assert config.http_host == "0.0.0.0", name
+        expected_adapters.append((name, config.http_port))
     assert sorted(_targets(jobs["vdx-adapter"])) == sorted(expected_adapters)
     nodes = [(name, 15692) for name in ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")]
     for job_name in ("rabbitmq", "rabbitmq-queues"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +14,9 @@ from structlog.testing import capture_logs
 
 from adapters.abc import Received, Sealed
 from adapters.dropfolder import DropFolder, DropFolderOptions
-from adapters.dropfolder.files import is_outgoing_name, safe_file_name
+from adapters.dropfolder.files import safe_file_name
 from adapters.dropfolder.layout import AgencyFolder
+from adapters.dropfolder.settling import name_kind
 from backbone.edxml import (
     Attachment,
     EdxmlDocument,
@@ -32,7 +35,8 @@ from tests.support import DevPki, document_edxml, document_id, make_pki
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 
 G22, H41, H53, H53_DISTRICT = "000.00.00.G22", "000.00.00.H41", "000.00.00.H53", "000.00.32.H53"
-FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.01, retry_max=0.05)
+# settle_seconds=0: these tests write files whole; settling has tests of its own below.
+FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.01, retry_max=0.05, settle_seconds=0)
 
 
 @pytest.fixture(scope="session")
@@ -150,8 +154,66 @@ async def test_files_still_being_written_or_hidden_are_not_taken(
         ["a.edxml.tmp", ".b.edxml", "c.xml", "d.edxml.part"]
     )
     assert adapter.published == []
-    assert is_outgoing_name("x.edxml")
-    assert not is_outgoing_name(".edxml")
+    assert name_kind("x.edxml") == "document"
+    assert name_kind(".edxml") == "in-progress"
+    # Only the name that will never be taken is reported, once, and stays in outbox/.
+    failed = tmp_path / G22 / "failed"
+    assert [p.name for p in failed.iterdir()] == ["c.xml.error.json"]
+    note = json.loads((failed / "c.xml.error.json").read_text())
+    assert note["reason"] == "outbox_name_not_taken"
+    assert "Rename it to end in .edxml" in note["message"]
+    (failed / "c.xml.error.json").write_text("{}")  # a second scan does not write it again
+    assert await service.send_all() == 0
+    assert (failed / "c.xml.error.json").read_text() == "{}"
+
+
+async def test_a_document_name_is_taken_in_any_case(pki: DevPki, tmp_path: Path) -> None:
+    adapter = FakeAdapter(pki)
+    service = DropFolder(adapter, folders(tmp_path, G22), FAST)
+    service.prepare()
+    (tmp_path / G22 / "outbox" / "UPPER.EDXML").write_bytes(document_edxml(G22, [H41], 4))
+    assert await service.send_all() == 1
+    assert (tmp_path / G22 / "sent" / "UPPER.EDXML").exists()
+
+
+async def test_a_file_written_in_place_is_taken_only_once_it_stops_changing(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    clock = [100.0]
+    options = replace(FAST, settle_seconds=1.0, monotonic=lambda: clock[0])
+    adapter = FakeAdapter(pki)
+    service = DropFolder(adapter, folders(tmp_path, G22), options)
+    service.prepare()
+    whole = document_edxml(G22, [H41], 5)
+    path = tmp_path / G22 / "outbox" / "in-place.edxml"
+    path.write_bytes(whole[: len(whole) // 2])  # half a file, then a pause
+    assert await service.send_all() == 0
+    clock[0] += 5.0
+    with path.open("ab") as rest:  # the rest, before the pause is over for the adapter
+        rest.write(whole[len(whole) // 2 :])
+    os.utime(path, ns=(1, path.stat().st_mtime_ns + 1_000_000))
+    assert await service.send_all() == 0  # changed since last seen: it waits again
+    clock[0] += 0.5
+    assert await service.send_all() == 0  # unchanged, but not for a whole second yet
+    clock[0] += 0.6
+    assert await service.send_all() == 1
+    assert (tmp_path / G22 / "sent" / "in-place.edxml").read_bytes() == whole
+    assert list((tmp_path / G22 / "failed").iterdir()) == []
+
+
+async def test_a_file_cut_short_says_how_to_write_files_in_its_error(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    adapter = FakeAdapter(pki)
+    service = DropFolder(adapter, folders(tmp_path, G22), FAST)
+    service.prepare()
+    whole = document_edxml(G22, [H41], 6)
+    (tmp_path / G22 / "outbox" / "cut.edxml").write_bytes(whole[: len(whole) // 2])
+    assert await service.send_all() == 1
+    record = json.loads((tmp_path / G22 / "failed" / "cut.edxml.error.json").read_text())
+    assert record["reason"] == "edxml_not_well_formed"
+    assert "at the very end of the file" in record["message"]
+    assert "x.edxml.tmp and rename it" in record["message"]
 
 
 async def test_malformed_file_goes_to_failed_with_every_issue_its_line_and_element(
@@ -485,6 +547,20 @@ async def test_status_file_names_sort_in_the_order_the_statuses_happened(
     assert codes == ["01", "03", "04", "05", "06"]
     assert all(item.envelope_id in name for item, name in zip(happened, names, strict=True))
     assert adapter.statuses == []  # statuses are never answered with 01
+
+
+async def test_a_status_dated_long_ago_sorts_after_todays_01_and_names_its_code(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    adapter = FakeAdapter(pki)
+    today = received_status(pki, StatusCode.ARRIVED, datetime(2026, 11, 20, 9))
+    old_dated = received_status(pki, StatusCode.ACCEPTED, datetime(2019, 1, 16, 8))  # sent later
+
+    await _serve(DropFolder(adapter, folders(tmp_path, G22), FAST), adapter, old_dated, today)
+
+    names = sorted(p.name for p in (tmp_path / G22 / "status").glob("*.edxml"))
+    assert [name.split("_")[1] for name in names] == ["01", "03"]
+    assert names[1].endswith(f"_03_{old_dated.envelope_id}.edxml")
 
 
 async def test_a_redelivered_status_is_not_written_twice(pki: DevPki, tmp_path: Path) -> None:

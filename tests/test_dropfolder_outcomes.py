@@ -26,7 +26,8 @@ from tests.support import DevPki, document_edxml, document_id, make_pki
 pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
-FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.01, retry_max=0.05)
+# settle_seconds=0: these tests write files whole (atomic rename).
+FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.01, retry_max=0.05, settle_seconds=0)
 
 
 @pytest.fixture(scope="module")

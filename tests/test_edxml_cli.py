@@ -125,3 +125,17 @@ def test_missing_file_is_an_error_line_not_a_traceback(tmp_path: Path) -> None:
 
 def test_no_file_is_a_usage_error() -> None:
     assert CliRunner().invoke(app, ["check"]).exit_code == 2
+
+
+def test_check_reports_a_document_id_that_is_not_its_senders(tmp_path: Path) -> None:
+    data = (SAMPLES / "document.edxml").read_text(encoding="utf-8")
+    file = tmp_path / "decoy.edxml"
+    file.write_text(data.replace("<DocumentId>000.00.12.H53,", "<DocumentId>000.00.00.G22,"))
+    code, [line] = run(file)
+    assert code == 1
+    assert line["ok"] is False
+    assert line["document_id"] == "000.00.00.G22,2024/03/05,125/STTTT-VP"
+    [error] = line["errors"]
+    assert "000.00.00.G22's" in error["message"]
+    assert "starts with its sender's organ code" in error["message"]
+    assert error["path"] == "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/DocumentId"

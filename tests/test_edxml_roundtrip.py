@@ -70,10 +70,12 @@ def organ_codes(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def document_ids(draw: st.DrawFn) -> str:
+def document_ids(draw: st.DrawFn, organ: str | None = None) -> str:
+    """A DocumentId of ``organ`` (any organ when None)."""
     number = draw(st.integers(1, 99_999))
     notation = draw(st.from_regex(r"[A-ZĐ]{2,6}(-[A-ZĐ]{2,6})?", fullmatch=True))
-    return f"{draw(organ_codes())},{format_date(draw(dates))},{number}/{notation}"
+    organ = organ or draw(organ_codes())
+    return f"{organ},{format_date(draw(dates))},{number}/{notation}"
 
 
 def organizations() -> st.SearchStrategy[Organization]:
@@ -170,12 +172,14 @@ def files(draw: st.DrawFn) -> tuple[tuple[Reference, ...], tuple[Attachment, ...
 @st.composite
 def documents(draw: st.DrawFn) -> EdxmlDocument:
     references, attachments = draw(files())
+    sender = draw(organizations())
+    promulgated = draw(dates)
     return EdxmlDocument(
-        sender=draw(organizations()),
+        sender=sender,
         recipients=tuple(draw(st.lists(organizations(), min_size=1, max_size=3))),
-        document_id=draw(document_ids()),
+        document_id=draw(document_ids(sender.organ_id)),  # a DocumentId is its sender's
         code=Code(code_number=draw(text), code_notation=draw(text)),
-        promulgation_info=PromulgationInfo(place=draw(text), promulgation_date=draw(dates)),
+        promulgation_info=PromulgationInfo(place=draw(text), promulgation_date=promulgated),
         document_type=DocumentType(
             type=draw(text), type_detail=draw(optional_text), type_name=draw(optional_text)
         ),
@@ -188,7 +192,8 @@ def documents(draw: st.DrawFn) -> EdxmlDocument:
                 SignerInfo, full_name=text, competence=optional_text, position=optional_text
             )
         ),
-        due_date=draw(st.none() | dates),
+        # Never before the document's own date: validation refuses that (issue 14).
+        due_date=draw(st.none() | st.dates(min_value=promulgated)),
         other_info=draw(st.none() | other_infos),
         response_for=tuple(draw(st.lists(response_fors, max_size=2))),
         steering_type=draw(optional_text),
@@ -201,15 +206,29 @@ def documents(draw: st.DrawFn) -> EdxmlDocument:
     )
 
 
-statuses = st.builds(
-    EdxmlStatus,
-    sender=organizations(),
-    response_for=response_fors,
-    status_code=st.sampled_from(StatusCode),
-    timestamp=timestamps,
-    staff_info=st.none() | staff_infos,
-    description=optional_text,
-)
+@st.composite
+def statuses(draw: st.DrawFn) -> EdxmlStatus:
+    """A status bound as QCVN 102 binds it: ResponseFor names the document's original
+    sender; a take-back request (13) comes from it, any other status from someone else."""
+    code = draw(st.sampled_from(StatusCode))
+    original = draw(organ_codes())
+    if code is StatusCode.TAKE_BACK_REQUESTED:
+        sender = draw(organizations().map(lambda o: o.model_copy(update={"organ_id": original})))
+    else:
+        sender = draw(organizations().filter(lambda o: o.organ_id != original))
+    return EdxmlStatus(
+        sender=sender,
+        response_for=ResponseFor(
+            organ_id=original,
+            document_id=draw(document_ids(original)),
+            code=draw(optional_text),
+            promulgation_date=draw(st.none() | dates),
+        ),
+        status_code=code,
+        timestamp=draw(timestamps),
+        staff_info=draw(st.none() | staff_infos),
+        description=draw(optional_text),
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -219,7 +238,7 @@ def test_any_document_survives_build_then_validate(message: EdxmlDocument) -> No
 
 
 @settings(max_examples=150, deadline=None)
-@given(statuses)
+@given(statuses())
 def test_any_status_survives_build_then_validate(message: EdxmlStatus) -> None:
     assert validate(build(message)) == message
 

@@ -22,8 +22,9 @@ from backbone.edxml import (
     examine,
     validate,
 )
+from backbone.edxml.document_id import DocumentId
 from backbone.edxml.validate import _schema, schema_dir
-from backbone.errors import EdxmlError, OrganCodeError, Reason
+from backbone.errors import DocumentIdError, EdxmlError, OrganCodeError, Reason
 from backbone.organ import OrganCode
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
@@ -286,6 +287,99 @@ def test_document_id_of_the_wrong_shape_is_reported(document_id: str, complaint:
 def test_status_about_a_malformed_document_id_is_reported() -> None:
     data = edit(STATUS, "000.00.12.H53,2024/03/05,125/STTTT-VP", "125/STTTT-VP")
     assert only_issue(data).path == f"{HEADER}/ResponseFor/DocumentId"
+
+
+def test_due_date_before_the_promulgation_date_is_refused_with_its_reason() -> None:
+    data = edit(DOCUMENT, "<DueDate></DueDate>", "<DueDate>2001/01/01</DueDate>")
+    issue = only_issue(data)
+    assert issue.reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+    assert issue.path == f"{HEADER}/DueDate"
+    assert issue.line == line_of(DOCUMENT, "<DueDate>")
+    assert "2001/01/01" in issue.message
+    assert "2024/03/05" in issue.message
+    assert issue.as_dict()["reason"] == "due_date_before_document"
+    assert examine(data).reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+    with pytest.raises(EdxmlError) as caught:
+        validate(data)
+    assert caught.value.reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+
+
+@pytest.mark.parametrize("due", ["2024/03/05", "2024/03/06"])
+def test_due_date_on_or_after_the_promulgation_date_is_accepted(due: str) -> None:
+    data = edit(DOCUMENT, "<DueDate></DueDate>", f"<DueDate>{due}</DueDate>")
+    message = validate(data)
+    assert isinstance(message, EdxmlDocument)
+    assert message.due_date == datetime.strptime(due, "%Y/%m/%d").date()
+
+
+def test_an_issue_without_its_own_reason_keeps_the_old_shape() -> None:
+    data = edit(STATUS, "000.00.12.H53,2024/03/05,125/STTTT-VP", "125/STTTT-VP")
+    assert set(only_issue(data).as_dict()) == {"message", "line", "path"}
+    assert examine(data).reason is Reason.EDXML_INVALID
+
+
+@pytest.mark.parametrize(
+    ("document_id", "character"),
+    [
+        ("000.00.12.H53,2024/03/05,125/STTTT-VP&#10;injected: yes", "U+000A"),
+        ("000.00.12.H53,2024/03/05,125/STTTT&#9;VP", "U+0009"),
+        ("000.00.12.H53,2024/03/05,125/STTTT-VP&#8203;", "U+200B"),
+        ("000.00.12.H53,2024/03/05,125/STTTT VP", "U+0020"),
+    ],
+)
+def test_a_document_id_with_a_control_format_or_space_character_is_malformed(
+    document_id: str, character: str
+) -> None:
+    old = "<DocumentId>000.00.12.H53,2024/03/05,125/STTTT-VP</DocumentId>"
+    data = edit(DOCUMENT, old, f"<DocumentId>{document_id}</DocumentId>")
+    issue = only_issue(data)
+    assert character in issue.message
+    assert "\n" not in issue.message  # shown escaped, never as a raw line break
+    with pytest.raises(EdxmlError) as caught:
+        validate(data)
+    assert caught.value.reason is Reason.DOCUMENT_ID_MALFORMED
+
+
+def test_document_id_parses_the_standards_example_with_its_vietnamese_notation() -> None:
+    parsed = DocumentId.parse("000.00.00.G22,2015/09/30,7816/VPCP-TTĐT")
+    assert (parsed.sender, parsed.day, parsed.number, parsed.notation) == (
+        "000.00.00.G22",
+        date(2015, 9, 30),
+        "7816",
+        "VPCP-TTĐT",
+    )
+    assert str(parsed) == "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
+    with pytest.raises(DocumentIdError, match=r"U\+001B"):
+        DocumentId.parse("000.00.00.G22,2015/09/30,7816/VP\x1b[2J")
+
+
+def test_a_document_under_another_organs_document_id_is_not_its_senders() -> None:
+    data = edit(DOCUMENT, "<DocumentId>000.00.12.H53,", "<DocumentId>000.00.32.H53,")
+    issue = only_issue(data)
+    assert issue.reason is Reason.DOCUMENT_ID_NOT_SENDER
+    assert issue.path == f"{HEADER}/DocumentId"
+    assert "000.00.32.H53's" in issue.message
+    with pytest.raises(EdxmlError) as caught:
+        validate(data)
+    assert caught.value.reason is Reason.DOCUMENT_ID_NOT_SENDER
+
+
+def test_a_status_names_its_documents_original_sender_in_response_for() -> None:
+    data = edit(STATUS, "<edXML:OrganId>000.00.12.H53<", "<edXML:OrganId>000.00.21.H53<")
+    issue = only_issue(data)
+    assert issue.reason is Reason.DOCUMENT_ID_NOT_SENDER
+    assert issue.path == f"{HEADER}/ResponseFor/OrganId"
+
+
+def test_a_status_from_the_documents_own_sender_is_misaddressed_unless_a_take_back() -> None:
+    own = edit(STATUS, "<edXML:OrganId>000.00.32.H53<", "<edXML:OrganId>000.00.12.H53<")
+    issue = only_issue(own)
+    assert issue.reason is Reason.STATUS_MISADDRESSED
+    assert issue.path == f"{HEADER}/From/OrganId"
+    take_back = edit(own, "<edXML:StatusCode>02<", "<edXML:StatusCode>13<")
+    assert collect_issues(take_back) == []
+    by_another = edit(STATUS, "<edXML:StatusCode>02<", "<edXML:StatusCode>13<")
+    assert only_issue(by_another).reason is Reason.DOCUMENT_ID_NOT_SENDER
 
 
 def test_manifest_reference_without_its_attachment_is_reported() -> None:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backbone.devtools.ca import IssuedCertificate
+from backbone.edxml import EdxmlDocument, validate
 from backbone.envelope import EnvelopeHeader, open_envelope, read_frame, seal, verify
 from backbone.envelope.algorithms import sign, wrap_key
 from backbone.envelope.schema import SCHEMA_PATH, header_json_schema
@@ -26,12 +27,13 @@ from backbone.errors import (
     DecryptionError,
     EnvelopeError,
     EnvelopeMalformedError,
+    HeaderMismatchError,
     NotARecipientError,
     PayloadTamperedError,
     Reason,
     SignatureInvalidError,
 )
-from tests.support import DevPki, make_pki
+from tests.support import DevPki, document_edxml, make_pki
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 
@@ -62,7 +64,7 @@ def _seal(
         sender_key=signer.key,
         sender_cert=signer.certificate,
         recipients={code: pki.agency(code).certificate for code in recipients},
-        document_id=DOCUMENT_ID,
+        document_id=DOCUMENT_ID.replace(SENDER, sender),  # a DocumentId is its sender's
         business_type=0,
     )
 
@@ -402,6 +404,76 @@ def test_seal_refuses_a_document_without_a_business_type(pki: DevPki) -> None:
             recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[0]).certificate},
             document_id=DOCUMENT_ID,
         )
+
+
+def _seal_claims(
+    pki: DevPki, *, sender: str = SENDER, to: str = RECIPIENTS[0], **claims: object
+) -> bytes:
+    issued = pki.agency(sender)
+    fields: dict[str, object] = {"kind": "document", "document_id": DOCUMENT_ID, "business_type": 0}
+    fields.update(claims)
+    return seal(
+        EDXML,
+        sender=sender,
+        sender_key=issued.key,
+        sender_cert=issued.certificate,
+        recipients={to: pki.agency(to).certificate},
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+ADDRESSEES = DOCUMENT_ID.replace(SENDER, RECIPIENTS[0])  # the recipient's own DocumentId
+THIRD = DOCUMENT_ID.replace(SENDER, RECIPIENTS[1])  # an agency's not party to the envelope
+STATUS = {"kind": "status", "business_type": None}
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"document_id": DOCUMENT_ID + "\n\x1b[2J"}, Reason.DOCUMENT_ID_MALFORMED),
+        ({"document_id": "7816/VPCP-TTĐT"}, Reason.DOCUMENT_ID_MALFORMED),
+        ({"document_id": ADDRESSEES}, Reason.DOCUMENT_ID_NOT_SENDER),
+        ({"business_type": 1, "document_id": THIRD}, Reason.DOCUMENT_ID_NOT_SENDER),
+        ({**STATUS, "status_code": "13", "document_id": THIRD}, Reason.DOCUMENT_ID_NOT_SENDER),
+        ({**STATUS, "status_code": "03"}, Reason.STATUS_MISADDRESSED),
+        ({**STATUS, "status_code": "03", "document_id": THIRD}, Reason.STATUS_MISADDRESSED),
+    ],
+    ids=[
+        "control-characters",
+        "no-organ",
+        "recipients-id",
+        "revoking-anothers",
+        "taking-back-anothers",
+        "status-about-own",
+        "status-to-a-third-party",
+    ],
+)
+def test_seal_refuses_a_header_whose_document_id_is_not_bound_to_its_parties(
+    pki: DevPki, claims: dict[str, object], reason: Reason
+) -> None:
+    with pytest.raises(BackboneError) as caught:
+        _seal_claims(pki, **claims)
+    assert caught.value.reason is reason
+
+
+def test_seal_binds_a_status_to_the_original_sender_and_a_take_back_to_its_own(
+    pki: DevPki,
+) -> None:
+    answer = _seal_claims(pki, sender=RECIPIENTS[0], to=SENDER, status_code="03", **STATUS)
+    assert read_frame(answer).header.document_id == DOCUMENT_ID
+    take_back = _seal_claims(pki, status_code="13", **STATUS)
+    assert read_frame(take_back).header.recipients == [RECIPIENTS[0]]
+
+
+def test_seal_given_the_edxml_refuses_a_header_that_says_otherwise(pki: DevPki) -> None:
+    document = validate(document_edxml(SENDER, [RECIPIENTS[0]], 3, business=2))
+    assert isinstance(document, EdxmlDocument)
+    claims = {"document_id": document.document_id, "message": document}
+    _seal_claims(pki, business_type=2, **claims)  # what the edXML says: sealed
+    with pytest.raises(HeaderMismatchError, match="BussinessDocType is 2, the header's 0"):
+        _seal_claims(pki, business_type=0, **claims)
+    with pytest.raises(HeaderMismatchError, match="not among the edXML's To"):
+        _seal_claims(pki, to=RECIPIENTS[1], business_type=2, **claims)
 
 
 # -- the header schema ----------------------------------------------------------------------

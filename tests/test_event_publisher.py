@@ -6,8 +6,10 @@ import asyncio
 
 import pytest
 
+from backbone.envelope.model import MAX_RECIPIENTS
 from backbone.router.publisher import EventPublisher
-from backbone.wire.events import Event, EventType, decode_events
+from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
+from testkit import header
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 
@@ -118,3 +120,18 @@ async def test_a_message_holds_at_most_max_events() -> None:
 def test_a_message_holds_at_least_one_event() -> None:
     with pytest.raises(ValueError, match="at least one event"):
         EventPublisher(Broker().publish, max_events=0)
+
+
+def test_a_status_to_the_most_recipients_is_one_small_event_per_recipient() -> None:
+    """Issue 14, finding 9: 1,000 events each listing all 1,000 recipients were 16 MB of
+    events for one take-back; each event now lists its own recipient only."""
+    recipients = tuple(f"000.00.{n // 100:02d}.G{n % 100:02d}" for n in range(MAX_RECIPIENTS))
+    take_back = header(sender="000.00.99.H41", recipients=recipients, status_code="13")
+    events = status_events(take_back)
+    assert [event.party for event in events] == list(recipients)
+    assert all(event.recipients == (event.party,) for event in events)
+    assert all(event.sender == "000.00.99.H41" for event in events)
+    sizes = {len(encode_events([event])) for event in events}
+    assert max(sizes) < 1024  # one recipient's worth, whatever the fan-out
+    total = len(encode_events(events))
+    assert total < 1024 * MAX_RECIPIENTS  # 0.4 MB (399 bytes an event), not 16 MB

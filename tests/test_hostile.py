@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,8 +24,10 @@ from backbone.edxml import EdxmlStatus, StatusCode
 from backbone.envelope import read_frame
 from backbone.errors import BackboneError, Reason
 from backbone.pki.validation import CertificateValidator
+from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
 from backbone.wire.events import Event, EventType, decode_events
-from backbone.wire.names import H_REASON
+from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_REASON
+from backbone.wire.quarantine import QuarantineRecord
 from tests.hostile.build import (
     HONEST,
     RECIPIENT,
@@ -41,7 +44,7 @@ from tests.support import Deployment, DevPki, make_pki, open_deployment
 pytestmark = pytest.mark.broker
 
 ROUTER_LIMIT = 1 << 20  # the router's envelope limit here, so "oversized" stays small
-FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.05, retry_max=0.5)
+FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.05, retry_max=0.5, settle_seconds=0)
 WAIT = 20.0
 
 
@@ -164,8 +167,8 @@ async def _refused_by_the_router(case: Case, world: World) -> None:
     exchange = world.deployment.exchange
     submission = router_input(case, world.kit)
     for original in submission.before:
-        await exchange.submit(original, as_account=exchange.account_of(HONEST))
-        await _event(world, HONEST, EventType.ROUTED, _envelope_id(original))
+        await exchange.submit(original, as_account=exchange.account_of(submission.before_by))
+        await _event(world, submission.before_by, EventType.ROUTED, _envelope_id(original))
     await exchange.submit(submission.body, as_account=exchange.account_of(submission.publisher))
     envelope_id = _envelope_id(submission.body)
     if case.expect == DUPLICATE:
@@ -177,6 +180,15 @@ async def _refused_by_the_router(case: Case, world: World) -> None:
     assert event.message
     quarantined = await _quarantined(world, submission.body)
     assert (quarantined.headers or {}).get(H_REASON) == case.expect
+    # Small and readable: kept whole for operators; else a record, never the bulk.
+    kept = envelope_id is not None and len(submission.body) <= DEFAULT_KEEP_BODY_BYTES
+    assert (quarantined.headers or {}).get(H_BODY_KEPT) is kept
+    if kept:
+        assert quarantined.body == submission.body
+    else:
+        record = QuarantineRecord.model_validate_json(quarantined.body)
+        assert (record.reason, record.body_bytes) == (case.expect, len(submission.body))
+        assert len(quarantined.body) < 4096
 
 
 async def _a_valid_envelope_is_routed(world: World) -> None:
@@ -215,10 +227,15 @@ async def _event(world: World, party: str, kind: EventType, envelope_id: str | N
 
 
 async def _quarantined(world: World, body: bytes) -> AbstractIncomingMessage:
+    """The quarantine's message about ``body``: the body itself or a record of it, both
+    carrying its SHA-256."""
     names = world.deployment.exchange.names
-    return await _take(
-        world, names.quarantine_queue, lambda m: m.body == body, "the envelope in quarantine"
-    )
+    digest = hashlib.sha256(body).hexdigest()
+
+    def about(message: AbstractIncomingMessage) -> bool:
+        return (message.headers or {}).get(H_BODY_SHA256) == digest
+
+    return await _take(world, names.quarantine_queue, about, "the envelope in quarantine")
 
 
 async def _take(

@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import struct
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,16 +16,18 @@ import pytest
 
 from backbone.devtools.ca import IssuedCertificate
 from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
-from backbone.envelope import Kind, read_frame, seal
+from backbone.envelope import Kind, max_header_bytes, read_frame, seal
 from backbone.envelope.wire import encode
 from backbone.errors import DirectoryError, Reason, StoreUnavailableError
 from backbone.organ import OrganCode
 from backbone.router.pipeline import Decision, Duplicate, Pipeline, Reject, Route
 from backbone.router.policy import RoutingPolicy
+from backbone.router.ratelimit import AccountRateLimits, RateLimit
 from backbone.store import MemoryStore
 from backbone.store.abc import Claim, Outcome, SubmissionKey
 from backbone.wire.names import Names
 from tests.support import DevPki, make_pki
+from tests.support.forging import resigned
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
 
@@ -106,12 +109,17 @@ def _seal(
     recipients: Sequence[str] = (PROVINCE,),
     *,
     sender: str = MINISTRY,
-    document_id: str = DOCUMENT,
+    document_id: str | None = None,
     business_type: int | None = 0,
     status_code: str | None = None,
     issued: IssuedCertificate | None = None,
 ) -> bytes:
+    """Sealed by the book: a document or take-back under the sender's own DocumentId, any
+    other status about the ministry's DOCUMENT (unless ``document_id``)."""
     signer = issued or pki.agency(sender)
+    if document_id is None:
+        answer = status_code is not None and status_code != "13"
+        document_id = DOCUMENT if answer else DOCUMENT.replace(MINISTRY, sender)
     return seal(
         EDXML,
         kind=Kind.STATUS if status_code else Kind.DOCUMENT,
@@ -217,6 +225,68 @@ async def test_a_body_that_is_not_an_envelope_is_malformed(pipeline: Pipeline) -
     assert decision == Reject(
         Reason.ENVELOPE_MALFORMED, "envelope starts with b'<edX', not the magic b'VDX1'", None
     )
+
+
+async def test_a_header_larger_than_one_recipients_is_parsed_in_a_worker_thread(
+    pki: DevPki, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    real = read_frame
+
+    def spy(body: bytes, **kwargs: int) -> object:
+        threads.append(threading.current_thread().name)
+        return real(body, **kwargs)
+
+    monkeypatch.setattr("backbone.router.pipeline.read_frame", spy)
+    body = _seal(pki)
+    await _routed(pipeline, body)
+    frame = read_frame(body)
+    padded = frame.header_bytes[:-1] + b" " * max_header_bytes(1) + b"}"
+    padded_body = encode(padded, frame.signature, frame.ciphertext)
+    refused = await pipeline.evaluate(padded_body, user_id=_account(MINISTRY))
+    assert isinstance(refused, Reject)
+    assert refused.reason is Reason.ENVELOPE_MALFORMED
+    assert "a header for 1 recipient(s) is at most" in refused.message
+    # A header no larger than one recipient's can be is parsed in place; a larger one in a
+    # worker thread, so that it never holds up the event loop.
+    assert threads == [threading.main_thread().name, threads[1]]
+    assert threads[1] != threading.main_thread().name
+
+
+# -- the publishing account's rate ------------------------------------------------------------
+
+
+async def test_an_account_over_its_rate_is_refused_unread_and_others_are_not(
+    pki: DevPki, store: MemoryStore
+) -> None:
+    now = [0.0]
+    limits = AccountRateLimits(RateLimit(per_second=2, burst=3), clock=lambda: now[0])
+    pipeline = Pipeline(DIRECTORY, pki.validator(), store, NAMES, rate_limits=limits)
+    numbered = [_seal(pki, document_id=f"{DOCUMENT}-{n}") for n in range(5)]
+    for body in numbered[:3]:
+        await _routed(pipeline, body)
+    refused = await pipeline.evaluate(numbered[3], user_id=_account(MINISTRY))
+    assert isinstance(refused, Reject)
+    assert refused.reason is Reason.RATE_LIMITED
+    assert refused.header is None  # not read: the excess costs a lookup, not a parse
+    assert "more than 3 envelopes at once, or more than 2 a second" in refused.message
+    # Another account is not held back by the first one's flood.
+    await _routed(pipeline, _seal(pki, (MINISTRY,), sender=PROVINCE))
+    # Nothing was claimed: the refused envelope, sent again once tokens are back, routes.
+    now[0] += 0.5
+    await _routed(pipeline, numbered[3])
+    assert isinstance(await _evaluate(pipeline, numbered[4]), Reject)
+
+
+async def test_a_redelivery_is_not_counted_against_the_rate_again(
+    pki: DevPki, store: MemoryStore
+) -> None:
+    limits = AccountRateLimits(RateLimit(per_second=1, burst=1), clock=lambda: 0.0)
+    pipeline = Pipeline(DIRECTORY, pki.validator(), store, NAMES, rate_limits=limits)
+    body = _seal(pki)
+    await _routed(pipeline, body)
+    again = await pipeline.evaluate(body, user_id=_account(MINISTRY), redelivered=True)
+    assert isinstance(again, Route)
 
 
 # -- the sender and its publisher ------------------------------------------------------------
@@ -495,13 +565,21 @@ async def test_a_take_back_request_must_come_from_the_original_sender(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     await _routed(pipeline, _seal(pki, (PROVINCE,)))
+    # The province's own 13 about a document of its own it never sent: unknown.
     decision = await _rejected(
         pipeline, _status(pki, "13", PROVINCE, MINISTRY), Reason.STATUS_UNKNOWN_DOCUMENT
     )
+    theirs = DOCUMENT.replace(MINISTRY, PROVINCE)
     assert decision.message == (
-        f"status 13 from {PROVINCE} to {MINISTRY} is about document {DOCUMENT!r}, which "
+        f"status 13 from {PROVINCE} to {MINISTRY} is about document {theirs!r}, which "
         f"{PROVINCE} never sent to {MINISTRY} through the backbone"
     )
+    # A 13 about the ministry's document, signed by the province: never its to take back.
+    forged = resigned(
+        _status(pki, "13", PROVINCE, MINISTRY), pki.agency(PROVINCE).key, document_id=DOCUMENT
+    )
+    decision = await _rejected(pipeline, forged, Reason.DOCUMENT_ID_NOT_SENDER)
+    assert decision.authenticated
     await _routed(pipeline, _status(pki, "13", MINISTRY, PROVINCE))
 
 
@@ -573,11 +651,15 @@ async def test_only_the_original_sender_may_replace_a_document(
     pki: DevPki, pipeline: Pipeline, store: MemoryStore
 ) -> None:
     await _routed(pipeline, _seal(pki, (PROVINCE,)))
+    # Under its own DocumentId, the other province never sent that document.
     body = _seal(pki, (PROVINCE,), sender=OTHER_PROVINCE, business_type=3)
     decision = await _rejected(pipeline, body, Reason.REFERENCED_DOCUMENT_UNKNOWN)
-    assert decision.message.startswith(
-        f"replacement of document {DOCUMENT!r} from {OTHER_PROVINCE}"
-    )
+    theirs = DOCUMENT.replace(MINISTRY, OTHER_PROVINCE)
+    assert decision.message.startswith(f"replacement of document {theirs!r} from {OTHER_PROVINCE}")
+    # Under the ministry's DocumentId, signed by itself: not its document to replace.
+    forged = resigned(body, pki.agency(OTHER_PROVINCE).key, document_id=DOCUMENT)
+    decision = await _rejected(pipeline, forged, Reason.DOCUMENT_ID_NOT_SENDER)
+    assert decision.authenticated
 
 
 async def test_only_a_new_document_counts_as_the_original(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
+from hashlib import sha256
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -19,55 +17,31 @@ from backbone.broker.provision import (
     load_or_create_passwords,
     plan_accounts,
     plan_policies,
-    provision,
     rabbit_password_hash,
 )
 from backbone.directory import DirectoryBuilder
-from backbone.envelope import Kind, seal
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
-from backbone.router.topology import apply_topology
 from backbone.store import open_store
-from backbone.wire.names import Names
-from tests.support import document_edxml, document_id, make_pki
+from backbone.wire.names import H_BODY_SHA256, Names
+from backbone.wire.quarantine import QuarantineRecord
+from tests.support import make_pki
+from tests.support.provisioning import A, B, account_url, get_one, sealed_document
+from tests.support.provisioning import provisioned as provisioned_deployment
 
 pytestmark = pytest.mark.broker
-
-A, B = "000.00.00.G22", "000.00.00.H41"
 
 
 @pytest.fixture
 async def provisioned(
     amqp_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Names, dict[str, str], str]]:
-    names = Names(prefix=f"t{uuid.uuid4().hex[:8]}")
-    tag = uuid.uuid4().hex[:6]
-    directory = (
-        DirectoryBuilder()
-        .direct(A, broker_account=f"a-{tag}")
-        .direct(B, broker_account=f"b-{tag}")
-        .build()
-    )
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        await apply_topology(await connection.channel(), directory, names)
-    specs = plan_accounts(directory, names, router_user=f"router-{tag}")
-    passwords = load_or_create_passwords(tmp_path / "passwords.yaml", [s.user for s in specs])
-    policies = plan_policies(names)
-    management = ManagementClient.from_env()
-    await provision(management, specs, passwords, policies)
-    try:
-        yield names, passwords, tag
-    finally:
-        for spec in specs:
-            await management.delete_user(spec.user)
-        for policy in policies:
-            await management.delete_policy(policy.name)
-        await management.delete_prefixed(names.prefix)
+    async with provisioned_deployment(amqp_url, tmp_path) as deployment:
+        yield deployment.names, deployment.passwords, deployment.tag
 
 
 async def _connect(amqp_url: str, user: str, password: str) -> aio_pika.abc.AbstractConnection:
-    return await aio_pika.connect(_url(amqp_url, user, password))
+    return await aio_pika.connect(account_url(amqp_url, user, password))
 
 
 async def test_an_agency_reads_its_own_inbox_and_publishes_to_submit_only(
@@ -159,23 +133,16 @@ async def test_the_router_routes_with_its_provisioned_account(
     router_user = f"router-{tag}"
     store = await open_store("memory://")
     router = Router(
-        RouterOptions(amqp_url=_url(amqp_url, router_user, passwords[router_user]), names=names),
+        RouterOptions(
+            amqp_url=account_url(amqp_url, router_user, passwords[router_user]), names=names
+        ),
         directory=directory,
         pipeline=Pipeline(directory, pki.validator(), store, names),
         store=store,
     )
     await router.start()
     try:
-        body = seal(
-            document_edxml(A, [B], 1),
-            kind=Kind.DOCUMENT,
-            sender=A,
-            sender_key=pki.agency(A).key,
-            sender_cert=pki.agency(A).certificate,
-            recipients={B: pki.agency(B).certificate},
-            document_id=document_id(A, 1),
-            business_type=0,
-        )
+        body = sealed_document(pki, 1)
         rejected = b"not an envelope"  # a rejection goes to the quarantine queue
         async with await _connect(amqp_url, f"a-{tag}", passwords[f"a-{tag}"]) as connection:
             channel = await connection.channel(publisher_confirms=True)
@@ -186,31 +153,20 @@ async def test_the_router_routes_with_its_provisioned_account(
                 )
         async with await _connect(amqp_url, f"b-{tag}", passwords[f"b-{tag}"]) as connection:
             inbox = await (await connection.channel()).get_queue(names.inbox_queue(B), ensure=False)
-            message = await _get(inbox)
+            message = await get_one(inbox)
             assert message.body == body
         guest = await aio_pika.connect(amqp_url)
         async with guest:
             quarantine = await (await guest.channel()).get_queue(
                 names.quarantine_queue, ensure=False
             )
-            assert (await _get(quarantine)).body == rejected
+            quarantined = await get_one(quarantine)  # garbage: a record of it, not the body
+            assert (quarantined.headers or {})[H_BODY_SHA256] == sha256(rejected).hexdigest()
+            assert QuarantineRecord.model_validate_json(quarantined.body).body_bytes == len(
+                rejected
+            )
     finally:
         await router.stop()
-
-
-async def _get(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
-    for _ in range(100):
-        message = await queue.get(fail=False)
-        if message is not None:
-            await message.ack()
-            return message
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"nothing arrived in {queue.name}")
-
-
-def _url(amqp_url: str, user: str, password: str) -> str:
-    parts = urlsplit(amqp_url)
-    return f"amqp://{user}:{password}@{parts.hostname}:{parts.port or 5672}/"
 
 
 async def test_provisioning_sets_the_events_policy_operators_tune(
@@ -221,6 +177,13 @@ async def test_provisioning_sets_the_events_policy_operators_tune(
     assert policy is not None
     assert policy["pattern"] == f"^{names.prefix}\\.events\\."
     assert policy["definition"]["delivery-limit"] == 20
-    assert policy["definition"]["dead-letter-exchange"] == names.dead_letter_exchange
+    # Bounded, oldest dropped first; nothing dead-lettered (it would only move the growth).
+    assert policy["definition"]["overflow"] == "drop-head"
+    assert policy["definition"]["max-length-bytes"] == 16 * 1024 * 1024
+    assert "dead-letter-exchange" not in policy["definition"]
     exported = definitions([], {}, plan_policies(names))
-    assert [p["name"] for p in exported["policies"]] == [f"{names.prefix}-events"]
+    assert [p["name"] for p in exported["policies"]] == [
+        f"{names.prefix}-quarantine",
+        f"{names.prefix}-events",
+        f"{names.prefix}-events-operators",
+    ]

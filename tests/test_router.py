@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from backbone.router.policy import RoutingPolicy
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.wire.events import EventType
-from backbone.wire.names import H_REASON
+from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_REASON
+from backbone.wire.quarantine import QuarantineRecord
 from tests.support import HUB, Exchange
 
 pytestmark = pytest.mark.broker
@@ -176,6 +178,31 @@ async def test_a_status_goes_back_to_the_original_sender_as_a_status_event(
     assert {e.sender for e in statuses} == {H41}
 
 
+async def test_a_take_back_to_many_recipients_tells_each_of_them_alone(
+    exchange: Exchange,
+) -> None:
+    """Issue 14, finding 9: a take-back to 1,000 recipients emitted 1,000 status events each
+    listing all 1,000. Now each recipient's event lists that recipient only (here all eight
+    other agencies of the test directory; 1,000 in test_event_publisher.py)."""
+    everyone = [H41, G01, H41_COMMUNE, H41_UNIT, H53, H53_DISTRICT, H53_COMMUNE, H53_UNIT]
+    account = exchange.account_of(G22)
+    await exchange.submit(exchange.seal_document(G22, everyone, 8), as_account=account)
+    await exchange.events(G22, expect=1)  # routed
+    take_back = exchange.seal_status(G22, G22, 8, StatusCode.TAKE_BACK_REQUESTED, to=everyone)
+    await exchange.submit(take_back, as_account=account)
+
+    direct = [H41, G01, H41_COMMUNE, H41_UNIT]
+    told = {code: await exchange.events(code, expect=1) for code in direct}
+    told[HUB] = await exchange.events(H53, expect=4)  # the hub's queue, for its four
+    events = [event for found in told.values() for event in found]
+    assert all(event.type is EventType.STATUS for event in events)
+    assert all(event.status_code == "13" for event in events)
+    assert sorted(event.party for event in events) == sorted(everyone)
+    assert all(event.recipients == (event.party,) for event in events)
+    for code in direct:
+        assert [event.party for event in told[code]] == [code]
+
+
 async def test_a_revocation_reaches_the_original_recipients(exchange: Exchange) -> None:
     account = exchange.account_of(G22)
     await exchange.submit(exchange.seal_document(G22, [H41, H41_COMMUNE], 7), as_account=account)
@@ -196,10 +223,19 @@ async def _assert_rejected(
     reason: Reason,
     party: str | None,
     user_id: str | None = "",
+    kept: bool = True,
 ) -> None:
+    """``kept``: the quarantine holds the body itself (small, header readable), else a
+    record of it (its SHA-256 and size, not the body)."""
     await exchange.submit(body, as_account=as_account, user_id=user_id)
     quarantined = await exchange.drain(exchange.names.quarantine_queue, expect=1)
-    assert [m.body for m in quarantined] == [body]
+    assert [m.headers[H_BODY_SHA256] for m in quarantined] == [sha256(body).hexdigest()]
+    assert quarantined[0].headers[H_BODY_KEPT] is kept
+    if kept:
+        assert [m.body for m in quarantined] == [body]
+    else:
+        record = QuarantineRecord.model_validate_json(quarantined[0].body)
+        assert (record.reason, record.body_bytes) == (reason, len(body))
     assert quarantined[0].headers[H_REASON] == reason.value
     if party is not None:
         events = await exchange.events(party, expect=1)
@@ -212,7 +248,12 @@ async def test_rejections_are_quarantined_and_the_sender_told_why(exchange: Exch
     h41 = exchange.account_of(H41)
 
     await _assert_rejected(
-        exchange, b"not an envelope", as_account=g22, reason=Reason.ENVELOPE_MALFORMED, party=G22
+        exchange,
+        b"not an envelope",
+        as_account=g22,
+        reason=Reason.ENVELOPE_MALFORMED,
+        party=G22,
+        kept=False,  # unreadable: a record of it
     )
     await _assert_rejected(
         exchange,

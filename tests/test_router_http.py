@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from backbone.clock import utc_now
 from backbone.errors import StoreUnavailableError
 from backbone.pki.validation import CertificateValidator, load_crl_file
-from backbone.router.service import Router
-from backbone.store import open_store
+from backbone.router.service import Router, RouterOptions
+from backbone.router.settings import RouterSettings
+from backbone.store import SqlStore, open_store
+from testkit import POSTGRES_URL, backend
 from tests.support import Exchange, free_port, make_router
 from tests.support.tracking_fixtures import ManualClock
 
@@ -81,9 +86,8 @@ async def test_readiness_fails_and_says_why_when_the_store_is_unreachable(
     assert ready.status_code == 503
     checks = ready.json()["checks"]
     assert checks["broker"] == "ok"
-    assert checks["store"] == (
-        "StoreUnavailableError: [store_unavailable] the store at router.db does not answer"
-    )
+    # Which part is not ready and the kind of error, never the error's text (issue 14).
+    assert checks["store"] == "not ready: the check failed (StoreUnavailableError)"
 
 
 async def test_readiness_fails_once_the_crl_expires_and_names_the_ca(
@@ -110,3 +114,93 @@ async def test_readiness_fails_once_the_crl_expires_and_names_the_ca(
     finally:
         await router.stop()
         await exchange.close()
+
+
+async def test_readiness_of_an_unreachable_postgresql_store_shows_no_connection_details(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """Issue 14, finding 9: /readyz showed the store's user, host and database name. Here
+    the router's real PostgreSQL store loses its server (the engine now points at a closed
+    port): the answer names the store check only."""
+    exchange = await Exchange.create(amqp_url, tmp_path / "pki")
+    async with backend("postgresql", tmp_path) as where:
+        store = await SqlStore.open(where.url, schema=where.schema)
+        url = make_url(where.url)
+        gone = url.set(port=free_port())
+        port = free_port()
+        router = make_router(exchange, store, http_port=port)
+        await router.start()
+        try:
+            store._engine = create_async_engine(gone)  # the server went away
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                ready = await http.get("/readyz")
+        finally:
+            await router.stop()
+            await store.close()
+            await exchange.close()
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "ready": False,
+        "checks": {
+            "broker": "ok",
+            "store": "not ready: the check failed (StoreUnavailableError)",
+            "revocation": "ok",
+        },
+    }
+    with pytest.raises(StoreUnavailableError) as real:  # what the log gets instead
+        await _ping(gone)
+    for detail in (url.username, url.host, url.database, str(gone.port), "asyncpg"):
+        assert detail
+        assert detail in str(real.value)  # the details exist…
+        assert detail not in ready.text  # …and are not shown
+
+
+async def _ping(url: URL) -> None:
+    store = await SqlStore.open(POSTGRES_URL)
+    try:
+        store._engine = create_async_engine(url)
+        await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_the_http_server_listens_on_loopback_unless_configured(
+    running: tuple[Exchange, Router, str],
+) -> None:
+    _, router, base = running
+    port = int(base.rsplit(":", 1)[1])
+    assert router.http_addresses == [("127.0.0.1", port)]
+    assert RouterSettings().http_host == "127.0.0.1"
+    assert RouterOptions(amqp_url="amqp://unused").http_host == "127.0.0.1"
+    outside = _non_loopback_address()
+    if outside is not None:  # reaching it from another interface of this machine fails
+        async with httpx.AsyncClient(base_url=f"http://{outside}:{port}") as http:
+            with pytest.raises(httpx.ConnectError):
+                await http.get("/metrics")
+
+
+async def test_a_configured_address_is_the_one_listened_on(amqp_url: str, tmp_path: Path) -> None:
+    exchange = await Exchange.create(amqp_url, tmp_path / "pki")
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    port = free_port()
+    router = make_router(exchange, store, http_port=port, http_host="0.0.0.0")
+    await router.start()
+    try:
+        assert router.http_addresses == [("0.0.0.0", port)]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        await router.stop()
+        await exchange.close()
+
+
+def _non_loopback_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback, if it has one (no packet is
+    sent: connecting a UDP socket only picks the outgoing interface)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address

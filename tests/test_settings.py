@@ -9,6 +9,7 @@ import pytest
 from backbone.errors import CertificateUntrustedError, ConfigurationError, Reason
 from backbone.organ import OrganCode
 from backbone.replica import Settings
+from backbone.router.ratelimit import RateLimit
 from tests.support import make_pki
 
 
@@ -48,3 +49,14 @@ def test_the_configured_ca_and_crl_paths_make_the_production_validator(tmp_path:
     assert validator.validate(pki.agency(str(code)).certificate, claimed=code, usage="sign")
     with pytest.raises(CertificateUntrustedError):
         validator.validate(foreign.agency(str(code)).certificate, claimed=code, usage="sign")
+
+
+def test_the_rate_limit_is_read_from_the_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert Settings().rate_limit == RateLimit(per_second=20, burst=3000)
+    config = tmp_path / "vdx.yaml"
+    config.write_text("rate_limit: {per_second: 5, burst: 400}\n")
+    assert Settings.load(config).rate_limit == RateLimit(per_second=5, burst=400)
+    monkeypatch.setenv("VDX_RATE_LIMIT", '{"per_second": 2, "burst": 50}')
+    assert Settings.load(config).rate_limit == RateLimit(per_second=2, burst=50)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backbone.clock import utc_now
 from backbone.edxml import StatusCode
 from tests.support.tracking_fixtures import (
     COMPLETED_STEPS,
@@ -141,14 +142,21 @@ async def test_a_leader_follows_a_document_and_the_overdue_overview_in_a_browser
         pytest.skip(missing)
     today = agencies_today()  # the running router's clock, read in its zone
     due = today + timedelta(days=14)
-    async with tracked_exchange(amqp_url, tmp_path, "sqlite") as tracked:
+    # Routed (by the store's clock) a week ago, so that the late document arrived before its
+    # due date: one that arrives past it is never overdue.
+    week_ago = lambda: utc_now() - timedelta(days=7)  # noqa: E731
+    async with tracked_exchange(amqp_url, tmp_path, "sqlite", store_clock=week_ago) as tracked:
         deployment = tracked.deployment
         a = await deployment.adapter(G22)
         b = await deployment.adapter(H41)
         c = await deployment.adapter(H41_COMMUNE)
         b_inbox, c_inbox = deployment.inbox(b), deployment.inbox(c)
         sent = await a.send(dated_edxml(G22, [H41, H41_COMMUNE], 1, due))
-        late = await a.send(dated_edxml(G22, [H41], 2, today - timedelta(days=3)))
+        late = await a.send(
+            dated_edxml(
+                G22, [H41], 2, today - timedelta(days=3), promulgated=today - timedelta(days=7)
+            )
+        )
         await b_inbox.wait_for(2)
         await c_inbox.wait_for(1)
         await tracked.reached(sent.document_id, H41, "delivered")

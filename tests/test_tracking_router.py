@@ -7,15 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
+from backbone.clock import utc_now
 from backbone.edxml import StatusCode
 from backbone.envelope import read_frame
+from backbone.errors import EdxmlError, Reason
 from backbone.tracking import OPERATOR
 from backbone.tracking.openapi import OPENAPI_PATH
 from backbone.wire.events import Event, EventType
@@ -46,6 +48,7 @@ REJECTED, REQUEST_AGREED = StatusCode.REJECTED, StatusCode.REQUEST_AGREED
 # The running router reads due dates against the real clock in its zone, and so do these.
 DUE = agencies_today() + timedelta(days=20)
 PAST = agencies_today() - timedelta(days=2)
+PROMULGATED = agencies_today() - timedelta(days=7)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -105,15 +108,28 @@ async def test_a_document_through_statuses_a_rejection_and_a_take_back_over_the_
         assert [r["journey"]["recipient"] for r in own["recipients"]] == [H41]
 
 
+@pytest.fixture(params=BACKENDS)
+async def tracked_a_week_ago(
+    request: pytest.FixtureRequest, amqp_url: str, tmp_path: Path
+) -> AsyncIterator[TrackedExchange]:
+    """A router whose store dates every routing a week back: its documents due in the last
+    few days arrived before their due date (one that arrives past it is never overdue)."""
+    async with tracked_exchange(
+        amqp_url, tmp_path, request.param, store_clock=lambda: utc_now() - timedelta(days=7)
+    ) as running:
+        yield running
+
+
 async def test_an_overdue_document_is_flagged_once_counted_and_its_sender_told(
-    tracked: TrackedExchange,
+    tracked_a_week_ago: TrackedExchange,
 ) -> None:
+    tracked = tracked_a_week_ago
     deployment = tracked.deployment
     exchange = deployment.exchange
     a = await deployment.adapter(G22)
     b = await deployment.adapter(H41)
     b_inbox = deployment.inbox(b)
-    late = await a.send(dated_edxml(G22, [H41], 3, PAST))
+    late = await a.send(dated_edxml(G22, [H41], 3, PAST, promulgated=PROMULGATED))
     # Due tomorrow and completed today. (A document due in the past is overdue from the
     # moment it is routed until its 06 is: the watch, every 0.5 s, may well flag it first.)
     on_time = await a.send(dated_edxml(G22, [H41], 4, agencies_today() + timedelta(days=1)))
@@ -141,6 +157,41 @@ async def test_an_overdue_document_is_flagged_once_counted_and_its_sender_told(
     assert 'vdx_documents_overdue{tier="central-provincial"} 1.0' in metrics
     assert 'vdx_overdue_flagged_total{tier="central-provincial"}' in metrics
     assert "/VP" not in metrics  # no document ids in labels
+
+
+async def test_documents_due_in_2001_do_not_make_their_recipient_look_late(
+    tracked: TrackedExchange,
+) -> None:
+    """Issue 14, finding 8, on the real broker and router. A document due before its own
+    date is refused by the sending adapter with its reason; 25 valid documents of 2001
+    (promulgated and due then) are routed today and never flag their recipient."""
+    deployment = tracked.deployment
+    exchange = deployment.exchange
+    a = await deployment.adapter(G22)
+    b = await deployment.adapter(H41)
+    with pytest.raises(EdxmlError) as refused:
+        await a.send(dated_edxml(G22, [H41], 99, date(2001, 1, 1)))
+    assert refused.value.reason is Reason.DUE_DATE_BEFORE_DOCUMENT
+
+    old = [
+        await a.send(
+            dated_edxml(G22, [H41], 100 + n, date(2001, 1, 2), promulgated=date(2001, 1, 1))
+        )
+        for n in range(25)
+    ]
+    await deployment.inbox(b).wait_for(25)
+    for sent in old:
+        await tracked.reached(sent.document_id, H41, "delivered")
+    await asyncio.sleep(1.5)  # three overdue checks (every 0.5 s)
+
+    events = await exchange.events(G22, expect=200, timeout=0.5)
+    assert [e for e in events if e.type is EventType.OVERDUE] == []
+    async with httpx.AsyncClient(base_url=tracked.base_url) as http:
+        overview = (await http.get("/api/overdue", headers=tracked.tokens.auth(G22))).json()
+        listed = (await http.get("/api/documents", headers=tracked.tokens.auth(G22))).json()
+    assert (overview["total"], overview["agencies"]) == (0, [])
+    assert listed["total"] == 25
+    assert all(not journey["overdue"] for journey in listed["items"])
 
 
 async def test_the_router_serves_the_page_and_its_openapi_description(

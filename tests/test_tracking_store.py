@@ -266,6 +266,43 @@ async def test_a_document_due_today_in_vietnam_is_on_time_until_midnight_there(
         assert [j.document_id for j in flagged] == ([sent.document_id] if late else []), now
 
 
+async def test_documents_that_arrive_past_their_due_date_never_make_the_recipient_late(
+    tracked: tuple[Ledger, Tracker],
+) -> None:
+    """Issue 14, finding 8: 25 documents due in 2001 once flagged their recipient overdue 25
+    times at once. A journey whose due date had passed when it arrived is the sender's
+    lateness: not overdue, not flagged, not counted. Arrival is judged by Vietnam's day."""
+    ledger, tracker = tracked
+    attack = []
+    for number in range(25):
+        attack.append(await ledger.send(G22, (H41,), 100 + number, due=date(2001, 1, 1)))
+    due = date(2026, 11, 19)
+    # The ledger routes five minutes after the clock is set. 16:59:55 UTC on the 19th is
+    # 23:59:55 in Vietnam: it arrived on its due day, in time.
+    ledger.clock.now = datetime(2026, 11, 19, 16, 54, 55, tzinfo=UTC)
+    in_time = await ledger.send(G22, (H41,), 200, due=due)
+    # 17:00:00 UTC is midnight there: the same due date arrived a day late.
+    ledger.clock.now = datetime(2026, 11, 19, 16, 55, 0, tzinfo=UTC)
+    arrived_late = await ledger.send(G22, (H53_DISTRICT,), 201, due=due)
+
+    announced = Heard()
+    flagged = await OverdueWatch(tracker, announced, interval=60).check()
+
+    assert [(j.document_id, j.recipient) for j in flagged] == [(in_time.document_id, H41)]
+    assert [e.document_id for e in announced] == [in_time.document_id]
+    overview = await tracker.overview(OPERATOR)
+    assert overview.total == 1
+    assert [(a.agency, a.overdue) for a in overview.agencies] == [(H41, 1)]
+    late = await tracker.journeys(OPERATOR, JourneyFilter(overdue=True))
+    assert [j.document_id for j in late.items] == [in_time.document_id]
+    on_time = await tracker.journeys(OPERATOR, JourneyFilter(overdue=False))
+    assert {j.document_id for j in on_time.items} == {
+        arrived_late.document_id,
+        *(sent.document_id for sent in attack),
+    }
+    assert all(not j.overdue and j.due_date is not None for j in on_time.items)
+
+
 async def test_an_announcement_that_fails_leaves_the_journey_to_be_flagged_again(
     tracked: tuple[Ledger, Tracker],
 ) -> None:

@@ -20,7 +20,6 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "fsync_dir",
-    "is_outgoing_name",
     "replace_durably",
     "safe_file_name",
     "unique_destination",
@@ -30,14 +29,6 @@ __all__ = [
 # Windows refuses (agency folders are often SMB shares read by Windows software).
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
 _MAX_NAME_BYTES = 200  # well under the 255-byte limit of common file systems
-
-
-def is_outgoing_name(name: str) -> bool:
-    """Whether an outbox entry is a finished document to send.
-
-    Software must write ``x.edxml.tmp`` (or ``.x.edxml``) and rename it to ``x.edxml`` when
-    complete: only names ending in ``.edxml`` that are not hidden are taken."""
-    return name.endswith(".edxml") and not name.startswith(".") and len(name) > len(".edxml")
 
 
 def fsync_dir(directory: Path) -> None:

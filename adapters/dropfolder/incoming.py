@@ -282,10 +282,12 @@ class InboxReceiver:
     async def _send_arrival(
         self, recipient: str, envelope_id: str, document_id: str, item: Received | None
     ) -> None:
-        """Status 01, retried while the broker is away; recorded once sent."""
+        """Status 01, retried while the broker is away; recorded once sent, or refused for
+        good (never owed again)."""
         folder = self.folders[recipient]
         fields = {"envelope_id": envelope_id, "document_id": document_id, "sender": recipient}
         delay = self.options.retry_initial
+        refused: str | None = None  # why this 01 can never be sent
         while True:
             try:
                 if item is not None:
@@ -297,8 +299,17 @@ class InboxReceiver:
                 break
             except BackboneError as error:
                 if not isinstance(error, BrokerUnavailableError):
-                    log.warning("adapter.arrival_refused", **fields, outcome=error.reason.value)
+                    refused = error.reason.value
+                    log.warning("adapter.arrival_refused", **fields, outcome=refused)
                     break
+            except ValueError as error:
+                # A status that cannot be built (pydantic's ValidationError is a ValueError)
+                # never will be: retried, across restarts too, it would never end.
+                refused = "invalid_status"
+                log.warning(
+                    "adapter.arrival_refused", **fields, outcome=refused, problem=str(error)
+                )
+                break
             except Exception as error:
                 log.warning(
                     "adapter.waiting_for_broker",
@@ -311,10 +322,18 @@ class InboxReceiver:
             if self.stopping.is_set():
                 return  # still recorded as owed: sent at the next start
             delay = min(delay * 2, self.options.retry_max)
+        # Recorded as done either way: a refused 01 is not owed at the next start.
         marker = folder.journal / envelope_id
-        record = {"document_id": document_id, "kind": "document", "arrival_acknowledged": True}
+        record: dict[str, Any] = {
+            "document_id": document_id,
+            "kind": "document",
+            "arrival_acknowledged": True,
+        }
+        if refused is not None:
+            record["arrival_refused"] = refused
         await asyncio.to_thread(atomic_write_json, marker, record, scratch=folder.scratch)
-        log.info("adapter.arrival_acknowledged", **fields, outcome="status_01")
+        if refused is None:
+            log.info("adapter.arrival_acknowledged", **fields, outcome="status_01")
 
     async def _resend_missing_arrivals(self) -> None:
         """A crash between the inbox write and status 01 leaves 01 owed: send it now."""

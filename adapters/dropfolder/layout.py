@@ -6,7 +6,7 @@
                     adapter before sending, or by the router after (then with the receipt
                     moved from ``sent/``; :mod:`adapters.dropfolder.outcomes`)
 <folder>/inbox/     ``<envelope_id>/`` per received document
-<folder>/status/    ``<timestamp>_<sealed>_<envelope_id>.edxml`` (+ ``.json``) per status
+<folder>/status/    ``<sealed>_<code>_<envelope_id>.edxml`` (+ ``.json``) per status
 <folder>/rejected/  ``<envelope_id>/`` per received envelope whose content was refused:
                     ``error.json`` (reason, message), ``envelope.vdx`` (as it arrived,
                     encrypted), ``decrypted.edxml`` (when decryption got that far)

@@ -30,7 +30,6 @@ from adapters.abc import Adapter, Receipt, Sealed
 from adapters.dropfolder.files import (
     atomic_write_bytes,
     atomic_write_json,
-    is_outgoing_name,
     replace_durably,
     unique_destination,
 )
@@ -38,10 +37,11 @@ from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.records import error_from_exception, error_record, receipt_record
 from adapters.dropfolder.sealing import SealingThread
+from adapters.dropfolder.settling import Settling, name_kind
 from backbone.clock import utc_now
 from backbone.edxml import StatusCode, examine
 from backbone.envelope import Kind, read_frame
-from backbone.errors import BackboneError, BrokerUnavailableError, Reason
+from backbone.errors import BackboneError, BrokerUnavailableError, EdxmlError, Reason
 
 __all__ = ["ENVELOPE_SUFFIX", "OutboxSender"]
 
@@ -79,6 +79,7 @@ class OutboxSender:
         self.stopping = stopping
         self._sealer = sealer
         self._slots = asyncio.Semaphore(options.concurrency)
+        self._settling = Settling(options.settle_seconds, options.monotonic)
         self.in_flight: dict[Path, asyncio.Task[None]] = {}
 
     async def resume(self) -> None:
@@ -128,13 +129,42 @@ class OutboxSender:
             return []
         ready: list[tuple[int, str]] = []
         for entry in entries:
-            if not is_outgoing_name(entry.name):
+            kind = name_kind(entry.name)
+            if kind == "in-progress":
                 continue
             with contextlib.suppress(FileNotFoundError):
-                if entry.is_file():
-                    ready.append((entry.stat().st_mtime_ns, entry.name))
+                if not entry.is_file():
+                    continue
+                if kind == "other":
+                    self._report_never_taken(folder, entry.name)
+                    continue
+                stat = entry.stat()
+                if self._settling.settled(Path(entry.path), stat.st_size, stat.st_mtime_ns):
+                    ready.append((stat.st_mtime_ns, entry.name))
+        self._settling.keep_only(Path(entry.path) for entry in entries)
         # Oldest first, so a burst goes out in the order the software wrote it.
         return [name for _, name in sorted(ready)]
+
+    def _report_never_taken(self, folder: AgencyFolder, name: str) -> None:
+        """Say once (a log line and ``failed/<name>.error.json``; the file stays) that a
+        file in ``outbox/`` will never be sent because of its name."""
+        note = folder.failed / f"{name}.error.json"
+        if note.exists():
+            return
+        record = error_record(
+            file=name,
+            reason=Reason.OUTBOX_NAME_NOT_TAKEN.value,
+            message=f"outbox/{name} will not be sent: only names ending in .edxml (any case) "
+            "are taken; names starting with a dot or ending in .tmp or .part are files still "
+            f"being written. Rename it to end in .edxml to send it; it stays in outbox/",
+        )
+        atomic_write_json(note, record, scratch=folder.scratch)
+        log.warning(
+            "adapter.outbox_name_not_taken",
+            file=name,
+            sender=folder.organ_code,
+            outcome=Reason.OUTBOX_NAME_NOT_TAKEN.value,
+        )
 
     def _launch(self, folder: AgencyFolder, work: Path) -> None:
         """Send one claimed file in its own task; the caller holds a slot for it."""
@@ -188,6 +218,13 @@ class OutboxSender:
                 sealed = await self._sealer.run(self.adapter.seal, data)
             except BackboneError as error:
                 record = error_from_exception(work.name, error)
+                if _cut_short(error, data):
+                    record["message"] += (
+                        "; the problem is at the very end of the file: if the software was "
+                        "still writing it, write it as x.edxml.tmp and rename it when complete, "
+                        f"or let the adapter wait longer than {self.options.settle_seconds} s "
+                        "for a file to stop changing (--settle-seconds)"
+                    )
                 if error.reason in _EDXML_REASONS:
                     # seal stops at the first problem; the clerk wants the whole list.
                     examination = await self._sealer.run(examine, data)
@@ -305,3 +342,13 @@ class OutboxSender:
             outcome=record["reason"],
             issues=len(record["issues"]),
         )
+
+
+def _cut_short(error: BackboneError, data: bytes) -> bool:
+    """Not well-formed at the file's last line: what a file taken half-written looks like."""
+    return (
+        isinstance(error, EdxmlError)
+        and error.reason is Reason.EDXML_NOT_WELL_FORMED
+        and error.line is not None
+        and error.line >= data.rstrip().count(b"\n") + 1
+    )

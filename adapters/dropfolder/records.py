@@ -142,9 +142,9 @@ def status_metadata(received: Received, status: EdxmlStatus) -> dict[str, Any]:
 
 
 def status_file_stem(received: Received, status: EdxmlStatus) -> str:
-    """``<edXML Timestamp>_<sealed at>_<envelope id>``: sorting names sorts statuses by when
-    they happened. The edXML Timestamp has whole seconds only, so statuses sent within one
-    second are ordered by the sender's seal time (microseconds, UTC), then the id."""
-    happened = status.timestamp.strftime("%Y%m%dT%H%M%S")
+    """``<sealed at>_<status code>_<envelope id>``: sorting names sorts statuses in the order
+    they were sent (the sender's signed seal time, UTC with microseconds), whatever date the
+    edXML Timestamp claims (a status dated last year still sorts after today's 01), and the
+    code shows in the name."""
     sealed = received.header.created.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{happened}_{sealed}_{received.envelope_id}"
+    return f"{sealed}_{status.status_code.value}_{received.envelope_id}"

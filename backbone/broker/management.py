@@ -92,6 +92,17 @@ class ManagementClient:
         body = {"configure": configure, "write": write, "read": read}
         await self._call("PUT", f"/api/permissions/{self._v(vhost)}/{_q(user)}", body)
 
+    async def set_user_limits(self, user: str, limits: Mapping[str, int]) -> None:
+        """Set ``user``'s limits (``max-connections``, ``max-channels``): the broker refuses
+        a connection or channel beyond them."""
+        for name, value in limits.items():
+            await self._call("PUT", f"/api/user-limits/{_q(user)}/{_q(name)}", {"value": value})
+
+    async def user_limits(self, user: str) -> dict[str, int]:
+        """``user``'s limits as the broker holds them (empty when none)."""
+        rows = await self._call("GET", f"/api/user-limits/{_q(user)}")
+        return {str(k): int(v) for row in rows or () for k, v in row["value"].items()}
+
     async def set_policy(
         self,
         name: str,
@@ -146,6 +157,18 @@ class ManagementClient:
         except _NotFoundError:
             return None
         return int(row.get("messages") or 0)
+
+    async def queue_policy(
+        self, queue: str, *, vhost: str | None = None
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The policy applied to ``queue`` and its effective definition, as the broker
+        reports them (sampled statistics: a fresh queue may show none for a few seconds).
+        Raises :class:`LookupError` when there is no such queue."""
+        try:
+            row = await self._call("GET", f"/api/queues/{self._v(vhost)}/{_q(queue)}")
+        except _NotFoundError:
+            raise LookupError(f"queue {queue!r} does not exist") from None
+        return row.get("policy"), dict(row.get("effective_policy_definition") or {})
 
     async def queue_consumers(self, queue: str, *, vhost: str | None = None) -> int:
         """How many consumers the queue has now (0 when there is no such queue)."""

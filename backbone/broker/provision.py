@@ -1,9 +1,11 @@
-"""Broker accounts from the directory, with least privilege.
+"""Broker accounts from the directory, with least privilege, and the bounds they live in.
 
 One broker user per connected system (a direct agency or a hub): it may publish only to the
-submit exchange, read only its own inbox and events queues, and configure nothing. The
-router's user may touch everything under the prefix. Applied through the management API,
-or exported as RabbitMQ definitions (``rabbitmqctl import_definitions``).
+submit exchange, read only its own inbox and events queues, and configure nothing, with a
+cap on its connections and channels. The router's user may touch everything under the
+prefix. Policies bound the queues nobody is sure to consume (:mod:`backbone.broker.bounds`).
+Applied through the management API, or exported as RabbitMQ definitions
+(``rabbitmqctl import_definitions``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Any
 
 import yaml
 
+from backbone.broker.bounds import AccountLimits, BrokerBounds
 from backbone.broker.management import ManagementClient
-from backbone.directory import Directory
+from backbone.directory import Directory, Hub
 from backbone.wire.names import Names
 
 __all__ = [
@@ -46,6 +49,7 @@ class AccountSpec:
     configure: str
     write: str
     read: str
+    limits: AccountLimits  # connections and channels it may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +60,41 @@ class PolicySpec:
     pattern: str
     definition: dict[str, Any]
     apply_to: str = "queues"
+    priority: int = 0  # of two policies matching a queue, the higher applies (alone)
 
 
-def plan_policies(names: Names, *, delivery_limit: int = 20) -> list[PolicySpec]:
-    """Events queues are declared without a delivery limit (events are small and
-    idempotent); this policy keeps a poison event from looping forever on 3.x, and
-    dead-letters it where operators look, instead of dropping it (4.x's default)."""
+def plan_policies(names: Names, bounds: BrokerBounds | None = None) -> list[PolicySpec]:
+    """Bounds for the queues the router feeds and nobody is sure to consume.
+
+    - the quarantine: records of refused envelopes, oldest dropped past its bound (their
+      senders were told, and the router's log line keeps each refusal);
+    - every events queue: notifications of what the store keeps, oldest dropped past the
+      bound, never a refused publish (which would stall the router on one agency's queue),
+      and a delivery limit so a poison event cannot loop forever on 3.x. Nothing is
+      dead-lettered: a dropped event would only move the growth to the parked queue;
+    - the operators' events queue (which the events pattern matches too, at a lower
+      priority): the same, with an age bound, since nothing consumes it.
+    """
+    bounds = bounds or BrokerBounds()
+    prefix = re.escape(names.prefix)
+    events_limit = {"delivery-limit": bounds.events_delivery_limit}
     return [
         PolicySpec(
+            name=f"{names.prefix}-quarantine",
+            pattern=f"^{re.escape(names.quarantine_queue)}$",
+            definition=bounds.quarantine.definition(),
+        ),
+        PolicySpec(
             name=f"{names.prefix}-events",
-            pattern=f"^{re.escape(names.prefix)}\\.events\\.",
-            definition={
-                "delivery-limit": delivery_limit,
-                "dead-letter-exchange": names.dead_letter_exchange,
-                "dead-letter-strategy": "at-least-once",
-                "overflow": "reject-publish",
-            },
-        )
+            pattern=f"^{prefix}\\.events\\.",
+            definition=events_limit | bounds.events.definition(),
+        ),
+        PolicySpec(
+            name=f"{names.prefix}-events-operators",
+            pattern=f"^{re.escape(names.events_operators_queue)}$",
+            definition=events_limit | bounds.operators_events.definition(),
+            priority=1,
+        ),
     ]
 
 
@@ -80,7 +102,14 @@ def _only(*names: str) -> str:
     return "^(" + "|".join(re.escape(name) for name in names) + ")$"
 
 
-def plan_accounts(directory: Directory, names: Names, *, router_user: str) -> list[AccountSpec]:
+def plan_accounts(
+    directory: Directory,
+    names: Names,
+    *,
+    router_user: str,
+    bounds: BrokerBounds | None = None,
+) -> list[AccountSpec]:
+    bounds = bounds or BrokerBounds()
     specs = [
         AccountSpec(
             user=router_user,
@@ -89,6 +118,7 @@ def plan_accounts(directory: Directory, names: Names, *, router_user: str) -> li
             # The quarantine is fed through the default exchange, named amq.default here.
             write=f"^({re.escape(names.prefix)}\\..*|amq\\.default)$",
             read=f"^{re.escape(names.prefix)}\\.",
+            limits=bounds.router,
         )
     ]
     for system in directory.connected_systems:
@@ -103,6 +133,7 @@ def plan_accounts(directory: Directory, names: Names, *, router_user: str) -> li
                 read=_only(
                     names.inbox_queue(system.system_id), names.events_queue(system.system_id)
                 ),
+                limits=bounds.hub if isinstance(system, Hub) else bounds.agency,
             )
         )
     return specs
@@ -137,8 +168,8 @@ def definitions(
     *,
     vhost: str = "/",
 ) -> dict[str, Any]:
-    """RabbitMQ definitions (users, permissions, policies) for ``rabbitmqctl
-    import_definitions``."""
+    """RabbitMQ definitions (users with their limits, permissions, policies) for
+    ``rabbitmqctl import_definitions`` or a node's ``definitions.local.path``."""
     return {
         "policies": [
             {
@@ -147,7 +178,7 @@ def definitions(
                 "pattern": policy.pattern,
                 "apply-to": policy.apply_to,
                 "definition": policy.definition,
-                "priority": 0,
+                "priority": policy.priority,
             }
             for policy in policies
         ],
@@ -157,6 +188,7 @@ def definitions(
                 "password_hash": rabbit_password_hash(passwords[spec.user]),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": [],
+                "limits": spec.limits.definition(),
             }
             for spec in specs
         ],
@@ -179,18 +211,20 @@ async def provision(
     passwords: dict[str, str],
     policies: Sequence[PolicySpec] = (),
 ) -> int:
-    """Create or update every user with its permissions, and every policy; returns how many
-    users."""
+    """Create or update every user with its permissions and limits, and every policy;
+    returns how many users."""
     for policy in policies:
         await management.set_policy(
             policy.name,
             pattern=policy.pattern,
             definition=policy.definition,
             apply_to=policy.apply_to,
+            priority=policy.priority,
         )
     for spec in specs:
         await management.create_user(spec.user, passwords[spec.user])
         await management.set_permissions(
             spec.user, configure=spec.configure, write=spec.write, read=spec.read
         )
+        await management.set_user_limits(spec.user, spec.limits.definition())
     return len(specs)

@@ -1,4 +1,5 @@
-"""``backbone provision``: broker users and least-privilege permissions from the directory."""
+"""``backbone provision``: broker users, least-privilege permissions, connection and channel
+limits, and the queue-bounding policies, from the directory."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from backbone.broker.bounds import BrokerBounds
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import (
     definitions,
@@ -29,18 +31,30 @@ def provision_command(
     ] = Path("broker-passwords.yaml"),
     prefix: Annotated[str, typer.Option(help="Broker name prefix")] = "vdx",
     router_user: Annotated[str, typer.Option(help="The router's broker user")] = "vdx-router",
+    bounds_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--bounds",
+            help="YAML of connection/channel limits and queue bounds (docs/topology.md); "
+            "missing keys keep their defaults",
+        ),
+    ] = None,
     definitions_out: Annotated[
         Path | None,
         typer.Option("--definitions", help="Write RabbitMQ definitions JSON here instead"),
     ] = None,
 ) -> None:
     """One broker user per connected system: publish to the submit exchange only, read its own
-    inbox and events queues only, configure nothing. Applies through the management API
+    inbox and events queues only, configure nothing, a few connections and channels; and
+    policies bounding the quarantine and events queues. Applies through the management API
     (VDX_MANAGEMENT_URL), or writes definitions for `rabbitmqctl import_definitions`."""
     try:
         names = Names(prefix)
-        specs = plan_accounts(load_directory(directory), names, router_user=router_user)
-        policies = plan_policies(names)
+        bounds = BrokerBounds.load(bounds_file)
+        specs = plan_accounts(
+            load_directory(directory), names, router_user=router_user, bounds=bounds
+        )
+        policies = plan_policies(names, bounds)
         secrets = load_or_create_passwords(passwords, [spec.user for spec in specs])
         if definitions_out is not None:
             definitions_out.write_text(json.dumps(definitions(specs, secrets, policies), indent=2))

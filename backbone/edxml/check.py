@@ -1,4 +1,5 @@
-"""Semantic checks the schemas cannot express: organ codes, DocumentId, manifest ↔ attachments.
+"""Semantic checks the schemas cannot express: organ codes, DocumentId (its shape, and its
+organ bound to the sender or the status's addressee), due date, manifest ↔ attachments.
 
 They read the tree defensively, so that they can run (and report) even when the schema has
 already found the structure wrong.
@@ -6,24 +7,21 @@ already found the structure wrong.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 from lxml import etree
 
 from backbone.edxml.dates import parse_date
+from backbone.edxml.document_id import DocumentId
 from backbone.edxml.issues import Issue, issue_at
 from backbone.edxml.models import Kind
 from backbone.edxml.names import q, qpath
-from backbone.errors import OrganCodeError
+from backbone.errors import DocumentIdError, OrganCodeError, Reason
 from backbone.organ import OrganCode
 
 __all__ = ["check"]
 
-_DOCUMENT_ID_SHAPE = (
-    "<OrganId>,<yyyy/MM/dd>,<Number>/<Notation> (e.g. 000.00.00.G22,2015/09/30,7816/VPCP-TTĐT)"
-)
-_NUMBER_NOTATION = re.compile(r"[^/]+/.+")
+_TAKE_BACK = "13"
 
 
 _MESSAGE_HEADER = qpath("edXMLEnvelope", "edXMLHeader", "MessageHeader")
@@ -46,8 +44,10 @@ def check(root: etree._Element, kind: Kind) -> list[Issue]:
     for element in organ_ids:
         issues.extend(_organ_code(element))
     for element in document_ids:
-        issues.extend(_document_id(element))
+        issues.extend(_document_id_issues(element))
+    issues.extend(_binding(header, kind))
     if kind is Kind.DOCUMENT:
+        issues.extend(_due_date(header))
         issues.extend(_manifest(root))
     return issues
 
@@ -60,30 +60,93 @@ def _organ_code(element: etree._Element) -> list[Issue]:
     return []
 
 
-def _document_id(element: etree._Element) -> list[Issue]:
-    text = element.text or ""
-    parts = text.split(",")
-    if len(parts) != 3:
-        return [
-            issue_at(
-                element,
-                f"DocumentId {text!r} has {len(parts)} comma-separated part(s); "
-                f"expected {_DOCUMENT_ID_SHAPE}",
-            )
-        ]
-    organ_id, day, number_notation = parts
-    problems: list[str] = []
+def _document_id(element: etree._Element) -> DocumentId | None:
     try:
-        OrganCode.parse(organ_id)
-    except OrganCodeError as exc:
-        problems.append(exc.message)
+        return DocumentId.parse(element.text or "")
+    except DocumentIdError:
+        return None
+
+
+def _document_id_issues(element: etree._Element) -> list[Issue]:
     try:
-        parse_date(day)
-    except ValueError as exc:
-        problems.append(str(exc))
-    if not _NUMBER_NOTATION.fullmatch(number_notation):
-        problems.append(f"{number_notation!r} is not <Number>/<Notation>")
-    return [issue_at(element, f"DocumentId {text!r}: {problem}") for problem in problems]
+        DocumentId.parse(element.text or "")
+    except DocumentIdError as exc:
+        return [issue_at(element, exc.message, exc.reason)]
+    return []
+
+
+def _binding(header: etree._Element, kind: Kind) -> list[Issue]:
+    """The DocumentId's organ is the From of a document and of a take-back request (13),
+    and the ResponseFor/OrganId of any status; a status other than 13 never comes from it.
+    (Malformed or missing parts are reported by the other checks.)"""
+    sender = header.find(qpath("From", "OrganId"))
+    if sender is None:
+        return []
+    problem = (_document_binding if kind is Kind.DOCUMENT else _status_binding)(header, sender)
+    return [] if problem is None else [problem]
+
+
+def _document_binding(header: etree._Element, sender: etree._Element) -> Issue | None:
+    element = header.find(q("DocumentId"))
+    document_id = None if element is None else _document_id(element)
+    if element is None or document_id is None or document_id.sender == sender.text:
+        return None
+    return issue_at(
+        element,
+        f"DocumentId {document_id.text!r} is {document_id.sender}'s, but the document is "
+        f"From {sender.text}: a DocumentId starts with its sender's organ code",
+        Reason.DOCUMENT_ID_NOT_SENDER,
+    )
+
+
+def _status_binding(header: etree._Element, sender: etree._Element) -> Issue | None:
+    element = header.find(qpath("ResponseFor", "DocumentId"))
+    organ = header.find(qpath("ResponseFor", "OrganId"))
+    document_id = None if element is None else _document_id(element)
+    if organ is None or document_id is None:
+        return None
+    if organ.text != document_id.sender:
+        return issue_at(
+            organ,
+            f"ResponseFor/OrganId {organ.text} is not the organ of its DocumentId "
+            f"{document_id.text!r} ({document_id.sender}): a status names the document's "
+            "original sender",
+            Reason.DOCUMENT_ID_NOT_SENDER,
+        )
+    code = header.find(q("StatusCode"))
+    take_back = code is not None and code.text == _TAKE_BACK
+    if take_back and sender.text != organ.text:
+        return issue_at(
+            sender,
+            f"take-back request (13) From {sender.text} about {document_id.text!r}, which is "
+            f"{organ.text}'s: only the original sender takes a document back",
+            Reason.DOCUMENT_ID_NOT_SENDER,
+        )
+    if not take_back and sender.text == organ.text:
+        return issue_at(
+            sender,
+            f"status From {sender.text} about its own document {document_id.text!r}: a status "
+            "goes from a recipient back to the original sender",
+            Reason.STATUS_MISADDRESSED,
+        )
+    return None
+
+
+def _due_date(header: etree._Element) -> list[Issue]:
+    """A document cannot be due before it was promulgated: such a DueDate would make its
+    recipients look late the moment it arrives (issue 14, finding 8)."""
+    due = header.find(q("DueDate"))
+    promulgated = header.find(qpath("PromulgationInfo", "PromulgationDate"))
+    if due is None or not due.text or promulgated is None:
+        return []  # no due date, or the schema reports the missing PromulgationDate
+    try:
+        due_day, promulgation_day = parse_date(due.text), parse_date(promulgated.text or "")
+    except ValueError:
+        return []  # the schema reports a malformed date
+    if due_day >= promulgation_day:
+        return []
+    message = f"DueDate {due.text} is before the document's PromulgationDate {promulgated.text}"
+    return [issue_at(due, message, Reason.DUE_DATE_BEFORE_DOCUMENT)]
 
 
 def _manifest(root: etree._Element) -> list[Issue]:

@@ -13,25 +13,39 @@ __all__ = ["Issue", "issue_at", "line_of", "path_of"]
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """One problem: what is wrong, and where (either may be unknown)."""
+    """One problem: what is wrong, and where (either may be unknown); ``reason`` when it
+    has a more specific one than ``edxml_invalid``."""
 
     message: str
     line: int | None = None
     path: str | None = None
+    reason: Reason | None = None
 
     @classmethod
     def from_error(cls, error: EdxmlError) -> Issue:
         return cls(error.message, error.line, error.path)
 
-    def to_error(self, reason: Reason = Reason.EDXML_INVALID) -> EdxmlError:
-        return EdxmlError(self.message, reason=reason, line=self.line, path=self.path)
+    def to_error(self, reason: Reason | None = None) -> EdxmlError:
+        return EdxmlError(
+            self.message,
+            reason=reason or self.reason or Reason.EDXML_INVALID,
+            line=self.line,
+            path=self.path,
+        )
 
     def as_dict(self) -> dict[str, str | int | None]:
-        return {"message": self.message, "line": self.line, "path": self.path}
+        found: dict[str, str | int | None] = {
+            "message": self.message,
+            "line": self.line,
+            "path": self.path,
+        }
+        if self.reason is not None:  # only the problems with a code of their own say it
+            found["reason"] = self.reason.value
+        return found
 
 
-def issue_at(element: etree._Element, message: str) -> Issue:
-    return Issue(message, line_of(element), path_of(element))
+def issue_at(element: etree._Element, message: str, reason: Reason | None = None) -> Issue:
+    return Issue(message, line_of(element), path_of(element), reason)
 
 
 def line_of(element: etree._Element) -> int | None:

@@ -85,7 +85,8 @@ def examine(
         issues += value_issues
     issues.sort(key=lambda issue: issue.line or 0)
     if issues:
-        return Examination(root, kind, None, tuple(issues), Reason.EDXML_INVALID)
+        reason = issues[0].reason or Reason.EDXML_INVALID  # the first problem's, as reported
+        return Examination(root, kind, None, tuple(issues), reason)
     return Examination(root, kind, message, (), None)
 
 

@@ -3,6 +3,8 @@
 Wire format and algorithms: ``schemas/envelope/README.md``.
 """
 
+from backbone.envelope.binding import check_agreement, check_binding, status_note_of
+from backbone.envelope.bounds import MAX_HEADER_BYTES, max_header_bytes
 from backbone.envelope.model import MAX_STATUS_NOTE, EnvelopeHeader, KeyWrap, Kind
 from backbone.envelope.seal import seal
 from backbone.envelope.unseal import (
@@ -13,10 +15,11 @@ from backbone.envelope.unseal import (
     verify,
     verify_frame,
 )
-from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, read_frame
+from backbone.envelope.wire import DEFAULT_MAX_ENVELOPE_SIZE, Frame, header_length, read_frame
 
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_SIZE",
+    "MAX_HEADER_BYTES",
     "MAX_STATUS_NOTE",
     "EnvelopeHeader",
     "Frame",
@@ -24,10 +27,15 @@ __all__ = [
     "Kind",
     "OpenedEnvelope",
     "VerifiedEnvelope",
+    "check_agreement",
+    "check_binding",
     "decrypt",
+    "header_length",
+    "max_header_bytes",
     "open_envelope",
     "read_frame",
     "seal",
+    "status_note_of",
     "verify",
     "verify_frame",
 ]

@@ -85,7 +85,8 @@ class EnvelopeHeader(BaseModel):
     )
     kind: Kind
     sender: OrganCodeText
-    recipients: list[OrganCodeText] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    # fail_fast: the first bad item is reported, not one error per item (see ``bounds``).
+    recipients: list[OrganCodeText] = Field(min_length=1, max_length=MAX_RECIPIENTS, fail_fast=True)
     document_id: str = Field(
         min_length=1,
         max_length=512,
@@ -106,7 +107,7 @@ class EnvelopeHeader(BaseModel):
     )
     content_encryption: Literal["A256GCM"] = Field(description="AES-256-GCM")
     nonce: str = Field(pattern=r"^[A-Za-z0-9+/]{16}$", description="base64 of the 12-byte nonce")
-    key_wraps: list[KeyWrap] = Field(min_length=1, max_length=MAX_RECIPIENTS)
+    key_wraps: list[KeyWrap] = Field(min_length=1, max_length=MAX_RECIPIENTS, fail_fast=True)
     sender_certificate: Annotated[Base64Text, Field(min_length=4, max_length=16384)] = Field(
         description="base64 DER of the sender's X.509 certificate"
     )

@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
+from backbone.edxml import EdxmlDocument, EdxmlStatus
 from backbone.envelope import algorithms
+from backbone.envelope.binding import check_agreement, check_binding
 from backbone.envelope.model import EnvelopeHeader, KeyWrap, Kind, summarize
 from backbone.envelope.wire import encode
 from backbone.errors import CertificateBindingError, CertificateKeyUsageError, EnvelopeError
@@ -38,6 +40,7 @@ def seal(
     validator: CertificateValidator | None = None,
     due_date: date | None = None,
     status_note: str | None = None,
+    message: EdxmlDocument | EdxmlStatus | None = None,
 ) -> bytes:
     """Return the envelope's wire bytes.
 
@@ -47,6 +50,13 @@ def seal(
     must have validated them (e.g. taken them from a checked directory).
     ``due_date`` (a document's DueDate) and ``status_note`` (a status's Description, at most
     ``MAX_STATUS_NOTE`` characters) are optional tracking fields the router may read.
+
+    The header must be bound (:func:`~backbone.envelope.binding.check_binding`: the
+    DocumentId's shape, its organ the sender's or, for a status, the addressee's), and, given
+    ``message`` (the validated model of ``edxml``), say what the edXML says
+    (:func:`~backbone.envelope.binding.check_agreement`): a header that disagrees is never
+    signed. ``edxml`` itself is opaque here; callers that have no model (tests of the
+    envelope) seal any bytes.
     """
     sender_code = OrganCode.parse(str(sender))
     targets = {OrganCode.parse(str(code)): cert for code, cert in recipients.items()}
@@ -87,6 +97,9 @@ def seal(
         )
     except ValidationError as exc:
         raise EnvelopeError(f"cannot seal an envelope: {summarize(exc)}") from None
+    check_binding(header)
+    if message is not None:
+        check_agreement(header, message)
     # The optional tracking fields are left out when null: such a header is byte for byte
     # what readers that predate them accept.
     unset = {name for name in ("due_date", "status_note") if getattr(header, name) is None}

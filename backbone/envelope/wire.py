@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from pydantic import ValidationError
 
+from backbone.envelope.bounds import MAX_HEADER_BYTES, check_header
 from backbone.envelope.model import EnvelopeHeader, summarize
 from backbone.errors import EnvelopeMalformedError, Reason
 
@@ -24,11 +25,12 @@ __all__ = [
     "MAX_SIGNATURE_SIZE",
     "Frame",
     "encode",
+    "header_length",
     "read_frame",
 ]
 
 MAGIC = b"VDX1"
-MAX_HEADER_SIZE = 1 << 20  # ≈2,000 key wraps; MAX_RECIPIENTS stays well below
+MAX_HEADER_SIZE = MAX_HEADER_BYTES  # the widest header, for MAX_RECIPIENTS (``bounds``)
 MAX_SIGNATURE_SIZE = 1024  # an RSA-8192 signature
 # RabbitMQ 4 refuses bodies above 16 MiB by default (max_message_size); so do we.
 DEFAULT_MAX_ENVELOPE_SIZE = 16 << 20
@@ -55,6 +57,13 @@ def encode(header_bytes: bytes, signature: bytes, ciphertext: bytes) -> bytes:
             ciphertext,
         )
     )
+
+
+def header_length(body: bytes) -> int:
+    """The header length the framing claims (0 when the body is too short to say)."""
+    if len(body) < _PREFIX:
+        return 0
+    return int(_LENGTH.unpack_from(body, len(MAGIC))[0])
 
 
 def read_frame(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Frame:
@@ -97,6 +106,7 @@ def read_frame(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Fra
             "follow the signature length field)"
         )
     header_bytes = body[_PREFIX:header_end]
+    check_header(header_bytes)  # bounded, first problem wins: before pydantic's error list
     try:
         header = EnvelopeHeader.model_validate_json(header_bytes)
     except ValidationError as exc:

@@ -1,21 +1,32 @@
 """The HTTP side of a backbone process: ``/metrics``, ``/healthz`` (alive), ``/readyz``.
 
 Readiness is a list of named checks (broker connected, store reachable, …); each returns
-``None`` when fine or a sentence saying what is wrong. The app runs on uvicorn inside the
-process's own event loop, so checks see the live connection objects.
+``None`` when fine or a sentence saying what is wrong. A check that raises is answered with
+its name and the kind of error only: an exception's text may carry a URL, user, host or
+database name, which go to the log, never to the unauthenticated answer. The app runs on
+uvicorn inside the process's own event loop, so checks see the live connection objects.
+
+The server listens on loopback unless configured otherwise (``http_host``): ``/metrics``
+and ``/readyz`` need no token, so exposing them is an operator's explicit choice.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import cast
 
+import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from backbone.observability.listen import LOOPBACK
+
 __all__ = ["Check", "HttpServer", "make_app"]
+
+log = structlog.get_logger(__name__)
 
 Check = Callable[[], Awaitable[str | None]]
 
@@ -43,7 +54,8 @@ def make_app(
             try:
                 problem = await asyncio.wait_for(check(), timeout=5)
             except Exception as error:  # a check that fails is itself the answer
-                problem = f"{type(error).__name__}: {error}"
+                log.warning("http.readiness_check_failed", check=name, error=str(error))
+                problem = f"not ready: the check failed ({type(error).__name__})"
             if problem is not None:
                 problems[name] = problem
         ready = not problems
@@ -58,7 +70,7 @@ def make_app(
 class HttpServer:
     """uvicorn serving ``app`` on ``host:port`` as a task of the running loop."""
 
-    def __init__(self, app: FastAPI, *, host: str = "0.0.0.0", port: int) -> None:  # noqa: S104
+    def __init__(self, app: FastAPI, *, host: str = LOOPBACK, port: int) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -69,6 +81,15 @@ class HttpServer:
             if self._task.done():
                 self._task.result()  # raises why it could not start (port taken…)
             await asyncio.sleep(0.02)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The (host, port) pairs it listens on, once started."""
+        return [
+            cast("tuple[str, int]", socket.getsockname()[:2])
+            for server in self._server.servers
+            for socket in server.sockets
+        ]
 
     async def stop(self) -> None:
         if self._task is not None:

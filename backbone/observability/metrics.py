@@ -30,6 +30,7 @@ __all__ = [
     "ENVELOPES_ROUTED",
     "IN_FLIGHT",
     "OVERDUE_FLAGGED",
+    "RATE_LIMITED",
     "ROUTING_SECONDS",
     "STATUSES",
     "UNROUTABLE",
@@ -61,6 +62,12 @@ DELIVERIES = Counter(
 STATUSES = Counter("vdx_statuses_total", "Processing statuses relayed, by code", ["code"])
 DUPLICATES = Counter("vdx_duplicates_total", "Resends answered with the original outcome")
 UNROUTABLE = Counter("vdx_unroutable_total", "Envelopes parked because nothing was bound")
+RATE_LIMITED = Counter(
+    "vdx_rate_limited_total",
+    "Envelopes refused unread because their publishing account was over its rate limit, by "
+    "the tier of the party told",
+    ["tier"],
+)
 DEAD_LETTERED = Counter(
     "vdx_dead_lettered_total", "Envelopes dead-lettered after the delivery limit"
 )

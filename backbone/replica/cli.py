@@ -61,6 +61,7 @@ async def build_router(settings: Settings) -> Router:
         names=names,
         policy=settings.routing_policy,
         max_envelope_bytes=settings.max_envelope_bytes,
+        rate_limits=settings.rate_limit,
     )
     tracking = Tracking.for_store(store, directory.tiers, settings.tracking_options())
     return Router(
@@ -70,7 +71,9 @@ async def build_router(settings: Settings) -> Router:
             prefetch=settings.prefetch,
             delivery_limit=settings.delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,
+            quarantine_body_bytes=settings.quarantine_body_bytes,
             http_port=settings.http_port,
+            http_host=settings.http_host,
         ),
         directory=directory,
         pipeline=pipeline,

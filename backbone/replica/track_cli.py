@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import make_url
 from typer.core import TyperGroup
 
 from backbone.directory import load_directory
@@ -62,12 +63,26 @@ async def _track(settings: Settings, store_url: str, document_id: str) -> Docume
         raise ConfigurationError(
             f"tracking reads a SQL store; {store_url.split(':', 1)[0]}: is not"
         )
+    _check_sqlite_file(store_url)
     store = await SqlStore.open(store_url)
     try:
         tracker = Tracker(store.engine, tiers, zone=settings.tracking_time_zone)
         return await tracker.document(Principal(operator=True), document_id)
     finally:
         await store.close()
+
+
+def _check_sqlite_file(store_url: str) -> None:
+    # Opening a SQLite store creates it: reading one that is not there would make an empty
+    # database (and its folder) and answer "no document", hiding the real mistake.
+    url = make_url(store_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database or "")
+        if not path.is_file():
+            raise ConfigurationError(
+                f"no router store at {path.resolve()}: pass the router's settings with "
+                "--config, or the store with --store-url"
+            )
 
 
 @app.command("show")

@@ -1,10 +1,17 @@
 """The checks every envelope passes, in order, ending in one :data:`Decision`.
 
+0. the publishing account's rate (``ratelimit``), before anything → ``rate_limited``
 1. size, before anything is parsed                          → ``envelope_too_large``
-2. framing and header schema (``read_frame``)               → ``envelope_malformed``
+2. framing and header schema (``read_frame``; bounded by the recipients the header names,
+   first problem wins; a header larger than one recipient's can be, in a worker thread)
+                                                             → ``envelope_malformed``
 3. sender listed and active in the directory                 → ``sender_unknown`` / ``_inactive``
 4. the broker ``user_id`` is the sender's account, or its hub's → ``publisher_mismatch``
 5. sender certificate, signature, payload (``verify_frame``) → the certificate/envelope reasons
+5b. the DocumentId bound to its parties (``check_binding``): its shape, its organ the sender
+   of a document or take-back, the sole addressee of any other status
+                                       → ``document_id_malformed`` / ``document_id_not_sender``
+                                         / ``status_misaddressed``
 6. recipients listed and active                              → ``recipient_unknown``
 7. routing policy for every recipient                        → ``policy_denied``
 8. flows: a status answers a document that was routed, a revocation, update or replacement
@@ -20,6 +27,7 @@ refused envelope can be fixed and sent again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -29,13 +37,18 @@ from backbone.directory import Agency, Directory
 from backbone.envelope import (
     DEFAULT_MAX_ENVELOPE_SIZE,
     EnvelopeHeader,
+    Frame,
     VerifiedEnvelope,
+    check_binding,
+    header_length,
+    max_header_bytes,
     read_frame,
     verify_frame,
 )
 from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailableError
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
+from backbone.router.ratelimit import AccountRateLimits, RateLimit
 from backbone.store.abc import ClaimState, Delivery, Outcome, Store
 from backbone.wire.names import Names
 
@@ -53,6 +66,9 @@ _BUSINESS_NAMES: Final = {
     3: "replacement of document",
 }
 _DEFAULT_POLICY: Final = RoutingPolicy()
+# A header no larger than the widest one for a single recipient parses in well under a
+# millisecond; anything larger (up to 1,000 key wraps) is parsed in a worker thread.
+_IN_PLACE_HEADER_BYTES: Final = max_header_bytes(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +116,10 @@ class Pipeline:
         names: Names,
         policy: RoutingPolicy = _DEFAULT_POLICY,
         max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_SIZE,
+        rate_limits: AccountRateLimits | RateLimit | None = None,
     ) -> None:
+        """``rate_limits``: per publishing account (a :class:`RateLimit` gets buckets of its
+        own); None admits every account at any rate."""
         policy.check(directory.tiers)
         self._directory = directory
         self._tiers = directory.tiers
@@ -108,6 +127,9 @@ class Pipeline:
         self._store = store
         self._policy = policy
         self._max_bytes = max_envelope_bytes
+        self._rate_limits = (
+            AccountRateLimits(rate_limits) if isinstance(rate_limits, RateLimit) else rate_limits
+        )
         # A code's level decides its tier: four entries instead of a tier lookup per recipient.
         self._exchange_of_level = {
             level: names.tier_exchange(tier) for tier in self._tiers.tiers for level in tier.levels
@@ -125,6 +147,9 @@ class Pipeline:
         the broker checked against the publisher's login). Bad input never raises; a store
         failure (:class:`StoreUnavailableError`) or a bug does, so the service can requeue
         the message."""
+        # A redelivery was admitted once already (a refusal is acked, never redelivered).
+        if not redelivered and (refusal := self._over_rate(user_id)) is not None:
+            return refusal
         if len(body) > self._max_bytes:
             return Reject(
                 Reason.ENVELOPE_TOO_LARGE,
@@ -132,7 +157,7 @@ class Pipeline:
                 None,
             )
         try:
-            frame = read_frame(body, max_size=self._max_bytes)
+            frame = await self._read(body)
         except BackboneError as error:
             return Reject(error.reason, error.message, None)
         try:
@@ -141,11 +166,30 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header)
         try:
+            check_binding(frame.header)  # authenticated now: its sender is the one to tell
             return await self._decide(frame.header, sender, envelope, redelivered)
         except StoreUnavailableError:
             raise  # says nothing about the envelope: requeue it, do not quarantine it
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header, authenticated=True)
+
+    def _over_rate(self, user_id: str | None) -> Reject | None:
+        if self._rate_limits is None or self._rate_limits.allow(user_id or ""):
+            return None
+        limit = self._rate_limits.limit
+        return Reject(
+            Reason.RATE_LIMITED,
+            f"account {user_id or '(none)'!r} published more than {limit.burst} envelopes at "
+            f"once, or more than {limit.per_second:g} a second since; this envelope was not "
+            "checked or routed: send it again later",
+            None,
+        )
+
+    async def _read(self, body: bytes) -> Frame:
+        if header_length(body) <= _IN_PLACE_HEADER_BYTES:
+            return read_frame(body, max_size=self._max_bytes)
+        # Off the event loop, so other accounts' envelopes go on meanwhile.
+        return await asyncio.to_thread(read_frame, body, max_size=self._max_bytes)
 
     async def _decide(
         self,

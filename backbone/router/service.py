@@ -1,7 +1,8 @@
 """The router process: consume envelopes, decide, publish with confirms, ack last.
 
 Every inbound envelope ends in exactly one of: routed (one publish per recipient tier
-exchange, all confirmed, then acked), rejected (kept in quarantine, sender told, acked),
+exchange, all confirmed, then acked), rejected (in quarantine, whole or as a record of it:
+``router.quarantine``; sender told; acked),
 answered as a duplicate (sender told the original outcome, acked), or, when processing
 itself fails, requeued until the inbound queue's delivery limit dead-letters it. Nothing is
 acknowledged before what it promises is confirmed by the broker.
@@ -28,12 +29,13 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from backbone.broker.tls import connection_problem
+from backbone.broker.failures import broker_failure
 from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
-from backbone.errors import BrokerUnavailableError
+from backbone.errors import Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
+from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
@@ -41,17 +43,15 @@ from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell
 from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
+from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES, Quarantine
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Store
 from backbone.wire import (
-    H_MESSAGE,
-    H_PUBLISHER,
-    H_REASON,
     Event,
     EventType,
     Names,
     envelope_message,
-    identity_headers,
+    status_events,
 )
 
 __all__ = ["Router", "RouterOptions", "start"]
@@ -66,7 +66,11 @@ class RouterOptions:
     prefetch: int = 256
     delivery_limit: int = 5
     max_envelope_bytes: int = 16 * 1024 * 1024
+    # Refused envelopes up to this size, header readable, are quarantined whole; others
+    # as a record (header, SHA-256, size, reason), never their bulk.
+    quarantine_body_bytes: int = DEFAULT_KEEP_BODY_BYTES
     http_port: int | None = None  # /metrics, /healthz, /readyz (and extensions') when set
+    http_host: str = LOOPBACK  # the address it listens on: loopback unless configured
 
 
 class Router:
@@ -99,6 +103,7 @@ class Router:
         self._consumer_tags: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
         self._http: HttpServer | None = None
         self._events = EventPublisher(self._publish_events)
+        self._quarantine = Quarantine(keep_body_bytes=options.quarantine_body_bytes)
         self._parked = ParkedNotices(
             store=store,
             directory=directory,
@@ -157,6 +162,7 @@ class Router:
                     title="vdx router",
                     routers=[route for ext in self.extensions for route in ext.routers()],
                 ),
+                host=self.options.http_host,
                 port=self.options.http_port,
             )
             await self._http.start()
@@ -168,8 +174,14 @@ class Router:
             "router.started",
             prefix=names.prefix,
             prefetch=self.options.prefetch,
+            http_host=self.options.http_host,
             http_port=self.options.http_port,
         )
+
+    @property
+    def http_addresses(self) -> list[tuple[str, int]]:
+        """Where its HTTP server listens (none when ``http_port`` is unset)."""
+        return [] if self._http is None else self._http.addresses
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop consuming, finish what is in flight, close."""
@@ -276,8 +288,8 @@ class Router:
         self._count_routed(header)
         await self._emit(Event.about(EventType.ROUTED, header))
         if header.kind == Kind.STATUS:
-            for original_sender in header.recipients:
-                await self._emit(Event.about(EventType.STATUS, header, party=original_sender))
+            for event in status_events(header):
+                await self._emit(event)
         log.info(
             "router.routed",
             envelope_id=header.envelope_id,
@@ -310,20 +322,8 @@ class Router:
         header = decision.header
         metrics.ENVELOPES_REJECTED.labels(decision.reason.value, self._tier_name(header)).inc()
         assert self._publish_channel is not None
-        headers: dict[str, aio_pika.abc.FieldValue] = {
-            H_REASON: decision.reason.value,
-            H_MESSAGE: decision.message[:1000],
-            H_PUBLISHER: message.user_id or "",
-        }
-        if header is not None:
-            headers |= identity_headers(header)
         await self._publish_channel.default_exchange.publish(
-            aio_pika.Message(
-                message.body,
-                headers=headers,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=str(uuid.uuid4()),
-            ),
+            await self._quarantine.message(decision, message.body, publisher=message.user_id),
             routing_key=self.options.names.quarantine_queue,
         )
         # Only an authenticated sender is told by name; otherwise the publisher is, so a forged
@@ -331,6 +331,8 @@ class Router:
         party = party_to_tell(
             self.directory, header, message.user_id, authenticated=decision.authenticated
         )
+        if decision.reason is Reason.RATE_LIMITED:
+            metrics.RATE_LIMITED.labels(self._tier_of(party) if party else "unknown").inc()
         if party is not None:
             await self._emit(
                 Event.about(
@@ -408,12 +410,10 @@ class Router:
 
 async def start(router: Router) -> None:
     """Start ``router``; a broker that cannot be reached (refused, or whose TLS certificate
-    does not verify) is a :class:`BrokerUnavailableError` saying which."""
+    does not verify, refuses the login) is a :class:`BrokerUnavailableError` saying which."""
     try:
         await router.start()
     except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
         with contextlib.suppress(Exception):
             await router.stop(timeout=1.0)
-        raise BrokerUnavailableError(
-            f"the router cannot reach the broker: {connection_problem(error)}"
-        ) from None
+        raise broker_failure(error, "the router", router.options.amqp_url) from None

@@ -9,8 +9,11 @@ from pydantic import AliasChoices, Field, SecretStr
 
 from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from backbone.observability.listen import LOOPBACK
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
+from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
+from backbone.router.ratelimit import RateLimit
 
 __all__ = ["RouterSettings"]
 
@@ -30,6 +33,17 @@ class RouterSettings(BrokerSettings):
     intermediates: tuple[Path, ...] = Field(default=(), description="Intermediate CA files")
     crls: tuple[Path, ...] = Field(default=(), description="CRL files, one per issuing CA")
     max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+    quarantine_body_bytes: int = Field(
+        default=DEFAULT_KEEP_BODY_BYTES,
+        ge=0,
+        description="Refused envelopes up to this size whose header could be read are kept "
+        "whole in quarantine; others as a record (header, SHA-256, size, reason), not the body",
+    )
+    rate_limit: RateLimit = Field(
+        default_factory=RateLimit,
+        description="Per broker account: envelopes at once (burst) and per second "
+        "(per_second) before the router refuses the excess as rate_limited",
+    )
     prefix: str = Field(
         default="vdx", pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Broker name prefix"
     )
@@ -43,6 +57,12 @@ class RouterSettings(BrokerSettings):
     )
     http_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"
+    )
+    http_host: str = Field(
+        default=LOOPBACK,
+        min_length=1,
+        description="The address the HTTP server listens on: loopback by default, since "
+        "/metrics and /readyz need no token; 0.0.0.0 only where a scraper must reach it",
     )
     routing_policy: RoutingPolicy = Field(
         default_factory=RoutingPolicy,

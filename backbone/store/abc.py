@@ -43,6 +43,11 @@ class SubmissionKey:
     DocumentId: ``document:0`` (new) … ``document:3`` (replacement), ``status:03`` …
     ``payload_digest`` tells a byte-identical resend (same digest: answer with the original
     outcome) from a different payload under the same identity (refused).
+
+    The original sender is part of the key through ``document_id``: the router routes only
+    envelopes whose DocumentId names it (``backbone.envelope.check_binding``), so a status's
+    key (its sender, the DocumentId, its code) is that of one document of one sender, and
+    nobody can claim another sender's DocumentId before it is sent.
     """
 
     sender: str

@@ -13,6 +13,10 @@ Which envelope touches which journey (``S`` sent document ``D`` to ``R``):
 - a document S→R (new, revoked, updated, replaced), or status 13 (take-back asked) S→R:
   the journey (D, S, R);
 - any other status R→S (01 … 06, 02, 15, 16): the journey (D, S, R) it answers.
+
+``S`` is always the organ ``D`` names: the router routes a document or 13 only from it and
+any other status only to it (``backbone.envelope.check_binding``), so a journey's key is
+(DocumentId, original sender, recipient) and tracking reads the sender from the DocumentId.
 """
 
 from __future__ import annotations

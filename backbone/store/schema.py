@@ -126,7 +126,9 @@ journeys = Table(
 )
 
 # One row per document and recipient found overdue (``backbone.tracking.overdue``): the
-# primary key makes the flag, and its event, happen once across router replicas.
+# primary key makes the flag, and its event, happen once across router replicas. The
+# DocumentId names its sender (the router routes no other), so it is unique per sender too;
+# reads match the sender as well, for rows routed before that binding.
 overdue = Table(
     "overdue",
     metadata,

@@ -18,7 +18,7 @@ from backbone.tracking.model import (
     Principal,
     State,
 )
-from backbone.tracking.query import MAX_PAGE_SIZE, JourneyFilter, Tracker
+from backbone.tracking.query import MAX_PAGE, MAX_PAGE_SIZE, JourneyFilter, Tracker
 
 __all__ = ["tracking_api"]
 
@@ -36,7 +36,11 @@ def tracking_api(tracker: Tracker, tokens: TokenBook) -> APIRouter:
     async def me(asker: Annotated[Principal, Depends(authenticated)]) -> Principal:
         return asker
 
-    @router.get("/documents", summary="Journeys (a document to a recipient), newest first")
+    @router.get(
+        "/documents",
+        summary="Journeys (a document to a recipient), newest first",
+        responses={status.HTTP_400_BAD_REQUEST: {"description": "page or page_size unusable"}},
+    )
     async def documents(
         asker: Annotated[Principal, Depends(authenticated)],
         sender: Annotated[str | None, Query(description="sender's organ code")] = None,
@@ -48,9 +52,14 @@ def tracking_api(tracker: Tracker, tokens: TokenBook) -> APIRouter:
         since: Annotated[datetime | None, Query(description="routed at or after")] = None,
         until: Annotated[datetime | None, Query(description="routed before")] = None,
         overdue: Annotated[bool | None, Query(description="past due and not finished")] = None,
-        page: Annotated[int, Query(ge=1)] = 1,
-        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+        # Text, judged by _whole: any unusable value is a 400 that says what to send.
+        page: Annotated[str, Query(description=f"a whole number, 1 to {MAX_PAGE}")] = "1",
+        page_size: Annotated[
+            str, Query(description=f"a whole number, 1 to {MAX_PAGE_SIZE}")
+        ] = "50",
     ) -> JourneyPage:
+        number = _whole("page", page, MAX_PAGE)
+        size = _whole("page_size", page_size, MAX_PAGE_SIZE)
         where = JourneyFilter(
             sender=sender,
             recipient=recipient,
@@ -61,7 +70,7 @@ def tracking_api(tracker: Tracker, tokens: TokenBook) -> APIRouter:
             overdue=overdue,
         )
         try:
-            return await tracker.journeys(asker, where, page=page, page_size=page_size)
+            return await tracker.journeys(asker, where, page=number, page_size=size)
         except ValueError as error:  # an unknown tier
             raise HTTPException(422, str(error)) from None
 
@@ -85,6 +94,17 @@ def tracking_api(tracker: Tracker, tokens: TokenBook) -> APIRouter:
         return await tracker.overview(asker)
 
     return router
+
+
+def _whole(name: str, text: str, most: int) -> int:
+    """``text`` as a whole number from 1 to ``most``, else a 400 naming the parameter (the
+    value is not echoed back)."""
+    # Length first: int() of thousands of digits is slow, and the value is out of range.
+    if text.isascii() and text.isdigit() and len(text) <= len(str(most)) and 1 <= int(text) <= most:
+        return int(text)
+    raise HTTPException(
+        status.HTTP_400_BAD_REQUEST, f"{name} must be a whole number from 1 to {most}"
+    )
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -1,4 +1,5 @@
-"""The overdue check: journeys past their due date and not finished by the recipient.
+"""The overdue check: journeys past their due date and not finished by the recipient
+(never one that arrived already past it: see ``backbone.tracking.query._journeys``).
 
 Each check flags every newly overdue journey once (a row in the store's ``overdue`` table;
 its primary key makes that once across router replicas), counts it in

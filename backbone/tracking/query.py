@@ -9,15 +9,18 @@ took the sender's envelope.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Select,
     and_,
+    cast,
     delete,
     exists,
     func,
@@ -29,6 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backbone.clock import Clock, today_in, utc_now
+from backbone.edxml.document_id import DocumentId
+from backbone.errors import DocumentIdError
 from backbone.organ import OrganCode
 from backbone.store.schema import claims, deliveries, journeys, overdue
 from backbone.tiers import Tier, TierModel
@@ -45,9 +50,12 @@ from backbone.tracking.model import (
     StepKind,
 )
 
-__all__ = ["MAX_PAGE_SIZE", "JourneyFilter", "Tracker"]
+__all__ = ["MAX_PAGE", "MAX_PAGE_SIZE", "JourneyFilter", "Tracker"]
 
 MAX_PAGE_SIZE = 200
+# Past any real list (20 million journeys at the largest page size), and well inside what a
+# database OFFSET takes: a huge page number is refused, never sent to SQL.
+MAX_PAGE = 100_000
 _OVERVIEW_DOCUMENTS = 100
 _FLAG_BATCH = 1000
 
@@ -88,13 +96,33 @@ class JourneyFilter:
     flagged: bool | None = None  # flagged overdue already
 
 
+@dataclass(frozen=True, slots=True)
+class _Days:
+    """What lateness is judged by: today, and the day a journey's due date arrived (both
+    where the agencies are)."""
+
+    today: date
+    arrival_day: Callable[[ColumnElement[datetime]], ColumnElement[date]]
+
+
 def _journeys(
-    principal: Principal, where: JourneyFilter, tiers: TierModel, today: date
+    principal: Principal, where: JourneyFilter, tiers: TierModel, days: _Days
 ) -> Select[Any]:
     """The journeys ``principal`` may see that match ``where``, as rows of the ``journeys``
-    table (kept by the router's store as it routes) with whether each is overdue."""
+    table (kept by the router's store as it routes) with whether each is overdue.
+
+    A journey is overdue when its due date has passed, it is not finished, and the due date
+    had not passed yet when it reached the recipient: a document that arrives already past
+    its due date (sent late, or dated so on purpose) is the sender's lateness, never counted
+    against the recipient (issue 14, finding 8)."""
     j = journeys.c
-    late = and_(j.due_date.is_not(None), j.due_date < today, j.state.not_in(_FINISHED))
+    arrived_in_time = or_(j.due_at.is_(None), j.due_date >= days.arrival_day(j.due_at))
+    late = and_(
+        j.due_date.is_not(None),
+        j.due_date < days.today,
+        j.state.not_in(_FINISHED),
+        arrived_in_time,
+    )
     conditions: list[ColumnElement[bool]] = [j.routed_at.is_not(None)]
     if not principal.operator:
         agencies = list(principal.agencies)
@@ -117,7 +145,9 @@ def _journeys(
         conditions.append(late if where.overdue else not_(late))
     if where.flagged is not None:
         flagged = exists().where(
-            overdue.c.document_id == j.document_id, overdue.c.recipient == j.recipient
+            overdue.c.document_id == j.document_id,
+            overdue.c.sender == j.sender,
+            overdue.c.recipient == j.recipient,
         )
         conditions.append(flagged if where.flagged else not_(flagged))
     return select(
@@ -167,7 +197,8 @@ class Tracker:
         self._tiers = tiers
         self._zone = ZoneInfo(zone)
         self._clock = clock
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._postgresql = engine.dialect.name == "postgresql"
+        dialect = postgresql if self._postgresql else sqlite
         self._flag = (
             dialect.insert(overdue).on_conflict_do_nothing().returning(overdue.c.document_id)
         )
@@ -184,6 +215,18 @@ class Tracker:
         a document due today is on time until midnight there."""
         return today_in(self._zone, self._clock)
 
+    def _days(self) -> _Days:
+        return _Days(self.today(), self._arrival_day)
+
+    def _arrival_day(self, at: ColumnElement[datetime]) -> ColumnElement[date]:
+        """The day ``at`` (a UTC timestamp column) falls on in the agencies' zone, in SQL."""
+        if self._postgresql:
+            return cast(func.timezone(self._zone.key, at), Date)
+        # SQLite keeps naive UTC text and knows no zones: shift by the zone's offset now
+        # (exact for Vietnam, which has no daylight saving time).
+        offset = self._zone.utcoffset(self._clock()) or timedelta(0)
+        return func.date(at, f"{int(offset.total_seconds()):+d} seconds")
+
     def tier_of(self, code: str) -> str:
         return self._tiers.tier_of(OrganCode.parse(code)).name
 
@@ -197,9 +240,9 @@ class Tracker:
     ) -> JourneyPage:
         """One page of the journeys ``principal`` may see, newest first. Raise
         ``ValueError`` for an unknown tier or a page out of range."""
-        if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page starts at 1 and page_size is 1..{MAX_PAGE_SIZE}")
-        found = _journeys(principal, where, self._tiers, self.today())
+        if not 1 <= page <= MAX_PAGE or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page is 1..{MAX_PAGE} and page_size is 1..{MAX_PAGE_SIZE}")
+        found = _journeys(principal, where, self._tiers, self._days())
         counted = select(func.count()).select_from(found.subquery("matching"))
         shown = (
             found.order_by(*_newest_first(journeys.c))
@@ -215,8 +258,14 @@ class Tracker:
         """The document's timeline per recipient, or ``None`` when it does not exist *or*
         ``principal`` may not see it (the two are indistinguishable on purpose). A sender
         sees every recipient; a recipient only its own journey."""
-        where = JourneyFilter(document_id=document_id)
-        tracked = _journeys(Principal(operator=True), where, self._tiers, self.today())
+        # The DocumentId names its sender (the router refuses any other): a journey under
+        # the id from anyone else (routed before the binding) is not this document's.
+        try:
+            sender = DocumentId.parse(document_id).sender
+        except DocumentIdError:
+            return None
+        where = JourneyFilter(document_id=document_id, sender=sender)
+        tracked = _journeys(Principal(operator=True), where, self._tiers, self._days())
         async with self._engine.connect() as conn:
             found = [
                 self._journey(row._mapping)
@@ -224,7 +273,6 @@ class Tracker:
             ]
             if not found:
                 return None
-            sender = found[0].sender
             if not principal.acts_for(sender):
                 found = [journey for journey in found if principal.acts_for(journey.recipient)]
                 if not found:
@@ -249,7 +297,7 @@ class Tracker:
                 row.recipient: row.flagged_at
                 for row in await conn.execute(
                     select(overdue.c.recipient, overdue.c.flagged_at).where(
-                        overdue.c.document_id == document_id
+                        overdue.c.document_id == document_id, overdue.c.sender == sender
                     )
                 )
             }
@@ -267,8 +315,9 @@ class Tracker:
 
     async def overview(self, principal: Principal) -> OverdueOverview:
         """Overdue journeys ``principal`` may see, counted per tier and late agency."""
-        today = self.today()
-        late = _journeys(principal, JourneyFilter(overdue=True), self._tiers, today).subquery()
+        days = self._days()
+        today = days.today
+        late = _journeys(principal, JourneyFilter(overdue=True), self._tiers, days).subquery()
         async with self._engine.connect() as conn:
             per_agency = (
                 await conn.execute(
@@ -306,7 +355,7 @@ class Tracker:
             Principal(operator=True),
             JourneyFilter(overdue=True, flagged=False),
             self._tiers,
-            self.today(),
+            self._days(),
         ).subquery()
         async with self._engine.connect() as conn:
             rows = await conn.execute(
@@ -338,6 +387,7 @@ class Tracker:
             await conn.execute(
                 delete(overdue).where(
                     overdue.c.document_id == journey.document_id,
+                    overdue.c.sender == journey.sender,
                     overdue.c.recipient == journey.recipient,
                 )
             )

@@ -4,9 +4,12 @@ all speak it; none of them owns it."""
 
 from __future__ import annotations
 
-from backbone.wire.events import Event, EventType, decode_events, encode_events
+from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
 from backbone.wire.message import envelope_message, header_text, identity_headers
 from backbone.wire.names import (
+    H_BODY_BYTES,
+    H_BODY_KEPT,
+    H_BODY_SHA256,
     H_CC,
     H_DOCUMENT,
     H_ENVELOPE,
@@ -17,8 +20,12 @@ from backbone.wire.names import (
     H_SENDER,
     Names,
 )
+from backbone.wire.quarantine import QuarantinedHeader, QuarantineRecord, quarantine_message
 
 __all__ = [
+    "H_BODY_BYTES",
+    "H_BODY_KEPT",
+    "H_BODY_SHA256",
     "H_CC",
     "H_DOCUMENT",
     "H_ENVELOPE",
@@ -30,9 +37,13 @@ __all__ = [
     "Event",
     "EventType",
     "Names",
+    "QuarantineRecord",
+    "QuarantinedHeader",
     "decode_events",
     "encode_events",
     "envelope_message",
     "header_text",
     "identity_headers",
+    "quarantine_message",
+    "status_events",
 ]

@@ -18,12 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
 
-__all__ = ["Event", "EventType", "decode_events", "encode_events"]
+__all__ = ["Event", "EventType", "decode_events", "encode_events", "status_events"]
 
 
 class EventType(StrEnum):
     ROUTED = "routed"  # every recipient's inbox has it (publisher confirms)
-    REJECTED = "rejected"  # refused with a reason; the envelope is in quarantine
+    REJECTED = "rejected"  # refused with a reason; in quarantine, whole or as a record
     DUPLICATE = "duplicate"  # a resend, answered with the original outcome
     UNROUTABLE = "unroutable"  # known recipient, nothing bound: parked
     DEAD_LETTERED = "dead_lettered"  # kept failing the router: in the dead-letter queue
@@ -69,6 +69,17 @@ class Event(BaseModel):
             }
         values.update(fields)
         return cls.model_validate(values)
+
+
+def status_events(header: EnvelopeHeader) -> list[Event]:
+    """The ``status`` events of a routed status: one per party it is addressed to, each
+    listing that party alone. A take-back (13) to 1,000 recipients is 1,000 events of one
+    recipient each, not 1,000 events each listing all 1,000 (issue 14, finding 9), and no
+    recipient learns from its event who else received the document."""
+    return [
+        Event.about(EventType.STATUS, header, party=party, recipients=(party,))
+        for party in header.recipients
+    ]
 
 
 _EVENTS = TypeAdapter(list[Event])

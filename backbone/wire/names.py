@@ -12,6 +12,9 @@ from backbone.organ import OrganCode
 from backbone.tiers import Tier
 
 __all__ = [
+    "H_BODY_BYTES",
+    "H_BODY_KEPT",
+    "H_BODY_SHA256",
     "H_CC",
     "H_DOCUMENT",
     "H_ENVELOPE",
@@ -30,6 +33,9 @@ H_SENDER = "vdx-sender"
 H_REASON = "vdx-reason"  # on quarantined envelopes: the Reason value
 H_MESSAGE = "vdx-message"  # on quarantined envelopes: what was wrong
 H_PUBLISHER = "vdx-publisher"  # on quarantined envelopes: the broker account that sent it
+H_BODY_SHA256 = "vdx-body-sha256"  # on quarantined envelopes: SHA-256 (hex) of the refused body
+H_BODY_BYTES = "vdx-body-bytes"  # on quarantined envelopes: its size
+H_BODY_KEPT = "vdx-body-kept"  # on quarantined envelopes: the body is the envelope, not a record
 H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients drop duplicates
 # RabbitMQ's own sender-selected distribution header: the further routing keys of one publish.
 H_CC = "CC"

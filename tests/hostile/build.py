@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -31,12 +32,16 @@ from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.xmldsig import sign_edxml
 from tests.hostile.cases import CASES, Case, Layer
 from tests.support import VIA_HUB, DevPki, Exchange, document_edxml
+from tests.support.forging import resigned
 
 __all__ = [
     "HONEST",
+    "KEY_BOMB_KEYS",
     "RECIPIENT",
     "Kit",
     "Submission",
+    "key_bomb",
+    "padded_header",
     "receive_input",
     "router_input",
     "send_input",
@@ -57,17 +62,20 @@ EXPIRED_AGENCY, REVOKED_AGENCY, NO_SIGNING_AGENCY, HUB_PROVINCE = (
 )
 EDXML_SIZE_LIMIT = 64 * 1024 * 1024  # backbone.edxml.parser.DEFAULT_MAX_BYTES
 ADAPTER_ENVELOPE_LIMIT = 16 * 1024 * 1024  # testkit.MAX_ENVELOPE_BYTES
+KEY_BOMB_KEYS = 100_000
+PADDED_HEADER_BYTES = 512 * 1024  # a 1-recipient header may be ≈30 KB (envelope.bounds)
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """What one case publishes on the submit exchange. ``before`` are genuine envelopes of
-    ``HONEST`` that must be routed first (the original a replay repeats)."""
+    """What one case publishes on the submit exchange. ``before`` are genuine envelopes (of
+    ``before_by``) that must be routed first (the original a replay repeats)."""
 
     body: bytes
     publisher: str  # organ code whose connected system's broker account publishes it
     told: str  # organ code whose events queue must get the answer
     before: tuple[bytes, ...] = ()
+    before_by: str = HONEST  # who publishes ``before`` (the original of another agency)
 
 
 @dataclass
@@ -99,12 +107,19 @@ class Kit:
         signed = sign_edxml(edxml, issued.key, issued.certificate)
         return self.seal_as_honest(signed, document_id=self.document_id(number))
 
-    def seal_as_honest(self, edxml: bytes, *, document_id: str | None = None) -> bytes:
+    def seal_as_honest(
+        self, edxml: bytes, *, document_id: str | None = None, due_date: date | None = None
+    ) -> bytes:
         """What a dishonest HONEST does: seal any bytes with its real key, so the envelope is
         authentic and only the content is wrong."""
         issued = self.pki.agency(HONEST)
         return self.seal(
-            edxml, HONEST, issued, [RECIPIENT], document_id or self.document_id(self.number())
+            edxml,
+            HONEST,
+            issued,
+            [RECIPIENT],
+            document_id or self.document_id(self.number()),
+            due_date=due_date,
         )
 
     def seal_with(self, sender: str, issued: IssuedCertificate, *, to: str = RECIPIENT) -> bytes:
@@ -122,6 +137,7 @@ class Kit:
         document_id: str,
         *,
         status_code: str | None = None,
+        due_date: date | None = None,
     ) -> bytes:
         """Any content, any sender, signed with ``issued``: a document (or a status with
         ``status_code``) encrypted to the recipients' certificates from this run's PKI."""
@@ -135,6 +151,7 @@ class Kit:
             document_id=document_id,
             business_type=0 if status_code is None else None,
             status_code=status_code,
+            due_date=due_date,
         )
 
     def refresh_router_crls(self) -> None:
@@ -192,11 +209,32 @@ def _genuine_edxml(kit: Kit) -> bytes:
     return document_edxml(HONEST, [RECIPIENT], kit.number())
 
 
+_LONG_OVERDUE = date(2001, 1, 1)
+
+
+def _due_before_promulgation(kit: Kit) -> bytes:
+    """Issue 14, finding 8: a document promulgated today but due in 2001, which would
+    make its recipient look late the moment it arrives."""
+    return document_edxml(HONEST, [RECIPIENT], kit.number(), due=_LONG_OVERDUE)
+
+
+def _sealed_due_before_promulgation(kit: Kit) -> Submission:
+    """The same document XML-signed and sealed by HONEST, its header consistent with it
+    (same DocumentId, due date 2001/01/01): only the recipient can see the lie."""
+    number = kit.number()
+    edxml = document_edxml(HONEST, [RECIPIENT], number, due=_LONG_OVERDUE)
+    body = kit.seal_as_honest(
+        _signed(kit, edxml), document_id=kit.document_id(number), due_date=_LONG_OVERDUE
+    )
+    return Submission(body, HONEST, HONEST)
+
+
 _EDXML_BUILDERS: dict[str, Callable[[Kit], bytes]] = {
     "build:deep_nesting": _deep_nesting,
     "build:oversized": _oversized,
     "build:envelope_too_large": _envelope_too_large,
     "build:genuine": _genuine_edxml,
+    "build:due_before_promulgation": _due_before_promulgation,
 }
 
 
@@ -208,9 +246,23 @@ def receive_input(case: Case, kit: Kit) -> Submission:
     so) and publishes it with its own account: the router routes it, RECIPIENT refuses it."""
     if case.source == "build:bad_key_wrap":
         return Submission(_bad_key_wrap(kit), HONEST, HONEST)
+    if case.source == "build:due_before_promulgation":
+        return _sealed_due_before_promulgation(kit)
     if case.source == "build:document_id_mismatch":
         signed = _signed(kit, _genuine_edxml(kit))
         return Submission(kit.seal_as_honest(signed), HONEST, HONEST)
+    if case.source == "build:business_type_mismatch":
+        # A signed revocation (BussinessDocType 1) under a header saying new (0): routed as
+        # new where a revocation would have needed the original.
+        number = kit.number()
+        revocation = _signed(kit, document_edxml(HONEST, [RECIPIENT], number, business=1))
+        body = kit.seal_as_honest(revocation, document_id=kit.document_id(number))
+        return Submission(body, HONEST, HONEST)
+    if case.source == "build:recipient_not_in_to":
+        number = kit.number()
+        elsewhere = _signed(kit, document_edxml(HONEST, [IMPERSONATED], number))
+        body = kit.seal_as_honest(elsewhere, document_id=kit.document_id(number))
+        return Submission(body, HONEST, HONEST)
     edxml = _file_or_built(case, kit)
     if case.sign:
         edxml = _signed(kit, edxml)
@@ -295,6 +347,11 @@ def _garbage(_: Kit) -> Submission:
     return Submission(b"GET /inbox HTTP/1.1\r\nHost: broker\r\n\r\n", HONEST, HONEST)
 
 
+def _large_garbage(kit: Kit) -> Submission:
+    """Bulk just under the router's size limit that is no envelope: kept as a record only."""
+    return Submission(b"%PDF-1.7\n" + b"\xff" * (kit.router_limit - 64), HONEST, HONEST)
+
+
 def _truncated(kit: Kit) -> Submission:
     return Submission(kit.genuine()[:200], HONEST, HONEST)
 
@@ -323,6 +380,40 @@ def _malformed_recipient_code(kit: Kit) -> Submission:
 def _oversized_envelope(kit: Kit) -> Submission:
     body = kit.genuine()
     return Submission(body + b"\0" * (kit.router_limit + 1 - len(body)), HONEST, HONEST)
+
+
+def key_bomb(body: bytes, keys: int = KEY_BOMB_KEYS) -> bytes:
+    """``body`` with ``keys`` unknown fields added to its header (signature kept): before the
+    pre-scan, pydantic built one error per unknown key, on the router's event loop."""
+    frame = read_frame(body)
+    alphabet = string.ascii_letters + string.digits
+    names = ("".join(chars) for chars in itertools.product(alphabet, repeat=3))
+    extra = b"".join(b',"%s":0' % name.encode() for name in itertools.islice(names, keys))
+    header = frame.header_bytes[:-1] + extra + b"}"
+    return encode(header, frame.signature, frame.ciphertext)
+
+
+def padded_header(body: bytes, issued: IssuedCertificate, size: int) -> bytes:
+    """``body``'s header grown to ``size`` bytes and signed again with the sender's own key:
+    its timestamp gets fraction digits (pydantic reads any number of them), so the header is
+    authentic and schema-valid, only far larger than a header for its recipients can be."""
+    frame = read_frame(body)
+    created = json.dumps(json.loads(frame.header_bytes)["created"]).encode()
+    assert created.endswith(b'Z"'), created
+    whole = created if b"." in created else created[:-2] + b'.Z"'
+    padded = whole[:-2] + b"0" * (size - len(frame.header_bytes) - len(whole) + len(created))
+    header = frame.header_bytes.replace(created, padded + b'Z"', 1)
+    assert len(header) == size
+    return encode(header, sign(issued.key, header), frame.ciphertext)
+
+
+def _header_key_bomb(kit: Kit) -> Submission:
+    return Submission(key_bomb(kit.genuine()), HONEST, HONEST)
+
+
+def _header_oversized_for_one_recipient(kit: Kit) -> Submission:
+    body = padded_header(kit.genuine(), kit.pki.agency(HONEST), PADDED_HEADER_BYTES)
+    return Submission(body, HONEST, HONEST)
 
 
 def _expired(kit: Kit) -> Submission:
@@ -439,13 +530,98 @@ def _referenced_unknown(kit: Kit) -> Submission:
     return Submission(body, HONEST, HONEST)
 
 
+# -- router: a DocumentId bound to its sender ---------------------------------------------
+
+
+def _others_id(code: str, kit: Kit) -> str:
+    return f"{code},{edxml_now():%Y/%m/%d},{kit.number()}/VP"
+
+
+def _as_honest(kit: Kit, body: bytes, **fields: object) -> bytes:
+    """HONEST's own envelope with header ``fields`` rewritten and signed again by HONEST."""
+    return resigned(body, kit.pki.agency(HONEST).key, **fields)
+
+
+def _original_of(kit: Kit, code: str) -> tuple[bytes, str]:
+    """A genuine, XML-signed document from ``code`` to RECIPIENT, and its DocumentId."""
+    number = kit.number()
+    issued = kit.pki.agency(code)
+    signed = sign_edxml(document_edxml(code, [RECIPIENT], number), issued.key, issued.certificate)
+    document = f"{code},{edxml_now():%Y/%m/%d},{number}/VP"
+    return kit.seal(signed, code, issued, [RECIPIENT], document), document
+
+
+def _honest_status(kit: Kit, to: str, about: str, code: str) -> bytes:
+    """A status from HONEST (content never read by the router)."""
+    return kit.seal(b"<edXML/>", HONEST, kit.pki.agency(HONEST), [to], about, status_code=code)
+
+
+def _document_id_control_characters(kit: Kit) -> Submission:
+    bad = f"{kit.document_id(kit.number())}\n\x1b[2J"
+    return Submission(_as_honest(kit, kit.genuine(), document_id=bad), HONEST, HONEST)
+
+
+def _document_id_shapeless(kit: Kit) -> Submission:
+    return Submission(_as_honest(kit, kit.genuine(), document_id="7816"), HONEST, HONEST)
+
+
+def _decoy(kit: Kit) -> Submission:
+    """HONEST claims another agency's (next) DocumentId with a document of its own."""
+    theirs = _others_id(IMPERSONATED, kit)
+    return Submission(_as_honest(kit, kit.genuine(), document_id=theirs), HONEST, HONEST)
+
+
+def _revocation_of_anothers(kit: Kit) -> Submission:
+    original, theirs = _original_of(kit, IMPERSONATED)
+    revocation = _as_honest(kit, kit.genuine(), document_id=theirs, business_type=1)
+    return Submission(revocation, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
+def _take_back_of_anothers(kit: Kit) -> Submission:
+    original, theirs = _original_of(kit, IMPERSONATED)
+    own = _honest_status(kit, RECIPIENT, kit.document_id(kit.number()), "13")
+    take_back = _as_honest(kit, own, document_id=theirs)
+    return Submission(take_back, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
+def _document_id_of_the_recipient(kit: Kit) -> Submission:
+    theirs = _others_id(RECIPIENT, kit)
+    return Submission(_as_honest(kit, kit.genuine(), document_id=theirs), HONEST, HONEST)
+
+
+def _status_to_a_third_party(kit: Kit) -> Submission:
+    """03 about IMPERSONATED's document, sent to RECIPIENT (who received it) by HONEST."""
+    original, theirs = _original_of(kit, IMPERSONATED)
+    status = _honest_status(kit, RECIPIENT, _others_id(RECIPIENT, kit), "03")
+    forged = _as_honest(kit, status, document_id=theirs)
+    return Submission(forged, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
+def _status_about_own_document(kit: Kit) -> Submission:
+    number = kit.number()
+    original = kit.genuine(number)
+    status = _honest_status(kit, RECIPIENT, _others_id(RECIPIENT, kit), "06")
+    forged = _as_honest(kit, status, document_id=kit.document_id(number))
+    return Submission(forged, HONEST, HONEST, before=(original,))
+
+
+def _status_from_no_party(kit: Kit) -> Submission:
+    """02 from HONEST to IMPERSONATED about the document IMPERSONATED sent RECIPIENT."""
+    original, theirs = _original_of(kit, IMPERSONATED)
+    status = _honest_status(kit, IMPERSONATED, theirs, "02")
+    return Submission(status, HONEST, HONEST, before=(original,), before_by=IMPERSONATED)
+
+
 _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
     "build:garbage": _garbage,
+    "build:large_garbage": _large_garbage,
     "build:truncated_envelope": _truncated,
     "build:non_utf8_header": _non_utf8_header,
     "build:header_schema": _header_schema,
     "build:malformed_recipient_code": _malformed_recipient_code,
     "build:oversized_envelope": _oversized_envelope,
+    "build:header_key_bomb": _header_key_bomb,
+    "build:header_oversized_for_one_recipient": _header_oversized_for_one_recipient,
     "build:tampered_header": _tampered_header,
     "build:tampered_key_wrap": _tampered_key_wrap,
     "build:tampered_signature": _tampered_signature,
@@ -465,13 +641,27 @@ _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
     "build:status_never_sent": _status_never_sent,
     "build:status_implausible": _status_implausible,
     "build:referenced_document_unknown": _referenced_unknown,
+    "build:document_id_control_characters": _document_id_control_characters,
+    "build:document_id_shapeless": _document_id_shapeless,
+    "build:decoy_under_anothers_document_id": _decoy,
+    "build:revocation_of_anothers_document": _revocation_of_anothers,
+    "build:take_back_of_anothers_document": _take_back_of_anothers,
+    "build:document_id_of_the_recipient": _document_id_of_the_recipient,
+    "build:status_to_a_third_party": _status_to_a_third_party,
+    "build:status_about_own_document": _status_about_own_document,
+    "build:status_from_no_party": _status_from_no_party,
 }
 
 
 def missing_builders() -> list[str]:
     """Builder names the manifest uses that this module does not define."""
     known = {**_EDXML_BUILDERS, **_ROUTER_BUILDERS}
-    special = {"build:bad_key_wrap", "build:document_id_mismatch"}
+    special = {
+        "build:bad_key_wrap",
+        "build:document_id_mismatch",
+        "build:business_type_mismatch",
+        "build:recipient_not_in_to",
+    }
     return [
         case.source
         for case in CASES

@@ -9,10 +9,11 @@ Layers (the router never sees plaintext, so each attack is refused where it can 
 - ``adapter-send``: the file is dropped in the sending agency's ``outbox/``; it must land in
   ``failed/`` with ``<name>.error.json`` carrying the reason, and nothing is published.
 - ``router``: the envelope is published on the submit exchange; the router must quarantine
-  it (``vdx-reason``) and send a ``rejected`` event with the reason to the party it can
-  name (the authenticated sender, or else the publisher). ``duplicate`` is the one answer
-  that is not a refusal: a byte-identical replay is answered with the first outcome and
-  delivered once.
+  it (``vdx-reason``; the body itself only when small and its header readable, else a record
+  of it with its SHA-256, never the bulk) and send a ``rejected`` event with the reason to
+  the party it can name (the authenticated sender, or else the publisher). ``duplicate`` is
+  the one answer that is not a refusal: a byte-identical replay is answered with the first
+  outcome and delivered once.
 - ``adapter-receive``: an authentic envelope (a dishonest sender seals the content with its
   real key) routed to the recipient, whose adapter must keep it in ``rejected/`` with the
   reason and answer the sender with status 02 whose Description starts with ``[reason]``.
@@ -78,6 +79,8 @@ CASES: Final[tuple[Case, ...]] = (
          SEND, R.ENVELOPE_TOO_LARGE, "build:oversized"),
     Case("send-envelope-too-large", "a valid document whose envelope exceeds 16 MiB", SEND,
          R.ENVELOPE_TOO_LARGE, "build:envelope_too_large"),
+    Case("send-due-before-promulgation", "a document promulgated today, due in 2001", SEND,
+         R.DUE_DATE_BEFORE_DOCUMENT, "build:due_before_promulgation"),
     Case("send-wrong-namespace", "the 2015 namespace instead of QCVN_102_2016", SEND,
          R.EDXML_INVALID, "inputs/wrong_namespace.edxml"),
     Case("send-no-namespace", "edXML elements in no namespace", SEND,
@@ -103,6 +106,9 @@ CASES: Final[tuple[Case, ...]] = (
     # -- router: envelope-level attacks, refused without seeing plaintext -------------------
     Case("router-not-an-envelope", "an HTTP request on the submit exchange", ROUTER,
          R.ENVELOPE_MALFORMED, "build:garbage"),
+    Case("router-large-garbage", "1 MiB of bulk under the size limit, no envelope: the "
+         "quarantine keeps a record of it, not the bulk", ROUTER,
+         R.ENVELOPE_MALFORMED, "build:large_garbage"),
     Case("router-truncated-envelope", "a genuine envelope cut after 200 bytes", ROUTER,
          R.ENVELOPE_MALFORMED, "build:truncated_envelope"),
     Case("router-non-utf8-header", "header JSON with a Latin-1 byte", ROUTER,
@@ -113,6 +119,11 @@ CASES: Final[tuple[Case, ...]] = (
          R.ENVELOPE_MALFORMED, "build:malformed_recipient_code"),
     Case("router-oversized", "an envelope one byte over the router's limit", ROUTER,
          R.ENVELOPE_TOO_LARGE, "build:oversized_envelope"),
+    Case("router-header-key-bomb", "100,000 unknown header keys (one pydantic error each)",
+         ROUTER, R.ENVELOPE_MALFORMED, "build:header_key_bomb"),
+    Case("router-header-oversized-for-one-recipient",
+         "a signed 1-recipient header of 512 KiB (a timestamp with 500,000 digits)", ROUTER,
+         R.ENVELOPE_MALFORMED, "build:header_oversized_for_one_recipient"),
     Case("router-tampered-header", "DocumentId changed after signing", ROUTER,
          R.SIGNATURE_INVALID, "build:tampered_header"),
     Case("router-tampered-key-wrap", "a bit of the recipient's key wrap flipped", ROUTER,
@@ -151,6 +162,25 @@ CASES: Final[tuple[Case, ...]] = (
          R.STATUS_IMPLAUSIBLE, "build:status_implausible"),
     Case("router-revocation-of-unknown", "a revocation of a document never sent", ROUTER,
          R.REFERENCED_DOCUMENT_UNKNOWN, "build:referenced_document_unknown"),
+    # A DocumentId bound to its sender (issue 14, finding 2).
+    Case("router-document-id-control-characters", "a DocumentId with a newline and an ESC",
+         ROUTER, R.DOCUMENT_ID_MALFORMED, "build:document_id_control_characters"),
+    Case("router-document-id-not-a-document-id", "a DocumentId without date nor notation",
+         ROUTER, R.DOCUMENT_ID_MALFORMED, "build:document_id_shapeless"),
+    Case("router-decoy-under-anothers-document-id", "a new document under another's DocumentId",
+         ROUTER, R.DOCUMENT_ID_NOT_SENDER, "build:decoy_under_anothers_document_id"),
+    Case("router-revocation-of-anothers-document", "revoking a document another agency sent",
+         ROUTER, R.DOCUMENT_ID_NOT_SENDER, "build:revocation_of_anothers_document"),
+    Case("router-take-back-of-anothers-document", "13 about a document another agency sent",
+         ROUTER, R.DOCUMENT_ID_NOT_SENDER, "build:take_back_of_anothers_document"),
+    Case("router-document-id-of-the-recipient", "a document under its recipient's DocumentId",
+         ROUTER, R.DOCUMENT_ID_NOT_SENDER, "build:document_id_of_the_recipient"),
+    Case("router-status-to-a-third-party", "03 about one agency's document sent to another",
+         ROUTER, R.STATUS_MISADDRESSED, "build:status_to_a_third_party"),
+    Case("router-status-about-own-document", "06 from a document's own sender", ROUTER,
+         R.STATUS_MISADDRESSED, "build:status_about_own_document"),
+    Case("router-status-from-no-party", "02 about a document sent to someone else", ROUTER,
+         R.STATUS_UNKNOWN_DOCUMENT, "build:status_from_no_party"),
     # -- adapter-receive: authentic envelopes with hostile content --------------------------
     Case("receive-not-well-formed", "sealed XML cut off mid-element", RECEIVE,
          R.EDXML_NOT_WELL_FORMED, "inputs/not_well_formed.edxml"),
@@ -179,7 +209,13 @@ CASES: Final[tuple[Case, ...]] = (
     Case("receive-from-differs", "signed edXML whose From is not the envelope's sender",
          RECEIVE, R.CERT_WRONG_BINDING, "inputs/from_another_agency.edxml", sign=True),
     Case("receive-document-id-mismatch", "signed edXML whose DocumentId is not the header's",
-         RECEIVE, R.ENVELOPE_MALFORMED, "build:document_id_mismatch"),
+         RECEIVE, R.HEADER_MISMATCH, "build:document_id_mismatch"),
+    Case("receive-business-type-mismatch", "a signed revocation under a header saying new (0)",
+         RECEIVE, R.HEADER_MISMATCH, "build:business_type_mismatch"),
+    Case("receive-recipient-not-in-to", "a header recipient the signed edXML's To lacks",
+         RECEIVE, R.HEADER_MISMATCH, "build:recipient_not_in_to"),
     Case("receive-bad-key-wrap", "signed header wrapping a key that is not the content key",
          RECEIVE, R.DECRYPTION_FAILED, "build:bad_key_wrap"),
+    Case("receive-due-before-promulgation", "signed, promulgated today but due in 2001",
+         RECEIVE, R.DUE_DATE_BEFORE_DOCUMENT, "build:due_before_promulgation", sign=True),
 )  # fmt: skip

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from adapters import AdapterClient
-from backbone.clock import today_in
+from backbone.clock import Clock, today_in, utc_now
 from backbone.edxml import StatusCode
 from backbone.envelope import EnvelopeHeader
 from backbone.store import open_store
@@ -46,6 +46,11 @@ TRACKING_NOW = datetime(2026, 11, 20, 20, 0, tzinfo=UTC)
 TODAY = today_in(ZoneInfo(DEFAULT_ZONE), lambda: TRACKING_NOW)  # 2026-11-21 in Vietnam
 
 
+# When the ledger starts routing: a month before "now", so that documents due in the last
+# few weeks arrived before their due date (one that arrives late is never overdue).
+LEDGER_START = TRACKING_NOW - timedelta(days=30)
+
+
 def fixed_clock() -> datetime:
     return TRACKING_NOW
 
@@ -57,10 +62,18 @@ def agencies_today() -> date:
 
 
 def dated_edxml(
-    sender: str, recipients: Iterable[str], number: int, due: date | None, *, business: int = 0
+    sender: str,
+    recipients: Iterable[str],
+    number: int,
+    due: date | None,
+    *,
+    business: int = 0,
+    promulgated: date | None = None,
 ) -> bytes:
-    """The harness's document, with a DueDate."""
-    return document_edxml(sender, list(recipients), number, business=business, due=due)
+    """The harness's document, with a DueDate (promulgated today unless ``promulgated``)."""
+    return document_edxml(
+        sender, list(recipients), number, business=business, due=due, promulgated=promulgated
+    )
 
 
 @dataclass
@@ -76,8 +89,8 @@ class ManualClock:
 @dataclass
 class Ledger:
     """Writes to a store exactly as the router does (claim, then record_routed), on the
-    store's own clock, so timelines have a known order: it starts a day before
-    :data:`TRACKING_NOW` and moves five minutes per envelope."""
+    store's own clock, so timelines have a known order: it starts :data:`LEDGER_START` and
+    moves five minutes per envelope."""
 
     store: Store
     clock: ManualClock
@@ -130,7 +143,7 @@ class Ledger:
 @asynccontextmanager
 async def tracked_store(name: str, directory: Path) -> AsyncIterator[tuple[Ledger, Tracker]]:
     """A fresh store of back-end ``name``, a ledger writing to it and a tracker reading it."""
-    clock = ManualClock(TRACKING_NOW - timedelta(days=1))
+    clock = ManualClock(LEDGER_START)
     async with backend(name, directory) as where:
         store = await where.open(clock=clock)
         try:
@@ -232,15 +245,21 @@ class TrackedExchange:
 
 @asynccontextmanager
 async def tracked_exchange(
-    amqp_url: str, root: Path, store: str, *, overdue_interval: float = 0.5
+    amqp_url: str,
+    root: Path,
+    store: str,
+    *,
+    overdue_interval: float = 0.5,
+    store_clock: Clock = utc_now,
 ) -> AsyncIterator[TrackedExchange]:
     """A fresh exchange, a router with its HTTP server on a free port and tracking on
-    (tokens for G22, H41, G01 and an operator), on store back-end ``store``."""
+    (tokens for G22, H41, G01 and an operator), on store back-end ``store``, whose
+    ``store_clock`` says when envelopes were routed."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     directory_file = exchange.directory_file(root)
     tokens = Tokens.for_holders([G22, H41, G01, OPERATOR])
     async with backend(store, root) as where:
-        router_store = await open_store(where.url, schema=where.schema)
+        router_store = await open_store(where.url, schema=where.schema, clock=store_clock)
         port = free_port()
         tracking = Tracking.for_store(
             router_store,
@@ -274,6 +293,7 @@ __all__ = [
     "H41",
     "H41_COMMUNE",
     "H53_DISTRICT",
+    "LEDGER_START",
     "POSTGRES_URL",
     "REJECTED_STEPS",
     "STATE_AFTER",
