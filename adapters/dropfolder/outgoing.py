@@ -141,7 +141,7 @@ class OutboxSender:
                 stat = entry.stat()
                 if self._settling.settled(Path(entry.path), stat.st_size, stat.st_mtime_ns):
                     ready.append((stat.st_mtime_ns, entry.name))
-        self._settling.keep_only(Path(entry.path) for entry in entries)
+        self._settling.keep_only(folder.outbox, (Path(entry.path) for entry in entries))
         # Oldest first, so a burst goes out in the order the software wrote it.
         return [name for _, name in sorted(ready)]
 

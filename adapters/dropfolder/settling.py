@@ -47,8 +47,9 @@ class Settling:
             return False
         return now - seen[2] >= self.seconds
 
-    def keep_only(self, present: Iterable[Path]) -> None:
-        """Forget files no longer in the outbox (claimed, or taken back)."""
+    def keep_only(self, outbox: Path, present: Iterable[Path]) -> None:
+        """Forget files no longer in ``outbox`` (claimed, or taken back). Only that outbox's:
+        one instance serves every folder of a hub, scanned one after the other."""
         keep = set(present)
-        for path in [path for path in self._seen if path not in keep]:
+        for path in [p for p in self._seen if p.parent == outbox and p not in keep]:
             del self._seen[path]
