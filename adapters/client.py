@@ -46,8 +46,10 @@ until something does, events wait in the queue, and a refusal is known to nobody
 logs of the router.
 
 Ordering: the router processes envelopes concurrently, so statuses about one document may
-arrive out of order. Order them by :func:`processing_order` (the edXML Timestamp, which has
-whole seconds, then the status code's place in 01→06).
+arrive out of order; and the client hands each envelope out as soon as it is opened, so a
+large (or hostile) envelope does not hold up the ones behind it (:mod:`adapters.receiving`
+tells each envelope's memory and time budget). Order them by :func:`processing_order` (the
+edXML Timestamp, which has whole seconds, then the status code's place in 01→06).
 
 The client is composed of one piece per job: :mod:`adapters.connection` (the broker
 connection), :mod:`adapters.sending` (seal and publish), :mod:`adapters.statuses` (statuses,

@@ -2,8 +2,14 @@
 and :class:`~adapters.abc.Refused` refusals, one per served recipient.
 
 Pure: no broker, no event loop. The envelope is unwrapped and its header signature verified
-(never trust the broker or the router), then, for each served agency it is addressed to,
-decrypted, its XML-DSig verified, its edXML validated and compared with the signed header.
+(never trust the broker or the router). The content is then judged once per envelope, not
+once per served agency: the header commits to one content key, so every recipient whose key
+wrap opens reads the same plaintext. It is decrypted once, pre-scanned against the edXML
+limits (:mod:`backbone.edxml.prescan`: one linear pass that bounds the cost of everything
+after it), validated (schema and semantic checks), and only then its XML-DSig verified;
+the model is read from the signed content. Per served agency only the cheap checks remain:
+its key wrap (one RSA decryption) and the edXML against the signed header.
+
 An envelope that is not authentic, not for us, or cannot be judged now raises; content a
 served agency cannot accept comes back as a :class:`Refused` (see :mod:`adapters.receiving`
 for what is done with each).
@@ -19,14 +25,15 @@ from cryptography.hazmat.primitives import serialization
 
 from adapters.abc import Received, Refused
 from adapters.config import ServedIdentity
-from backbone.edxml import EdxmlDocument, EdxmlStatus, validate
+from backbone.edxml import EdxmlDocument, EdxmlMessage, EdxmlStatus, examine, read
 from backbone.envelope import (
     EnvelopeHeader,
     VerifiedEnvelope,
     check_agreement,
     check_binding,
-    decrypt,
+    decrypt_payload,
     read_frame,
+    unwrap_content_key,
     verify_frame,
 )
 from backbone.errors import (
@@ -37,7 +44,7 @@ from backbone.errors import (
 )
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
-from backbone.xmldsig import verify_edxml
+from backbone.xmldsig import VerifiedXml, verify_edxml
 
 __all__ = ["EnvelopeOpener", "Opened", "check_matches"]
 
@@ -78,10 +85,11 @@ class EnvelopeOpener:
                 f"envelope {header.envelope_id} is for {', '.join(header.recipients)}; "
                 f"{self._system} serves none of them"
             )
+        content = _Content(envelope, self._validator)
         items: list[Received] = []
         refusals: list[Refused] = []
         for code in ours:
-            opened = self._open_for(envelope, self._agencies[code], body)
+            opened = self._open_for(content, self._agencies[code], body)
             if isinstance(opened, Received):
                 items.append(opened)
             else:
@@ -89,16 +97,16 @@ class EnvelopeOpener:
         return Opened(items, refusals)
 
     def _open_for(
-        self, envelope: VerifiedEnvelope, identity: ServedIdentity, body: bytes
+        self, content: _Content, identity: ServedIdentity, body: bytes
     ) -> Received | Refused:
-        header = envelope.header
+        header = content.envelope.header
         plaintext: bytes | None = None
         try:
-            opened = decrypt(envelope, recipient=identity.organ_code, recipient_key=identity.key)
-            plaintext = opened.edxml
-            verified = verify_edxml(plaintext, self._validator, OrganCode.parse(header.sender))
-            # The model is read from the signed canonical bytes: nothing unsigned gets in.
-            message = validate(verified.signed_data)
+            key = unwrap_content_key(
+                content.envelope, recipient=identity.organ_code, recipient_key=identity.key
+            )
+            plaintext = content.decrypt(key)
+            verified, message = content.judge()
             check_matches(header, message, identity.organ_code)
         except (RevocationUnknownError, StoreUnavailableError):
             raise  # not a verdict on the content: try again later
@@ -116,13 +124,61 @@ class EnvelopeOpener:
         return Received(
             header=header,
             recipient=identity.organ_code,
-            edxml=opened.edxml,
+            edxml=plaintext,
             message=message,
             signer_certificate_pem=verified.certificate.certificate.public_bytes(
                 serialization.Encoding.PEM
             ).decode("ascii"),
             received_at=datetime.now(UTC),
         )
+
+
+class _Content:
+    """One envelope's content, decrypted and judged once for all its served recipients. The
+    outcome (or the error) is kept; :class:`RevocationUnknownError` and
+    :class:`StoreUnavailableError` are kept too, as they end the whole opening anyway."""
+
+    def __init__(self, envelope: VerifiedEnvelope, validator: CertificateValidator) -> None:
+        self.envelope = envelope
+        self._validator = validator
+        self._plaintext: bytes | BackboneError | None = None
+        self._verdict: tuple[VerifiedXml, EdxmlMessage] | BackboneError | None = None
+
+    def decrypt(self, content_key: bytes) -> bytes:
+        """The plaintext. Every key that passed :func:`unwrap_content_key` is the same one
+        (the header's commitment), so the first decryption stands for all."""
+        if self._plaintext is None:
+            try:
+                self._plaintext = decrypt_payload(self.envelope, content_key)
+            except BackboneError as error:
+                self._plaintext = error
+        if isinstance(self._plaintext, BackboneError):
+            raise self._plaintext
+        return self._plaintext
+
+    def judge(self) -> tuple[VerifiedXml, EdxmlMessage]:
+        """Pre-scan and validate the plaintext (:meth:`decrypt` first), then verify its XML
+        signature; the model read from the signed content. Raises the first problem."""
+        assert isinstance(self._plaintext, bytes)  # decrypted: decrypt() raised otherwise
+        if self._verdict is None:
+            try:
+                self._verdict = self._judged(self._plaintext)
+            except BackboneError as error:
+                self._verdict = error
+        if isinstance(self._verdict, BackboneError):
+            raise self._verdict
+        return self._verdict
+
+    def _judged(self, plaintext: bytes) -> tuple[VerifiedXml, EdxmlMessage]:
+        # Cheap and bounded first: the pre-scan (inside examine) refuses what would make the
+        # schema validation or the canonicalisation costly; the XML-DSig comes last.
+        examination = examine(plaintext)
+        examination.accepted()  # raises the first problem
+        assert examination.root is not None  # accepted: it parsed
+        sender = OrganCode.parse(self.envelope.header.sender)
+        verified = verify_edxml(examination.root, self._validator, sender)
+        # The model is read from the signed content only: nothing unsigned gets in.
+        return verified, read(verified.signed_xml)
 
 
 def check_matches(

@@ -12,6 +12,23 @@ Opening each body (:mod:`adapters.opening`) starts as the message arrives; refus
 goes to ``keep_refused`` and is answered with status 02 (:mod:`adapters.statuses`); what is
 not authentic is dead-lettered. The module docstring of :mod:`adapters.client` tells the
 whole contract.
+
+Budget per envelope, so that no envelope can stall the ones behind it (issue 14):
+
+- memory: the body is at most ``max_envelope_bytes`` (checked before anything else), and
+  the edXML pre-scan (:mod:`backbone.edxml.prescan`, limits in
+  :class:`~backbone.edxml.XmlLimits`) refuses, in one streaming pass and before any tree is
+  built, a document with more nodes, attributes or namespace declarations, or deeper
+  nesting, than real edXML comes near: the tree, the schema validation and the XML-DSig
+  canonicalisation after it are then linear in a bounded document.
+- time: the same limits bound the CPU of one opening (a refused attack costs about as much
+  as parsing its first 20,000 elements: tenths of a second); the content is judged once per
+  envelope, not once per served agency.
+- no head-of-line blocking: envelopes over ``_INLINE_OPEN_BYTES`` are opened on a small
+  thread pool of this iterator's own, up to ``prefetch`` in flight, and every envelope is
+  handed out as soon as it is opened, not in arrival order. Small ones are opened at once
+  on the event loop: their cost is bounded by their size (a few milliseconds), and the
+  thread hand-offs would double it (bench/OPTIMISATIONS.md).
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,8 +70,11 @@ log = structlog.get_logger("adapters.client")
 
 # Seconds to wait for the broker to answer a channel close on the way out.
 _CLOSE_TIMEOUT = 5.0
-# Envelopes up to this size are opened on the event loop, larger ones on the thread pool.
-_INLINE_OPEN_BYTES = 256 * 1024
+# Envelopes up to this size are opened on the event loop, larger ones on the thread pool:
+# 16 KiB of edXML holds at most about 4,000 nodes, a few milliseconds of work whatever it is.
+_INLINE_OPEN_BYTES = 16 * 1024
+# Threads opening envelopes, per receiving iterator (never more than the prefetch).
+_OPEN_THREADS = 4
 
 
 def processing_order(item: Received) -> tuple[datetime, datetime, str]:
@@ -142,14 +163,23 @@ class InboxConsumer:
         self._consume_channels.add(channel)
         self._wakeups.add(wakeup)
         opening: set[asyncio.Future[Opened]] = set()
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.config.prefetch, _OPEN_THREADS),
+            thread_name_prefix=f"open-{self.system}",
+        )
 
         async def enqueue(message: AbstractIncomingMessage) -> None:
-            # Opened as it arrives, while earlier items are still being handed out (which
-            # stays in arrival order).
-            opened = self._start_opening(message.body)
+            # Opened as it arrives, and handed out when opened: a slow envelope does not
+            # hold up the ones behind it (module docstring).
+            opened = self._start_opening(message.body, pool)
             opening.add(opened)
-            opened.add_done_callback(opening.discard)
-            await wakeup.put(_Arrival(message, opened))
+
+            def ready(future: asyncio.Future[Opened]) -> None:
+                opening.discard(future)
+                if not future.cancelled():
+                    wakeup.put_nowait(_Arrival(message, future))
+
+            opened.add_done_callback(ready)
 
         await queue.consume(enqueue)
         try:
@@ -170,8 +200,9 @@ class InboxConsumer:
                     await _settle(message, ack=True)
         finally:
             self._wakeups.discard(wakeup)
-            for opened in opening:  # not handed out: their messages go back to the queue
+            for opened in list(opening):  # not handed out: their messages go back to the queue
                 opened.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
             # Closing the channel hands every unacked message back to the broker. After a
             # network cut the broker may never answer the close: don't wait for it forever
             # (the connection's loss hands them back as well).
@@ -319,14 +350,16 @@ class InboxConsumer:
         self._seen.remember(key, arrived=True)
         return True
 
-    def _start_opening(self, body: bytes) -> asyncio.Future[Opened]:
+    def _start_opening(self, body: bytes, pool: ThreadPoolExecutor) -> asyncio.Future[Opened]:
         """:meth:`EnvelopeOpener.open` on ``body``: at once for an envelope up to
-        ``_INLINE_OPEN_BYTES``, on the thread pool for a larger one, so a big attachment does
-        not hold up the event loop. A small one costs about a millisecond of CPU here; on the
-        thread pool the GIL hand-offs between threads doubled that (bench/OPTIMISATIONS.md)."""
+        ``_INLINE_OPEN_BYTES``, on ``pool`` for a larger one, so that neither a big
+        attachment nor bulk hostile content holds up the event loop. A small one costs about
+        a millisecond of CPU here; on a thread the GIL hand-offs between threads doubled
+        that (bench/OPTIMISATIONS.md)."""
+        loop = asyncio.get_running_loop()
         if len(body) > _INLINE_OPEN_BYTES:
-            return asyncio.ensure_future(asyncio.to_thread(self._opener.open, body))
-        opened: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
+            return loop.run_in_executor(pool, self._opener.open, body)
+        opened: asyncio.Future[Opened] = loop.create_future()
         try:
             opened.set_result(self._opener.open(body))
         except Exception as error:  # judged by _unpack, as from the thread pool

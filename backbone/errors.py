@@ -78,6 +78,8 @@ class Reason(StrEnum):
     EDXML_UNSAFE = "edxml_unsafe"
     EDXML_TOO_LARGE = "edxml_too_large"
     EDXML_INVALID = "edxml_invalid"
+    EDXML_TOO_COMPLEX = "edxml_too_complex"
+    EDXML_UNSIGNED_CONTENT = "edxml_unsigned_content"
     ORGAN_CODE_MALFORMED = "organ_code_malformed"
     DIRECTORY_INVALID = "directory_invalid"
     AGENCY_UNKNOWN = "agency_unknown"

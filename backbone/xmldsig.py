@@ -8,6 +8,12 @@ SHA-256 digests, Exclusive XML Canonicalization 1.0 without comments
 transform): the header, the body and the ``AttachmentEncoded`` attachments that lie outside
 ``edXMLEnvelope``. The signer's X.509 certificate is embedded in ``KeyInfo/X509Data``.
 
+Only what the signature covers may travel: comments (which exclusive c14n without comments
+leaves out, so one can split a signed text) are stripped before signing and refused when
+verifying, and so is anything in ``ds:Signature`` besides ``SignedInfo``, ``SignatureValue``
+and the certificate in ``KeyInfo`` (``edxml_unsigned_content``). The delivered bytes are then
+the signed content plus the signature, and a plain reader of them sees nothing unsigned.
+
 Exclusive c14n is chosen because it makes the signature independent of namespace
 declarations inherited from outside the signed content, which matters when vendors re-wrap or
 re-prefix edXML (real files mix the ``edXML:`` prefix with the default namespace).
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -32,6 +39,7 @@ from signxml.exceptions import SignXMLException
 from signxml.signer import XMLSigner
 from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
+from backbone.edxml.issues import line_of
 from backbone.edxml.parser import hardened_parser, parse_xml
 from backbone.errors import CertificateBindingError, EdxmlError, Reason, XmlSignatureError
 from backbone.organ import OrganCode
@@ -46,6 +54,13 @@ _DS = f"{{{DS_NS}}}"
 _HEADER_PATH = f"{_E}edXMLEnvelope/{_E}edXMLHeader"
 _FROM_PATH = f"{_HEADER_PATH}/{_E}MessageHeader/{_E}From/{_E}OrganId"
 _PLACEHOLDERS = (f"{_E}Signature", f"{_DS}Signature")
+# What may be in the Signature outside SignedInfo (which the signature covers): the value and
+# the certificate, as the backbone's signer writes them. Anything else is unsigned.
+_UNSIGNED_ALLOWED = {
+    f"{_DS}Signature": frozenset({f"{_DS}SignedInfo", f"{_DS}SignatureValue", f"{_DS}KeyInfo"}),
+    f"{_DS}KeyInfo": frozenset({f"{_DS}X509Data"}),
+    f"{_DS}X509Data": frozenset({f"{_DS}X509Certificate"}),
+}
 
 _EXPECTED = SignatureConfiguration(
     require_x509=True,
@@ -77,8 +92,10 @@ class _HardenedSigner(XMLSigner):
 
 def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
     """Sign the whole document; the signature replaces any ``Signature`` in ``edXMLHeader``
-    (vendor placeholders, or an earlier signature), at the same position."""
+    (vendor placeholders, or an earlier signature), at the same position. Comments are
+    removed first: the signature would not cover them (module docstring)."""
     root = parse_xml(edxml)
+    etree.strip_tags(root.getroottree(), etree.Comment)
     header = _header(root)
     existing = [child for child in header if child.tag in _PLACEHOLDERS]
     position = header.index(existing[0]) if existing else len(header)
@@ -99,16 +116,19 @@ def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> 
 
 
 def verify_edxml(
-    edxml: bytes, validator: CertificateValidator, claimed_sender: OrganCode
+    edxml: bytes | etree._Element, validator: CertificateValidator, claimed_sender: OrganCode
 ) -> VerifiedXml:
     """Verify the signature, that its certificate is valid for ``claimed_sender`` (the edXML
-    ``From/OrganId``), and that the signed document names that sender.
+    ``From/OrganId``), and that the signed document names that sender. ``edxml`` is the
+    document, or its tree as :func:`~backbone.edxml.parse_xml` returned it (so that a caller
+    that validated it first parses it once; signxml works on copies).
 
     Raises :class:`XmlSignatureError` (``xml_signature_invalid``) for a missing, misplaced or
     wrong signature, a :class:`CertificateError` subclass for the certificate, and
-    :class:`EdxmlError` for XML that cannot be parsed.
+    :class:`EdxmlError` for XML that cannot be parsed or carries unsigned content
+    (``edxml_unsigned_content``).
     """
-    root = parse_xml(edxml)
+    root = parse_xml(edxml) if isinstance(edxml, bytes) else edxml
     header = _header(root)
     signatures = list(root.iter(f"{_DS}Signature"))
     if len(signatures) != 1:
@@ -119,6 +139,7 @@ def verify_edxml(
     if parent is not header:
         where = etree.QName(parent).localname if parent is not None else "nowhere"
         raise XmlSignatureError(f"the edXML signature is in {where}, not in edXMLHeader")
+    _refuse_unsigned_content(root, signatures[0])
     certificate = validator.validate(
         _embedded_certificate(signatures[0]), claimed=claimed_sender, usage="sign"
     )
@@ -155,6 +176,56 @@ def _header(root: etree._Element) -> etree._Element:
             reason=Reason.EDXML_INVALID,
         )
     return header
+
+
+def _refuse_unsigned_content(root: etree._Element, signature: etree._Element) -> None:
+    """Comments anywhere, and anything in the Signature but its signed parts (module
+    docstring): a reader of the delivered file would take them for signed content."""
+    comment = next(
+        itertools.chain(
+            root.itersiblings(etree.Comment, preceding=True),
+            root.iter(etree.Comment),
+            root.itersiblings(etree.Comment),
+        ),
+        None,
+    )
+    if comment is not None:
+        raise EdxmlError(
+            "the edXML carries a comment, which its XML signature does not cover (a comment "
+            "can split a signed text): remove comments before signing",
+            reason=Reason.EDXML_UNSIGNED_CONTENT,
+            line=line_of(comment),
+        )
+    unsigned = _unsigned_in(signature)
+    if unsigned is not None:
+        raise EdxmlError(
+            f"the edXML signature holds {unsigned}, which it does not sign; only SignedInfo, "
+            "SignatureValue and KeyInfo/X509Data/X509Certificate may be there",
+            reason=Reason.EDXML_UNSIGNED_CONTENT,
+            line=line_of(signature),
+        )
+
+
+def _unsigned_in(element: etree._Element) -> str | None:
+    """What ``element`` (part of a Signature, outside SignedInfo) holds beyond
+    :data:`_UNSIGNED_ALLOWED`, described; None when nothing."""
+    allowed = _UNSIGNED_ALLOWED.get(element.tag)
+    texts = [element.text, *(child.tail for child in element)] if allowed is not None else []
+    if any(text and text.strip() for text in texts):
+        return f"text in {etree.QName(element).localname}"
+    for child in element:
+        if not isinstance(child.tag, str):
+            return "a processing instruction"
+        name = etree.QName(child).localname
+        if allowed is None or child.tag not in allowed:
+            return f"a {name} element in {etree.QName(element).localname}"
+        if child.tag in _UNSIGNED_ALLOWED:
+            found = _unsigned_in(child)
+            if found is not None:
+                return found
+        elif child.tag != f"{_DS}SignedInfo" and len(child):
+            return f"elements inside {name}"
+    return None
 
 
 def _embedded_certificate(signature: etree._Element) -> bytes:

@@ -4,10 +4,13 @@ Real envelopes from the development PKI; every verdict the receive loop acts on.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
+from adapters import opening
 from adapters.abc import Received, Refused
 from adapters.config import ServedIdentity
 from adapters.opening import EnvelopeOpener, check_matches
@@ -233,3 +236,103 @@ def test_a_document_under_its_recipients_document_id_is_refused_by_the_recipient
 
     assert items == []
     assert refusal.reason is Reason.DOCUMENT_ID_NOT_SENDER
+
+
+# -- the content is judged once per envelope, cheap checks first (issue 14, finding 1) -------
+
+
+class Calls:
+    """Counts the calls of a function it wraps."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.count = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.count += 1
+        return self.function(*args, **kwargs)
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls(opening.verify_edxml)
+    monkeypatch.setattr(opening, "verify_edxml", calls)
+    return calls
+
+
+@pytest.fixture
+def decryptions(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls(opening.decrypt_payload)
+    monkeypatch.setattr(opening, "decrypt_payload", calls)
+    return calls
+
+
+def test_a_hub_decrypts_and_verifies_the_xml_signature_once_for_all_served_recipients(
+    pki: DevPki, verifications: Calls, decryptions: Calls
+) -> None:
+    recipients = [H53, H53_DISTRICT, H41]
+    body = envelope(pki, document_edxml(G22, recipients, 10), recipients)
+
+    items, refusals = opener(pki, *recipients).open(body)
+
+    assert refusals == []
+    assert sorted(item.recipient for item in items) == sorted(recipients)
+    assert verifications.count == 1
+    assert decryptions.count == 1
+
+
+def test_a_refusal_is_judged_once_and_given_to_every_served_recipient(
+    pki: DevPki, verifications: Calls
+) -> None:
+    body = envelope(
+        pki, document_edxml(G22, [H53, H53_DISTRICT], 11), [H53, H53_DISTRICT], sign=False
+    )
+
+    items, refusals = opener(pki, H53, H53_DISTRICT).open(body)
+
+    assert items == []
+    assert sorted(refusal.recipient for refusal in refusals) == sorted([H53, H53_DISTRICT])
+    assert {refusal.reason for refusal in refusals} == {Reason.XML_SIGNATURE_INVALID}
+    assert verifications.count == 1
+
+
+def test_bulk_added_after_signing_is_refused_by_the_pre_scan_before_any_xml_signature_work(
+    pki: DevPki, verifications: Calls
+) -> None:
+    sender = pki.agency(G22)
+    edxml = document_edxml(G22, [H41], 12)
+    signed = sign_edxml(edxml, sender.key, sender.certificate)
+    bulk = " ".join(f'a{i}="x"' for i in range(80_000))
+    altered = signed.replace(b"<edXML:edXMLBody>", f"<edXML:edXMLBody {bulk}>".encode())
+    body = seal(
+        altered,
+        kind=Kind.DOCUMENT,
+        sender=G22,
+        sender_key=sender.key,
+        sender_cert=sender.certificate,
+        recipients={H41: pki.agency(H41).certificate},
+        document_id=document_id(G22, 12),
+        business_type=0,
+    )
+
+    items, [refusal] = opener(pki, H41).open(body)
+
+    assert items == []
+    assert refusal.reason is Reason.EDXML_TOO_COMPLEX
+    assert "80000 attributes" in refusal.message
+    assert refusal.edxml == altered  # kept as it came, for the operator
+    assert verifications.count == 0
+
+
+def test_invalid_edxml_is_refused_before_its_xml_signature_is_looked_at(
+    pki: DevPki, verifications: Calls
+) -> None:
+    edxml = document_edxml(G22, [H41], 13).replace(
+        b"<edXML:Subject>", b"<edXML:Unknown/><edXML:Subject>"
+    )
+    body = envelope(pki, edxml, [H41], sign=False, document=document_id(G22, 13))
+
+    _, [refusal] = opener(pki, H41).open(body)
+
+    assert refusal.reason is Reason.EDXML_INVALID  # not xml_signature_invalid: it is unsigned
+    assert verifications.count == 0

@@ -139,3 +139,18 @@ def test_check_reports_a_document_id_that_is_not_its_senders(tmp_path: Path) -> 
     assert "000.00.00.G22's" in error["message"]
     assert "starts with its sender's organ code" in error["message"]
     assert error["path"] == "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/DocumentId"
+
+
+def test_a_document_beyond_the_pre_scan_limits_is_reported_with_the_limit(
+    tmp_path: Path,
+) -> None:
+    bulk = " ".join(f'a{i}="x"' for i in range(1000))
+    text = (SAMPLES / "document.edxml").read_text(encoding="utf-8")
+    assert "<edXMLBody>" in text
+    crowded = tmp_path / "crowded.edxml"
+    crowded.write_text(text.replace("<edXMLBody>", f"<edXMLBody {bulk}>"), encoding="utf-8")
+    code, [line] = run(crowded)
+    assert code == 1
+    [error] = line["errors"]
+    assert "edXMLBody has 1000 attributes" in error["message"]
+    assert "the limit is 32 (max_attributes_per_element)" in error["message"]

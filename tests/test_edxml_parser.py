@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backbone.edxml.parser import DEFAULT_MAX_DEPTH, parse_xml
+from backbone.edxml.parser import DEFAULT_MAX_DEPTH, XmlLimits, parse_xml
 from backbone.errors import EdxmlError, Reason
 
 pytestmark = pytest.mark.clock  # scripts/clock-check runs it at fixed instants
@@ -17,7 +17,7 @@ NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 
 def refusal(data: bytes, **limits: int) -> EdxmlError:
     with pytest.raises(EdxmlError) as caught:
-        parse_xml(data, **limits)
+        parse_xml(data, XmlLimits(**limits))
     return caught.value
 
 
@@ -101,7 +101,7 @@ def test_nesting_beyond_the_depth_limit_is_unsafe() -> None:
 
 def test_depth_limit_is_configurable_and_reports_the_offending_line() -> None:
     data = b"<a>\n<b>\n<c>\n<d/></c></b></a>"
-    assert parse_xml(data, max_depth=4).tag == "a"
+    assert parse_xml(data, XmlLimits(max_depth=4)).tag == "a"
     error = refusal(data, max_depth=3)
     assert error.reason is Reason.EDXML_UNSAFE
     assert error.line == 4
@@ -113,7 +113,7 @@ def test_nesting_beyond_libxml2s_own_limit_is_unsafe_too() -> None:
 
 def test_input_over_the_size_limit_is_too_large_before_parsing() -> None:
     data = b"<a>" + b"x" * 100 + b"</a>"
-    assert parse_xml(data, max_bytes=len(data)).tag == "a"
+    assert parse_xml(data, XmlLimits(max_bytes=len(data))).tag == "a"
     error = refusal(data, max_bytes=len(data) - 1)
     assert error.reason is Reason.EDXML_TOO_LARGE
     assert str(len(data)) in error.message

@@ -313,7 +313,7 @@ def test_due_date_on_or_after_the_promulgation_date_is_accepted(due: str) -> Non
 
 
 def test_an_issue_without_its_own_reason_keeps_the_old_shape() -> None:
-    data = edit(STATUS, "000.00.12.H53,2024/03/05,125/STTTT-VP", "125/STTTT-VP")
+    data = edit(STATUS, "<edXML:StatusCode>02<", "<edXML:StatusCode>99<")  # a schema error
     assert set(only_issue(data).as_dict()) == {"message", "line", "path"}
     assert examine(data).reason is Reason.EDXML_INVALID
 

@@ -202,3 +202,63 @@ def test_a_multi_megabyte_attachment_signs_and_verifies(pki: DevPki) -> None:
     signed = _sign(pki, BUILT.replace(ATTACHMENT.encode(), big.encode()))
     verified = verify_edxml(signed, pki.validator(), G22)
     assert verified.signed_xml.findtext(f".//{{{EDXML_NS}}}ContentTransferEncoded") == big
+
+
+# -- only what the signature covers travels (issue 14, finding 7) ----------------------------
+
+
+def _refused_as_unsigned(pki: DevPki, edxml: bytes) -> EdxmlError:
+    with pytest.raises(EdxmlError) as caught:
+        verify_edxml(edxml, pki.validator(), G22)
+    assert caught.value.reason is Reason.EDXML_UNSIGNED_CONTENT
+    return caught.value
+
+
+def test_a_comment_splitting_a_signed_text_is_refused_though_the_digest_still_matches(
+    pki: DevPki,
+) -> None:
+    signed = _sign(pki, BUILT)
+    split = signed.replace("V/v kết".encode(), "V/v <!-- không -->kết".encode())
+    # c14n without comments: the signature alone would accept it.
+    assert etree.tostring(etree.fromstring(split), method="c14n", with_comments=False) == (
+        etree.tostring(etree.fromstring(signed), method="c14n", with_comments=False)
+    )
+    error = _refused_as_unsigned(pki, split)
+    assert "comment" in error.message
+    assert error.line == split[: split.index(b"<!--")].count(b"\n") + 1
+
+
+def test_a_comment_before_the_root_element_is_refused_too(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    declaration_end = signed.index(b"?>") + 2
+    commented = signed[:declaration_end] + b"\n<!-- Subject: other -->" + signed[declaration_end:]
+    _refused_as_unsigned(pki, commented)
+
+
+@pytest.mark.parametrize(
+    ("where", "added"),
+    [
+        ("</ds:Signature>", "<ds:Object><Subject>Chuyển tiền</Subject></ds:Object>"),
+        ("</ds:Signature>", "Chuyển tiền"),
+        ("</ds:KeyInfo>", "<ds:KeyName>Chuyển tiền</ds:KeyName>"),
+        ("</ds:X509Data>", "<ds:X509SubjectName>CN=Chuyển tiền</ds:X509SubjectName>"),
+        ("</ds:SignatureValue>", "<?subject Chuyển tiền?>"),
+    ],
+    ids=["object", "text", "key-name", "x509-subject", "processing-instruction"],
+)
+def test_anything_unsigned_in_the_signature_is_refused(pki: DevPki, where: str, added: str) -> None:
+    signed = _sign(pki, BUILT)
+    assert signed.count(where.encode()) == 1
+    altered = signed.replace(where.encode(), (added + where).encode())
+    error = _refused_as_unsigned(pki, altered)
+    assert "does not sign" in error.message
+
+
+def test_signing_strips_comments_so_that_what_travels_is_what_is_signed(pki: DevPki) -> None:
+    commented = BUILT.replace(b"<edXML:edXMLBody>", b"<!-- draft --><edXML:edXMLBody>").replace(
+        "V/v kết".encode(), "V/v <!-- x -->kết".encode()
+    )
+    signed = _sign(pki, commented)
+    assert b"<!--" not in signed
+    verified = verify_edxml(signed, pki.validator(), G22)
+    assert verified.signed_xml.findtext(f".//{{{EDXML_NS}}}Subject") == "V/v kết nối liên thông"

@@ -3,9 +3,11 @@
 message = validate(data)        # bytes → EdxmlDocument | EdxmlStatus, or EdxmlError
 issues = collect_issues(data)   # every problem, each with message, line and path
 data = build(message)           # and validate(build(message)) == message
+validate(data, XmlLimits(...))  # other bounds than the pre-scan's defaults (hardening.py)
 """
 
 from backbone.edxml.builder import build
+from backbone.edxml.hardening import XmlLimits
 from backbone.edxml.issues import Issue
 from backbone.edxml.models import (
     Attachment,
@@ -60,6 +62,7 @@ __all__ = [
     "StaffInfo",
     "StatusCode",
     "TraceHeader",
+    "XmlLimits",
     "build",
     "collect_issues",
     "detect_kind",

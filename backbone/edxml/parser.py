@@ -2,24 +2,35 @@
 
 No DTD is ever legitimate in edXML, so any DOCTYPE is refused outright rather than merely
 left unexpanded: that closes entity expansion (billion laughs), external entities (XXE) and
-network fetches in one rule. Size and nesting depth are bounded before and after lxml runs.
+network fetches in one rule. The size is bounded before lxml runs, and everything else
+(nodes, attributes, namespaces, depth, text) by the pre-scan (:mod:`backbone.edxml.prescan`)
+before the tree is built.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from functools import lru_cache
 
 from lxml import etree
 
-from backbone.edxml.issues import line_of
+from backbone.edxml.hardening import (
+    DEFAULT_LIMITS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_DEPTH,
+    PARSER_OPTIONS,
+    XmlLimits,
+)
+from backbone.edxml.prescan import prescan
 from backbone.errors import EdxmlError, Reason
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "hardened_parser", "parse_xml"]
-
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_DEPTH = 64
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_DEPTH",
+    "XmlLimits",
+    "hardened_parser",
+    "parse_xml",
+]
 
 # The prolog may hold a BOM, an XML declaration, whitespace, comments and processing
 # instructions; a DOCTYPE can only appear there, before the root element.
@@ -32,39 +43,30 @@ _RESOURCE_LIMIT = etree.ErrorTypes.ERR_RESOURCE_LIMIT
 _local = threading.local()
 
 
-def parse_xml(
-    data: bytes,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_depth: int = DEFAULT_MAX_DEPTH,
-) -> etree._Element:
+def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element:
     """Parse untrusted XML and return its root element, or raise :class:`EdxmlError`.
 
-    Reasons: ``EDXML_TOO_LARGE`` (more than ``max_bytes``), ``EDXML_UNSAFE`` (a DOCTYPE, or
-    elements nested deeper than ``max_depth`` with the root at depth 1) and
-    ``EDXML_NOT_WELL_FORMED`` (syntax or encoding errors, with lxml's line number).
+    Reasons: ``EDXML_TOO_LARGE`` (more than ``limits.max_bytes``), ``EDXML_UNSAFE`` (a
+    DOCTYPE, or elements nested deeper than ``limits.max_depth`` with the root at depth 1),
+    ``EDXML_TOO_COMPLEX`` (another of the pre-scan's limits) and ``EDXML_NOT_WELL_FORMED``
+    (syntax or encoding errors, with lxml's line number).
     """
-    if len(data) > max_bytes:
+    if len(data) > limits.max_bytes:
         raise EdxmlError(
-            f"XML input is {len(data)} bytes; the limit is {max_bytes} bytes",
+            f"XML input is {len(data)} bytes; the limit is {limits.max_bytes} bytes",
             reason=Reason.EDXML_TOO_LARGE,
         )
     _refuse_doctype_in_prolog(data)
     try:
+        prescan(data, limits)  # bounds the cost of everything after it
         root = etree.fromstring(data, hardened_parser())
     except etree.XMLSyntaxError as exc:
-        raise _junk_before_declaration(data) or _syntax_error(exc) from None
+        raise _junk_before_declaration(data) or _syntax_error(
+            _full_parse_error(data, exc)
+        ) from None
     # Second line of defence for encodings the byte-level prolog scan cannot read (UTF-16).
     if root.getroottree().docinfo.internalDTD is not None:
         raise _doctype_error()
-    too_deep = _too_deep(max_depth)(root)
-    if isinstance(too_deep, list) and too_deep:
-        first = too_deep[0]
-        raise EdxmlError(
-            f"XML elements are nested deeper than {max_depth} levels",
-            reason=Reason.EDXML_UNSAFE,
-            line=line_of(first) if isinstance(first, etree._Element) else None,
-        )
     return root
 
 
@@ -72,20 +74,21 @@ def hardened_parser() -> etree.XMLParser:
     """This thread's lxml parser with the hardened settings (for libraries that re-parse)."""
     parser: etree.XMLParser | None = getattr(_local, "parser", None)
     if parser is None:
-        # huge_tree lifts libxml2's 10 MB cap on one text node, which would refuse a real
-        # scanned PDF attachment. Safe here: the input size is bounded above, DTDs (and so
-        # entities) are refused, and libxml2 still caps nesting depth.
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=True,
-            remove_comments=False,
-            remove_pis=False,
-        )
+        parser = etree.XMLParser(**PARSER_OPTIONS)
         _local.parser = parser
     return parser
+
+
+def _full_parse_error(data: bytes, scan_error: etree.XMLSyntaxError) -> etree.XMLSyntaxError:
+    """The error of a whole-document parse, whose messages are more precise than the
+    streaming pre-scan's ("Entity 'x' not defined" where the pre-scan says "no element
+    found"). Bounded: the pre-scan found the input within its limits up to its error, and
+    the whole-document parse stops at its first error, which is never later."""
+    try:
+        etree.fromstring(data, hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        return exc
+    return scan_error
 
 
 def _syntax_error(exc: etree.XMLSyntaxError) -> EdxmlError:
@@ -130,9 +133,3 @@ def _doctype_error(line: int | None = None) -> EdxmlError:
         reason=Reason.EDXML_UNSAFE,
         line=line,
     )
-
-
-@lru_cache(maxsize=8)
-def _too_deep(max_depth: int) -> etree.XPath:
-    # The first element at depth max_depth + 1, if any; evaluated in C by libxml2.
-    return etree.XPath("(/*" + "/*" * max_depth + ")[1]")

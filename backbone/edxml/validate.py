@@ -16,10 +16,11 @@ from typing import Protocol, cast
 from lxml import etree
 
 from backbone.edxml.check import check
+from backbone.edxml.hardening import DEFAULT_LIMITS, XmlLimits
 from backbone.edxml.issues import Issue, path_of
 from backbone.edxml.models import EdxmlMessage, Kind
 from backbone.edxml.names import NAMESPACE
-from backbone.edxml.parser import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, parse_xml
+from backbone.edxml.parser import parse_xml
 from backbone.edxml.reader import detect_kind, read_collecting
 from backbone.errors import EdxmlError, Reason
 
@@ -41,38 +42,36 @@ class Examination:
     def ok(self) -> bool:
         return self.message is not None
 
+    def accepted(self) -> EdxmlMessage:
+        """The message, or :class:`EdxmlError` reporting the first problem (with the
+        parser's reason when it could not be parsed safely, else EDXML_INVALID)."""
+        if self.message is not None:
+            return self.message
+        first, more = self.issues[0], len(self.issues) - 1
+        suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+        raise EdxmlError(
+            first.message + suffix,
+            reason=self.reason or Reason.EDXML_INVALID,
+            line=first.line,
+            path=first.path,
+        )
 
-def validate(
-    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
-) -> EdxmlMessage:
+
+def validate(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> EdxmlMessage:
     """The message ``data`` carries, or :class:`EdxmlError` reporting the first problem
     (with the parser's reason when it could not be parsed safely, else EDXML_INVALID)."""
-    result = examine(data, max_bytes=max_bytes, max_depth=max_depth)
-    if result.message is not None:
-        return result.message
-    first, more = result.issues[0], len(result.issues) - 1
-    suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    raise EdxmlError(
-        first.message + suffix,
-        reason=result.reason or Reason.EDXML_INVALID,
-        line=first.line,
-        path=first.path,
-    )
+    return examine(data, limits).accepted()
 
 
-def collect_issues(
-    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
-) -> list[Issue]:
+def collect_issues(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> list[Issue]:
     """Every problem in ``data``; empty when it is a valid edXML message."""
-    return list(examine(data, max_bytes=max_bytes, max_depth=max_depth).issues)
+    return list(examine(data, limits).issues)
 
 
-def examine(
-    data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
-) -> Examination:
+def examine(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> Examination:
     """Parse, judge and read ``data``, collecting every problem in line order."""
     try:
-        root = parse_xml(data, max_bytes=max_bytes, max_depth=max_depth)
+        root = parse_xml(data, limits)
     except EdxmlError as exc:
         return Examination(None, None, None, (Issue.from_error(exc),), exc.reason)
     kind = detect_kind(root)

@@ -44,7 +44,9 @@ __all__ = [
     "OpenedEnvelope",
     "VerifiedEnvelope",
     "decrypt",
+    "decrypt_payload",
     "open_envelope",
+    "unwrap_content_key",
     "verify",
     "verify_frame",
 ]
@@ -117,6 +119,18 @@ def decrypt(
     envelope: VerifiedEnvelope, *, recipient: OrganCode | str, recipient_key: rsa.RSAPrivateKey
 ) -> OpenedEnvelope:
     """Unwrap the content key for ``recipient`` and decrypt the payload."""
+    content_key = unwrap_content_key(envelope, recipient=recipient, recipient_key=recipient_key)
+    return OpenedEnvelope(
+        header=envelope.header, sender=envelope.sender, edxml=decrypt_payload(envelope, content_key)
+    )
+
+
+def unwrap_content_key(
+    envelope: VerifiedEnvelope, *, recipient: OrganCode | str, recipient_key: rsa.RSAPrivateKey
+) -> bytes:
+    """``recipient``'s content key, checked against the header's key commitment: every
+    recipient for whom this succeeds holds the same key, so reads the same plaintext (a
+    hub serving several recipients decrypts once, :func:`decrypt_payload`)."""
     header = envelope.header
     code = str(OrganCode.parse(str(recipient)))
     wrap = next((wrap for wrap in header.key_wraps if wrap.recipient == code), None)
@@ -137,13 +151,17 @@ def decrypt(
             f"the content key unwrapped by {code} is not the one the header commits to: the "
             "sender gave recipients different keys"
         )
-    edxml = algorithms.decrypt_content(
+    return content_key
+
+
+def decrypt_payload(envelope: VerifiedEnvelope, content_key: bytes) -> bytes:
+    """The plaintext, with a key from :func:`unwrap_content_key`."""
+    return algorithms.decrypt_content(
         content_key,
-        base64.b64decode(header.nonce),
+        base64.b64decode(envelope.header.nonce),
         envelope.ciphertext,
-        header.envelope_id.encode(),
+        envelope.header.envelope_id.encode(),
     )
-    return OpenedEnvelope(header, envelope.sender, edxml)
 
 
 def open_envelope(

@@ -35,6 +35,7 @@ from tests.support import VIA_HUB, DevPki, Exchange, document_edxml
 from tests.support.forging import resigned
 
 __all__ = [
+    "ALTERED_AFTER_SIGNING",
     "HONEST",
     "KEY_BOMB_KEYS",
     "RECIPIENT",
@@ -45,6 +46,7 @@ __all__ = [
     "receive_input",
     "router_input",
     "send_input",
+    "signed_then_altered",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -229,12 +231,18 @@ def _sealed_due_before_promulgation(kit: Kit) -> Submission:
     return Submission(body, HONEST, HONEST)
 
 
+def _attribute_flood(kit: Kit) -> bytes:
+    """A genuine document with 80,000 attributes on one element: refused before signing."""
+    return _many_attributes(_genuine_edxml(kit))
+
+
 _EDXML_BUILDERS: dict[str, Callable[[Kit], bytes]] = {
     "build:deep_nesting": _deep_nesting,
     "build:oversized": _oversized,
     "build:envelope_too_large": _envelope_too_large,
     "build:genuine": _genuine_edxml,
     "build:due_before_promulgation": _due_before_promulgation,
+    "build:attribute_flood": _attribute_flood,
 }
 
 
@@ -244,6 +252,10 @@ _EDXML_BUILDERS: dict[str, Callable[[Kit], bytes]] = {
 def receive_input(case: Case, kit: Kit) -> Submission:
     """HONEST seals the hostile content itself (signed as XML-DSig first when the case says
     so) and publishes it with its own account: the router routes it, RECIPIENT refuses it."""
+    if case.source in ALTERED_AFTER_SIGNING:
+        return Submission(
+            signed_then_altered(kit, ALTERED_AFTER_SIGNING[case.source]), HONEST, HONEST
+        )
     if case.source == "build:bad_key_wrap":
         return Submission(_bad_key_wrap(kit), HONEST, HONEST)
     if case.source == "build:due_before_promulgation":
@@ -272,6 +284,74 @@ def receive_input(case: Case, kit: Kit) -> Submission:
         assert signed_subject in edxml
         edxml = edxml.replace(signed_subject, "Văn bản đã sửa".encode())
     return Submission(kit.seal_as_honest(edxml), HONEST, HONEST)
+
+
+def signed_then_altered(kit: Kit, alter: Callable[[bytes], bytes]) -> bytes:
+    """A genuine document that HONEST XML-signs, then alters with ``alter``, then seals
+    under the document's own DocumentId: only the content is hostile."""
+    number = kit.number()
+    signed = _signed(kit, document_edxml(HONEST, [RECIPIENT], number))
+    altered = alter(signed)
+    assert altered != signed
+    return kit.seal_as_honest(altered, document_id=kit.document_id(number))
+
+
+# Bulk added to a signed document. The digest no longer matches, but a recipient without
+# limits canonicalises all of it before it finds out (issue 14, finding 1). Each stays
+# under the hostile test's router limit (1 MiB).
+BULK_ATTRIBUTES = 80_000
+BULK_ELEMENTS = 200_000
+BULK_NAMESPACES = 10_000
+BULK_DEPTH = 1_000  # within libxml2's own limit (2,048), past the backbone's (64)
+_BODY = b"<edXML:edXMLBody>"
+
+
+def _many_attributes(signed: bytes) -> bytes:
+    """80,000 attributes on one element (about 1 MiB: 25 s to verify before the limits)."""
+    attributes = b" ".join(b'a%d="x"' % i for i in range(BULK_ATTRIBUTES))
+    return signed.replace(_BODY, b"<edXML:edXMLBody " + attributes + b">", 1)
+
+
+def _empty_element_flood(signed: bytes) -> bytes:
+    return signed.replace(_BODY, _BODY + b"<p/>" * BULK_ELEMENTS, 1)
+
+
+def _namespace_flood(signed: bytes) -> bytes:
+    declarations = b" ".join(b'xmlns:n%d="urn:n%d"' % (i, i) for i in range(BULK_NAMESPACES))
+    return signed.replace(_BODY, b"<edXML:edXMLBody " + declarations + b">", 1)
+
+
+def _deep_nesting_after_signing(signed: bytes) -> bytes:
+    return signed.replace(_BODY, _BODY + b"<p>" * BULK_DEPTH + b"</p>" * BULK_DEPTH, 1)
+
+
+def _comment_splitting_subject(signed: bytes) -> bytes:
+    """The signature still verifies (c14n without comments), but a reader taking the
+    Subject element's text sees only the part before the comment (finding 7)."""
+    subject = "<edXML:Subject>Văn bản".encode()
+    assert subject in signed
+    return signed.replace(subject, subject + " <!-- đã duyệt -->".encode(), 1)
+
+
+def _unsigned_object(signed: bytes) -> bytes:
+    """A second Subject in a ds:Object added after signing: the signature still verifies
+    (the enveloped signature is not part of what it signs)."""
+    extra = (
+        '<ds:Object><edXML:Subject xmlns:edXML="http://www.mic.gov.vn/TBT/QCVN_102_2016">'
+        "Chuyển ngay 10 tỷ đồng</edXML:Subject></ds:Object></ds:Signature>"
+    ).encode()
+    assert signed.count(b"</ds:Signature>") == 1
+    return signed.replace(b"</ds:Signature>", extra)
+
+
+ALTERED_AFTER_SIGNING: dict[str, Callable[[bytes], bytes]] = {
+    "build:many_attributes": _many_attributes,
+    "build:empty_element_flood": _empty_element_flood,
+    "build:namespace_flood": _namespace_flood,
+    "build:deep_nesting_after_signing": _deep_nesting_after_signing,
+    "build:comment_splitting_subject": _comment_splitting_subject,
+    "build:unsigned_object": _unsigned_object,
+}
 
 
 def _signed(kit: Kit, edxml: bytes) -> bytes:
@@ -655,7 +735,7 @@ _ROUTER_BUILDERS: dict[str, Callable[[Kit], Submission]] = {
 
 def missing_builders() -> list[str]:
     """Builder names the manifest uses that this module does not define."""
-    known = {**_EDXML_BUILDERS, **_ROUTER_BUILDERS}
+    known = {**_EDXML_BUILDERS, **_ROUTER_BUILDERS, **ALTERED_AFTER_SIGNING}
     special = {
         "build:bad_key_wrap",
         "build:document_id_mismatch",
