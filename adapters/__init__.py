@@ -2,10 +2,20 @@
 decrypt, verify, deliver). Built on ``backbone``'s shared core.
 
 ``AdapterClient`` is the Python API (see :mod:`adapters.client` for acknowledgement,
-redeliveries and status 01); ``AdapterConfig`` loads its configuration.
+redeliveries, status 01 and the router's ``Event`` s about what was sent);
+``AdapterConfig`` loads its configuration.
 """
 
-from adapters.abc import Adapter, Receipt, Received, RefusalKeeper, Refused, Sealed
+from adapters.abc import (
+    Adapter,
+    Event,
+    EventType,
+    Receipt,
+    Received,
+    RefusalKeeper,
+    Refused,
+    Sealed,
+)
 from adapters.client import AdapterClient, processing_order
 from adapters.config import AdapterConfig, ServedAgency
 
@@ -13,6 +23,8 @@ __all__ = [
     "Adapter",
     "AdapterClient",
     "AdapterConfig",
+    "Event",
+    "EventType",
     "Receipt",
     "Received",
     "RefusalKeeper",

@@ -17,8 +17,18 @@ from typing import Protocol
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
+from backbone.wire import Event, EventType
 
-__all__ = ["Adapter", "Receipt", "Received", "RefusalKeeper", "Refused", "Sealed"]
+__all__ = [
+    "Adapter",
+    "Event",
+    "EventType",
+    "Receipt",
+    "Received",
+    "RefusalKeeper",
+    "Refused",
+    "Sealed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,4 +136,13 @@ class Adapter(Protocol):
     def set_refusal_keeper(self, keeper: RefusalKeeper | None) -> None:
         """Where content a served agency refuses is kept from now on (:class:`Refused`);
         None: nowhere (the envelope is dead-lettered instead)."""
+        ...
+
+    def events(self) -> AsyncIterator[Event]:
+        """What became of what the served agencies sent, as the router (and tracking) tell
+        it: ``routed``, ``rejected`` (with ``reason`` and ``message``), ``duplicate``,
+        ``unroutable``, ``dead_lettered``, ``status`` (a recipient's status about one of
+        their documents) and ``overdue`` :class:`Event` s. An event is acknowledged to the
+        broker only when the consumer asks for the next one, so none is lost before it is
+        recorded; redeliveries repeat ``event_id``."""
         ...

@@ -37,6 +37,14 @@ commitment, was then delivered, and the refusal is logged and answered). Envelop
 are not authentic (framing, certificate, signature) cannot be answered (their sender is
 only a claim): they are dead-lettered too, and so are statuses, which are never answered.
 
+What became of what was sent: :meth:`~AdapterClient.events` yields the router's events
+about the served agencies' envelopes (``rejected`` with its reason, ``duplicate``,
+``unroutable``, ``dead_lettered``, ``routed``, ``status``, ``overdue``) from the system's own
+events queue, acknowledging each message only when the consumer asks for the next event
+(:mod:`adapters.events`). Iterate it for as long as the client runs (the drop folder does):
+until something does, events wait in the queue, and a refusal is known to nobody but the
+logs of the router.
+
 Ordering: the router processes envelopes concurrently, so statuses about one document may
 arrive out of order; and the client hands each envelope out as soon as it is opened, so a
 large (or hostile) envelope does not hold up the ones behind it (:mod:`adapters.receiving`
@@ -46,6 +54,7 @@ edXML Timestamp, which has whole seconds, then the status code's place in 01→0
 The client is composed of one piece per job: :mod:`adapters.connection` (the broker
 connection), :mod:`adapters.sending` (seal and publish), :mod:`adapters.statuses` (statuses,
 the automatic 01, refusal 02), :mod:`adapters.receiving` (the receive loop and acks),
+:mod:`adapters.events` (the events about what was sent),
 :mod:`adapters.opening` (from an AMQP body to items and refusals, pure) and
 :mod:`adapters.redeliveries` (what was handed out).
 """
@@ -62,6 +71,7 @@ import structlog
 from adapters.abc import Receipt, Received, RefusalKeeper, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig
 from adapters.connection import BrokerConnection
+from adapters.events import EventConsumer
 from adapters.opening import EnvelopeOpener
 from adapters.receiving import InboxConsumer, processing_order
 from adapters.redeliveries import DeliveredMemory
@@ -73,7 +83,7 @@ from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.observability import metrics
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
-from backbone.wire import Names
+from backbone.wire import Event, Names
 
 __all__ = ["AdapterClient", "processing_order"]
 
@@ -118,6 +128,7 @@ class AdapterClient:
             auto_arrival=auto_arrival,
             keep_refused=keep_refused,  # where refused content is kept (module docstring)
         )
+        self._events = EventConsumer(config, names, self._broker, self._resolved.agencies)
 
     @property
     def auto_arrival(self) -> bool:
@@ -173,6 +184,7 @@ class AdapterClient:
 
     async def close(self) -> None:
         self._inbox.end_iterators()  # ends received() iterators
+        self._events.end_iterators()  # and events() iterators
         await self._broker.close()
         log.info("adapter.closed", system=self.system)
 
@@ -273,3 +285,8 @@ class AdapterClient:
         """Documents and statuses for the served agencies, as they arrive (module docstring:
         acknowledgement, redeliveries, status 01, ordering)."""
         return self._inbox.received()
+
+    def events(self) -> AsyncGenerator[Event, None]:
+        """The router's events about what the served agencies sent, as they arrive (module
+        docstring; :meth:`adapters.abc.Adapter.events`)."""
+        return self._events.events()

@@ -111,6 +111,7 @@ class Reason(StrEnum):
     CONFIG_KEY_MISSING = "config_key_missing"
     CONFIG_VALUE_INVALID = "config_value_invalid"
     OUTBOX_NAME_NOT_TAKEN = "outbox_name_not_taken"
+    ARRIVAL_SENT_BY_ADAPTER = "arrival_sent_by_adapter"
     UNSPECIFIED = "unspecified"
     DUE_DATE_BEFORE_DOCUMENT = "due_date_before_document"
     # A DocumentId bound to its sender, and a header that says what the signed edXML says.

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from adapters import AdapterClient, AdapterConfig, Received
-from backbone.directory import Hub
+from backbone.directory import Directory, Hub
 from backbone.pki.validation import CertificateValidator
 from backbone.router.abc import Extension
 from backbone.router.pipeline import Pipeline
@@ -164,21 +164,22 @@ def make_router(
     *,
     validator: CertificateValidator | None = None,
     extensions: Sequence[Extension] = (),
+    policy: RoutingPolicy | None = None,
     rate_limits: AccountRateLimits | RateLimit | None = None,
     **options: Any,
 ) -> Router:
     """A router (not started) for ``exchange`` on ``store``: its names and directory, full
-    validation with ``validator`` (by default the exchange PKI's), the usual routing policy,
-    ``rate_limits`` per account (none by default). ``options`` are more
-    :class:`RouterOptions`; a ``max_envelope_bytes`` among them is the pipeline's limit too.
-    ``extensions`` run beside it (tracking)."""
+    validation with ``validator`` (by default the exchange PKI's), ``policy`` (by default
+    the usual routing policy, which allows everything), ``rate_limits`` per account (none by
+    default). ``options`` are more :class:`RouterOptions`; a ``max_envelope_bytes`` among
+    them is the pipeline's limit too. ``extensions`` run beside it (tracking)."""
     limit = {k: v for k, v in options.items() if k == "max_envelope_bytes"}
     pipeline = Pipeline(
         directory=exchange.directory,
         validator=exchange.pki.validator() if validator is None else validator,
         store=store,
         names=exchange.names,
-        policy=RoutingPolicy(),
+        policy=RoutingPolicy() if policy is None else policy,
         rate_limits=rate_limits,
         **limit,
     )
@@ -199,18 +200,25 @@ async def open_deployment(
     router_max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
     router_validator: Callable[[DevPki], CertificateValidator] = DevPki.validator,
     router_rate_limits: AccountRateLimits | RateLimit | None = None,
+    policy: RoutingPolicy | None = None,
+    inactive: Collection[str] = (),
 ) -> AsyncIterator[Deployment]:
     """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
     hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit,
-    ``router_rate_limits`` its per-account limits (none by default)."""
+    ``router_rate_limits`` its per-account limits (none by default); ``policy`` the router's
+    routing policy; ``inactive`` agencies are listed, with their certificates, but inactive
+    (adapters encrypt to them; the router refuses them)."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
+    if inactive:
+        exchange.directory = _deactivated(exchange.directory, inactive)
     directory_file = exchange.directory_file(root)
     store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
     router = make_router(
         exchange,
         store,
         validator=router_validator(exchange.pki),
+        policy=policy,
         delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
         rate_limits=router_rate_limits,
@@ -223,3 +231,12 @@ async def open_deployment(
         await deployment.close()
         await router.stop()
         await exchange.close()
+
+
+def _deactivated(directory: Directory, codes: Collection[str]) -> Directory:
+    file = directory.file
+    agencies = tuple(
+        agency.model_copy(update={"active": False}) if str(agency.organ_code) in codes else agency
+        for agency in file.agencies
+    )
+    return Directory(file.model_copy(update={"agencies": agencies}), tiers=directory.tiers)

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from adapters.abc import Adapter, Receipt, Received, RefusalKeeper, Sealed
+from adapters.abc import Adapter, Event, Receipt, Received, RefusalKeeper, Sealed
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, validate
 from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
@@ -35,8 +35,11 @@ class FakeAdapter:
     published: list[bytes] = field(default_factory=list)
     sealed: int = 0
     statuses: list[tuple[str, StatusCode, str | None]] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)  # order of next-item requests and 01s
+    trace: list[str] = field(default_factory=list)  # order of next-item requests and 01s
     incoming: asyncio.Queue[Received | None] = field(default_factory=asyncio.Queue)
+    # What the router would say about what this adapter sent (None ends events()).
+    router_events: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    events_taken: list[str] = field(default_factory=list)  # event ids the consumer took
     on_status: Callable[[], None] | None = None
     keep_refused: RefusalKeeper | None = None
 
@@ -96,7 +99,7 @@ class FakeAdapter:
         sender: str | None = None,
     ) -> Receipt:
         self.statuses.append((document_id, code, sender))
-        self.events.append(f"status {code.value}")
+        self.trace.append(f"status {code.value}")
         if self.on_status is not None:
             self.on_status()
         return Receipt("e", document_id, sender or "", (), datetime.now(UTC))
@@ -104,7 +107,7 @@ class FakeAdapter:
     async def received(self) -> AsyncIterator[Received]:
         while (item := await self.incoming.get()) is not None:
             yield item
-            self.events.append(f"next after {item.envelope_id}")
+            self.trace.append(f"next after {item.envelope_id}")
 
     async def acknowledge_arrival(self, received: Received) -> Receipt | None:
         if not isinstance(received.message, EdxmlDocument):
@@ -115,6 +118,13 @@ class FakeAdapter:
 
     def set_refusal_keeper(self, keeper: RefusalKeeper | None) -> None:
         self.keep_refused = keeper
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Like the real one: an event counts as taken (acknowledged) only when the
+        consumer asks for the next."""
+        while (event := await self.router_events.get()) is not None:
+            yield event
+            self.events_taken.append(event.event_id)
 
 
 def _is_an_adapter(pki: DevPki) -> Adapter:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from adapters.abc import Adapter, Receipt, Received
+from adapters.abc import Adapter, Event, EventType, Receipt, Received
 from backbone.clock import utc_now
 from backbone.edxml import EdxmlDocument, StatusCode, validate
 from backbone.envelope import decrypt, read_frame, verify_frame
@@ -36,12 +36,28 @@ class FakeWorld:
     sender: FakeAdapter
     recipient: FakeAdapter
     _carried: int = field(default=0)
+    _claims: dict[tuple[str, str], str] = field(default_factory=dict)
 
     async def carry(self) -> None:
-        """Open what the sender published since, for real, and hand it to the recipient."""
+        """Open what the sender published since, for real, and hand it to the recipient;
+        tell the sender as the router would: routed, or the same document again with other
+        content refused as ``duplicate_conflict``."""
         for body in self.sender.published[self._carried :]:
             envelope = verify_frame(read_frame(body), self.pki.validator())
             header = envelope.header
+            claim = (header.sender, header.document_id)
+            first = self._claims.setdefault(claim, header.envelope_id)
+            if first != header.envelope_id:
+                self.sender.router_events.put_nowait(
+                    Event.about(
+                        EventType.REJECTED,
+                        header,
+                        reason=Reason.DUPLICATE_CONFLICT,
+                        message=f"already sent as envelope {first} with other content",
+                    )
+                )
+                continue
+            self.sender.router_events.put_nowait(Event.about(EventType.ROUTED, header))
             for code in header.recipients:
                 if code not in self.recipient.served:
                     continue
@@ -93,6 +109,48 @@ async def first_received(adapter: Adapter) -> Received:
         return await asyncio.wait_for(anext(iterator), 20)
     finally:
         await iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def next_event(adapter: Adapter, iterator: AsyncIterator[Event] | None = None) -> Event:
+    return await asyncio.wait_for(anext(iterator or aiter(adapter.events())), 20)
+
+
+async def test_a_routed_document_is_reported_to_its_sender_as_routed(world: World) -> None:
+    receipt = await world.sender.send(document_edxml(G22, [H41], 6))
+    await world.carry()
+
+    iterator = aiter(world.sender.events())
+    try:
+        event = await next_event(world.sender, iterator)
+    finally:
+        await iterator.aclose()  # type: ignore[attr-defined]
+
+    assert event.type is EventType.ROUTED
+    assert (event.envelope_id, event.document_id) == (receipt.envelope_id, receipt.document_id)
+    assert event.party == G22
+    assert event.reason is None
+
+
+async def test_a_router_refusal_reaches_the_sender_with_its_reason_and_message(
+    world: World,
+) -> None:
+    await world.sender.send(document_edxml(G22, [H41], 7))
+    # The same DocumentId again, with other content: the router refuses it.
+    second = await world.sender.send(document_edxml(G22, [H41], 7, subject="Changed"))
+    await world.carry()
+
+    iterator = aiter(world.sender.events())
+    try:
+        events = [await next_event(world.sender, iterator) for _ in range(2)]
+    finally:
+        await iterator.aclose()  # type: ignore[attr-defined]
+
+    refused = [e for e in events if e.type is EventType.REJECTED]
+    assert [(e.envelope_id, e.reason) for e in refused] == [
+        (second.envelope_id, Reason.DUPLICATE_CONFLICT)
+    ]
+    assert refused[0].document_id == document_id(G22, 7)
+    assert refused[0].message
 
 
 async def test_seal_refuses_malformed_edxml_naming_its_line(world: World) -> None:

@@ -486,7 +486,7 @@ async def test_received_document_lands_whole_in_inbox_before_any_ack_or_status_0
     assert adapter.statuses == [(item.header.document_id, StatusCode.ARRIVED, G22)]
     assert seen_at_status == [True]
     # The next item was asked for (the broker ack) before status 01 went out.
-    assert adapter.events == [f"next after {item.envelope_id}", "status 01"]
+    assert adapter.trace == [f"next after {item.envelope_id}", "status 01"]
 
 
 async def test_a_redelivered_document_is_not_written_twice_nor_answered_twice(

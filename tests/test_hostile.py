@@ -207,20 +207,22 @@ def _envelope_id(body: bytes) -> str | None:
 
 
 async def _event(world: World, party: str, kind: EventType, envelope_id: str | None) -> Event:
-    """The first event of ``kind`` about ``envelope_id`` on ``party``'s events queue; the
-    events before it (earlier cases' routed and status events) are consumed."""
+    """The first event of ``kind`` about ``envelope_id`` for ``party``, read on the operators'
+    events queue (which has every event): ``party``'s own queue is the drop-folder adapter's
+    to consume. The events before it (earlier cases' routed and status events) are consumed."""
     exchange = world.deployment.exchange
     seen: list[str] = []
 
     def wanted(event: Event) -> bool:
-        return event.type == kind and event.envelope_id == envelope_id
+        return event.type == kind and event.envelope_id == envelope_id and event.party == party
 
     def about(message: AbstractIncomingMessage) -> bool:
         events = decode_events(message.body)
         seen.extend(f"{event.type}:{event.envelope_id}:{event.reason}" for event in events)
         return any(wanted(event) for event in events)
 
-    message = await _take(world, exchange.events_of(party), about, f"{kind} {envelope_id}", seen)
+    queue = exchange.names.events_operators_queue
+    message = await _take(world, queue, about, f"{kind} {envelope_id} for {party}", seen)
     return next(event for event in decode_events(message.body) if wanted(event))
 
 

@@ -7,6 +7,8 @@ describes, served through one :class:`~adapters.abc.Adapter`:
   ``sent/`` or ``failed/``, resumable after a crash;
 - :mod:`~adapters.dropfolder.incoming`: received items written into ``inbox/``,
   ``status/`` or ``rejected/`` before they are acknowledged, then status 01;
+- :mod:`~adapters.dropfolder.outcomes`: the router's events about sent files written
+  beside them (a refused one moved to ``failed/``) before they are acknowledged;
 - :mod:`~adapters.dropfolder.lock`: one adapter process per folder;
 - :mod:`~adapters.dropfolder.sealing`: the one thread sealing runs on;
 - :mod:`~adapters.dropfolder.files`, :mod:`~adapters.dropfolder.records`: atomic writes,
@@ -25,6 +27,7 @@ from adapters.dropfolder.incoming import InboxReceiver
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.lock import FolderLocks
 from adapters.dropfolder.options import DropFolderOptions
+from adapters.dropfolder.outcomes import SentOutcomes
 from adapters.dropfolder.outgoing import OutboxSender
 from adapters.dropfolder.sealing import SealingThread
 from backbone.errors import ConfigurationError
@@ -37,6 +40,7 @@ __all__ = [
     "InboxReceiver",
     "OutboxSender",
     "SealingThread",
+    "SentOutcomes",
 ]
 
 
@@ -61,6 +65,9 @@ class DropFolder:
             adapter, self.folders, self.options, self.stopping, self._sealer
         )
         self.incoming = InboxReceiver(adapter, self.folders, self.options, self.stopping)
+        self.outcomes = SentOutcomes(
+            adapter, self.folders, self.options, self.stopping, self.outgoing
+        )
 
     # ----------------------------------------------------------------- the whole service
 
@@ -71,8 +78,13 @@ class DropFolder:
         incoming = asyncio.create_task(
             self.incoming.receive_supervised(), name="dropfolder-incoming"
         )
+        outcomes: asyncio.Task[None] | None = None
         try:
             await self.resume()
+            # After resuming: what the router says about a resumed file finds it in sent/.
+            outcomes = asyncio.create_task(
+                self.outcomes.receive_supervised(), name="dropfolder-outcomes"
+            )
             while not self.stopping.is_set():
                 await self.claim_outbox()
                 with contextlib.suppress(TimeoutError):
@@ -80,9 +92,12 @@ class DropFolder:
         finally:
             self.stopping.set()
             await self.drain()
-            incoming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await incoming
+            for task in (incoming, outcomes):
+                if task is None:
+                    continue
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             self._sealer.shutdown()
 
     def stop(self) -> None:

@@ -2,7 +2,9 @@
 
 <folder>/outbox/    the agency's software drops finished ``*.edxml`` here
 <folder>/sent/      sent documents, each with ``<name>.receipt.json``
-<folder>/failed/    refused documents, each with ``<name>.error.json``
+<folder>/failed/    documents not delivered, each with ``<name>.error.json``: refused by the
+                    adapter before sending, or by the router after (then with the receipt
+                    moved from ``sent/``; :mod:`adapters.dropfolder.outcomes`)
 <folder>/inbox/     ``<envelope_id>/`` per received document
 <folder>/status/    ``<sealed>_<code>_<envelope_id>.edxml`` (+ ``.json``) per status
 <folder>/rejected/  ``<envelope_id>/`` per received envelope whose content was refused:

@@ -4,7 +4,8 @@
 Per file (every arrow an atomic rename or an fsynced atomic write)::
 
     outbox/x.edxml → .work/outgoing/x.edxml        claim
-                   → seal (refused: failed/x.edxml + failed/x.edxml.error.json)
+                   → seal (refused: failed/x.edxml + failed/x.edxml.error.json; a
+                     status 01 too: the adapter sends 01 itself)
                    → .work/outgoing/x.edxml.envelope    BEFORE publishing
                    → publish, broker confirm (broker away: wait and retry, same bytes)
                    → sent/x.edxml.receipt.json, sent/x.edxml, envelope deleted
@@ -38,8 +39,8 @@ from adapters.dropfolder.records import error_from_exception, error_record, rece
 from adapters.dropfolder.sealing import SealingThread
 from adapters.dropfolder.settling import Settling, name_kind
 from backbone.clock import utc_now
-from backbone.edxml import examine
-from backbone.envelope import read_frame
+from backbone.edxml import StatusCode, examine
+from backbone.envelope import Kind, read_frame
 from backbone.errors import BackboneError, BrokerUnavailableError, EdxmlError, Reason
 
 __all__ = ["ENVELOPE_SUFFIX", "OutboxSender"]
@@ -48,6 +49,7 @@ log = structlog.get_logger("adapters.dropfolder")
 
 ENVELOPE_SUFFIX = ".envelope"
 UNEXPECTED_ATTEMPTS = 3  # seal attempts after an unexpected (non-Backbone) error
+ARRIVED = StatusCode.ARRIVED.value
 
 _EDXML_REASONS = frozenset(
     {
@@ -260,6 +262,17 @@ class OutboxSender:
             )
             record = error_record(
                 file=work.name, reason=Reason.POLICY_DENIED.value, message=message
+            )
+            await asyncio.to_thread(self._fail, folder, work, record)
+            return None
+        if sealed.header.kind == Kind.STATUS and sealed.header.status_code == ARRIVED:
+            # The adapter owns 01: it sent one when it wrote the document into inbox/, and
+            # a second would only come back refused as a duplicate (docs/adapter.md).
+            record = error_record(
+                file=work.name,
+                reason=Reason.ARRIVAL_SENT_BY_ADAPTER.value,
+                message=f"status 01 (arrived) about {sealed.header.document_id} was not "
+                "sent: the adapter sends 01 itself for every document it writes into inbox/",
             )
             await asyncio.to_thread(self._fail, folder, work, record)
             return None

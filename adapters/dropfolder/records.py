@@ -13,7 +13,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from adapters.abc import Receipt, Received
+from adapters.abc import Event, Receipt, Received
+from adapters.dropfolder.remedies import what_to_do
 from backbone.edxml import EdxmlDocument, EdxmlStatus, Issue
 from backbone.errors import BackboneError
 
@@ -23,6 +24,7 @@ __all__ = [
     "error_from_exception",
     "error_record",
     "receipt_record",
+    "router_event_record",
     "status_file_stem",
     "status_metadata",
 ]
@@ -43,6 +45,23 @@ def receipt_record(receipt: Receipt, *, file: str) -> dict[str, Any]:
     }
 
 
+def router_event_record(event: Event) -> dict[str, Any]:
+    """One entry of a receipt's ``router_events``: what the router (or tracking) said."""
+    entry: dict[str, Any] = {
+        "event_id": event.event_id,
+        "type": event.type.value,
+        "at": _iso(event.at),
+    }
+    if event.reason is not None:
+        entry["reason"] = event.reason.value
+        entry["what_to_do"] = what_to_do(event.reason.value)
+    if event.message:
+        entry["message"] = event.message
+    if event.original_outcome:
+        entry["original_outcome"] = event.original_outcome
+    return entry
+
+
 def error_record(
     *,
     file: str,
@@ -50,12 +69,14 @@ def error_record(
     message: str,
     issues: list[Issue] | None = None,
 ) -> dict[str, Any]:
-    """What ``failed/<name>.error.json`` says: the stable reason code, a sentence, and for
-    invalid edXML every problem with its line and element path."""
+    """What ``failed/<name>.error.json`` says: the stable reason code, a sentence, what to
+    do about it (docs/reasons.md), and for invalid edXML every problem with its line and
+    element path."""
     return {
         "file": file,
         "reason": reason,
         "message": message,
+        "what_to_do": what_to_do(reason),
         "issues": [issue.as_dict() for issue in issues or []],
         "failed_at": _iso(datetime.now(UTC)),
     }

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
+    "ADAPTER_EVENTS",
     "ADAPTER_RECEIVED",
     "ADAPTER_RECEIVE_FAILURES",
     "ADAPTER_RECONNECTS",
@@ -121,6 +122,11 @@ ADAPTER_RECEIVE_FAILURES = Counter(
     "vdx_adapter_receive_failures_total",
     "Incoming envelopes refused (bad signature, certificate, decryption…)",
     ["reason"],
+)
+ADAPTER_EVENTS = Counter(
+    "vdx_adapter_events_total",
+    "Router events about what served agencies sent, handed to the software or drop folder",
+    ["type", "reason"],
 )
 ADAPTER_RECONNECTS = Counter("vdx_adapter_reconnects_total", "Reconnections to the broker")
 CERTIFICATE_NOT_AFTER = Gauge(

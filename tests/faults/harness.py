@@ -367,18 +367,23 @@ def _arrivals(folder: Path) -> set[str]:
 async def find_event(
     exchange: Exchange, code: str, type_: EventType, *, document_id: str, timeout: float
 ) -> Event:
-    """Consume ``code``'s events queue (acking: the run is over) until the event of
-    ``type_`` about ``document_id`` comes; thousands of routed events come before it."""
+    """Consume the operators' events queue (acking: the run is over) until the event of
+    ``type_`` for ``code`` about ``document_id`` comes; thousands of routed events come
+    before it. ``code``'s own queue is its drop-folder adapter's to consume."""
     channel = await exchange.channel(exchange.accounts()[0])
     await channel.set_qos(prefetch_count=500)
-    queue = await channel.get_queue(exchange.events_of(code), ensure=False)
+    queue = await channel.get_queue(exchange.names.events_operators_queue, ensure=False)
 
     async def scan() -> Event:
         async with queue.iterator() as messages:
             async for message in messages:
                 await message.ack()
                 for event in decode_events(message.body):
-                    if event.type == type_ and event.document_id == document_id:
+                    if (event.type, event.party, event.document_id) == (
+                        type_,
+                        code,
+                        document_id,
+                    ):
                         return event
         raise AssertionError("the events queue went away")
 
