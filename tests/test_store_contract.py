@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from backbone.errors import Reason, StoreUnavailableError
 from backbone.store import BatchingStore, MemoryStore, SqlStore, open_store
-from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, Store, SubmissionKey
+from backbone.store.abc import (
+    Claim,
+    ClaimState,
+    Delivery,
+    Outcome,
+    Refusal,
+    Store,
+    SubmissionKey,
+)
 from testkit.store import (
     DOCUMENT_ID,
     OTHER,
@@ -233,6 +241,36 @@ async def test_concurrent_claim_routes_for_one_envelope_route_it_once_then_answe
         [ClaimState.NEW, ClaimState.DUPLICATE, ClaimState.DUPLICATE]
     )
     assert len(await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)) == 1
+
+
+async def test_refusals_are_kept_once_per_envelope_and_read_per_document_and_sender(
+    store: Store,
+) -> None:
+    def refusal(
+        envelope_id: str, sender: str, at: datetime, document: str = DOCUMENT_ID
+    ) -> Refusal:
+        return Refusal(
+            envelope_id=envelope_id,
+            document_id=document,
+            sender=sender,
+            kind="document",
+            status_code=None,
+            reason=Reason.DUPLICATE_CONFLICT.value,
+            message="already sent with other content",
+            at=at,
+        )
+
+    later = refusal("e2", SENDER, T0 + timedelta(minutes=1))
+    first = refusal("e1", SENDER, T0)
+    await store.record_refusal(later)
+    await store.record_refusal(first)
+    await store.record_refusal(refusal("e1", SENDER, T0 + timedelta(hours=1)))  # redelivered
+    await store.record_refusal(refusal("e3", RECIPIENT, T0))
+    await store.record_refusal(refusal("e4", SENDER, T0, "000.00.32.H53,2024/05/01,999/UBND-VP"))
+
+    assert await store.refusals(DOCUMENT_ID, sender=SENDER) == [first, later]
+    assert [r.envelope_id for r in await store.refusals(DOCUMENT_ID, sender=RECIPIENT)] == ["e3"]
+    assert await store.refusals(DOCUMENT_ID, sender=OTHER) == []
 
 
 async def test_history_holds_both_directions_oldest_first_and_nothing_else(

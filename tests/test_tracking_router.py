@@ -13,7 +13,9 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from backbone.cli import app as cli
 from backbone.clock import utc_now
 from backbone.edxml import StatusCode
 from backbone.envelope import read_frame
@@ -228,3 +230,64 @@ async def test_the_adapter_seals_the_due_date_and_the_status_note_into_the_signe
     assert read_frame(note.body).header.status_note == "x" * 500
     silent = b.seal_status(sealed.header.document_id, StatusCode.ACCEPTED)
     assert silent.header.status_note is None
+
+
+async def test_a_refused_envelope_is_kept_for_its_sender_to_see_in_tracking(
+    tracked: TrackedExchange,
+) -> None:
+    """Issue 15: a router refusal is a fact the store keeps, so the sender can look it up in
+    tracking (API and `backbone track show`) whatever became of the event that told it."""
+    deployment = tracked.deployment
+    a = await deployment.adapter(G22)
+    b = await deployment.adapter(H41)
+    b_inbox = deployment.inbox(b)
+    receipt = await a.send(dated_edxml(G22, [H41], 30, DUE))
+    await b_inbox.wait_for(1)
+    # The same DocumentId again with other content: duplicate_conflict.
+    conflicting = await a.send(dated_edxml(G22, [H41], 30, DUE + timedelta(days=1)))
+    # H41 answers about a document G22 never sent it: status_unknown_document.
+    never_sent = f"{G22},2026/01/02,31/VP"
+    unknown = await b.send_status(never_sent, ACCEPTED)
+
+    async with httpx.AsyncClient(base_url=tracked.base_url) as http:
+        path = f"/api/documents/{quote(receipt.document_id, safe='')}"
+        deadline = asyncio.get_running_loop().time() + 15
+        while not (body := (await http.get(path, headers=tracked.tokens.auth(G22))).json())[
+            "refused"
+        ]:
+            assert asyncio.get_running_loop().time() < deadline, body
+            await asyncio.sleep(0.1)
+        [refused] = body["refused"]
+        assert refused["envelope_id"] == conflicting.envelope_id
+        assert refused["reason"] == "duplicate_conflict"
+        assert refused["by"] == G22
+        assert [r["journey"]["recipient"] for r in body["recipients"]] == [H41]
+        # The recipient sees its journey, not the sender's refused envelope.
+        own = (await http.get(path, headers=tracked.tokens.auth(H41))).json()
+        assert own["refused"] == []
+
+        # A refused status is its own sender's to see, even with no journey at all.
+        about = f"/api/documents/{quote(never_sent, safe='')}"
+        deadline = asyncio.get_running_loop().time() + 15
+        while (
+            answer := await http.get(about, headers=tracked.tokens.auth(H41))
+        ).status_code != 200:
+            assert asyncio.get_running_loop().time() < deadline, answer.text
+            await asyncio.sleep(0.1)
+        [status] = answer.json()["refused"]
+        assert (status["envelope_id"], status["reason"], status["status_code"]) == (
+            unknown.envelope_id,
+            "status_unknown_document",
+            "03",
+        )
+        assert answer.json()["recipients"] == []
+        assert (await http.get(about, headers=tracked.tokens.auth(G22))).status_code == 404
+
+    if tracked.schema is None:  # the command reads a store's default schema
+        url = f"--store-url={tracked.store_url}"
+        shown = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["track", "show", receipt.document_id, url]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert "refused by the router (never routed):" in shown.output
+        assert f"document by {G22}  [duplicate_conflict]" in shown.output

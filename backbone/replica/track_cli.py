@@ -50,6 +50,14 @@ def render(track: DocumentTrack) -> str:
             by = f"  by {step.by}" if step.by else ""
             note = f"  “{step.note}”" if step.note else ""
             lines.append(f"    {step.at:%Y-%m-%d %H:%M:%S}Z  {step.kind}{code}{by}{note}")
+    if track.refused:
+        lines.append("  refused by the router (never routed):")
+    for refused in track.refused:
+        what = f"status {refused.status_code}" if refused.status_code else refused.kind
+        lines.append(
+            f"    {refused.at:%Y-%m-%d %H:%M:%S}Z  {what} by {refused.by}  "
+            f"[{refused.reason}] {refused.message}"
+        )
     return "\n".join(lines)
 
 

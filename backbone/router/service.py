@@ -30,6 +30,7 @@ from aio_pika.abc import (
 )
 
 from backbone.broker.failures import broker_failure
+from backbone.clock import utc_now
 from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
 from backbone.errors import Reason
@@ -45,7 +46,7 @@ from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES, Quarantine
 from backbone.router.topology import apply_topology
-from backbone.store.abc import Store
+from backbone.store.abc import Refusal, Store
 from backbone.wire import (
     Event,
     EventType,
@@ -320,6 +321,22 @@ class Router:
 
     async def _reject(self, decision: Reject, message: AbstractIncomingMessage) -> None:
         header = decision.header
+        if decision.authenticated and header is not None:
+            # Kept where the sender can always look it up (tracking): events queues are
+            # bounded, and a refusal is a fact the store would otherwise not have. First, so
+            # that a store failure requeues the envelope before anything else is done.
+            await self.store.record_refusal(
+                Refusal(
+                    envelope_id=header.envelope_id,
+                    document_id=header.document_id,
+                    sender=header.sender,
+                    kind=str(header.kind),
+                    status_code=header.status_code,
+                    reason=decision.reason.value,
+                    message=decision.message,
+                    at=utc_now(),
+                )
+            )
         metrics.ENVELOPES_REJECTED.labels(decision.reason.value, self._tier_name(header)).inc()
         assert self._publish_channel is not None
         await self._publish_channel.default_exchange.publish(

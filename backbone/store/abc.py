@@ -21,6 +21,7 @@ __all__ = [
     "ClaimState",
     "Delivery",
     "Outcome",
+    "Refusal",
     "Store",
     "SubmissionKey",
 ]
@@ -100,6 +101,21 @@ class Delivery:
     status_note: str | None = None  # a status's Description, when its header carried one
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An authenticated envelope the router refused, kept so that its sender can always
+    look it up (tracking), whatever became of the event that told it."""
+
+    envelope_id: str
+    document_id: str
+    sender: str
+    kind: str  # "document" | "status"
+    status_code: str | None
+    reason: str  # a ``Reason`` value
+    message: str
+    at: datetime
+
+
 class Store(Protocol):
     """Routing and dedup state shared by router replicas (SQLite file or PostgreSQL)."""
 
@@ -128,6 +144,14 @@ class Store(Protocol):
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         """Everything routed about ``document_id`` between the two agencies, either
         direction, oldest first."""
+        ...
+
+    async def record_refusal(self, refusal: Refusal) -> None:
+        """Keep a refusal (once per envelope: a redelivered refusal is not kept twice)."""
+        ...
+
+    async def refusals(self, document_id: str, *, sender: str) -> Sequence[Refusal]:
+        """The refusals of ``sender``'s envelopes about ``document_id``, oldest first."""
         ...
 
     async def ping(self) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.store.abc import Claim, Delivery, Outcome, SubmissionKey
+from backbone.store.abc import Claim, Delivery, Outcome, Refusal, SubmissionKey
 from backbone.store.calls import Call, ClaimCall, ClaimRouteCall, FinishCall, RoutedCall
 from backbone.store.rules import utc
 from backbone.store.sql import SqlStore
@@ -73,6 +73,12 @@ class BatchingStore:
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         return await self._store.history(document_id, sender=sender, recipient=recipient)
+
+    async def record_refusal(self, refusal: Refusal) -> None:
+        await self._store.record_refusal(refusal)  # rare: not worth a batch
+
+    async def refusals(self, document_id: str, *, sender: str) -> Sequence[Refusal]:
+        return await self._store.refusals(document_id, sender=sender)
 
     async def ping(self) -> None:
         await self._store.ping()

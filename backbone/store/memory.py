@@ -12,7 +12,7 @@ from datetime import datetime
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
-from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, SubmissionKey
+from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, Refusal, SubmissionKey
 from backbone.store.rules import judge, utc
 
 __all__ = ["MemoryStore"]
@@ -35,6 +35,7 @@ class MemoryStore:
         self._claims: dict[_Key, _Held] = {}
         self._by_envelope: dict[str, _Key] = {}
         self._deliveries: dict[tuple[str, str], Delivery] = {}
+        self._refusals: dict[str, Refusal] = {}
 
     async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         key = (identity.sender, identity.document_id, identity.variant)
@@ -95,6 +96,17 @@ class MemoryStore:
             if delivery.document_id == document_id and (delivery.sender, delivery.recipient) in pair
         ]
         return sorted(found, key=lambda d: (d.at, d.envelope_id, d.recipient))
+
+    async def record_refusal(self, refusal: Refusal) -> None:
+        self._refusals.setdefault(refusal.envelope_id, refusal)
+
+    async def refusals(self, document_id: str, *, sender: str) -> Sequence[Refusal]:
+        found = [
+            refusal
+            for refusal in self._refusals.values()
+            if refusal.document_id == document_id and refusal.sender == sender
+        ]
+        return sorted(found, key=lambda r: (r.at, r.envelope_id))
 
     async def ping(self) -> None:
         return None

@@ -35,6 +35,7 @@ __all__ = [
     "journeys",
     "metadata",
     "overdue",
+    "refusals",
 ]
 
 
@@ -137,6 +138,23 @@ overdue = Table(
     Column("sender", String, nullable=False),
     Column("due_date", Date, nullable=False),
     Column("flagged_at", UtcDateTime, nullable=False),
+)
+
+
+# One row per authenticated envelope the router refused, so its sender can look it up in
+# tracking whatever became of the event that told it (events queues are bounded).
+refusals = Table(
+    "refusals",
+    metadata,
+    Column("envelope_id", String, primary_key=True),
+    Column("document_id", String, nullable=False),
+    Column("sender", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("status_code", String),
+    Column("reason", String, nullable=False),
+    Column("message", String, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("refusals_by_document", "document_id", "sender"),
 )
 
 

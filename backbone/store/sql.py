@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from datetime import datetime
 from itertools import groupby
 from typing import cast
@@ -21,19 +22,27 @@ from sqlalchemy.schema import CreateSchema
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, SubmissionKey
+from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, Refusal, SubmissionKey
 from backbone.store.backfill import backfill_journeys
 from backbone.store.calls import Call, ClaimCall, ClaimRouteCall, FinishCall, RoutedCall
 from backbone.store.engine import DIALECTS, create_engine
 from backbone.store.journeys import JourneyFacts, facts_of, merge, upsert_statement
 from backbone.store.rules import judge, utc
-from backbone.store.schema import add_missing_columns, claims, deliveries, journeys, metadata
+from backbone.store.schema import (
+    add_missing_columns,
+    claims,
+    deliveries,
+    journeys,
+    metadata,
+    refusals,
+)
 from backbone.store.statements import (
     FINISH,
     HISTORY,
     OUTCOME_OF,
     PING,
     READ_CLAIM,
+    REFUSALS,
     TAKE_OVER,
     claim_key,
     claim_row,
@@ -77,6 +86,7 @@ class SqlStore:
             )
         )
         self._delivery_insert = insert_if_absent(dialect.insert, deliveries)
+        self._refusal_insert = insert_if_absent(dialect.insert, refusals)
         self._journey_upsert = upsert_statement(engine.dialect.name)
         self._routed = dialect.routed
 
@@ -364,6 +374,15 @@ class SqlStore:
                 HISTORY, {"k_document": document_id, "k_a": sender, "k_b": recipient}
             )
             return [Delivery(**row._mapping) for row in found]
+
+    async def record_refusal(self, refusal: Refusal) -> None:
+        async with self._reachable(), self._engine.begin() as conn:
+            await conn.execute(self._refusal_insert, asdict(refusal))
+
+    async def refusals(self, document_id: str, *, sender: str) -> Sequence[Refusal]:
+        async with self._reachable(), self._engine.connect() as conn:
+            found = await conn.execute(REFUSALS, {"k_document": document_id, "k_sender": sender})
+            return [Refusal(**row._mapping) for row in found]
 
     async def ping(self) -> None:
         try:

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
 from backbone.store.abc import Outcome, SubmissionKey
-from backbone.store.schema import UtcDateTime, claims, deliveries
+from backbone.store.schema import UtcDateTime, claims, deliveries, refusals
 
 __all__ = [
     "FINISH",
@@ -31,6 +31,7 @@ __all__ = [
     "OUTCOME_OF",
     "PING",
     "READ_CLAIM",
+    "REFUSALS",
     "TAKE_OVER",
     "claim_key",
     "claim_row",
@@ -78,6 +79,14 @@ HISTORY = (
         ),
     )
     .order_by(deliveries.c.at, deliveries.c.envelope_id, deliveries.c.recipient)
+)
+REFUSALS = (
+    select(refusals)
+    .where(
+        refusals.c.document_id == bindparam("k_document"),
+        refusals.c.sender == bindparam("k_sender"),
+    )
+    .order_by(refusals.c.at, refusals.c.envelope_id)
 )
 PING = select(literal(1))
 _DELIVERY_FIELDS = [(column.name, column.type) for column in deliveries.columns]

@@ -21,6 +21,7 @@ __all__ = [
     "OverdueOverview",
     "Principal",
     "RecipientTrack",
+    "RefusedEnvelope",
     "State",
     "Step",
     "StepKind",
@@ -118,8 +119,24 @@ class RecipientTrack(BaseModel):
     steps: list[Step]
 
 
+class RefusedEnvelope(BaseModel):
+    """An envelope about the document that the router refused (never routed), as its
+    sender sees it: the reason code and the router's message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    envelope_id: str
+    by: str = Field(description="the agency that sent it")
+    kind: str = Field(description="document or status")
+    status_code: str | None = None
+    reason: str = Field(description="the reason code (docs/reasons.md)")
+    message: str
+    at: datetime
+
+
 class DocumentTrack(BaseModel):
-    """A document's journeys to each recipient (as many as the asker may see), as timelines."""
+    """A document's journeys to each recipient (as many as the asker may see), as timelines,
+    and the envelopes about it the router refused that the asker sent."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -127,6 +144,7 @@ class DocumentTrack(BaseModel):
     sender: str
     submitted_at: datetime | None = None
     recipients: list[RecipientTrack]
+    refused: list[RefusedEnvelope] = Field(default_factory=list)
 
 
 class JourneyPage(BaseModel):

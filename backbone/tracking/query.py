@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Date,
+    Row,
     Select,
     and_,
     cast,
@@ -35,7 +36,7 @@ from backbone.clock import Clock, today_in, utc_now
 from backbone.edxml.document_id import DocumentId
 from backbone.errors import DocumentIdError
 from backbone.organ import OrganCode
-from backbone.store.schema import claims, deliveries, journeys, overdue
+from backbone.store.schema import claims, deliveries, journeys, overdue, refusals
 from backbone.tiers import Tier, TierModel
 from backbone.tracking.model import (
     DocumentTrack,
@@ -45,6 +46,7 @@ from backbone.tracking.model import (
     OverdueOverview,
     Principal,
     RecipientTrack,
+    RefusedEnvelope,
     State,
     Step,
     StepKind,
@@ -271,12 +273,21 @@ class Tracker:
                 self._journey(row._mapping)
                 for row in await conn.execute(tracked.order_by(journeys.c.recipient))
             ]
-            if not found:
-                return None
             if not principal.acts_for(sender):
                 found = [journey for journey in found if principal.acts_for(journey.recipient)]
-                if not found:
-                    return None
+            # Refused envelopes are their senders' to see: the document's sender's, and a
+            # recipient's own refused statuses about it.
+            refused = [
+                _refused(row)
+                for row in await conn.execute(
+                    select(refusals)
+                    .where(refusals.c.document_id == document_id)
+                    .order_by(refusals.c.at, refusals.c.envelope_id)
+                )
+                if principal.acts_for(row.sender)
+            ]
+            if not found and not refused:
+                return None
             rows = (
                 await conn.execute(
                     select(deliveries)
@@ -310,7 +321,11 @@ class Tracker:
             steps.sort(key=lambda step: step.at)
             tracks.append(RecipientTrack(journey=journey, steps=steps))
         return DocumentTrack(
-            document_id=document_id, sender=sender, submitted_at=submitted, recipients=tracks
+            document_id=document_id,
+            sender=sender,
+            submitted_at=submitted,
+            recipients=tracks,
+            refused=refused,
         )
 
     async def overview(self, principal: Principal) -> OverdueOverview:
@@ -421,4 +436,16 @@ def _step(row: Any) -> Step:
         kind = _STEP_OF_CODE.get(row.status_code, StepKind.STATUS)
     return Step(
         at=row.at, kind=kind, by=row.sender, status_code=row.status_code, note=row.status_note
+    )
+
+
+def _refused(row: Row[Any]) -> RefusedEnvelope:
+    return RefusedEnvelope(
+        envelope_id=row.envelope_id,
+        by=row.sender,
+        kind=row.kind,
+        status_code=row.status_code,
+        reason=row.reason,
+        message=row.message,
+        at=row.at,
     )
