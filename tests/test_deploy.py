@@ -374,6 +374,7 @@ def test_alerts_cover_the_promised_conditions() -> None:
         "vdx_unroutable_total",
         "vdx_dead_lettered_total",
         'rabbitmq_detailed_queue_messages_ready{queue=~"vdx[.]inbox[.].+"}',
+        'rabbitmq_detailed_queue_messages_ready{queue=~"vdx[.]events[.].+",queue!="vdx.events.operators"}',
         "vdx_certificate_not_after_timestamp_seconds - time() < 14 * 86400",
         "vdx_adapter_send_failures_total",
     ):
