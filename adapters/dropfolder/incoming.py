@@ -34,6 +34,7 @@ from adapters.dropfolder.files import (
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.records import document_metadata, status_file_stem, status_metadata
+from adapters.dropfolder.supervision import supervise
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
 from backbone.envelope import Kind
 from backbone.errors import BackboneError, BrokerUnavailableError
@@ -66,17 +67,12 @@ class InboxReceiver:
     async def receive_supervised(self) -> None:
         """Keep receiving through failures (a refused write, a lost channel): what was not
         stored was not acknowledged, so the broker hands it out again."""
-        delay = self.options.retry_initial
-        while not self.stopping.is_set():
-            try:
-                await self.receive_forever()
-            except Exception:
-                log.exception("adapter.incoming_failed", outcome="retry", retry_in=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                delay = min(delay * 2, self.options.retry_max)
-            else:
-                return  # the adapter was closed
+        await supervise(
+            self.receive_forever,
+            failure="adapter.incoming_failed",
+            options=self.options,
+            stopping=self.stopping,
+        )
 
     async def receive_forever(self) -> None:
         """Store every received item; ack it (ask for the next) only once it is on disk,

@@ -39,6 +39,7 @@ from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.outgoing import OutboxSender
 from adapters.dropfolder.records import error_record, router_event_record
+from adapters.dropfolder.supervision import supervise
 
 __all__ = ["SentOutcomes"]
 
@@ -82,17 +83,12 @@ class SentOutcomes:
     async def receive_supervised(self) -> None:
         """Keep recording through failures: what was not recorded was not acknowledged,
         so the broker hands it out again."""
-        delay = self.options.retry_initial
-        while not self.stopping.is_set():
-            try:
-                await self.receive_forever()
-            except Exception:
-                log.exception("adapter.events_failed", outcome="retry", retry_in=delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                delay = min(delay * 2, self.options.retry_max)
-            else:
-                return  # the adapter was closed
+        await supervise(
+            self.receive_forever,
+            failure="adapter.events_failed",
+            options=self.options,
+            stopping=self.stopping,
+        )
 
     async def receive_forever(self) -> None:
         """Record each event; asking for the next one acknowledges it."""

@@ -1,0 +1,39 @@
+"""Keeping a consuming loop of the drop folder alive: what it did not record it did not
+acknowledge, so after a failure the broker hands the same message out again, and the loop
+is simply started again, with backoff, until the service stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from adapters.dropfolder.options import DropFolderOptions
+
+__all__ = ["supervise"]
+
+log = structlog.get_logger("adapters.dropfolder")
+
+
+async def supervise(
+    loop: Callable[[], Awaitable[None]],
+    *,
+    failure: str,
+    options: DropFolderOptions,
+    stopping: asyncio.Event,
+) -> None:
+    """Run ``loop`` until it returns (the adapter was closed) or ``stopping`` is set; after
+    each failure log ``failure`` and wait (doubling, up to ``options.retry_max``)."""
+    delay = options.retry_initial
+    while not stopping.is_set():
+        try:
+            await loop()
+        except Exception:
+            log.exception(failure, outcome="retry", retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(delay * 2, options.retry_max)
+        else:
+            return
