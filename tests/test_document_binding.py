@@ -130,8 +130,15 @@ async def test_tracking_shows_a_document_to_its_sender_only_and_a_decoy_is_refus
             own = (await http.get(path, headers=tracked.tokens.auth(B))).json()
             assert own["sender"] == B
             assert [r["journey"]["recipient"] for r in own["recipients"]] == [C]
-            seen_by_a = await http.get(path, headers=tracked.tokens.auth(A))
-            assert seen_by_a.status_code == 404
+            # A sees its own refused decoy (the router keeps refusals for their senders)
+            # and nothing of B's document: no journey, not even when B submitted it.
+            seen_by_a = (await http.get(path, headers=tracked.tokens.auth(A))).json()
+            assert seen_by_a["recipients"] == []
+            assert seen_by_a["submitted_at"] is None
+            assert [(r["envelope_id"], r["by"], r["reason"]) for r in seen_by_a["refused"]] == [
+                (envelope_id(decoy), A, "document_id_not_sender")
+            ]
+            assert own["refused"] == []  # and B does not see A's decoy
 
 
 async def test_a_journey_under_a_document_id_from_another_sender_is_not_that_documents(

@@ -304,6 +304,10 @@ class Tracker:
                     )
                 )
             ).scalar_one_or_none()
+            if not found and not principal.acts_for(sender):
+                # Only the asker's own refused envelopes under another sender's DocumentId:
+                # nothing of that sender's document is the asker's to see.
+                submitted = None
             flags = {
                 row.recipient: row.flagged_at
                 for row in await conn.execute(
