@@ -19,8 +19,9 @@ from pathlib import Path
 
 from tests.fuzz.report import TargetResult, parse_output, render
 from tests.fuzz.seeds import REGRESSIONS, REPO, seed_dirs
+from tests.fuzz.targets import TARGETS  # for names only: the workers import them instrumented
 
-TARGET_NAMES = ("edxml", "envelope", "events", "document_id")  # as tests.fuzz.targets.TARGETS
+TARGET_NAMES = tuple(TARGETS)
 WORK = REPO / "build" / "fuzz"  # the growing corpus and the findings (git-ignored)
 PER_INPUT_TIMEOUT = 10  # seconds: one input taking longer is a hang
 RSS_LIMIT_MB = 1536  # the fuzzing process at large is a blow-up
@@ -61,7 +62,7 @@ def _run(name: str, seconds: int, *, keep: bool) -> TargetResult:
             "-print_final_stats=1",
             str(corpus), *map(str, seeds),
         ]  # fmt: skip
-        print(f"fuzz: {name} for {seconds} s ...", file=sys.stderr, flush=True)
+        print(f"fuzz: {name}, {TARGETS[name].what}, for {seconds} s", file=sys.stderr, flush=True)
         output, returncode = _fuzz(command, seconds)
     (WORK / name / "fuzzer.log").write_text(output, encoding="utf-8")
     result = parse_output(TargetResult(name, seconds, returncode=returncode), output)
