@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from backbone.edxml import build, examine, validate
 from backbone.edxml.document_id import DocumentId
-from backbone.envelope import read_frame
+from backbone.envelope import EnvelopeHeader, KeyWrap, read_frame
 from backbone.errors import (
     BackboneError,
     DocumentIdError,
@@ -22,13 +22,18 @@ from backbone.errors import (
     EnvelopeMalformedError,
     Reason,
 )
-from backbone.wire.events import decode_events
+from backbone.wire.events import Event, decode_events
 from tests.fuzz import feedback
 
 __all__ = ["TARGETS", "Target", "UndocumentedError"]
 
 # What differs from input to input in a message: quoted names and values, numbers.
 _VARIABLE = re.compile(r"'[^']*'|\"[^\"]*\"|\([^)]*\)|\{[^}]*\}|\[[^\]]*\]|[0-9]+")
+_KNOWN_FIELDS = (
+    frozenset(Event.model_fields)
+    | frozenset(EnvelopeHeader.model_fields)
+    | frozenset(KeyWrap.model_fields)
+)
 # read_frame refuses with these two reasons only (backbone/envelope/wire.py, bounds.py).
 _FRAME_REASONS = frozenset({Reason.ENVELOPE_MALFORMED, Reason.ENVELOPE_TOO_LARGE})
 
@@ -115,7 +120,10 @@ def _note_errors(exc: ValidationError) -> None:
 
 
 def _field(location: tuple[int | str, ...]) -> str:
-    return next((part for part in reversed(location) if isinstance(part, str)), "")
+    """The model field an error is at; an unknown key (``extra_forbidden``) is the input's
+    own text, and counting each as new filled every slot."""
+    field = next((part for part in reversed(location) if isinstance(part, str)), "")
+    return field if field in _KNOWN_FIELDS else "?"
 
 
 def fuzz_document_id(data: bytes) -> None:
