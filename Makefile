@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker postgres test clock-check faults lint demo clean bench-install bench bench-quick
+.PHONY: install broker postgres test clock-check faults lint demo clean bench-install bench bench-quick \
+	fuzz-install fuzz
 
 install: $(STAMP)
 
@@ -53,6 +54,16 @@ bench: bench-install broker
 
 bench-quick: bench-install broker
 	$(BIN)/python -m bench --quick
+
+# Coverage-guided fuzzing (tests/fuzz/README.md): each reader of untrusted bytes for
+# FUZZ_SECONDS, writes tests/fuzz/report.md, fails on any finding. Not part of CI.
+FUZZ_SECONDS ?= 120
+
+fuzz-install: install
+	$(BIN)/python -m pip install --quiet -e '.[test,fuzz]'
+
+fuzz: fuzz-install
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

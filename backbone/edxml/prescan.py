@@ -111,9 +111,11 @@ class _Counter:
         for text in (element.text, *(child.tail for child in element)):
             if text is not None and len(text) > limit:
                 self._breach(element, len(text), "max_text_chars", "a text in {name} has {n}")
-        tail = element.tail
-        element.clear()
-        element.tail = tail
+        # keep_tail: the tail may still be growing. libxml2 appends the characters of a
+        # chunk to the text node it last made; freeing that node (clear() without
+        # keep_tail, then setting .tail again) let the next feed write into freed memory
+        # and corrupt the heap (issue 19, fuzzing: tests/fuzz/regressions/edxml/).
+        element.clear(keep_tail=True)  # type: ignore[call-arg]  # lxml-stubs lack keep_tail
 
     def _breach(self, node: etree._Element, value: int, limit_name: str, what: str) -> None:
         is_element = isinstance(node.tag, str)
