@@ -4,9 +4,7 @@ password cannot help); an unreachable broker is still waited for by the adapter.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,24 +13,11 @@ import yaml
 from testkit import Deployment
 from tests.support import adapter_deployment_fixture  # noqa: F401
 from tests.support.adapter_process import AdapterProcess
+from tests.support.cli_process import run_backbone
 
 pytestmark = pytest.mark.broker
 
-ROOT = Path(__file__).resolve().parents[1]
 G22 = "000.00.00.G22"
-
-
-def run_backbone(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_") and k != "AMQP_URL"}
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "backbone", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=90,
-        check=False,
-    )
 
 
 def adapter_config(deployment: Deployment, **changes: str) -> tuple[Path, dict[str, object]]:

@@ -3,9 +3,6 @@ never a traceback, never a value (it may be a password)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,22 +10,7 @@ import pytest
 from adapters.config import AdapterConfig
 from backbone.errors import ConfigurationError, Reason
 from backbone.replica import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def backbone(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-    environment.pop("AMQP_URL", None)
-    environment["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "backbone", *args],
-        capture_output=True,
-        text=True,
-        env={**environment, **(env or {})},
-        timeout=60,
-        check=False,
-    )
+from tests.support.cli_process import run_backbone
 
 
 def config(tmp_path: Path, text: str) -> Path:
@@ -72,7 +54,7 @@ def test_a_configuration_mistake_is_one_error_line_with_its_reason_and_the_fix(
     edxml = tmp_path / "doc.edxml"
     edxml.write_text("<x/>")
     args = [part.format(file=edxml) for part in command]
-    result = backbone(*args, "--config", str(path))
+    result = run_backbone(*args, "--config", str(path))
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -4,9 +4,6 @@ cannot be read. `backbone directory check` finds the same certificate problems f
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,8 +17,7 @@ from backbone.replica import Settings
 from backbone.replica.cli import build_router
 from testkit.exchange import DIRECT, build_directory
 from testkit.pki import DevPki, make_pki
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.cli_process import run_backbone
 
 
 @pytest.fixture
@@ -45,19 +41,6 @@ def settings_file(tmp_path: Path, pki: DevPki, directory: Path, *, crls: bool) -
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
-
-
-def run_backbone(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-    environment["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "backbone", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
 
 
 async def test_a_router_without_a_crl_for_its_ca_refuses_to_start(
