@@ -10,7 +10,6 @@ describes, served through one :class:`~adapters.abc.Adapter`:
 - :mod:`~adapters.dropfolder.outcomes`: the router's events about sent files written
   beside them (a refused one moved to ``failed/``) before they are acknowledged;
 - :mod:`~adapters.dropfolder.lock`: one adapter process per folder;
-- :mod:`~adapters.dropfolder.sealing`: the one thread sealing runs on;
 - :mod:`~adapters.dropfolder.files`, :mod:`~adapters.dropfolder.records`: atomic writes,
   safe names, and the JSON files written beside documents.
 """
@@ -29,7 +28,7 @@ from adapters.dropfolder.lock import FolderLocks
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.outcomes import SentOutcomes
 from adapters.dropfolder.outgoing import OutboxSender
-from adapters.dropfolder.sealing import SealingThread
+from adapters.sealing_thread import SealingThread
 from backbone.errors import ConfigurationError
 
 __all__ = [

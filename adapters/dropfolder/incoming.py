@@ -34,7 +34,7 @@ from adapters.dropfolder.files import (
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.records import document_metadata, status_file_stem, status_metadata
-from adapters.dropfolder.supervision import supervise
+from adapters.supervision import supervise
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
 from backbone.envelope import Kind
 from backbone.errors import BackboneError, BrokerUnavailableError
@@ -70,8 +70,9 @@ class InboxReceiver:
         await supervise(
             self.receive_forever,
             failure="adapter.incoming_failed",
-            options=self.options,
             stopping=self.stopping,
+            retry_initial=self.options.retry_initial,
+            retry_max=self.options.retry_max,
         )
 
     async def receive_forever(self) -> None:

@@ -39,7 +39,7 @@ from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.outgoing import OutboxSender
 from adapters.dropfolder.records import error_record, router_event_record
-from adapters.dropfolder.supervision import supervise
+from adapters.supervision import supervise
 
 __all__ = ["SentOutcomes"]
 
@@ -86,8 +86,9 @@ class SentOutcomes:
         await supervise(
             self.receive_forever,
             failure="adapter.events_failed",
-            options=self.options,
             stopping=self.stopping,
+            retry_initial=self.options.retry_initial,
+            retry_max=self.options.retry_max,
         )
 
     async def receive_forever(self) -> None:

@@ -36,8 +36,8 @@ from adapters.dropfolder.files import (
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.records import error_from_exception, error_record, receipt_record
-from adapters.dropfolder.sealing import SealingThread
 from adapters.dropfolder.settling import Settling, name_kind
+from adapters.sealing_thread import SealingThread
 from backbone.clock import utc_now
 from backbone.edxml import StatusCode, examine
 from backbone.envelope import Kind, read_frame

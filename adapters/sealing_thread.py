@@ -1,4 +1,4 @@
-"""The drop folder's sealing thread.
+"""The adapter's sealing thread (the drop folder's and the gateway's).
 
 Sealing (lxml, XML-DSig) runs on ONE thread of its own: off the event loop, but never two
 at once, since lxml parses its XSDs per thread and parallel first parses fail; this thread
@@ -23,7 +23,7 @@ _WARM_UP = b'<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016"/>'
 
 class SealingThread:
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dropfolder-seal")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adapter-seal")
 
     def warm_up(self) -> None:
         """Load the XSDs on the thread now, not at the first file."""
