@@ -17,6 +17,8 @@ from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder.records import receipt_record
+from adapters.gateway.service import Gateway
+from adapters.gateway.state import GatewayState
 from backbone.errors import (
     BackboneError,
     BrokerLoginRefusedError,
@@ -29,6 +31,7 @@ from backbone.observability.http import HttpServer, make_app
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True)
+Service = DropFolder | Gateway
 log = structlog.get_logger(__name__)
 
 ConfigOption = Annotated[
@@ -71,11 +74,26 @@ async def _start_when_broker_answers(client: AdapterClient, stop: asyncio.Event)
     return False
 
 
+def _service(config: AdapterConfig, client: AdapterClient, options: DropFolderOptions) -> Service:
+    """The gateway when ``gateway_port`` is set, else the drop folder: an agency's items are
+    handed out through one face, never two consuming the same inbox."""
+    if config.gateway_port is None:
+        return DropFolder(client, _folders(config), options)
+    with_folders = [agency.organ_code for agency in config.agencies if agency.folder]
+    if with_folders:
+        raise ConfigurationError(
+            f"gateway_port is set and {', '.join(with_folders)} also has a drop folder: an "
+            "agency is served through the gateway or a drop folder, not both; remove "
+            "`folder:` or gateway_port"
+        )
+    return Gateway(client)
+
+
 async def _run(config: AdapterConfig, options: DropFolderOptions) -> None:
-    folders = _folders(config)
-    # The drop folder sends 01 itself, after its atomic write: never before it is on disk.
+    # Both faces send 01 themselves: the drop folder after its atomic write, the gateway
+    # once the software says `updateStatus done`.
     client = AdapterClient(config, auto_arrival=False)
-    service = DropFolder(client, folders, options)
+    service = _service(config, client, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -93,7 +111,7 @@ async def _run(config: AdapterConfig, options: DropFolderOptions) -> None:
         if not await _start_when_broker_answers(client, stop):
             return
         try:
-            log.info("adapter.serving", system=client.system, folders=len(folders))
+            log.info("adapter.serving", system=client.system, face=type(service).__name__)
             await service.run()
         finally:
             await client.close()
@@ -169,3 +187,23 @@ def send(
         raise typer.Exit(1) from error
     record["file"] = str(file)
     typer.echo(json.dumps(record, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def proposals(config: ConfigOption = None) -> None:
+    """Print, as JSON, the agencies a hub's software proposed through the gateway
+    (``registerAgency``/``deleteAgency``), for the operator to decide on."""
+    configure_logging()
+    try:
+        settings = AdapterConfig.load(config)
+        if settings.gateway_state is None:
+            raise ConfigurationError("gateway_state is not set: this adapter runs no gateway")
+        state = GatewayState(settings.gateway_state)
+        try:
+            found = state.proposals()
+        finally:
+            state.close()
+    except BackboneError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(json.dumps(found, ensure_ascii=False, indent=2))

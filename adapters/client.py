@@ -78,7 +78,7 @@ from adapters.redeliveries import DeliveredMemory
 from adapters.sending import EnvelopeSender
 from adapters.statuses import StatusSender
 from backbone.directory import Directory
-from backbone.edxml import StaffInfo, StatusCode
+from backbone.edxml import EdxmlDocument, EdxmlStatus, StaffInfo, StatusCode
 from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.observability import metrics
 from backbone.organ import OrganCode
@@ -228,6 +228,12 @@ class AdapterClient:
         sender sends about its own document (13, take-back), which names no recipient in
         the edXML: pass ``recipients`` (where the document went) for it."""
         return self._sender.seal(edxml, recipients=recipients)
+
+    def seal_read(
+        self, edxml: bytes, *, recipients: Sequence[str] | None = None
+    ) -> tuple[Sealed, EdxmlDocument | EdxmlStatus]:
+        """:meth:`seal`, with the edXML as it was read beside the envelope."""
+        return self._sender.seal_read(edxml, recipients=recipients)
 
     async def publish(self, sealed: Sealed) -> Receipt:
         return await self._sender.publish(sealed)

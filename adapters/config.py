@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from backbone.broker.settings import BrokerSettings
 from backbone.directory import Directory, Hub, load_directory
@@ -41,7 +41,13 @@ from backbone.organ import OrganCode, parse_identifier
 from backbone.pki.keys import load_private_key
 from backbone.pki.validation import CertificateValidator
 
-__all__ = ["AdapterConfig", "ResolvedConfig", "ServedAgency", "ServedIdentity"]
+__all__ = [
+    "AdapterConfig",
+    "GatewaySystem",
+    "ResolvedConfig",
+    "ServedAgency",
+    "ServedIdentity",
+]
 
 
 def _organ_code(text: str) -> str:
@@ -67,6 +73,31 @@ class ServedAgency(BaseModel):
     key: Path = Field(description="PEM private key (RSA); never logged")
     certificate: Path = Field(description="PEM certificate of that key")
     folder: Path | None = Field(default=None, description="Drop-folder root for this agency")
+
+
+# The gateway's connected systems (adapters.gateway, docs/gateway.md):
+#   gateway_systems:
+#     - systemid: qlvb-so-noi-vu
+#       secret_file: /etc/vdx/secrets/qlvb-so-noi-vu   # or secret_env: VDX_SECRET_QLVB
+#       acts_for: [000.00.32.H53]                      # empty: every agency served here
+class GatewaySystem(BaseModel):
+    """One connected software system: its ``systemid``, where its secret is, and the
+    agencies it may act for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    systemid: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    secret_file: Path | None = Field(default=None, description="first line is the secret")
+    secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    acts_for: tuple[Annotated[str, AfterValidator(_organ_code)], ...] = ()
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> Self:
+        if (self.secret_file is None) == (self.secret_env is None):
+            raise ValueError(
+                f"system {self.systemid}: set exactly one of secret_file and secret_env"
+            )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +156,21 @@ class AdapterConfig(BrokerSettings):
     certificate_warning_days: int = Field(
         default=14, gt=0, description="/readyz fails when an own certificate expires sooner"
     )
+    # The gateway (adapters.gateway, docs/gateway.md): the axis' HTTP API for the agencies'
+    # existing software. Off unless gateway_port is set.
+    gateway_port: int | None = Field(default=None, ge=1, le=65535)
+    gateway_host: str = Field(
+        default=LOOPBACK,
+        min_length=1,
+        description="The gateway's listening address: loopback by default; 0.0.0.0 (with "
+        "TLS) where the agencies' software runs on other machines",
+    )
+    gateway_tls_certificate: Path | None = Field(default=None, description="PEM chain")
+    gateway_tls_key: Path | None = Field(default=None, description="PEM key; never logged")
+    gateway_state: Path | None = Field(
+        default=None, description="Directory of the gateway's durable state (SQLite)"
+    )
+    gateway_systems: tuple[GatewaySystem, ...] = ()
 
     @property
     def broker_account(self) -> str:

@@ -19,7 +19,7 @@ from cryptography import x509
 from adapters.abc import Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
-from backbone.edxml import EdxmlDocument, validate
+from backbone.edxml import EdxmlDocument, EdxmlStatus, validate
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
 from backbone.errors import (
     BrokerUnavailableError,
@@ -68,6 +68,12 @@ class EnvelopeSender:
         to ``ResponseFor/OrganId`` (the original sender), except a status the original
         sender sends about its own document (13, take-back), which names no recipient in
         the edXML: pass ``recipients`` (where the document went) for it."""
+        return self.seal_read(edxml, recipients=recipients)[0]
+
+    def seal_read(
+        self, edxml: bytes, *, recipients: Sequence[str] | None = None
+    ) -> tuple[Sealed, EdxmlDocument | EdxmlStatus]:
+        """:meth:`seal`, with the edXML as it was read (subject, notation…) beside it."""
         limit = self.config.max_envelope_bytes
         if len(edxml) > limit:  # the envelope is larger still: refuse before parsing
             raise _too_large(f"the edXML is {len(edxml)} bytes", limit)
@@ -125,7 +131,7 @@ class EnvelopeSender:
             kind=str(kind),
             outcome="sealed",
         )
-        return Sealed(header, body)
+        return Sealed(header, body), message
 
     async def publish(self, sealed: Sealed) -> Receipt:
         header = sealed.header

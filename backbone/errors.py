@@ -31,6 +31,7 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │   └── BrokerLoginRefusedError the broker refused the login (user or password wrong)
     ├── StoreUnavailableError   the router's database (SQLite or PostgreSQL) cannot be reached
     ├── ConfigurationError      a process's configuration cannot work (the message names the key)
+    ├── GatewayError            the adapter's HTTP gateway refuses a request (reason says why)
     └── RoutingError            the router refuses an authentic envelope (reason says why)
 """
 
@@ -56,6 +57,7 @@ __all__ = [
     "EdxmlError",
     "EnvelopeError",
     "EnvelopeMalformedError",
+    "GatewayError",
     "HeaderMismatchError",
     "NotARecipientError",
     "OrganCodeError",
@@ -132,6 +134,18 @@ class Reason(StrEnum):
     UNROUTABLE = "unroutable"
     POISON = "poison"
     RATE_LIMITED = "rate_limited"
+    # The adapter's HTTP gateway (adapters.gateway): requests it refuses.
+    GATEWAY_REQUEST_MALFORMED = "gateway_request_malformed"
+    GATEWAY_SYSTEM_UNKNOWN = "gateway_system_unknown"
+    GATEWAY_SIGNATURE_INVALID = "gateway_signature_invalid"
+    GATEWAY_OPERATION_UNKNOWN = "gateway_operation_unknown"
+    GATEWAY_BODY_TOO_LARGE = "gateway_body_too_large"
+    GATEWAY_HASH_MISMATCH = "gateway_hash_mismatch"
+    GATEWAY_SENDER_NOT_PERMITTED = "gateway_sender_not_permitted"
+    GATEWAY_MESSAGE_TYPE_MISMATCH = "gateway_message_type_mismatch"
+    GATEWAY_DOCUMENT_UNKNOWN = "gateway_document_unknown"
+    GATEWAY_STATUS_INVALID = "gateway_status_invalid"
+    GATEWAY_AGENCY_CHANGE_REFUSED = "gateway_agency_change_refused"
 
 
 class BackboneError(Exception):
@@ -293,6 +307,13 @@ class ConfigurationError(BackboneError):
     """A configuration that cannot work: a key missing or wrong, a folder already served."""
 
     reason = Reason.CONFIGURATION_INVALID
+
+
+class GatewayError(BackboneError):
+    """A request the adapter's HTTP gateway refuses. Always raised with an explicit
+    ``reason``: it is the response's ``ErrorCode``."""
+
+    reason = Reason.GATEWAY_REQUEST_MALFORMED
 
 
 class RoutingError(BackboneError):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import structlog
 import uvicorn
@@ -23,6 +24,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backbone.observability.listen import LOOPBACK
+
+# What uvicorn serves: FastAPI, Starlette, or any ASGI callable.
+ASGIApplication = Callable[..., Awaitable[Any]]
 
 __all__ = ["Check", "HttpServer", "make_app"]
 
@@ -68,10 +72,27 @@ def make_app(
 
 
 class HttpServer:
-    """uvicorn serving ``app`` on ``host:port`` as a task of the running loop."""
+    """uvicorn serving ``app`` (any ASGI application) on ``host:port`` as a task of the
+    running loop; over TLS when given a certificate (PEM chain) and its key."""
 
-    def __init__(self, app: FastAPI, *, host: str = LOOPBACK, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    def __init__(
+        self,
+        app: ASGIApplication,
+        *,
+        host: str = LOOPBACK,
+        port: int,
+        tls_certificate: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            ssl_certfile=tls_certificate,
+            ssl_keyfile=tls_key,
+        )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

@@ -1,0 +1,62 @@
+"""The agency-list operations, answered from the adapter's directory: ``getAgenciesList``,
+``getAgenciesListQD20`` and ``getSynchronizeUnit`` (docs/gateway.md).
+
+The directory today holds one QCVN 102 code per agency and no history: ``oldCode`` and
+``code102`` carry what it has (empty, and the same code), every unit is at ``version`` 1 and
+never ``deleted``; the directory over time fills them in.
+"""
+
+from __future__ import annotations
+
+from backbone.directory import Directory
+from backbone.organ import OrganCode
+
+__all__ = ["agencies", "agencies_qd20", "synchronize_units"]
+
+
+def _parent(code: OrganCode) -> str:
+    parent = code.parent
+    return str(parent) if parent is not None else ""
+
+
+def agencies(directory: Directory) -> list[dict[str, object]]:
+    return [
+        {
+            "id": str(agency.organ_code),
+            "pid": _parent(agency.organ_code),
+            "code": str(agency.organ_code),
+            "name": agency.name,
+            "mail": "",
+            "oldCode": "",
+        }
+        for agency in directory.agencies
+        if agency.active
+    ]
+
+
+def agencies_qd20(directory: Directory, level: str | None) -> list[dict[str, object]]:
+    """``level`` (1–4), when given, keeps the agencies of that QCVN 102 level."""
+    wanted = int(level) if level and level.strip().isdigit() else None
+    return [
+        {**row, "code102": row["code"]}
+        for row in agencies(directory)
+        if wanted is None or OrganCode.parse(str(row["code"])).level == wanted
+    ]
+
+
+def synchronize_units(directory: Directory) -> list[dict[str, object]]:
+    return [
+        {
+            "id": str(agency.organ_code),
+            "code": str(agency.organ_code),
+            "name": agency.name,
+            "mail": "",
+            "pid": _parent(agency.organ_code),
+            "version": 1,
+            "centerCode": str(agency.hub or ""),
+            "deleted": not agency.active,
+            "modifyDate": "",
+            "isAgency": True,
+        }
+        for agency in directory.agencies
+    ]

@@ -1,0 +1,128 @@
+"""The gateway's HTTP face: one route per operation, ``<endpoint>/<operation>``.
+
+Every response is the axis' JSON shape (``status``, ``ErrorCode``, ``ErrorDesc`` and the
+operation's fields), refusals included: the SDK ignores the HTTP status and reads the body,
+and hands its caller nothing when a field is missing. The HTTP status is still meaningful
+for other clients and for operators' logs (401, 403, 404, 413, 503…). ``downloadEdoc``
+answers the edXML bytes themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.gateway.operations import Operations
+from adapters.gateway.systems import ResolvedSystem
+from adapters.gateway.wire import OK, SignedRequest, authenticate, response_bytes
+from backbone.errors import BackboneError, GatewayError, Reason
+
+__all__ = ["gateway_app"]
+
+log = structlog.get_logger("adapters.gateway")
+
+_HTTP_STATUS: Final = {
+    Reason.GATEWAY_SYSTEM_UNKNOWN: 401,
+    Reason.GATEWAY_SIGNATURE_INVALID: 401,
+    Reason.GATEWAY_SENDER_NOT_PERMITTED: 403,
+    Reason.GATEWAY_AGENCY_CHANGE_REFUSED: 403,
+    Reason.GATEWAY_DOCUMENT_UNKNOWN: 404,
+    Reason.GATEWAY_OPERATION_UNKNOWN: 404,
+    Reason.GATEWAY_BODY_TOO_LARGE: 413,
+    Reason.BROKER_UNAVAILABLE: 503,
+    Reason.BROKER_LOGIN_REFUSED: 503,
+}
+_DOWNLOAD: Final = "downloadEdoc"
+_MESSAGE_LIMIT: Final = 1000  # characters of an ErrorDesc
+
+
+def gateway_app(
+    operations: Operations, systems: Mapping[str, ResolvedSystem], *, max_body_bytes: int
+) -> Starlette:
+    def secret_of(system_id: str) -> bytes | None:
+        system = systems.get(system_id)
+        return system.secret if system is not None else None
+
+    async def handle(request: Request) -> Response:
+        name = request.path_params["operation"]
+        signed: SignedRequest | None = None
+        try:
+            if name != _DOWNLOAD and name not in operations.table:
+                raise GatewayError(
+                    f"{request.url.path} is not an operation of the axis' API",
+                    reason=Reason.GATEWAY_OPERATION_UNKNOWN,
+                )
+            signed = authenticate(request.headers.raw, secret_of)
+            if name == _DOWNLOAD:
+                data = await operations.received_bytes(signed)
+                return Response(data, media_type="application/octet-stream")
+            body = await _body(request, max_body_bytes)
+            fields = await operations.table[name](signed, body)
+            return _json({**OK, **fields})
+        except BackboneError as error:
+            log.warning(
+                "gateway.refused_request",
+                operation=name,
+                system=signed.system_id if signed else None,
+                reason=error.reason.value,
+                error=error.message[:_MESSAGE_LIMIT],
+                outcome="fail",
+            )
+            return _json(_failure(name, error), status=_HTTP_STATUS.get(error.reason, 400))
+        except Exception:
+            log.exception("gateway.failed", operation=name, outcome="fail")
+            failure = BackboneError("the gateway failed on this request; it is in its log")
+            return _json(_failure(name, failure), status=500)
+
+    return Starlette(routes=[Route("/{operation}", handle, methods=["GET", "POST"])])
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The body, refused past ``limit`` bytes (by its Content-Length before reading)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> GatewayError:
+    return GatewayError(
+        f"the body is {size} bytes or more; this gateway takes at most {limit}",
+        reason=Reason.GATEWAY_BODY_TOO_LARGE,
+    )
+
+
+def _failure(operation: str, error: BackboneError) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "status": "FAIL",
+        "ErrorCode": error.reason.value,
+        "ErrorDesc": _description(error),
+    }
+    if operation == "sendEdoc":
+        fields["DocId"] = ""  # the SDK reads it whatever the status
+    return fields
+
+
+def _description(error: BackboneError) -> str:
+    text = error.message
+    line, path = getattr(error, "line", None), getattr(error, "path", None)
+    if line is not None and f"line {line}" not in text:
+        text += f" (line {line}{f', {path}' if path else ''})"
+    return text[:_MESSAGE_LIMIT]
+
+
+def _json(fields: Mapping[str, object], *, status: int = 200) -> Response:
+    return Response(response_bytes(fields), status_code=status, media_type="application/json")

@@ -1,0 +1,162 @@
+"""The axis' HTTP API on the wire, as the vendor SDK speaks it (docs/gateway.md).
+
+Pure functions, no I/O: authenticating a request from its raw headers, checking
+``hash-file`` against the body, taking the file out of the body, and writing responses.
+
+Authentication: the client sends every parameter ``k`` of the call as a header
+``XroadVnpt-k``, then ``XroadVnpt-sign-header`` (a JSON object of those headers, in the
+client's own order) and ``XroadVnpt-hash-header`` (hex HMAC-SHA256 of that JSON under the
+system's secret). The HMAC is checked over the header's bytes exactly as received, in
+constant time, and the parameters are taken from that signed JSON only: a plain header
+that is not in it (a leftover, a forgery) is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from backbone.errors import GatewayError, Reason
+
+__all__ = [
+    "OK",
+    "SignedRequest",
+    "authenticate",
+    "file_of_body",
+    "response_bytes",
+    "unpadded_sha256_hex",
+]
+
+_PREFIX: Final = "xroadvnpt-"
+_SIGN_HEADER: Final = b"xroadvnpt-sign-header"
+_HASH_HEADER: Final = b"xroadvnpt-hash-header"
+_SYSTEM_ID: Final = "systemid"
+# The SDK appends this after the file's bytes (no multipart framing).
+_TRAILER: Final = b"\r\n"
+
+OK: Final = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Success"}
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """What the HMAC covers: the system and its parameters, names in lower case."""
+
+    system_id: str
+    params: Mapping[str, str] = field(repr=False)
+
+    def get(self, name: str) -> str | None:
+        """A parameter by name, whatever its case on the wire (``docId``, ``docid``)."""
+        return self.params.get(name.lower())
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None or not value.strip():
+            raise GatewayError(
+                f"the signed headers carry no {name!r}",
+                reason=Reason.GATEWAY_REQUEST_MALFORMED,
+            )
+        return value.strip()
+
+
+def authenticate(
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    secret_of: Callable[[str], bytes | None],
+) -> SignedRequest:
+    """Check the request's HMAC and return what it signs.
+
+    ``raw_headers``: as received (names in any case); ``secret_of``: a system's secret, or
+    None for a system this gateway does not serve."""
+    sign = _single(raw_headers, _SIGN_HEADER)
+    given = _single(raw_headers, _HASH_HEADER)
+    params = _signed_params(sign)
+    system_id = params.get(_SYSTEM_ID, "").strip()
+    if not system_id:
+        raise GatewayError(
+            "XroadVnpt-sign-header names no XroadVnpt-systemid",
+            reason=Reason.GATEWAY_REQUEST_MALFORMED,
+        )
+    secret = secret_of(system_id)
+    if secret is None:
+        raise GatewayError(
+            f"system {system_id!r} is not served by this gateway",
+            reason=Reason.GATEWAY_SYSTEM_UNKNOWN,
+        )
+    expected = hmac.new(secret, sign, hashlib.sha256).hexdigest().encode("ascii")
+    if not hmac.compare_digest(expected, given.strip().lower()):
+        raise GatewayError(
+            f"XroadVnpt-hash-header is not the HMAC-SHA256 of XroadVnpt-sign-header under "
+            f"the secret of system {system_id!r}",
+            reason=Reason.GATEWAY_SIGNATURE_INVALID,
+        )
+    return SignedRequest(system_id, params)
+
+
+def _single(raw_headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
+    values = [value for key, value in raw_headers if key.lower() == name]
+    if len(values) != 1:
+        what = "no" if not values else f"{len(values)}"
+        raise GatewayError(
+            f"the request carries {what} {name.decode()} header"
+            + ("" if len(values) <= 1 else "s: exactly one is expected"),
+            reason=Reason.GATEWAY_REQUEST_MALFORMED,
+        )
+    return values[0]
+
+
+def _signed_params(sign: bytes) -> dict[str, str]:
+    try:
+        document = json.loads(sign)
+    except (UnicodeDecodeError, ValueError):
+        document = None
+    if not isinstance(document, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in document.items()
+    ):
+        raise GatewayError(
+            "XroadVnpt-sign-header is not a JSON object of strings",
+            reason=Reason.GATEWAY_REQUEST_MALFORMED,
+        )
+    params: dict[str, str] = {}
+    for key, value in document.items():
+        name = key.lower()
+        if not name.startswith(_PREFIX):
+            continue  # the SDK signs only XroadVnpt- headers; anything else is not a parameter
+        name = name[len(_PREFIX) :]
+        if name in params:
+            raise GatewayError(
+                f"XroadVnpt-sign-header names {key!r} twice (in different cases)",
+                reason=Reason.GATEWAY_REQUEST_MALFORMED,
+            )
+        params[name] = value
+    return params
+
+
+def unpadded_sha256_hex(data: bytes) -> str:
+    """The SDK's ``hash-file``: SHA-256 in hex, each byte without zero padding."""
+    return "".join(f"{byte:x}" for byte in hashlib.sha256(data).digest())
+
+
+def file_of_body(body: bytes, hash_file: str) -> bytes:
+    """The file the client sent: the body without the SDK's trailing CRLF, checked against
+    ``hash-file`` (the SDK's unpadded hex, or ordinary 64-digit hex from other clients).
+    A body that matches only with its CRLF kept is a file that really ends in one."""
+    wanted = hash_file.strip().lower().encode("ascii", "replace")
+    candidates = [body[: -len(_TRAILER)], body] if body.endswith(_TRAILER) else [body]
+    for candidate in candidates:
+        digest = hashlib.sha256(candidate)
+        for form in (unpadded_sha256_hex(candidate), digest.hexdigest()):
+            if hmac.compare_digest(form.encode("ascii"), wanted):
+                return candidate
+    raise GatewayError(
+        f"hash-file {hash_file[:80]!r} is not the SHA-256 of the {len(body)} bytes received",
+        reason=Reason.GATEWAY_HASH_MISMATCH,
+    )
+
+
+def response_bytes(fields: Mapping[str, object]) -> bytes:
+    """A JSON response in US-ASCII (non-ASCII escaped as ``\\uXXXX``): the SDK reads the
+    ``sendEdoc`` response as US-ASCII."""
+    return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii")
