@@ -197,8 +197,11 @@ def test_document_without_recipients_is_invalid() -> None:
 def test_document_without_document_id_is_invalid() -> None:
     data = edit(DOCUMENT, "<DocumentId>000.00.12.H53,2024/03/05,125/STTTT-VP</DocumentId>", "")
     issue = only_issue(data)
-    assert "DocumentId" in issue.message
-    assert issue.path == f"{HEADER}/Code"
+    # Reported on the MessageHeader that lacks it: its children come in any order, so no
+    # sibling is "where DocumentId should have been".
+    assert "Missing child element(s). Expected is ( DocumentId )" in issue.message
+    assert issue.path == HEADER
+    assert issue.line == line_of(DOCUMENT, "<MessageHeader>")
 
 
 def test_status_without_status_code_is_judged_as_a_status_and_invalid() -> None:

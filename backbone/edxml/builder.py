@@ -1,8 +1,9 @@
 """Models → edXML bytes: UTF-8 with an XML declaration, every element under the ``edXML`` prefix.
 
-Element order follows the schemas, so what this writes validates (and reads back equal)
-as long as the model's values are valid; it writes no Signature (the XML-DSig layer adds
-one to ``edXMLHeader``).
+Elements are written in the vendor samples' order: the schemas take a group's children in
+any order, but software on the other side may expect that one. What this writes validates
+(and reads back equal) as long as the model's values are valid; it writes no Signature (the
+XML-DSig layer adds one to ``edXMLHeader``).
 """
 
 from __future__ import annotations

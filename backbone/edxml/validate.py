@@ -20,6 +20,7 @@ from backbone.edxml.hardening import DEFAULT_LIMITS, XmlLimits
 from backbone.edxml.issues import Issue, path_of
 from backbone.edxml.models import EdxmlMessage, Kind
 from backbone.edxml.names import NAMESPACE
+from backbone.edxml.occurrences import occurrence_issues
 from backbone.edxml.parser import parse_xml
 from backbone.edxml.reader import detect_kind, read_collecting
 from backbone.errors import EdxmlError, Reason
@@ -75,7 +76,9 @@ def examine(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> Examination:
     except EdxmlError as exc:
         return Examination(None, None, None, (Issue.from_error(exc),), exc.reason)
     kind = detect_kind(root)
-    issues = _schema_issues(root, kind)
+    # The schema takes the header's groups in any order; occurrence_issues counts the
+    # children the schema cannot (see occurrences.py). Both are the structure.
+    issues = _schema_issues(root, kind) + occurrence_issues(root, kind)
     structure_ok = not issues
     issues += check(root, kind)
     message = None
