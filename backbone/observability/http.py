@@ -104,6 +104,10 @@ class HttpServer:
             await asyncio.sleep(0.02)
 
     @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    @property
     def addresses(self) -> list[tuple[str, int]]:
         """The (host, port) pairs it listens on, once started."""
         return [

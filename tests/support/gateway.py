@@ -1,0 +1,95 @@
+"""Gateways on a test deployment: an adapter client with the gateway in front of it,
+serving one software system, reached with the SDK-faithful client (testkit.vxp_client)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adapters.client import AdapterClient
+from adapters.config import AdapterConfig
+from adapters.gateway import Gateway
+from testkit import Deployment
+from testkit.vxp_client import SdkClient
+from tests.support.ports import free_port
+
+__all__ = ["RunningGateway", "gateway_config", "running_gateway"]
+
+# The SDK's timestamp is fixed when its service object is made; any instant will do.
+SDK_MADE_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)
+
+
+def gateway_config(
+    deployment: Deployment,
+    system: str,
+    root: Path,
+    *,
+    agencies: Sequence[str] | None = None,
+    acts_for: Sequence[str] = (),
+    system_id: str = "qlvb",
+) -> tuple[AdapterConfig, str]:
+    """``system``'s adapter configuration with its gateway (state under ``root``) serving
+    one software system ``system_id``; returns it and that system's secret."""
+    base = deployment.config(system, agencies)
+    secret = secrets.token_hex(16)
+    root.mkdir(parents=True, exist_ok=True)
+    secret_file = root / f"{system_id}.secret"
+    secret_file.write_text(secret + "\n")
+    config = AdapterConfig.model_validate(
+        {
+            **base.model_dump(exclude={"agencies", "amqp_url"}),
+            "amqp_url": base.amqp_url.get_secret_value(),
+            "agencies": [agency.model_dump(exclude={"folder"}) for agency in base.agencies],
+            "gateway_port": free_port(),
+            "gateway_state": root / "state",
+            "gateway_systems": [
+                {"systemid": system_id, "secret_file": secret_file, "acts_for": list(acts_for)}
+            ],
+        }
+    )
+    return config, secret
+
+
+@dataclass
+class RunningGateway:
+    client: AdapterClient
+    gateway: Gateway
+    secret: str
+    system_id: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.client.config.gateway_port}"
+
+    def sdk(self) -> SdkClient:
+        """A new SDK service object for this gateway's software system."""
+        return SdkClient(self.endpoint, self.system_id, self.secret, SDK_MADE_AT)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    deployment: Deployment,
+    system: str,
+    root: Path,
+    **options: object,
+) -> AsyncIterator[RunningGateway]:
+    config, secret = gateway_config(deployment, system, root, **options)  # type: ignore[arg-type]
+    client = AdapterClient(config, auto_arrival=False)
+    await client.start()
+    gateway = Gateway(client)
+    task = asyncio.create_task(gateway.run())
+    try:
+        while not gateway.http.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        yield RunningGateway(client, gateway, secret, config.gateway_systems[0].systemid)
+    finally:
+        gateway.stop()
+        await task
+        await client.close()

@@ -1,0 +1,145 @@
+"""The gateway end to end, driven the way the vendor SDK drives the axis (testkit.vxp_client
+reproduces its wire format), through the real broker and router."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from backbone.clock import edxml_now
+from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build, parse_xml
+from testkit import Deployment, document_edxml, document_id
+from testkit.vxp_client import SdkClient
+from tests.support import adapter_deployment_fixture  # noqa: F401
+from tests.support.gateway import running_gateway
+
+pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
+
+A, B = "000.00.00.G22", "000.00.00.H41"
+_T = TypeVar("_T")
+
+
+async def call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """The SDK is blocking; the gateway runs on this loop."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+async def until(
+    function: Callable[[], dict[str, Any] | None],
+    ready: Callable[[dict[str, Any]], bool],
+    timeout: float = 20.0,
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await call(function)
+        assert found is not None, "the SDK would hand its caller null"
+        if ready(found):
+            return found
+        assert asyncio.get_running_loop().time() < deadline, found
+        await asyncio.sleep(0.2)
+
+
+def status_edxml(sender: str, about: str, code: StatusCode) -> bytes:
+    return build(
+        EdxmlStatus(
+            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
+            response_for=ResponseFor(organ_id=about.split(",")[0], document_id=about),
+            status_code=code,
+            timestamp=edxml_now(),
+            description="Đã tiếp nhận",
+        )
+    )
+
+
+def without_signature(edxml: bytes) -> bytes:
+    """The document's content: canonical XML without any ds:Signature or placeholder."""
+    from lxml import etree
+
+    root = parse_xml(edxml)
+    for element in list(root.iter("{*}Signature")):
+        parent = element.getparent()
+        assert parent is not None
+        parent.remove(element)
+    return bytes(etree.tostring(root, method="c14n"))
+
+
+async def test_a_round_trip_through_two_gateways_as_the_sdk_drives_them(
+    adapter_deployment: Deployment, tmp_path: Path
+) -> None:
+    async with (
+        running_gateway(adapter_deployment, A, tmp_path / "a") as gateway_a,
+        running_gateway(adapter_deployment, B, tmp_path / "b") as gateway_b,
+    ):
+        sender, recipient = gateway_a.sdk(), gateway_b.sdk()
+        document = document_edxml(A, [B], 1)
+
+        sent = await call(sender.send_edoc, document, sender=A)
+        assert sent is not None
+        assert (sent["status"], sent["ErrorCode"]) == ("OK", "0"), sent
+        again = await call(sender.send_edoc, document, sender=A)
+        assert again is not None
+        assert again["DocId"] == sent["DocId"]
+
+        listing = await until(recipient.received_list, lambda r: len(r["data"]) == 1)
+        [item] = listing["data"]
+        assert (item["from"], item["to"], item["messageType"]) == (A, B, "edoc")
+        fetched = await call(recipient.get_edoc, item["docId"])
+        assert fetched is not None
+        assert fetched["status"] == "OK"
+        received = base64.b64decode(fetched["data"])
+        assert without_signature(received) == without_signature(document)
+        downloaded = await call(recipient.download, item["docId"])
+        assert downloaded.content == received
+
+        # No 01 before the software has taken it.
+        await asyncio.sleep(0.5)
+        statuses = await call(sender.received_list, "status")
+        assert statuses is not None
+        assert statuses["data"] == []
+        done = await call(recipient.update_status, item["docId"], "done")
+        assert done is not None
+        assert done["status"] == "OK", done
+        after = await call(recipient.received_list)
+        assert after is not None
+        assert after["data"] == []
+
+        arrived = await until(lambda: sender.received_list("status"), lambda r: len(r["data"]) == 1)
+        [status_01] = arrived["data"]
+        edxml_01 = base64.b64decode((await call(sender.get_edoc, status_01["docId"]))["data"])  # type: ignore[index]
+        assert b"<edXML:StatusCode>01</edXML:StatusCode>" in edxml_01
+        await call(sender.update_status, status_01["docId"], "done")
+
+        accepted = status_edxml(B, document_id(A, 1), StatusCode.ACCEPTED)
+        answer = await call(recipient.send_edoc, accepted, sender=B, message_type="status")
+        assert answer is not None
+        assert answer["status"] == "OK", answer
+        await until(
+            lambda: sender.received_list("status"),
+            lambda r: [x["from"] for x in r["data"]] == [B],
+        )
+        sent_list = await until(
+            lambda: sender.sent_list(sent["DocId"]),
+            lambda r: r["data"] and r["data"][0]["receiveStatus"] == "03",
+        )
+        [row] = sent_list["data"]
+        assert (row["fromCode"], row["toCode"], row["sendStatus"]) == (A, B, "routed")
+        assert row["title"] == "Văn bản số 1"
+        assert row["receiverDocId"] == item["docId"]
+
+
+async def test_a_request_signed_with_another_secret_is_refused_with_its_code(
+    adapter_deployment: Deployment, tmp_path: Path
+) -> None:
+    async with running_gateway(adapter_deployment, A, tmp_path / "a") as gateway:
+        forger = SdkClient(gateway.endpoint, gateway.system_id, "not-the-secret", gateway.sdk().now)
+        refused = await call(forger.received_list)
+        assert refused is not None
+        assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "gateway_signature_invalid")
+        fine = await call(gateway.sdk().received_list)
+        assert fine is not None
+        assert fine["status"] == "OK"
