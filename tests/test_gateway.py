@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aio_pika
 import pytest
 
 from backbone.clock import edxml_now
@@ -143,3 +144,88 @@ async def test_a_request_signed_with_another_secret_is_refused_with_its_code(
         fine = await call(gateway.sdk().received_list)
         assert fine is not None
         assert fine["status"] == "OK"
+
+
+HUB = "00.53.W00"
+H53_DISTRICT, H53_COMMUNE, H53_UNIT = "000.00.32.H53", "000.21.32.H53", "001.21.32.H53"
+MARKER = "PLAINTEXT-MARKER-9f2c"
+
+
+async def test_a_fan_out_reaches_a_hub_serving_two_agencies_and_a_direct_one_end_to_end_encrypted(
+    adapter_deployment: Deployment, tmp_path: Path
+) -> None:
+    spy = await _spy_on_submissions(adapter_deployment)
+    async with (
+        running_gateway(adapter_deployment, A, tmp_path / "a") as gateway_a,
+        running_gateway(adapter_deployment, B, tmp_path / "b") as gateway_b,
+        running_gateway(
+            adapter_deployment, HUB, tmp_path / "hub", acts_for=[H53_DISTRICT, H53_COMMUNE]
+        ) as hub,
+    ):
+        sender, direct, hub_software = gateway_a.sdk(), gateway_b.sdk(), hub.sdk()
+        recipients = [B, H53_DISTRICT, H53_COMMUNE]
+        document = document_edxml(A, recipients, 7, subject=f"Công văn {MARKER}")
+        sent = await call(sender.send_edoc, document, sender=A)
+        assert sent is not None
+        assert sent["status"] == "OK", sent
+
+        at_hub = await until(hub_software.received_list, lambda r: len(r["data"]) == 2)
+        assert sorted(item["to"] for item in at_hub["data"]) == [H53_DISTRICT, H53_COMMUNE]
+        at_b = await until(direct.received_list, lambda r: len(r["data"]) == 1)
+        for software, item in [
+            (direct, at_b["data"][0]),
+            *[(hub_software, i) for i in at_hub["data"]],
+        ]:
+            fetched = await call(software.get_edoc, item["docId"])
+            assert fetched is not None
+            assert MARKER.encode() in base64.b64decode(fetched["data"])
+            done = await call(software.update_status, item["docId"], "done")
+            assert done is not None
+            assert done["status"] == "OK"
+
+        rows = await until(
+            lambda: sender.sent_list(sent["DocId"]),
+            lambda r: (
+                len(r["data"]) == 3
+                and all(
+                    row["sendStatus"] == "routed" and row["receiveStatus"] == "01"
+                    for row in r["data"]
+                )
+            ),
+        )
+        assert sorted(row["toCode"] for row in rows["data"]) == sorted(recipients)
+        # The hub's software acts only for the agencies configured for it.
+        other = document_edxml(H53_UNIT, [A], 8)
+        refused = await call(hub_software.send_edoc, other, sender=H53_UNIT)
+        assert refused is not None
+        assert refused["ErrorCode"] == "gateway_sender_not_permitted"
+
+    # Neither the broker's messages nor the router's store ever held the plaintext.
+    bodies = await spy()
+    assert bodies, "the spy queue saw the envelopes"
+    for body in bodies:
+        assert MARKER.encode() not in body
+        assert base64.b64encode(MARKER.encode()) not in body
+    stores = list(tmp_path.glob("router.db*"))  # the deployment's router store, with its WAL
+    assert stores
+    for path in stores:
+        assert MARKER.encode() not in path.read_bytes(), path
+
+
+async def _spy_on_submissions(deployment: Deployment) -> Callable[[], Awaitable[list[bytes]]]:
+    """A queue bound beside the router's to the submit exchange: a copy of every envelope
+    as the broker carries it; the returned function drains it."""
+    connection = await aio_pika.connect(deployment.exchange.amqp_url)
+    channel = await connection.channel()
+    names = deployment.exchange.names
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(names.submit_exchange, routing_key=names.submit_routing_key)
+
+    async def drain() -> list[bytes]:
+        bodies = []
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            bodies.append(message.body)
+        await connection.close()
+        return bodies
+
+    return drain
