@@ -20,6 +20,9 @@ class Issue:
     line: int | None = None
     path: str | None = None
     reason: Reason | None = None
+    # A problem another may explain (a child missing where a misspelt one stands): reported
+    # after the others, so that the first problem names the culprit.
+    secondary: bool = False
 
     @classmethod
     def from_error(cls, error: EdxmlError) -> Issue:

@@ -115,6 +115,7 @@ def _group_issues(group: etree._Element, children: tuple[Occurs, ...]) -> list[I
                 f"Expected is ( {', '.join(missing)} ).",
                 line_of(group),
                 path_of(group),
+                secondary=True,
             ),
         )
     return issues

@@ -85,7 +85,7 @@ def examine(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> Examination:
     if structure_ok:  # values can only be read from a tree of the right shape
         message, value_issues = read_collecting(root)
         issues += value_issues
-    issues.sort(key=lambda issue: issue.line or 0)
+    issues.sort(key=lambda issue: (issue.secondary, issue.line or 0))
     if issues:
         reason = issues[0].reason or Reason.EDXML_INVALID  # the first problem's, as reported
         return Examination(root, kind, None, tuple(issues), reason)
