@@ -4,8 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker postgres test clock-check faults lint demo clean bench-install bench bench-quick \
-	fuzz-install fuzz
+.PHONY: install broker postgres test clock-check faults lint demo sandbox clean bench-install \
+	bench bench-quick fuzz-install fuzz
 
 install: $(STAMP)
 
@@ -44,6 +44,13 @@ lint: install
 
 demo: install broker
 	$(BIN)/backbone demo
+
+# Gateways for a handful of agencies across the four tiers, until Ctrl-C: $(SANDBOX)/sandbox.json
+# says how an agency's software reaches them (README, "Trying your software against the sandbox").
+SANDBOX ?= sandbox
+
+sandbox: install broker
+	$(BIN)/backbone sandbox --out $(SANDBOX)
 
 # The benchmark (bench/README.md): writes bench/results.json, report.md, latency.png.
 bench-install: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -49,6 +50,24 @@ def demo(
     from backbone.devtools.demo import run
 
     run(keep=keep, timeout=timeout)
+
+
+@app.command()
+def sandbox(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for sandbox.json and the secret files"),
+    ],
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary folder (keys, logs, state)")
+    ] = False,
+) -> None:
+    """Gateways for five agencies across the four tiers (two behind a hub) and the router with
+    tracking on the local broker, for an integration team's software; DIR/sandbox.json lists
+    endpoints, systemids and secrets. Runs until Ctrl-C or SIGTERM, then removes it all."""
+    from backbone.devtools.sandbox import run
+
+    run(out, keep=keep)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import aio_pika
 import pytest
@@ -17,32 +16,11 @@ from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, b
 from testkit import Deployment, document_edxml, document_id
 from testkit.vxp_client import SdkClient
 from tests.support import adapter_deployment_fixture  # noqa: F401
-from tests.support.gateway import running_gateway
+from tests.support.gateway import call, running_gateway, until
 
 pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
 
 A, B = "000.00.00.G22", "000.00.00.H41"
-_T = TypeVar("_T")
-
-
-async def call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """The SDK is blocking; the gateway runs on this loop."""
-    return await asyncio.to_thread(function, *args, **kwargs)
-
-
-async def until(
-    function: Callable[[], dict[str, Any] | None],
-    ready: Callable[[dict[str, Any]], bool],
-    timeout: float = 20.0,
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        found = await call(function)
-        assert found is not None, "the SDK would hand its caller null"
-        if ready(found):
-            return found
-        assert asyncio.get_running_loop().time() < deadline, found
-        await asyncio.sleep(0.2)
 
 
 def status_edxml(sender: str, about: str, code: StatusCode) -> bytes:

@@ -25,8 +25,7 @@ from lxml import etree
 from backbone.edxml import parse_xml
 from testkit import Deployment, document_edxml, document_id
 from tests.support import adapter_deployment_fixture  # noqa: F401
-from tests.support.gateway import running_gateway
-from tests.test_gateway import call, until
+from tests.support.gateway import call, running_gateway, until
 
 pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
 

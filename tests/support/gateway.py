@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
@@ -18,10 +19,11 @@ from testkit import Deployment
 from testkit.vxp_client import SdkClient
 from tests.support.ports import free_port
 
-__all__ = ["RunningGateway", "gateway_config", "running_gateway"]
+__all__ = ["RunningGateway", "call", "gateway_config", "running_gateway", "until"]
 
 # The SDK's timestamp is fixed when its service object is made; any instant will do.
 SDK_MADE_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)
+_T = TypeVar("_T")
 
 
 def gateway_config(
@@ -93,3 +95,24 @@ async def running_gateway(
         gateway.stop()
         await task
         await client.close()
+
+
+async def call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """The SDK is blocking: in a thread, off the loop (a gateway may run on it)."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+async def until(
+    function: Callable[[], dict[str, Any] | None],
+    ready: Callable[[dict[str, Any]], bool],
+    timeout: float = 20.0,
+) -> dict[str, Any]:
+    """Call ``function`` (an SDK call) until its answer is ``ready``; that answer."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await call(function)
+        assert found is not None, "the SDK would hand its caller null"
+        if ready(found):
+            return found
+        assert asyncio.get_running_loop().time() < deadline, found
+        await asyncio.sleep(0.2)

@@ -14,27 +14,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import tempfile
 import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-import typer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.markup import escape
 
-from backbone.broker.management import ENV_VAR, ManagementClient
-from backbone.broker.provision import provision
 from backbone.devtools.demo.display import Display
+from backbone.devtools.demo.lifecycle import (
+    DemoError,
+    check_management,
+    clean_broker,
+    describe_world,
+    management_client,
+    provision_world,
+    run_on_local_broker,
+    start_adapters,
+    start_router,
+    stop_processes,
+)
 from backbone.devtools.demo.processes import DemoProcess, ProcessFailedError
-from backbone.devtools.demo.scenario import DemoError, Progress
+from backbone.devtools.demo.scenario import Progress
 from backbone.devtools.demo.world import DemoWorld, build_world
-from backbone.devtools.discovery import discover_broker
 from backbone.errors import BackboneError
 
 __all__ = [
@@ -45,12 +52,18 @@ __all__ = [
     "ProcessFailedError",
     "Progress",
     "build_world",
+    "check_management",
+    "clean_broker",
+    "describe_world",
     "headline_numbers",
     "management_client",
+    "provision_world",
     "run",
+    "run_on_local_broker",
+    "start_adapters",
+    "start_router",
+    "stop_processes",
 ]
-
-START_SECONDS = 60.0
 
 
 def run(*, keep: bool = False, timeout: float = 90.0) -> None:
@@ -58,18 +71,9 @@ def run(*, keep: bool = False, timeout: float = 90.0) -> None:
 
     ``keep`` leaves the temporary folder (keys, directory, configurations, logs, drop
     folders) in place; ``timeout`` is how long every recipient has to reach status 06."""
-    console = Console(highlight=False, soft_wrap=True)
-    try:
-        endpoint = discover_broker(container=True)
-    except BackboneError as error:
-        console.print(f"[red]demo failed:[/] {escape(str(error))}")
-        raise typer.Exit(1) from error
-    try:
-        ok = asyncio.run(_demo(console, endpoint.url, endpoint.source, keep, timeout))
-    finally:
-        endpoint.stop()
-    if not ok:
-        raise typer.Exit(1)
+    run_on_local_broker(
+        "demo", lambda console, url, source: _demo(console, url, source, keep, timeout)
+    )
 
 
 async def _demo(console: Console, amqp_url: str, source: str, keep: bool, timeout: float) -> bool:
@@ -79,11 +83,10 @@ async def _demo(console: Console, amqp_url: str, source: str, keep: bool, timeou
     processes: list[DemoProcess] = []
     try:
         console.print(f"broker: {urlsplit(amqp_url).hostname} ({source})")
-        await _check_management(console, management)
+        await check_management(console, management)
         world = build_world(root, amqp_url)
-        _describe(console, world)
-        await provision(management, world.accounts, world.passwords)
-        console.print(f"  ✓ {len(world.accounts)} least-privilege broker users provisioned")
+        describe_world(console, world)
+        await provision_world(console, management, world)
         await _start(console, world, processes)
         progress = Progress(world)
         progress.send_documents()
@@ -95,73 +98,26 @@ async def _demo(console: Console, amqp_url: str, source: str, keep: bool, timeou
         console.print(f"[red]demo failed:[/] {escape(str(error))}")
         return False
     finally:
-        _stop(console, processes)
+        stop_processes(console, processes)
         if world is not None:
-            await _clean_broker(console, management, world)
+            await clean_broker(console, management, world)
         if keep:
             console.print(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def management_client(amqp_url: str) -> ManagementClient:
-    """``VDX_MANAGEMENT_URL`` when set, else port 15672 of the broker's host with the
-    credentials of the broker URL (guest/guest for the local node)."""
-    if os.environ.get(ENV_VAR):
-        return ManagementClient.from_env()
-    parts = urlsplit(amqp_url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"[{host}]" if ":" in host else host
-    return ManagementClient(
-        f"http://{netloc}:15672",
-        unquote(parts.username or "guest"),
-        unquote(parts.password or "guest"),
-    )
-
-
-async def _check_management(console: Console, management: ManagementClient) -> None:
-    try:
-        version = await management.version()
-    except BackboneError as error:
-        raise DemoError(
-            f"the demo provisions least-privilege broker users through the management API, "
-            f"and it does not answer: {error}"
-        ) from None
-    console.print(f"  ✓ RabbitMQ {version}, management API at {management.base_url}")
-
-
-def _describe(console: Console, world: DemoWorld) -> None:
-    console.print(
-        f"  ✓ development CA and {len(world.directory.agencies)} agency keys in {world.root}"
-    )
-    for agency in world.directory.agencies:
-        tier = world.directory.tier_of(agency.organ_code)
-        connection = f"via hub {agency.hub}" if agency.hub else "direct"
-        console.print(
-            f"      tier {tier.number} {tier.name:<20} {agency.organ_code}  "
-            f"{agency.name} ({connection})"
-        )
-    console.print(f"  ✓ broker names prefixed {world.prefix}.")
-
-
 async def _start(console: Console, world: DemoWorld, processes: list[DemoProcess]) -> None:
-    """The router first (it declares the topology adapters need), then every adapter."""
     router = DemoProcess.router(world.router_config(), world.root / "router.log", world.router_port)
-    processes.append(router)
-    router.start()
-    await router.wait_ready(START_SECONDS)
-    console.print(f"  ✓ router running (pid {router.pid}), metrics at {world.metrics_url}")
+    await start_router(console, processes, router)
+    console.print(f"  ✓ metrics at {world.metrics_url}")
     adapters = [
         DemoProcess.adapter(
             system, world.adapter_config(system), world.root / f"adapter-{system}.log"
         )
         for system in world.systems()
     ]
-    processes.extend(adapters)
-    for adapter in adapters:
-        adapter.start()
-    await asyncio.gather(*(adapter.wait_ready(START_SECONDS) for adapter in adapters))
-    console.print(f"  ✓ {len(adapters)} adapters serving: {', '.join(world.systems())}")
+    await start_adapters(console, processes, adapters)
 
 
 async def _follow(
@@ -224,28 +180,3 @@ def _counts(values: dict[str, float]) -> str:
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our own http URL
         return str(answer.read().decode("utf-8"))
-
-
-def _stop(console: Console, processes: list[DemoProcess]) -> None:
-    """SIGTERM to the adapters, then the router (it goes last: adapters publish to it)."""
-    for process in reversed(processes):
-        code = process.stop()
-        if code not in (0, None):
-            console.print(f"[yellow]the {process.name} process stopped with code {code}[/]")
-
-
-async def _clean_broker(console: Console, management: ManagementClient, world: DemoWorld) -> None:
-    try:
-        for spec in world.accounts:
-            await management.delete_user(spec.user)
-        deleted = await management.delete_prefixed(world.prefix)
-    except BackboneError as error:
-        console.print(
-            f"[yellow]could not clean the broker up: {escape(str(error))}; delete the users "
-            f"{world.prefix}-* and every queue and exchange named {world.prefix}.* by hand[/]"
-        )
-        return
-    console.print(
-        f"cleaned up: {len(world.accounts)} broker users and {deleted} queues and exchanges "
-        f"named {world.prefix}.*"
-    )

@@ -33,6 +33,7 @@ class DemoProcess:
     ready_url: str | None = None
     ready_event: str = "adapter.serving"
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _terminated: bool = field(default=False, repr=False)
 
     @classmethod
     def router(cls, config: Path, log: Path, port: int) -> DemoProcess:
@@ -40,9 +41,13 @@ class DemoProcess:
         return cls("router", args, log, ready_url=f"http://127.0.0.1:{port}/readyz")
 
     @classmethod
-    def adapter(cls, system: str, config: Path, log: Path) -> DemoProcess:
+    def adapter(
+        cls, system: str, config: Path, log: Path, *, ready_event: str = "adapter.serving"
+    ) -> DemoProcess:
+        """``ready_event``: the log event that says it serves (``gateway.serving``: its
+        gateway listens)."""
         args = ["adapter", "run", "--config", str(config), "--poll-interval", "0.1"]
-        return cls(f"adapter {system}", args, log)
+        return cls(f"adapter {system}", args, log, ready_event=ready_event)
 
     def start(self) -> None:
         # Only the configuration file speaks: AMQP_URL (the administrator's URL the demo
@@ -56,6 +61,9 @@ class DemoProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Its own process group: a Ctrl-C at the terminal reaches the demo (or the
+                # sandbox) alone, which stops the adapters before the router.
+                start_new_session=True,
             )
 
     @property
@@ -69,12 +77,18 @@ class DemoProcess:
                 f"the end of its log ({self.log}):\n{self.tail()}"
             )
 
+    def terminate(self) -> None:
+        """SIGTERM, once, if it runs."""
+        if self._process is not None and self._process.poll() is None and not self._terminated:
+            self._process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self) -> int | None:
         """SIGTERM, then wait (SIGKILL after 30 s); its exit code, None if it never ran."""
         if self._process is None:
             return None
+        self.terminate()
         if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
             try:
                 self._process.wait(timeout=_STOP_SECONDS)
             except subprocess.TimeoutExpired:

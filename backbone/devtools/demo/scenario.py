@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from backbone.clock import edxml_now
+from backbone.devtools.demo.lifecycle import DemoError
 from backbone.devtools.demo.world import NAMES, DemoWorld
 from backbone.edxml import (
     Business,
@@ -39,10 +40,6 @@ TAY_NINH, DISTRICT, COMMUNE, UNIT = (
     "001.21.32.H53",
 )
 FLOW = ("01", "03", "04", "05", "06")  # arrived, accepted, assigned, processing, completed
-
-
-class DemoError(Exception):
-    """The demo cannot go on; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

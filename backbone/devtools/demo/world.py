@@ -1,5 +1,6 @@
 """The demo world: who takes part, their keys, the directory, broker accounts and the
-configuration files the router and adapters are started with.
+configuration files the router and adapters are started with. ``backbone sandbox`` builds
+its world here too, with agencies of its own.
 
 Everything lives in one temporary folder and under one fresh broker name prefix, so a demo
 on a shared broker touches nothing of anybody else's.
@@ -23,9 +24,31 @@ from backbone.directory import DirectoryBuilder, dump_directory
 from backbone.directory.index import Directory
 from backbone.wire.names import Names
 
-__all__ = ["HUB", "NAMES", "Agency", "DemoWorld", "build_world"]
+__all__ = [
+    "AGENCIES",
+    "HUB",
+    "NAMES",
+    "TAY_NINH_HUB",
+    "Agency",
+    "DemoWorld",
+    "Hub",
+    "build_world",
+    "free_port",
+]
 
 HUB = "00.53.W00"  # Tây Ninh's provincial integration platform (LGSP)
+
+
+@dataclass(frozen=True, slots=True)
+class Hub:
+    """A hub and the subtrees (organ codes) it serves."""
+
+    id: str
+    serves: tuple[str, ...]
+    name: str
+
+
+TAY_NINH_HUB = Hub(HUB, ("000.00.00.H53",), "Nền tảng tích hợp tỉnh Tây Ninh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +83,7 @@ class DemoWorld:
     accounts: list[AccountSpec]
     passwords: dict[str, str] = field(repr=False)
     router_port: int
+    agencies: tuple[Agency, ...] = AGENCIES
 
     @property
     def prefix(self) -> str:
@@ -82,7 +106,11 @@ class DemoWorld:
 
     def systems(self) -> list[str]:
         """Every connected system: the direct agencies and the hub, one adapter each."""
-        return list(dict.fromkeys(self.system_of(agency.code) for agency in AGENCIES))
+        return list(dict.fromkeys(self.system_of(agency.code) for agency in self.agencies))
+
+    def served_by(self, system: str) -> list[Agency]:
+        """The agencies ``system``'s adapter acts for."""
+        return [a for a in self.agencies if self.system_of(a.code) == system]
 
     def url_for(self, user: str) -> str:
         """The broker URL logging in as ``user``."""
@@ -91,7 +119,8 @@ class DemoWorld:
         netloc = f"{user}:{self.passwords[user]}@{host}:{parts.port or 5672}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
-    def router_config(self) -> Path:
+    def router_config(self, **extra: Any) -> Path:
+        """The router's settings file; ``extra`` keys (tracking tokens…) added to it."""
         return self._write_config(
             "router.yaml",
             {
@@ -102,11 +131,14 @@ class DemoWorld:
                 "store_url": f"sqlite+aiosqlite:///{self.root / 'router.db'}",
                 "prefix": self.prefix,
                 "http_port": self.router_port,
+                **extra,
             },
         )
 
-    def adapter_config(self, system: str) -> Path:
-        served = [a.code for a in AGENCIES if self.system_of(a.code) == system]
+    def adapter_config(self, system: str, gateway: dict[str, Any] | None = None) -> Path:
+        """``system``'s adapter settings file: each agency with its drop folder, or, given
+        ``gateway`` (the ``gateway_*`` keys), none: it serves them through the gateway."""
+        served = [a.code for a in self.served_by(system)]
         account = next(spec.user for spec in self.accounts if spec.system == system)
         return self._write_config(
             f"adapter-{system}.yaml",
@@ -118,18 +150,21 @@ class DemoWorld:
                 "trust_anchors": [str(self.ca.cert_path)],
                 "crls": [str(self.ca.crl_path)],
                 "reconnect_interval": 0.5,
-                "agencies": [self._served(code) for code in served],
+                "agencies": [self._served(code, folder=gateway is None) for code in served],
+                **(gateway or {}),
             },
         )
 
-    def _served(self, code: str) -> dict[str, str]:
+    def _served(self, code: str, *, folder: bool) -> dict[str, str]:
         issued = self.ca.issued(code)
-        return {
+        served = {
             "organ_code": code,
             "key": str(issued.key_path),
             "certificate": str(issued.cert_path),
-            "folder": str(self.folder(code)),
         }
+        if folder:
+            served["folder"] = str(self.folder(code))
+        return served
 
     def _write_config(self, name: str, values: dict[str, Any]) -> Path:
         path = self.root / name
@@ -138,15 +173,22 @@ class DemoWorld:
         return path
 
 
-def build_world(root: Path, amqp_url: str) -> DemoWorld:
-    """A development CA with a key per agency, the directory (four tiers and a hub) and a
-    least-privilege account plan, all under a fresh prefix."""
-    prefix = f"demo-{uuid.uuid4().hex[:8]}"
+def build_world(
+    root: Path,
+    amqp_url: str,
+    *,
+    agencies: tuple[Agency, ...] = AGENCIES,
+    hub: Hub = TAY_NINH_HUB,
+    label: str = "demo",
+) -> DemoWorld:
+    """A development CA with a key per agency, the directory (``agencies``, some through
+    ``hub``) and a least-privilege account plan, all under a fresh prefix ``label-…``."""
+    prefix = f"{label}-{uuid.uuid4().hex[:8]}"
     ca = DevCA.init(root / "pki")
     builder = DirectoryBuilder().hub(
-        HUB, "000.00.00.H53", name="Nền tảng tích hợp tỉnh Tây Ninh", broker_account=f"{prefix}-hub"
+        hub.id, *hub.serves, name=hub.name, broker_account=f"{prefix}-hub"
     )
-    for agency in AGENCIES:
+    for agency in agencies:
         certificate = str(ca.issue(agency.code, name=agency.name).cert_path)
         if agency.hub is None:
             builder.direct(
@@ -171,11 +213,13 @@ def build_world(root: Path, amqp_url: str) -> DemoWorld:
         ca=ca,
         accounts=accounts,
         passwords={spec.user: secrets.token_urlsafe(24) for spec in accounts},
-        router_port=_free_port(),
+        router_port=free_port(),
+        agencies=agencies,
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
