@@ -4,6 +4,12 @@
 ``XroadVnpt-*`` headers and HMAC, the same ``timestamp`` (set once, when the client is
 made), ``hash-file`` without zero padding, the file's bytes followed by CRLF, and responses
 read as the SDK reads them (a response missing a field is ``None``, as the SDK hands it).
+Each call is framed as the SDK's own HTTP path frames it (the SDK 2.0.1 seen on the wire):
+the lists go through Apache HttpClient with an empty form entity (no body, no ``Expect``);
+``getEdoc``, ``updateStatus`` and the counts with a ``{}`` entity (``Expect:
+100-continue``), always as POST; ``downloadEdoc`` as a bare GET; ``sendEdoc`` through
+``HttpURLConnection`` (``Content-Type`` first, no ``Expect``, no ``Accept-Encoding``, its
+own ``Accept``, ``Cache-Control`` and ``Pragma``).
 
 For tests and the sandbox only: this is the software's side, not the backbone's.
 """
@@ -13,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +30,25 @@ __all__ = ["SdkClient", "gson_string", "java_hashmap_order", "sdk_timestamp"]
 
 USER_AGENT = "JAVASDKAgent/1.0.0 XRoad/VPCP"
 VERSION = "3.0.201608"
+
+# HttpConnection.sendPost: an empty UrlEncodedFormEntity, so Content-Length 0 and no Expect.
+_EMPTY_BODY_OPERATIONS = frozenset(
+    {
+        "getReceivedEdocList",
+        "getSentEdocList",
+        "getAgenciesList",
+        "getAgenciesListQD20",
+        "getSynchronizeUnit",
+    }
+)
+# Apache HttpClient adds these; it sends no Accept.
+_HTTP_CLIENT = (("Accept-Encoding", "gzip,deflate"),)
+# java.net.HttpURLConnection (MultipartUtility, sendEdoc only) adds these.
+_URL_CONNECTION = (
+    ("Cache-Control", "no-cache"),
+    ("Pragma", "no-cache"),
+    ("Accept", "text/html, image/gif, image/jpeg, */*; q=0.2"),
+)
 
 
 def java_string_hash(text: str) -> int:
@@ -119,13 +144,26 @@ class SdkClient:
             self.headers[key] = value if isinstance(value, str) else json.dumps(value)
 
     def _call(
-        self, operation: str, *, method: str = "POST", body: bytes | None = None
+        self,
+        operation: str,
+        *,
+        method: str = "POST",
+        body: bytes | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
+        url_connection: bool = False,
     ) -> httpx.Response:
-        headers = self.signed_headers()
-        if body is not None:
-            headers += [("Expect", "100-continue"), ("Accept-Encoding", "gzip,deflate")]
+        """``url_connection``: framed as HttpURLConnection (sendEdoc), else as HttpClient."""
+        headers = [*(headers or self.signed_headers())]
+        if url_connection:
+            headers += _URL_CONNECTION
+        else:
+            headers += _HTTP_CLIENT
+            if body:
+                headers.append(("Expect", "100-continue"))  # its RequestConfig asks for it
         self.last_request_headers = headers
         with httpx.Client(verify=self.verify, timeout=60) as http:
+            for name in ("Accept", "Accept-Encoding"):  # httpx's defaults, not the SDK's
+                del http.headers[name]
             return http.request(
                 method, f"{self.endpoint}/{operation}", headers=headers, content=body
             )
@@ -133,28 +171,45 @@ class SdkClient:
     def json_call(
         self, operation: str, params: Mapping[str, object] | None = None, *, method: str = "POST"
     ) -> dict[str, Any] | None:
-        """A JSON operation; ``None`` where the SDK would hand its caller null."""
+        """A JSON operation; ``None`` where the SDK would hand its caller null. The SDK
+        itself POSTs every one of them, even those it names GET (the counts)."""
         self.headers["Content-Type"] = "application/json"
         self._put(params or {})
-        return _as_sdk_reads(self._call(operation, method=method, body=b"{}").content)
+        body = b"" if operation in _EMPTY_BODY_OPERATIONS else b"{}"
+        return _as_sdk_reads(self._call(operation, method=method, body=body).content)
 
     # -- the operations ------------------------------------------------------------------
 
     def send_edoc(
-        self, edxml: bytes, *, sender: str, message_type: str = "edoc", to: list[str] | None = None
+        self,
+        edxml: bytes,
+        *,
+        sender: str,
+        message_type: str = "edoc",
+        to: list[str] | str | None = None,
     ) -> dict[str, Any] | None:
+        """``to``: the caller's JSON value, which the SDK hands on as JSON text (Gson's
+        ``toString()``): an array as ``["A","B"]``, a string quotes and all."""
         self.headers["Content-Type"] = "application/octet-stream"
         params: dict[str, object] = {
             "from": sender,
             "servicetype": "eDoc",
             "messagetype": message_type,
         }
-        if to is not None:
-            params["to"] = json.dumps(to, separators=(",", ":"))
+        if isinstance(to, str):
+            params["to"] = gson_string(to)
+        elif to is not None:
+            params["to"] = "[" + ",".join(gson_string(code) for code in to) + "]"
         self._put(params)
         digest = hashlib.sha256(edxml).digest()
         self.headers["hash-file"] = "".join(f"{byte:x}" for byte in digest)
-        response = self._call("sendEdoc", body=edxml + b"\r\n")
+        # HttpURLConnection keeps Content-Type where MultipartUtility first set it: first.
+        signed = self.signed_headers()
+        headers = [h for h in signed if h[0] == "Content-Type"]
+        headers += [h for h in signed if h[0] != "Content-Type"]
+        response = self._call(
+            "sendEdoc", body=edxml + b"\r\n", headers=headers, url_connection=True
+        )
         # The SDK reads sendEdoc's response as US-ASCII.
         return _as_sdk_reads(response.content.decode("ascii", "replace").encode(), "DocId")
 

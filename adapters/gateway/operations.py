@@ -371,15 +371,17 @@ def _message_type(value: str) -> str:
 
 
 def _recipients(value: str | None) -> list[str]:
-    """``to``: a JSON array of organ codes (the SDK sends the caller's JSON value as text)."""
+    """``to``: a JSON array of organ codes (the SDK sends the caller's JSON value as text),
+    or codes separated by commas. The SDK hands a string value on as JSON text too, quotes
+    and all (``"A,B"``), so a quoted string is split like a bare one."""
     if value is None or not value.strip():
         return []
     try:
         parsed = json.loads(value)
     except ValueError:
-        parsed = [part for part in value.split(",") if part.strip()]
+        parsed = value
     if isinstance(parsed, str):
-        parsed = [parsed]
+        parsed = [part for part in parsed.split(",") if part.strip()]
     if not isinstance(parsed, list) or not all(isinstance(code, str) for code in parsed):
         raise GatewayError(
             f"to is neither a JSON array of organ codes nor a code: {value[:80]!r}",
