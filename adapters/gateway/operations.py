@@ -35,7 +35,7 @@ from adapters.sealing_thread import SealingThread
 from backbone.clock import Clock, utc_now
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, detect_kind, parse_xml
 from backbone.envelope import Kind
-from backbone.errors import GatewayError, Reason
+from backbone.errors import BackboneError, GatewayError, Reason
 from backbone.organ import OrganCode, SystemId, parse_identifier
 
 __all__ = ["Operations", "Reply"]
@@ -125,7 +125,9 @@ class Operations:
             await self.state.run(self.state.confirm_send, doc_id, self.clock())
             return {"DocId": doc_id}
         recipients = _recipients(request.get("to"))
-        sealed, message = await self.sealer.run(lambda edxml: self._seal(edxml, recipients), data)
+        sealed, message = await self.sealer.run(
+            lambda edxml: self._seal(edxml, recipients, sender), data
+        )
         header = sealed.header
         if header.sender != sender:
             raise GatewayError(
@@ -170,7 +172,7 @@ class Operations:
         return {"DocId": doc_id}
 
     def _seal(
-        self, edxml: bytes, recipients: list[str]
+        self, edxml: bytes, recipients: list[str], sender: str
     ) -> tuple[Sealed, EdxmlDocument | EdxmlStatus]:
         """On the sealing thread. ``to`` matters only for a take-back (13), which names no
         recipient in the edXML; a document goes to its own To agencies."""
@@ -179,6 +181,16 @@ class Operations:
             return self.client.seal_read(edxml, recipients=recipients if is_status else None)
         except ValueError as error:  # a 13 without `to`
             raise GatewayError(str(error), reason=Reason.GATEWAY_REQUEST_MALFORMED) from None
+        except BackboneError as error:
+            if error.reason is not Reason.PUBLISHER_MISMATCH:
+                raise
+            # The edXML's From is not served by this adapter, so it is not `from` (which
+            # is): the software's own mismatch, with the code the same mismatch gets when
+            # both are served (below, after sealing).
+            raise GatewayError(
+                f"from is {sender} but the edXML is from another agency: {error.message}",
+                reason=Reason.GATEWAY_SENDER_NOT_PERMITTED,
+            ) from None
 
     async def _arrival_already_owed(self, status: EdxmlStatus, sender: str) -> bool:
         """The software's own 01 for a document this gateway delivered: the gateway sends
