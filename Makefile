@@ -41,6 +41,10 @@ lint: install
 	$(BIN)/ruff format --check backbone adapters testkit tests scripts/clock-check
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@# The alert rules (Debian's prometheus package; .ci/run installs it, CI=true requires it).
+	@if command -v promtool >/dev/null; then promtool check rules deploy/prometheus/alerts.yml; \
+	elif [ "$$CI" = true ]; then echo "promtool is missing (apt-get install prometheus)" >&2; exit 1; \
+	else echo "skipped: promtool check rules (apt-get install prometheus)" >&2; fi
 
 demo: install broker
 	$(BIN)/backbone demo
