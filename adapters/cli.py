@@ -31,7 +31,6 @@ from backbone.observability.http import HttpServer, make_app
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True)
-Service = DropFolder | Gateway
 log = structlog.get_logger(__name__)
 
 ConfigOption = Annotated[
@@ -74,11 +73,12 @@ async def _start_when_broker_answers(client: AdapterClient, stop: asyncio.Event)
     return False
 
 
-def _service(config: AdapterConfig, client: AdapterClient, options: DropFolderOptions) -> Service:
-    """The gateway when ``gateway_port`` is set, else the drop folder: an agency's items are
-    handed out through one face, never two consuming the same inbox."""
+def _faces(config: AdapterConfig) -> dict[str, Path] | None:
+    """The drop folders to serve, or None for the gateway (``gateway_port`` set): an
+    agency's items are handed out through one face, never two consuming the same inbox.
+    Checked before anything is loaded."""
     if config.gateway_port is None:
-        return DropFolder(client, _folders(config), options)
+        return _folders(config)
     with_folders = [agency.organ_code for agency in config.agencies if agency.folder]
     if with_folders:
         raise ConfigurationError(
@@ -86,14 +86,17 @@ def _service(config: AdapterConfig, client: AdapterClient, options: DropFolderOp
             "agency is served through the gateway or a drop folder, not both; remove "
             "`folder:` or gateway_port"
         )
-    return Gateway(client)
+    return None
 
 
 async def _run(config: AdapterConfig, options: DropFolderOptions) -> None:
+    folders = _faces(config)
     # Both faces send 01 themselves: the drop folder after its atomic write, the gateway
     # once the software says `updateStatus done`.
     client = AdapterClient(config, auto_arrival=False)
-    service = _service(config, client, options)
+    service: DropFolder | Gateway = (
+        Gateway(client) if folders is None else DropFolder(client, folders, options)
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

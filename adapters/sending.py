@@ -27,6 +27,7 @@ from backbone.errors import (
     EnvelopeMalformedError,
     Reason,
     RoutingError,
+    UnknownAgencyError,
 )
 from backbone.observability import metrics
 from backbone.pki.validation import CertificateValidator
@@ -198,7 +199,14 @@ class EnvelopeSender:
         return next(iter(self._resolved.agencies))
 
     def _recipient_certificate(self, code: str) -> x509.Certificate:
-        agency = self._resolved.directory.agency(code)  # UnknownAgencyError names the code
+        try:
+            agency = self._resolved.directory.agency(code)
+        except UnknownAgencyError:
+            # The router's reason for the same mistake: the sender's remedy is the same.
+            raise UnknownAgencyError(
+                f"recipient {code} is not in the directory: correct the recipient list",
+                reason=Reason.RECIPIENT_UNKNOWN,
+            ) from None
         pem = self._resolved.directory.certificate_pem(agency)
         if pem is None:
             raise DirectoryError(

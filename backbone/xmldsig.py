@@ -71,6 +71,9 @@ _EXPECTED = SignatureConfiguration(
 )
 
 
+_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedXml:
     """What the signature covers. Read the document from ``signed_xml`` only: it is rebuilt
@@ -112,7 +115,8 @@ def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> 
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
     signed = signer.sign(root, key=key, cert=[cert])
-    return bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
+    # The declaration as vendor files write it (lxml's own uses single quotes).
+    return _DECLARATION + bytes(etree.tostring(signed, encoding="UTF-8"))
 
 
 def verify_edxml(

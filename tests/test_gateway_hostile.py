@@ -106,6 +106,14 @@ def party(config: AdapterConfig, keys: Mapping[str, str], system_id: str) -> Par
 
 
 def answer(response: httpx.Response) -> dict[str, Any]:
+    if response.request.url.path.endswith("/downloadEdoc"):
+        # Refused with an empty body (the SDK would save any body as the document) and
+        # the fields in headers.
+        assert response.content == b"", response.content[:200]
+        return {
+            name: response.headers.get(f"XroadVnpt-{name}")
+            for name in ("status", "ErrorCode", "ErrorDesc")
+        }
     found = response.json()
     assert isinstance(found, dict), response.text
     return found
@@ -269,8 +277,12 @@ async def test_a_header_past_the_http_servers_limit_is_refused_and_the_gateway_g
     500, nothing buffered without bound, and the gateway goes on."""
     request = BUILDERS["auth-huge-header"](world.kit)
     request.headers = [*request.headers, ("XroadVnpt-note", "x" * 1024 * 1024)]
-    response = await call(post, request, world.kit.direct.endpoint)
-    assert response.status_code == 400, response.text
+    try:
+        response = await call(post, request, world.kit.direct.endpoint)
+    except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+        pass  # uvicorn answered 400 and closed while the head was still being sent: a reset
+    else:
+        assert response.status_code == 400, response.text
     ok(await call(world.kit.direct.sdk().received_list))
 
 

@@ -68,7 +68,7 @@ async def test_the_vendor_files_through_the_gateway_are_each_handled_as_they_mus
         revocation = (shared_edxml / "edoc_revocation.edxml").read_bytes()
         refused = await call(sender.send_edoc, revocation, sender=G22)
         assert refused is not None
-        assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "agency_unknown")
+        assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "recipient_unknown")
         assert "000.00.00.H14" in refused["ErrorDesc"]
         nothing = await call(sender.sent_list)
         assert nothing is not None

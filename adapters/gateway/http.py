@@ -4,11 +4,14 @@ Every response is the axis' JSON shape (``status``, ``ErrorCode``, ``ErrorDesc``
 operation's fields), refusals included: the SDK ignores the HTTP status and reads the body,
 and hands its caller nothing when a field is missing. The HTTP status is still meaningful
 for other clients and for operators' logs (401, 403, 404, 413, 503…). ``downloadEdoc``
-answers the edXML bytes themselves.
+answers the edXML bytes themselves, and a refusal with an empty body (the SDK writes whatever
+body it gets into ``<docId>.edxml`` and reports success unless it is empty) and the three
+fields in ``XroadVnpt-status``, ``XroadVnpt-ErrorCode`` and ``XroadVnpt-ErrorDesc`` headers.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Final
 
@@ -74,7 +77,10 @@ def gateway_app(
                 error=error.message[:_MESSAGE_LIMIT],
                 outcome="fail",
             )
-            return _json(_failure(name, error), status=_HTTP_STATUS.get(error.reason, 400))
+            status = _HTTP_STATUS.get(error.reason, 400)
+            if name == _DOWNLOAD:
+                return _empty_failure(_failure(name, error), status)
+            return _json(_failure(name, error), status=status)
         except Exception:
             log.exception("gateway.failed", operation=name, outcome="fail")
             failure = BackboneError("the gateway failed on this request; it is in its log")
@@ -122,6 +128,15 @@ def _description(error: BackboneError) -> str:
     if line is not None and f"line {line}" not in text:
         text += f" (line {line}{f', {path}' if path else ''})"
     return text[:_MESSAGE_LIMIT]
+
+
+def _empty_failure(fields: Mapping[str, object], status: int) -> Response:
+    # Header values in ASCII: non-ASCII escaped as in the JSON responses.
+    headers = {
+        f"XroadVnpt-{name}": json.dumps(str(value), ensure_ascii=True)[1:-1]
+        for name, value in fields.items()
+    }
+    return Response(b"", status_code=status, headers=headers)
 
 
 def _json(fields: Mapping[str, object], *, status: int = 200) -> Response:

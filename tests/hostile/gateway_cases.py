@@ -120,7 +120,7 @@ GATEWAY_CASES: Final[tuple[GatewayCase, ...]] = (
     GatewayCase("send-xxe-file", "external entity reading file:///etc/passwd", SEND,
                 R.EDXML_UNSAFE),
     GatewayCase("send-unknown-recipient", "a To the directory does not list", SEND,
-                R.AGENCY_UNKNOWN, desc_mentions=("000.00.99.G99",)),
+                R.RECIPIENT_UNKNOWN, desc_mentions=("000.00.99.G99",)),
     GatewayCase("send-document-id-control-characters", "a DocumentId with a tab and a "
                 "newline in it", SEND, R.DOCUMENT_ID_MALFORMED, desc_mentions=("U+0009",)),
     # -- received documents -----------------------------------------------------------------
