@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import re
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -72,6 +73,12 @@ _EXPECTED = SignatureConfiguration(
 
 
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+# An XML declaration with its encoding (group 1, empty when not declared), then space.
+_DECLARED = re.compile(
+    rb"<\?xml\s+version\s*=\s*[\"']1\.[0-9][\"']"
+    rb"(?:\s+encoding\s*=\s*[\"']([A-Za-z0-9._-]*)[\"'])?"
+    rb"(?:\s+standalone\s*=\s*[\"'](?:yes|no)[\"'])?\s*\?>[ \t\r\n]*"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +102,17 @@ class _HardenedSigner(XMLSigner):
 
 def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
     """Sign the whole document; the signature replaces any ``Signature`` in ``edXMLHeader``
-    (vendor placeholders, or an earlier signature), at the same position. Comments are
-    removed first: the signature would not cover them (module docstring)."""
+    (vendor placeholders, or an earlier signature), at the same position, or else closes
+    ``edXMLHeader``. Comments are removed first: the signature would not cover them (module
+    docstring). Everything else keeps its bytes: the signed document is the original with
+    the signature element put in (or swapped for the earlier one), so software on the
+    other side gets the file its sender wrote, signed."""
     root = parse_xml(edxml)
     etree.strip_tags(root.getroottree(), etree.Comment)
     header = _header(root)
     existing = [child for child in header if child.tag in _PLACEHOLDERS]
     position = header.index(existing[0]) if existing else len(header)
-    tail = existing[0].tail if existing else header.text
+    tail = existing[0].tail if existing else None
     for element in existing:
         header.remove(element)
     placeholder = etree.Element(f"{_DS}Signature", Id="placeholder", nsmap={"ds": DS_NS})
@@ -115,8 +125,26 @@ def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> 
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
     signed = signer.sign(root, key=key, cert=[cert])
-    # The declaration as vendor files write it (lxml's own uses single quotes).
-    return _DECLARATION + bytes(etree.tostring(signed, encoding="UTF-8"))
+    body = bytes(etree.tostring(signed, encoding="UTF-8"))
+    if edxml.count(b"\r\n") == edxml.count(b"\n") > 0:
+        # Written with CRLF: the parser read every line break as LF (XML's end-of-line rule),
+        # so writing them back as CRLF changes no character any reader sees, nor the digest.
+        body = body.replace(b"\n", b"\r\n")
+    return _prolog(edxml) + body + _epilog(edxml)
+
+
+def _prolog(edxml: bytes) -> bytes:
+    """The original's XML declaration and the space after it, as written, if it declares
+    UTF-8 (what the signed document is written in); the usual one otherwise."""
+    found = _DECLARED.match(edxml)
+    if found is None or (found.group(1) or b"").lower() not in (b"", b"utf-8"):
+        return _DECLARATION
+    return found.group(0)
+
+
+def _epilog(edxml: bytes) -> bytes:
+    """The line break (or other space) after the root element, as written."""
+    return edxml[len(edxml.rstrip(b" \t\r\n")) :]
 
 
 def verify_edxml(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,40 @@ def test_signing_strips_comments_so_that_what_travels_is_what_is_signed(pki: Dev
     assert b"<!--" not in signed
     verified = verify_edxml(signed, pki.validator(), G22)
     assert verified.signed_xml.findtext(f".//{{{EDXML_NS}}}Subject") == "V/v kết nối liên thông"
+
+
+# -- the signed document is the sender's file, signed -----------------------------------------
+
+OUR_SIGNATURE = re.compile(rb"<ds:Signature\b.*?</ds:Signature>", re.S)
+VENDOR_SIGNATURE = re.compile(rb"<Signature>.*?</Signature>", re.S)
+
+
+@pytest.mark.parametrize(
+    ("name", "signer"),
+    [
+        ("status_inbox__01.edxml", "000.00.00.H41"),
+        ("status_rejection_02.edxml", "000.00.00.H41"),
+        ("status_acceptance_03.edxml", "000.00.00.H41"),
+        ("status_finish_06.edxml", "000.00.00.H41"),
+        ("edoc_revocation.edxml", "000.00.00.G22"),
+    ],
+)
+def test_signing_a_vendor_file_changes_no_byte_but_its_signature(
+    pki: DevPki, shared_edxml: Path, name: str, signer: str
+) -> None:
+    original = (shared_edxml / name).read_bytes()
+    signed = _sign(pki, original, signer)
+
+    assert len(OUR_SIGNATURE.findall(signed)) == 1
+    # Unsigned files get the signature put in; a signed one has its signature swapped.
+    assert OUR_SIGNATURE.sub(b"", signed) == VENDOR_SIGNATURE.sub(b"", original)
+    if not VENDOR_SIGNATURE.search(original):
+        assert OUR_SIGNATURE.sub(b"", signed) == original  # CRLF, declaration, tabs and all
+    verify_edxml(signed, pki.validator(), OrganCode.parse(signer))
+
+
+def test_a_declaration_in_another_encoding_is_replaced_by_the_utf8_one(pki: DevPki) -> None:
+    latin = BUILT.replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"', 1)
+    assert latin != BUILT
+    # The signed document is written in UTF-8, so it says so whatever the original said.
+    assert _sign(pki, latin).startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<edXML')

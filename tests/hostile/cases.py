@@ -100,7 +100,7 @@ CASES: Final[tuple[Case, ...]] = (
     Case("send-from-another-agency", "From names an agency this adapter does not serve",
          SEND, R.PUBLISHER_MISMATCH, "inputs/from_another_agency.edxml"),
     Case("send-unknown-recipient", "a To the directory does not list", SEND,
-         R.AGENCY_UNKNOWN, "inputs/unknown_recipient.edxml"),
+         R.RECIPIENT_UNKNOWN, "inputs/unknown_recipient.edxml"),
     Case("send-truncated-base64", "attachment base64 missing its last character", SEND,
          R.EDXML_INVALID, "inputs/truncated_base64_attachment.edxml"),
     Case("send-invalid-base64", "attachment base64 with '!' in it", SEND,
