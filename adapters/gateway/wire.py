@@ -47,9 +47,20 @@ class SignedRequest:
 
     system_id: str
     params: Mapping[str, str] = field(repr=False)
+    # Names signed twice in different cases with different values (``docId`` left over
+    # from an earlier call beside this call's ``docid``): refused only where read.
+    ambiguous: frozenset[str] = frozenset()
 
     def get(self, name: str) -> str | None:
         """A parameter by name, whatever its case on the wire (``docId``, ``docid``)."""
+        if name.lower() in self.ambiguous:
+            # Which one this call means cannot be known; acting on the wrong document is
+            # worse than refusing.
+            raise GatewayError(
+                f"the signed headers name {name!r} twice, in different cases, with different "
+                "values (one is a leftover of an earlier call): send it once",
+                reason=Reason.GATEWAY_REQUEST_MALFORMED,
+            )
         return self.params.get(name.lower())
 
     def require(self, name: str) -> str:
@@ -72,7 +83,12 @@ def authenticate(
     None for a system this gateway does not serve."""
     sign = _single(raw_headers, _SIGN_HEADER)
     given = _single(raw_headers, _HASH_HEADER)
-    params = _signed_params(sign)
+    params, ambiguous = _signed_params(sign)
+    if _SYSTEM_ID in ambiguous:
+        raise GatewayError(
+            "XroadVnpt-sign-header names two different systemids",
+            reason=Reason.GATEWAY_REQUEST_MALFORMED,
+        )
     system_id = params.get(_SYSTEM_ID, "").strip()
     if not system_id:
         raise GatewayError(
@@ -92,7 +108,7 @@ def authenticate(
             f"the secret of system {system_id!r}",
             reason=Reason.GATEWAY_SIGNATURE_INVALID,
         )
-    return SignedRequest(system_id, params)
+    return SignedRequest(system_id, params, ambiguous)
 
 
 def _single(raw_headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
@@ -107,7 +123,7 @@ def _single(raw_headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
     return values[0]
 
 
-def _signed_params(sign: bytes) -> dict[str, str]:
+def _signed_params(sign: bytes) -> tuple[dict[str, str], frozenset[str]]:
     try:
         document = json.loads(sign)
     except (UnicodeDecodeError, ValueError):
@@ -120,18 +136,16 @@ def _signed_params(sign: bytes) -> dict[str, str]:
             reason=Reason.GATEWAY_REQUEST_MALFORMED,
         )
     params: dict[str, str] = {}
+    ambiguous: set[str] = set()
     for key, value in document.items():
         name = key.lower()
         if not name.startswith(_PREFIX):
             continue  # the SDK signs only XroadVnpt- headers; anything else is not a parameter
         name = name[len(_PREFIX) :]
-        if name in params:
-            raise GatewayError(
-                f"XroadVnpt-sign-header names {key!r} twice (in different cases)",
-                reason=Reason.GATEWAY_REQUEST_MALFORMED,
-            )
+        if params.get(name, value) != value:
+            ambiguous.add(name)
         params[name] = value
-    return params
+    return params, frozenset(ambiguous)
 
 
 def unpadded_sha256_hex(data: bytes) -> str:

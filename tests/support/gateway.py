@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +34,11 @@ def gateway_config(
     agencies: Sequence[str] | None = None,
     acts_for: Sequence[str] = (),
     system_id: str = "qlvb",
+    extra: Mapping[str, object] | None = None,
 ) -> tuple[AdapterConfig, str]:
     """``system``'s adapter configuration with its gateway (state under ``root``) serving
-    one software system ``system_id``; returns it and that system's secret."""
+    one software system ``system_id``, and ``extra`` keys; returns it and that system's
+    secret."""
     base = deployment.config(system, agencies)
     secret = secrets.token_hex(16)
     root.mkdir(parents=True, exist_ok=True)
@@ -52,6 +54,7 @@ def gateway_config(
             "gateway_systems": [
                 {"systemid": system_id, "secret_file": secret_file, "acts_for": list(acts_for)}
             ],
+            **(extra or {}),
         }
     )
     return config, secret
@@ -66,11 +69,12 @@ class RunningGateway:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client.config.gateway_port}"
+        scheme = "https" if self.client.config.gateway_tls_certificate else "http"
+        return f"{scheme}://127.0.0.1:{self.client.config.gateway_port}"
 
-    def sdk(self) -> SdkClient:
+    def sdk(self, *, verify: object = True) -> SdkClient:
         """A new SDK service object for this gateway's software system."""
-        return SdkClient(self.endpoint, self.system_id, self.secret, SDK_MADE_AT)
+        return SdkClient(self.endpoint, self.system_id, self.secret, SDK_MADE_AT, verify=verify)
 
 
 @contextlib.asynccontextmanager
