@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Final
 
 import structlog
@@ -38,7 +39,7 @@ from backbone.envelope import Kind
 from backbone.errors import BackboneError, GatewayError, Reason
 from backbone.organ import OrganCode, SystemId, parse_identifier
 
-__all__ = ["Operations", "Reply"]
+__all__ = ["KeyedLocks", "Operations", "Reply"]
 
 log = structlog.get_logger("adapters.gateway")
 
@@ -65,7 +66,7 @@ class Operations:
         self.sealer = sealer
         self.arrivals = arrivals
         self.clock = clock
-        self._sending: dict[str, asyncio.Lock] = {}  # one send per DocId at a time
+        self._sending = KeyedLocks()  # one send per DocId at a time
         self.table: dict[str, Callable[[SignedRequest, bytes], Awaitable[Reply]]] = {
             "sendEdoc": self.send_edoc,
             "getReceivedEdocList": self.received_list,
@@ -94,13 +95,8 @@ class Operations:
             raise _not_permitted(system, sender)
         data = file_of_body(body, request.require("hash-file"))
         doc_id = doc_id_of_sent(system.system_id, hashlib.sha256(data).hexdigest())
-        lock = self._sending.setdefault(doc_id, asyncio.Lock())
-        async with lock:
-            try:
-                return await self._send_once(request, system, message_type, sender, data, doc_id)
-            finally:
-                if not lock._waiters:
-                    self._sending.pop(doc_id, None)
+        async with self._sending.hold(doc_id):
+            return await self._send_once(request, system, message_type, sender, data, doc_id)
 
     async def _send_once(
         self,
@@ -370,6 +366,30 @@ class Operations:
             proposal=number,
             outcome="recorded_for_operator",
         )
+
+
+class KeyedLocks:
+    """One lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def _message_type(value: str) -> str:
