@@ -15,13 +15,16 @@ from backbone.edxml import (
     Code,
     DocumentType,
     EdxmlDocument,
+    EdxmlStatus,
     Organization,
     PromulgationInfo,
     Reference,
+    ResponseFor,
+    StatusCode,
     build,
 )
 
-__all__ = ["document_edxml", "document_id"]
+__all__ = ["document_edxml", "document_id", "status_edxml"]
 
 
 def document_id(sender: str, number: int, notation: str = "VP") -> str:
@@ -62,5 +65,26 @@ def document_edxml(
             business=Business(business_doc_type=BusinessDocType(business)),
             references=tuple(references),
             attachments=tuple(attachments),
+        )
+    )
+
+
+def status_edxml(
+    sender: str,
+    about: str,
+    code: StatusCode,
+    description: str | None = None,
+    *,
+    sender_name: str | None = None,
+) -> bytes:
+    """Status ``code`` from ``sender`` about document ``about`` (a DocumentId), back to its
+    sender (the DocumentId's organ), timestamped now in Vietnam."""
+    return build(
+        EdxmlStatus(
+            sender=Organization(organ_id=sender, organ_name=sender_name),
+            response_for=ResponseFor(organ_id=about.split(",")[0], document_id=about),
+            status_code=code,
+            timestamp=edxml_now(),
+            description=description,
         )
     )

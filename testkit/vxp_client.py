@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["SdkClient", "gson_string", "java_hashmap_order", "sdk_timestamp"]
+__all__ = ["SdkClient", "gson_string", "java_hashmap_order", "sdk_hash_file", "sdk_timestamp"]
 
 USER_AGENT = "JAVASDKAgent/1.0.0 XRoad/VPCP"
 VERSION = "3.0.201608"
@@ -89,6 +89,12 @@ def gson_string(value: str) -> str:
             out.append(char)
     out.append('"')
     return "".join(out)
+
+
+def sdk_hash_file(data: bytes) -> str:
+    """``createContentHA256``: SHA-256 in hex, each byte with ``Integer.toHexString`` (no
+    zero padding)."""
+    return "".join(f"{byte:x}" for byte in hashlib.sha256(data).digest())
 
 
 def sdk_timestamp(at: datetime) -> str:
@@ -201,8 +207,7 @@ class SdkClient:
         elif to is not None:
             params["to"] = "[" + ",".join(gson_string(code) for code in to) + "]"
         self._put(params)
-        digest = hashlib.sha256(edxml).digest()
-        self.headers["hash-file"] = "".join(f"{byte:x}" for byte in digest)
+        self.headers["hash-file"] = sdk_hash_file(edxml)
         # HttpURLConnection keeps Content-Type where MultipartUtility first set it: first.
         signed = self.signed_headers()
         headers = [h for h in signed if h[0] == "Content-Type"]

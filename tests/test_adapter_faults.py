@@ -18,17 +18,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from adapters.dropfolder import DropFolder, DropFolderOptions
-from backbone.clock import edxml_now
 from backbone.edxml import (
     Attachment,
     EdxmlDocument,
     EdxmlStatus,
-    Organization,
     Reference,
-    ResponseFor,
     StatusCode,
-    build,
 )
+from testkit import status_edxml
 from tests.support import (
     HUB,
     Deployment,
@@ -103,17 +100,6 @@ def with_attachment(number: int, content: bytes) -> bytes:
     )
 
 
-def status_edxml(code: StatusCode, about: str) -> bytes:
-    return build(
-        EdxmlStatus(
-            sender=Organization(organ_id=H41),
-            response_for=ResponseFor(organ_id=G22, document_id=about),
-            status_code=code,
-            timestamp=edxml_now(),
-        )
-    )
-
-
 async def test_a_document_with_a_large_attachment_goes_folder_to_folder_and_statuses_01_to_06_come_back_in_order(  # noqa: E501
     deployment: Deployment,
 ) -> None:
@@ -142,7 +128,9 @@ async def test_a_document_with_a_large_attachment_goes_folder_to_folder_and_stat
         for n, code in enumerate(
             [StatusCode.ACCEPTED, StatusCode.ASSIGNED, StatusCode.PROCESSING, StatusCode.COMPLETED]
         ):
-            drop(b.folder, f"status-{code.value}.edxml", status_edxml(code, document_id(G22, 1)))
+            drop(
+                b.folder, f"status-{code.value}.edxml", status_edxml(H41, document_id(G22, 1), code)
+            )
             await wait_for(partial(_sent_count_is, b.folder, n + 1), 30, f"status {code} sent")
 
         await wait_for(

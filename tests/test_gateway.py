@@ -12,9 +12,8 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from backbone.clock import edxml_now
-from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build
-from testkit import Deployment, document_edxml, document_id
+from backbone.edxml import StatusCode
+from testkit import Deployment, document_edxml, document_id, status_edxml
 from testkit.vxp_client import SdkClient
 from tests.support import adapter_deployment_fixture  # noqa: F401
 from tests.support.gateway import call, running_gateway, until
@@ -22,18 +21,6 @@ from tests.support.gateway import call, running_gateway, until
 pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
 
 A, B = "000.00.00.G22", "000.00.00.H41"
-
-
-def status_edxml(sender: str, about: str, code: StatusCode) -> bytes:
-    return build(
-        EdxmlStatus(
-            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
-            response_for=ResponseFor(organ_id=about.split(",")[0], document_id=about),
-            status_code=code,
-            timestamp=edxml_now(),
-            description="Đã tiếp nhận",
-        )
-    )
 
 
 async def test_a_round_trip_through_two_gateways_as_the_sdk_drives_them(
@@ -83,7 +70,7 @@ async def test_a_round_trip_through_two_gateways_as_the_sdk_drives_them(
         assert b"<edXML:StatusCode>01</edXML:StatusCode>" in edxml_01
         await call(sender.update_status, status_01["docId"], "done")
 
-        accepted = status_edxml(B, document_id(A, 1), StatusCode.ACCEPTED)
+        accepted = status_edxml(B, document_id(A, 1), StatusCode.ACCEPTED, "Đã tiếp nhận")
         answer = await call(recipient.send_edoc, accepted, sender=B, message_type="status")
         assert answer is not None
         assert answer["status"] == "OK", answer

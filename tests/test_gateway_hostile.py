@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -20,9 +19,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.client import AdapterClient
 from adapters.config import AdapterConfig, GatewaySystem
-from adapters.gateway import Gateway
 from backbone.errors import Reason
 from testkit import Deployment, document_edxml, open_deployment
 from tests.faults.proxy import TcpProxy
@@ -39,6 +36,7 @@ from tests.hostile.gateway_build import (
 )
 from tests.hostile.gateway_cases import GATEWAY_CASES, GatewayCase, Target
 from tests.support import adapter_deployment_fixture  # noqa: F401
+from tests.support.gateway import serving
 from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.clock]  # document ids carry Vietnam's date
@@ -81,24 +79,6 @@ def gateway_config(
         }
     )
     return config, keys
-
-
-@contextlib.asynccontextmanager
-async def serving(config: AdapterConfig) -> AsyncIterator[Gateway]:
-    client = AdapterClient(config, auto_arrival=False)
-    await client.start()
-    gateway = Gateway(client)
-    task = asyncio.create_task(gateway.run())
-    try:
-        while not gateway.http.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield gateway
-    finally:
-        gateway.stop()
-        await task
-        await client.close()
 
 
 def party(config: AdapterConfig, keys: Mapping[str, str], system_id: str) -> Party:

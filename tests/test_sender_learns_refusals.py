@@ -18,11 +18,10 @@ from adapters import AdapterClient
 from adapters.abc import Event
 from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder.remedies import what_to_do
-from backbone.clock import edxml_now
-from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build
+from backbone.edxml import StatusCode
 from backbone.observability import metrics
 from backbone.router.policy import RoutingPolicy
-from testkit import Deployment, document_edxml, document_id, open_deployment
+from testkit import Deployment, document_edxml, document_id, open_deployment, status_edxml
 
 pytestmark = pytest.mark.clock  # document ids carry the Vietnam date, from backbone.clock
 
@@ -62,18 +61,6 @@ async def drop_folder(deployment: Deployment, code: str) -> AsyncIterator[Runnin
 def drop(root: Path, name: str, data: bytes) -> None:
     (root / "outbox" / f"{name}.tmp").write_bytes(data)
     (root / "outbox" / f"{name}.tmp").rename(root / "outbox" / name)
-
-
-def status_edxml(sender: str, about: str, code: StatusCode) -> bytes:
-    return build(
-        EdxmlStatus(
-            sender=Organization(organ_id=sender),
-            response_for=ResponseFor(organ_id=about.split(",")[0], document_id=about),
-            status_code=code,
-            timestamp=edxml_now(),
-            description="tiếp nhận",
-        )
-    )
 
 
 async def eventually(path: Path, timeout: float = 30.0) -> dict[str, Any]:
@@ -175,7 +162,7 @@ async def exercise(sender: Running, recipient: Running) -> None:
         ),
         # A status about a document H41 never sent G22.
         "status.edxml": (
-            status_edxml(G22, document_id(H41, 99), StatusCode.ACCEPTED),
+            status_edxml(G22, document_id(H41, 99), StatusCode.ACCEPTED, "tiếp nhận"),
             "status_unknown_document",
         ),
         # Revoking document 1 at an agency that never received it.

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from backbone.clock import edxml_now
-from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build
-from testkit import document_edxml, document_id
-from testkit.vxp_client import SdkClient
+from backbone.edxml import StatusCode
+from testkit import document_edxml, document_id, status_edxml
+from testkit.vxp_client import SdkClient, sdk_hash_file
 
 __all__ = [
     "BUILDERS",
@@ -33,8 +32,6 @@ __all__ = [
     "Kit",
     "Party",
     "missing_builders",
-    "status_edxml",
-    "unpadded_hex",
 ]
 
 DIRECT_AGENCY = "000.00.00.G22"  # the direct gateway's agency (system qlvb)
@@ -80,25 +77,6 @@ class Kit:
         return next(self.numbers)
 
 
-def unpadded_hex(data: bytes) -> str:
-    return "".join(f"{byte:x}" for byte in hashlib.sha256(data).digest())
-
-
-def status_edxml(sender: str, about: str, code: StatusCode) -> bytes:
-    return build(
-        EdxmlStatus(
-            sender=Organization(organ_id=sender, organ_name=f"Agency {sender}"),
-            response_for=ResponseFor(organ_id=about.split(",")[0], document_id=about),
-            status_code=code,
-            timestamp=edxml_now(),
-            description="Thu hồi",
-        )
-    )
-
-
-# -- the SDK's request, then tampering ------------------------------------------------------
-
-
 def signed(party: Party, params: Mapping[str, str], *, json_body: bool = True) -> SdkClient:
     sdk = party.sdk()
     sdk.headers["Content-Type"] = "application/json" if json_body else "application/octet-stream"
@@ -126,7 +104,7 @@ def send(
     params = {"from": sender, "servicetype": "eDoc", "messagetype": message_type}
     if to is not None:
         params["to"] = to
-    params["hash-file"] = hash_file if hash_file is not None else unpadded_hex(edxml)
+    params["hash-file"] = hash_file if hash_file is not None else sdk_hash_file(edxml)
     sdk = signed(party, params, json_body=False)
     return HostileRequest("sendEdoc", sdk.signed_headers(), edxml + b"\r\n")
 
@@ -271,7 +249,7 @@ def _no_hash_file(kit: Kit) -> HostileRequest:
 
 
 def _hash_file_mismatch(kit: Kit) -> HostileRequest:
-    return _send_direct(kit, _document(kit), hash_file=unpadded_hex(_document(kit)))
+    return _send_direct(kit, _document(kit), hash_file=sdk_hash_file(_document(kit)))
 
 
 def _too_large(kit: Kit) -> HostileRequest:
@@ -297,7 +275,9 @@ def _messagetype_garbage(kit: Kit) -> HostileRequest:
 
 
 def _status_as_edoc(kit: Kit) -> HostileRequest:
-    status = status_edxml(DIRECT_AGENCY, document_id(DIRECT_RECIPIENT, 1), StatusCode.ACCEPTED)
+    status = status_edxml(
+        DIRECT_AGENCY, document_id(DIRECT_RECIPIENT, 1), StatusCode.ACCEPTED, "Thu hồi"
+    )
     return _send_direct(kit, status, message_type="edoc")
 
 
@@ -326,13 +306,13 @@ def _edxml_from_other_adapter(kit: Kit) -> HostileRequest:
 
 def _take_back_to_not_array(kit: Kit) -> HostileRequest:
     status = status_edxml(DIRECT_AGENCY, document_id(DIRECT_AGENCY, 1),
-                          StatusCode.TAKE_BACK_REQUESTED)  # fmt: skip
+                          StatusCode.TAKE_BACK_REQUESTED, "Thu hồi")  # fmt: skip
     return _send_direct(kit, status, message_type="status", to='{"to":"000.00.00.H41"}')
 
 
 def _take_back_without_to(kit: Kit) -> HostileRequest:
     status = status_edxml(DIRECT_AGENCY, document_id(DIRECT_AGENCY, 2),
-                          StatusCode.TAKE_BACK_REQUESTED)  # fmt: skip
+                          StatusCode.TAKE_BACK_REQUESTED, "Thu hồi")  # fmt: skip
     return _send_direct(kit, status, message_type="status")
 
 

@@ -19,7 +19,7 @@ from testkit import Deployment
 from testkit.vxp_client import SdkClient
 from tests.support.ports import free_port
 
-__all__ = ["RunningGateway", "call", "gateway_config", "running_gateway", "until"]
+__all__ = ["RunningGateway", "call", "gateway_config", "running_gateway", "serving", "until"]
 
 # The SDK's timestamp is fixed when its service object is made; any instant will do.
 SDK_MADE_AT = datetime(2026, 3, 4, 5, 6, 7, 89000, tzinfo=UTC)
@@ -78,13 +78,8 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(
-    deployment: Deployment,
-    system: str,
-    root: Path,
-    **options: object,
-) -> AsyncIterator[RunningGateway]:
-    config, secret = gateway_config(deployment, system, root, **options)  # type: ignore[arg-type]
+async def serving(config: AdapterConfig) -> AsyncIterator[Gateway]:
+    """An adapter client for ``config`` with its gateway running, until the block ends."""
     client = AdapterClient(config, auto_arrival=False)
     await client.start()
     gateway = Gateway(client)
@@ -94,11 +89,23 @@ async def running_gateway(
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)
-        yield RunningGateway(client, gateway, secret, config.gateway_systems[0].systemid)
+        yield gateway
     finally:
         gateway.stop()
         await task
         await client.close()
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    deployment: Deployment,
+    system: str,
+    root: Path,
+    **options: object,
+) -> AsyncIterator[RunningGateway]:
+    config, secret = gateway_config(deployment, system, root, **options)  # type: ignore[arg-type]
+    async with serving(config) as gateway:
+        yield RunningGateway(gateway.client, gateway, secret, config.gateway_systems[0].systemid)
 
 
 async def call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
