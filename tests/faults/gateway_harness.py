@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import re
 import sqlite3
@@ -41,6 +42,7 @@ __all__ = [
     "ReceivingSoftware",
     "SendingSoftware",
     "document_of",
+    "envelopes_seen_by_router",
     "four_kib_document",
     "kill_at",
     "received_per_document",
@@ -331,6 +333,22 @@ def routed_per_document(store: Path, kind: str, recipient: str) -> Counter[str]:
             (kind, recipient),
         ).fetchall()
     return Counter(str(row[0]) for row in rows)
+
+
+def envelopes_seen_by_router(log: Path, sender: str) -> dict[str, set[str]]:
+    """Every envelope of ``sender`` the router took (routed, duplicate, rejected…), by
+    DocumentId, from its JSON log: a document published twice under two envelopes (sealed
+    again) shows two, however the router answered the second."""
+    seen: dict[str, set[str]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        about = record.get("document_id"), record.get("envelope_id")
+        from_sender = record.get("sender") == sender and None not in about
+        if from_sender and str(record.get("event", "")).startswith("router."):
+            seen.setdefault(str(about[0]), set()).add(str(about[1]))
+    return seen
 
 
 @contextlib.contextmanager

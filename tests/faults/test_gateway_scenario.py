@@ -26,6 +26,7 @@ from tests.faults.gateway_harness import (
     ReceivingSoftware,
     SendingSoftware,
     document_of,
+    envelopes_seen_by_router,
     four_kib_document,
     kill_at,
     received_per_document,
@@ -117,12 +118,15 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
     routed = routed_per_document(tmp_path / "router.db", "document", H41)
     routed_01 = routed_per_document(tmp_path / "router.db", "status", G22)
     shown = Counter(receiving.done.values())
+    envelopes = envelopes_seen_by_router(router.log, G22)  # A's documents
+    envelopes_01 = envelopes_seen_by_router(router.log, H41)  # B's 01s
 
     notes = (
         f"A killed at {a_hits} OKs (sendEdoc: {sending.failures.describe()}); "
         f"B killed at {b_hits} done ({receiving.failures.describe()}); "
         f"router: {router.count('router.routed')} routed, "
-        f"{router.count('router.duplicate')} duplicates answered"
+        f"{router.count('router.duplicate')} duplicates answered; envelopes per document "
+        f"{_spread(envelopes)}, per 01 {_spread(envelopes_01)}"
     )
     result = Result(
         scenario="gateways kill -9 x3 each",
@@ -160,6 +164,7 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
     # router's deliveries (a republish of the same sealed bytes is answered duplicate).
     assert received_at_b == once
     assert routed == once
+    assert {document: len(ids) for document, ids in envelopes.items()} == once
     # Exactly one 01 per document came back to A.
     assert arrivals == once
     assert routed_01 == once
@@ -175,6 +180,11 @@ def _has(gateway: GatewayProcess, sql: str) -> bool:
         return bool(gateway.query(sql))
     except sqlite3.OperationalError:  # busy or not created yet: not now
         return False
+
+
+def _spread(envelopes: dict[str, set[str]]) -> str:
+    counts = [len(ids) for ids in envelopes.values()] or [0]
+    return f"{min(counts)}..{max(counts)}"
 
 
 async def _until(progress: Callable[[], int], count: int) -> None:
