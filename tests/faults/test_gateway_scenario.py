@@ -38,7 +38,6 @@ from tests.support import Exchange
 pytestmark = [pytest.mark.faults, pytest.mark.broker]
 
 DOCUMENTS = int(os.environ.get("VDX_FAULTS_GATEWAY_DOCUMENTS", "300"))
-KILLS = 3  # of each gateway, each at a moment of its own
 
 
 async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_nothing(
@@ -67,35 +66,24 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
         receiving.start()
         # A is killed after a quarter, a half, three quarters of the OKs: while a document
         # is sealed and recorded but not yet confirmed, while a request is with it, and
-        # right after an answer. B after an eighth, three eighths, five eighths of the
-        # `done`s: while a 01 is owed (done recorded, 01 not yet confirmed), while the
-        # software's list/get/done call is with it, and right after an answer.
+        # right after an answer. B after an eighth, three, five, seven eighths of the
+        # `done`s: while a 01 is owed and not yet sealed, owed and kept but not confirmed,
+        # while the software's list/get/done call is with it, right after an answer.
         quarter, eighth = DOCUMENTS // 4, DOCUMENTS // 8
+        a_points = [
+            KillPoint(quarter, "unconfirmed", lambda: _has(a, _UNCONFIRMED)),
+            KillPoint(2 * quarter, "in-request", lambda: sending.failures.in_call_for(0.02)),
+            KillPoint(3 * quarter, "after-answer"),
+        ]
+        b_points = [
+            KillPoint(eighth, "01-unsealed", lambda: _has(b, _OWED_UNSEALED)),
+            KillPoint(3 * eighth, "01-kept", lambda: _has(b, _OWED_KEPT)),
+            KillPoint(5 * eighth, "in-request", lambda: receiving.failures.in_call_for(0.02)),
+            KillPoint(7 * eighth, "after-answer"),
+        ]
         a_hits, b_hits = await asyncio.gather(
-            kill_at(
-                a,
-                [
-                    KillPoint(quarter, "unconfirmed", lambda: _has(a, _UNCONFIRMED)),
-                    KillPoint(
-                        2 * quarter, "in-request", lambda: sending.failures.in_call_for(0.02)
-                    ),
-                    KillPoint(3 * quarter, "after-answer"),
-                ],
-                sending,
-                lambda: len(sending.doc_ids),
-            ),
-            kill_at(
-                b,
-                [
-                    KillPoint(eighth, "01-owed", lambda: _has(b, _OWED)),
-                    KillPoint(
-                        3 * eighth, "in-request", lambda: receiving.failures.in_call_for(0.02)
-                    ),
-                    KillPoint(5 * eighth, "after-answer"),
-                ],
-                receiving,
-                lambda: len(receiving.done),
-            ),
+            kill_at(a, a_points, sending, lambda: len(sending.doc_ids)),
+            kill_at(b, b_points, receiving, lambda: len(receiving.done)),
         )
         while sending.is_alive() or receiving.is_alive():
             await asyncio.sleep(0.1)
@@ -129,7 +117,7 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
         f"{_spread(envelopes)}, per 01 {_spread(envelopes_01)}"
     )
     result = Result(
-        scenario="gateways kill -9 x3 each",
+        scenario="gateways kill -9, A x3, B x4",
         sent=DOCUMENTS,
         delivered=len(set(shown) & expected),
         duplicates=sum(n - 1 for n in shown.values()) + len(receiving.shown_again),
@@ -147,8 +135,8 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
     )
 
     assert router_code == 0, router.tail()
-    assert len(a_hits) == KILLS, "a kill of A came after the last sendEdoc"
-    assert len(b_hits) == KILLS, "a kill of B came after the last done"
+    assert len(a_hits) == len(a_points), "a kill of A came after the last sendEdoc"
+    assert len(b_hits) == len(b_points), "a kill of B came after the last done"
     assert not [hit for hit in a_hits + b_hits if "missed" in hit], (a_hits, b_hits)
     assert sending.failures.cut_mid_request > 0, "no kill landed inside a sendEdoc"
     # sendEdoc: one OK per file, one DocId per file, and a repeat gives the same DocId.
@@ -165,6 +153,8 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
     assert received_at_b == once
     assert routed == once
     assert {document: len(ids) for document, ids in envelopes.items()} == once
+    # Each 01 sealed once: a kill while it is owed resends the kept bytes, never a second 01.
+    assert {document: len(ids) for document, ids in envelopes_01.items()} == once
     # Exactly one 01 per document came back to A.
     assert arrivals == once
     assert routed_01 == once
@@ -172,7 +162,8 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
 
 
 _UNCONFIRMED = "SELECT 1 FROM sent WHERE sent_time IS NULL LIMIT 1"
-_OWED = "SELECT 1 FROM received WHERE arrival_state = 'owed' LIMIT 1"
+_OWED_UNSEALED = "SELECT 1 FROM received WHERE arrival_state = 'owed' AND arrival IS NULL LIMIT 1"
+_OWED_KEPT = "SELECT 1 FROM received WHERE arrival_state = 'owed' AND arrival IS NOT NULL LIMIT 1"
 
 
 def _has(gateway: GatewayProcess, sql: str) -> bool:
