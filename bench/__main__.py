@@ -19,6 +19,7 @@ from backbone.directory import dump_directory, generate_directory, load_director
 from backbone.logs import configure_logging
 from bench.ceiling import measure_ceiling
 from bench.cpu import local_broker_pid
+from bench.gateway import measure_gateway_send
 from bench.latency import measure_adapter_and_latency
 from bench.progress import Reporter
 from bench.report import write_outputs
@@ -30,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 LOADS = (100, 200, 300, 500, 1000)  # the issue asks for 100, 500, 1000; 200, 300 find the knee
 
 # counts per mode: ceiling messages, router envelopes, latency seconds per load, adapter
-# publish sample, documents in the tracking history
+# publish sample, documents sent by the Python API and by the gateway each, documents in the
+# tracking history
 MODES = {
     "quick": {
         "ceiling": 3000,
@@ -38,6 +40,7 @@ MODES = {
         "router_64k": 300,
         "latency_s": 1.5,
         "publish": 1000,
+        "gateway": 200,
         "tracking_documents": 1000,
     },
     "full": {
@@ -46,6 +49,7 @@ MODES = {
         "router_64k": 2000,
         "latency_s": 5.0,
         "publish": 4000,
+        "gateway": 1000,
         "tracking_documents": 20000,
     },
 }
@@ -181,6 +185,11 @@ async def _measure(
         progress=lambda name, done, total: reporter.update(f"latency {name}", done, total),
         broker_pid=broker_pid,
     )
+    gateway = await measure_gateway_send(
+        world,
+        int(counts["gateway"]),
+        progress=lambda name, done, total: reporter.update(name, done, total),
+    )
     reporter.note("directory: generating and loading the synthetic country")
     directory = measure_directory_load(root)
     documents = int(counts["tracking_documents"])
@@ -231,6 +240,8 @@ async def _measure(
         "latency_cpu": latency_path_budget(latency_cpu),
         "adapter": adapter,
         "adapter_send_per_s": adapter["send_per_s"],
+        "gateway": gateway,
+        "gateway_send_per_s": gateway["gateway_per_s"],
         "router_peak_rss_mb": max(peaks),
         "router_rss_source": "VmHWM of the router subprocess (bench.router_proc), max over runs",
         "directory": directory,

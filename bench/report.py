@@ -134,6 +134,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{_fmt(adapter['seal_per_s'])}/s on one core; publish with confirms, many in flight, "
         f"{_fmt(adapter['publish_per_s'])}/s; seal then publish: "
         f"**{_fmt(results['adapter_send_per_s'])}/s**.",
+        *_gateway(results),
         "",
         "## End-to-end latency",
         "",
@@ -193,6 +194,26 @@ def _cpu_budget(results: dict[str, Any]) -> list[str]:
         f"| router, SQLite, 4 KiB ×1 | {_fmt(budget['router_us'])} | "
         f"{_fmt(budget['router_broker_us'])} | {_fmt(budget['router_cpu_bound_per_s'])}/s |",
         "",
+    ]
+
+
+def _gateway(results: dict[str, Any]) -> list[str]:
+    gateway = results.get("gateway")
+    if not gateway:
+        return []
+    return [
+        f"- **Gateway `sendEdoc`** beside the Python API's `send`, the same 4 KiB documents "
+        f"({gateway['edxml_bytes']} B of edXML), {gateway['documents']} each, one at a time "
+        "(the next sent once the answer came), no router: Python API "
+        f"**{_fmt(gateway['python_api_per_s'])}/s**, "
+        f"{_fmt(gateway['python_api_cpu_us_per_document'])} µs CPU per document (its "
+        "process); gateway "
+        f"**{_fmt(gateway['gateway_per_s'])}/s**, "
+        f"{_fmt(gateway['gateway_cpu_us_per_document'])} µs CPU per document (the adapter "
+        "process: HTTP, HMAC, the state's fsyncs, sealing, publishing; its JSON logs at "
+        "INFO), the SDK-faithful client's own "
+        f"{_fmt(gateway['gateway_client_cpu_us_per_document'])} µs apart; ratio "
+        f"{_fmt(gateway['gateway_ratio'])}.",
     ]
 
 

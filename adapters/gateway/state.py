@@ -316,13 +316,21 @@ class GatewayState:
         )
         return [ArrivalOwed(*row) for row in rows]
 
-    def keep_arrival(self, doc_id: str, sealed: bytes) -> None:
-        """The sealed 01, stored before it is published: a crash resends these bytes."""
+    def keep_arrival(self, doc_id: str, sealed: bytes) -> bytes | None:
+        """The sealed 01, stored before it is published: a crash resends these bytes.
+        The first kept wins: returns the bytes to publish (another caller's, sealed for the
+        same 01 at the same time), or None once the 01 was sent."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE received SET arrival = ? WHERE doc_id = ? AND arrival_state = 'owed'",
+                "UPDATE received SET arrival = ? WHERE doc_id = ? AND arrival_state = 'owed' "
+                "AND arrival IS NULL",
                 (sealed, doc_id),
             )
+            row = db.execute(
+                "SELECT arrival FROM received WHERE doc_id = ? AND arrival_state = 'owed'",
+                (doc_id,),
+            ).fetchone()
+            return None if row is None else bytes(row[0])
 
     def arrival_sent(self, doc_id: str) -> None:
         with self._transaction() as db:
