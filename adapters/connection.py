@@ -33,6 +33,8 @@ class BrokerConnection:
         self._publish_channel: AbstractChannel | None = None  # strong ref: robust channel
         self._submit: AbstractExchange | None = None
         self._closing = False
+        # A robust connection is not "closed" while it reconnects: readiness needs to know.
+        self._lost = False
 
     @property
     def system(self) -> str:
@@ -51,6 +53,7 @@ class BrokerConnection:
         """Connect (robust) and open the publish channel. Raises BrokerUnavailableError,
         closed again, when the broker cannot be reached."""
         self._closing = False
+        self._lost = False
         try:
             self._connection = await aio_pika.connect_robust(
                 self._config.connection_url(),  # amqps://: the broker's certificate verified
@@ -100,12 +103,16 @@ class BrokerConnection:
         """For readiness: None when connected to the broker, else what is wrong."""
         if self._connection is None or self._connection.is_closed:
             return f"adapter {self.system} is not connected to the broker"
+        if self._lost:
+            return f"adapter {self.system} lost its broker connection and is reconnecting"
         return None
 
     def _on_reconnect(self, *_: object) -> None:
+        self._lost = False
         metrics.ADAPTER_RECONNECTS.inc()
         log.warning("adapter.reconnected", system=self.system)
 
     def _on_connection_lost(self, *_: object) -> None:
         if not self._closing:  # robust: it reconnects on its own; publishes fail meanwhile
+            self._lost = True
             log.warning("adapter.connection_lost", system=self.system)

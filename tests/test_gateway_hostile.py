@@ -302,6 +302,11 @@ async def test_a_send_while_the_broker_is_away_fails_whole_and_goes_once_when_se
             assert refused["ErrorDesc"]
             assert refused["DocId"] == ""
             ok(await call(sender.received_list))  # the rest of the API still answers
+            # Readiness says so while the robust connection reconnects.
+            deadline = asyncio.get_running_loop().time() + 10
+            while await gateway.client.broker_problem() is None:
+                assert asyncio.get_running_loop().time() < deadline, "ready while cut off"
+                await asyncio.sleep(0.1)
             # Kept, sealed, for the same file again: listed as not yet confirmed.
             kept = ok(await call(sender.sent_list))
             assert [(r["sendStatus"], r["sentTime"]) for r in kept["data"]] == [("initial", "")]
