@@ -410,6 +410,8 @@ def _recipients(value: str | None) -> list[str]:
         return []
     try:
         parsed = json.loads(value)
+    except RecursionError:
+        parsed = None  # JSON nested past the parser's depth: no list of codes, refused below
     except ValueError:
         parsed = value
     if isinstance(parsed, str):

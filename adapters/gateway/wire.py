@@ -126,7 +126,7 @@ def _single(raw_headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
 def _signed_params(sign: bytes) -> tuple[dict[str, str], frozenset[str]]:
     try:
         document = json.loads(sign)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the parser's depth
         document = None
     if not isinstance(document, dict) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in document.items()

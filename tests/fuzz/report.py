@@ -83,8 +83,9 @@ def render(results: list[TargetResult], *, when: str, machine: str) -> str:
         "",
         f"Run {when} on {machine} with `python -m tests.fuzz` (tests/fuzz/README.md). "
         "cov and ft are libFuzzer's coverage edges and features of the instrumented "
-        "`backbone` code, plus the outcome slots of `tests/fuzz/feedback.py` (each distinct "
-        "outcome of the compiled libxml2 and pydantic-core, an error type at a field, counts "
+        "`backbone` and `adapters` code, plus the outcome slots of `tests/fuzz/feedback.py` "
+        "(each distinct outcome of the compiled libxml2, pydantic-core and json, an error "
+        "type at a field, counts "
         "as an edge: most of the events target's cov); corpus is the inputs kept for new "
         "coverage.",
         "",

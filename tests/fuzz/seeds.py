@@ -3,25 +3,33 @@
 edXML: the interop files of ``../shared/interop/edxml/`` (read in place; skipped with a
 message when absent), ``tests/edxml_samples/`` and the hostile corpus' inputs. Envelopes:
 a few genuine ones sealed now with a throwaway development PKI. Events: genuine messages
-made with ``encode_events``. DocumentIds: genuine ids and near misses. Every target also
-starts from its own kept regression inputs.
+made with ``encode_events``. DocumentIds: genuine ids and near misses. Gateway: the
+requests the vendor SDK sends (``testkit.vxp_client.SdkClient``, a fixed secret and
+timestamp) and malformed variants of them. Every target also starts from its own kept
+regression inputs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.x509 import Certificate
 
 from backbone.envelope import seal
 from backbone.errors import Reason
 from backbone.wire.events import Event, EventType, encode_events
 from testkit import make_pki
+from testkit.vxp_client import SdkClient
+from tests.fuzz.gateway_request import encode_request
+from tests.fuzz.targets import GATEWAY_SECRET, GATEWAY_SYSTEM
 
 __all__ = ["REGRESSIONS", "seed_dirs"]
 
@@ -144,4 +152,80 @@ def _document_ids() -> list[bytes]:
     return [text.encode() for text in dict.fromkeys(ids)]
 
 
-_MAKERS = {"envelope": _envelopes, "events": _events, "document_id": _document_ids}
+class _CapturingSdk(SdkClient):
+    """The SDK's requests, captured instead of sent: each call's headers and body."""
+
+    def __init__(self) -> None:
+        super().__init__("http://gateway.invalid", GATEWAY_SYSTEM, GATEWAY_SECRET, _AT)
+        self.requests: list[tuple[list[tuple[bytes, bytes]], bytes]] = []
+
+    def _call(
+        self,
+        operation: str,
+        *,
+        method: str = "POST",
+        body: bytes | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
+        url_connection: bool = False,
+    ) -> httpx.Response:
+        sent = headers or self.signed_headers()
+        raw = [(name.encode(), value.encode()) for name, value in sent]
+        self.requests.append((raw, body or b""))
+        return httpx.Response(200, content=b'{"status":"OK","ErrorCode":"0","ErrorDesc":""}')
+
+
+def _gateway_requests() -> list[bytes]:
+    edxml = (REPO / "tests" / "edxml_samples" / "document.edxml").read_bytes()
+    status = (REPO / "tests" / "edxml_samples" / "status.edxml").read_bytes()
+    sdk = _CapturingSdk()
+    sdk.send_edoc(edxml, sender=_SENDER, to=list(_RECIPIENTS))
+    sdk.send_edoc(status, sender=_RECIPIENTS[0], message_type="status", to=_SENDER)
+    sdk.received_list()
+    sdk.get_edoc("1234")
+    sdk.update_status("1234", "done")
+    sdk.sent_list("1234", "status")
+    sdk.download("1234")
+    genuine = [encode_request(headers, body) for headers, body in sdk.requests]
+    headers, body = sdk.requests[0]  # the sendEdoc of a document, made malformed
+    plain = hashlib.sha256(edxml).hexdigest().encode()
+    [hash_header] = [h for h in headers if h[0] == b"XroadVnpt-hash-header"]
+
+    def changed(name: bytes, value: bytes | None) -> list[tuple[bytes, bytes]]:
+        """``name``'s value replaced (dropped when None); the signature left as it was."""
+        out = [(n, value if n == name else v) for n, v in headers]
+        return [(n, v) for n, v in out if v is not None]
+
+    def signed_json(text: str) -> list[tuple[bytes, bytes]]:
+        return changed(b"XroadVnpt-sign-header", text.encode())
+
+    return [
+        *genuine,
+        encode_request(headers, edxml),  # no CRLF after the file
+        encode_request(headers, body + b"\r\n"),
+        encode_request(changed(b"XroadVnpt-hash-header", b"0" * 64), body),
+        encode_request(changed(b"XroadVnpt-sign-header", None), body),
+        encode_request([*headers, hash_header], body),  # two hash headers
+        encode_request([(n.lower(), v.upper()) for n, v in headers], body),
+        encode_request(signed_json('{"XroadVnpt-systemid":"qlvb","XroadVnpt-to":"A,B"}'), b""),
+        encode_request(signed_json('{"XroadVnpt-systemid":"qlvb","XroadVnpt-to":"[1]"}'), b""),
+        encode_request(
+            signed_json(
+                '{"XroadVnpt-systemid":"qlvb","XroadVnpt-messagetype":"fax",'
+                f'"XroadVnpt-hash-file":"{plain.decode()}"}}'
+            ),
+            edxml,
+        ),
+        encode_request(signed_json('{"XroadVnpt-systemid":"qlvb","xroadvnpt-SYSTEMID":"x"}'), b""),
+        encode_request(signed_json('["XroadVnpt-systemid","qlvb"]'), body),
+        encode_request(signed_json('{"XroadVnpt-systemid":7}'), body),
+        encode_request(signed_json('{"XroadVnpt-systemid":"other"}'), body),
+        encode_request(changed(b"XroadVnpt-sign-header", b"\xff\xfe{\x00"), body),
+    ]
+
+
+_MAKERS = {
+    "envelope": _envelopes,
+    "events": _events,
+    "document_id": _document_ids,
+    "gateway": _gateway_requests,
+}

@@ -19,7 +19,7 @@ import atheris  # type: ignore[import-untyped]
 
 def main(argv: list[str]) -> None:
     name, last_input, libfuzzer_args = argv[1], argv[2], argv[3:]
-    with atheris.instrument_imports(include=["backbone"]):
+    with atheris.instrument_imports(include=["backbone", "adapters"]):
         from tests.fuzz.targets import TARGETS
     from tests.fuzz import feedback
 
