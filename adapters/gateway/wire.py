@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -74,7 +74,7 @@ class SignedRequest:
 
 
 def authenticate(
-    raw_headers: Iterable[tuple[bytes, bytes]],
+    raw_headers: Sequence[tuple[bytes, bytes]],
     secret_of: Callable[[str], bytes | None],
 ) -> SignedRequest:
     """Check the request's HMAC and return what it signs.
@@ -111,7 +111,7 @@ def authenticate(
     return SignedRequest(system_id, params, ambiguous)
 
 
-def _single(raw_headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes:
+def _single(raw_headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes:
     values = [value for key, value in raw_headers if key.lower() == name]
     if len(values) != 1:
         what = "no" if not values else f"{len(values)}"
