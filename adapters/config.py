@@ -136,6 +136,13 @@ class AdapterConfig(BrokerSettings):
     intermediates: tuple[Path, ...] = ()
     crls: tuple[Path, ...] = ()
     prefetch: int = Field(default=64, gt=0, le=65535, description="Envelopes in flight")
+    delivery_limit: int = Field(
+        default=5,
+        gt=0,
+        description="Failures of one inbox message (a stale CRL, the store or broker gone, a "
+        "bug) before the adapter dead-letters it itself instead of handing it back; counted by "
+        "the adapter in memory, whatever the broker's delivery limit",
+    )
     max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
     publish_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for a publisher confirm"

@@ -47,6 +47,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from adapters.abc import Received, RefusalKeeper, Refused
 from adapters.config import AdapterConfig
 from adapters.connection import BrokerConnection
+from adapters.handbacks import HandBacks
 from adapters.opening import EnvelopeOpener, Opened
 from adapters.redeliveries import DeliveredMemory
 from adapters.statuses import StatusSender
@@ -132,6 +133,7 @@ class InboxConsumer:
         self._opener = opener
         self._statuses = statuses
         self._seen = memory
+        self._hand_backs = HandBacks(config.delivery_limit)
         self._consume_channels: set[aio_pika.abc.AbstractChannel] = set()  # strong refs
         self._wakeups: set[asyncio.Queue[_Arrival | None]] = set()
 
@@ -197,6 +199,7 @@ class InboxConsumer:
                         settled = False
                         break
                 if settled:
+                    self._hand_backs.done(message)
                     await _settle(message, ack=True)
         finally:
             self._wakeups.discard(wakeup)
@@ -209,6 +212,20 @@ class InboxConsumer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(channel.close(), timeout=_CLOSE_TIMEOUT)
             self._consume_channels.discard(channel)
+
+    async def _hand_back(self, message: AbstractIncomingMessage) -> None:
+        """Give ``message`` back to the broker to be tried again, or, once it has failed
+        ``delivery_limit`` times here, dead-letter it (:mod:`adapters.handbacks`)."""
+        if self._hand_backs.failed(message):
+            await _settle(message, ack=False, requeue=True)
+            return
+        log.error(
+            "adapter.dead_lettered",
+            envelope_id=header_text(message, H_ENVELOPE),
+            failures=self._hand_backs.limit,
+            outcome="dead_lettered",
+        )
+        await _settle(message, ack=False, requeue=False)
 
     async def _taken(self, item: Received, message: AbstractIncomingMessage) -> bool:
         """Remember ``item`` as handled; send its status 01 if due. False when the message
@@ -229,7 +246,7 @@ class InboxConsumer:
             log.warning(
                 "adapter.arrival_failed", **fields, reason=error.reason.value, outcome="requeued"
             )
-            await _settle(message, ack=False, requeue=True)
+            await self._hand_back(message)
             return False
         except (BackboneError, ValueError) as error:
             # This 01 can never be sent (its status would be refused, whatever the retry):
@@ -253,10 +270,10 @@ class InboxConsumer:
         try:
             items, refusals = await opened
         except (RevocationUnknownError, StoreUnavailableError) as error:
-            # Configuration that can be fixed (a fresh CRL): try again, up to the inbox's
-            # delivery limit, after which the broker dead-letters it.
+            # Configuration that can be fixed (a fresh CRL): try again, up to the adapter's
+            # delivery_limit (its own count), after which it is dead-lettered.
             self._log_refused(message, error, outcome="requeued")
-            await _settle(message, ack=False, requeue=True)
+            await self._hand_back(message)
             return None
         except BackboneError as error:
             # Bad framing, signature, certificate or key: it can never succeed. An invalid
@@ -270,7 +287,7 @@ class InboxConsumer:
                 envelope_id=header_text(message, H_ENVELOPE),
                 outcome="requeued",
             )
-            await _settle(message, ack=False, requeue=True)
+            await self._hand_back(message)
             return None
         for refusal in refusals:
             if not await self._refuse(refusal, message):
@@ -308,6 +325,7 @@ class InboxConsumer:
             # Nothing new to hand out. Acknowledge it, unless all it held was refused and
             # no keeper has it: then the dead-letter queue keeps it for the operator.
             keep = bool(items) or self.keep_refused is not None
+            self._hand_backs.done(message)
             await _settle(message, ack=keep)
             return None
         return _Pending(message, fresh)
@@ -337,7 +355,7 @@ class InboxConsumer:
                 error=f"{type(error).__name__}: {error}",
                 outcome="requeued",
             )
-            await _settle(message, ack=False, requeue=True)
+            await self._hand_back(message)
             return False
         metrics.ADAPTER_RECEIVE_FAILURES.labels(refusal.reason.value).inc()
         log.error(

@@ -174,6 +174,22 @@ def test_guarded_queues_carry_delivery_limit_and_at_least_once_dead_lettering() 
     assert not any("x-max-length-bytes" in arguments for arguments in queues.values())
 
 
+def test_with_the_broker_delivery_limit_off_guarded_queues_still_dead_letter_but_have_none() -> (
+    None
+):
+    names = Names()
+    plan = plan_topology(sample_directory(), names, delivery_limit=None)
+    queues = {q.name: q.arguments for q in plan.queues}
+    expected = {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": names.dead_letter_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert queues[names.inbound_queue] == expected
+    assert queues[names.inbox_queue(HUB_H53)] == expected
+
+
 def test_a_hub_id_clashing_with_the_operators_events_queue_is_refused() -> None:
     directory = DirectoryBuilder().hub("operators", H53).via_hub(H53, "operators").build()
     with pytest.raises(DirectoryError, match=r"events\.operators would be declared twice"):
@@ -446,6 +462,21 @@ def test_show_lists_the_planned_topology_without_a_broker(sample_file: Path) -> 
         result.stdout
     )
     assert "demo.events -> demo.events.operators  #" in result.stdout
+
+
+def test_show_without_the_broker_delivery_limit_says_whose_count_applies(
+    sample_file: Path,
+) -> None:
+    args = ["show", "--directory", str(sample_file), "--prefix", "demo"]
+    result = runner.invoke(app, [*args, "--no-broker-delivery-limit"])
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"demo\.router\.inbound +delivery-limit=\(broker's\) dead-letter=demo\.dead-letter",
+        result.stdout,
+    )
+    assert "delivery-limit=5" not in result.stdout
+    mermaid = runner.invoke(app, [*args, "--no-broker-delivery-limit", "--mermaid"])
+    assert "dead-letter (router's count)" in mermaid.stdout
 
 
 def test_show_exits_1_naming_the_directory_problem(tmp_path: Path) -> None:

@@ -170,6 +170,15 @@ class ManagementClient:
             raise LookupError(f"queue {queue!r} does not exist") from None
         return row.get("policy"), dict(row.get("effective_policy_definition") or {})
 
+    async def queue_arguments(self, queue: str, *, vhost: str | None = None) -> dict[str, Any]:
+        """The arguments ``queue`` was declared with (``x-delivery-limit``, …). Raises
+        :class:`LookupError` when there is no such queue."""
+        try:
+            row = await self._call("GET", f"/api/queues/{self._v(vhost)}/{_q(queue)}")
+        except _NotFoundError:
+            raise LookupError(f"queue {queue!r} does not exist") from None
+        return dict(row.get("arguments") or {})
+
     async def queue_consumers(self, queue: str, *, vhost: str | None = None) -> int:
         """How many consumers the queue has now (0 when there is no such queue)."""
         try:

@@ -70,6 +70,7 @@ async def build_router(settings: Settings) -> Router:
             names=names,
             prefetch=settings.prefetch,
             delivery_limit=settings.delivery_limit,
+            broker_delivery_limit=settings.broker_delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,
             quarantine_body_bytes=settings.quarantine_body_bytes,
             http_port=settings.http_port,

@@ -57,7 +57,8 @@ class Acknowledger:
             asyncio.get_running_loop().call_soon(self._flush)
 
     async def reject(self, message: AbstractIncomingMessage) -> None:
-        """Requeue the delivery now (the broker counts it toward the delivery limit)."""
+        """Requeue the delivery now: only when the router could not even publish it again
+        with its own count (``router.retries``); the broker may or may not count it."""
         try:
             if not message.channel.is_closed:
                 await message.reject(requeue=True)

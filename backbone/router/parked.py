@@ -16,6 +16,7 @@ from backbone.errors import BackboneError, Reason
 from backbone.observability import metrics
 from backbone.router.abc import Emit
 from backbone.router.parties import party_to_tell
+from backbone.router.retries import is_router_dead_letter, read_attempts
 from backbone.store.abc import Outcome, Store
 from backbone.wire import Event, EventType
 
@@ -28,12 +29,21 @@ class ParkedNotices:
     """Handles the copies on the ``unroutable`` and ``dead-letter`` notify queues."""
 
     def __init__(
-        self, *, store: Store, directory: Directory, inbound_queue: str, emit: Emit
+        self,
+        *,
+        store: Store,
+        directory: Directory,
+        inbound_queue: str,
+        emit: Emit,
+        router_account: str,
     ) -> None:
+        """``router_account``: the router's broker login, the ``user_id`` of the envelopes
+        it dead-letters itself (``router.retries``)."""
         self._store = store
         self._directory = directory
         self._inbound_queue = inbound_queue
         self._emit = emit
+        self._router_account = router_account
 
     async def on_unroutable(self, message: AbstractIncomingMessage) -> None:
         """A copy of a parked envelope: nothing was bound for its routing key."""
@@ -44,6 +54,7 @@ class ParkedNotices:
             Outcome.UNROUTABLE,
             Reason.UNROUTABLE,
             f"nothing is bound for {message.routing_key}: parked",
+            publisher=message.user_id,
             authenticated=True,  # the router published it, after checking its sender
         )
 
@@ -51,14 +62,30 @@ class ParkedNotices:
         """A copy of a dead-lettered envelope: it kept failing the router, or (from an
         inbox) the recipient's adapter."""
         metrics.DEAD_LETTERED.inc()
+        if is_router_dead_letter(message, router_account=self._router_account):
+            # The router's own count reached the limit: the publisher is in its headers.
+            attempts = read_attempts(message, router_account=self._router_account)
+            await self._report(
+                message,
+                EventType.DEAD_LETTERED,
+                Outcome.DEAD_LETTERED,
+                Reason.POISON,
+                f"processing failed {attempts.failed} times; kept in the dead-letter queue",
+                publisher=attempts.publisher,
+                authenticated=False,  # it never made it through the checks
+            )
+            return
         queue = _dead_lettered_from(message)
         if queue == self._inbound_queue or queue is None:
+            # The broker's delivery limit (a backstop: deliveries taken back without a
+            # verdict, e.g. a router killed while holding them).
             await self._report(
                 message,
                 EventType.DEAD_LETTERED,
                 Outcome.DEAD_LETTERED,
                 Reason.POISON,
                 "processing kept failing; kept in the dead-letter queue",
+                publisher=message.user_id,
                 authenticated=False,  # it never made it through the checks
             )
             return
@@ -71,6 +98,7 @@ class ParkedNotices:
             Reason.POISON,
             f"the recipient's adapter kept failing to take it from {queue}; kept in the "
             "dead-letter queue",
+            publisher=message.user_id,
             authenticated=True,
         )
 
@@ -82,6 +110,7 @@ class ParkedNotices:
         reason: Reason,
         text: str,
         *,
+        publisher: str | None,
         authenticated: bool,
     ) -> None:
         """Record ``outcome`` (None: leave the recorded one) and tell who should know."""
@@ -89,9 +118,7 @@ class ParkedNotices:
             header = _header_or_none(message.body)
             if header is not None and outcome is not None:
                 await self._store.finish(header.envelope_id, outcome, reason=reason)
-            party = party_to_tell(
-                self._directory, header, message.user_id, authenticated=authenticated
-            )
+            party = party_to_tell(self._directory, header, publisher, authenticated=authenticated)
             if party is not None:
                 await self._emit(
                     Event.about(event_type, header, party=party, reason=reason, message=text)
@@ -100,7 +127,7 @@ class ParkedNotices:
                 f"router.{event_type.value}",
                 envelope_id=header.envelope_id if header else None,
                 document_id=header.document_id if header else None,
-                publisher=message.user_id,
+                publisher=publisher,
                 routing_key=message.routing_key,
                 outcome=event_type.value,
                 queue=_dead_lettered_from(message),

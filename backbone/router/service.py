@@ -4,8 +4,10 @@ Every inbound envelope ends in exactly one of: routed (one publish per recipient
 exchange, all confirmed, then acked), rejected (in quarantine, whole or as a record of it:
 ``router.quarantine``; sender told; acked),
 answered as a duplicate (sender told the original outcome, acked), or, when processing
-itself fails, requeued until the inbound queue's delivery limit dead-letters it. Nothing is
-acknowledged before what it promises is confirmed by the broker.
+itself fails, published again to the inbound queue with the router's own count of attempts,
+and dead-lettered by the router after ``delivery_limit`` of them (``router.retries``: never
+left to the broker's nack counting). Nothing is acknowledged before what it promises is
+confirmed by the broker.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ from backbone.router.parties import party_to_tell
 from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
 from backbone.router.publisher import EventPublisher
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES, Quarantine
+from backbone.router.retries import (
+    Attempts,
+    broker_login,
+    dead_letter_message,
+    read_attempts,
+    retry_message,
+)
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Refusal, Store
 from backbone.wire import (
@@ -65,7 +74,12 @@ class RouterOptions:
     amqp_url: str
     names: Names = field(default_factory=Names)
     prefetch: int = 256
+    # Failed processing attempts before the router dead-letters an envelope (its own count,
+    # ``router.retries``); also the broker's x-delivery-limit on the inbound queue and the
+    # inboxes unless ``broker_delivery_limit`` is false (then none is declared: the broker's
+    # default applies, none on 3.x, 20 on 4.x).
     delivery_limit: int = 5
+    broker_delivery_limit: bool = True
     max_envelope_bytes: int = 16 * 1024 * 1024
     # Refused envelopes up to this size, header readable, are quarantined whole; others
     # as a record (header, SHA-256, size, reason), never their bulk.
@@ -97,6 +111,7 @@ class Router:
         self._consume_channel: AbstractChannel | None = None
         self._notify_channel: AbstractChannel | None = None
         self._acks = Acknowledger()
+        self._account = broker_login(options.amqp_url)  # the user_id of what it republishes
         self._attempts = itertools.count(1)
         self._publish_channel: AbstractChannel | None = None  # strong refs: robust channels
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -110,6 +125,7 @@ class Router:
             directory=directory,
             inbound_queue=options.names.inbound_queue,
             emit=self._emit,
+            router_account=self._account,
         )
         self._background: list[asyncio.Task[None]] = []
 
@@ -128,14 +144,15 @@ class Router:
             self._publish_channel,
             self.directory,
             names,
-            delivery_limit=self.options.delivery_limit,
+            delivery_limit=self.options.delivery_limit
+            if self.options.broker_delivery_limit
+            else None,
         )
         for tier in self.directory.tiers.tiers:
             name = names.tier_exchange(tier)
             self._exchanges[name] = await self._publish_channel.get_exchange(name, ensure=False)
-        self._exchanges[names.events_exchange] = await self._publish_channel.get_exchange(
-            names.events_exchange, ensure=False
-        )
+        for name in (names.events_exchange, names.dead_letter_exchange):
+            self._exchanges[name] = await self._publish_channel.get_exchange(name, ensure=False)
         # Envelopes on a channel of their own: their acks go out in runs (``acks``), which
         # must cover no other consumer's deliveries.
         self._consume_channel = await self._connection.channel()
@@ -241,9 +258,15 @@ class Router:
         self._acks.received(message)
         metrics.IN_FLIGHT.inc()
         started = time.perf_counter()
+        # Its attempts so far and who published it: from the router's headers on a copy it
+        # published again itself, else a first receipt (an agency's headers are ignored).
+        attempts = read_attempts(message, router_account=self._account)
         try:
             decision = await self.pipeline.evaluate(
-                message.body, user_id=message.user_id, redelivered=bool(message.redelivered)
+                message.body,
+                user_id=attempts.publisher,
+                # A copy after a failure: admitted once already, maybe half published.
+                redelivered=bool(message.redelivered) or attempts.failed > 0,
             )
             metrics.VALIDATION_SECONDS.observe(time.perf_counter() - started)
             header = decision.header
@@ -252,21 +275,60 @@ class Router:
                 await self._route(decision, message.body)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
             elif isinstance(decision, Reject):
-                await self._reject(decision, message)
+                await self._reject(decision, message, attempts.publisher)
             else:
                 await self._duplicate(decision)
             self._acks.ack(message)
-        except Exception:
-            # A bug, the store or the broker failing: requeue. The inbound queue's delivery
-            # limit dead-letters a message that keeps failing, so the router goes on.
+        except Exception as error:
+            # A bug, the store or the broker failing: try again later, counted by the router
+            # itself, so that an envelope that keeps failing is dead-lettered on any broker.
             log.exception(
                 "router.processing_failed",
                 delivery_tag=message.delivery_tag,
                 redelivered=message.redelivered,
+                attempt=attempts.failed + 1,
+                delivery_limit=self.options.delivery_limit,
             )
-            await self._acks.reject(message)  # counts toward the delivery limit (not on 4.3+)
+            await self._failed(message, Attempts(attempts.failed + 1, attempts.publisher), error)
         finally:
             metrics.IN_FLIGHT.dec()
+
+    async def _failed(
+        self, message: AbstractIncomingMessage, attempts: Attempts, error: BaseException
+    ) -> None:
+        """Publish the envelope again behind the queue with ``attempts`` (at the delivery
+        limit: to the dead-letter exchange), then acknowledge this delivery; the publish is
+        confirmed first, so the envelope is never lost. When that publish fails too (the
+        broker), hand the delivery back to the broker: it comes back with its count as it was.
+        """
+        names = self.options.names
+        assert self._publish_channel is not None
+        try:
+            if attempts.failed >= self.options.delivery_limit:
+                await self._exchanges[names.dead_letter_exchange].publish(
+                    dead_letter_message(
+                        message.body, attempts, error, router_account=self._account
+                    ),
+                    routing_key=names.inbound_queue,
+                    mandatory=True,
+                )
+                log.warning(
+                    "router.poison",
+                    attempts=attempts.failed,
+                    publisher=attempts.publisher,
+                    outcome="dead_lettered",
+                )
+            else:
+                await self._publish_channel.default_exchange.publish(
+                    retry_message(message.body, attempts, router_account=self._account),
+                    routing_key=names.inbound_queue,
+                    mandatory=True,
+                )
+        except Exception:
+            log.exception("router.retry_publish_failed", attempts=attempts.failed)
+            await self._acks.reject(message)
+            return
+        self._acks.ack(message)
 
     async def _route(self, decision: Route, body: bytes) -> None:
         header = decision.header
@@ -319,7 +381,9 @@ class Router:
         confirmed = datetime.now(UTC)
         metrics.END_TO_END_SECONDS.observe(max(0.0, (confirmed - header.created).total_seconds()))
 
-    async def _reject(self, decision: Reject, message: AbstractIncomingMessage) -> None:
+    async def _reject(
+        self, decision: Reject, message: AbstractIncomingMessage, publisher: str | None
+    ) -> None:
         header = decision.header
         if decision.authenticated and header is not None:
             # Kept where the sender can always look it up (tracking): events queues are
@@ -340,13 +404,13 @@ class Router:
         metrics.ENVELOPES_REJECTED.labels(decision.reason.value, self._tier_name(header)).inc()
         assert self._publish_channel is not None
         await self._publish_channel.default_exchange.publish(
-            await self._quarantine.message(decision, message.body, publisher=message.user_id),
+            await self._quarantine.message(decision, message.body, publisher=publisher),
             routing_key=self.options.names.quarantine_queue,
         )
         # Only an authenticated sender is told by name; otherwise the publisher is, so a forged
         # header cannot aim rejection events at another agency.
         party = party_to_tell(
-            self.directory, header, message.user_id, authenticated=decision.authenticated
+            self.directory, header, publisher, authenticated=decision.authenticated
         )
         if decision.reason is Reason.RATE_LIMITED:
             metrics.RATE_LIMITED.labels(self._tier_of(party) if party else "unknown").inc()
@@ -365,7 +429,7 @@ class Router:
             envelope_id=header.envelope_id if header else None,
             document_id=header.document_id if header else None,
             sender=header.sender if header else None,
-            publisher=message.user_id,
+            publisher=publisher,
             reason=decision.reason.value,
             outcome="rejected",
         )

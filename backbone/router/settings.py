@@ -53,7 +53,18 @@ class RouterSettings(BrokerSettings):
     )
     prefetch: int = Field(default=256, gt=0, le=65535, description="Envelopes in flight")
     delivery_limit: int = Field(
-        default=5, gt=0, description="Redeliveries before an envelope is dead-lettered"
+        default=5,
+        gt=0,
+        description="Failed processing attempts before the router dead-letters an envelope "
+        "(counted by the router itself); also the broker's x-delivery-limit on the inbound "
+        "queue and inboxes unless broker_delivery_limit is false",
+    )
+    broker_delivery_limit: bool = Field(
+        default=True,
+        description="Declare x-delivery-limit (= delivery_limit) on the inbound queue and "
+        "inboxes, a backstop for deliveries the broker takes back without a verdict; false "
+        "declares none (the broker's default: none on 3.x, 20 on 4.x). The broker refuses "
+        "to change it on declared queues",
     )
     http_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"

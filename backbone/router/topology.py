@@ -125,10 +125,12 @@ class _Route:
 
 
 def plan_topology(
-    directory: Directory, names: Names, *, delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+    directory: Directory, names: Names, *, delivery_limit: int | None = DEFAULT_DELIVERY_LIMIT
 ) -> TopologyPlan:
-    """Everything to declare for ``directory``, in declaration order; no broker needed."""
-    if delivery_limit < 1:
+    """Everything to declare for ``directory``, in declaration order; no broker needed.
+    ``delivery_limit`` None declares no ``x-delivery-limit`` (the broker's default then
+    applies: none on 3.x, 20 on 4.x); the router counts its own attempts either way."""
+    if delivery_limit is not None and delivery_limit < 1:
         raise ValueError(f"delivery_limit must be at least 1; got {delivery_limit}")
     tiers = directory.tiers.tiers
     exchanges = [
@@ -242,7 +244,7 @@ async def apply_topology(
     directory: Directory,
     names: Names,
     *,
-    delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    delivery_limit: int | None = DEFAULT_DELIVERY_LIMIT,
     max_message_bytes: int = DEFAULT_MAX_ENVELOPE_SIZE,
     channels: int = 4,
 ) -> TopologyReport:
@@ -252,7 +254,8 @@ async def apply_topology(
     per-queue message-size limit, so it is only checked against what any broker can carry
     and reported, for operators to set the broker-wide ``max_message_size`` at least as
     high. The broker refuses a re-declaration with other arguments (another
-    ``delivery_limit``): PRECONDITION_FAILED, raised as aiormq's ``ChannelPreconditionFailed``.
+    ``delivery_limit``, or None where one was declared): PRECONDITION_FAILED, raised as
+    aiormq's ``ChannelPreconditionFailed``.
     """
     if not 0 < max_message_bytes <= BROKER_MAX_MESSAGE_BYTES:
         raise ValueError(

@@ -35,6 +35,14 @@ _DirectoryFile = Annotated[
     Path, typer.Option("--directory", help="Directory file (.json, .yaml or .yml).")
 ]
 _Prefix = Annotated[str, typer.Option(help="Name prefix of the deployment's exchanges and queues.")]
+_BrokerDeliveryLimit = Annotated[
+    bool,
+    typer.Option(
+        help="Declare x-delivery-limit on the inbound queue and inboxes; --no-broker-delivery-"
+        "limit declares none (as the router's broker_delivery_limit: false). The router counts "
+        "its own attempts either way."
+    ),
+]
 
 
 @contextmanager
@@ -61,6 +69,7 @@ def apply(
     delivery_limit: Annotated[
         int, typer.Option(min=1, help="Failed deliveries before a message is dead-lettered.")
     ] = DEFAULT_DELIVERY_LIMIT,
+    broker_delivery_limit: _BrokerDeliveryLimit = True,
     max_message_bytes: Annotated[
         int, typer.Option(min=1, help="The size bound the router enforces (reported).")
     ] = DEFAULT_MAX_ENVELOPE_SIZE,
@@ -71,7 +80,13 @@ def apply(
         url = amqp_url or discover_broker(container=False).url
         try:
             report = asyncio.run(
-                _apply(url, loaded, Names(prefix), delivery_limit, max_message_bytes)
+                _apply(
+                    url,
+                    loaded,
+                    Names(prefix),
+                    delivery_limit if broker_delivery_limit else None,
+                    max_message_bytes,
+                )
             )
         except (aiormq.exceptions.AMQPError, OSError) as error:
             where = _without_credentials(url)
@@ -81,7 +96,11 @@ def apply(
 
 
 async def _apply(
-    url: str, directory: Directory, names: Names, delivery_limit: int, max_message_bytes: int
+    url: str,
+    directory: Directory,
+    names: Names,
+    delivery_limit: int | None,
+    max_message_bytes: int,
 ) -> TopologyReport:
     connection = await aio_pika.connect(url, client_properties={"connection_name": "vdx-topology"})
     async with connection:
@@ -101,11 +120,14 @@ def show(
     prefix: _Prefix = "vdx",
     mermaid: Annotated[bool, typer.Option(help="A Mermaid flowchart instead of text.")] = False,
     delivery_limit: Annotated[int, typer.Option(min=1)] = DEFAULT_DELIVERY_LIMIT,
+    broker_delivery_limit: _BrokerDeliveryLimit = True,
 ) -> None:
     """Print what `apply` would declare for DIRECTORY; no broker needed."""
     with _exit_on_error():
         plan = plan_topology(
-            load_directory(directory), Names(prefix), delivery_limit=delivery_limit
+            load_directory(directory),
+            Names(prefix),
+            delivery_limit=delivery_limit if broker_delivery_limit else None,
         )
     typer.echo(render_mermaid(plan) if mermaid else render_text(plan), nl=False)
 
@@ -122,8 +144,9 @@ def render_text(plan: TopologyPlan) -> str:
     for queue in plan.queues:
         extra = ""
         if queue.dead_letter is not None:
+            limit = queue.delivery_limit if queue.delivery_limit is not None else "(broker's)"
             extra = (
-                f"  delivery-limit={queue.delivery_limit} dead-letter={queue.dead_letter} "
+                f"  delivery-limit={limit} dead-letter={queue.dead_letter} "
                 "(at-least-once, overflow reject-publish)"
             )
         lines.append(f"  {queue.name:<{width}}{extra}" if extra else f"  {queue.name}")
@@ -154,7 +177,11 @@ def render_mermaid(plan: TopologyPlan) -> str:
             lines.append(f'    {ids[e.name]} -.->|"alternate"| {ids[e.alternate]}')
     for q in plan.queues:
         if q.dead_letter is not None:
-            label = f"dead-letter after {q.delivery_limit}"
+            label = (
+                f"dead-letter after {q.delivery_limit}"
+                if q.delivery_limit is not None
+                else "dead-letter (router's count)"
+            )
             lines.append(f'    {queue_ids[q.name]} -.->|"{label}"| {ids[q.dead_letter]}')
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
 from backbone.wire.message import envelope_message, header_text, identity_headers
 from backbone.wire.names import (
+    H_ATTEMPTS,
     H_BODY_BYTES,
     H_BODY_KEPT,
     H_BODY_SHA256,
@@ -23,6 +24,7 @@ from backbone.wire.names import (
 from backbone.wire.quarantine import QuarantinedHeader, QuarantineRecord, quarantine_message
 
 __all__ = [
+    "H_ATTEMPTS",
     "H_BODY_BYTES",
     "H_BODY_KEPT",
     "H_BODY_SHA256",

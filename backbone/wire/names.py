@@ -12,6 +12,7 @@ from backbone.organ import OrganCode
 from backbone.tiers import Tier
 
 __all__ = [
+    "H_ATTEMPTS",
     "H_BODY_BYTES",
     "H_BODY_KEPT",
     "H_BODY_SHA256",
@@ -30,13 +31,18 @@ __all__ = [
 H_ENVELOPE = "vdx-envelope-id"
 H_DOCUMENT = "vdx-document-id"
 H_SENDER = "vdx-sender"
-H_REASON = "vdx-reason"  # on quarantined envelopes: the Reason value
-H_MESSAGE = "vdx-message"  # on quarantined envelopes: what was wrong
-H_PUBLISHER = "vdx-publisher"  # on quarantined envelopes: the broker account that sent it
+H_REASON = "vdx-reason"  # on quarantined and router-dead-lettered envelopes: the Reason value
+H_MESSAGE = "vdx-message"  # on quarantined and router-dead-lettered envelopes: what was wrong
+# On quarantined envelopes, and on those the router published again or dead-lettered: the
+# broker account that published the envelope in the first place.
+H_PUBLISHER = "vdx-publisher"
 H_BODY_SHA256 = "vdx-body-sha256"  # on quarantined envelopes: SHA-256 (hex) of the refused body
 H_BODY_BYTES = "vdx-body-bytes"  # on quarantined envelopes: its size
 H_BODY_KEPT = "vdx-body-kept"  # on quarantined envelopes: the body is the envelope, not a record
 H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients drop duplicates
+# On an envelope the router published again after failing to process it (or dead-lettered
+# itself): its failed processing attempts so far. Trusted only from the router's own account.
+H_ATTEMPTS = "vdx-attempts"
 # RabbitMQ's own sender-selected distribution header: the further routing keys of one publish.
 H_CC = "CC"
 

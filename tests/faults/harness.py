@@ -92,7 +92,8 @@ async def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None
 class RouterProcess(ChildProcess):
     """``backbone router run --config FILE`` as a child process, configured for an
     :class:`Exchange` (SQLite in ``root`` unless ``store_url`` says otherwise).
-    ``command`` replaces ``python -m backbone`` (a wrapper that injects a fault)."""
+    ``command`` replaces ``python -m backbone`` (a wrapper that injects a fault); ``settings``
+    are further keys of its configuration file."""
 
     def __init__(
         self,
@@ -103,6 +104,7 @@ class RouterProcess(ChildProcess):
         amqp_url: str | None = None,
         store_url: str | None = None,
         command: Sequence[str] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         directory = exchange.directory_file(root)
         self.config = root / f"{name}.yaml"
@@ -114,6 +116,7 @@ class RouterProcess(ChildProcess):
                     "store_url": store_url or f"sqlite+aiosqlite:///{root / 'router.db'}",
                     "trust_anchors": [str(exchange.pki.ca.cert_path)],
                     "crls": [str(exchange.pki.ca.crl_path)],
+                    **(settings or {}),
                 }
             )
         )

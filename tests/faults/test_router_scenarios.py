@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from backbone.broker.management import ManagementClient
 from backbone.envelope import read_frame
 from backbone.errors import Reason
+from backbone.router.topology import DEFAULT_DELIVERY_LIMIT
+from backbone.wire import H_ATTEMPTS, H_PUBLISHER
 from backbone.wire.events import EventType
 from tests.faults.harness import (
     DOCUMENTS,
@@ -67,15 +70,23 @@ async def test_one_of_two_routers_sharing_a_postgresql_store_killed_the_other_fi
     outcome.check(result, router_codes=[None, 0], logs=survivor.tail())
 
 
+@pytest.mark.parametrize(
+    "broker_limit",
+    [pytest.param(False, id="broker-limit-off"), pytest.param(True, id="broker-limit-default")],
+)
 async def test_a_poison_envelope_is_dead_lettered_with_an_event_and_the_router_goes_on(
-    shared_exchange: Exchange, tmp_path: Path
+    shared_exchange: Exchange, tmp_path: Path, broker_limit: bool
 ) -> None:
+    """Twice: with no ``x-delivery-limit`` on any queue (as on 3.10 without one declared, or
+    4.3 where nacks are not counted, nothing but the router's own count can end the poison),
+    and with the default one the router declares."""
     run = Run(shared_exchange, tmp_path)
     poison_id = document_id(G22, run.first_number + DOCUMENTS)  # beyond the healthy ones
     router = RouterProcess(
         shared_exchange,
         tmp_path,
         command=[sys.executable, "-m", "tests.faults.poisoned_router", poison_id],
+        settings={"broker_delivery_limit": broker_limit},
     )
 
     async def drop_the_poison() -> str:
@@ -84,6 +95,7 @@ async def test_a_poison_envelope_is_dead_lettered_with_an_event_and_the_router_g
 
     outcome = await run_with_fault(run, [router], drop_the_poison)
     names = shared_exchange.names
+    declared = await inbound_delivery_limit(shared_exchange)
     dead = await shared_exchange.drain(names.dead_letter_parked, expect=1, timeout=30)
     event = await find_event(
         shared_exchange, G22, EventType.DEAD_LETTERED, document_id=poison_id, timeout=60
@@ -93,13 +105,29 @@ async def test_a_poison_envelope_is_dead_lettered_with_an_event_and_the_router_g
     dead_lettered_at = log.find('"event": "router.dead_lettered"')
     routed_after = log[dead_lettered_at:].count('"event": "router.routed"')
     result = run.result(
-        "poison message",
-        f"+1 poison at {outcome.at_fault}: dead-lettered after {failures} attempts, "
-        f"event sent; {routed_after} envelopes routed after it",
+        f"poison message, broker delivery limit {declared or 'off'}",
+        f"+1 poison at {outcome.at_fault}: dead-lettered by the router after {failures} "
+        f"attempts, event sent; {routed_after} envelopes routed after it",
     )
+    assert declared == (DEFAULT_DELIVERY_LIMIT if broker_limit else None)
     assert dead_lettered_at >= 0, "the router logged no dead-lettering"
     assert routed_after > 0, "the router routed nothing after the poison"
     assert [read_frame(m.body).header.document_id for m in dead] == [poison_id]
+    # The router's own count ended it, not the broker's (which would add x-death).
+    assert dead[0].headers[H_ATTEMPTS] == DEFAULT_DELIVERY_LIMIT == failures
+    assert "x-death" not in dead[0].headers
+    assert dead[0].headers[H_PUBLISHER] == shared_exchange.account_of(G22)
     assert event.reason == Reason.POISON
     assert poison_id not in run.delivered_documents()
     outcome.check(result, logs=router.tail())
+
+
+async def inbound_delivery_limit(exchange: Exchange) -> int | None:
+    """The broker delivery limit in force on the inbound queue: its ``x-delivery-limit``
+    argument, or a policy's ``delivery-limit`` (None when neither sets one)."""
+    management = ManagementClient.from_env()
+    queue = exchange.names.inbound_queue
+    arguments = await management.queue_arguments(queue)
+    _, policy = await management.queue_policy(queue)
+    limit = arguments.get("x-delivery-limit", policy.get("delivery-limit"))
+    return int(limit) if limit is not None else None
