@@ -40,7 +40,9 @@ from tests.support import AdapterProcess, free_ports
 from tests.support.adapter_process import drop, wait_for
 from tests.support.prometheus import (
     DEPLOY,
+    Alertmanager,
     Prometheus,
+    alertmanager_binary,
     compressed,
     local_config,
     prometheus_binary,
@@ -53,8 +55,11 @@ G22, H41 = "000.00.00.G22", "000.00.00.H41"
 SPARE = "000.07.12.H41"  # a direct agency without an adapter: dead-letter fault
 SHORT = "002.07.12.H41"  # its adapter gets a short-lived certificate
 RABBITMQ_PROMETHEUS_PORT = 15692  # rabbitmq_prometheus (`backbone broker ensure --plugins`)
-# Per broker account; small enough for a flood to pass it, large enough for the backlog.
-RATE_LIMIT = RateLimit(per_second=20, burst=150)
+# Past the bound of VdxRouterInboundBacklog (1,000 waiting for the routers).
+PILE_UP = 1100
+# Per broker account; small enough for a flood to pass it, large enough for the inbox
+# backlog and for a third of PILE_UP.
+RATE_LIMIT = RateLimit(per_second=20, burst=400)
 # Past the bound of VdxAgencyEventsBackingUp (1,000 events waiting), refusals grouped or not.
 FLOOD = 2500
 EVERY_TARGET_UP = {
@@ -87,11 +92,17 @@ def _sample_name(name: str) -> str:
 
 @dataclass
 class Timings:
-    rows: list[tuple[str, str, float, float]] = field(default_factory=list)
+    """Per alert: its fault, seconds from making it to firing, to Alertmanager holding the
+    alert, and from mending it to resolved."""
+
+    rows: list[tuple[str, str, float, float, float]] = field(default_factory=list)
 
     def report(self) -> str:
-        lines = [f"{'alert':32} {'fault':44} firing_s resolved_s"]
-        lines += [f"{a:32} {f:44} {up:8.1f} {down:10.1f}" for a, f, up, down in self.rows]
+        lines = [f"{'alert':31} {'firing_s':>8} {'in_am_s':>7} {'resolved_s':>10}  fault"]
+        lines += [
+            f"{alert:31} {up:8.1f} {am:7.1f} {down:10.1f}  {fault}"
+            for alert, fault, up, am, down in self.rows
+        ]
         return "\n".join(lines)
 
 
@@ -100,6 +111,7 @@ class Live:
     exchange: Exchange
     deployment: Deployment
     prometheus: Prometheus
+    alertmanager: Alertmanager
     router_port: int
     router: Router
     adapters: dict[str, AdapterProcess]
@@ -134,21 +146,48 @@ class Live:
             and all(a["labels"].get(k) == v for k, v in labels.items())
         }
 
-    async def _until(
-        self, alerts: list[tuple[str, dict[str, str]]], firing: bool, timeout: float
+    async def _fire(
+        self, alerts: list[tuple[str, dict[str, str]]], timeout: float
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Seconds until each alert fires in Prometheus, and until Alertmanager holds it
+        (with its labels), all watched at once: an alert on a window (a recent increase)
+        may resolve by itself before the others fire."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        fired: dict[str, float] = {}
+        received: dict[str, float] = {}
+        while len(received) < len(alerts):
+            missing = sorted({name for name, _ in alerts} - set(received))
+            assert loop.time() - start < timeout, (
+                f"after {timeout} s not fired or received: {missing}"
+            )
+            now = await self._firing(alerts)
+            active = await self.alertmanager.active()
+            for name, labels in alerts:
+                if name not in fired and name in now:
+                    fired[name] = loop.time() - start
+                if name not in received and any(
+                    a.get("alertname") == name and all(a.get(k) == v for k, v in labels.items())
+                    for a in active
+                ):
+                    received[name] = loop.time() - start
+            await asyncio.sleep(0.1)
+        assert set(fired) == set(received), "Alertmanager got an alert Prometheus never fired"
+        return fired, received
+
+    async def _resolved(
+        self, alerts: list[tuple[str, dict[str, str]]], timeout: float
     ) -> dict[str, float]:
-        """Seconds until each alert is firing (or no longer is), all watched at once."""
+        """Seconds until each alert no longer fires, all watched at once."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         seen: dict[str, float] = {}
         while len(seen) < len(alerts):
-            assert loop.time() - start < timeout, (
-                f"after {timeout} s still {'not ' if firing else ''}firing: "
-                f"{sorted({name for name, _ in alerts} - set(seen))}"
-            )
+            missing = sorted({name for name, _ in alerts} - set(seen))
+            assert loop.time() - start < timeout, f"after {timeout} s still firing: {missing}"
             now = await self._firing(alerts)
             for name, _ in alerts:
-                if name not in seen and (name in now) == firing:
+                if name not in seen and name not in now:
                     seen[name] = loop.time() - start
             await asyncio.sleep(0.1)
         return seen
@@ -162,19 +201,22 @@ class Live:
         *,
         timeout: float = 60,
     ) -> None:
-        """No alert fires before the fault is made; each fires after it (timed from the
-        start of making it) and resolves after it is mended (timed from the start of
-        mending)."""
+        """No alert fires before the fault is made; each fires after it and reaches
+        Alertmanager (timed from the start of making it), and resolves after it is mended
+        (timed from the start of mending)."""
         assert await self._firing(alerts) == set(), f"firing before {fault}"
-        fired = asyncio.create_task(self._until(alerts, True, timeout))
+        fired = asyncio.create_task(self._fire(alerts, timeout))
         await make()
-        up = await fired
-        resolved = asyncio.create_task(self._until(alerts, False, timeout))
+        up, received = await fired
+        resolved = asyncio.create_task(self._resolved(alerts, timeout))
         await mend()
         down = await resolved
         for name, _ in alerts:
-            self.timings.rows.append((name, fault, up[name], down[name]))
-            print(f"{name}: firing after {up[name]:.1f} s, resolved after {down[name]:.1f} s")
+            self.timings.rows.append((name, fault, up[name], received[name], down[name]))
+            print(
+                f"{name}: firing after {up[name]:.1f} s, in Alertmanager after "
+                f"{received[name]:.1f} s, resolved after {down[name]:.1f} s"
+            )
 
 
 async def _started_router(exchange: Exchange, root: Path, port: int) -> Router:
@@ -217,6 +259,7 @@ async def _flow(live: Live, stop: asyncio.Event) -> None:
 @asynccontextmanager
 async def _live(amqp_url: str, root: Path) -> AsyncIterator[Live]:
     assert prometheus_binary()
+    assert alertmanager_binary()
     rabbitmq = f"{urlsplit(amqp_url).hostname}:{RABBITMQ_PROMETHEUS_PORT}"
     async with httpx.AsyncClient() as http:
         try:
@@ -225,7 +268,7 @@ async def _live(amqp_url: str, root: Path) -> AsyncIterator[Live]:
             pytest.fail(f"rabbitmq_prometheus does not answer on {rabbitmq} (--plugins)")
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     deployment = Deployment.without_router(exchange, root)
-    router_port, prometheus_port, *adapter_ports = free_ports(5)
+    router_port, prometheus_port, alertmanager_port, *adapter_ports = free_ports(6)
     adapters = {
         system: AdapterProcess(deployment, system, f"adapter-{system}", http_port=port)
         for system, port in zip([G22, H41, SHORT], adapter_ports, strict=True)
@@ -236,14 +279,20 @@ async def _live(amqp_url: str, root: Path) -> AsyncIterator[Live]:
     (root / "alerts.yml").write_text(yaml.safe_dump(rules))
     prometheus = Prometheus(root / "prometheus", prometheus_port)
     prometheus.root.mkdir()
+    alertmanager = Alertmanager(root / "alertmanager", alertmanager_port)
+    alertmanager.root.mkdir()
     ports = dict(zip([G22, H41, SHORT], adapter_ports, strict=True))
     router = await _started_router(exchange, root, router_port)
-    live = Live(exchange, deployment, prometheus, router_port, router, adapters, ports, root)
+    live = Live(
+        exchange, deployment, prometheus, alertmanager, router_port, router, adapters, ports, root
+    )
     try:
         for adapter in adapters.values():
             adapter.start()
         for adapter in adapters.values():
             await adapter.serving()
+        alertmanager.start()
+        await alertmanager.ready()
         prometheus.start(
             local_config(
                 {
@@ -254,12 +303,14 @@ async def _live(amqp_url: str, root: Path) -> AsyncIterator[Live]:
                     "rabbitmq-queues": [rabbitmq],
                 },
                 root / "alerts.yml",
+                f"127.0.0.1:{alertmanager_port}",
             )
         )
         await prometheus.ready()
         yield live
     finally:
         await prometheus.stop()
+        await alertmanager.stop()
         for adapter in adapters.values():
             adapter.stop()
         await live.router.stop()
@@ -304,10 +355,25 @@ async def _scenario(live: Live) -> None:
 
 
 async def _router_down(live: Live) -> None:
+    """The only router stops while three accounts publish: envelopes pile up in the router's
+    inbound queue until a router is back (junk, so that draining it is quick)."""
+    exchange = live.exchange
+    accounts = [exchange.account_of(code) for code in (G22, H41, SHORT)]
+
+    async def stop_and_publish() -> None:
+        await live.router.stop()
+        for account in accounts:
+            for _ in range(PILE_UP // len(accounts) + 1):
+                await exchange.submit(b"junk", as_account=account)
+
     await live.watch(
-        [("VdxRouterDown", {}), ("VdxNoRouterUp", {})],
-        "the only router stopped",
-        live.router.stop,
+        [
+            ("VdxRouterDown", {}),
+            ("VdxNoRouterUp", {}),
+            ("VdxRouterInboundBacklog", {"queue": exchange.names.inbound_queue}),
+        ],
+        f"the only router stopped, {PILE_UP} envelopes published",
+        stop_and_publish,
         live.start_router,
     )
 
@@ -493,6 +559,18 @@ async def _certificate_expiring(live: Live) -> None:
         lambda: reissue(days=7),
         reissue,
     )
+    # Resolved by the renewal, not merely by the restart: the renewed certificate is scraped
+    # and the rule, past its `for:`, is not even pending.
+    renewed = f'vdx_certificate_not_after_timestamp_seconds{{agency="{SHORT}"}} - time()'
+    await wait_for(
+        lambda: _nonempty(live.prometheus.query(f"{renewed} > 14 * 86400")), 30, "renewal seen"
+    )
+    await asyncio.sleep(12)
+    assert [
+        a
+        for a in await live.prometheus.alerts()
+        if a["labels"]["alertname"] == "VdxCertificateExpiring"
+    ] == []
 
 
 async def _documented_series(live: Live) -> None:

@@ -22,7 +22,9 @@ import yaml
 
 __all__ = [
     "DEPLOY",
+    "Alertmanager",
     "Prometheus",
+    "alertmanager_binary",
     "compressed",
     "local_config",
     "prometheus_binary",
@@ -34,13 +36,21 @@ _DURATION = re.compile(r"(\d+)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
+def _binary(name: str, package: str) -> str:
+    found = shutil.which(name)
     if found is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("the live Prometheus test needs prometheus in CI (.ci/run installs it)")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
+            pytest.fail(f"the live Prometheus test needs {name} in CI (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed (apt-get install {package})")
     return found
+
+
+def prometheus_binary() -> str:
+    return _binary("prometheus", "prometheus")
+
+
+def alertmanager_binary() -> str:
+    return _binary("prometheus-alertmanager", "prometheus-alertmanager")
 
 
 def _compress(duration: str) -> str:
@@ -75,13 +85,19 @@ def compressed(rules: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def local_config(
-    targets: dict[str, list[str]], rule_file: Path, *, interval: str = "1s"
+    targets: dict[str, list[str]],
+    rule_file: Path,
+    alertmanager: str,
+    *,
+    interval: str = "1s",
 ) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with ``targets`` per job (every job must be given),
-    ``interval`` for scraping and evaluation, and ``rule_file``."""
+    ``interval`` for scraping and evaluation, ``rule_file``, alerts sent to
+    ``alertmanager`` (host:port)."""
     config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
     config["rule_files"] = [str(rule_file)]
+    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert sorted(jobs) == sorted(targets), "a job of prometheus.yml has no local target"
     for name, job in jobs.items():
@@ -171,3 +187,63 @@ class Prometheus:
             up.setdefault(target["labels"]["job"], 0)
             up[target["labels"]["job"]] += target["health"] == "up"
         return up
+
+
+@dataclass
+class Alertmanager:
+    """Debian's Alertmanager on ``port`` (no cluster), every alert to one receiver that
+    sends nowhere: the test reads what it received through its API."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = {"route": {"receiver": "operators"}, "receivers": [{"name": "operators"}]}
+        (self.root / "alertmanager.yml").write_text(yaml.safe_dump(config))
+        self.log = self.root / "alertmanager.log"
+        self.process = subprocess.Popen(
+            [
+                alertmanager_binary(),
+                f"--config.file={self.root / 'alertmanager.yml'}",
+                f"--storage.path={self.root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+
+    async def ready(self, timeout: float = 60) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            assert self.process is not None
+            assert self.process.poll() is None, self.tail()
+            try:
+                if (await self.http.get("/-/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError("Alertmanager did not get ready:\n" + self.tail())
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    async def active(self) -> list[dict[str, Any]]:
+        """The alerts it has received and holds active now (their labels)."""
+        answer = await self.http.get("/api/v2/alerts", params={"active": "true"})
+        answer.raise_for_status()
+        return [alert["labels"] for alert in answer.json()]
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
