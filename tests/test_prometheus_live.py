@@ -1,16 +1,21 @@
 """The operators' view for real: a real Prometheus (Debian's binary) scrapes a running router,
 drop-folder adapters (processes) and RabbitMQ's own endpoint while documents flow, evaluates
-the deployed alert rules and answers the dashboard's queries.
+the deployed alert rules, sends what fires to a real Alertmanager, and answers the
+dashboard's queries.
 
-Shown through Prometheus' HTTP API: every ``vdx_`` series the README documents is there with
-its documented labels; RabbitMQ's queue metrics for the inboxes are there; each fault the
-alerts promise to catch (router down, an inbox backlog growing, rejections rising, unroutable
-and dead-lettered envelopes, a certificate expiring, an adapter down) fires its alert, which
-resolves once the fault is mended; every panel query of the Grafana dashboard runs without
-error and has data where the panel should. The seconds each alert took are printed.
+Shown through their HTTP APIs: every ``vdx_`` series the README documents is there with its
+documented labels; RabbitMQ's queue metrics for the inboxes are there; each fault the alerts
+promise to catch fires its alert (which reaches Alertmanager) and the alert resolves once
+the fault is mended: the router down with envelopes piling up before it, an adapter down
+with its inbox growing, an agency's events backing up behind a flood over its rate limit,
+unroutable and dead-lettered envelopes, send and receive failures, rejections rising, a
+certificate expiring. Every panel query of the Grafana dashboard runs without error and has
+data where the panel should. The seconds each alert took are printed (``-s``).
 
 The rules run on a compressed clock (tests/support/prometheus.py: a minute of ``for:``,
-ranges and offsets is a second here), scraped and evaluated every second."""
+ranges and offsets is a second here), scraped and evaluated every second. Not made here:
+RabbitMQ node down or in alarm (the broker is shared), an adapter reconnecting, an expired
+certificate."""
 
 from __future__ import annotations
 

@@ -148,8 +148,10 @@ class Prometheus:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
 
     async def stop(self) -> None:
+        if self.process is None:
+            return
         await self.http.aclose()
-        if self.process is not None and self.process.poll() is None:
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=30)
@@ -239,8 +241,10 @@ class Alertmanager:
         return [alert["labels"] for alert in answer.json()]
 
     async def stop(self) -> None:
+        if self.process is None:
+            return
         await self.http.aclose()
-        if self.process is not None and self.process.poll() is None:
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=30)
