@@ -29,6 +29,7 @@ from backbone.edxml import (
     validate,
 )
 from backbone.envelope import read_frame
+from backbone.observability import metrics
 from testkit.fake_adapter import FakeAdapter
 from tests.support import DevPki, document_edxml, document_id, make_pki
 
@@ -271,6 +272,22 @@ async def test_file_that_is_not_xml_fails_with_the_parser_line(pki: DevPki, tmp_
     assert error["reason"] == "edxml_not_well_formed"
     assert error["issues"][0]["line"] is not None
     assert error["message"]
+
+
+async def test_a_file_given_back_in_failed_counts_as_a_send_failure(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    """vdx_adapter_send_failures_total (and VdxAdapterSendFailures) sees what failed/ gets."""
+    failures = metrics.ADAPTER_SEND_FAILURES.labels("edxml_not_well_formed")
+    before = failures._value.get()
+    service = DropFolder(FakeAdapter(pki), folders(tmp_path, G22), FAST)
+    service.prepare()
+    drop(tmp_path / G22, "garbage.edxml", b"<not edxml")
+
+    await service.send_all()
+
+    assert (tmp_path / G22 / "failed" / "garbage.edxml").exists()
+    assert failures._value.get() == before + 1
 
 
 async def test_refusal_by_seal_is_written_with_its_reason_and_message(

@@ -42,6 +42,7 @@ from backbone.clock import utc_now
 from backbone.edxml import StatusCode, examine
 from backbone.envelope import Kind, read_frame
 from backbone.errors import BackboneError, BrokerUnavailableError, EdxmlError, Reason
+from backbone.observability import metrics
 
 __all__ = ["ENVELOPE_SUFFIX", "OutboxSender"]
 
@@ -340,6 +341,9 @@ class OutboxSender:
         )
         replace_durably(work, target)
         work.with_name(work.name + ENVELOPE_SUFFIX).unlink(missing_ok=True)
+        # A file given back through failed/ was not sent: the send-failure count (and its
+        # alert) must see it, not only a broker outage.
+        metrics.ADAPTER_SEND_FAILURES.labels(record["reason"]).inc()
         log.warning(
             "adapter.failed",
             file=target.name,

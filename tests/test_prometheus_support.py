@@ -1,0 +1,73 @@
+"""The rewriting the real-Prometheus test does to the deployed rules and config
+(tests/support/prometheus.py): a minute of the rules becomes a second, queue names follow the
+test's prefix, metric names and thresholds stay; the rewritten rules still load."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.prometheus import DEPLOY, compressed, local_config, with_prefix
+
+RULES = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+
+
+def _rule(rules: dict[str, object], name: str) -> dict[str, str]:
+    return next(
+        rule
+        for group in rules["groups"]  # type: ignore[index]
+        for rule in group["rules"]
+        if rule.get("alert") == name
+    )
+
+
+def test_durations_shrink_sixty_times_and_queues_take_the_prefix() -> None:
+    rules = compressed(RULES, "t1234")
+    spike = _rule(rules, "VdxRejectionReasonSpike")
+    assert "[10s]" in spike["expr"]
+    assert "[60s] offset 60s" in spike["expr"]
+    assert "offset 1h" not in spike["expr"]
+    assert spike["for"] == "5s"
+    backlog = _rule(rules, "VdxInboxBacklogGrowing")
+    assert backlog["for"] == "30s"
+    assert 'queue=~"t1234[.]inbox[.].+"' in backlog["expr"]
+    assert "> 100" in backlog["expr"]  # thresholds as deployed
+    events = _rule(rules, "VdxAgencyEventsBackingUp")
+    assert 'queue!="t1234.events.operators"' in events["expr"]
+    expiring = _rule(rules, "VdxCertificateExpiring")
+    assert "14 * 86400" in expiring["expr"]  # certificate arithmetic untouched
+    assert "vdx_certificate_not_after_timestamp_seconds" in expiring["expr"]
+    assert _rule(rules, "VdxUnroutable").get("for") is None
+    assert with_prefix('x{queue="vdx.router.inbound"} + vdx_in_flight', "p") == (
+        'x{queue="p.router.inbound"} + vdx_in_flight'
+    )
+
+
+def test_the_local_config_keeps_every_job_and_needs_a_target_for_each(tmp_path: Path) -> None:
+    targets = {
+        job: [f"127.0.0.1:{9000 + n}"]
+        for n, job in enumerate(
+            ["prometheus", "vdx-router", "vdx-adapter", "rabbitmq", "rabbitmq-queues"]
+        )
+    }
+    config = local_config(targets, tmp_path / "alerts.yml", "127.0.0.1:9093")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["rabbitmq-queues"]["metrics_path"] == "/metrics/detailed"
+    assert jobs["rabbitmq-queues"]["params"]["family"]  # as deployed
+    assert config["global"]["scrape_interval"] == "1s"
+    with pytest.raises(AssertionError):
+        local_config({"vdx-router": ["x:1"]}, tmp_path / "alerts.yml", "127.0.0.1:9093")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
+def test_the_compressed_rules_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yml"
+    path.write_text(yaml.safe_dump(compressed(RULES, "t1234")))
+    done = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
