@@ -166,8 +166,11 @@ class Live:
             assert loop.time() - start < timeout, (
                 f"after {timeout} s not fired or received: {missing}"
             )
-            now = await self._firing(alerts)
+            # Alertmanager first: what it holds Prometheus fired before, so Prometheus' list
+            # read after it has it too (read the other way round, an alert firing between
+            # the two reads would be held but not yet seen fired).
             active = await self.alertmanager.active()
+            now = await self._firing(alerts)
             for name, labels in alerts:
                 if name not in fired and name in now:
                     fired[name] = loop.time() - start
