@@ -75,3 +75,22 @@ def test_links_within_the_runbook_resolve() -> None:
         assert anchor in headings, anchor
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
         assert (RUNBOOK.parent / target).exists(), target
+
+
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "vdx-backbone.json"
+
+
+def test_every_dashboard_panel_says_what_to_do_when_it_looks_wrong() -> None:
+    """Each panel's description (Grafana shows it on the panel's (i)); its runbook links
+    land on headings of docs/operations.md."""
+    import json
+
+    headings = _headings(RUNBOOK)
+    panels = json.loads(DASHBOARD.read_text(encoding="utf-8"))["panels"]
+    for panel in panels:
+        if panel.get("type") == "row":
+            continue
+        description = panel.get("description", "")
+        assert len(description) > 60, f"{panel['title']}: no description an operator can act on"
+        for anchor in re.findall(r"docs/operations\.md#([\w-]+)", description):
+            assert anchor in headings, f"{panel['title']}: no heading #{anchor}"
