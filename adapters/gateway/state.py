@@ -426,10 +426,6 @@ class GatewayState:
                 (doc_id,),
             )
 
-    def unconfirmed(self) -> list[SentRow]:
-        rows = self._query(f"SELECT {_SENT_COLUMNS} FROM sent WHERE sent_time IS NULL")
-        return [SentRow(*row) for row in rows]
-
     def all_refused(self, doc_id: str) -> bool:
         rows = self._query(
             "SELECT count(*), sum(send_status = 'fail') FROM sent_to WHERE doc_id = ?",
