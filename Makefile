@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install broker postgres test clock-check faults lint demo sandbox clean bench-install \
+.PHONY: install broker postgres test clock-check faults lint demo observe sandbox clean bench-install \
 	bench bench-quick fuzz-install fuzz
 
 install: $(STAMP)
@@ -48,6 +48,10 @@ lint: install
 
 demo: install broker
 	$(BIN)/backbone demo
+
+# The demo with Debian's Prometheus beside it (apt-get install prometheus), until Ctrl-C.
+observe: install broker
+	$(BIN)/backbone demo --observe
 
 # Gateways for a handful of agencies across the four tiers, until Ctrl-C: $(SANDBOX)/sandbox.json
 # says how an agency's software reaches them (README, "Trying your software against the sandbox").

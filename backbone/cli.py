@@ -44,12 +44,21 @@ def demo(
     timeout: Annotated[
         float, typer.Option(help="Seconds for every recipient to reach status 06")
     ] = 90.0,
+    observe: Annotated[
+        bool,
+        typer.Option(
+            "--observe",
+            help="A real Prometheus beside it (Debian's prometheus); documents keep flowing "
+            "until Ctrl-C",
+        ),
+    ] = False,
 ) -> None:
     """The end-to-end demo: PKI, directory, router and adapters as processes, documents up,
-    down and across the four tiers, statuses 01 → 06 live."""
+    down and across the four tiers, statuses 01 → 06 live. With --observe, Prometheus scrapes
+    it all (its URL printed) and it runs until Ctrl-C or SIGTERM."""
     from backbone.devtools.demo import run
 
-    run(keep=keep, timeout=timeout)
+    run(keep=keep, timeout=timeout, observe=observe)
 
 
 @app.command()

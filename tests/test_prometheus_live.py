@@ -9,22 +9,27 @@ promise to catch fires its alert (which reaches Alertmanager) and the alert reso
 the fault is mended: the router down with envelopes piling up before it, an adapter down
 with its inbox growing, an agency's events backing up behind a flood over its rate limit,
 unroutable and dead-lettered envelopes, send and receive failures, rejections rising, a
-certificate expiring. Every panel query of the Grafana dashboard runs without error and has
-data where the panel should. The seconds each alert took are printed (``-s``).
+certificate expiring or expired, an adapter reconnecting again and again, a RabbitMQ node
+in a memory alarm or down (the test's own throwaway node, tests/support/broker_nodes.py,
+scraped beside the shared broker, which is never stopped or alarmed). Every panel query of
+the Grafana dashboard runs without error and has data where the panel should. The seconds
+each alert took are printed (``-s``).
 
 The rules run on a compressed clock (tests/support/prometheus.py: a minute of ``for:``,
-ranges and offsets is a second here), scraped and evaluated every second. Not made here:
-RabbitMQ node down or in alarm (the broker is shared), an adapter reconnecting, an expired
-certificate."""
+ranges and offsets is a second here), scraped and evaluated every second; the adapters
+reconnect every half second (a minute of the rules is a second, the adapter's 5 s would be
+five minutes). Every alert of alerts.yml is made to fire here."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +41,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import backbone.observability.metrics  # noqa: F401  (registers every vdx_ metric)
+from backbone.broker.management import ManagementClient
 from backbone.devtools.ca import DEFAULT_DAYS
 from backbone.router.ratelimit import RateLimit
 from backbone.router.service import Router
@@ -43,12 +49,14 @@ from backbone.store import open_store
 from testkit import Deployment, Exchange, document_edxml, make_router
 from tests.support import AdapterProcess, free_ports
 from tests.support.adapter_process import drop, wait_for
+from tests.support.broker_nodes import LocalNode
 from tests.support.prometheus import (
     DEPLOY,
     Alertmanager,
     Prometheus,
     alertmanager_binary,
     compressed,
+    deployed_rules,
     local_config,
     prometheus_binary,
     with_prefix,
@@ -71,9 +79,12 @@ EVERY_TARGET_UP = {
     "prometheus": 1,
     "vdx-router": 1,
     "vdx-adapter": 3,
-    "rabbitmq": 1,
+    "rabbitmq": 2,  # the shared broker and the test's own node
     "rabbitmq-queues": 1,
 }
+# An adapter's certificate, issued a day ago for a day, expires this long after it restarts.
+EXPIRES_AFTER = timedelta(seconds=20)
+RECONNECT_INTERVAL = 0.5
 README = Path(__file__).resolve().parents[1] / "README.md"
 _METRIC = re.compile(r"`(vdx_[a-z_]+)(?:\{([a-z_,]+)\})?`")
 
@@ -122,6 +133,7 @@ class Live:
     adapters: dict[str, AdapterProcess]
     adapter_ports: dict[str, int]
     root: Path
+    node: LocalNode
     timings: Timings = field(default_factory=Timings)
     number: int = 0
 
@@ -135,6 +147,11 @@ class Live:
     def instance(self, system: str) -> str:
         """The instance label of ``system``'s adapter."""
         return f"127.0.0.1:{self.adapter_ports[system]}"
+
+    @property
+    def node_instance(self) -> str:
+        """The instance label of the test's own RabbitMQ node."""
+        return f"127.0.0.1:{self.node.prometheus_port}"
 
     async def firing(self, alert: str, **labels: str) -> bool:
         return alert in await self._firing([(alert, labels)])
@@ -274,56 +291,85 @@ async def _live(amqp_url: str, root: Path) -> AsyncIterator[Live]:
             await http.get(f"http://{rabbitmq}/metrics", timeout=5)
         except httpx.TransportError:
             pytest.fail(f"rabbitmq_prometheus does not answer on {rabbitmq} (--plugins)")
+    node_amqp, node_dist, node_prometheus = free_ports(3)
+    node = LocalNode(
+        root / "nodes",
+        name=f"obs{secrets.token_hex(3)}",
+        amqp_port=node_amqp,
+        dist_port=node_dist,
+        prometheus_port=node_prometheus,
+    )
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     deployment = Deployment.without_router(exchange, root)
     router_port, prometheus_port, alertmanager_port, *adapter_ports = free_ports(6)
     adapters = {
-        system: AdapterProcess(deployment, system, f"adapter-{system}", http_port=port)
+        system: AdapterProcess(
+            deployment,
+            system,
+            f"adapter-{system}",
+            http_port=port,
+            reconnect_interval=RECONNECT_INTERVAL,
+        )
         for system, port in zip([G22, H41, SHORT], adapter_ports, strict=True)
     }
-    rules = compressed(
-        yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text()), exchange.names.prefix
-    )
+    rules = compressed(deployed_rules(exchange.names.prefix))
     (root / "alerts.yml").write_text(yaml.safe_dump(rules))
-    prometheus = Prometheus(root / "prometheus", prometheus_port)
-    prometheus.root.mkdir()
-    alertmanager = Alertmanager(root / "alertmanager", alertmanager_port)
-    alertmanager.root.mkdir()
     ports = dict(zip([G22, H41, SHORT], adapter_ports, strict=True))
     router = await _started_router(exchange, root, router_port)
-    live = Live(
-        exchange, deployment, prometheus, alertmanager, router_port, router, adapters, ports, root
-    )
+    servers: list[Alertmanager | Prometheus] = []
     try:
+        node.launch()  # it boots while the adapters start
         for adapter in adapters.values():
             adapter.start()
         for adapter in adapters.values():
             await adapter.serving()
-        alertmanager.start()
+        alertmanager = Alertmanager(root / "alertmanager", alertmanager_port)
+        servers.append(alertmanager)
         await alertmanager.ready()
-        prometheus.start(
+        await asyncio.to_thread(node.wait_started)
+        prometheus = Prometheus(
+            root / "prometheus",
+            prometheus_port,
             local_config(
                 {
                     "prometheus": [f"127.0.0.1:{prometheus_port}"],
                     "vdx-router": [f"127.0.0.1:{router_port}"],
                     "vdx-adapter": [f"127.0.0.1:{port}" for port in adapter_ports],
-                    "rabbitmq": [rabbitmq],
+                    "rabbitmq": [rabbitmq, f"127.0.0.1:{node_prometheus}"],
                     "rabbitmq-queues": [rabbitmq],
                 },
                 root / "alerts.yml",
                 f"127.0.0.1:{alertmanager_port}",
-            )
+            ),
         )
+        servers.append(prometheus)
         await prometheus.ready()
-        yield live
+        live = Live(
+            exchange,
+            deployment,
+            prometheus,
+            alertmanager,
+            router_port,
+            router,
+            adapters,
+            ports,
+            root,
+            node,
+        )
+        try:
+            yield live
+        finally:
+            router = live.router
+            print(live.timings.report())
     finally:
-        await prometheus.stop()
-        await alertmanager.stop()
+        for server in reversed(servers):
+            await server.stop()
         for adapter in adapters.values():
             adapter.stop()
-        await live.router.stop()
+        await router.stop()
         await exchange.close()
-        print(live.timings.report())
+        await asyncio.to_thread(node.kill)  # a throwaway: no need to wait for a clean stop
+        await asyncio.to_thread(node.cleanup)
 
 
 async def test_a_real_prometheus_sees_the_backbone_and_every_fault_fires_its_alert(
@@ -349,6 +395,7 @@ async def _scenario(live: Live) -> None:
     await asyncio.gather(_inbox_backlog(live), _flood(live))
     await _unroutable(live)
     await _dead_lettered(live)
+    await asyncio.gather(_reconnecting(live), _certificate_expired(live), _rabbitmq_node(live))
     await wait_for(
         lambda: _nonempty(prometheus.query('count(up{job="vdx-router"} offset 60s)')),
         90,
@@ -493,23 +540,13 @@ async def _receive_failure(live: Live) -> None:
 async def _rejections(live: Live) -> None:
     """G22's account publishes tampered envelopes, four a second, beside the flow."""
     exchange = live.exchange
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
 
     async def tampered() -> None:
-        while not stop.is_set():
-            body = bytearray(exchange.seal_document(G22, [H41], live.next_number()))
-            body[-1] ^= 0x01
-            await exchange.submit(bytes(body), as_account=exchange.account_of(G22))
-            await asyncio.sleep(0.25)
+        body = bytearray(exchange.seal_document(G22, [H41], live.next_number()))
+        body[-1] ^= 0x01
+        await exchange.submit(bytes(body), as_account=exchange.account_of(G22))
 
-    async def start() -> None:
-        tasks.append(asyncio.create_task(tampered()))
-
-    async def mend() -> None:
-        stop.set()
-        await asyncio.gather(*tasks)
-
+    start, mend = _repeating(tampered, 0.25)
     await live.watch(
         [
             ("VdxRejectionsRising", {}),
@@ -552,20 +589,23 @@ async def _flood(live: Live) -> None:
         spare.stop()
 
 
+async def _reissue(
+    live: Live, *, days: int = DEFAULT_DAYS, not_before: datetime | None = None
+) -> None:
+    """SHORT's adapter restarted with a new certificate (``days`` from ``not_before``)."""
+    adapter = live.adapters[SHORT]
+    adapter.stop()
+    live.exchange.pki.ca.issue(SHORT, days=days, not_before=not_before)
+    await _restart(adapter)
+
+
 async def _certificate_expiring(live: Live) -> None:
     """SHORT's adapter restarted with a certificate valid 7 days; mended by a renewal."""
-    adapter, ca = live.adapters[SHORT], live.exchange.pki.ca
-
-    async def reissue(days: int = DEFAULT_DAYS) -> None:
-        adapter.stop()
-        ca.issue(SHORT, days=days)
-        await _restart(adapter)
-
     await live.watch(
         [("VdxCertificateExpiring", {"agency": SHORT})],
         "a certificate valid 7 more days",
-        lambda: reissue(days=7),
-        reissue,
+        lambda: _reissue(live, days=7),
+        lambda: _reissue(live),
     )
     # Resolved by the renewal, not merely by the restart: the renewed certificate is scraped
     # and the rule, past its `for:`, is not even pending.
@@ -579,6 +619,68 @@ async def _certificate_expiring(live: Live) -> None:
         for a in await live.prometheus.alerts()
         if a["labels"]["alertname"] == "VdxCertificateExpiring"
     ] == []
+
+
+async def _certificate_expired(live: Live) -> None:
+    """SHORT's adapter restarted with a certificate that expires while it runs: issued a day
+    ago for a day, EXPIRES_AFTER before its end (on Prometheus' clock); mended by a renewal."""
+
+    async def expiring_soon() -> None:
+        now = datetime.fromtimestamp(await live.prometheus.now(), UTC)
+        await _reissue(live, days=1, not_before=now - timedelta(days=1) + EXPIRES_AFTER)
+
+    await live.watch(
+        [("VdxCertificateExpired", {"agency": SHORT})],
+        f"a certificate expiring {EXPIRES_AFTER.seconds} s after its adapter restarted",
+        expiring_soon,
+        lambda: _reissue(live),
+        timeout=90,
+    )
+
+
+async def _reconnecting(live: Live) -> None:
+    """The broker's administrator closes H41's adapter's connections every second (management
+    API), so it keeps reconnecting; mended by leaving them be."""
+    management = ManagementClient.from_env()
+    user = live.exchange.account_of(H41)
+    auth = (management.username, management.password)
+
+    async def close() -> None:
+        async with httpx.AsyncClient(base_url=management.base_url, auth=auth) as http:
+            answer = await http.delete(f"/api/connections/username/{user}")
+            assert answer.status_code == 204, answer.text
+
+    start, mend = _repeating(close, 1)
+    await live.watch(
+        [("VdxAdapterReconnecting", {"instance": live.instance(H41)})],
+        "the adapter's broker connections closed every second",
+        start,
+        mend,
+    )
+
+
+async def _rabbitmq_node(live: Live) -> None:
+    """The test's own RabbitMQ node (never the shared broker): a memory alarm raised (its
+    watermark set below what it uses), then the node killed; each mended (the node started
+    again on its data)."""
+    node, instance = live.node, {"instance": live.node_instance}
+
+    async def watermark(fraction: str) -> None:
+        await asyncio.to_thread(node.ctl, "set_vm_memory_high_watermark", fraction)
+
+    await live.watch(
+        [("RabbitmqNodeAlarm", instance)],
+        "a memory alarm: the node's watermark set to 0.0001 of its memory",
+        lambda: watermark("0.0001"),
+        lambda: watermark("0.4"),
+    )
+    await live.watch(
+        [("RabbitmqNodeDown", instance)],
+        "the node killed (kill -9)",
+        lambda: asyncio.to_thread(node.kill),
+        lambda: asyncio.to_thread(node.start),
+        timeout=120,
+    )
 
 
 async def _documented_series(live: Live) -> None:
@@ -623,6 +725,29 @@ async def _dashboard(live: Live, start: float, end: float) -> None:
                 if panel["title"] not in _MAY_BE_EMPTY:
                     assert result, (panel["title"], expr)
                 print(f"panel {panel['title']!r}: {len(result)} series for {target['expr']}")
+
+
+def _repeating(
+    action: Callable[[], Awaitable[None]], every: float
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """A fault that lasts while ``action`` is done every ``every`` seconds: how to start it
+    and how to mend it (stop, and wait for the last one)."""
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def again() -> None:
+        while not stop.is_set():
+            await action()
+            await asyncio.sleep(every)
+
+    async def start() -> None:
+        tasks.append(asyncio.create_task(again()))
+
+    async def mend() -> None:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    return start, mend
 
 
 async def _equals(value: Awaitable[Any], expected: Any) -> bool:

@@ -1,6 +1,7 @@
 """The rewriting the real-Prometheus test does to the deployed rules and config
-(tests/support/prometheus.py): a minute of the rules becomes a second, queue names follow the
-test's prefix, metric names and thresholds stay; the rewritten rules still load."""
+(tests/support/prometheus.py, backbone/devtools/demo/observe.py): a minute of the rules
+becomes a second, queue names follow the test's prefix, metric names and thresholds stay;
+the rewritten rules still load."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.prometheus import DEPLOY, compressed, local_config, with_prefix
-
-RULES = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+from tests.support.prometheus import compressed, deployed_rules, local_config, with_prefix
 
 
 def _rule(rules: dict[str, object], name: str) -> dict[str, str]:
@@ -26,7 +25,7 @@ def _rule(rules: dict[str, object], name: str) -> dict[str, str]:
 
 
 def test_durations_shrink_sixty_times_and_queues_take_the_prefix() -> None:
-    rules = compressed(RULES, "t1234")
+    rules = compressed(deployed_rules("t1234"))
     spike = _rule(rules, "VdxRejectionReasonSpike")
     assert "[10s]" in spike["expr"]
     assert "[60s] offset 60s" in spike["expr"]
@@ -59,14 +58,14 @@ def test_the_local_config_keeps_every_job_and_needs_a_target_for_each(tmp_path: 
     assert jobs["rabbitmq-queues"]["metrics_path"] == "/metrics/detailed"
     assert jobs["rabbitmq-queues"]["params"]["family"]  # as deployed
     assert config["global"]["scrape_interval"] == "1s"
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError, match="rabbitmq-queues"):
         local_config({"vdx-router": ["x:1"]}, tmp_path / "alerts.yml", "127.0.0.1:9093")
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
 def test_the_compressed_rules_still_load(tmp_path: Path) -> None:
     path = tmp_path / "alerts.yml"
-    path.write_text(yaml.safe_dump(compressed(RULES, "t1234")))
+    path.write_text(yaml.safe_dump(compressed(deployed_rules("t1234"))))
     done = subprocess.run(
         ["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False
     )

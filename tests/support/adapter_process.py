@@ -32,9 +32,17 @@ class AdapterProcess(ChildProcess):
     """``backbone adapter run --config FILE`` as a child process."""
 
     def __init__(
-        self, deployment: Deployment, system: str, name: str, *, http_port: int | None = None
+        self,
+        deployment: Deployment,
+        system: str,
+        name: str,
+        *,
+        http_port: int | None = None,
+        reconnect_interval: float | None = None,
     ) -> None:
         config = deployment.config(system)
+        # Its own interval only when given: the adapter's default (5 s) otherwise.
+        reconnect = {} if reconnect_interval is None else {"reconnect_interval": reconnect_interval}
         self.folder = Path(str(config.agencies[0].folder))
         self.config_file = deployment.root / f"{name}.yaml"
         self.config_file.write_text(
@@ -49,6 +57,7 @@ class AdapterProcess(ChildProcess):
                     "prefetch": config.prefetch,
                     "max_envelope_bytes": config.max_envelope_bytes,
                     "http_port": http_port,
+                    **reconnect,
                     "agencies": [
                         {
                             "organ_code": a.organ_code,

@@ -136,7 +136,8 @@ class _Started:
 
 class LocalNode(_Started):
     """One throwaway RabbitMQ node (module docstring). ``extra_config`` is appended to its
-    ``rabbitmq.conf`` (e.g. a TLS listener)."""
+    ``rabbitmq.conf`` (e.g. a TLS listener); ``prometheus_port`` enables rabbitmq_prometheus
+    there (the metrics endpoint Prometheus scrapes, :15692 on a deployed node)."""
 
     def __init__(
         self,
@@ -146,6 +147,7 @@ class LocalNode(_Started):
         amqp_port: int,
         dist_port: int,
         management_port: int | None = None,
+        prometheus_port: int | None = None,
         extra_config: str = "",
     ) -> None:
         if "@" in name or not name:
@@ -155,6 +157,7 @@ class LocalNode(_Started):
         self.amqp_port = amqp_port
         self.dist_port = dist_port
         self.management_port = management_port
+        self.prometheus_port = prometheus_port
         self.extra_config = extra_config
         self.base = self.workdir / name
         self._process: subprocess.Popen[bytes] | None = None
@@ -335,6 +338,12 @@ class LocalNode(_Started):
                 f"management.tcp.port = {self.management_port}",
                 f"management.tcp.ip = {HOST}",
                 "collect_statistics_interval = 1000",
+            ]
+        if self.prometheus_port is not None:
+            plugins.append("rabbitmq_prometheus")
+            lines += [
+                f"prometheus.tcp.port = {self.prometheus_port}",
+                f"prometheus.tcp.ip = {HOST}",
             ]
         (self.base / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         (self.base / "rabbitmq.conf").write_text("\n".join([*lines, self.extra_config, ""]))

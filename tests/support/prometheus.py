@@ -1,24 +1,35 @@
-"""A real Prometheus (Debian's ``prometheus`` binary) on loopback for a test: its config
-derived from deploy/prometheus/prometheus.yml with local targets, the deployed alert rules on
-a compressed clock (a minute of the rules is a second of the test), and its HTTP API.
+"""A real Prometheus (Debian's ``prometheus`` binary) and Alertmanager on loopback for a test,
+started as ``backbone demo --observe`` starts them (backbone/devtools/demo/observe.py: config
+derived from deploy/prometheus/prometheus.yml with local targets); here the deployed alert
+rules run on a compressed clock (a minute of the rules is a second of the test), and the
+servers' HTTP APIs are read.
 
 Without the binary the test fails in CI (``CI=true``; .ci/run installs the package) and is
 skipped elsewhere, as tests/test_alerts.py does for promtool."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import shutil
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
+
+from backbone.devtools.demo.observe import (
+    ALERTMANAGER,
+    DEPLOY,
+    PROMETHEUS,
+    ObserveError,
+    Server,
+    alertmanager_server,
+    deployed_rules,
+    installed,
+    local_config,
+    prometheus_server,
+    with_prefix,
+)
 
 __all__ = [
     "DEPLOY",
@@ -26,31 +37,31 @@ __all__ = [
     "Prometheus",
     "alertmanager_binary",
     "compressed",
+    "deployed_rules",
     "local_config",
     "prometheus_binary",
     "with_prefix",
 ]
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 _DURATION = re.compile(r"(\d+)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _binary(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
+    try:
+        return installed(name, package)
+    except ObserveError as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the live Prometheus test needs {name} in CI (.ci/run installs it)")
-        pytest.skip(f"{name} is not installed (apt-get install {package})")
-    return found
+        pytest.skip(str(error))
 
 
 def prometheus_binary() -> str:
-    return _binary("prometheus", "prometheus")
+    return _binary(*PROMETHEUS)
 
 
 def alertmanager_binary() -> str:
-    return _binary("prometheus-alertmanager", "prometheus-alertmanager")
+    return _binary(*ALERTMANAGER)
 
 
 def _compress(duration: str) -> str:
@@ -59,15 +70,9 @@ def _compress(duration: str) -> str:
     return f"{max(1, seconds // 60)}s"
 
 
-def with_prefix(expression: str, prefix: str) -> str:
-    """Queue names in ``expression`` under the deployment's ``prefix`` instead of ``vdx``
-    (what an operator with another prefix does); metric names (``vdx_``) are untouched."""
-    return re.sub(r'(?<=")vdx(?=\.|\[\.\])', prefix, expression)
-
-
-def compressed(rules: dict[str, Any], prefix: str) -> dict[str, Any]:
+def compressed(rules: dict[str, Any]) -> dict[str, Any]:
     """The rules with every ``for:``, range and ``offset`` shortened 60 times (10m -> 10s,
-    1h -> 60s) and their queue names under ``prefix``. Thresholds and the arithmetic on
+    1h -> 60s). Thresholds and the arithmetic on
     time() (certificate expiry) are kept as deployed."""
     groups = []
     for group in rules["groups"]:
@@ -76,7 +81,7 @@ def compressed(rules: dict[str, Any], prefix: str) -> dict[str, Any]:
             rule = dict(rule)
             expr = re.sub(r"\[(\w+)\]", lambda m: f"[{_compress(m.group(1))}]", rule["expr"])
             expr = re.sub(r"offset (\w+)", lambda m: f"offset {_compress(m.group(1))}", expr)
-            rule["expr"] = with_prefix(expr, prefix)
+            rule["expr"] = expr
             if "for" in rule:
                 rule["for"] = _compress(rule["for"])
             changed.append(rule)
@@ -84,80 +89,31 @@ def compressed(rules: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def local_config(
-    targets: dict[str, list[str]],
-    rule_file: Path,
-    alertmanager: str,
-    *,
-    interval: str = "1s",
-) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with ``targets`` per job (every job must be given),
-    ``interval`` for scraping and evaluation, ``rule_file``, alerts sent to
-    ``alertmanager`` (host:port)."""
-    config: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
-    config["rule_files"] = [str(rule_file)]
-    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
-    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert sorted(jobs) == sorted(targets), "a job of prometheus.yml has no local target"
-    for name, job in jobs.items():
-        job["static_configs"] = [{"targets": targets[name]}]
-        job["scrape_timeout"] = interval
-    return config
+class _Api:
+    """A started server and an HTTP client on it."""
 
-
-@dataclass
-class Prometheus:
-    """``prometheus`` started on ``port`` with ``config`` in ``root``; :meth:`stop` ends it."""
-
-    root: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-    http: httpx.AsyncClient = field(init=False)
-
-    def start(self, config: dict[str, Any]) -> None:
-        (self.root / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log = self.root / "prometheus.log"
-        self.process = subprocess.Popen(
-            [
-                prometheus_binary(),
-                f"--config.file={self.root / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.http = httpx.AsyncClient(base_url=server.url, timeout=10)
 
     async def ready(self, timeout: float = 60) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            assert self.process is not None
-            assert self.process.poll() is None, self.tail()
-            try:
-                if (await self.http.get("/-/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError("Prometheus did not get ready:\n" + self.tail())
+        await self.server.ready(timeout)
 
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        return self.server.tail()
 
     async def stop(self) -> None:
-        if self.process is None:
-            return
         await self.http.aclose()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.server.stop()
+
+
+class Prometheus(_Api):
+    """Prometheus started on ``port`` with ``config`` in ``root``; its HTTP API."""
+
+    def __init__(self, root: Path, port: int, config: dict[str, Any]) -> None:
+        server = prometheus_server(root, port, config)
+        server.start()
+        super().__init__(server)
 
     async def _get(self, path: str, **params: Any) -> Any:
         answer = (await self.http.get(path, params=params)).json()
@@ -191,63 +147,16 @@ class Prometheus:
         return up
 
 
-@dataclass
-class Alertmanager:
-    """Debian's Alertmanager on ``port`` (no cluster), every alert to one receiver that
-    sends nowhere: the test reads what it received through its API."""
+class Alertmanager(_Api):
+    """Debian's Alertmanager on ``port``: the test reads what it received through its API."""
 
-    root: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        config = {"route": {"receiver": "operators"}, "receivers": [{"name": "operators"}]}
-        (self.root / "alertmanager.yml").write_text(yaml.safe_dump(config))
-        self.log = self.root / "alertmanager.log"
-        self.process = subprocess.Popen(
-            [
-                alertmanager_binary(),
-                f"--config.file={self.root / 'alertmanager.yml'}",
-                f"--storage.path={self.root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
-
-    async def ready(self, timeout: float = 60) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            assert self.process is not None
-            assert self.process.poll() is None, self.tail()
-            try:
-                if (await self.http.get("/-/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError("Alertmanager did not get ready:\n" + self.tail())
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+    def __init__(self, root: Path, port: int) -> None:
+        server = alertmanager_server(root, port)
+        server.start()
+        super().__init__(server)
 
     async def active(self) -> list[dict[str, Any]]:
         """The alerts it has received and holds active now (their labels)."""
         answer = await self.http.get("/api/v2/alerts", params={"active": "true"})
         answer.raise_for_status()
         return [alert["labels"] for alert in answer.json()]
-
-    async def stop(self) -> None:
-        if self.process is None:
-            return
-        await self.http.aclose()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)

@@ -8,6 +8,10 @@ out across every tier at once — and each recipient's clerk answering 03 → 04
 through its own outbox while a table follows the statuses arriving at the senders.
 Everything it created (processes, broker users, queues, exchanges, files) is removed at
 the end, whatever happened.
+
+With ``observe``, a real Prometheus (and Alertmanager, when installed) runs beside it
+(observe.py): the adapters serve /metrics too, and once the demo is through the documents
+keep flowing in rounds (rounds.py) until Ctrl-C or SIGTERM, so the figures move.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import tempfile
 import time
 import urllib.request
@@ -22,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import typer
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.markup import escape
@@ -39,9 +45,17 @@ from backbone.devtools.demo.lifecycle import (
     start_router,
     stop_processes,
 )
+from backbone.devtools.demo.observe import (
+    PROMETHEUS,
+    ObserveError,
+    Server,
+    installed,
+    start_observing,
+)
 from backbone.devtools.demo.processes import DemoProcess, ProcessFailedError
+from backbone.devtools.demo.rounds import keep_flowing
 from backbone.devtools.demo.scenario import Progress
-from backbone.devtools.demo.world import DemoWorld, build_world
+from backbone.devtools.demo.world import DemoWorld, build_world, free_port
 from backbone.errors import BackboneError
 
 __all__ = [
@@ -66,38 +80,60 @@ __all__ = [
 ]
 
 
-def run(*, keep: bool = False, timeout: float = 90.0) -> None:
+def run(*, keep: bool = False, timeout: float = 90.0, observe: bool = False) -> None:
     """Run the demo; exit code 1 (:class:`typer.Exit`) when it did not complete.
 
     ``keep`` leaves the temporary folder (keys, directory, configurations, logs, drop
-    folders) in place; ``timeout`` is how long every recipient has to reach status 06."""
+    folders) in place; ``timeout`` is how long every recipient has to reach status 06.
+    ``observe`` runs Prometheus beside it and keeps it all up until Ctrl-C or SIGTERM."""
+    if observe:
+        try:
+            installed(*PROMETHEUS)
+        except ObserveError as error:
+            typer.echo(f"error: --observe: {error}", err=True)
+            raise typer.Exit(1) from None
     run_on_local_broker(
-        "demo", lambda console, url, source: _demo(console, url, source, keep, timeout)
+        "demo", lambda console, url, source: _demo(console, url, source, keep, timeout, observe)
     )
 
 
-async def _demo(console: Console, amqp_url: str, source: str, keep: bool, timeout: float) -> bool:
+async def _demo(
+    console: Console, amqp_url: str, source: str, keep: bool, timeout: float, observe: bool
+) -> bool:
+    stop = asyncio.Event()
+    if observe:  # Ctrl-C and SIGTERM end the rounds; the clean-up below runs as ever
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     root = Path(tempfile.mkdtemp(prefix="vdx-demo-"))
     management = management_client(amqp_url)
     world: DemoWorld | None = None
     processes: list[DemoProcess] = []
+    servers: list[Server] = []
     try:
         console.print(f"broker: {urlsplit(amqp_url).hostname} ({source})")
         await check_management(console, management)
         world = build_world(root, amqp_url)
         describe_world(console, world)
         await provision_world(console, management, world)
-        await _start(console, world, processes)
+        adapter_ports = [free_port() for _ in world.systems()] if observe else []
+        await _start(console, world, processes, adapter_ports)
+        if observe:
+            await start_observing(console, world, adapter_ports, servers)
         progress = Progress(world)
         progress.send_documents()
         console.print(f"  ✓ {len(progress.letters)} documents dropped into outboxes")
-        finished = await _follow(console, progress, processes, timeout)
+        finished = await _follow(console, progress, processes, timeout, stop)
         _summary(console, world, finished, keep)
-        return finished
-    except (BackboneError, DemoError, ProcessFailedError) as error:
+        if observe and finished:
+            await keep_flowing(console, world, processes, stop, timeout)
+        # Stopped by the operator before the demo was through is no failure.
+        return finished or stop.is_set()
+    except (BackboneError, DemoError, ProcessFailedError, ObserveError) as error:
         console.print(f"[red]demo failed:[/] {escape(str(error))}")
         return False
     finally:
+        for server in servers:
+            server.stop()
         stop_processes(console, processes)
         if world is not None:
             await clean_broker(console, management, world)
@@ -107,32 +143,42 @@ async def _demo(console: Console, amqp_url: str, source: str, keep: bool, timeou
             shutil.rmtree(root, ignore_errors=True)
 
 
-async def _start(console: Console, world: DemoWorld, processes: list[DemoProcess]) -> None:
+async def _start(
+    console: Console, world: DemoWorld, processes: list[DemoProcess], adapter_ports: list[int]
+) -> None:
+    """The router, then the adapters (serving /metrics on ``adapter_ports`` when given)."""
     router = DemoProcess.router(world.router_config(), world.root / "router.log", world.router_port)
     await start_router(console, processes, router)
     console.print(f"  ✓ metrics at {world.metrics_url}")
+    ports: list[int | None] = [*adapter_ports] or [None] * len(world.systems())
     adapters = [
         DemoProcess.adapter(
-            system, world.adapter_config(system), world.root / f"adapter-{system}.log"
+            system,
+            world.adapter_config(system, http_port=port),
+            world.root / f"adapter-{system}.log",
         )
-        for system in world.systems()
+        for system, port in zip(world.systems(), ports, strict=True)
     ]
     await start_adapters(console, processes, adapters)
 
 
 async def _follow(
-    console: Console, progress: Progress, processes: list[DemoProcess], timeout: float
+    console: Console,
+    progress: Progress,
+    processes: list[DemoProcess],
+    timeout: float,
+    stop: asyncio.Event,
 ) -> bool:
-    """Until every recipient reached 06 (True) or ``timeout`` passed (False)."""
+    """Until every recipient reached 06 (True), ``timeout`` passed or ``stop`` (False)."""
     deadline = time.monotonic() + timeout
     with Display(console, progress) as display:
-        while not progress.done and time.monotonic() < deadline:
+        while not progress.done and time.monotonic() < deadline and not stop.is_set():
             for process in processes:
                 process.check_alive()
             display.update(progress.refresh())
             progress.answer()
             await asyncio.sleep(0.1)
-    if not progress.done:
+    if not progress.done and not stop.is_set():
         console.print(f"[red]not every recipient reached status 06 within {timeout:.0f} s:[/]")
         for line in progress.missing():
             console.print(f"  {line}")

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DemoProcess", "ProcessFailedError"]
+__all__ = ["DemoProcess", "ProcessFailedError", "answers_ok"]
 
 _STOP_SECONDS = 30.0
 
@@ -32,6 +32,8 @@ class DemoProcess:
     log: Path
     ready_url: str | None = None
     ready_event: str = "adapter.serving"
+    # What runs ``args``: this checkout's ``backbone`` command, or another program (Prometheus).
+    program: list[str] = field(default_factory=lambda: [sys.executable, "-m", "backbone"])
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _terminated: bool = field(default=False, repr=False)
 
@@ -56,7 +58,7 @@ class DemoProcess:
         env["VDX_LOG_FORMAT"] = "json"
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "backbone", *self.args],
+                [*self.program, *self.args],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -115,11 +117,11 @@ class DemoProcess:
 
     async def _ready(self) -> bool:
         if self.ready_url is not None:
-            return await asyncio.to_thread(_answers_ok, self.ready_url)
+            return await asyncio.to_thread(answers_ok, self.ready_url)
         return self.log.exists() and f'"{self.ready_event}"' in self.log.read_text(errors="replace")
 
 
-def _answers_ok(url: str) -> bool:
+def answers_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own http URL
             return int(answer.status) == 200

@@ -135,9 +135,12 @@ class DemoWorld:
             },
         )
 
-    def adapter_config(self, system: str, gateway: dict[str, Any] | None = None) -> Path:
+    def adapter_config(
+        self, system: str, gateway: dict[str, Any] | None = None, *, http_port: int | None = None
+    ) -> Path:
         """``system``'s adapter settings file: each agency with its drop folder, or, given
-        ``gateway`` (the ``gateway_*`` keys), none: it serves them through the gateway."""
+        ``gateway`` (the ``gateway_*`` keys), none: it serves them through the gateway.
+        ``http_port``: where it serves /metrics (for Prometheus, ``demo --observe``)."""
         served = [a.code for a in self.served_by(system)]
         account = next(spec.user for spec in self.accounts if spec.system == system)
         return self._write_config(
@@ -150,6 +153,7 @@ class DemoWorld:
                 "trust_anchors": [str(self.ca.cert_path)],
                 "crls": [str(self.ca.crl_path)],
                 "reconnect_interval": 0.5,
+                "http_port": http_port,
                 "agencies": [self._served(code, folder=gateway is None) for code in served],
                 **(gateway or {}),
             },
