@@ -5,7 +5,7 @@ rejection events, logs and metrics. The human message says what exactly is wrong
 
     BackboneError
     ├── EdxmlError              edXML that is not well-formed, not valid, or unsafe
-    ├── OrganCodeError          a malformed QCVN 102 organ code or system id
+    ├── OrganCodeError          a malformed organ code (either format) or system id
     ├── DocumentIdError         a DocumentId not of the shape <OrganId>,<yyyy/MM/dd>,<N>/<Notation>
     ├── DocumentBindingError    a DocumentId whose organ is not the party it must be
     ├── DirectoryError          a directory file that cannot be loaded, or an unknown entry

@@ -1,20 +1,35 @@
-"""QCVN 102 organ codes (``V1V2V3.Z1Z2.Y1Y2.MX1X2``) and hub/system identifiers.
+"""Organ codes in both formats that circulate, and hub/system identifiers.
 
-The code is read right to left: ``MX1X2`` is level 1 (a ministry ``G..`` or a province
-``H..``), ``Y1Y2`` level 2, ``Z1Z2`` level 3, ``V1V2V3`` level 4; unused levels are zeros.
-The code's hierarchy is the routing hierarchy, so routing keys list the levels from level 1
-down (``000.21.32.H53`` → ``H53.32.21.000``) and a hub binds a subtree with one pattern.
+- QCVN 102:2016 (``V1V2V3.Z1Z2.Y1Y2.MX1X2``) is read right to left: ``MX1X2`` is level 1 (a
+  ministry ``G..`` or a province ``H..``), ``Y1Y2`` level 2, ``Z1Z2`` level 3, ``V1V2V3``
+  level 4; unused levels are zeros.
+- Decision 20/2020/QĐ-TTg (``H01.151.01``) is read left to right: level 1 first, one group
+  per level, at most 35 characters of ``0-9``, ``A-Z`` and ``.``. Groups beyond the fourth
+  are units under level-4 units and sit in level 4's tier.
+
+The two never overlap: a QCVN 102 code starts with digits, a Decision 20 code with its
+level-1 letter. Neither is derived from the other: the directory says which pairs name the
+same agency. The code's hierarchy is the routing hierarchy, so routing keys list the levels
+from level 1 down (``000.21.32.H53`` → ``H53.32.21.000``; ``H01.151`` → ``qd20.H01.151``,
+whose first word no QCVN 102 key has) and a hub binds a subtree with one pattern.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 from backbone.errors import OrganCodeError
 
-__all__ = ["OrganCode", "SystemId", "parse_identifier"]
+__all__ = ["MAX_CODE_LENGTH", "CodeFormat", "OrganCode", "SystemId", "parse_identifier"]
+
+
+class CodeFormat(StrEnum):
+    QCVN102 = "qcvn102"
+    QD20 = "qd20"
+
 
 _LEVEL_PATTERNS = (
     # (position in the written code, level, regex, what it should look like)
@@ -24,52 +39,48 @@ _LEVEL_PATTERNS = (
     (0, 4, re.compile(r"[0-9]{3}"), "three digits"),
 )
 _ZERO = {2: "00", 3: "00", 4: "000"}
+_QD20_LEVEL_1 = re.compile(r"[A-Z][0-9]{2}")
+_QD20_GROUP = re.compile(r"[0-9A-Z]+")
+MAX_CODE_LENGTH = 35  # Decision 20/2020; a QCVN 102 code has 13
+_QD20_KEY_WORD = "qd20"  # lowercase: never a QCVN 102 level 1, so the key spaces are apart
 _SYSTEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
 class OrganCode:
-    """A parsed organ code. ``levels[0]`` is level 1 (``H53``), ``levels[3]`` level 4.
+    """A parsed organ code. ``levels[0]`` is level 1 (``H53``, ``H01``), then each level down.
 
-    A level may be set under an empty one (vendor samples carry ``002.00.20.H13``, a unit
-    directly under district 20): its parent is then the nearest filled level above it.
+    QCVN 102 codes always have four levels, zeros where unused. A level may be set under an
+    empty one (vendor samples carry ``002.00.20.H13``, a unit directly under district 20):
+    its parent is then the nearest filled level above it. Decision 20 codes have one group
+    per level, as many as the code has.
     """
 
-    levels: tuple[str, str, str, str]
+    levels: tuple[str, ...]
+    format: CodeFormat = CodeFormat.QCVN102
 
     @classmethod
     def parse(cls, text: str) -> OrganCode:
-        """Parse ``V1V2V3.Z1Z2.Y1Y2.MX1X2``; raise :class:`OrganCodeError` saying what is wrong."""
+        """Parse either format; raise :class:`OrganCodeError` saying what is wrong."""
         return _parse(text)
 
     @classmethod
-    def _parse_uncached(cls, text: str) -> OrganCode:
-        parts = text.split(".")
-        if len(parts) != 4:
-            raise OrganCodeError(
-                f"organ code {text!r} has {len(parts)} part(s); expected 4 dot-separated parts "
-                "V1V2V3.Z1Z2.Y1Y2.MX1X2 (e.g. 000.00.32.H53)"
-            )
-        levels = ["", "", "", ""]
-        for position, level, pattern, shape in _LEVEL_PATTERNS:
-            part = parts[position]
-            if not pattern.fullmatch(part):
-                raise OrganCodeError(
-                    f"organ code {text!r}: level {level} is {part!r}; expected {shape}"
-                )
-            levels[level - 1] = part
-        return cls((levels[0], levels[1], levels[2], levels[3]))
-
-    @classmethod
     def from_routing_key(cls, key: str) -> OrganCode:
-        return cls.parse(".".join(reversed(key.split("."))))
+        words = key.split(".")
+        if words[0] == _QD20_KEY_WORD:
+            return cls.parse(".".join(words[1:]))
+        return cls.parse(".".join(reversed(words)))
 
     def __str__(self) -> str:
+        if self.format is CodeFormat.QD20:
+            return ".".join(self.levels)
         return ".".join(reversed(self.levels))
 
     @property
     def level(self) -> int:
-        """The deepest non-zero level, 1–4: the code's place in the administrative hierarchy."""
+        """The code's place in the administrative hierarchy, 1–4."""
+        if self.format is CodeFormat.QD20:
+            return min(len(self.levels), 4)
         for level in (4, 3, 2):
             if self.levels[level - 1] != _ZERO[level]:
                 return level
@@ -77,22 +88,28 @@ class OrganCode:
 
     @property
     def routing_key(self) -> str:
-        """Levels from level 1 down: ``H53.32.21.000``."""
+        """Levels from level 1 down: ``H53.32.21.000``, ``qd20.H01.151``."""
+        if self.format is CodeFormat.QD20:
+            return ".".join((_QD20_KEY_WORD, *self.levels))
         return ".".join(self.levels)
 
     @property
     def subtree_pattern(self) -> str:
         """The topic pattern binding this code and everything under it (``H53.32.#``)."""
+        if self.format is CodeFormat.QD20:
+            return f"{self.routing_key}.#"
         return ".".join((*self.levels[: self.level], "#"))
 
     @property
     def parent(self) -> OrganCode | None:
+        if self.format is CodeFormat.QD20:
+            return OrganCode(self.levels[:-1], self.format) if len(self.levels) > 1 else None
         level = self.level
         if level == 1:
             return None
         levels = list(self.levels)
         levels[level - 1] = _ZERO[level]
-        return OrganCode((levels[0], levels[1], levels[2], levels[3]))
+        return OrganCode(tuple(levels))
 
     @property
     def ancestors(self) -> tuple[OrganCode, ...]:
@@ -105,8 +122,10 @@ class OrganCode:
         return tuple(chain)
 
     def is_within(self, root: OrganCode) -> bool:
-        """True when this code is ``root`` or lies in its subtree."""
-        depth = root.level
+        """True when this code is ``root`` or lies in its subtree (in the same format)."""
+        if self.format is not root.format:
+            return False
+        depth = len(root.levels) if root.format is CodeFormat.QD20 else root.level
         return self.levels[:depth] == root.levels[:depth]
 
 
@@ -115,7 +134,49 @@ class OrganCode:
 # immutable). Errors are not cached: a malformed code is parsed, and refused, every time.
 @lru_cache(maxsize=65536)
 def _parse(text: str) -> OrganCode:
-    return OrganCode._parse_uncached(text)
+    if text[:1].isalpha():
+        return _parse_qd20(text)
+    return _parse_qcvn102(text)
+
+
+def _parse_qcvn102(text: str) -> OrganCode:
+    parts = text.split(".")
+    if len(parts) != 4:
+        raise OrganCodeError(
+            f"organ code {text!r} has {len(parts)} part(s); expected 4 dot-separated parts "
+            "V1V2V3.Z1Z2.Y1Y2.MX1X2 (e.g. 000.00.32.H53), or a Decision 20/2020 code "
+            "starting with its level-1 letter (e.g. H01.151)"
+        )
+    levels = ["", "", "", ""]
+    for position, level, pattern, shape in _LEVEL_PATTERNS:
+        part = parts[position]
+        if not pattern.fullmatch(part):
+            raise OrganCodeError(
+                f"organ code {text!r}: level {level} is {part!r}; expected {shape}"
+            )
+        levels[level - 1] = part
+    return OrganCode(tuple(levels))
+
+
+def _parse_qd20(text: str) -> OrganCode:
+    if len(text) > MAX_CODE_LENGTH:
+        raise OrganCodeError(
+            f"organ code {text[:40]!r}…: {len(text)} characters; a Decision 20/2020 code "
+            f"has at most {MAX_CODE_LENGTH}"
+        )
+    groups = tuple(text.split("."))
+    if not _QD20_LEVEL_1.fullmatch(groups[0]):
+        raise OrganCodeError(
+            f"organ code {text!r}: level 1 is {groups[0]!r}; expected a capital letter and "
+            "two digits, e.g. H01"
+        )
+    for level, group in enumerate(groups[1:], start=2):
+        if not _QD20_GROUP.fullmatch(group):
+            raise OrganCodeError(
+                f"organ code {text!r}: level {level} is {group!r}; expected capital letters "
+                "and digits (Decision 20/2020)"
+            )
+    return OrganCode(groups, CodeFormat.QD20)
 
 
 @dataclass(frozen=True, slots=True)

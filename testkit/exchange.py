@@ -50,8 +50,11 @@ DIRECT = [
     "000.00.00.H41",
     "000.07.12.H41",
     "002.07.12.H41",
+    "H01.151",  # a Decision 20/2020 code: a commune of province H01
 ]
-VIA_HUB = ["000.00.00.H53", "000.00.32.H53", "000.21.32.H53", "001.21.32.H53"]
+# The hub serves Tây Ninh in both formats: its QCVN 102 subtree and a Decision 20 one.
+VIA_HUB = ["000.00.00.H53", "000.00.32.H53", "000.21.32.H53", "001.21.32.H53", "H53.318.02"]
+HUB_SERVES = ("000.00.00.H53", "H53.318")
 
 
 def build_directory(
@@ -66,7 +69,7 @@ def build_directory(
     for code in DIRECT:
         account = f"{account_prefix}{agency_account(code)}"
         builder.direct(code, certificate=known.get(code), broker_account=account)
-    builder.hub(HUB, "000.00.00.H53", broker_account=f"{account_prefix}{hub_account(HUB)}")
+    builder.hub(HUB, *HUB_SERVES, broker_account=f"{account_prefix}{hub_account(HUB)}")
     for code in VIA_HUB:
         builder.via_hub(code, HUB, certificate=known.get(code))
     return builder.build()

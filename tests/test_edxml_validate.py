@@ -263,9 +263,9 @@ def test_malformed_recipient_organ_code_is_reported_with_its_line_and_path() -> 
 
 
 def test_malformed_sender_organ_code_of_a_status_is_reported() -> None:
-    data = edit(STATUS, "<edXML:OrganId>000.00.32.H53<", "<edXML:OrganId>H53<")
+    data = edit(STATUS, "<edXML:OrganId>000.00.32.H53<", "<edXML:OrganId>H5.3<")
     issue = only_issue(data)
-    assert issue.message == organ_code_error("H53")
+    assert issue.message == organ_code_error("H5.3")
     assert issue.path == f"{HEADER}/From/OrganId"
 
 

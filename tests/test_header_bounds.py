@@ -72,11 +72,15 @@ def test_the_bound_is_the_widest_status_exactly_and_grows_by_one_key_wrap_per_re
     # Independently of the builder: the published JSON Schema's limits give one recipient's
     # bytes: its code in `recipients` and its key wrap, each with a separating comma.
     schema = json.loads(Path("schemas/envelope/envelope-header.schema.json").read_text())
-    wrap = (
-        '{"recipient":"000.00.00.H41","cert_sha256":"%s","alg":"RSA-OAEP-256","wrapped_key":"%s"}'
+    # The longest code is a Decision 20/2020 one at the schema's maxLength.
+    code = "X" * _schema_max(schema["$defs"]["KeyWrap"], "recipient")
+    wrap = '{"recipient":"%s","cert_sha256":"%s","alg":"RSA-OAEP-256","wrapped_key":"%s"}'
+    one_wrap = wrap % (
+        code,
+        "f" * 64,
+        "A" * _schema_max(schema["$defs"]["KeyWrap"], "wrapped_key"),
     )
-    one_wrap = wrap % ("f" * 64, "A" * _schema_max(schema["$defs"]["KeyWrap"], "wrapped_key"))
-    per_recipient = len(',"000.00.00.H41"') + len("," + one_wrap)
+    per_recipient = len(f',"{code}"') + len("," + one_wrap)
     assert max_header_bytes(2) - max_header_bytes(1) == per_recipient
     # Free text counts at its longest escape, 12 bytes a character (1 for plain ASCII).
     document_id = _schema_max(schema, "document_id")

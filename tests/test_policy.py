@@ -132,7 +132,7 @@ def test_rules_can_be_built_in_python_by_field_name() -> None:
 @pytest.mark.parametrize(
     ("scope", "message"),
     [
-        ("H53", "expected '*', a tier number or an organ code: organ code 'H53' has 1 part"),
+        ("53", "expected '*', a tier number or an organ code: organ code '53' has 1 part"),
         (0, "tier numbers start at 1; got 0"),
         (True, "expected '*', a tier number or an organ code, not True"),
         (1.5, "expected '*', a tier number or an organ code, not 1.5"),

@@ -415,6 +415,26 @@ async def test_journeys_filter_by_sender_recipient_status_tier_and_time_and_page
         await tracker.journeys(OPERATOR, JourneyFilter(), page=0)
 
 
+async def test_the_tier_filter_places_decision_20_codes_by_their_groups(
+    tracked: tuple[Ledger, Tracker],
+) -> None:
+    ledger, tracker = tracked
+    # One recipient per level in Decision 20/2020 form, a fifth group included, and one
+    # QCVN 102 code for contrast: the filter counts groups, not the QCVN 102 zeros.
+    recipients = ("H01", "H01.151", "H01.151.01", "H01.151.01.02", "H01.151.01.02.7")
+    await ledger.send(G22, recipients, 1)
+    await ledger.send(G22, (H53_DISTRICT,), 2)
+
+    async def recipients_in(tier: str) -> list[str]:
+        listed = await tracker.journeys(OPERATOR, JourneyFilter(tier=tier))
+        return sorted(journey.recipient for journey in listed.items)
+
+    assert await recipients_in("central-provincial") == ["H01"]
+    assert await recipients_in("department-district") == sorted(["H01.151", H53_DISTRICT])
+    assert await recipients_in("commune") == ["H01.151.01"]
+    assert await recipients_in("unit") == ["H01.151.01.02", "H01.151.01.02.7"]
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 async def test_a_store_made_before_tracking_gains_its_columns(name: str, tmp_path: Path) -> None:
     (tmp_path / "store").mkdir()  # where the SQLite back-end keeps its file

@@ -1,15 +1,16 @@
 """The agency-list operations, answered from the adapter's directory: ``getAgenciesList``,
 ``getAgenciesListQD20`` and ``getSynchronizeUnit`` (docs/gateway.md).
 
-The directory today holds one QCVN 102 code per agency and no history: ``oldCode`` and
-``code102`` carry what it has (empty, and the same code), every unit is at ``version`` 1 and
-never ``deleted``; the directory over time fills them in.
+The directory today holds one code per agency, in either format, and no history: ``code``
+is that code, ``code102`` the same code when it is a QCVN 102 one (empty for a Decision
+20/2020 code), ``oldCode`` is empty, every unit is at ``version`` 1 and never ``deleted``;
+the directory over time fills them in.
 """
 
 from __future__ import annotations
 
 from backbone.directory import Directory
-from backbone.organ import OrganCode
+from backbone.organ import CodeFormat, OrganCode
 
 __all__ = ["agencies", "agencies_qd20", "synchronize_units"]
 
@@ -35,13 +36,14 @@ def agencies(directory: Directory) -> list[dict[str, object]]:
 
 
 def agencies_qd20(directory: Directory, level: str | None) -> list[dict[str, object]]:
-    """``level`` (1–4), when given, keeps the agencies of that QCVN 102 level."""
+    """``level`` (1–4), when given, keeps the agencies of that level."""
     wanted = int(level) if level and level.strip().isdigit() else None
-    return [
-        {**row, "code102": row["code"]}
-        for row in agencies(directory)
-        if wanted is None or OrganCode.parse(str(row["code"])).level == wanted
-    ]
+    rows = []
+    for row in agencies(directory):
+        code = OrganCode.parse(str(row["code"]))
+        if wanted is None or code.level == wanted:
+            rows.append({**row, "code102": str(code) if code.format is CodeFormat.QCVN102 else ""})
+    return rows
 
 
 def synchronize_units(directory: Directory) -> list[dict[str, object]]:

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from backbone.envelope.model import MAX_RECIPIENTS, EnvelopeHeader, KeyWrap
 from backbone.errors import EnvelopeMalformedError
+from backbone.organ import MAX_CODE_LENGTH
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -59,7 +60,8 @@ def _literal(model: type[BaseModel], name: str) -> Any:
 
 
 def _organ_code(index: int) -> str:
-    return f"000.{index // 100:02d}.{index % 100:02d}.H41"  # distinct, valid, 13 characters
+    """Distinct, valid and as long as an organ code can be (a Decision 20/2020 one)."""
+    return f"H41.{index:0{MAX_CODE_LENGTH - 4}d}"
 
 
 def widest_header(recipients: int, *, kind: str, text: str = _WIDEST_CHARACTER) -> bytes:

@@ -22,7 +22,7 @@ from pydantic import (
 
 from backbone.edxml.models import Kind
 from backbone.errors import OrganCodeError
-from backbone.organ import OrganCode
+from backbone.organ import MAX_CODE_LENGTH, OrganCode
 
 __all__ = ["MAX_RECIPIENTS", "MAX_STATUS_NOTE", "EnvelopeHeader", "KeyWrap", "Kind", "summarize"]
 
@@ -46,7 +46,12 @@ def _utc(moment: datetime) -> datetime:
 
 OrganCodeText = Annotated[
     str,
-    Field(pattern=r"^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$", examples=["000.00.32.H53"]),
+    Field(
+        # QCVN 102 (right to left) or Decision 20/2020 (left to right); parsed below.
+        pattern=r"^(?:[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}|[A-Z][0-9]{2}(?:\.[0-9A-Z]+)*)$",
+        max_length=MAX_CODE_LENGTH,
+        examples=["000.00.32.H53", "H01.151"],
+    ),
     AfterValidator(_organ_code),
 ]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]

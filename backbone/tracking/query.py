@@ -78,7 +78,7 @@ _STEP_OF_BUSINESS = {
     2: StepKind.UPDATED,
     3: StepKind.REPLACED,
 }
-# Organ code ``V1V2V3.Z1Z2.Y1Y2.MX1X2``: its level is the deepest part that is not zeros.
+# QCVN 102 code ``V1V2V3.Z1Z2.Y1Y2.MX1X2``: its level is the deepest part that is not zeros.
 _LEVEL_PREFIX = {1: "000.00.00.", 2: "000.00.", 3: "000."}
 _FINISHED = [state.value for state in State if state.finished]
 
@@ -173,14 +173,26 @@ def _tier_named(tiers: TierModel, name: str) -> Tier:
 
 
 def _in_tier(code: ColumnElement[str], tier: Tier) -> ColumnElement[bool]:
-    """``code`` (organ code text) is at one of the tier's levels, in SQL."""
+    """``code`` (organ code text, either format) is at one of the tier's levels, in SQL."""
+    qcvn102 = func.substr(code, 1, 1).in_(list("0123456789"))  # a QD20 code starts with a letter
+    dots = func.length(code) - func.length(func.replace(code, ".", ""))
     by_level: dict[int, ColumnElement[bool]] = {
         1: code.like(_LEVEL_PREFIX[1] + "%"),
         2: and_(code.like(_LEVEL_PREFIX[2] + "%"), not_(code.like(_LEVEL_PREFIX[1] + "%"))),
         3: and_(code.like(_LEVEL_PREFIX[3] + "%"), not_(code.like(_LEVEL_PREFIX[2] + "%"))),
         4: not_(code.like(_LEVEL_PREFIX[3] + "%")),
     }
-    return or_(*(by_level[level] for level in tier.levels))
+    # Decision 20 codes have one group per level; groups past the fourth are level 4 too.
+    by_qd20_level: dict[int, ColumnElement[bool]] = {
+        1: dots == 0,
+        2: dots == 1,
+        3: dots == 2,
+        4: dots >= 3,
+    }
+    return or_(
+        and_(qcvn102, or_(*(by_level[level] for level in tier.levels))),
+        and_(not_(qcvn102), or_(*(by_qd20_level[level] for level in tier.levels))),
+    )
 
 
 class Tracker:

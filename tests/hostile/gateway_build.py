@@ -410,7 +410,7 @@ BUILDERS: Final[dict[str, Callable[[Kit], HostileRequest]]] = {
         kit.hub_b, "deleteAgency", {"AgencyCode": HUB_A_AGENCY}
     ),
     "delete-agency-malformed-code": lambda kit: call(
-        kit.hub_b, "deleteAgency", {"AgencyCode": "H53"}
+        kit.hub_b, "deleteAgency", {"AgencyCode": "H5.3"}
     ),
 }
 

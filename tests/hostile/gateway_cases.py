@@ -151,6 +151,6 @@ GATEWAY_CASES: Final[tuple[GatewayCase, ...]] = (
                 "000.00.00.G22", "registerAgency", R.GATEWAY_AGENCY_CHANGE_REFUSED, HUB),
     GatewayCase("delete-agency-outside-subtree", "hub-b deletes 000.00.00.H53, above its "
                 "subtree", "deleteAgency", R.GATEWAY_AGENCY_CHANGE_REFUSED, HUB),
-    GatewayCase("delete-agency-malformed-code", "deleteAgency of 'H53'", "deleteAgency",
+    GatewayCase("delete-agency-malformed-code", "deleteAgency of 'H5.3'", "deleteAgency",
                 R.GATEWAY_REQUEST_MALFORMED, HUB),
 )  # fmt: skip
