@@ -128,7 +128,7 @@ def test_generate_writes_yaml_when_asked(tmp_path: Path) -> None:
     out = tmp_path / "country.yml"
     result = runner.invoke(app, ["generate", str(out), "--format", "yaml"])
     assert result.exit_code == 0, result.output
-    assert out.read_text("utf-8").startswith("version: 1\n")
+    assert out.read_text("utf-8").startswith("version: 2\nagency_count: ")
 
 
 def test_generate_rejects_an_unknown_extension(tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ def test_an_invalid_tier_list_in_the_file_is_reported_under_tiers(tmp_path: Path
             "hubs[0] (00.53.W00).serves[0]: organ code '53' has 1 part(s)",
         ),
         ("hubs.0.serves", [], "hubs[0] (00.53.W00).serves: Tuple should have at least 1 item"),
-        ("version", 2, "version: Input should be 1"),
+        ("version", 3, "version: Input should be 1 or 2"),
         ("agencies", DELETE, "agencies: Field required"),
         ("tiers", "three-tier", "tiers: unknown tier profile 'three-tier'"),
     ],
