@@ -280,7 +280,7 @@ def test_a_long_list_of_problems_is_cut_short(tmp_path: Path) -> None:
 def test_malformed_json_is_reported_with_its_position(tmp_path: Path) -> None:
     path = tmp_path / "directory.json"
     path.write_text('{"version": 1,\n "agencies": [}', "utf-8")
-    with pytest.raises(DirectoryError, match=r"Invalid JSON: .*line 2"):
+    with pytest.raises(DirectoryError, match=r"not valid JSON \(.*line 2"):
         load_directory(path)
 
 

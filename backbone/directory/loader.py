@@ -76,6 +76,7 @@ def parse_directory(
             file = DirectoryFile.model_validate(raw)
     except ValidationError as error:
         if format == "json":
+            _refuse_broken_json(error, source)
             raw = _json_or_none(data)  # only to name the failing entries
         raise directory_error(source, validation_problems(error, raw)) from None
     model = None if tiers is None else TierModel.from_config(tiers)
@@ -107,6 +108,17 @@ def _parse_yaml(data: bytes | str, source: str) -> Any:
         raise DirectoryError(f"{source}: not valid YAML{where}: {what}") from None
     except yaml.YAMLError as error:
         raise DirectoryError(f"{source}: not valid YAML: {error}") from None
+
+
+def _refuse_broken_json(error: ValidationError, source: str) -> None:
+    """One precise line for text that is not JSON, saying so when it stops mid-way."""
+    for problem in error.errors(include_url=False):
+        if problem["type"] != "json_invalid":
+            continue
+        message = str(problem["ctx"]["error"]) if "ctx" in problem else problem["msg"]
+        cut = "EOF while parsing" in message
+        hint = ": the file ends in the middle of its data, so it was cut short" if cut else ""
+        raise DirectoryError(f"{source}: not valid JSON ({message}){hint}") from None
 
 
 def _json_or_none(data: bytes | str) -> Any:
