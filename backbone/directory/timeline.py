@@ -76,14 +76,18 @@ class Timeline:
                 self._other.setdefault(str(code), (agency, CodeRole.FORMER))
 
     def lookup(self, code: OrganCode, at: datetime) -> Resolution | None:
-        text = str(code)
-        agency = self._by_text.get(text)
-        if agency is not None:
-            return Resolution(code, agency, CodeRole.PRIMARY, self.state(agency, at), at)
-        found = self._other.get(text)
+        found = self.holder(code)
         if found is None:
             return None
         return Resolution(code, found[0], found[1], self.state(found[0], at), at)
+
+    def holder(self, code: OrganCode) -> tuple[Agency, CodeRole] | None:
+        """The agency that has or had ``code``, and how: the same at every instant."""
+        text = str(code)
+        agency = self._by_text.get(text)
+        if agency is not None:
+            return agency, CodeRole.PRIMARY
+        return self._other.get(text)
 
     def current(self, code: OrganCode) -> Agency | None:
         """The agency ``code`` names as its primary or paired code."""
