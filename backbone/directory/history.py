@@ -8,7 +8,7 @@ day in the same zone, so their order does not depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from backbone.directory.model import Agency, DirectoryFile, Share, Status
 from backbone.organ import CodeFormat, OrganCode
 
-__all__ = ["CodeClaim", "claim_codes", "history_problems", "needed_version", "version_problems"]
+__all__ = ["CodeClaim", "CodeClaims", "history_problems", "needed_version", "version_problems"]
 
 _NAMED = 3  # entries named in one problem before "and N more"
 _V2_AGENCY_FIELDS = frozenset(
@@ -78,29 +78,43 @@ def version_problems(file: DirectoryFile) -> list[str]:
     return problems
 
 
-def claim_codes(agencies: Iterable[Agency]) -> dict[OrganCode, CodeClaim]:
-    """Every code naming an agency, the first claim kept: primary codes, then paired codes,
-    then former codes (the order :func:`history_problems` reports conflicts in)."""
-    listed = tuple(agencies)
-    claims: dict[OrganCode, CodeClaim] = {}
-    for position, agency in enumerate(listed):
-        claims.setdefault(agency.organ_code, CodeClaim(position, "organ_code"))
-    for position, agency in enumerate(listed):
-        if agency.paired_code is not None:
-            claims.setdefault(agency.paired_code, CodeClaim(position, "paired_code"))
-    for position, agency in enumerate(listed):
-        for code in agency.former_codes:
-            claims.setdefault(code, CodeClaim(position, "former_codes"))
-    return claims
+class CodeClaims:
+    """Every code naming an agency, the first claim kept: primary codes (the index's map of
+    first positions, reused), then paired codes, then former codes (the order
+    :func:`history_problems` reports conflicts in)."""
+
+    def __init__(self, agencies: Sequence[Agency], primaries: Mapping[OrganCode, int]) -> None:
+        self._primaries = primaries
+        self._others: dict[OrganCode, CodeClaim] = {}
+        for position, agency in enumerate(agencies):
+            if agency.paired_code is not None and agency.paired_code not in primaries:
+                self._others.setdefault(agency.paired_code, CodeClaim(position, "paired_code"))
+        for position, agency in enumerate(agencies):
+            for code in agency.former_codes:
+                if code not in primaries:
+                    self._others.setdefault(code, CodeClaim(position, "former_codes"))
+
+    def get(self, code: OrganCode) -> CodeClaim | None:
+        position = self._primaries.get(code)
+        if position is not None:
+            return CodeClaim(position, "organ_code")
+        return self._others.get(code)
+
+    def __getitem__(self, code: OrganCode) -> CodeClaim:
+        found = self.get(code)
+        if found is None:
+            raise KeyError(code)
+        return found
 
 
-def history_problems(file: DirectoryFile, claims: dict[OrganCode, CodeClaim]) -> list[str]:
-    """Everything wrong with a version-2 file's history; ``claims`` from :func:`claim_codes`."""
-    return _History(file, claims).problems()
+def history_problems(file: DirectoryFile, primaries: Mapping[OrganCode, int]) -> list[str]:
+    """Everything wrong with a version-2 file's history. ``primaries``: each primary code's
+    first position, as the index found them (it reports duplicates among them)."""
+    return _History(file, CodeClaims(file.agencies, primaries)).problems()
 
 
 class _History:
-    def __init__(self, file: DirectoryFile, claims: dict[OrganCode, CodeClaim]) -> None:
+    def __init__(self, file: DirectoryFile, claims: CodeClaims) -> None:
         self.file = file
         self.agencies = file.agencies
         self.claims = claims
@@ -108,8 +122,10 @@ class _History:
 
     def problems(self) -> list[str]:
         for position, agency in enumerate(self.agencies):
-            self._dates(position, agency)
-            self._codes(position, agency)
+            if agency.status is Status.CLOSED or agency.closes or agency.successors:
+                self._dates(position, agency)
+            if agency.paired_code is not None or agency.former_codes:
+                self._codes(position, agency)
             if agency.parent is not None:
                 self._parent(position, agency)
             if agency.successors:

@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from backbone.directory.history import (
-    claim_codes,
     history_problems,
     needed_version,
     version_problems,
@@ -70,16 +69,20 @@ class Directory:
         self._by_text: dict[str, Agency] = {}
         self._systems: dict[str, tuple[ConnectedSystem, str]] = {}  # account → (system, where)
         self._account_agencies: dict[str, list[Agency]] = {}
+        self._positions: dict[OrganCode, int] = {}  # each primary code's first position
         problems = version_problems(file)
         self._index_hubs(problems)
         self._index_agencies(problems)
         if file.version >= 2:
-            problems += history_problems(file, claim_codes(file.agencies))
+            problems += history_problems(file, self._positions)
         if problems:
             raise directory_error(source, problems)
         self._below = self._link_tree()
         self.timeline = Timeline(
-            self._by_text, file.agencies, zone if zone is not None else ZoneInfo(DEFAULT_ZONE)
+            self._by_text,
+            self._by_code,
+            file.agencies,
+            zone if zone is not None else ZoneInfo(DEFAULT_ZONE),
         )
 
     @classmethod
@@ -151,8 +154,9 @@ class Directory:
 
     def lookup(self, code: str | OrganCode, at: datetime) -> Resolution | None:
         """What ``code`` (primary, paired or former) names at instant ``at``: the agency, the
-        code's role and the agency's state then; None when no agency ever had the code."""
-        return self.timeline.lookup(_parse(code), at)
+        code's role and the agency's state then; None when no agency ever had the code
+        (or it is malformed)."""
+        return self.timeline.lookup(code, at)
 
     def resolve(self, code: str | OrganCode, at: datetime) -> Resolution:
         """Like :meth:`lookup`; :class:`UnknownAgencyError` naming the code when no agency
@@ -272,7 +276,7 @@ class Directory:
             self._claim_account(hub.broker_account, hub, where, problems)
 
     def _index_agencies(self, problems: list[str]) -> None:
-        first_seen: dict[OrganCode, int] = {}
+        first_seen = self._positions
         for position, agency in enumerate(self.file.agencies):
             code = agency.organ_code
             where = f"agencies[{position}] ({code})"

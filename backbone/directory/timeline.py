@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from enum import StrEnum
+from typing import NamedTuple
 
 from backbone.clock import start_of_day
 from backbone.directory.model import Agency, Hub, Share, Status, Successor
@@ -32,9 +33,8 @@ class State(StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """What ``code`` names at instant ``at``."""
+class Resolution(NamedTuple):
+    """What ``code`` names at instant ``at`` (a tuple: the router makes one per address)."""
 
     code: OrganCode
     agency: Agency
@@ -63,39 +63,46 @@ class Timeline:
     """Time-aware lookups over a validated directory's agencies."""
 
     def __init__(
-        self, by_text: Mapping[str, Agency], agencies: tuple[Agency, ...], zone: tzinfo
+        self,
+        by_text: Mapping[str, Agency],
+        by_code: Mapping[OrganCode, Agency],
+        agencies: tuple[Agency, ...],
+        zone: tzinfo,
     ) -> None:
         self.zone = zone
-        self._by_text = by_text  # primary codes, shared with the index
-        self._other: dict[str, tuple[Agency, CodeRole]] = {}
+        # Primary codes, shared with the index; paired and former codes here. Both keyed by
+        # text and by parsed code, so neither kind of question pays for writing a code out.
+        self._by_text = by_text
+        self._by_code = by_code
+        self._other_text: dict[str, tuple[Agency, CodeRole]] = {}
+        self._other_code: dict[OrganCode, tuple[Agency, CodeRole]] = {}
         self._days: dict[date, datetime] = {}
         for agency in agencies:
             if agency.paired_code is not None:
-                self._other[str(agency.paired_code)] = (agency, CodeRole.PAIRED)
+                self._other_code[agency.paired_code] = (agency, CodeRole.PAIRED)
             for code in agency.former_codes:
-                self._other.setdefault(str(code), (agency, CodeRole.FORMER))
+                self._other_code.setdefault(code, (agency, CodeRole.FORMER))
+        self._other_text = {str(code): found for code, found in self._other_code.items()}
 
-    def lookup(self, code: OrganCode, at: datetime) -> Resolution | None:
+    def lookup(self, code: str | OrganCode, at: datetime) -> Resolution | None:
         found = self.holder(code)
         if found is None:
             return None
-        return Resolution(code, found[0], found[1], self.state(found[0], at), at)
+        parsed = code if isinstance(code, OrganCode) else OrganCode.parse(code)
+        return Resolution(parsed, found[0], found[1], self.state(found[0], at), at)
 
-    def holder(self, code: OrganCode) -> tuple[Agency, CodeRole] | None:
+    def holder(self, code: str | OrganCode) -> tuple[Agency, CodeRole] | None:
         """The agency that has or had ``code``, and how: the same at every instant."""
-        text = str(code)
-        agency = self._by_text.get(text)
-        if agency is not None:
-            return agency, CodeRole.PRIMARY
-        return self._other.get(text)
+        if isinstance(code, str):
+            agency = self._by_text.get(code)
+            return (agency, CodeRole.PRIMARY) if agency is not None else self._other_text.get(code)
+        agency = self._by_code.get(code)
+        return (agency, CodeRole.PRIMARY) if agency is not None else self._other_code.get(code)
 
     def current(self, code: OrganCode) -> Agency | None:
         """The agency ``code`` names as its primary or paired code."""
-        agency = self._by_text.get(str(code))
-        if agency is not None:
-            return agency
-        found = self._other.get(str(code))
-        return found[0] if found is not None and found[1] is CodeRole.PAIRED else None
+        found = self.holder(code)
+        return found[0] if found is not None and found[1] is not CodeRole.FORMER else None
 
     def state(self, agency: Agency, at: datetime) -> State:
         if agency.effective is not None and at < self.instant(agency.effective):
