@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from backbone.directory import Directory, DirectoryBuilder, dump_directory
 from backbone.directory.cli import app
 from backbone.directory.diff import Change, ChangeKind, diff_directories
+from tests.test_directory_history import closed, full, partial
 
 HUB = "00.53.W00"
 PROVINCE = "000.00.00.H53"
@@ -41,25 +42,8 @@ def after(**changes: object) -> DirectoryBuilder:
         .hub(HUB, PROVINCE, "H53")
         .hub("00.99.W00", PROVINCE)
         .via_hub(PROVINCE, HUB, name="UBND tỉnh Tây Ninh", paired_code="H53")
-        .via_hub(
-            DISTRICT,
-            HUB,
-            name="UBND huyện Tân Châu",
-            status="closed",
-            closes=REFORM,
-            successors=[{"organ_code": PROVINCE, "share": "full"}],
-        )
-        .via_hub(
-            COMMUNE,
-            HUB,
-            name="UBND xã Tân Hòa",
-            status="closed",
-            closes=REFORM,
-            successors=[
-                {"organ_code": "H53.101", "share": "partial"},
-                {"organ_code": "H53.102", "share": "partial"},
-            ],
-        )
+        .via_hub(DISTRICT, HUB, name="UBND huyện Tân Châu", **closed(full(PROVINCE)))
+        .via_hub(COMMUNE, HUB, name="UBND xã Tân Hòa", **closed(partial("H53.101", "H53.102")))
         .via_hub("H53.101", HUB, name="UBND xã Tân Hưng", former_codes=["000.22.32.H53"])
         .via_hub("H53.102", HUB, name="UBND xã Tân Đông", effective=REFORM)
         .via_hub("000.00.04.H53", "00.99.W00", name="Sở Tài chính tỉnh Tây Ninh")

@@ -10,6 +10,7 @@ import pytest
 from backbone.clock import Clock
 from backbone.directory import CodeRole, Directory, DirectoryBuilder, Share, State
 from backbone.errors import OrganCodeError, UnknownAgencyError
+from tests.test_directory_history import closed, full, partial
 
 HUB = "00.53.W00"
 PROVINCE = "000.00.00.H53"
@@ -31,33 +32,12 @@ def reform(zone: timezone | None = None) -> Directory:
         .hub(HUB, PROVINCE, "H53", status="closed", closes="2027-01-01")
         .hub("00.99.W00", PROVINCE, "H53")
         .via_hub(PROVINCE, "00.99.W00", paired_code="H53")
-        .via_hub(
-            DISTRICT,
-            HUB,
-            status="closed",
-            closes="2025-07-01",
-            successors=[{"organ_code": PROVINCE, "share": "full"}],
-        )
-        .via_hub(
-            COMMUNE,
-            HUB,
-            status="closed",
-            closes="2025-07-01",
-            successors=[
-                {"organ_code": "H53.101", "share": "partial"},
-                {"organ_code": "H53.102", "share": "partial"},
-            ],
-        )
+        .via_hub(DISTRICT, HUB, **closed(full(PROVINCE)))
+        .via_hub(COMMUNE, HUB, **closed(partial("H53.101", "H53.102")))
         .via_hub("H53.101", "00.99.W00", effective="2025-07-01", former_codes=["000.22.32.H53"])
         .via_hub("H53.102", "00.99.W00", effective="2025-07-01", paired_code="000.23.32.H53")
         # Merged into the district in 2024, which then merged into the province.
-        .via_hub(
-            "000.20.32.H53",
-            HUB,
-            status="closed",
-            closes="2024-01-01",
-            successors=[{"organ_code": DISTRICT, "share": "full"}],
-        )
+        .via_hub("000.20.32.H53", HUB, **closed(full(DISTRICT), on="2024-01-01"))
     )
     if zone is None:
         return builder.build()

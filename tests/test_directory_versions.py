@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from backbone.directory import (
     DirectoryFile,
     State,
     dump_directory,
+    format_of,
     generate_directory,
     load_directory,
     parse_directory,
@@ -89,27 +91,28 @@ def test_a_dumped_version_2_file_round_trips_with_its_agency_count(
     assert (str(found.agency.organ_code), found.role) == ("000.00.00.H01", CodeRole.PAIRED)
 
 
-def test_a_json_file_cut_short_says_so(small: DirectoryFile, tmp_path: Path) -> None:
-    path = tmp_path / "directory.json"
+def cut_message(small: DirectoryFile, tmp_path: Path, name: str, at: bytes | None) -> str:
+    """The error for ``small`` written to ``name`` and cut just after the last ``at``
+    (in the middle when None)."""
+    path = tmp_path / name
     dump_directory(small, path)
     data = path.read_bytes()
+    cut = len(data) // 2 if at is None else data.rfind(at) + 1
     with pytest.raises(DirectoryError) as caught:
-        parse_directory(data[: len(data) // 2], format="json", source="cut.json")
-    assert caught.value.message.startswith("cut.json: not valid JSON (EOF while parsing")
-    assert caught.value.message.endswith(
-        "the file ends in the middle of its data, so it was cut short"
-    )
+        parse_directory(data[:cut], format=format_of(path), source=name)
+    return caught.value.message
+
+
+def test_a_json_file_cut_short_says_so(small: DirectoryFile, tmp_path: Path) -> None:
+    message = cut_message(small, tmp_path, "cut.json", None)
+    assert message.startswith("cut.json: not valid JSON (EOF while parsing")
+    assert message.endswith("the file ends in the middle of its data, so it was cut short")
 
 
 def test_a_yaml_file_cut_between_two_entries_is_refused_by_its_count(
     small: DirectoryFile, tmp_path: Path
 ) -> None:
-    path = tmp_path / "directory.yaml"
-    dump_directory(small, path)
-    data = path.read_bytes()
-    with pytest.raises(DirectoryError) as caught:
-        parse_directory(data[: data.rfind(b"\n- organ_code") + 1], format="yaml", source="c.yaml")
-    assert caught.value.message == (
+    assert cut_message(small, tmp_path, "c.yaml", b"\n- organ_code") == (
         "c.yaml: agency_count: the file says 40 agencies but lists 39; it may be cut short"
     )
 
@@ -117,11 +120,26 @@ def test_a_yaml_file_cut_between_two_entries_is_refused_by_its_count(
 def test_a_yaml_file_cut_inside_an_entry_names_the_entry(
     small: DirectoryFile, tmp_path: Path
 ) -> None:
-    path = tmp_path / "directory.yaml"
-    dump_directory(small, path)
-    data = path.read_bytes()
-    cut = data.rfind(b"\n  connection:") + 1
-    with pytest.raises(DirectoryError) as caught:
-        parse_directory(data[:cut], format="yaml", source="c.yaml")
     last = small.agencies[-1].organ_code
-    assert caught.value.message == f"c.yaml: agencies[39] ({last}).connection: Field required"
+    assert cut_message(small, tmp_path, "c.yaml", b"\n  connection:") == (
+        f"c.yaml: agencies[39] ({last}).connection: Field required"
+    )
+
+
+def test_the_version_2_example_in_the_docs_loads_with_its_merge_and_split() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "directory.md").read_text("utf-8")
+    example = next(
+        block
+        for block in re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL)
+        if block.startswith("version: 2")
+    )
+    directory = parse_directory(example, format="yaml", source="docs/directory.md")
+    after = datetime(2025, 7, 1, tzinfo=UTC)
+    assert [str(h.agency.organ_code) for h in directory.heirs("000.00.32.H53", after)] == [
+        "000.00.00.H53"
+    ]
+    assert [str(h.agency.organ_code) for h in directory.heirs("000.21.32.H53", after)] == [
+        "H53.101",
+        "H53.102",
+    ]
+    assert directory.resolve("000.22.32.H53", after).role is CodeRole.FORMER

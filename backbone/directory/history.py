@@ -137,16 +137,20 @@ class _History:
 
     # -- one agency ----------------------------------------------------------------------
 
+    def _status(self, where: str, status: Status, closes: date | None, what: str) -> None:
+        """``closes`` goes with ``status: closed``, for an agency and a hub alike."""
+        if status is Status.CLOSED and closes is None:
+            self.found.append(f"{where}.closes: required when status is closed")
+        if status is Status.ACTIVE and closes is not None:
+            self.found.append(
+                f"{where}.closes: set to {closes} but status is active; a closing {what} "
+                "says status: closed"
+            )
+
     def _dates(self, position: int, agency: Agency) -> None:
         where = _where(position, agency)
         closed = agency.status is Status.CLOSED
-        if closed and agency.closes is None:
-            self.found.append(f"{where}.closes: required when status is closed")
-        if not closed and agency.closes is not None:
-            self.found.append(
-                f"{where}.closes: set to {agency.closes} but status is active; a closing "
-                "agency says status: closed"
-            )
+        self._status(where, agency.status, agency.closes, "agency")
         if (
             agency.closes is not None
             and agency.effective is not None
@@ -304,15 +308,8 @@ class _History:
     def _hubs(self) -> None:
         for position, hub in enumerate(self.file.hubs):
             where = f"hubs[{position}] ({hub.id})"
-            closed = hub.status is Status.CLOSED
-            if closed and hub.closes is None:
-                self.found.append(f"{where}.closes: required when status is closed")
-            if not closed and hub.closes is not None:
-                self.found.append(
-                    f"{where}.closes: set to {hub.closes} but status is active; a closing "
-                    "hub says status: closed"
-                )
-            if not closed or hub.closes is None:
+            self._status(where, hub.status, hub.closes, "hub")
+            if hub.status is Status.ACTIVE or hub.closes is None:
                 continue
             live = [
                 _where(index, agency)
