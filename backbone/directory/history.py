@@ -9,8 +9,8 @@ day in the same zone, so their order does not depend on it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -26,10 +26,9 @@ _V2_AGENCY_FIELDS = frozenset(
 _V2_HUB_FIELDS = frozenset({"status", "closes"})
 
 
-@dataclass(frozen=True, slots=True)
-class CodeClaim:
+class CodeClaim(NamedTuple):
     """Which agency a code names and how: ``field`` is ``organ_code``, ``paired_code`` or
-    ``former_codes``."""
+    ``former_codes``. (A tuple: a country makes one per code.)"""
 
     position: int
     field: str
@@ -86,13 +85,29 @@ class CodeClaims:
     def __init__(self, agencies: Sequence[Agency], primaries: Mapping[OrganCode, int]) -> None:
         self._primaries = primaries
         self._others: dict[OrganCode, CodeClaim] = {}
+        # Claims that came second, found while building (a hash or two each, for 10,000
+        # paired codes): (position, code, kind, field). An agency's own codes, and paired
+        # codes of the primary's format, are not counted (each has its own error).
+        self.second: list[tuple[int, OrganCode, str, str]] = []
+        others = self._others
         for position, agency in enumerate(agencies):
-            if agency.paired_code is not None and agency.paired_code not in primaries:
-                self._others.setdefault(agency.paired_code, CodeClaim(position, "paired_code"))
+            paired = agency.paired_code
+            if paired is None or paired.format is agency.organ_code.format:
+                continue  # a paired code of the primary's format is refused as such
+            if paired in primaries or paired in others:
+                self.second.append((position, paired, "paired_code", "paired_code"))
+            else:
+                others[paired] = CodeClaim(position, "paired_code")
         for position, agency in enumerate(agencies):
-            for code in agency.former_codes:
-                if code not in primaries:
-                    self._others.setdefault(code, CodeClaim(position, "former_codes"))
+            if not agency.former_codes:
+                continue
+            for index, code in enumerate(agency.former_codes):
+                if code in agency.codes:
+                    continue
+                if code in primaries or code in others:
+                    self.second.append((position, code, "former_codes", f"former_codes[{index}]"))
+                else:
+                    others[code] = CodeClaim(position, "former_codes")
 
     def get(self, code: OrganCode) -> CodeClaim | None:
         position = self._primaries.get(code)
@@ -124,12 +139,17 @@ class _History:
         for position, agency in enumerate(self.agencies):
             if agency.status is Status.CLOSED or agency.closes or agency.successors:
                 self._dates(position, agency)
-            if agency.paired_code is not None or agency.former_codes:
-                self._codes(position, agency)
+            paired = agency.paired_code
+            if (
+                paired is not None and paired.format is agency.organ_code.format
+            ) or agency.former_codes:
+                self._own_codes(position, agency)
             if agency.parent is not None:
                 self._parent(position, agency)
             if agency.successors:
                 self._successors(position, agency)
+        for position, code, _kind, field in self.claims.second:
+            self._claimed(position, code, field)
         self._successor_cycles()
         self._parent_cycles()
         self._hubs()
@@ -165,29 +185,25 @@ class _History:
                 "one is taken over"
             )
 
-    def _codes(self, position: int, agency: Agency) -> None:
-        where = _where(position, agency)
+    def _own_codes(self, position: int, agency: Agency) -> None:
+        # Where is written out only for a problem: most agencies of a country have none.
         paired = agency.paired_code
-        if paired is not None:
-            if paired.format is agency.organ_code.format:
-                self.found.append(
-                    f"{where}.paired_code: {paired} is a {_FORMAT_NAMES[paired.format]} code "
-                    "like organ_code; the paired code is the other format's"
-                )
-            self._claimed(position, paired, "paired_code", f"{where}.paired_code")
+        if paired is not None and paired.format is agency.organ_code.format:
+            self.found.append(
+                f"{_where(position, agency)}.paired_code: {paired} is a "
+                f"{_FORMAT_NAMES[paired.format]} code like organ_code; the paired code is "
+                "the other format's"
+            )
         for index, code in enumerate(agency.former_codes):
             if code in agency.codes:
                 self.found.append(
-                    f"{where}.former_codes[{index}]: {code} is this agency's current code"
+                    f"{_where(position, agency)}.former_codes[{index}]: {code} is this "
+                    "agency's current code"
                 )
-                continue
-            self._claimed(position, code, "former_codes", f"{where}.former_codes[{index}]")
 
-    def _claimed(self, position: int, code: OrganCode, field: str, where: str) -> None:
-        """A problem unless the first claim on ``code`` is this one."""
+    def _claimed(self, position: int, code: OrganCode, field: str) -> None:
+        """The problem at ``field``: ``code`` was claimed first by another entry."""
         claim = self.claims[code]
-        if claim.position == position and claim.field == field:
-            return
         holder = self.agencies[claim.position]
         what = {
             "organ_code": "the organ_code",
@@ -198,7 +214,8 @@ class _History:
         if holder.status is Status.CLOSED and claim.field != "former_codes":
             reuse = f"it closed on {holder.closes}, and a closed code never comes back"
         self.found.append(
-            f"{where}: {code} is already {what} of {_where(claim.position, holder)}; {reuse}"
+            f"{_where(position, self.agencies[position])}.{field}: {code} is already {what} of "
+            f"{_where(claim.position, holder)}; {reuse}"
         )
 
     def _parent(self, position: int, agency: Agency) -> None:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from backbone.clock import start_of_day
 from backbone.directory.model import Agency, Hub, Share, Status, Successor
+from backbone.errors import OrganCodeError
 from backbone.organ import OrganCode
 
 __all__ = ["CodeRole", "Heir", "Resolution", "State", "Timeline"]
@@ -70,11 +71,11 @@ class Timeline:
         zone: tzinfo,
     ) -> None:
         self.zone = zone
-        # Primary codes, shared with the index; paired and former codes here. Both keyed by
-        # text and by parsed code, so neither kind of question pays for writing a code out.
+        # Primary codes, shared with the index (by text and by parsed code); paired and
+        # former codes here by parsed code only: writing 10,000 codes out would cost more at
+        # load than parsing the rare text question about one of them (parses are cached).
         self._by_text = by_text
         self._by_code = by_code
-        self._other_text: dict[str, tuple[Agency, CodeRole]] = {}
         self._other_code: dict[OrganCode, tuple[Agency, CodeRole]] = {}
         self._days: dict[date, datetime] = {}
         for agency in agencies:
@@ -82,7 +83,6 @@ class Timeline:
                 self._other_code[agency.paired_code] = (agency, CodeRole.PAIRED)
             for code in agency.former_codes:
                 self._other_code.setdefault(code, (agency, CodeRole.FORMER))
-        self._other_text = {str(code): found for code, found in self._other_code.items()}
 
     def lookup(self, code: str | OrganCode, at: datetime) -> Resolution | None:
         found = self.holder(code)
@@ -95,7 +95,14 @@ class Timeline:
         """The agency that has or had ``code``, and how: the same at every instant."""
         if isinstance(code, str):
             agency = self._by_text.get(code)
-            return (agency, CodeRole.PRIMARY) if agency is not None else self._other_text.get(code)
+            if agency is not None:
+                return agency, CodeRole.PRIMARY
+            if not self._other_code:
+                return None
+            try:
+                code = OrganCode.parse(code)
+            except OrganCodeError:
+                return None
         agency = self._by_code.get(code)
         return (agency, CodeRole.PRIMARY) if agency is not None else self._other_code.get(code)
 
