@@ -8,9 +8,9 @@ Nothing in the product reads the machine's local date or zone: a day is always a
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
-__all__ = ["VIETNAM", "Clock", "edxml_now", "today_in", "utc_now"]
+__all__ = ["VIETNAM", "Clock", "edxml_now", "start_of_day", "today_in", "utc_now"]
 
 Clock = Callable[[], datetime]  # returns an aware instant; tests inject fixed ones
 
@@ -25,6 +25,11 @@ def utc_now() -> datetime:
 def today_in(zone: tzinfo, clock: Clock = utc_now) -> date:
     """The day it is in ``zone`` at ``clock()``: never the machine's own date."""
     return clock().astimezone(zone).date()
+
+
+def start_of_day(day: date, zone: tzinfo) -> datetime:
+    """The instant ``day`` begins in ``zone`` (midnight there), as an aware UTC instant."""
+    return datetime.combine(day, time(), zone).astimezone(UTC)
 
 
 def edxml_now(clock: Clock = utc_now) -> datetime:

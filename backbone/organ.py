@@ -59,6 +59,12 @@ class OrganCode:
     levels: tuple[str, ...]
     format: CodeFormat = CodeFormat.QCVN102
 
+    def __hash__(self) -> int:
+        # The levels alone: a tuple of strings hashes in C, where the format's enum member
+        # would call back into Python, and directories hash every code several times over.
+        # Equality still tells the formats apart.
+        return hash(self.levels)
+
     @classmethod
     def parse(cls, text: str) -> OrganCode:
         """Parse either format; raise :class:`OrganCodeError` saying what is wrong."""

@@ -167,7 +167,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"({results['router_rss_source']}).",
         f"- Synthetic country directory ({results['directory']['agencies']:,} agencies, "
         f"{results['directory']['hubs']} hubs, {results['directory']['file_bytes']:,} B of "
-        f"JSON): `load_directory` took **{_fmt(results['directory_load_seconds'])} s**.",
+        f"JSON, version 2 with {results['directory'].get('paired_codes', 0):,} paired codes): "
+        f"`load_directory` took **{_fmt(results['directory_load_seconds'])} s** "
+        f"(the same country as version 1: "
+        f"{_fmt(results['directory'].get('version_1_load_seconds'))} s). A lookup by code "
+        f"(`get`) {_fmt(results['directory'].get('get_ns'))} ns, at an instant (`lookup`) "
+        f"{_fmt(results['directory'].get('resolve_ns'))} ns, by a paired code "
+        f"{_fmt(results['directory'].get('resolve_paired_ns'))} ns.",
         "",
         *_tracking(results),
         "## Reading it",

@@ -39,7 +39,7 @@ def sample(tmp_path: Path) -> Path:
 def test_check_prints_counts_per_tier_hubs_and_connections(sample: Path) -> None:
     result = runner.invoke(app, ["check", str(sample)])
     assert result.exit_code == 0, result.output
-    assert f"{sample}: valid, 4 agencies, tiers four-tier" in result.stdout
+    assert f"{sample}: valid, version 1, 4 agencies, tiers four-tier" in result.stdout
     assert "tier 1 central-provincial: 2" in result.stdout
     assert "tier 2 department-district: 1" in result.stdout
     assert "tier 3 commune: 1" in result.stdout
@@ -128,7 +128,7 @@ def test_generate_writes_yaml_when_asked(tmp_path: Path) -> None:
     out = tmp_path / "country.yml"
     result = runner.invoke(app, ["generate", str(out), "--format", "yaml"])
     assert result.exit_code == 0, result.output
-    assert out.read_text("utf-8").startswith("version: 1\n")
+    assert out.read_text("utf-8").startswith("version: 2\nagency_count: ")
 
 
 def test_generate_rejects_an_unknown_extension(tmp_path: Path) -> None:

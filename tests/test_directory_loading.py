@@ -228,7 +228,7 @@ def test_an_invalid_tier_list_in_the_file_is_reported_under_tiers(tmp_path: Path
             "hubs[0] (00.53.W00).serves[0]: organ code '53' has 1 part(s)",
         ),
         ("hubs.0.serves", [], "hubs[0] (00.53.W00).serves: Tuple should have at least 1 item"),
-        ("version", 2, "version: Input should be 1"),
+        ("version", 3, "version: Input should be 1 or 2"),
         ("agencies", DELETE, "agencies: Field required"),
         ("tiers", "three-tier", "tiers: unknown tier profile 'three-tier'"),
     ],
@@ -280,7 +280,7 @@ def test_a_long_list_of_problems_is_cut_short(tmp_path: Path) -> None:
 def test_malformed_json_is_reported_with_its_position(tmp_path: Path) -> None:
     path = tmp_path / "directory.json"
     path.write_text('{"version": 1,\n "agencies": [}', "utf-8")
-    with pytest.raises(DirectoryError, match=r"Invalid JSON: .*line 2"):
+    with pytest.raises(DirectoryError, match=r"not valid JSON \(.*line 2"):
         load_directory(path)
 
 

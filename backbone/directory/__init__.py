@@ -5,7 +5,7 @@ generate a country-size one with :func:`generate_directory`. See docs/directory.
 """
 
 from backbone.directory.builder import DirectoryBuilder, agency_account, hub_account
-from backbone.directory.index import ConnectedSystem, Directory
+from backbone.directory.index import DEFAULT_ZONE, ConnectedSystem, Directory
 from backbone.directory.loader import (
     Format,
     dump_directory,
@@ -20,22 +20,34 @@ from backbone.directory.model import (
     DirectoryFile,
     Hub,
     OrganCodeField,
+    Share,
+    Status,
+    Successor,
     SystemIdField,
     TierModelField,
 )
 from backbone.directory.synthetic import generate_directory
+from backbone.directory.timeline import CodeRole, Heir, Resolution, State
 
 __all__ = [
+    "DEFAULT_ZONE",
     "DIRECTORY_VERSION",
     "Agency",
+    "CodeRole",
     "ConnectedSystem",
     "Connection",
     "Directory",
     "DirectoryBuilder",
     "DirectoryFile",
     "Format",
+    "Heir",
     "Hub",
     "OrganCodeField",
+    "Resolution",
+    "Share",
+    "State",
+    "Status",
+    "Successor",
     "SystemIdField",
     "TierModelField",
     "agency_account",

@@ -8,7 +8,9 @@
         .build()
     )
 
-Names and broker accounts default from the code (see :func:`agency_account`)."""
+Names and broker accounts default from the code (see :func:`agency_account`). Version-2
+fields (``status``, ``closes``, ``successors``, ...) pass through as keywords, and the
+directory is built as the oldest file version having every field used."""
 
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class DirectoryBuilder:
         name: str | None = None,
         broker_account: str | None = None,
         certificate: str | None = None,
+        **version_2: Any,
     ) -> DirectoryBuilder:
         """A hub serving the subtrees of ``serves``."""
         self._hubs.append(
@@ -52,6 +55,7 @@ class DirectoryBuilder:
                 "serves": list(serves),
                 "broker_account": broker_account or hub_account(hub_id),
                 "certificate": certificate,
+                **version_2,
             }
         )
         return self
@@ -64,6 +68,7 @@ class DirectoryBuilder:
         broker_account: str | None = None,
         certificate: str | None = None,
         active: bool = True,
+        **version_2: Any,
     ) -> DirectoryBuilder:
         """An agency whose own software holds a broker account."""
         self._agencies.append(
@@ -73,7 +78,8 @@ class DirectoryBuilder:
                 "connection": "direct",
                 "broker_account": broker_account or agency_account(organ_code),
                 "certificate": certificate,
-                "active": active,
+                **_inactive(active),
+                **version_2,
             }
         )
         return self
@@ -86,6 +92,7 @@ class DirectoryBuilder:
         name: str | None = None,
         certificate: str | None = None,
         active: bool = True,
+        **version_2: Any,
     ) -> DirectoryBuilder:
         """An agency connected through hub ``hub_id``."""
         self._agencies.append(
@@ -95,7 +102,8 @@ class DirectoryBuilder:
                 "connection": "hub",
                 "hub": hub_id,
                 "certificate": certificate,
-                "active": active,
+                **_inactive(active),
+                **version_2,
             }
         )
         return self
@@ -103,3 +111,8 @@ class DirectoryBuilder:
     def build(self) -> Directory:
         """The validated directory; :class:`DirectoryError` as loading a file would raise."""
         return Directory.from_entries(self._agencies, self._hubs, tiers=self._tiers)
+
+
+def _inactive(active: bool) -> dict[str, Any]:
+    # Version 1's flag, written only when false: a version-2 file says status: closed.
+    return {} if active else {"active": False}

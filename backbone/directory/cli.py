@@ -13,8 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from backbone.directory.certificates import certificate_problems
+from backbone.directory.diff import diff_directories
 from backbone.directory.loader import Format, dump_directory, load_directory
-from backbone.directory.model import Connection
+from backbone.directory.model import Connection, Status
 from backbone.directory.synthetic import generate_directory
 from backbone.errors import DirectoryError, OrganCodeError
 
@@ -61,13 +62,23 @@ def check(file: _File, tiers: _Tiers = None) -> None:
     direct = sum(agency.connection is Connection.DIRECT for agency in directory)
     inactive = sum(not agency.active for agency in directory)
     profile = directory.tiers.profile_name() or "custom"
-    typer.echo(f"{file}: valid, {len(directory)} agencies, tiers {profile}")
+    typer.echo(
+        f"{file}: valid, version {directory.file.version}, {len(directory)} agencies, "
+        f"tiers {profile}"
+    )
     for tier in directory.tiers.tiers:
         typer.echo(f"  tier {tier.number} {tier.name}: {per_tier[tier.number]}")
     typer.echo(f"  hubs: {len(directory.hubs)}")
     typer.echo(f"  direct agencies: {direct}")
     typer.echo(f"  agencies through a hub: {len(directory) - direct}")
     typer.echo(f"  inactive: {inactive}")
+    if directory.file.version >= 2:
+        paired = sum(agency.paired_code is not None for agency in directory)
+        former = sum(len(agency.former_codes) for agency in directory)
+        closed_hubs = sum(hub.status is Status.CLOSED for hub in directory.hubs)
+        typer.echo(f"  paired codes: {paired}")
+        typer.echo(f"  former codes: {former}")
+        typer.echo(f"  closed hubs: {closed_hubs}")
 
 
 @app.command()
@@ -110,6 +121,33 @@ def subtree(file: _File, organ_code: _Code) -> None:
 
 
 @app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The version in force (.json, .yaml or .yml).")],
+    new: Annotated[Path, typer.Argument(help="The version to compare with it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as JSON.")] = False,
+) -> None:
+    """Check OLD and NEW and show what changes: agencies added, closed, merged, split,
+    recoded, renamed, moved to another hub, paired with another code; hubs added and closed.
+    Exit 1 when either is invalid, or NEW drops a code or reopens a closed one."""
+    with _exit_on_error():
+        before = load_directory(old)
+        after = load_directory(new)
+    result = diff_directories(before, after)
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        counts = ", ".join(f"{count} {kind}" for kind, count in result.counts().items())
+        typer.echo(f"{old} → {new}: {counts or 'no changes'}")
+        for change in result.changes:
+            typer.echo(f"  {change.line()}")
+    if result.problems:
+        typer.echo(f"error: {new}: {len(result.problems)} problem(s) against {old}:", err=True)
+        for problem in result.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
 def generate(
     out: Annotated[Path, typer.Argument(help="File to write (.json, .yaml or .yml).")],
     seed: Annotated[int, typer.Option(help="The same seed gives the same directory.")] = 0,
@@ -123,9 +161,17 @@ def generate(
             "by default entries carry no certificate."
         ),
     ] = None,
+    version: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=2,
+            help="File version; 2 pairs provinces and communes with Decision 20 codes.",
+        ),
+    ] = 2,
 ) -> None:
     """Write a synthetic country-size directory (about 12,000 agencies) to OUT."""
     with _exit_on_error():
-        directory = generate_directory(seed, certificate_dir=certificate_dir)
+        directory = generate_directory(seed, certificate_dir=certificate_dir, version=version)
         dump_directory(directory, out, format=None if format is None else _FORMATS[format])
     typer.echo(f"{out}: {len(directory.agencies)} agencies, {len(directory.hubs)} hubs")

@@ -8,18 +8,34 @@ subtree reaches everything beneath a code whether or not each intermediate level
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from backbone.directory.model import DIRECTORY_VERSION, Agency, Connection, DirectoryFile, Hub
+from backbone.directory.history import (
+    history_problems,
+    needed_version,
+    version_problems,
+)
+from backbone.directory.model import (
+    Agency,
+    Connection,
+    DirectoryFile,
+    Hub,
+    Status,
+)
 from backbone.directory.problems import directory_error, validation_problems
+from backbone.directory.timeline import Heir, Resolution, State, Timeline
 from backbone.errors import DirectoryError, OrganCodeError, UnknownAgencyError
 from backbone.organ import OrganCode, SystemId
 from backbone.tiers import DEFAULT_PROFILE, PROFILES, Tier, TierModel
 
-__all__ = ["ConnectedSystem", "Directory"]
+__all__ = ["DEFAULT_ZONE", "ConnectedSystem", "Directory"]
+
+DEFAULT_ZONE = "Asia/Ho_Chi_Minh"  # where the directory's dates are days, as in tracking
 
 ConnectedSystem = Agency | Hub
 """What holds a broker account and an inbox: a direct agency or a hub."""
@@ -36,10 +52,12 @@ class Directory:
         tiers: TierModel | None = None,
         base_dir: Path | None = None,
         source: str = "directory",
+        zone: tzinfo | None = None,
     ) -> None:
         """Validate ``file`` across entries; raise :class:`DirectoryError` listing every problem.
 
-        ``tiers`` overrides the file's own; ``base_dir`` anchors relative certificate paths."""
+        ``tiers`` overrides the file's own; ``base_dir`` anchors relative certificate paths;
+        ``zone`` is where the file's dates are days (default Asia/Ho_Chi_Minh)."""
         self.file = file
         if tiers is None:
             tiers = file.tiers if file.tiers is not None else PROFILES[DEFAULT_PROFILE]
@@ -51,12 +69,21 @@ class Directory:
         self._by_text: dict[str, Agency] = {}
         self._systems: dict[str, tuple[ConnectedSystem, str]] = {}  # account → (system, where)
         self._account_agencies: dict[str, list[Agency]] = {}
-        problems: list[str] = []
+        self._positions: dict[OrganCode, int] = {}  # each primary code's first position
+        problems = version_problems(file)
         self._index_hubs(problems)
         self._index_agencies(problems)
+        if file.version >= 2:
+            problems += history_problems(file, self._positions)
         if problems:
             raise directory_error(source, problems)
         self._below = self._link_tree()
+        self.timeline = Timeline(
+            self._by_text,
+            self._by_code,
+            file.agencies,
+            zone if zone is not None else ZoneInfo(DEFAULT_ZONE),
+        )
 
     @classmethod
     def from_entries(
@@ -66,19 +93,23 @@ class Directory:
         *,
         tiers: str | TierModel | list[Any] | None = None,
         source: str = "directory",
+        version: int | None = None,
+        zone: tzinfo | None = None,
     ) -> Directory:
-        """A directory from entries (models or plain dicts shaped like the file's entries)."""
+        """A directory from entries (models or plain dicts shaped like the file's entries).
+        ``version`` absent: the oldest one with every field the entries use."""
+        agencies, hubs = list(agencies), list(hubs)
         raw = {
-            "version": DIRECTORY_VERSION,
+            "version": version if version is not None else needed_version(agencies, hubs),
             "tiers": tiers,
-            "hubs": list(hubs),
-            "agencies": list(agencies),
+            "hubs": hubs,
+            "agencies": agencies,
         }
         try:
             file = DirectoryFile.model_validate(raw)
         except ValidationError as error:
             raise directory_error(source, validation_problems(error, raw)) from None
-        return cls(file, source=source)
+        return cls(file, source=source, zone=zone)
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -118,6 +149,33 @@ class Directory:
     def get(self, code: str | OrganCode) -> Agency | None:
         """The agency with ``code``, or None when it is not listed (or malformed)."""
         return self._by_text.get(code) if isinstance(code, str) else self._by_code.get(code)
+
+    # -- over time (docs/directory.md, "Version 2") ---------------------------------------
+
+    def lookup(self, code: str | OrganCode, at: datetime) -> Resolution | None:
+        """What ``code`` (primary, paired or former) names at instant ``at``: the agency, the
+        code's role and the agency's state then; None when no agency ever had the code
+        (or it is malformed)."""
+        return self.timeline.lookup(code, at)
+
+    def resolve(self, code: str | OrganCode, at: datetime) -> Resolution:
+        """Like :meth:`lookup`; :class:`UnknownAgencyError` naming the code when no agency
+        ever had it, :class:`OrganCodeError` when it is malformed."""
+        found = self.lookup(code, at)
+        if found is None:
+            raise UnknownAgencyError(f"organ code {_parse(code)} is not in the directory")
+        return found
+
+    def state_at(self, agency: Agency, at: datetime) -> State:
+        return self.timeline.state(agency, at)
+
+    def hub_state_at(self, hub: Hub, at: datetime) -> State:
+        return self.timeline.hub_state(hub, at)
+
+    def heirs(self, code: str | OrganCode, at: datetime) -> tuple[Heir, ...]:
+        """The agencies in service at ``at`` that took over the agency ``code`` names, through
+        successors that closed in turn; empty when it is not closed then."""
+        return self.timeline.heirs(self.resolve(code, at).agency, at)
 
     def hub(self, hub_id: str | SystemId) -> Hub:
         key = hub_id if isinstance(hub_id, SystemId) else SystemId(hub_id)
@@ -218,14 +276,20 @@ class Directory:
             self._claim_account(hub.broker_account, hub, where, problems)
 
     def _index_agencies(self, problems: list[str]) -> None:
-        first_seen: dict[OrganCode, int] = {}
+        first_seen = self._positions
         for position, agency in enumerate(self.file.agencies):
             code = agency.organ_code
             where = f"agencies[{position}] ({code})"
             if code in first_seen:
+                first = self.file.agencies[first_seen[code]]
+                closed = (
+                    f" (closed on {first.closes}; a closed code never comes back)"
+                    if first.status is Status.CLOSED
+                    else ""
+                )
                 problems.append(
                     f"{where}.organ_code: duplicate organ code; first listed at "
-                    f"agencies[{first_seen[code]}]"
+                    f"agencies[{first_seen[code]}]{closed}"
                 )
                 continue
             first_seen[code] = position

@@ -7,6 +7,7 @@ intermediate Python objects, which is what keeps a country-size file well under 
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,17 +38,23 @@ def format_of(path: Path) -> Format:
 
 
 def load_directory(
-    path: str | Path, *, tiers: str | TierModel | list[Any] | None = None
+    path: str | Path,
+    *,
+    tiers: str | TierModel | list[Any] | None = None,
+    zone: tzinfo | None = None,
 ) -> Directory:
     """Load, validate and index a directory file. ``tiers`` (a profile name, a model or an
-    explicit list) overrides the file's own ``tiers``."""
+    explicit list) overrides the file's own ``tiers``; ``zone`` is where its dates are days
+    (default Asia/Ho_Chi_Minh)."""
     path = Path(path)
     format = format_of(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise DirectoryError(f"{path}: cannot be read: {error.strerror}") from None
-    return parse_directory(data, format=format, source=str(path), base_dir=path.parent, tiers=tiers)
+    return parse_directory(
+        data, format=format, source=str(path), base_dir=path.parent, tiers=tiers, zone=zone
+    )
 
 
 def parse_directory(
@@ -57,6 +64,7 @@ def parse_directory(
     source: str = "directory",
     base_dir: Path | None = None,
     tiers: str | TierModel | list[Any] | None = None,
+    zone: tzinfo | None = None,
 ) -> Directory:
     """Like :func:`load_directory` for data already in memory."""
     raw: Any = None
@@ -68,16 +76,20 @@ def parse_directory(
             file = DirectoryFile.model_validate(raw)
     except ValidationError as error:
         if format == "json":
+            _refuse_broken_json(error, source)
             raw = _json_or_none(data)  # only to name the failing entries
         raise directory_error(source, validation_problems(error, raw)) from None
     model = None if tiers is None else TierModel.from_config(tiers)
-    return Directory(file, tiers=model, base_dir=base_dir, source=source)
+    return Directory(file, tiers=model, base_dir=base_dir, source=source, zone=zone)
 
 
 def dump_directory(file: DirectoryFile, path: str | Path, *, format: Format | None = None) -> None:
     """Write ``file`` as ``format`` (by default, by ``path``'s extension), leaving out
-    default values."""
+    default values. A version-2 file is written with its ``agency_count``, so a copy cut
+    short between two entries is refused."""
     path = Path(path)
+    if file.version >= 2:
+        file = file.model_copy(update={"agency_count": len(file.agencies)})
     if (format or format_of(path)) == "json":
         path.write_text(file.model_dump_json(indent=1, exclude_defaults=True) + "\n", "utf-8")
         return
@@ -96,6 +108,17 @@ def _parse_yaml(data: bytes | str, source: str) -> Any:
         raise DirectoryError(f"{source}: not valid YAML{where}: {what}") from None
     except yaml.YAMLError as error:
         raise DirectoryError(f"{source}: not valid YAML: {error}") from None
+
+
+def _refuse_broken_json(error: ValidationError, source: str) -> None:
+    """One precise line for text that is not JSON, saying so when it stops mid-way."""
+    for problem in error.errors(include_url=False):
+        if problem["type"] != "json_invalid":
+            continue
+        message = str(problem["ctx"]["error"]) if "ctx" in problem else problem["msg"]
+        cut = "EOF while parsing" in message
+        hint = ": the file ends in the middle of its data, so it was cut short" if cut else ""
+        raise DirectoryError(f"{source}: not valid JSON ({message}){hint}") from None
 
 
 def _json_or_none(data: bytes | str) -> Any:

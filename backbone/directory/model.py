@@ -4,6 +4,7 @@ the tier model. Entries are frozen pydantic models; cross-entry rules live in th
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -29,11 +30,14 @@ __all__ = [
     "DirectoryFile",
     "Hub",
     "OrganCodeField",
+    "Share",
+    "Status",
+    "Successor",
     "SystemIdField",
     "TierModelField",
 ]
 
-DIRECTORY_VERSION = 1
+DIRECTORY_VERSION = 2  # what new files are written as; version 1 files still load
 
 
 _Identifier = TypeVar("_Identifier", OrganCode, SystemId)
@@ -95,6 +99,28 @@ class Connection(StrEnum):
     HUB = "hub"  # documents reach the agency through a hub's inbox
 
 
+class Status(StrEnum):
+    """Where an entry is in its life, as the file says in the end; what it is at a given
+    instant also depends on its dates (``Directory.resolve``)."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"  # from its ``closes`` date on; a closed code never comes back
+
+
+class Share(StrEnum):
+    FULL = "full"  # the successor takes over all of the closed agency's business
+    PARTIAL = "partial"  # one of several taking a part (a split); nobody can forward blindly
+
+
+class Successor(BaseModel):
+    """An agency taking over (part of) a closed one, named by its current code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organ_code: OrganCodeField
+    share: Share
+
+
 class Hub(BaseModel):
     """A hub (provincial or ministerial integration platform, LGSP) with one broker account,
     serving the agencies connected through it that lie in the subtrees of ``serves``."""
@@ -106,6 +132,8 @@ class Hub(BaseModel):
     serves: Annotated[tuple[OrganCodeField, ...], Field(min_length=1)]
     broker_account: _Text
     certificate: str | None = None
+    status: Status = Status.ACTIVE  # version 2
+    closes: date | None = None  # version 2; required when closed
 
     @property
     def system_id(self) -> str:
@@ -114,9 +142,17 @@ class Hub(BaseModel):
 
 class Agency(BaseModel):
     """One agency. ``certificate`` is a PEM file path (relative to the directory file) or
-    inline PEM, kept as text: the PKI module parses it when it needs it."""
+    inline PEM, kept as text: the PKI module parses it when it needs it.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    ``organ_code`` is the agency's primary code (either format): the one its certificate,
+    broker account and inbox use. ``paired_code`` is the one code of the other format that
+    names the same agency, as the directory says (never derived). Dates are calendar days
+    in the directory's zone: in effect from the start of ``effective``, closed from the
+    start of ``closes``."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
+    )
 
     organ_code: OrganCodeField
     name: _Text
@@ -124,11 +160,38 @@ class Agency(BaseModel):
     hub: SystemIdField | None = None
     certificate: str | None = None
     broker_account: Annotated[str, Field(min_length=1)] | None = None
-    active: bool = True
+    # Version 1's ``active: false`` (listed, not receiving): read as closed with no dates.
+    listed_active: bool = Field(default=True, alias="active")
+    # Version 2 from here on.
+    paired_code: OrganCodeField | None = None
+    parent: OrganCodeField | None = None  # absent: the code's own parent
+    status: Status = Status.ACTIVE
+    effective: date | None = None  # absent: in effect since before the directory's history
+    closes: date | None = None  # required when closed, forbidden when active
+    former_codes: tuple[OrganCodeField, ...] = ()
+    successors: tuple[Successor, ...] = ()
 
     @property
     def system_id(self) -> str:
         return str(self.organ_code)
+
+    @property
+    def active(self) -> bool:
+        """Whether the file's last word on the agency is that it is in service (dates
+        aside: ``Directory.resolve`` answers for an instant)."""
+        return self.listed_active and self.status is Status.ACTIVE
+
+    @property
+    def parent_code(self) -> OrganCode | None:
+        """The administrative parent: as given, else the code's own."""
+        return self.parent if self.parent is not None else self.organ_code.parent
+
+    @property
+    def codes(self) -> tuple[OrganCode, ...]:
+        """The codes naming the agency now: its primary code, then its paired code."""
+        if self.paired_code is None:
+            return (self.organ_code,)
+        return (self.organ_code, self.paired_code)
 
 
 class DirectoryFile(BaseModel):
@@ -136,7 +199,10 @@ class DirectoryFile(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[1]
+    version: Literal[1, 2]
+    # Version 2, optional: how many agencies the file lists, so a file cut short between
+    # two entries (still valid YAML) is refused. Written by ``dump_directory``.
+    agency_count: int | None = None
     tiers: TierModelField | None = None
     hubs: tuple[Hub, ...] = ()
     agencies: tuple[Agency, ...]

@@ -12,6 +12,9 @@ Conventions (also in docs/directory.md):
 - Ministries connect directly. About one in four also runs a hub ``10.NN.W00`` through which
   its units connect; the Government Office never does.
 - Broker accounts follow :func:`agency_account` and :func:`hub_account`.
+- Version 2 (the default) adds paired Decision 20/2020 codes: ``HNN`` for province ``HNN``'s
+  People's Committee and ``HNN.NNN`` for its communes, numbered from ``001`` in file order.
+  Version 1 is the same country without them, entry for entry.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from backbone.directory.vn_names import (
     PROVINCES,
     SUB_UNITS,
 )
-from backbone.organ import OrganCode, SystemId
+from backbone.organ import CodeFormat, OrganCode, SystemId
 
 __all__ = ["generate_directory"]
 
@@ -41,24 +44,33 @@ _FIRST_DISTRICT = 30
 _PLACES = tuple(f"{a} {b}" for a in PLACE_FIRST for b in PLACE_SECOND if a != b)
 
 
-def generate_directory(seed: int = 0, *, certificate_dir: str | None = None) -> DirectoryFile:
+def generate_directory(
+    seed: int = 0, *, certificate_dir: str | None = None, version: int = DIRECTORY_VERSION
+) -> DirectoryFile:
     """The synthetic directory for ``seed``. With ``certificate_dir`` every agency and hub
     names ``<certificate_dir>/<its id>.pem`` (the files are not created); otherwise none
-    has a certificate."""
-    generator = _Generator(random.Random(seed), certificate_dir)  # noqa: S311 - seeded on purpose
+    has a certificate. ``version`` 2 pairs provinces and communes with Decision 20 codes."""
+    rng = random.Random(seed)  # noqa: S311 - seeded on purpose
+    generator = _Generator(rng, certificate_dir, paired=version >= 2)
     for number, name in enumerate(MINISTRIES, start=1):
         generator.ministry(f"G{number:02d}", name)
     for number, name in enumerate(PROVINCES, start=1):
         generator.province(f"H{number:02d}", name)
+    agencies = tuple(generator.agencies)
     return DirectoryFile(
-        version=DIRECTORY_VERSION, hubs=tuple(generator.hubs), agencies=tuple(generator.agencies)
+        version=2 if version >= 2 else 1,
+        agency_count=len(agencies) if version >= 2 else None,
+        hubs=tuple(generator.hubs),
+        agencies=agencies,
     )
 
 
 class _Generator:
-    def __init__(self, rng: random.Random, certificate_dir: str | None) -> None:
+    def __init__(self, rng: random.Random, certificate_dir: str | None, *, paired: bool) -> None:
         self.rng = rng
         self.certificate_dir = certificate_dir
+        self.paired = paired
+        self.communes = 0  # the province's communes so far, numbering their paired codes
         self.hubs: list[Hub] = []
         self.agencies: list[Agency] = []
 
@@ -82,7 +94,8 @@ class _Generator:
         label = f"thành phố {name}" if name in CENTRAL_CITIES else f"tỉnh {name}"
         head = OrganCode((level_1, "00", "00", "000"))
         hub = self._hub(SystemId(f"00.{level_1[1:]}.W00"), f"Trục LGSP {label}", head)
-        self._unit(head, f"UBND {label}", hub)
+        self.communes = 0
+        self._unit(head, f"UBND {label}", hub, self._pair((level_1,)))
         departments = sorted(rng.sample(range(len(DEPARTMENTS)), rng.randint(13, 17)))
         for position, department in enumerate(departments, start=1):
             code = OrganCode((level_1, f"{position:02d}", "00", "000"))
@@ -108,7 +121,9 @@ class _Generator:
             else:
                 kind = "xã"
             code = OrganCode((district.levels[0], district.levels[1], f"{position:02d}", "000"))
-            self._unit(code, f"UBND {kind} {place}", hub)
+            self.communes += 1
+            paired = self._pair((district.levels[0], f"{self.communes:03d}"))
+            self._unit(code, f"UBND {kind} {place}", hub, paired)
 
     def _units_below(
         self,
@@ -141,20 +156,26 @@ class _Generator:
         )
         return hub_id
 
-    def _unit(self, code: OrganCode, name: str, hub: SystemId | None) -> None:
+    def _pair(self, groups: tuple[str, ...]) -> OrganCode | None:
+        return OrganCode(groups, CodeFormat.QD20) if self.paired else None
+
+    def _unit(
+        self, code: OrganCode, name: str, hub: SystemId | None, paired: OrganCode | None = None
+    ) -> None:
         """An agency connected through ``hub``, or directly when there is none."""
         if hub is None:
             self._direct(code, name)
             return
-        self.agencies.append(
-            Agency(
-                organ_code=code,
-                name=name,
-                connection=Connection.HUB,
-                hub=hub,
-                certificate=self._certificate(str(code)),
-            )
-        )
+        fields = {
+            "organ_code": code,
+            "name": name,
+            "connection": Connection.HUB,
+            "hub": hub,
+            "certificate": self._certificate(str(code)),
+        }
+        if paired is not None:  # only when there is one, as a file would say it
+            fields["paired_code"] = paired
+        self.agencies.append(Agency.model_validate(fields))
 
     def _direct(self, code: OrganCode, name: str) -> None:
         self.agencies.append(
