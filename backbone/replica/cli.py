@@ -63,7 +63,16 @@ async def build_router(settings: Settings) -> Router:
         max_envelope_bytes=settings.max_envelope_bytes,
         rate_limits=settings.rate_limit,
     )
-    tracking = Tracking.for_store(store, directory.tiers, settings.tracking_options())
+    tracking = Tracking.for_store(
+        store,
+        directory.tiers,
+        settings.tracking_options(),
+        inbox_of=lambda code: (
+            names.inbox_queue(directory.serving_system(code).system_id)
+            if code in directory
+            else None
+        ),
+    )
     return Router(
         RouterOptions(
             amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
