@@ -388,6 +388,11 @@ def test_bounds_load_from_yaml_and_refuse_unknown_keys_in_one_line(tmp_path: Pat
     bad.write_text("agency: {max_conections: 4, max_channels: 16}\n")
     with pytest.raises(ConfigurationError, match="max_conections"):
         BrokerBounds.load(bad)
+    dropping = tmp_path / "dropping.yaml"
+    dropping.write_text("inboxes: {max_bytes: 1024, max_messages: 10, overflow: drop-tail}\n")
+    with pytest.raises(ConfigurationError, match="inboxes.overflow") as refused:
+        BrokerBounds.load(dropping)
+    assert "\n" not in str(refused.value)
 
 
 # -- helpers -----------------------------------------------------------------------------------
