@@ -390,7 +390,7 @@ def test_bounds_load_from_yaml_and_refuse_unknown_keys_in_one_line(tmp_path: Pat
         BrokerBounds.load(bad)
     dropping = tmp_path / "dropping.yaml"
     dropping.write_text("inboxes: {max_bytes: 1024, max_messages: 10, overflow: drop-tail}\n")
-    with pytest.raises(ConfigurationError, match="inboxes.overflow") as refused:
+    with pytest.raises(ConfigurationError, match=r"inboxes\.overflow") as refused:
         BrokerBounds.load(dropping)
     assert "\n" not in str(refused.value)
 
