@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import aiormq
 from aiormq.abc import DeliveredMessage
 
+from adapters.gateway.inbound import _send_outcome
 from backbone.errors import Reason
 from backbone.organ import OrganCode
 from backbone.router.inbox_full import (
@@ -17,7 +18,7 @@ from backbone.router.inbox_full import (
     is_refused_by_a_queue,
     recipients_of_keys,
 )
-from backbone.wire import H_HELD_FOR, H_PUBLISHER, H_REASON
+from backbone.wire import H_HELD_FOR, H_PUBLISHER, H_REASON, Event, EventType
 from testkit.store import header
 
 A, B, C = "000.00.00.G22", "000.00.00.H41", "000.07.12.H41"
@@ -65,3 +66,13 @@ def test_a_parked_copy_names_its_recipients_and_is_believed_only_from_the_router
     assert held_for(incoming("acct-a"), router_account="router") is None  # type: ignore[arg-type]
     poison = incoming("router", **{H_REASON: Reason.POISON.value})
     assert held_for(poison, router_account="router") is None  # type: ignore[arg-type]
+
+
+def test_the_senders_gateway_shows_a_copy_parked_for_a_full_inbox_as_waiting() -> None:
+    about = header(sender=A, recipients=(B, C))
+    parked = Event.about(
+        EventType.DEAD_LETTERED, about, reason=Reason.INBOX_FULL, recipients=(B,), message="full"
+    )
+    poison = Event.about(EventType.DEAD_LETTERED, about, reason=Reason.POISON, message="bad")
+    assert _send_outcome(parked) == ("waiting", "[inbox_full] full")
+    assert _send_outcome(poison) == ("fail", "[poison] bad")
