@@ -26,6 +26,7 @@ from backbone.broker.provision import definitions, plan_accounts, plan_policies
 from backbone.directory import DirectoryBuilder
 from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import ConfigurationError, Reason
+from backbone.router.held_delivery import HeldDelivery, deliver_held
 from backbone.router.pipeline import Pipeline, Reject
 from backbone.router.quarantine import Quarantine
 from backbone.router.service import Router, RouterOptions
@@ -35,7 +36,6 @@ from backbone.wire.names import (
     H_BODY_KEPT,
     H_BODY_SHA256,
     H_ENVELOPE,
-    H_HELD_FOR,
     H_PUBLISHER,
     H_REASON,
     H_REPUBLISHED,
@@ -236,18 +236,22 @@ async def test_a_full_inbox_refuses_further_copies_which_are_parked_and_the_send
     # The broker's bound on a quorum queue is reached once it holds the bound; the copy in
     # flight then may still be taken: 2 or 3 kept, in order, the rest parked.
     to_b = [document_id(A, n) for n in (10, 11, 12, 13, 14)]
-    kept = [read_frame(m.body).header.document_id for m in await _queued(world, inbox)]
-    assert 2 <= len(kept) <= 3
-    assert kept == to_b[: len(kept)]
-    assert list(refused) == to_b[len(kept) :]
+    queued = await _depth(world, inbox)
+    assert 2 <= queued <= 3
+    assert list(refused) == to_b[queued:]
     assert all(
         (e.party, e.reason, e.recipients) == (A, Reason.INBOX_FULL, (B,)) for e in refused.values()
     )
     assert routed[document_id(A, 14)] == (VIA_HUB,)
-    parked = await _take(world, names.dead_letter_parked, count=len(refused))
-    held = {read_frame(m.body).header.document_id: (m.headers or {}) for m in parked}
-    assert list(held) == list(refused)
-    assert all(h[H_REASON] == Reason.INBOX_FULL.value and h[H_HELD_FOR] == B for h in held.values())
+    # Delivering the parked copies leaves them parked while B's inbox is still full ...
+    assert await _deliver_held(world) == HeldDelivery(delivered=0, still_full=len(refused), left=0)
+    kept = [read_frame(m.body).header.document_id for m in await _queued(world, inbox)]
+    assert kept == to_b[: len(kept)]
+    # ... and, once B took its inbox, puts them there, marked as repeats.
+    assert await _deliver_held(world) == HeldDelivery(delivered=len(refused), still_full=0, left=0)
+    delivered = await _take(world, inbox, count=len(refused))
+    assert [read_frame(m.body).header.document_id for m in delivered] == list(refused)
+    assert all((m.headers or {}).get(H_REPUBLISHED) for m in delivered)
     # The hub got document 14: the first publish, then the repeat that found who refused
     # (marked, so its adapter drops it).
     hub = await _take(world, names.inbox_queue(HUB), count=2)
@@ -255,13 +259,26 @@ async def test_a_full_inbox_refuses_further_copies_which_are_parked_and_the_send
     assert [bool((m.headers or {}).get(H_REPUBLISHED)) for m in hub] == [False, True]
 
 
-async def _queued(world: World, queue_name: str) -> list[AbstractIncomingMessage]:
-    """Every message in ``queue_name``, taken."""
+async def _depth(world: World, queue_name: str) -> int:
     async with await aio_pika.connect(world.amqp_url) as guest:
         channel = await guest.channel()
         queue = await channel.declare_queue(queue_name, passive=True)
-        count = queue.declaration_result.message_count or 0
-    return await _take(world, queue_name, count=count)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def _queued(world: World, queue_name: str) -> list[AbstractIncomingMessage]:
+    """Every message in ``queue_name``, taken."""
+    return await _take(world, queue_name, count=await _depth(world, queue_name))
+
+
+async def _deliver_held(world: World) -> HeldDelivery:
+    """``backbone router deliver-held``, as the router's account."""
+    deployment = world.deployment
+    async with await world.connect(deployment.router_user) as connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return await deliver_held(
+            channel, deployment.directory, deployment.names, router_account=deployment.router_user
+        )
 
 
 async def test_publishing_past_the_bounds_keeps_the_quarantine_and_events_queues_bounded(
