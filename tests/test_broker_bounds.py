@@ -231,6 +231,8 @@ async def test_a_full_inbox_refuses_further_copies_which_are_parked_and_the_send
         # B's fate is told: routed to B, or parked for it.
         while not any(e.document_id == about and B in e.recipients for e in told):
             told += await _events(world, names.events_operators_queue, count=1)
+    while not any(e.document_id == document_id(A, 14) and VIA_HUB in e.recipients for e in told):
+        told += await _events(world, names.events_operators_queue, count=1)  # the hub's fate
     refused = {e.document_id: e for e in told if e.type is EventType.DEAD_LETTERED}
     routed = {e.document_id: e.recipients for e in told if e.type is EventType.ROUTED}
     # The broker's bound on a quorum queue is reached once it holds the bound; the copy in

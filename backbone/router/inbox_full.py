@@ -4,9 +4,10 @@ Inboxes are bounded (``backbone provision``, policy ``<prefix>-inboxes``) with
 ``overflow: reject-publish``: once an agency has not fetched for so long that its inbox holds
 the bound, the broker refuses further copies for it and nacks the publish; every other queue
 the publish reached still took its copy. The router then parks the refused recipients' copy
-in the dead-letter queue, marked ``inbox_full`` with the recipients it is held for, and goes
-on: one agency's backlog never stalls or slows the others (docs/operations.md, "A lagging
-agency"). Its dead-letter notice handler tells the sender which recipients did not get it.
+in the dead-letter queue, marked ``inbox_full`` with the recipients it is held for, tells the
+sender which recipients did not get it, and goes on: one agency's backlog never stalls or
+slows the others (docs/operations.md, "A lagging agency"). ``backbone router deliver-held``
+delivers the parked copies once their inboxes take them again (``router.held_delivery``).
 """
 
 from __future__ import annotations

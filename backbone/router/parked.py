@@ -15,11 +15,10 @@ from backbone.envelope import EnvelopeHeader, read_frame
 from backbone.errors import BackboneError, Reason
 from backbone.observability import metrics
 from backbone.router.abc import Emit
-from backbone.router.inbox_full import held_for
 from backbone.router.parties import party_to_tell
 from backbone.router.retries import is_router_dead_letter, read_attempts
 from backbone.store.abc import Outcome, Store
-from backbone.wire import H_PUBLISHER, Event, EventType
+from backbone.wire import Event, EventType
 
 __all__ = ["ParkedNotices"]
 
@@ -63,23 +62,6 @@ class ParkedNotices:
         """A copy of a dead-lettered envelope: it kept failing the router, or (from an
         inbox) the recipient's adapter."""
         metrics.DEAD_LETTERED.inc()
-        held = held_for(message, router_account=self._router_account)
-        if held is not None:
-            # Parked by the router: those recipients' inboxes were at their bound. Routed to
-            # the others (its outcome stays ``routed``); the sender was authenticated.
-            await self._report(
-                message,
-                EventType.DEAD_LETTERED,
-                None,
-                Reason.INBOX_FULL,
-                f"not delivered to {', '.join(held)}: its inbox is full (its system has not "
-                "fetched for a long time); kept in the dead-letter queue until the operator "
-                "delivers it",
-                publisher=_publisher(message),
-                authenticated=True,
-                recipients=held,
-            )
-            return
         if is_router_dead_letter(message, router_account=self._router_account):
             # The router's own count reached the limit: the publisher is in its headers.
             attempts = read_attempts(message, router_account=self._router_account)
@@ -130,21 +112,16 @@ class ParkedNotices:
         *,
         publisher: str | None,
         authenticated: bool,
-        recipients: tuple[str, ...] | None = None,
     ) -> None:
-        """Record ``outcome`` (None: leave the recorded one) and tell who should know
-        (about ``recipients`` alone when given, else the header's)."""
+        """Record ``outcome`` (None: leave the recorded one) and tell who should know."""
         async with message.process(requeue=True):
             header = _header_or_none(message.body)
             if header is not None and outcome is not None:
                 await self._store.finish(header.envelope_id, outcome, reason=reason)
             party = party_to_tell(self._directory, header, publisher, authenticated=authenticated)
             if party is not None:
-                about = {} if recipients is None else {"recipients": recipients}
                 await self._emit(
-                    Event.about(
-                        event_type, header, party=party, reason=reason, message=text, **about
-                    )
+                    Event.about(event_type, header, party=party, reason=reason, message=text)
                 )
             log.warning(
                 f"router.{event_type.value}",
@@ -155,11 +132,6 @@ class ParkedNotices:
                 outcome=event_type.value,
                 queue=_dead_lettered_from(message),
             )
-
-
-def _publisher(message: AbstractIncomingMessage) -> str | None:
-    value = (message.headers or {}).get(H_PUBLISHER)
-    return value if isinstance(value, str) else None
 
 
 def _dead_lettered_from(message: AbstractIncomingMessage) -> str | None:

@@ -411,14 +411,27 @@ class Router:
     async def _park_held(
         self, body: bytes, header: EnvelopeHeader, held: tuple[str, ...], publisher: str | None
     ) -> None:
-        """Park the copy ``held``'s full inboxes refused, confirmed before the envelope is
-        acknowledged; the dead-letter notice handler tells the sender (``ParkedNotices``)."""
-        await self._exchanges[self.options.names.dead_letter_exchange].publish(
+        """Park the copy ``held``'s full inboxes refused, straight into the dead-letter
+        queue (not through its exchange: nothing needs the notice copy), confirmed before the
+        sender is told and the envelope acknowledged."""
+        assert self._publish_channel is not None
+        await self._publish_channel.default_exchange.publish(
             held_message(body, header, held, publisher=publisher, router_account=self._account),
-            routing_key=self.options.names.inbound_queue,
+            routing_key=self.options.names.dead_letter_parked,
             mandatory=True,
         )
         metrics.INBOX_FULL.inc(len(held))
+        await self._emit(
+            Event.about(
+                EventType.DEAD_LETTERED,
+                header,
+                reason=Reason.INBOX_FULL,
+                recipients=held,
+                message=f"not delivered to {', '.join(held)}: its inbox is full (its system "
+                "has not fetched for a long time); kept in the dead-letter queue until the "
+                "operator delivers it",
+            )
+        )
         log.warning(
             "router.inbox_full",
             envelope_id=header.envelope_id,
