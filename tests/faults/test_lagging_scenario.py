@@ -66,6 +66,7 @@ STEADY = 20.0  # documents a second from G22 to H41, before and during
 OTHERS_RATE = 10.0  # documents a second per other pair, before and during
 FILL_RATE = 400.0  # the rest of the week, offered as fast as the router takes it
 PHASE_SECONDS = 30.0  # before, and during
+AGE_CHECK_SECONDS = 30
 OPERATORS_BOUND = 500  # messages in the operators' events queue
 # Seconds: the noise of a shared 2-core machine (other sessions' load average 8-17 while it
 # ran: a quiet "before" of 114 ms against 347 ms "during" was seen with nothing changed but
@@ -131,7 +132,9 @@ async def test_one_agency_not_fetching_for_a_week_slows_no_other_and_loses_nothi
         tmp_path,
         settings={
             "http_port": port,
-            "inbox_age_check_seconds": 2,
+            # Half the default: the gauge's query reads every journey still waiting (here
+            # 10,000 of H41's), which every 2 s moved the others' latency on SQLite.
+            "inbox_age_check_seconds": AGE_CHECK_SECONDS,
             # The scaled-down week publishes faster than an account's default rate.
             "rate_limit": {"per_second": 10_000, "burst": 10_000},
         },
@@ -258,7 +261,7 @@ async def test_one_agency_not_fetching_for_a_week_slows_no_other_and_loses_nothi
     assert duplicates == 0
     assert set(received) == sent
     assert during_p99 <= 2 * before_p99 + P99_FLOOR, figures
-    assert stopped_for - 5 <= age, f"the gauge showed {age:.0f}s for H41's inbox"
+    assert stopped_for - AGE_CHECK_SECONDS - 5 <= age, f"the gauge showed {age:.0f}s for H41"
     assert operators <= OPERATORS_BOUND
 
 
