@@ -134,6 +134,7 @@ class Reason(StrEnum):
     UNROUTABLE = "unroutable"
     POISON = "poison"
     RATE_LIMITED = "rate_limited"
+    INBOX_FULL = "inbox_full"
     # The adapter's HTTP gateway (adapters.gateway): requests it refuses.
     GATEWAY_REQUEST_MALFORMED = "gateway_request_malformed"
     GATEWAY_SYSTEM_UNKNOWN = "gateway_system_unknown"

@@ -24,16 +24,26 @@ from backbone.broker.bounds import AccountLimits, BrokerBounds, QueueBound
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import definitions, plan_accounts, plan_policies
 from backbone.directory import DirectoryBuilder
-from backbone.envelope import read_frame
+from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import ConfigurationError, Reason
+from backbone.router.held_delivery import HeldDelivery, deliver_held
 from backbone.router.pipeline import Pipeline, Reject
 from backbone.router.quarantine import Quarantine
 from backbone.router.service import Router, RouterOptions
 from backbone.store import open_store
 from backbone.wire.events import Event, EventType, decode_events
-from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_ENVELOPE, H_PUBLISHER, H_REASON, Names
+from backbone.wire.names import (
+    H_BODY_KEPT,
+    H_BODY_SHA256,
+    H_ENVELOPE,
+    H_PUBLISHER,
+    H_REASON,
+    H_REPUBLISHED,
+    Names,
+)
 from backbone.wire.quarantine import RECORD_TYPE, QuarantineRecord
-from tests.support import document_id, make_pki
+from testkit.pki import DevPki
+from tests.support import document_edxml, document_id, make_pki
 from tests.support.provisioning import (
     HUB,
     VIA_HUB,
@@ -53,6 +63,7 @@ SMALL = BrokerBounds(
     quarantine=QueueBound(max_bytes=64 * KiB, max_messages=3, max_age_seconds=3600),
     events=QueueBound(max_bytes=64 * KiB, max_messages=5),
     operators_events=QueueBound(max_bytes=1 * MiB, max_messages=100, max_age_seconds=3600),
+    inboxes=QueueBound(max_bytes=1 * MiB, max_messages=2, overflow="reject-publish"),
 )
 
 
@@ -61,6 +72,7 @@ class World:
     amqp_url: str
     deployment: Provisioned
     body: bytes  # a genuine small envelope from A to B
+    pki: DevPki
 
     @property
     def agency(self) -> str:
@@ -104,7 +116,7 @@ async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
         body = sealed_document(pki, 1)
         await router.start()
         try:
-            yield World(amqp_url, deployment, body)
+            yield World(amqp_url, deployment, body, pki)
         finally:
             await router.stop()
 
@@ -188,6 +200,87 @@ async def test_the_quarantine_and_the_events_queues_carry_their_bounding_policie
         if queue != names.quarantine_queue:
             assert definition["delivery-limit"] == SMALL.events_delivery_limit, queue
             assert "dead-letter-exchange" not in definition, queue
+
+
+async def test_a_full_inbox_refuses_further_copies_which_are_parked_and_the_sender_told(
+    world: World,
+) -> None:
+    """Nobody fetches B's inbox (bound: 2 messages). Documents to B alone, then one to B and
+    the hub in one publish, each sent once the previous one is told: once the inbox is at
+    its bound the broker refuses B's copies, the router parks them (``inbox_full``), routes
+    the hub's, and tells the sender which recipient did not get them."""
+    names, pki = world.deployment.names, world.pki
+    inbox = names.inbox_queue(B)
+    name, definition = await _applied_policy(inbox)
+    assert name == f"{names.prefix}-inboxes"
+    assert (definition["max-length"], definition["overflow"]) == (2, "reject-publish")
+    both = seal(
+        document_edxml(A, [B, VIA_HUB], 14),
+        kind=Kind.DOCUMENT,
+        sender=A,
+        sender_key=pki.agency(A).key,
+        sender_cert=pki.agency(A).certificate,
+        recipients={code: pki.agency(code).certificate for code in (B, VIA_HUB)},
+        document_id=document_id(A, 14),
+        business_type=0,
+    )
+    told: list[Event] = []
+    for body in [*(sealed_document(pki, n) for n in (10, 11, 12, 13)), both]:
+        await world.publish_as_agency(body)
+        about = read_frame(body).header.document_id
+        # B's fate is told: routed to B, or parked for it.
+        while not any(e.document_id == about and B in e.recipients for e in told):
+            told += await _events(world, names.events_operators_queue, count=1)
+    while not any(e.document_id == document_id(A, 14) and VIA_HUB in e.recipients for e in told):
+        told += await _events(world, names.events_operators_queue, count=1)  # the hub's fate
+    refused = {e.document_id: e for e in told if e.type is EventType.DEAD_LETTERED}
+    routed = {e.document_id: e.recipients for e in told if e.type is EventType.ROUTED}
+    # The broker's bound on a quorum queue is reached once it holds the bound; the copy in
+    # flight then may still be taken: 2 or 3 kept, in order, the rest parked.
+    to_b = [document_id(A, n) for n in (10, 11, 12, 13, 14)]
+    queued = await _depth(world, inbox)
+    assert 2 <= queued <= 3
+    assert list(refused) == to_b[queued:]
+    assert all(
+        (e.party, e.reason, e.recipients) == (A, Reason.INBOX_FULL, (B,)) for e in refused.values()
+    )
+    assert routed[document_id(A, 14)] == (VIA_HUB,)
+    # Delivering the parked copies leaves them parked while B's inbox is still full ...
+    assert await _deliver_held(world) == HeldDelivery(delivered=0, still_full=len(refused), left=0)
+    kept = [read_frame(m.body).header.document_id for m in await _queued(world, inbox)]
+    assert kept == to_b[: len(kept)]
+    # ... and, once B took its inbox, puts them there, marked as repeats.
+    assert await _deliver_held(world) == HeldDelivery(delivered=len(refused), still_full=0, left=0)
+    delivered = await _take(world, inbox, count=len(refused))
+    assert [read_frame(m.body).header.document_id for m in delivered] == list(refused)
+    assert all((m.headers or {}).get(H_REPUBLISHED) for m in delivered)
+    # The hub got document 14: the first publish, then the repeat that found who refused
+    # (marked, so its adapter drops it).
+    hub = await _take(world, names.inbox_queue(HUB), count=2)
+    assert {read_frame(m.body).header.document_id for m in hub} == {document_id(A, 14)}
+    assert [bool((m.headers or {}).get(H_REPUBLISHED)) for m in hub] == [False, True]
+
+
+async def _depth(world: World, queue_name: str) -> int:
+    async with await aio_pika.connect(world.amqp_url) as guest:
+        channel = await guest.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def _queued(world: World, queue_name: str) -> list[AbstractIncomingMessage]:
+    """Every message in ``queue_name``, taken."""
+    return await _take(world, queue_name, count=await _depth(world, queue_name))
+
+
+async def _deliver_held(world: World) -> HeldDelivery:
+    """``backbone router deliver-held``, as the router's account."""
+    deployment = world.deployment
+    async with await world.connect(deployment.router_user) as connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return await deliver_held(
+            channel, deployment.directory, deployment.names, router_account=deployment.router_user
+        )
 
 
 async def test_publishing_past_the_bounds_keeps_the_quarantine_and_events_queues_bounded(
@@ -314,6 +407,11 @@ def test_bounds_load_from_yaml_and_refuse_unknown_keys_in_one_line(tmp_path: Pat
     bad.write_text("agency: {max_conections: 4, max_channels: 16}\n")
     with pytest.raises(ConfigurationError, match="max_conections"):
         BrokerBounds.load(bad)
+    dropping = tmp_path / "dropping.yaml"
+    dropping.write_text("inboxes: {max_bytes: 1024, max_messages: 10, overflow: drop-tail}\n")
+    with pytest.raises(ConfigurationError, match=r"inboxes\.overflow") as refused:
+        BrokerBounds.load(dropping)
+    assert "\n" not in str(refused.value)
 
 
 # -- helpers -----------------------------------------------------------------------------------

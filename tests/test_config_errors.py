@@ -37,6 +37,18 @@ def config(tmp_path: Path, text: str) -> Path:
             "config_value_invalid",
             "`max_envelope_bytes`",
         ),
+        (
+            ["router", "run"],
+            "inbox_age_check_seconds: 0\n",
+            "config_value_invalid",
+            "`inbox_age_check_seconds`",
+        ),
+        (
+            ["router", "deliver-held"],
+            "directroy: d.yaml\n",
+            "config_key_unknown",
+            "did you mean `directory`",
+        ),
         (["adapter", "run"], "amqp_url: amqp://x\n", "config_key_missing", "missing key `system`"),
         (
             ["adapter", "send", "{file}"],

@@ -310,7 +310,7 @@ def test_init_script_creates_pki_and_definitions_the_configs_resolve_with(tmp_pa
     assert users["hub-00.53.W00"]["limits"] == bounds.hub.definition()
     assert users["vdx-router"]["limits"] == bounds.router.definition()
     policies = {policy["name"] for policy in definitions["policies"]}
-    assert policies == {"vdx-quarantine", "vdx-events", "vdx-events-operators"}
+    assert policies == {"vdx-quarantine", "vdx-events", "vdx-events-operators", "vdx-inboxes"}
     for path in ADAPTER_CONFIGS:
         text = path.read_text().replace("/var/lib/vdx", str(tmp_path))
         config = AdapterConfig(**yaml.safe_load(text))

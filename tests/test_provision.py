@@ -186,4 +186,5 @@ async def test_provisioning_sets_the_events_policy_operators_tune(
         f"{names.prefix}-quarantine",
         f"{names.prefix}-events",
         f"{names.prefix}-events-operators",
+        f"{names.prefix}-inboxes",
     ]

@@ -22,6 +22,7 @@ from adapters.client import AdapterClient
 from adapters.gateway.state import GatewayState
 from adapters.supervision import supervise
 from backbone.edxml import EdxmlDocument
+from backbone.errors import Reason
 from backbone.wire import Event, EventType
 
 __all__ = ["STATUS_NAMES", "Inbound"]
@@ -162,7 +163,10 @@ class Inbound:
             self.state.apply_send_outcome,
             event.event_id,
             event.envelope_id,
-            list(event.recipients) if event.type == EventType.UNROUTABLE else [],
+            # Each event names the recipients it is about: all of them, or, for a document
+            # routed while one recipient's inbox was full, those that got it (``routed``)
+            # and those it is parked for (``dead_lettered``, inbox_full).
+            list(event.recipients),
             status,
             description,
         )
@@ -176,6 +180,8 @@ def _send_outcome(event: Event) -> tuple[str, str] | None:
             return "routed", "delivered to the recipient's inbox by the router"
         case EventType.DUPLICATE if event.original_outcome == "routed":
             return "routed", "delivered to the recipient's inbox by the router"
+        case EventType.DEAD_LETTERED if event.reason is Reason.INBOX_FULL:
+            return "waiting", f"{reason}{event.message or 'parked until the operator delivers it'}"
         case EventType.REJECTED | EventType.DEAD_LETTERED:
             return "fail", f"{reason}{event.message or 'refused by the router'}"
         case EventType.UNROUTABLE:

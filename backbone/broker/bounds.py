@@ -9,7 +9,7 @@ existing queues, while a queue's arguments can never change once it is declared.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,21 +37,24 @@ class AccountLimits(BaseModel):
 
 
 class QueueBound(BaseModel):
-    """A policy's bound on a queue: total body bytes, messages and, optionally, age. The
-    oldest messages are dropped first (``overflow: drop-head``): the queue never refuses a
-    publish, so the router never stalls on a queue nobody reads."""
+    """A policy's bound on a queue: total body bytes, messages and, optionally, age. By
+    default the oldest messages are dropped first (``overflow: drop-head``): the queue never
+    refuses a publish, so the router never stalls on a queue nobody reads. Inboxes refuse
+    instead (``reject-publish``): a document is never dropped, the router parks the refused
+    copy and tells its sender (``backbone.router.inbox_full``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_bytes: int = Field(ge=1)
     max_messages: int = Field(ge=1)
     max_age_seconds: int | None = Field(default=None, ge=1)
+    overflow: Literal["drop-head", "reject-publish"] = "drop-head"
 
     def definition(self) -> dict[str, int | str]:
         definition: dict[str, int | str] = {
             "max-length-bytes": self.max_bytes,
             "max-length": self.max_messages,
-            "overflow": "drop-head",
+            "overflow": self.overflow,
         }
         if self.max_age_seconds is not None:
             definition["message-ttl"] = self.max_age_seconds * 1000
@@ -80,6 +83,15 @@ class BrokerBounds(BaseModel):
     # Every event, for operators to look at; nothing consumes it.
     operators_events: QueueBound = QueueBound(
         max_bytes=64 * _MiB, max_messages=100_000, max_age_seconds=7 * _DAY
+    )
+    # One per connected system, consumed by its adapter. Sized for the busiest inbox not
+    # fetching for a week at the country's scale (docs/operations.md, "A lagging agency"):
+    # about 12,600 documents a week reach the busiest system today (540,000 deliveries a
+    # month over ~130 connection points, a tenth of them to one), a few hundred KiB each.
+    # Past it the broker refuses further copies and the router parks them (inbox_full);
+    # the queue never reaches the broker's disk alarm on its own.
+    inboxes: QueueBound = QueueBound(
+        max_bytes=4 * 1024 * _MiB, max_messages=100_000, overflow="reject-publish"
     )
     # Deliveries of one event before it is dropped (3.x has no default: it would loop).
     events_delivery_limit: int = Field(default=20, ge=1)

@@ -231,6 +231,14 @@ class ManagementClient:
         deleted += await self._delete_all([f"/api/exchanges/{v}/{_q(name)}" for name in exchanges])
         return deleted
 
+    async def nodes(self) -> list[dict[str, Any]]:
+        """Each node's resource alarms and use: ``name``, ``mem_alarm``, ``disk_free_alarm``
+        (true while the broker blocks publishers), ``mem_used``, ``mem_limit``,
+        ``disk_free``, ``disk_free_limit``."""
+        columns = "name,mem_alarm,disk_free_alarm,mem_used,mem_limit,disk_free,disk_free_limit"
+        rows: list[dict[str, Any]] = await self._call("GET", f"/api/nodes?columns={columns}")
+        return rows
+
     async def version(self) -> str:
         """The broker's RabbitMQ version (also a cheap reachability check)."""
         overview = await self._call("GET", "/api/overview")

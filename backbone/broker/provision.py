@@ -73,7 +73,10 @@ def plan_policies(names: Names, bounds: BrokerBounds | None = None) -> list[Poli
       and a delivery limit so a poison event cannot loop forever on 3.x. Nothing is
       dead-lettered: a dropped event would only move the growth to the parked queue;
     - the operators' events queue (which the events pattern matches too, at a lower
-      priority): the same, with an age bound, since nothing consumes it.
+      priority): the same, with an age bound, since nothing consumes it;
+    - every inbox: a bound that refuses copies past it (``reject-publish``, as the inboxes
+      also declare), so one agency that stops fetching cannot fill the broker's disk; the
+      router parks what is refused and tells the sender (``inbox_full``).
     """
     bounds = bounds or BrokerBounds()
     prefix = re.escape(names.prefix)
@@ -94,6 +97,11 @@ def plan_policies(names: Names, bounds: BrokerBounds | None = None) -> list[Poli
             pattern=f"^{re.escape(names.events_operators_queue)}$",
             definition=events_limit | bounds.operators_events.definition(),
             priority=1,
+        ),
+        PolicySpec(
+            name=f"{names.prefix}-inboxes",
+            pattern=f"^{prefix}\\.inbox\\.",
+            definition=bounds.inboxes.definition(),
         ),
     ]
 

@@ -1,7 +1,8 @@
 """Prometheus metrics of the router (``vdx_`` prefix, Prometheus naming).
 
 Labels stay low-cardinality: tiers, reasons, status codes, kinds. Never a document or
-envelope id, never an organ code.
+envelope id, never an organ code, except the inbox queue of ``vdx_inbox_oldest_waiting_seconds``:
+one per connected system, the label RabbitMQ's own queue metrics carry.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
     "ENVELOPES_RECEIVED",
     "ENVELOPES_REJECTED",
     "ENVELOPES_ROUTED",
+    "INBOX_FULL",
+    "INBOX_OLDEST_WAITING",
     "IN_FLIGHT",
     "OVERDUE_FLAGGED",
     "RATE_LIMITED",
@@ -71,6 +74,11 @@ RATE_LIMITED = Counter(
 DEAD_LETTERED = Counter(
     "vdx_dead_lettered_total", "Envelopes dead-lettered after the delivery limit"
 )
+INBOX_FULL = Counter(
+    "vdx_inbox_full_total",
+    "Copies for a recipient whose inbox was at its bound: parked in the dead-letter queue, "
+    "the sender told (inbox_full)",
+)
 VALIDATION_SECONDS = Histogram(
     "vdx_validation_seconds", "Time to check one envelope", buckets=_LATENCY_BUCKETS
 )
@@ -93,6 +101,14 @@ DOCUMENTS_OVERDUE = Gauge(
     "Documents past their due date and not finished, per recipient, by the recipient's tier "
     "(store-wide: every replica reports the same number)",
     ["tier"],
+)
+# One series per inbox (a connected system), named as RabbitMQ's own queue metrics name it,
+# so rules join the two: bounded by the connected systems (hundreds), not by agencies.
+INBOX_OLDEST_WAITING = Gauge(
+    "vdx_inbox_oldest_waiting_seconds",
+    "Age of the oldest document routed to a recipient behind this inbox that has not "
+    "arrived yet (no status 01 back; store-wide: every replica reports the same number)",
+    ["queue"],
 )
 OVERDUE_FLAGGED = Counter(
     "vdx_overdue_flagged_total",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 from pathlib import Path
 from typing import Annotated
 
+import aio_pika
 import structlog
 import typer
 
+from backbone.broker.failures import broker_failure
 from backbone.directory import load_directory
 from backbone.directory.certificates import certificate_problems
 from backbone.errors import (
@@ -20,7 +23,9 @@ from backbone.errors import (
 )
 from backbone.logs import configure_logging
 from backbone.replica.settings import Settings
+from backbone.router.held_delivery import HeldDelivery, deliver_held
 from backbone.router.pipeline import Pipeline
+from backbone.router.retries import broker_login
 from backbone.router.service import Router, RouterOptions, start
 from backbone.store import open_store
 from backbone.tracking import Tracking
@@ -63,7 +68,16 @@ async def build_router(settings: Settings) -> Router:
         max_envelope_bytes=settings.max_envelope_bytes,
         rate_limits=settings.rate_limit,
     )
-    tracking = Tracking.for_store(store, directory.tiers, settings.tracking_options())
+    tracking = Tracking.for_store(
+        store,
+        directory.tiers,
+        settings.tracking_options(),
+        inbox_of=lambda code: (
+            names.inbox_queue(directory.serving_system(code).system_id)
+            if code in directory
+            else None
+        ),
+    )
     return Router(
         RouterOptions(
             amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
@@ -110,3 +124,39 @@ def run(
     except BackboneError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error
+
+
+async def _deliver_held(settings: Settings) -> HeldDelivery:
+    if settings.directory is None:
+        raise ConfigurationError(
+            "no directory configured: set VDX_DIRECTORY or `directory:` in the file"
+        )
+    directory = load_directory(settings.directory)
+    url = settings.connection_url()
+    try:
+        connection = await aio_pika.connect(url)
+    except (*aio_pika.exceptions.CONNECTION_EXCEPTIONS, ssl.SSLError) as error:
+        raise broker_failure(error, "the router", url) from None
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return await deliver_held(
+            channel, directory, Names(settings.prefix), router_account=broker_login(url)
+        )
+
+
+@app.command("deliver-held")
+def deliver_held_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="The router's YAML settings file"),
+    ] = None,
+) -> None:
+    """Deliver the copies parked for full inboxes (inbox_full) whose inboxes take them again;
+    run once the recipient's inbox drained (docs/operations.md, VdxInboxFull)."""
+    configure_logging()
+    try:
+        report = asyncio.run(_deliver_held(Settings.load(config)))
+    except BackboneError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(str(report))

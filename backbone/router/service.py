@@ -42,6 +42,7 @@ from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
+from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell
 from backbone.router.pipeline import Duplicate, Pipeline, Reject, Route
@@ -272,7 +273,7 @@ class Router:
             header = decision.header
             metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
             if isinstance(decision, Route):
-                await self._route(decision, message.body)
+                await self._route(decision, message.body, attempts.publisher)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
             elif isinstance(decision, Reject):
                 await self._reject(decision, message, attempts.publisher)
@@ -330,7 +331,7 @@ class Router:
             return
         self._acks.ack(message)
 
-    async def _route(self, decision: Route, body: bytes) -> None:
+    async def _route(self, decision: Route, body: bytes, publisher: str | None) -> None:
         header = decision.header
         # The route is recorded before publishing (with the claim, ``Store.claim_route``), so
         # a recipient's status that comes straight back finds the document. A crash before
@@ -338,18 +339,19 @@ class Router:
         # (marked); recorded already, unless its earlier outcome was another one.
         if not decision.recorded:
             await self.store.record_routed(header, datetime.now(UTC))
-        await asyncio.gather(
+        refused = await asyncio.gather(
             *(
-                self._exchanges[exchange].publish(
-                    self._message(body, header, cc=keys[1:], republished=decision.resumed),
-                    routing_key=keys[0],
-                    mandatory=True,
-                )
+                self._publish_tier(exchange, keys, body, header, republished=decision.resumed)
                 for exchange, keys in decision.plan.items()
             )
         )
+        held = recipients_of_keys(header, tuple(key for keys in refused for key in keys))
+        if held:
+            await self._park_held(body, header, held, publisher)
         self._count_routed(header)
-        await self._emit(Event.about(EventType.ROUTED, header))
+        delivered = tuple(r for r in header.recipients if r not in held)
+        if delivered:
+            await self._emit(Event.about(EventType.ROUTED, header, recipients=delivered))
         if header.kind == Kind.STATUS:
             for event in status_events(header):
                 await self._emit(event)
@@ -361,6 +363,82 @@ class Router:
             recipients=len(header.recipients),
             resumed=decision.resumed,
             outcome="routed",
+        )
+
+    async def _publish_tier(
+        self,
+        exchange: str,
+        keys: tuple[str, ...],
+        body: bytes,
+        header: EnvelopeHeader,
+        *,
+        republished: bool,
+    ) -> tuple[str, ...]:
+        """Publish once to ``exchange`` for ``keys``; the keys whose inbox refused the copy
+        (at its bound: ``router.inbox_full``), none when every queue took it."""
+        publish = self._exchanges[exchange].publish
+        try:
+            await publish(
+                self._message(body, header, cc=keys[1:], republished=republished),
+                routing_key=keys[0],
+                mandatory=True,
+            )
+            return ()
+        except aio_pika.exceptions.DeliveryError as error:
+            if not is_refused_by_a_queue(error):
+                raise
+        if len(keys) == 1:
+            return keys
+
+        # Which of them refused: once more to each alone, marked as a repeat, since the
+        # inboxes that took the first copy drop this one (as after a crash).
+        async def refuses(key: str) -> bool:
+            try:
+                await publish(
+                    self._message(body, header, cc=(), republished=True),
+                    routing_key=key,
+                    mandatory=True,
+                )
+            except aio_pika.exceptions.DeliveryError as error:
+                if not is_refused_by_a_queue(error):
+                    raise
+                return True
+            return False
+
+        answers = await asyncio.gather(*(refuses(key) for key in keys))
+        return tuple(key for key, refused in zip(keys, answers, strict=True) if refused)
+
+    async def _park_held(
+        self, body: bytes, header: EnvelopeHeader, held: tuple[str, ...], publisher: str | None
+    ) -> None:
+        """Park the copy ``held``'s full inboxes refused, straight into the dead-letter
+        queue (not through its exchange: nothing needs the notice copy), confirmed before the
+        sender is told and the envelope acknowledged."""
+        assert self._publish_channel is not None
+        await self._publish_channel.default_exchange.publish(
+            held_message(body, header, held, publisher=publisher, router_account=self._account),
+            routing_key=self.options.names.dead_letter_parked,
+            mandatory=True,
+        )
+        metrics.INBOX_FULL.inc(len(held))
+        await self._emit(
+            Event.about(
+                EventType.DEAD_LETTERED,
+                header,
+                reason=Reason.INBOX_FULL,
+                recipients=held,
+                message=f"not delivered to {', '.join(held)}: its inbox is full (its system "
+                "has not fetched for a long time); kept in the dead-letter queue until the "
+                "operator delivers it",
+            )
+        )
+        log.warning(
+            "router.inbox_full",
+            envelope_id=header.envelope_id,
+            document_id=header.document_id,
+            sender=header.sender,
+            held_for=list(held),
+            outcome="parked",
         )
 
     def _tier_name(self, header: EnvelopeHeader | None) -> str:

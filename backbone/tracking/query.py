@@ -396,6 +396,19 @@ class Tracker:
             )
             return [self._journey(row._mapping) for row in rows]
 
+    async def oldest_waiting(self) -> dict[str, datetime]:
+        """Per recipient, when the oldest document routed to it that has not arrived (no
+        status back at all: state ``routed``) was routed; recipients with none are absent.
+        One range of the ``journeys_by_state`` index."""
+        oldest = func.min(journeys.c.routed_at)
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(journeys.c.recipient, oldest)
+                .where(journeys.c.state == "routed", journeys.c.routed_at.is_not(None))
+                .group_by(journeys.c.recipient)
+            )
+            return {str(recipient): at for recipient, at in rows}  # aware UTC (its column type)
+
     async def flag(self, journey: Journey, at: datetime) -> bool:
         """Flag ``journey`` overdue; ``False`` when it already was (by any replica)."""
         assert journey.due_date is not None

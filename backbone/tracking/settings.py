@@ -26,6 +26,12 @@ class TrackingSettings(FileSettings):
     overdue_check_seconds: float = Field(
         default=300.0, gt=0, description="Seconds between checks for overdue documents"
     )
+    inbox_age_check_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between updates of vdx_inbox_oldest_waiting_seconds (the age "
+        "of each inbox's oldest document not arrived yet, from the store)",
+    )
     tracking_time_zone: str = Field(
         default=DEFAULT_ZONE, description="Where a document's due date is a day (IANA name)"
     )
@@ -49,5 +55,6 @@ class TrackingSettings(FileSettings):
         return TrackingOptions(
             tokens=self.tracking_tokens,
             overdue_interval=self.overdue_check_seconds,
+            inbox_age_interval=self.inbox_age_check_seconds,
             zone=self.tracking_time_zone,
         )

@@ -4,6 +4,7 @@ process running a replica hands a :class:`Tracking` to the router as an extensio
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from backbone.tracking.auth import TokenBook
 from backbone.tracking.overdue import Announce, OverdueWatch
 from backbone.tracking.page import tracking_page
 from backbone.tracking.query import Tracker
+from backbone.tracking.waiting import InboxOf, WaitingWatch
 
 __all__ = ["Tracking", "TrackingOptions"]
 
@@ -28,33 +30,53 @@ DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 class TrackingOptions:
     tokens: Mapping[str, str] = field(default_factory=dict)  # token SHA-256 → holder
     overdue_interval: float = 300.0  # seconds between overdue checks
+    inbox_age_interval: float = 60.0  # seconds between inbox age checks
     zone: str = DEFAULT_ZONE  # where due dates are days
     clock: Clock = utc_now  # when "now" is (tests inject a fixed one)
 
 
 class Tracking:
-    def __init__(self, tracker: Tracker, options: TrackingOptions) -> None:
+    def __init__(
+        self, tracker: Tracker, options: TrackingOptions, *, inbox_of: InboxOf | None = None
+    ) -> None:
+        """``inbox_of``: the inbox queue serving a recipient, for the age-of-oldest gauge
+        per inbox (none without it)."""
         self.tracker = tracker
         self.options = options
         self.tokens = TokenBook(options.tokens)
+        self.inbox_of = inbox_of
 
     @classmethod
-    def for_store(cls, store: Store, tiers: TierModel, options: TrackingOptions) -> Tracking | None:
+    def for_store(
+        cls,
+        store: Store,
+        tiers: TierModel,
+        options: TrackingOptions,
+        *,
+        inbox_of: InboxOf | None = None,
+    ) -> Tracking | None:
         """Tracking over ``store``'s tables; ``None`` unless it is a SQL store."""
         if isinstance(store, BatchingStore):
             store = store.store
         if not isinstance(store, SqlStore):
             return None
-        return cls(Tracker(store.engine, tiers, zone=options.zone, clock=options.clock), options)
+        tracker = Tracker(store.engine, tiers, zone=options.zone, clock=options.clock)
+        return cls(tracker, options, inbox_of=inbox_of)
 
     def routers(self) -> list[APIRouter]:
         """The API and the page, for :func:`backbone.observability.http.make_app`."""
         return [tracking_api(self.tracker, self.tokens), tracking_page()]
 
     async def run(self, emit: Announce) -> None:
-        """The overdue watch, announcing through ``emit``, until cancelled (a router
-        :class:`~backbone.router.abc.Extension`)."""
-        await self.watch(emit).run()
+        """The overdue watch, announcing through ``emit``, and the inbox age gauge, until
+        cancelled (a router :class:`~backbone.router.abc.Extension`)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.watch(emit).run())
+            if self.inbox_of is not None:
+                waiting = WaitingWatch(
+                    self.tracker, self.inbox_of, interval=self.options.inbox_age_interval
+                )
+                group.create_task(waiting.run())
 
     def watch(self, announce: Announce) -> OverdueWatch:
         return OverdueWatch(self.tracker, announce, interval=self.options.overdue_interval)

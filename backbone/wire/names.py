@@ -19,6 +19,7 @@ __all__ = [
     "H_CC",
     "H_DOCUMENT",
     "H_ENVELOPE",
+    "H_HELD_FOR",
     "H_MESSAGE",
     "H_PUBLISHER",
     "H_REASON",
@@ -39,6 +40,8 @@ H_PUBLISHER = "vdx-publisher"
 H_BODY_SHA256 = "vdx-body-sha256"  # on quarantined envelopes: SHA-256 (hex) of the refused body
 H_BODY_BYTES = "vdx-body-bytes"  # on quarantined envelopes: its size
 H_BODY_KEPT = "vdx-body-kept"  # on quarantined envelopes: the body is the envelope, not a record
+# On a copy the router parked because recipients' inboxes were full: those recipients.
+H_HELD_FOR = "vdx-held-for"
 H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients drop duplicates
 # On an envelope the router published again after failing to process it (or dead-lettered
 # itself): its failed processing attempts so far. Trusted only from the router's own account.

@@ -44,7 +44,9 @@ def render_table(results: list[Result]) -> list[str]:
             str(r.delivered),
             str(r.duplicates),
             str(r.lost),
-            f"{'yes' if r.statuses_complete else 'NO'} ({r.statuses}/{r.delivered})",
+            "n/a"
+            if r.statuses is None
+            else f"{'yes' if r.statuses_complete else 'NO'} ({r.statuses}/{r.delivered})",
             f"{r.seconds:.0f}s",
             r.notes,
         )
