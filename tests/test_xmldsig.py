@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import re
+from collections.abc import Callable
+from copy import deepcopy
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
+from backbone.edxml import parse_xml
 from backbone.errors import (
     CertificateBindingError,
     CertificateRevokedError,
@@ -300,3 +305,183 @@ def test_a_declaration_in_another_encoding_is_replaced_by_the_utf8_one(pki: DevP
     assert latin != BUILT
     # The signed document is written in UTF-8, so it says so whatever the original said.
     assert _sign(pki, latin).startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<edXML')
+
+
+# -- the signature's shape is the profile's, closed list (issue 21: no signxml schema) --------
+
+EC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+def _signed_with(pki: DevPki, alter: Callable[[etree._Element], None]) -> bytes:
+    """BUILT signed by G22, then its signature altered by ``alter``: the shape is checked
+    before libxmlsec1 is called, so the refusal's message says it was the shape's."""
+    issued = pki.agency("000.00.00.G22")
+    root = parse_xml(sign_edxml(BUILT, issued.key, issued.certificate))
+    (signature,) = root.iter(f"{{{DS_NS}}}Signature")
+    alter(signature)
+    return bytes(etree.tostring(root))
+
+
+def _ds(element: etree._Element, path: str) -> etree._Element:
+    found = element.find(path.replace("ds:", f"{{{DS_NS}}}"))
+    assert found is not None
+    return found
+
+
+def _set(path: str, algorithm: str) -> Callable[[etree._Element], None]:
+    return lambda signature: _ds(signature, path).set("Algorithm", algorithm)
+
+
+def _add_transform(algorithm: str) -> Callable[[etree._Element], None]:
+    def add(signature: etree._Element) -> None:
+        transforms = _ds(signature, "ds:SignedInfo/ds:Reference/ds:Transforms")
+        etree.SubElement(transforms, f"{{{DS_NS}}}Transform", Algorithm=algorithm)
+
+    return add
+
+
+def _swap_transforms(signature: etree._Element) -> None:
+    transforms = _ds(signature, "ds:SignedInfo/ds:Reference/ds:Transforms")
+    transforms[:] = list(reversed(transforms))
+
+
+def _second_reference(signature: etree._Element) -> None:
+    _ds(signature, "ds:SignedInfo").append(deepcopy(_ds(signature, "ds:SignedInfo/ds:Reference")))
+
+
+def _drop_transforms(signature: etree._Element) -> None:
+    reference = _ds(signature, "ds:SignedInfo/ds:Reference")
+    reference.remove(_ds(reference, "ds:Transforms"))
+
+
+def _drop_enveloped(signature: etree._Element) -> None:
+    transforms = _ds(signature, "ds:SignedInfo/ds:Reference/ds:Transforms")
+    transforms.remove(transforms[0])
+
+
+def _inclusive_namespaces(signature: etree._Element) -> None:
+    method = _ds(signature, "ds:SignedInfo/ds:CanonicalizationMethod")
+    etree.SubElement(method, f"{{{EC_NS}}}InclusiveNamespaces", PrefixList="edXML")
+
+
+def _text(signature: etree._Element) -> None:
+    _ds(signature, "ds:SignedInfo").text = "Chuyển tiền"
+
+
+def _processing_instruction(signature: etree._Element) -> None:
+    _ds(signature, "ds:SignedInfo").insert(0, etree.ProcessingInstruction("subject", "x"))
+
+
+def _second_key_info(signature: etree._Element) -> None:
+    signature.append(deepcopy(_ds(signature, "ds:KeyInfo")))
+
+
+SHAPES = {
+    "xpath-transform": (
+        _add_transform("http://www.w3.org/TR/1999/REC-xpath-19991116"),
+        "Transforms must be",
+    ),
+    "transforms-swapped": (_swap_transforms, "first transform"),
+    "no-enveloped-transform": (_drop_enveloped, "first transform"),
+    "no-transforms": (_drop_transforms, "holds DigestMethod, DigestValue"),
+    "second-reference": (_second_reference, "Reference, Reference"),
+    "inclusive-namespaces": (_inclusive_namespaces, "parameters"),
+    "c14n-1.1": (
+        _set("ds:SignedInfo/ds:CanonicalizationMethod", "http://www.w3.org/2006/12/xml-c14n11"),
+        "canonicalisation",
+    ),
+    "rsa-sha1": (
+        _set("ds:SignedInfo/ds:SignatureMethod", "http://www.w3.org/2000/09/xmldsig#rsa-sha1"),
+        "signature method",
+    ),
+    "hmac-sha256": (
+        _set(
+            "ds:SignedInfo/ds:SignatureMethod",
+            "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256",
+        ),
+        "signature method",
+    ),
+    "sha512-digest": (
+        _set(
+            "ds:SignedInfo/ds:Reference/ds:DigestMethod",
+            "http://www.w3.org/2001/04/xmlenc#sha512",
+        ),
+        "digest method",
+    ),
+    "text": (_text, "text in SignedInfo"),
+    "processing-instruction": (_processing_instruction, "processing instruction"),
+    "second-key-info": (_second_key_info, "KeyInfo, KeyInfo"),
+    "reference-to-an-id": (
+        lambda signature: _ds(signature, "ds:SignedInfo/ds:Reference").set("URI", "#body"),
+        'Reference URI="" expected',
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_signature_of_another_shape_than_the_profile_s_is_refused_before_the_library(
+    pki: DevPki, shape: str
+) -> None:
+    alter, message = SHAPES[shape]
+    with pytest.raises(XmlSignatureError, match=re.escape(message)):
+        verify_edxml(_signed_with(pki, alter), pki.validator(), G22)
+
+
+def test_the_profile_s_own_shape_verifies_so_the_refusals_above_are_the_shape_s(
+    pki: DevPki,
+) -> None:
+    verify_edxml(_signed_with(pki, lambda signature: None), pki.validator(), G22)
+
+
+def test_a_signature_value_that_is_not_base64_is_refused(pki: DevPki) -> None:
+    signed = _sign(pki, BUILT)
+    start = signed.index(b"<ds:SignatureValue>") + len(b"<ds:SignatureValue>")
+    with pytest.raises(XmlSignatureError, match="SignatureValue is not base64"):
+        verify_edxml(signed[:start] + b"!" + signed[start + 1 :], pki.validator(), G22)
+
+
+@pytest.mark.parametrize("tamper", [False, True], ids=["verified", "refused"])
+def test_verifying_a_tree_leaves_it_as_it_was(pki: DevPki, tamper: bool) -> None:
+    signed = _sign(pki, BUILT)
+    if tamper:
+        signed = signed.replace("liên thông".encode(), "liên thong".encode())
+    root = parse_xml(signed)
+    before = etree.tostring(root)
+    try:
+        verify_edxml(root, pki.validator(), G22)
+    except XmlSignatureError:
+        assert tamper
+    assert etree.tostring(root) == before
+
+
+def test_the_text_after_the_signature_is_signed_where_the_signature_comes_first(
+    pki: DevPki,
+) -> None:
+    first = BUILT.replace(b"<edXML:edXMLHeader>", b"<edXML:edXMLHeader><Signature/>\n  ", 1)
+    signed = _sign(pki, first)
+    (signature,) = _signatures(signed)
+    parent = signature.getparent()
+    assert parent is not None
+    assert parent.index(signature) == 0
+    verify_edxml(signed, pki.validator(), G22)
+    # The enveloped-signature transform removes the element, not the line break after it.
+    moved = signed.replace(b"</ds:Signature>\n  ", b"</ds:Signature>\n   ", 1)
+    assert moved != signed
+    with pytest.raises(XmlSignatureError, match="changed after signing"):
+        verify_edxml(moved, pki.validator(), G22)
+
+
+# -- libxmlsec1 checks with the validated certificate's key, and no other (issue 21) ----------
+
+
+def test_a_signature_by_another_key_than_the_embedded_certificate_s_is_refused(
+    pki: DevPki,
+) -> None:
+    """H41 signs; the KeyInfo then shows G22's valid certificate. libxmlsec1 is given G22's
+    key (the validated certificate's), never one it might find in KeyInfo itself."""
+    root = parse_xml(_sign(pki, BUILT, signer="000.00.00.H41"))
+    (certificate,) = root.iter(f"{{{DS_NS}}}X509Certificate")
+    g22 = pki.agency("000.00.00.G22").certificate.public_bytes(Encoding.DER)
+    certificate.text = base64.b64encode(g22).decode("ascii")
+    with pytest.raises(XmlSignatureError, match="does not verify with its certificate's key"):
+        verify_edxml(root, pki.validator(), G22)

@@ -29,27 +29,26 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.exceptions import SignXMLException
-from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 
 from backbone.edxml.issues import line_of
 from backbone.edxml.parser import hardened_parser, parse_xml
 from backbone.errors import CertificateBindingError, EdxmlError, Reason, XmlSignatureError
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator, ValidatedCertificate
+from backbone.xmldsig import libxmlsec
+from backbone.xmldsig.profile import (
+    DS_NS,
+    check_canonicalisable,
+    new_signature,
+    read_signed_info,
+    signed_bytes,
+)
 
-__all__ = ["VerifiedXml", "sign_edxml", "verify_edxml"]
+__all__ = ["DS_NS", "EDXML_NS", "VerifiedXml", "sign_edxml", "verify_edxml"]
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
-DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 _E = f"{{{EDXML_NS}}}"
 _DS = f"{{{DS_NS}}}"
 _HEADER_PATH = f"{_E}edXMLEnvelope/{_E}edXMLHeader"
@@ -62,15 +61,6 @@ _UNSIGNED_ALLOWED = {
     f"{_DS}KeyInfo": frozenset({f"{_DS}X509Data"}),
     f"{_DS}X509Data": frozenset({f"{_DS}X509Certificate"}),
 }
-
-_EXPECTED = SignatureConfiguration(
-    require_x509=True,
-    location=f"./{_HEADER_PATH}/",
-    expect_references=1,
-    signature_methods=frozenset({SignatureMethod.RSA_SHA256}),
-    digest_algorithms=frozenset({DigestAlgorithm.SHA256}),
-)
-
 
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 # An XML declaration with its encoding (group 1, empty when not declared), then space.
@@ -92,14 +82,6 @@ class VerifiedXml:
     certificate: ValidatedCertificate
 
 
-class _HardenedSigner(XMLSigner):
-    """signxml re-parses what it signs; make it use our parser (large attachments, no DTDs)."""
-
-    @property
-    def parser(self) -> etree.XMLParser:
-        return hardened_parser()
-
-
 def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
     """Sign the whole document; the signature replaces any ``Signature`` in ``edXMLHeader``
     (vendor placeholders, or an earlier signature), at the same position, or else closes
@@ -115,18 +97,16 @@ def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> 
     tail = existing[0].tail if existing else None
     for element in existing:
         header.remove(element)
-    placeholder = etree.Element(f"{_DS}Signature", Id="placeholder", nsmap={"ds": DS_NS})
-    placeholder.tail = tail
-    header.insert(position, placeholder)
-    signer = _HardenedSigner(
-        method=SignatureConstructionMethod.enveloped,
-        signature_algorithm=SignatureMethod.RSA_SHA256,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
-    signed = signer.sign(root, key=key, cert=[cert])
-    body = bytes(etree.tostring(signed, encoding="UTF-8"))
-    if edxml.count(b"\r\n") == edxml.count(b"\n") > 0:
+    signature = new_signature(cert.public_bytes(Encoding.DER))
+    signature.tail = tail
+    header.insert(position, signature)
+    try:
+        libxmlsec.sign(signature, key)
+    except XmlSignatureError:
+        check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
+        raise
+    body = bytes(etree.tostring(root, encoding="UTF-8"))
+    if b"\r\n" in edxml and edxml.count(b"\r\n") == edxml.count(b"\n"):
         # Written with CRLF: the parser read every line break as LF (XML's end-of-line rule),
         # so writing them back as CRLF changes no character any reader sees, nor the digest.
         body = body.replace(b"\n", b"\r\n")
@@ -153,12 +133,13 @@ def verify_edxml(
     """Verify the signature, that its certificate is valid for ``claimed_sender`` (the edXML
     ``From/OrganId``), and that the signed document names that sender. ``edxml`` is the
     document, or its tree as :func:`~backbone.edxml.parse_xml` returned it (so that a caller
-    that validated it first parses it once; signxml works on copies).
+    that validated it first parses it once). The tree is used in place, not copied: the
+    signature is taken out while the document is canonicalised and put back after.
 
     Raises :class:`XmlSignatureError` (``xml_signature_invalid``) for a missing, misplaced or
     wrong signature, a :class:`CertificateError` subclass for the certificate, and
-    :class:`EdxmlError` for XML that cannot be parsed or carries unsigned content
-    (``edxml_unsigned_content``).
+    :class:`EdxmlError` for XML that cannot be parsed or canonicalised (``edxml_invalid``: a
+    relative namespace URI) or carries unsigned content (``edxml_unsigned_content``).
     """
     root = parse_xml(edxml) if isinstance(edxml, bytes) else edxml
     header = _header(root)
@@ -175,28 +156,34 @@ def verify_edxml(
     certificate = validator.validate(
         _embedded_certificate(signatures[0]), claimed=claimed_sender, usage="sign"
     )
-    try:
-        result = XMLVerifier().verify(
-            root,
-            parser=hardened_parser(),
-            x509_cert=certificate.certificate,
-            expect_config=_EXPECTED,
-        )
-    except (SignXMLException, etree.DocumentInvalid, ValueError) as exc:
-        raise XmlSignatureError(f"edXML signature does not verify: {exc}") from None
-    assert isinstance(result, VerifyResult)  # expect_references=1 yields a single result
-    reference = result.signature_xml.find(f"{_DS}SignedInfo/{_DS}Reference")
-    if result.signed_xml is None or reference is None or reference.get("URI") != "":
+    signed_info = read_signed_info(signatures[0])  # the profile's shape, before the library
+    if signed_info.reference_uri != "":
         raise XmlSignatureError(
             'edXML signature does not cover the whole document (Reference URI="" expected)'
         )
-    signed_from = result.signed_xml.findtext(_FROM_PATH)
+    try:
+        libxmlsec.verify(signatures[0], certificate.certificate)
+    except XmlSignatureError:
+        check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
+        raise
+    signed_data = signed_bytes(root, signatures[0], signed_info)
+    signed_xml = _signed_tree(signed_data)
+    signed_from = signed_xml.findtext(_FROM_PATH)
     if signed_from is None or signed_from.strip() != str(claimed_sender):
         raise CertificateBindingError(
             f"the signed edXML is from {signed_from!r}, not from the claimed sender "
             f"{claimed_sender}"
         )
-    return VerifiedXml(result.signed_xml, result.signed_data, claimed_sender, certificate)
+    return VerifiedXml(signed_xml, signed_data, claimed_sender, certificate)
+
+
+def _signed_tree(signed_data: bytes) -> etree._Element:
+    """The document rebuilt from the bytes the signature covers, so that nothing unsigned
+    (comments, the signature itself, another serialisation's quirks) is in what is read."""
+    try:
+        return etree.fromstring(signed_data, hardened_parser())
+    except etree.XMLSyntaxError as exc:  # canonical XML always parses; said if it ever did not
+        raise XmlSignatureError(f"edXML signature's signed content does not parse: {exc}") from None
 
 
 def _header(root: etree._Element) -> etree._Element:
