@@ -1,0 +1,87 @@
+"""``python -m tests.soak [--minutes N] [--rate R] [--interval S] [--out DIR]``
+
+A long run of mixed traffic through a real router and real drop-folder adapters
+(tests/soak/README.md). Writes ``report.md``, ``soak.png`` and ``samples.json`` to ``--out``
+(``tests/soak/`` by default) and exits 1 when a measure keeps growing after warm-up or
+anything was lost, delivered twice or not answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from backbone.logs import configure_logging
+from tests.conftest import REPO
+from tests.soak.report import failures, judge_all, plot, render
+from tests.soak.run import Settings, SoakRun, soak
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=30.0, help="minutes of traffic")
+    parser.add_argument("--rate", type=float, default=4.0, help="envelopes per second")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--out", type=Path, default=REPO / "tests" / "soak")
+    parser.add_argument("--keep", action="store_true", help="keep the run's folders and logs")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="soak-", dir=_work_dir()))
+    settings = Settings(
+        minutes=args.minutes,
+        rate=args.rate,
+        interval=args.interval,
+        amqp_url=os.environ.get("AMQP_URL", AMQP_URL),
+        root=root,
+    )
+    configure_logging(json=True, level="ERROR")  # G01's client here: refusals are expected
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    run = asyncio.run(soak(settings, _say))
+    measures = judge_all(run)
+    problems = failures(measures, run.counts)
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()})"
+    report = render(run, measures, when=when, machine=machine)
+    (args.out / "report.md").write_text(report)
+    plot(run, measures, args.out / "soak.png")
+    (args.out / "samples.json").write_text(json.dumps(_raw(run), indent=1) + "\n")
+    print(report)
+    if args.keep or problems:
+        print(f"[soak] logs and folders kept in {root}", flush=True)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return 1 if problems else 0
+
+
+def _say(text: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def _work_dir() -> Path:
+    work = REPO / "build" / "soak"
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def _raw(run: SoakRun) -> dict[str, object]:
+    return {
+        "settings": {k: str(v) for k, v in dataclasses.asdict(run.settings).items()},
+        "events": run.events,
+        "counts": dataclasses.asdict(run.counts),
+        "samples": [dataclasses.asdict(sample) for sample in run.samples],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
