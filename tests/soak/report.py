@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.soak.counts import Counts
 from tests.soak.growth import Tolerance, Verdict, judge
-from tests.soak.run import Counts, SoakRun
+from tests.soak.run import SoakRun
 from tests.soak.sampling import as_series
 
 __all__ = ["Measure", "judge_all", "plot", "render"]
