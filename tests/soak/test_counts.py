@@ -82,24 +82,27 @@ def test_a_refused_envelope_delivered_is_unexpected(
     assert counts.problems
 
 
+def unanswer(ledger: Ledger) -> None:
+    """Take back the router's answers to the resend and the refused envelope."""
+    ledger.events[EventType.DUPLICATE][RESENT] = 0
+    ledger.events[EventType.REJECTED][REFUSED] = 0
+
+
 def test_a_resend_or_refusal_nobody_answered_is_a_problem(
     world: tuple[Ledger, dict[str, Path], Path],
 ) -> None:
-    ledger, folders, sender = world
-    ledger.events[EventType.DUPLICATE][RESENT] = 0
-    ledger.events[EventType.REJECTED][REFUSED] = 0
-    problems = count(ledger, folders, sender).problems
+    unanswer(world[0])
+    problems = count(*world).problems
     assert problems == ["1 resends not answered", "1 refusals not told the sender"]
 
 
 def test_a_resend_routed_again_and_a_refusal_dead_lettered_are_answers(
     world: tuple[Ledger, dict[str, Path], Path],
 ) -> None:
-    ledger, folders, sender = world
-    ledger.events[EventType.DUPLICATE][RESENT] = 0
+    ledger = world[0]
+    unanswer(ledger)
     ledger.events[EventType.ROUTED][RESENT] = 2
-    ledger.events[EventType.REJECTED][REFUSED] = 0
     ledger.events[EventType.DEAD_LETTERED][REFUSED] = 1
-    counts = count(ledger, folders, sender)
+    counts = count(*world)
     assert (counts.resends_routed_again, counts.refusals_dead_lettered) == (1, 1)
     assert counts.problems == []
