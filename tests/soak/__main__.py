@@ -1,4 +1,5 @@
-"""``python -m tests.soak [--minutes N] [--rate R] [--interval S] [--out DIR]``
+"""``python -m tests.soak [--minutes N] [--rate R] [--interval S] [--out DIR] [--keep]``
+(``--replot``: only redraw ``soak.png`` from ``samples.json``)
 
 A long run of mixed traffic through a real router and real drop-folder adapters
 (tests/soak/README.md). Writes ``report.md``, ``soak.png`` and ``samples.json`` to ``--out``
@@ -23,8 +24,10 @@ from pathlib import Path
 
 from backbone.logs import configure_logging
 from tests.conftest import REPO
+from tests.soak.counts import Counts
 from tests.soak.report import failures, judge_all, plot, render
 from tests.soak.run import Settings, SoakRun, soak
+from tests.soak.sampling import Sample
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -36,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--out", type=Path, default=REPO / "tests" / "soak")
     parser.add_argument("--keep", action="store_true", help="keep the run's folders and logs")
+    parser.add_argument(
+        "--replot", action="store_true", help="only redraw soak.png from --out's samples.json"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        run = _load(args.out / "samples.json")
+        plot(run, judge_all(run), args.out / "soak.png")
+        return 0
     root = Path(tempfile.mkdtemp(prefix="soak-", dir=_work_dir()))
     settings = Settings(
         minutes=args.minutes,
@@ -78,9 +88,33 @@ def _raw(run: SoakRun) -> dict[str, object]:
     return {
         "settings": {k: str(v) for k, v in dataclasses.asdict(run.settings).items()},
         "events": run.events,
+        "seconds": run.seconds,
+        "drain_seconds": run.drain_seconds,
         "counts": dataclasses.asdict(run.counts),
         "samples": [dataclasses.asdict(sample) for sample in run.samples],
     }
+
+
+def _load(path: Path) -> SoakRun:
+    """A run as ``_raw`` wrote it (NaN for readings that failed, as Python writes it)."""
+    raw = json.loads(path.read_text())
+    given = raw["settings"]
+    settings = Settings(
+        minutes=float(given["minutes"]),
+        rate=float(given["rate"]),
+        interval=float(given["interval"]),
+        amqp_url=given["amqp_url"],
+        root=Path(given["root"]),
+    )
+    samples = [Sample(**sample) for sample in raw["samples"]]
+    return SoakRun(
+        settings,
+        samples,
+        Counts(**raw["counts"]),
+        [(at, what) for at, what in raw["events"]],
+        seconds=raw.get("seconds", settings.minutes * 60),
+        drain_seconds=raw.get("drain_seconds", 0.0),
+    )
 
 
 if __name__ == "__main__":

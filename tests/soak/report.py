@@ -179,6 +179,17 @@ def plot(run: SoakRun, measures: Sequence[Measure], path: Path) -> None:
         axis.axvspan(0, total * WARMUP, color="0.9", zorder=0)
         for at, _ in run.events:
             axis.axvline(at / 60, color="tab:red", linestyle=":", linewidth=1)
+    for at, what in run.events:  # named once, at the top of the first panel
+        axes[0].annotate(
+            what,
+            (at / 60, 1),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize="x-small",
+            color="tab:red",
+        )
         axis.grid(alpha=0.3)
     axes[0].set_title("soak: warm-up shaded, faults dotted (router kill, broker cut)")
     figure.tight_layout()

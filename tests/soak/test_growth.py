@@ -68,3 +68,16 @@ def test_samples_not_read_are_skipped() -> None:
 def test_too_few_samples_to_judge_are_refused() -> None:
     with pytest.raises(ValueError, match="too few"):
         judge([1.0, 2.0, 3.0], Tolerance(absolute=1))
+
+
+QUEUE = Tolerance(absolute=60)  # fifteen seconds of traffic at 4 envelopes per second
+
+
+def test_a_backlog_rising_by_a_message_a_second_is_growing() -> None:
+    values = [5 + (i % 3) + i * 10 for i in range(N)]
+    assert judge(values, QUEUE).growing
+
+
+def test_a_backlog_built_by_a_cut_in_the_middle_that_drains_is_flat() -> None:
+    values = [max(0, 900 - 60 * (i - 99)) if 99 <= i < 115 else 5 + i % 4 for i in range(N)]
+    assert not judge(values, QUEUE).growing
