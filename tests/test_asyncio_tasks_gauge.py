@@ -7,9 +7,9 @@ import asyncio
 import math
 
 import httpx
-from prometheus_client import REGISTRY
 
 from backbone.observability.http import HttpServer, make_app
+from backbone.observability.metrics import ASYNCIO_TASKS
 from tests.support import free_port
 
 
@@ -38,6 +38,5 @@ def tasks_in(exposition: str) -> float:
 
 
 def test_outside_any_event_loop_the_gauge_reads_not_a_number() -> None:
-    value = REGISTRY.get_sample_value("vdx_asyncio_tasks")
-    assert value is not None
-    assert math.isnan(value)
+    (sample,) = ASYNCIO_TASKS.collect()[0].samples
+    assert math.isnan(sample.value)
