@@ -1,5 +1,5 @@
 """``python -m tests.soak [--minutes N] [--rate R] [--interval S] [--out DIR] [--keep]``
-(``--replot``: only redraw ``soak.png`` from ``samples.json``)
+(``--rejudge``: no run, judge ``samples.json`` again and rewrite the report and plot)
 
 A long run of mixed traffic through a real router and real drop-folder adapters
 (tests/soak/README.md). Writes ``report.md``, ``soak.png`` and ``samples.json`` to ``--out``
@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from backbone.logs import configure_logging
 from tests.conftest import REPO
@@ -40,13 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "tests" / "soak")
     parser.add_argument("--keep", action="store_true", help="keep the run's folders and logs")
     parser.add_argument(
-        "--replot", action="store_true", help="only redraw soak.png from --out's samples.json"
+        "--rejudge",
+        action="store_true",
+        help="no run: judge --out's samples.json again, rewrite report.md and soak.png",
     )
     args = parser.parse_args(argv)
-    if args.replot:
-        run = _load(args.out / "samples.json")
-        plot(run, judge_all(run), args.out / "soak.png")
-        return 0
+    if args.rejudge:
+        raw = json.loads((args.out / "samples.json").read_text())
+        return _write(_load(raw), args.out, when=raw["when"], machine=raw["machine"], rejudged=True)
     root = Path(tempfile.mkdtemp(prefix="soak-", dir=_work_dir()))
     settings = Settings(
         minutes=args.minutes,
@@ -58,20 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(json=True, level="ERROR")  # G01's client here: refusals are expected
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     run = asyncio.run(soak(settings, _say))
-    measures = judge_all(run)
-    problems = failures(measures, run.counts)
-    args.out.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()})"
-    report = render(run, measures, when=when, machine=machine)
-    (args.out / "report.md").write_text(report)
-    plot(run, measures, args.out / "soak.png")
-    (args.out / "samples.json").write_text(json.dumps(_raw(run), indent=1) + "\n")
-    print(report)
-    if args.keep or problems:
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw = {"when": when, "machine": machine, **_raw(run)}
+    (args.out / "samples.json").write_text(json.dumps(raw, indent=1) + "\n")
+    status = _write(run, args.out, when=when, machine=machine)
+    if args.keep or status:
         print(f"[soak] logs and folders kept in {root}", flush=True)
     else:
         shutil.rmtree(root, ignore_errors=True)
-    return 1 if problems else 0
+    return status
+
+
+def _write(run: SoakRun, out: Path, *, when: str, machine: str, rejudged: bool = False) -> int:
+    """Judge, write report.md and soak.png, print the report: the exit status."""
+    measures = judge_all(run)
+    report = render(run, measures, when=when, machine=machine, rejudged=rejudged)
+    (out / "report.md").write_text(report)
+    plot(run, measures, out / "soak.png")
+    print(report)
+    return 1 if failures(measures, run.counts) else 0
 
 
 def _say(text: str) -> None:
@@ -95,9 +103,8 @@ def _raw(run: SoakRun) -> dict[str, object]:
     }
 
 
-def _load(path: Path) -> SoakRun:
+def _load(raw: dict[str, Any]) -> SoakRun:
     """A run as ``_raw`` wrote it (NaN for readings that failed, as Python writes it)."""
-    raw = json.loads(path.read_text())
     given = raw["settings"]
     settings = Settings(
         minutes=float(given["minutes"]),
@@ -112,8 +119,8 @@ def _load(path: Path) -> SoakRun:
         samples,
         Counts(**raw["counts"]),
         [(at, what) for at, what in raw["events"]],
-        seconds=raw.get("seconds", settings.minutes * 60),
-        drain_seconds=raw.get("drain_seconds", 0.0),
+        seconds=raw["seconds"],
+        drain_seconds=raw["drain_seconds"],
     )
 
 
