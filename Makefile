@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: install broker postgres test clock-check faults lint demo observe sandbox clean bench-install \
-	bench bench-quick fuzz-install fuzz
+	bench bench-quick fuzz-install fuzz soak
 
 install: $(STAMP)
 
@@ -69,6 +69,14 @@ bench: bench-install broker
 
 bench-quick: bench-install broker
 	$(BIN)/python -m bench --quick
+
+# The soak (tests/soak/README.md): SOAK_MINUTES of steady mixed traffic through a real router
+# and drop-folder adapters, one router kill and one broker cut; writes tests/soak/report.md and
+# soak.png, fails if a measure keeps growing or anything is lost. Not part of CI.
+SOAK_MINUTES ?= 30
+
+soak: bench-install broker
+	$(BIN)/python -m tests.soak --minutes $(SOAK_MINUTES)
 
 # Coverage-guided fuzzing (tests/fuzz/README.md): each reader of untrusted bytes for
 # FUZZ_SECONDS, writes tests/fuzz/report.md, fails on any finding. Not part of CI.

@@ -7,6 +7,7 @@ one per connected system, the label RabbitMQ's own queue metrics carry.
 
 from __future__ import annotations
 
+import asyncio
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import Counter, Gauge, Histogram, Info
@@ -19,6 +20,7 @@ __all__ = [
     "ADAPTER_SEND_FAILURES",
     "ADAPTER_SEND_SECONDS",
     "ADAPTER_SENT",
+    "ASYNCIO_TASKS",
     "BUILD_INFO",
     "CERTIFICATE_NOT_AFTER",
     "DEAD_LETTERED",
@@ -93,6 +95,20 @@ END_TO_END_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge("vdx_in_flight_messages", "Envelopes being processed by this router")
+
+
+def _tasks_alive() -> float:
+    """Tasks of the running loop: /metrics is served inside the process's own loop."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # collected outside any loop (a test's generate_latest())
+        return float("nan")
+
+
+# Counted at each scrape only, so it costs nothing between scrapes; a leak of tasks shows as
+# a count that keeps rising under steady load (make soak watches it).
+ASYNCIO_TASKS = Gauge("vdx_asyncio_tasks", "Asyncio tasks alive in this process's event loop")
+ASYNCIO_TASKS.set_function(_tasks_alive)
 
 # -- tracking (backbone.tracking) ---------------------------------------------------------
 

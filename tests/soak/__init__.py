@@ -1,0 +1,1 @@
+"""``make soak``: a long run of mixed traffic through real processes (tests/soak/README.md)."""
