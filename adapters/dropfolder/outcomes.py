@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from adapters.dropfolder.files import atomic_write_json, replace_durably, unique
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.outgoing import OutboxSender
+from adapters.dropfolder.receipts import RECEIPT_SUFFIX, read_json
 from adapters.dropfolder.records import error_record, router_event_record
 from adapters.supervision import supervise
 
@@ -45,7 +44,6 @@ __all__ = ["SentOutcomes"]
 
 log = structlog.get_logger("adapters.dropfolder")
 
-RECEIPT_SUFFIX = ".receipt.json"
 ERROR_SUFFIX = ".error.json"
 
 
@@ -78,7 +76,7 @@ class SentOutcomes:
         self.options = options
         self.stopping = stopping
         self._outgoing = outgoing
-        self._receipts = _ReceiptIndex()
+        self._receipts = outgoing.receipts  # the sender notes each receipt it writes
 
     async def receive_supervised(self) -> None:
         """Keep recording through failures: what was not recorded was not acknowledged,
@@ -135,22 +133,17 @@ class SentOutcomes:
     def _find(self, folder: AgencyFolder, event: Event) -> _Found | None:
         """The receipt ``event`` is about: by envelope id, or (overdue) the latest sent one
         of its DocumentId."""
-        matches: list[_Found] = []
-        for directory in (folder.sent, folder.failed):
-            for receipt, ids in self._receipts.current(directory).items():
-                wanted = (
-                    ids.envelope_id == event.envelope_id
-                    if event.envelope_id is not None
-                    else event.document_id is not None and ids.document_id == event.document_id
-                )
-                record = _read_json(receipt) if wanted else None
-                if record is None or (
-                    event.envelope_id is not None and record.get("envelope_id") != event.envelope_id
-                ):
-                    continue
-                if event.envelope_id is not None:
-                    return _Found(receipt, record)
-                matches.append(_Found(receipt, record))
+        directories = (folder.sent, folder.failed)
+        if event.envelope_id is not None:
+            found = self._receipts.by_envelope(directories, event.envelope_id)
+            return None if found is None else _Found(*found)
+        if event.document_id is None:
+            return None
+        matches = [
+            _Found(receipt, record)
+            for receipt in self._receipts.by_document(directories, event.document_id)
+            if (record := read_json(receipt)) is not None
+        ]
         return max(matches, key=lambda f: str(f.record.get("sent_at", "")), default=None)
 
     # ------------------------------------------------------------------------- writing
@@ -235,57 +228,3 @@ def _with_event(receipt: dict[str, Any], event: Event) -> dict[str, Any]:
         return receipt
     history.append(router_event_record(event))
     return {**receipt, "router_events": history, "router_outcome": event.type.value}
-
-
-@dataclass(frozen=True, slots=True)
-class _Ids:
-    envelope_id: str | None
-    document_id: str | None
-
-
-class _ReceiptIndex:
-    """The ids in each receipt, read once per file: an event is looked up among thousands
-    of receipts by listing the directory, not by reading every one again."""
-
-    def __init__(self) -> None:
-        # By path, inode, size and mtime: every write is an atomic replace (a new inode), and
-        # a file deleted and created again under its name (the inode reused) is newer.
-        self._known: dict[tuple[Path, int, int, int], _Ids] = {}
-
-    def current(self, directory: Path) -> dict[Path, _Ids]:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except FileNotFoundError:
-            return {}
-        found: dict[Path, _Ids] = {}
-        seen: set[tuple[Path, int, int, int]] = set()
-        for entry in entries:
-            if not entry.name.endswith(RECEIPT_SUFFIX):
-                continue
-            try:
-                stat = entry.stat()
-            except FileNotFoundError:
-                continue
-            key = (Path(entry.path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            ids = self._known.get(key)
-            if ids is None:
-                record = _read_json(key[0]) or {}
-                ids = _Ids(_text(record.get("envelope_id")), _text(record.get("document_id")))
-                self._known[key] = ids
-            found[key[0]] = ids
-            seen.add(key)
-        for gone in [k for k in self._known if k[0].parent == directory and k not in seen]:
-            del self._known[gone]  # moved, replaced or deleted
-        return found
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None

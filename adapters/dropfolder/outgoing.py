@@ -35,6 +35,7 @@ from adapters.dropfolder.files import (
 )
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
+from adapters.dropfolder.receipts import RECEIPT_SUFFIX, ReceiptIndex
 from adapters.dropfolder.records import error_from_exception, error_record, receipt_record
 from adapters.dropfolder.settling import Settling, name_kind
 from adapters.sealing_thread import SealingThread
@@ -86,6 +87,7 @@ class OutboxSender:
             for folder in folders.values()
         }
         self.in_flight: dict[Path, asyncio.Task[None]] = {}
+        self.receipts = ReceiptIndex()
 
     async def resume(self) -> None:
         """Launch what a previous run left in ``.work/outgoing`` (the caller drains)."""
@@ -323,11 +325,10 @@ class OutboxSender:
     def _complete(self, folder: AgencyFolder, work: Path, envelope: Path, receipt: Receipt) -> None:
         target = unique_destination(folder.sent, work.name, tag=receipt.envelope_id[:8])
         # Receipt first: when the document shows up in sent/, its receipt is already there.
-        atomic_write_json(
-            target.with_name(target.name + ".receipt.json"),
-            receipt_record(receipt, file=target.name),
-            scratch=folder.scratch,
-        )
+        record = receipt_record(receipt, file=target.name)
+        receipt_file = target.with_name(target.name + RECEIPT_SUFFIX)
+        atomic_write_json(receipt_file, record, scratch=folder.scratch)
+        self.receipts.note(receipt_file, record)
         replace_durably(work, target)
         envelope.unlink(missing_ok=True)
 
