@@ -355,6 +355,7 @@ class Router:
         if header.kind == Kind.STATUS:
             for event in status_events(header):
                 await self._emit(event)
+        await self._tell_of_change(decision)
         log.info(
             "router.routed",
             envelope_id=header.envelope_id,
@@ -364,6 +365,33 @@ class Router:
             resumed=decision.resumed,
             outcome="routed",
         )
+
+    async def _tell_of_change(self, decision: Route) -> None:
+        """Tell the sender the new address of each code forwarded, and that its own code has
+        closed: it should change its address book (or its own code) before the window ends."""
+        header = decision.header
+        for forward in decision.forwards:
+            new = str(forward.agency.organ_code)
+            message = (
+                f"{forward.code} is now {new} ({' → '.join((*forward.via, new))}): "
+                f"forwarded to {new}; address {new} from now on"
+            )
+            await self._emit(
+                Event.about(EventType.FORWARDED, header, recipients=(new,), message=message)
+            )
+            log.info(
+                "router.forwarded",
+                envelope_id=header.envelope_id,
+                sender=header.sender,
+                code=forward.code,
+                forwarded_to=new,
+            )
+        if decision.warning is not None:
+            await self._emit(
+                Event.about(
+                    EventType.WARNED, header, reason=Reason.SENDER_CLOSED, message=decision.warning
+                )
+            )
 
     async def _publish_tier(
         self,
