@@ -345,11 +345,24 @@ class Router:
                 for exchange, keys in decision.plan.items()
             )
         )
-        held = recipients_of_keys(header, tuple(key for keys in refused for key in keys))
-        if held:
-            await self._park_held(body, header, held, publisher)
+        refused_keys = tuple(key for keys in refused for key in keys)
+        held = recipients_of_keys(header, refused_keys)
+        # A forwarded code's copy went to its heir's inbox: parked for the heir, whose key
+        # the operator's later delivery publishes to, not lost for want of a header code.
+        forwarded_to = {f.code: str(f.agency.organ_code) for f in decision.forwards}
+        held_heirs = tuple(
+            dict.fromkeys(
+                heir
+                for heir in forwarded_to.values()
+                if OrganCode.parse(heir).routing_key in refused_keys and heir not in held
+            )
+        )
+        if held or held_heirs:
+            await self._park_held(body, header, held + held_heirs, publisher)
         self._count_routed(header)
-        delivered = tuple(r for r in header.recipients if r not in held)
+        delivered = tuple(
+            r for r in header.recipients if r not in held and forwarded_to.get(r) not in held_heirs
+        )
         if delivered:
             await self._emit(Event.about(EventType.ROUTED, header, recipients=delivered))
         if header.kind == Kind.STATUS:
