@@ -29,6 +29,7 @@ REFORM = "2025-07-01"  # starts at 2025-06-30 17:00 UTC (Asia/Ho_Chi_Minh)
 WITHIN = datetime(2025, 7, 2, tzinfo=UTC)
 PAST = datetime(2026, 7, 1, tzinfo=UTC)  # 180 days after the reform have gone by
 CHANGES: dict[str, dict[str, Any]] = {
+    H41: {"paired_code": "H41"},  # its Decision 20/2020 code
     # The commune merged into its province; the bureau split between two agencies.
     H41_COMMUNE: {
         "status": "closed",
@@ -177,3 +178,15 @@ async def test_a_closed_sender_is_warned_within_the_window_and_refused_after(
         f"sender {H41_COMMUNE} closed on {REFORM}; its transition window of 180 days has "
         f"ended: it may no longer send; its successors: {H41}"
     )
+
+
+async def test_a_document_to_a_paired_code_reaches_its_agency(
+    deployment: tuple[Exchange, Clock],
+) -> None:
+    exchange, _ = deployment
+    body = exchange.seal_document(G22, ["H41"], 6)
+    await exchange.submit(body, as_account=exchange.account_of(G22))
+
+    assert [m.body for m in await exchange.drain(exchange.inbox_of(H41), expect=1)] == [body]
+    events = await exchange.events(G22, expect=1)
+    assert [(e.type, e.recipients) for e in events] == [(EventType.ROUTED, ("H41",))]
