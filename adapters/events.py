@@ -159,7 +159,13 @@ def _record(event: Event) -> None:
 
 # What the sender must look at: its document did not (yet) reach every recipient.
 _TROUBLE = frozenset(
-    {EventType.REJECTED, EventType.UNROUTABLE, EventType.DEAD_LETTERED, EventType.OVERDUE}
+    {
+        EventType.REJECTED,
+        EventType.UNROUTABLE,
+        EventType.DEAD_LETTERED,
+        EventType.OVERDUE,
+        EventType.WARNED,
+    }
 )
 
 

@@ -126,6 +126,8 @@ class Reason(StrEnum):
     SENDER_INACTIVE = "sender_inactive"
     PUBLISHER_MISMATCH = "publisher_mismatch"
     RECIPIENT_UNKNOWN = "recipient_unknown"
+    RECIPIENT_CLOSED = "recipient_closed"
+    SENDER_CLOSED = "sender_closed"
     POLICY_DENIED = "policy_denied"
     DUPLICATE_CONFLICT = "duplicate_conflict"
     STATUS_UNKNOWN_DOCUMENT = "status_unknown_document"

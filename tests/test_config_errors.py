@@ -44,6 +44,12 @@ def config(tmp_path: Path, text: str) -> Path:
             "`inbox_age_check_seconds`",
         ),
         (
+            ["router", "run"],
+            "transition_window_days: -1\n",
+            "config_value_invalid",
+            "`transition_window_days`",
+        ),
+        (
             ["router", "deliver-held"],
             "directroy: d.yaml\n",
             "config_key_unknown",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import ssl
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -67,6 +68,7 @@ async def build_router(settings: Settings) -> Router:
         policy=settings.routing_policy,
         max_envelope_bytes=settings.max_envelope_bytes,
         rate_limits=settings.rate_limit,
+        transition_window=timedelta(days=settings.transition_window_days),
     )
     tracking = Tracking.for_store(
         store,

@@ -5,14 +5,16 @@
 2. framing and header schema (``read_frame``; bounded by the recipients the header names,
    first problem wins; a header larger than one recipient's can be, in a worker thread)
                                                              → ``envelope_malformed``
-3. sender listed and active in the directory                 → ``sender_unknown`` / ``_inactive``
+3. sender listed and active in the directory, or closed within the transition window (warned)
+                                       → ``sender_unknown`` / ``_inactive`` / ``sender_closed``
 4. the broker ``user_id`` is the sender's account, or its hub's → ``publisher_mismatch``
 5. sender certificate, signature, payload (``verify_frame``) → the certificate/envelope reasons
 5b. the DocumentId bound to its parties (``check_binding``): its shape, its organ the sender
    of a document or take-back, the sole addressee of any other status
                                        → ``document_id_malformed`` / ``document_id_not_sender``
                                          / ``status_misaddressed``
-6. recipients listed and active                              → ``recipient_unknown``
+6. recipients listed and active, or a closed code's one full heir within the transition
+   window (forwarded; ``transition``)          → ``recipient_unknown`` / ``recipient_closed``
 7. routing policy for every recipient                        → ``policy_denied``
 8. flows: a status answers a document that was routed, a revocation, update or replacement
    follows the original                → ``status_unknown_document`` / ``status_implausible``
@@ -30,9 +32,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Final
 
+from backbone.clock import Clock, utc_now
 from backbone.directory import Agency, Directory
 from backbone.envelope import (
     DEFAULT_MAX_ENVELOPE_SIZE,
@@ -49,6 +53,13 @@ from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailabl
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
 from backbone.router.ratelimit import AccountRateLimits, RateLimit
+from backbone.router.transition import (
+    DEFAULT_TRANSITION_WINDOW_DAYS,
+    Deliver,
+    Forward,
+    address,
+    sender_verdict,
+)
 from backbone.store.abc import ClaimState, Delivery, Outcome, Store
 from backbone.wire.names import Names
 
@@ -81,6 +92,8 @@ class Route:
     plan: Mapping[str, tuple[str, ...]]
     resumed: bool  # a redelivery of an envelope claimed but never finished
     recorded: bool = False  # the store holds the route already (``Store.claim_route``)
+    forwards: tuple[Forward, ...] = ()  # closed or former codes sent on to their heirs
+    warning: str | None = None  # the sender's code has closed: accepted within the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +130,15 @@ class Pipeline:
         policy: RoutingPolicy = _DEFAULT_POLICY,
         max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_SIZE,
         rate_limits: AccountRateLimits | RateLimit | None = None,
+        transition_window: timedelta = timedelta(days=DEFAULT_TRANSITION_WINDOW_DAYS),
+        clock: Clock = utc_now,
     ) -> None:
         """``rate_limits``: per publishing account (a :class:`RateLimit` gets buckets of its
-        own); None admits every account at any rate."""
+        own); None admits every account at any rate. ``transition_window``: how long after
+        a code closes its documents are forwarded and its sender warned, not refused;
+        ``clock`` says when the directory's dates are read (docs/directory.md)."""
+        self._window = transition_window
+        self._clock = clock
         policy.check(directory.tiers)
         self._directory = directory
         self._tiers = directory.tiers
@@ -161,13 +180,13 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, None)
         try:
-            sender = self._sender(frame.header, user_id)
+            sender, warning = self._sender(frame.header, user_id)
             envelope = verify_frame(frame, self._validator)
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header)
         try:
             check_binding(frame.header)  # authenticated now: its sender is the one to tell
-            return await self._decide(frame.header, sender, envelope, redelivered)
+            return await self._decide(frame.header, sender, warning, envelope, redelivered)
         except StoreUnavailableError:
             raise  # says nothing about the envelope: requeue it, do not quarantine it
         except BackboneError as error:
@@ -195,10 +214,11 @@ class Pipeline:
         self,
         header: EnvelopeHeader,
         sender: Agency,
+        warning: str | None,
         envelope: VerifiedEnvelope,
         redelivered: bool,
     ) -> Decision:
-        recipients = self._recipients(header)
+        recipients, forwards = self._recipients(header)
         self._check_policy(sender, recipients)
         if header.status_code is not None:
             await self._check_status(header)
@@ -227,19 +247,20 @@ class Pipeline:
             self._plan(recipients),
             resumed=claim.state is not ClaimState.NEW,
             recorded=claim.state.routes,
+            forwards=forwards,
+            warning=warning,
         )
 
-    def _sender(self, header: EnvelopeHeader, user_id: str | None) -> Agency:
+    def _sender(self, header: EnvelopeHeader, user_id: str | None) -> tuple[Agency, str | None]:
+        """The sender and the warning to give it (its code closed within the window)."""
         agency = self._directory.get(header.sender)
         if agency is None:
             raise RoutingError(
                 f"sender {header.sender} is not in the directory", reason=Reason.SENDER_UNKNOWN
             )
-        if not agency.active:
-            raise RoutingError(
-                f"sender {header.sender} is inactive in the directory",
-                reason=Reason.SENDER_INACTIVE,
-            )
+        verdict = sender_verdict(self._directory, agency, self._clock(), self._window)
+        if verdict.refusal is not None:
+            raise RoutingError(verdict.refusal.message, reason=verdict.refusal.reason)
         expected = self._directory.serving_system(header.sender).broker_account
         if user_id is None or user_id != expected:
             published = "without a user_id" if user_id is None else f"by account {user_id!r}"
@@ -248,28 +269,32 @@ class Pipeline:
                 f"account {expected!r} may publish for {header.sender}",
                 reason=Reason.PUBLISHER_MISMATCH,
             )
-        return agency
+        return agency, verdict.warning
 
-    def _recipients(self, header: EnvelopeHeader) -> tuple[Agency, ...]:
+    def _recipients(self, header: EnvelopeHeader) -> tuple[tuple[Agency, ...], tuple[Forward, ...]]:
+        """The agencies to deliver to, and which of them stand in for another code."""
+        at = self._clock()
         found: list[Agency] = []
-        unknown: list[str] = []
-        inactive: list[str] = []
+        forwards: list[Forward] = []
+        unknown: dict[str, list[str]] = {}  # what is wrong → the codes it is wrong with
+        closed: list[str] = []
         for code in header.recipients:
-            agency = self._directory.get(code)
-            if agency is None:
-                unknown.append(code)
-            elif not agency.active:
-                inactive.append(code)
+            outcome = address(self._directory, code, at, self._window)
+            if isinstance(outcome, Deliver):
+                found.append(outcome.agency)
+            elif isinstance(outcome, Forward):
+                found.append(outcome.agency)
+                forwards.append(outcome)
+            elif outcome.reason is Reason.RECIPIENT_UNKNOWN:
+                unknown.setdefault(outcome.message, []).append(code)
             else:
-                found.append(agency)
-        if unknown or inactive:
-            problems = []
-            if unknown:
-                problems.append(f"not in the directory: {', '.join(unknown)}")
-            if inactive:
-                problems.append(f"inactive in the directory: {', '.join(inactive)}")
-            raise RoutingError(f"recipients {'; '.join(problems)}", reason=Reason.RECIPIENT_UNKNOWN)
-        return tuple(found)
+                closed.append(f"{code} {outcome.message}")
+        if unknown or closed:
+            problems = [f"{what}: {', '.join(codes)}" for what, codes in unknown.items()]
+            # Unknown first: correcting the list comes before choosing a successor.
+            reason = Reason.RECIPIENT_UNKNOWN if unknown else Reason.RECIPIENT_CLOSED
+            raise RoutingError(f"recipients {'; '.join(problems + closed)}", reason=reason)
+        return tuple(found), tuple(forwards)
 
     def _check_policy(self, sender: Agency, recipients: tuple[Agency, ...]) -> None:
         source = sender.organ_code

@@ -345,16 +345,30 @@ class Router:
                 for exchange, keys in decision.plan.items()
             )
         )
-        held = recipients_of_keys(header, tuple(key for keys in refused for key in keys))
-        if held:
-            await self._park_held(body, header, held, publisher)
+        refused_keys = tuple(key for keys in refused for key in keys)
+        held = recipients_of_keys(header, refused_keys)
+        # A forwarded code's copy went to its heir's inbox: parked for the heir, whose key
+        # the operator's later delivery publishes to, not lost for want of a header code.
+        forwarded_to = {f.code: str(f.agency.organ_code) for f in decision.forwards}
+        held_heirs = tuple(
+            dict.fromkeys(
+                heir
+                for heir in forwarded_to.values()
+                if OrganCode.parse(heir).routing_key in refused_keys and heir not in held
+            )
+        )
+        if held or held_heirs:
+            await self._park_held(body, header, held + held_heirs, publisher)
         self._count_routed(header)
-        delivered = tuple(r for r in header.recipients if r not in held)
+        delivered = tuple(
+            r for r in header.recipients if r not in held and forwarded_to.get(r) not in held_heirs
+        )
         if delivered:
             await self._emit(Event.about(EventType.ROUTED, header, recipients=delivered))
         if header.kind == Kind.STATUS:
             for event in status_events(header):
                 await self._emit(event)
+        await self._tell_of_change(decision)
         log.info(
             "router.routed",
             envelope_id=header.envelope_id,
@@ -364,6 +378,33 @@ class Router:
             resumed=decision.resumed,
             outcome="routed",
         )
+
+    async def _tell_of_change(self, decision: Route) -> None:
+        """Tell the sender the new address of each code forwarded, and that its own code has
+        closed: it should change its address book (or its own code) before the window ends."""
+        header = decision.header
+        for forward in decision.forwards:
+            new = str(forward.agency.organ_code)
+            message = (
+                f"{forward.code} is now {new} ({' → '.join((*forward.via, new))}): "
+                f"forwarded to {new}; address {new} from now on"
+            )
+            await self._emit(
+                Event.about(EventType.FORWARDED, header, recipients=(new,), message=message)
+            )
+            log.info(
+                "router.forwarded",
+                envelope_id=header.envelope_id,
+                sender=header.sender,
+                code=forward.code,
+                forwarded_to=new,
+            )
+        if decision.warning is not None:
+            await self._emit(
+                Event.about(
+                    EventType.WARNED, header, reason=Reason.SENDER_CLOSED, message=decision.warning
+                )
+            )
 
     async def _publish_tier(
         self,

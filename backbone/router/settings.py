@@ -14,6 +14,7 @@ from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
 from backbone.router.ratelimit import RateLimit
+from backbone.router.transition import DEFAULT_TRANSITION_WINDOW_DAYS
 
 __all__ = ["RouterSettings"]
 
@@ -74,6 +75,14 @@ class RouterSettings(BrokerSettings):
         min_length=1,
         description="The address the HTTP server listens on: loopback by default, since "
         "/metrics and /readyz need no token; 0.0.0.0 only where a scraper must reach it",
+    )
+    transition_window_days: int = Field(
+        default=DEFAULT_TRANSITION_WINDOW_DAYS,
+        ge=0,
+        le=3660,
+        description="Days after a code closes during which documents to it go on to its one "
+        "full successor and its own envelopes are accepted with a warning; refused after "
+        "(recipient_closed, sender_closed). 0: refused from the closing day",
     )
     routing_policy: RoutingPolicy = Field(
         default_factory=RoutingPolicy,

@@ -29,6 +29,9 @@ class EventType(StrEnum):
     DEAD_LETTERED = "dead_lettered"  # kept failing the router: in the dead-letter queue
     STATUS = "status"  # a recipient's processing status (01–16) about a document
     OVERDUE = "overdue"  # past its due date, not completed by a recipient (tracking)
+    # Routing through a change (docs/directory.md): both alongside ``routed``.
+    FORWARDED = "forwarded"  # a closed or former code's document went to ``recipients``
+    WARNED = "warned"  # accepted, but the sender's own code has closed (reason sender_closed)
 
 
 class Event(BaseModel):

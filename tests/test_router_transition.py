@@ -1,0 +1,192 @@
+"""Routing through a change on the real broker: a merged code's documents go on to its heir
+within the window and the sender is told the new address; a split, or a merged code past the
+window, is refused naming the candidates; a closed sender is warned within the window and
+refused after. The router's clock is injected; the directory's reform is on 2025-07-01."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backbone.directory import Directory
+from backbone.envelope import read_frame
+from backbone.errors import Reason
+from backbone.router.pipeline import Pipeline
+from backbone.router.service import Router, RouterOptions
+from backbone.store import open_store
+from backbone.wire.events import EventType
+from backbone.wire.names import H_REASON
+from tests.support import Exchange
+
+pytestmark = pytest.mark.broker
+
+G22, G01, H41, H41_COMMUNE = "000.00.00.G22", "000.00.05.G01", "000.00.00.H41", "000.07.12.H41"
+REFORM = "2025-07-01"  # starts at 2025-06-30 17:00 UTC (Asia/Ho_Chi_Minh)
+WITHIN = datetime(2025, 7, 2, tzinfo=UTC)
+PAST = datetime(2026, 7, 1, tzinfo=UTC)  # 180 days after the reform have gone by
+CHANGES: dict[str, dict[str, Any]] = {
+    H41: {"paired_code": "H41"},  # its Decision 20/2020 code
+    # The commune merged into its province; the bureau split between two agencies.
+    H41_COMMUNE: {
+        "status": "closed",
+        "closes": REFORM,
+        "successors": [{"organ_code": H41, "share": "full"}],
+    },
+    G01: {
+        "status": "closed",
+        "closes": REFORM,
+        "successors": [
+            {"organ_code": G22, "share": "partial"},
+            {"organ_code": H41, "share": "partial"},
+        ],
+    },
+}
+
+
+def reformed(directory: Directory) -> Directory:
+    """The test exchange's directory after the reform (same agencies, accounts, hubs)."""
+    agencies = [
+        agency.model_dump(mode="json", exclude_unset=True) | CHANGES.get(str(agency.organ_code), {})
+        for agency in directory.agencies
+    ]
+    hubs = [hub.model_dump(mode="json", exclude_unset=True) for hub in directory.hubs]
+    return Directory.from_entries(agencies, hubs, tiers=directory.tiers)
+
+
+class Clock:
+    """The router's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = WITHIN
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def deployment(amqp_url: str, tmp_path: Path) -> AsyncIterator[tuple[Exchange, Clock]]:
+    exchange = await Exchange.create(amqp_url, tmp_path / "pki")
+    exchange.directory = reformed(exchange.directory)
+    store = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    clock = Clock()
+    pipeline = Pipeline(
+        directory=exchange.directory,
+        validator=exchange.pki.validator(),
+        store=store,
+        names=exchange.names,
+        transition_window=timedelta(days=180),
+        clock=clock,
+    )
+    router = Router(
+        RouterOptions(amqp_url=amqp_url, names=exchange.names, delivery_limit=3),
+        directory=exchange.directory,
+        pipeline=pipeline,
+        store=store,
+    )
+    await router.start()
+    try:
+        yield exchange, clock
+    finally:
+        await router.stop()
+        await exchange.close()
+
+
+async def _refused(exchange: Exchange, body: bytes, sender: str, reason: Reason) -> str:
+    """Submit, see it quarantined with ``reason``; the sender's rejected event's message."""
+    await exchange.submit(body, as_account=exchange.account_of(sender))
+    quarantined = await exchange.drain(exchange.names.quarantine_queue, expect=1)
+    assert [m.headers[H_REASON] for m in quarantined] == [reason.value]
+    events = await exchange.events(sender, expect=1)
+    assert [(e.type, e.reason) for e in events] == [(EventType.REJECTED, reason)]
+    assert events[0].message is not None
+    return events[0].message
+
+
+async def test_a_document_to_a_merged_code_is_forwarded_unchanged_and_the_sender_told(
+    deployment: tuple[Exchange, Clock],
+) -> None:
+    exchange, _ = deployment
+    body = exchange.seal_document(G22, [H41_COMMUNE], 1)
+    await exchange.submit(body, as_account=exchange.account_of(G22))
+
+    assert [m.body for m in await exchange.drain(exchange.inbox_of(H41), expect=1)] == [body]
+    assert await exchange.drain(exchange.inbox_of(H41_COMMUNE), expect=0, timeout=0.5) == []
+    events = await exchange.events(G22, expect=2)
+    assert [(e.type, e.envelope_id) for e in events] == [
+        (EventType.ROUTED, read_frame(body).header.envelope_id),
+        (EventType.FORWARDED, read_frame(body).header.envelope_id),
+    ]
+    assert events[1].recipients == (H41,)
+    assert events[1].message == (
+        f"{H41_COMMUNE} is now {H41} ({H41_COMMUNE} → {H41}): forwarded to {H41}; "
+        f"address {H41} from now on"
+    )
+
+
+async def test_a_document_to_a_split_code_is_refused_naming_the_candidates(
+    deployment: tuple[Exchange, Clock],
+) -> None:
+    exchange, _ = deployment
+    message = await _refused(
+        exchange, exchange.seal_document(H41, [G01], 2), H41, Reason.RECIPIENT_CLOSED
+    )
+    assert message == (
+        f"recipients {G01} closed on {REFORM} and was split: choose among its successors "
+        f"{G22}, {H41} and send to the one concerned"
+    )
+
+
+async def test_a_document_to_a_merged_code_past_the_window_is_refused_naming_the_heir(
+    deployment: tuple[Exchange, Clock],
+) -> None:
+    exchange, clock = deployment
+    clock.now = PAST
+    message = await _refused(
+        exchange, exchange.seal_document(G22, [H41_COMMUNE], 3), G22, Reason.RECIPIENT_CLOSED
+    )
+    assert message == (
+        f"recipients {H41_COMMUNE} closed on {REFORM}; its transition window of 180 days has "
+        f"ended; send to its successor instead: {H41}"
+    )
+    assert await exchange.drain(exchange.inbox_of(H41), expect=0, timeout=0.5) == []
+
+
+async def test_a_closed_sender_is_warned_within_the_window_and_refused_after(
+    deployment: tuple[Exchange, Clock],
+) -> None:
+    exchange, clock = deployment
+    body = exchange.seal_document(H41_COMMUNE, [G22], 4)
+    await exchange.submit(body, as_account=exchange.account_of(H41_COMMUNE))
+    assert [m.body for m in await exchange.drain(exchange.inbox_of(G22), expect=1)] == [body]
+    events = await exchange.events(H41_COMMUNE, expect=2)
+    assert [(e.type, e.reason) for e in events] == [
+        (EventType.ROUTED, None),
+        (EventType.WARNED, Reason.SENDER_CLOSED),
+    ]
+    assert events[1].message is not None
+    assert "accepted until its transition window ends on 2025-12-28" in events[1].message
+
+    clock.now = PAST
+    message = await _refused(
+        exchange, exchange.seal_document(H41_COMMUNE, [G22], 5), H41_COMMUNE, Reason.SENDER_CLOSED
+    )
+    assert message == (
+        f"sender {H41_COMMUNE} closed on {REFORM}; its transition window of 180 days has "
+        f"ended: it may no longer send; its successors: {H41}"
+    )
+
+
+async def test_a_document_to_a_paired_code_reaches_its_agency(
+    deployment: tuple[Exchange, Clock],
+) -> None:
+    exchange, _ = deployment
+    body = exchange.seal_document(G22, ["H41"], 6)
+    await exchange.submit(body, as_account=exchange.account_of(G22))
+
+    assert [m.body for m in await exchange.drain(exchange.inbox_of(H41), expect=1)] == [body]
+    events = await exchange.events(G22, expect=1)
+    assert [(e.type, e.recipients) for e in events] == [(EventType.ROUTED, ("H41",))]
