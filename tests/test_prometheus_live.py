@@ -9,14 +9,17 @@ promise to catch fires its alert (which reaches Alertmanager) and the alert reso
 the fault is mended: the router down with envelopes piling up before it, an adapter down
 with its inbox growing, an agency's events backing up behind a flood over its rate limit,
 unroutable and dead-lettered envelopes, send and receive failures, rejections rising, a
-certificate expiring or expired, an adapter reconnecting again and again, a RabbitMQ node
-in a memory alarm or down (the test's own throwaway node, tests/support/broker_nodes.py,
+certificate expiring or expired, an adapter reconnecting again and again, an inbox at its
+bound refusing copies (parked, then delivered with deliver-held), a document waiting over the
+(compressed) six hours for an agency whose adapter is stopped, a RabbitMQ node in a memory
+alarm or down (the test's own throwaway node, tests/support/broker_nodes.py,
 scraped beside the shared broker, which is never stopped or alarmed). Every panel query of
 the Grafana dashboard runs without error and has data where the panel should. The seconds
 each alert took are printed (``-s``).
 
 The rules run on a compressed clock (tests/support/prometheus.py: a minute of ``for:``,
-ranges and offsets is a second here), scraped and evaluated every second; the adapters
+ranges, offsets and an age's threshold is a second here; the router's
+tracking reads the inbox ages every second), scraped and evaluated every second; the adapters
 reconnect every half second (a minute of the rules is a second, the adapter's 5 s would be
 five minutes). Every alert of alerts.yml is made to fire here."""
 
@@ -38,14 +41,20 @@ import aio_pika
 import httpx
 import pytest
 import yaml
+from aio_pika.abc import AbstractChannel
 from prometheus_client import REGISTRY
 
 import backbone.observability.metrics  # noqa: F401  (registers every vdx_ metric)
+from backbone.broker.bounds import BrokerBounds, QueueBound
 from backbone.broker.management import ManagementClient
+from backbone.broker.provision import plan_policies
 from backbone.devtools.ca import DEFAULT_DAYS
+from backbone.router.held_delivery import deliver_held
 from backbone.router.ratelimit import RateLimit
+from backbone.router.retries import broker_login
 from backbone.router.service import Router
 from backbone.store import open_store
+from backbone.tracking import Tracking, TrackingOptions
 from testkit import Deployment, Exchange, document_edxml, make_router
 from tests.support import AdapterProcess, free_ports
 from tests.support.adapter_process import drop, wait_for
@@ -67,6 +76,7 @@ pytestmark = pytest.mark.broker
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 SPARE = "000.07.12.H41"  # a direct agency without an adapter: dead-letter fault
 SHORT = "002.07.12.H41"  # its adapter gets a short-lived certificate
+LATE = "000.00.05.G01"  # a direct agency whose adapter starts late: a document waits for it
 RABBITMQ_PROMETHEUS_PORT = 15692  # rabbitmq_prometheus (`backbone broker ensure --plugins`)
 # Past the bound of VdxRouterInboundBacklog (1,000 waiting for the routers).
 PILE_UP = 1100
@@ -85,6 +95,9 @@ EVERY_TARGET_UP = {
 # An adapter's certificate, issued a day ago for a day, expires this long after it restarts.
 EXPIRES_AFTER = timedelta(seconds=20)
 RECONNECT_INTERVAL = 0.5
+# SPARE's inbox bound while its inbox fills (the test's own `<prefix>-inboxes` policy), and
+# the documents sent to it: the copies past the bound are parked (inbox_full).
+SMALL_INBOX, PAST_THE_BOUND = 5, 12
 README = Path(__file__).resolve().parents[1] / "README.md"
 _METRIC = re.compile(r"`(vdx_[a-z_]+)(?:\{([a-z_,]+)\})?`")
 
@@ -246,9 +259,24 @@ class Live:
 
 async def _started_router(exchange: Exchange, root: Path, port: int) -> Router:
     """A router on ``root``'s SQLite store serving /metrics on ``port`` (a new one after a
-    stop takes over the same store and port)."""
+    stop takes over the same store and port), with tracking reading the age of each inbox's
+    oldest document every second (a minute of the rules is a second)."""
     store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
-    router = make_router(exchange, store, http_port=port, delivery_limit=3, rate_limits=RATE_LIMIT)
+    tracking = Tracking.for_store(
+        store,
+        exchange.directory.tiers,
+        TrackingOptions(inbox_age_interval=1),
+        inbox_of=lambda code: exchange.inbox_of(code) if code in exchange.directory else None,
+    )
+    assert tracking is not None
+    router = make_router(
+        exchange,
+        store,
+        http_port=port,
+        delivery_limit=3,
+        rate_limits=RATE_LIMIT,
+        extensions=[tracking],
+    )
     await router.start()
     return router
 
@@ -375,7 +403,7 @@ async def _live(amqp_url: str, root: Path) -> AsyncIterator[Live]:
 async def test_a_real_prometheus_sees_the_backbone_and_every_fault_fires_its_alert(
     amqp_url: str, tmp_path: Path
 ) -> None:
-    async with _live(amqp_url, tmp_path) as live:
+    async with _live(amqp_url, tmp_path) as live, _small_inbox(live.exchange, SPARE):
         stop_flow = asyncio.Event()
         flow = asyncio.create_task(_flow(live, stop_flow))
         try:
@@ -389,13 +417,31 @@ async def _scenario(live: Live) -> None:
     prometheus = live.prometheus
     await wait_for(lambda: _equals(prometheus.targets_up(), EVERY_TARGET_UP), 30, "every target up")
     start = await prometheus.now()
+    # A document waits for LATE's adapter for a compressed six hours beside all the rest.
+    oldest_waiting = asyncio.create_task(_oldest_waiting(live))
+    try:
+        await _faults(live)
+        await oldest_waiting
+    finally:
+        oldest_waiting.cancel()
+    end = await prometheus.now()
+    await _documented_series(live)
+    await _rabbitmq_queue_metrics(live)
+    await _dashboard(live, start, end)
+
+
+async def _faults(live: Live) -> None:
+    """Every fault but the waiting document, the independent ones at once."""
+    prometheus = live.prometheus
     # Faults that need no history first, while Prometheus gathers the minute (a compressed
     # hour) the others compare with; independent faults at once, to keep the run short.
     await _router_down(live)
     await asyncio.gather(_inbox_backlog(live), _flood(live))
     await _unroutable(live)
     await _dead_lettered(live)
-    await asyncio.gather(_reconnecting(live), _certificate_expired(live), _rabbitmq_node(live))
+    await asyncio.gather(
+        _reconnecting(live), _certificate_expired(live), _rabbitmq_node(live), _inbox_full(live)
+    )
     await wait_for(
         lambda: _nonempty(prometheus.query('count(up{job="vdx-router"} offset 60s)')),
         90,
@@ -403,10 +449,6 @@ async def _scenario(live: Live) -> None:
     )
     await asyncio.gather(_send_failure(live), _receive_failure(live))
     await asyncio.gather(_rejections(live), _certificate_expiring(live))
-    end = await prometheus.now()
-    await _documented_series(live)
-    await _rabbitmq_queue_metrics(live)
-    await _dashboard(live, start, end)
 
 
 async def _router_down(live: Live) -> None:
@@ -500,6 +542,134 @@ async def _inbox_backlog(live: Live) -> None:
         stop_and_burst,
         restart,
     )
+
+
+@asynccontextmanager
+async def _small_inbox(exchange: Exchange, system: str) -> AsyncIterator[None]:
+    """``system``'s inbox alone bounded at SMALL_INBOX by the test's own inboxes policy, as
+    `backbone provision` sets it (set at the start: the broker may take a while to apply it);
+    removed afterwards."""
+    bound = QueueBound(max_bytes=1024**2, max_messages=SMALL_INBOX, overflow="reject-publish")
+    policies = plan_policies(exchange.names, BrokerBounds(inboxes=bound))
+    [inboxes] = [policy for policy in policies if policy.name.endswith("-inboxes")]
+    management = ManagementClient.from_env()
+    await management.set_policy(
+        inboxes.name,
+        pattern=f"^{re.escape(exchange.inbox_of(system))}$",
+        definition=inboxes.definition,
+        apply_to=inboxes.apply_to,
+        priority=inboxes.priority,
+    )
+    try:
+        yield
+    finally:
+        await management.delete_policy(inboxes.name)
+
+
+async def _inbox_full(live: Live) -> None:
+    """PAST_THE_BOUND documents for SPARE, whose inbox nobody consumes, bounded at
+    SMALL_INBOX (``_small_inbox``): the inbox refuses the copies past its bound and the
+    router parks them, each either in the inbox or parked. Mended as an operator does:
+    SPARE's adapter started drains the inbox, then the parked copies are delivered
+    (`backbone router deliver-held`), every one; the alert resolves once its window has
+    passed."""
+    exchange, names, inbox = live.exchange, live.exchange.names, live.exchange.inbox_of(SPARE)
+    management = ManagementClient.from_env()
+    spare = AdapterProcess(live.deployment, SPARE, f"adapter-{SPARE}-inbox-full")
+    await wait_for(lambda: _bounded(management, inbox), 60, "the bound applied")
+    before = _inbox_full_total()
+    delivered: list[int] = []
+    connection = await aio_pika.connect(exchange.amqp_url)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+    async def all_routed() -> bool:
+        """Every copy is in the inbox or parked (the router parks in this process)."""
+        in_inbox = (await channel.declare_queue(inbox, passive=True)).declaration_result
+        return in_inbox.message_count + _inbox_full_total() - before == PAST_THE_BOUND
+
+    async def fill() -> None:
+        for _ in range(PAST_THE_BOUND):
+            await exchange.submit(
+                exchange.seal_document(G22, [SPARE], live.next_number()),
+                as_account=exchange.account_of(G22),
+            )
+        await wait_for(all_routed, 30, "every copy in the inbox or parked")
+
+    async def drain_and_deliver() -> None:
+        spare.start()
+        await spare.serving()
+        await wait_for(lambda: _empty(channel, inbox), 60, "SPARE's inbox drained")
+        # Again while the adapter still holds some unacknowledged (the bound counts only
+        # those ready): a copy refused again stays parked for the next go.
+        while True:
+            held = await deliver_held(
+                channel, exchange.directory, names, router_account=broker_login(exchange.amqp_url)
+            )
+            delivered.append(held.delivered)
+            if held.still_full == 0:
+                break
+            await asyncio.sleep(0.5)
+
+    try:
+        await live.watch(
+            [("VdxInboxFull", {})],
+            f"{PAST_THE_BOUND} documents for an inbox bounded at {SMALL_INBOX} and not read",
+            fill,
+            drain_and_deliver,
+        )
+        # A quorum queue may take a copy or two past its bound while publishes are in flight.
+        parked = _inbox_full_total() - before
+        assert 0 < parked <= PAST_THE_BOUND - SMALL_INBOX, parked
+        assert sum(delivered) == parked, (delivered, parked)
+    finally:
+        await connection.close()
+        spare.stop()
+
+
+def _inbox_full_total() -> float:
+    """The in-process router's count of copies parked for a full inbox."""
+    return REGISTRY.get_sample_value("vdx_inbox_full_total") or 0.0
+
+
+async def _bounded(management: ManagementClient, queue: str) -> bool:
+    """Whether the broker applies a bounding policy to ``queue`` yet."""
+    name, _ = await management.queue_policy(queue)
+    return name is not None
+
+
+async def _empty(channel: AbstractChannel, queue: str) -> bool:
+    """Whether nothing is ready in ``queue`` (an exact count: a passive declare)."""
+    declared = await channel.declare_queue(queue, passive=True)
+    return declared.declaration_result.message_count == 0
+
+
+async def _oldest_waiting(live: Live) -> None:
+    """A document for LATE, whose adapter is not started: the age of its inbox's oldest
+    document not arrived (the router's tracking, from the store) passes the compressed six
+    hours; mended by starting LATE's adapter, which takes it and sends status 01 back."""
+    exchange = live.exchange
+    late = AdapterProcess(live.deployment, LATE, f"adapter-{LATE}")
+
+    async def send() -> None:
+        await exchange.submit(
+            exchange.seal_document(G22, [LATE], live.next_number()),
+            as_account=exchange.account_of(G22),
+        )
+
+    async def start_adapter() -> None:
+        late.start()
+        await late.serving()
+
+    try:
+        await live.watch(
+            [("VdxInboxOldestWaiting", {"queue": exchange.inbox_of(LATE)})],
+            "a document for an agency whose adapter is stopped",
+            send,
+            start_adapter,
+            timeout=420,
+        )
+    finally:
+        late.stop()
 
 
 async def _send_failure(live: Live) -> None:

@@ -41,9 +41,30 @@ def test_durations_shrink_sixty_times_and_queues_take_the_prefix() -> None:
     assert "14 * 86400" in expiring["expr"]  # certificate arithmetic untouched
     assert "vdx_certificate_not_after_timestamp_seconds" in expiring["expr"]
     assert _rule(rules, "VdxUnroutable").get("for") is None
+    oldest = _rule(rules, "VdxInboxOldestWaiting")
+    assert oldest["expr"].rstrip().endswith(") > 360")  # an age's 6 * 3600 s, as a duration
+    assert oldest["for"] == "15s"
     assert with_prefix('x{queue="vdx.router.inbound"} + vdx_in_flight', "p") == (
         'x{queue="p.router.inbound"} + vdx_in_flight'
     )
+
+
+def test_only_a_threshold_on_an_age_shrinks_not_on_a_timestamp_a_latency_or_a_count() -> None:
+    def rewritten(expr: str) -> str:
+        rules = {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": expr}]}]}
+        return str(compressed(rules)["groups"][0]["rules"][0]["expr"])
+
+    assert rewritten('max(x_age_seconds{q=~"a"}) >= 2 * 3600') == (
+        'max(x_age_seconds{q=~"a"}) >= 120'
+    )
+    assert rewritten("x_wait_seconds > 30") == "x_wait_seconds > 1"  # at least a second
+    kept = [
+        "x_not_after_timestamp_seconds > 1700000000",
+        "x_not_after_timestamp_seconds - time() < 14 * 86400",
+        "histogram_quantile(0.99, sum by (le) (x_seconds_bucket)) > 2",
+        "x_total > 3600",
+    ]
+    assert [rewritten(expr) for expr in kept] == kept
 
 
 def test_the_local_config_keeps_every_job_and_needs_a_target_for_each(tmp_path: Path) -> None:

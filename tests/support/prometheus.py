@@ -45,6 +45,13 @@ __all__ = [
 
 _DURATION = re.compile(r"(\d+)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A threshold compared with an age: a ``_seconds`` gauge (not a ``_timestamp_seconds``, which
+# is a date) whose selector, maybe closed in an aggregation, is followed by the comparison.
+# The age grows with the test's clock, so its threshold is a duration like ``for:``.
+_AGE_THRESHOLD = re.compile(
+    r"(?<![a-z_:])(?![a-z_:]*_timestamp_seconds\b)([a-z_:]+_seconds(?:\{[^}]*\})?\)*\s*"
+    r"(?:[<>]=?|==|!=)\s*)(\d+(?:\s*\*\s*\d+)*)"
+)
 
 
 def _binary(name: str, package: str) -> str:
@@ -70,10 +77,19 @@ def _compress(duration: str) -> str:
     return f"{max(1, seconds // 60)}s"
 
 
+def _compress_age(threshold: str) -> str:
+    """An age threshold in seconds (``6 * 3600``) shortened as a duration is (``360``)."""
+    seconds = 1
+    for factor in threshold.split("*"):
+        seconds *= int(factor)
+    return str(max(1, seconds // 60))
+
+
 def compressed(rules: dict[str, Any]) -> dict[str, Any]:
     """The rules with every ``for:``, range and ``offset`` shortened 60 times (10m -> 10s,
-    1h -> 60s). Thresholds and the arithmetic on
-    time() (certificate expiry) are kept as deployed."""
+    1h -> 60s), and so is a threshold on an age gauge (``vdx_..._seconds > 6 * 3600`` ->
+    ``> 360``): an age counts the test's seconds. Other thresholds and the arithmetic on
+    time() (certificate expiry, against a timestamp) are kept as deployed."""
     groups = []
     for group in rules["groups"]:
         changed = []
@@ -81,6 +97,7 @@ def compressed(rules: dict[str, Any]) -> dict[str, Any]:
             rule = dict(rule)
             expr = re.sub(r"\[(\w+)\]", lambda m: f"[{_compress(m.group(1))}]", rule["expr"])
             expr = re.sub(r"offset (\w+)", lambda m: f"offset {_compress(m.group(1))}", expr)
+            expr = _AGE_THRESHOLD.sub(lambda m: m.group(1) + _compress_age(m.group(2)), expr)
             rule["expr"] = expr
             if "for" in rule:
                 rule["for"] = _compress(rule["for"])
