@@ -236,7 +236,9 @@ async def open_deployment(
 def _deactivated(directory: Directory, codes: Collection[str]) -> Directory:
     file = directory.file
     agencies = tuple(
-        agency.model_copy(update={"active": False}) if str(agency.organ_code) in codes else agency
+        agency.model_copy(update={"listed_active": False})
+        if str(agency.organ_code) in codes
+        else agency
         for agency in file.agencies
     )
     return Directory(file.model_copy(update={"agencies": agencies}), tiers=directory.tiers)
