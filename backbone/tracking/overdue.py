@@ -10,13 +10,13 @@ replica reports the same store-wide number: aggregate it with ``max``, not ``sum
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from backbone.observability import metrics
 from backbone.tracking.model import Journey, Principal
+from backbone.tracking.periodic import check_every
 from backbone.tracking.query import Tracker
 from backbone.wire.events import Event, EventType
 
@@ -79,11 +79,4 @@ class OverdueWatch:
 
     async def run(self) -> None:
         """Check until cancelled; a failing check is logged and tried again next time."""
-        while True:
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tracking.overdue_check_failed")
-            await asyncio.sleep(self._interval)
+        await check_every(self.check, self._interval, "tracking.overdue_check_failed")

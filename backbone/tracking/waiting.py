@@ -10,18 +10,15 @@ all arrived shows 0 once it has shown an age, so a recovered inbox resolves its 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-import structlog
-
 from backbone.observability import metrics
+from backbone.tracking.periodic import check_every
 from backbone.tracking.query import Tracker
 
 __all__ = ["InboxOf", "WaitingWatch", "inbox_ages"]
 
-log = structlog.get_logger(__name__)
 
 InboxOf = Callable[[str], str | None]
 """The inbox queue a recipient (organ code) is served by; ``None`` when none (unlisted)."""
@@ -66,11 +63,4 @@ class WaitingWatch:
 
     async def run(self) -> None:
         """Check until cancelled; a failing check is logged and tried again next time."""
-        while True:
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tracking.inbox_age_check_failed")
-            await asyncio.sleep(self._interval)
+        await check_every(self.check, self._interval, "tracking.inbox_age_check_failed")
