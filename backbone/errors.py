@@ -24,11 +24,14 @@ rejection events, logs and metrics. The human message says what exactly is wrong
     │   ├── NotARecipientError
     │   ├── DecryptionError
     │   ├── HeaderMismatchError    the signed header and the signed edXML say different things
+    │   ├── ChunkError             a chunk of a large document that does not belong where it came
+    │   ├── DocumentTooLargeError  a chunked header announcing more than the configured limits
     │   └── XmlSignatureError      the XML-DSig signature inside an edXML does not verify
     ├── PkiError                the development CA cannot do what was asked, or CA/CRL
     │                           files configured for validation are unusable
     ├── BrokerUnavailableError  no RabbitMQ broker could be found, started or reached
     │   └── BrokerLoginRefusedError the broker refused the login (user or password wrong)
+    ├── StagingError            a recipient cannot stage a large document (disk budget, expiry)
     ├── StoreUnavailableError   the router's database (SQLite or PostgreSQL) cannot be reached
     ├── ConfigurationError      a process's configuration cannot work (the message names the key)
     ├── GatewayError            the adapter's HTTP gateway refuses a request (reason says why)
@@ -49,11 +52,13 @@ __all__ = [
     "CertificateKeyUsageError",
     "CertificateRevokedError",
     "CertificateUntrustedError",
+    "ChunkError",
     "ConfigurationError",
     "DecryptionError",
     "DirectoryError",
     "DocumentBindingError",
     "DocumentIdError",
+    "DocumentTooLargeError",
     "EdxmlError",
     "EnvelopeError",
     "EnvelopeMalformedError",
@@ -67,6 +72,7 @@ __all__ = [
     "RevocationUnknownError",
     "RoutingError",
     "SignatureInvalidError",
+    "StagingError",
     "StoreUnavailableError",
     "UnknownAgencyError",
     "XmlSignatureError",
@@ -149,6 +155,15 @@ class Reason(StrEnum):
     GATEWAY_DOCUMENT_UNKNOWN = "gateway_document_unknown"
     GATEWAY_STATUS_INVALID = "gateway_status_invalid"
     GATEWAY_AGENCY_CHANGE_REFUSED = "gateway_agency_change_refused"
+    # Large documents in chunks (backbone.envelope.stream_aead, chunked, staging).
+    DOCUMENT_TOO_LARGE = "document_too_large"
+    CHUNK_TAMPERED = "chunk_tampered"
+    CHUNK_OUT_OF_ORDER = "chunk_out_of_order"
+    CHUNK_FOREIGN = "chunk_foreign"
+    CHUNK_SURPLUS = "chunk_surplus"
+    DOCUMENT_TRUNCATED = "document_truncated"
+    STAGING_FULL = "staging_full"
+    DOCUMENT_INCOMPLETE = "document_incomplete"
 
 
 class BackboneError(Exception):
@@ -283,6 +298,22 @@ class HeaderMismatchError(EnvelopeError):
     reason = Reason.HEADER_MISMATCH
 
 
+class ChunkError(EnvelopeError):
+    """A chunk that is not the one the signed chunked header announces at its place: altered
+    (``chunk_tampered``), at another index (``chunk_out_of_order``), of another document
+    (``chunk_foreign``), beyond the last (``chunk_surplus``), or a document that ended
+    without its last chunk (``document_truncated``)."""
+
+    reason = Reason.CHUNK_TAMPERED
+
+
+class DocumentTooLargeError(EnvelopeError):
+    """A chunked header announcing a document, chunk size or chunk count beyond the limits:
+    refused before any chunk is read."""
+
+    reason = Reason.DOCUMENT_TOO_LARGE
+
+
 class XmlSignatureError(EnvelopeError):
     reason = Reason.XML_SIGNATURE_INVALID
 
@@ -300,6 +331,13 @@ class BrokerLoginRefusedError(BrokerUnavailableError):
     help, so a process refuses to start on it (a running one keeps reconnecting)."""
 
     reason = Reason.BROKER_LOGIN_REFUSED
+
+
+class StagingError(BackboneError):
+    """A recipient cannot stage a large document: its disk budget would be exceeded
+    (``staging_full``), or it stayed incomplete past its timeout (``document_incomplete``)."""
+
+    reason = Reason.STAGING_FULL
 
 
 class StoreUnavailableError(BackboneError):
