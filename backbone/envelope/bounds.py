@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final, get_args
 
@@ -37,6 +38,8 @@ from backbone.organ import MAX_CODE_LENGTH
 
 __all__ = [
     "MAX_HEADER_BYTES",
+    "NO_ALLOWANCE",
+    "Allowance",
     "check_header",
     "max_header_bytes",
     "widest_header",
@@ -150,6 +153,21 @@ _FIELD_NAMES: Final = frozenset(EnvelopeHeader.model_fields) | frozenset(KeyWrap
 _MAX_OBJECTS: Final = 1 + MAX_RECIPIENTS  # the header and its key wraps
 
 
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """What a header *extending* the envelope header (the chunked form's,
+    :mod:`backbone.envelope.chunked`) may hold beyond it: its extra field names, and the
+    bytes, ``:`` and ``,`` its widest extra fields take."""
+
+    fields: frozenset[str] = frozenset()
+    size: int = 0
+    colons: int = 0
+    commas: int = 0
+
+
+NO_ALLOWANCE: Final = Allowance()
+
+
 class _BreachError(Exception):
     """The first field name or object a header may not have (raised inside json.loads)."""
 
@@ -158,8 +176,9 @@ class _FieldNames:
     """``object_pairs_hook`` for ``json.loads``: only the envelope's field names, each once
     per object, and no more objects than a header has. The first breach raises."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: frozenset[str]) -> None:
         self._objects = 0
+        self._names = names
 
     def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         self._objects += 1
@@ -167,7 +186,7 @@ class _FieldNames:
             raise _BreachError(f"more than {_MAX_OBJECTS} JSON objects (one per key wrap, and one)")
         seen: set[str] = set()
         for name, _ in pairs:
-            if name not in _FIELD_NAMES:
+            if name not in self._names:
                 raise _BreachError(f"unknown field {name[:64]!r}")
             if name in seen:
                 raise _BreachError(f"field {name!r} appears twice in one object")
@@ -175,23 +194,29 @@ class _FieldNames:
         return dict(pairs)
 
 
-def check_header(header: bytes) -> None:
+def check_header(header: bytes, allowance: Allowance = NO_ALLOWANCE) -> None:
     """Refuse ``header`` (:class:`EnvelopeMalformedError`, saying why) if it is larger, or
     holds more keys, items or objects, than a header for the recipients it names can, or a
-    field name the envelope does not have; otherwise pydantic validates it cheaply."""
-    if len(header) > MAX_HEADER_BYTES:
+    field name the envelope does not have; otherwise pydantic validates it cheaply.
+    ``allowance``: what an extending header may hold beyond these."""
+    if len(header) > (largest := MAX_HEADER_BYTES + allowance.size):
         raise EnvelopeMalformedError(
-            f"header length {len(header)} exceeds the limit of {MAX_HEADER_BYTES} bytes (the "
+            f"header length {len(header)} exceeds the limit of {largest} bytes (the "
             f"largest header, for {MAX_RECIPIENTS} recipients)"
         )
-    for measure, limit, what in ((_colons, _MAX_COLONS, "':'"), (_commas, _MAX_COMMAS, "','")):
+    for measure, limit, what in (
+        (_colons, _MAX_COLONS + allowance.colons, "':'"),
+        (_commas, _MAX_COMMAS + allowance.commas, "','"),
+    ):
         if (count := measure(header)) > limit:
             raise EnvelopeMalformedError(
                 f"{_SCHEMA_ERROR}: it holds {count} {what} bytes; a header for "
                 f"{MAX_RECIPIENTS} recipients holds at most {limit}"
             )
     try:
-        fields = json.loads(header.decode("utf-8"), object_pairs_hook=_FieldNames())
+        fields = json.loads(
+            header.decode("utf-8"), object_pairs_hook=_FieldNames(_FIELD_NAMES | allowance.fields)
+        )
     except _BreachError as breach:
         raise EnvelopeMalformedError(f"{_SCHEMA_ERROR}: {breach}") from None
     except (ValueError, RecursionError):
@@ -203,7 +228,7 @@ def check_header(header: bytes) -> None:
         raise EnvelopeMalformedError(
             f"{_SCHEMA_ERROR}: recipients: {len(recipients)} recipients; at most {MAX_RECIPIENTS}"
         )
-    limit = max_header_bytes(len(recipients))
+    limit = max_header_bytes(len(recipients)) + allowance.size
     if len(header) > limit:
         raise EnvelopeMalformedError(
             f"header is {len(header)} bytes; a header for {len(recipients)} recipient(s) is "

@@ -24,7 +24,15 @@ from backbone.edxml.models import Kind
 from backbone.errors import OrganCodeError
 from backbone.organ import MAX_CODE_LENGTH, OrganCode
 
-__all__ = ["MAX_RECIPIENTS", "MAX_STATUS_NOTE", "EnvelopeHeader", "KeyWrap", "Kind", "summarize"]
+__all__ = [
+    "MAX_RECIPIENTS",
+    "MAX_STATUS_NOTE",
+    "EnvelopeHeader",
+    "KeyWrap",
+    "Kind",
+    "Sha256Hex",
+    "summarize",
+]
 
 MAX_RECIPIENTS = 1000
 MAX_STATUS_NOTE = 500  # characters of a status's Description the router may read

@@ -6,6 +6,7 @@ import base64
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +22,9 @@ from backbone.errors import CertificateBindingError, CertificateKeyUsageError, E
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
 
-__all__ = ["seal"]
+__all__ = ["b64", "build_header", "checked_parties", "in_utc", "key_wraps", "seal", "signed"]
+
+_H = TypeVar("_H", bound=EnvelopeHeader)
 
 
 def seal(
@@ -58,6 +61,52 @@ def seal(
     signed. ``edxml`` itself is opaque here; callers that have no model (tests of the
     envelope) seal any bytes.
     """
+    sender_code, targets = checked_parties(
+        sender=sender,
+        sender_key=sender_key,
+        sender_cert=sender_cert,
+        recipients=recipients,
+        validator=validator,
+    )
+
+    envelope_id = envelope_id or str(uuid.uuid4())
+    content_key = algorithms.new_content_key()
+    nonce = algorithms.new_nonce()
+    ciphertext = algorithms.encrypt_content(content_key, nonce, edxml, envelope_id.encode())
+    header = build_header(
+        EnvelopeHeader,
+        targets=targets,
+        sender_cert=sender_cert,
+        content_key=content_key,
+        message=message,
+        envelope_id=envelope_id,
+        kind=Kind(kind),
+        sender=str(sender_code),
+        document_id=document_id,
+        business_type=business_type,
+        status_code=status_code,
+        created=in_utc(created),
+        payload_size=len(ciphertext),
+        payload_digest=algorithms.sha256_hex(ciphertext),
+        content_encryption=algorithms.CONTENT_ENCRYPTION,
+        nonce=b64(nonce),
+        due_date=due_date,
+        status_note=status_note,
+    )
+    return encode(*signed(header, sender_key), ciphertext)
+
+
+def checked_parties(
+    *,
+    sender: OrganCode | str,
+    sender_key: rsa.RSAPrivateKey,
+    sender_cert: x509.Certificate,
+    recipients: Mapping[str, x509.Certificate] | Mapping[OrganCode, x509.Certificate],
+    validator: CertificateValidator | None,
+) -> tuple[OrganCode, dict[OrganCode, x509.Certificate]]:
+    """The sender's code and the recipients' certificates by code, once the signing key is
+    the sender certificate's and (with a ``validator``) every certificate is valid for its
+    use. Shared by both envelope forms (:mod:`backbone.envelope.chunked` too)."""
     sender_code = OrganCode.parse(str(sender))
     targets = {OrganCode.parse(str(code)): cert for code, cert in recipients.items()}
     if not _same_key(sender_key, sender_cert):
@@ -68,43 +117,64 @@ def seal(
         validator.validate(sender_cert, claimed=sender_code, usage="sign")
         for code, cert in targets.items():
             validator.validate(cert, claimed=code, usage="encrypt")
+    return sender_code, targets
 
-    envelope_id = envelope_id or str(uuid.uuid4())
-    content_key = algorithms.new_content_key()
-    nonce = algorithms.new_nonce()
-    ciphertext = algorithms.encrypt_content(content_key, nonce, edxml, envelope_id.encode())
+
+def build_header(
+    model: type[_H],
+    *,
+    targets: Mapping[OrganCode, x509.Certificate],
+    sender_cert: x509.Certificate,
+    content_key: bytes,
+    message: EdxmlDocument | EdxmlStatus | None,
+    **fields: Any,
+) -> _H:
+    """A header of ``model`` (either envelope form) with the parts both forms share (the
+    recipients, their key wraps, the key commitment, the sender's certificate), checked
+    for binding and, given ``message``, for agreement with the edXML: a header that
+    disagrees is never signed."""
     try:
-        header = EnvelopeHeader(
+        header = model(
             version=1,
-            envelope_id=envelope_id,
-            kind=Kind(kind),
-            sender=str(sender_code),
             recipients=[str(code) for code in targets],
-            document_id=document_id,
-            business_type=business_type,
-            status_code=status_code,
-            created=_in_utc(created),
-            payload_size=len(ciphertext),
-            payload_digest=algorithms.sha256_hex(ciphertext),
             key_commitment=algorithms.key_commitment(content_key),
-            content_encryption=algorithms.CONTENT_ENCRYPTION,
-            nonce=_b64(nonce),
-            key_wraps=[_wrap(code, cert, content_key) for code, cert in targets.items()],
-            sender_certificate=_b64(sender_cert.public_bytes(serialization.Encoding.DER)),
+            key_wraps=key_wraps(targets, content_key),
+            sender_certificate=b64(sender_cert.public_bytes(serialization.Encoding.DER)),
             signature_alg=algorithms.SIGNATURE,
-            due_date=due_date,
-            status_note=status_note,
+            **fields,
         )
     except ValidationError as exc:
         raise EnvelopeError(f"cannot seal an envelope: {summarize(exc)}") from None
     check_binding(header)
     if message is not None:
         check_agreement(header, message)
+    return header
+
+
+def key_wraps(targets: Mapping[OrganCode, x509.Certificate], content_key: bytes) -> list[KeyWrap]:
+    """``content_key`` wrapped for each recipient (RSAES-OAEP), in ``targets``' order."""
+    return [_wrap(code, cert, content_key) for code, cert in targets.items()]
+
+
+def signed(header: EnvelopeHeader, sender_key: rsa.RSAPrivateKey) -> tuple[bytes, bytes]:
+    """The header's wire bytes and the sender's RSASSA-PSS signature over them."""
     # The optional tracking fields are left out when null: such a header is byte for byte
     # what readers that predate them accept.
     unset = {name for name in ("due_date", "status_note") if getattr(header, name) is None}
     header_bytes = header.model_dump_json(exclude=unset).encode()
-    return encode(header_bytes, algorithms.sign(sender_key, header_bytes), ciphertext)
+    return header_bytes, algorithms.sign(sender_key, header_bytes)
+
+
+def in_utc(created: datetime | None) -> datetime:
+    """``created`` as an aware UTC instant (now when None); a naive one stays naive so the
+    header's model refuses it."""
+    if created is None:
+        return datetime.now(UTC)
+    return created.astimezone(UTC) if created.tzinfo is not None else created
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _wrap(code: OrganCode, certificate: x509.Certificate, content_key: bytes) -> KeyWrap:
@@ -118,7 +188,7 @@ def _wrap(code: OrganCode, certificate: x509.Certificate, content_key: bytes) ->
         recipient=str(code),
         cert_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
         alg=algorithms.KEY_WRAP,
-        wrapped_key=_b64(algorithms.wrap_key(public_key, content_key)),
+        wrapped_key=b64(algorithms.wrap_key(public_key, content_key)),
     )
 
 
@@ -128,13 +198,3 @@ def _same_key(key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bool:
         isinstance(public_key, rsa.RSAPublicKey)
         and public_key.public_numbers() == key.public_key().public_numbers()
     )
-
-
-def _in_utc(created: datetime | None) -> datetime:
-    if created is None:
-        return datetime.now(UTC)
-    return created.astimezone(UTC) if created.tzinfo is not None else created  # naive: refused
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

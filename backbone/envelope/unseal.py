@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -41,6 +42,7 @@ from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator, ValidatedCertificate
 
 __all__ = [
+    "Headed",
     "OpenedEnvelope",
     "VerifiedEnvelope",
     "decrypt",
@@ -49,6 +51,7 @@ __all__ = [
     "unwrap_content_key",
     "verify",
     "verify_frame",
+    "verify_signature",
 ]
 
 
@@ -86,6 +89,30 @@ def verify_frame(
     """Steps 2–4 of :func:`verify` on a body already split by
     :func:`~backbone.envelope.wire.read_frame`."""
     header = frame.header
+    sender = verify_signature(header, frame.header_bytes, frame.signature, validator, at=at)
+    if len(frame.ciphertext) != header.payload_size:
+        raise PayloadTamperedError(
+            f"payload is {len(frame.ciphertext)} bytes; the signed header says "
+            f"{header.payload_size}"
+        )
+    if algorithms.sha256_hex(frame.ciphertext) != header.payload_digest:
+        raise PayloadTamperedError(
+            "payload SHA-256 does not match the signed header: the ciphertext was altered"
+        )
+    return VerifiedEnvelope(header, sender, frame.ciphertext)
+
+
+def verify_signature(
+    header: EnvelopeHeader,
+    header_bytes: bytes,
+    signature: bytes,
+    validator: CertificateValidator,
+    *,
+    at: datetime | None = None,
+) -> ValidatedCertificate:
+    """Steps 2 and 3 (either envelope form): the sender certificate is valid for signing and
+    bound to ``header.sender``, and ``signature`` is its RSASSA-PSS signature over the exact
+    ``header_bytes``."""
     sender = validator.validate(
         base64.b64decode(header.sender_certificate),
         claimed=OrganCode.parse(header.sender),
@@ -98,21 +125,19 @@ def verify_frame(
             f"certificate for {header.sender} holds a {type(public_key).__name__}; envelopes "
             "are signed with RSASSA-PSS and need an RSA key"
         )
-    if not algorithms.signature_verifies(public_key, frame.signature, frame.header_bytes):
+    if not algorithms.signature_verifies(public_key, signature, header_bytes):
         raise SignatureInvalidError(
             "envelope signature does not verify: the header, a key wrap or the signature was "
             "altered, or it was signed with another key"
         )
-    if len(frame.ciphertext) != header.payload_size:
-        raise PayloadTamperedError(
-            f"payload is {len(frame.ciphertext)} bytes; the signed header says "
-            f"{header.payload_size}"
-        )
-    if algorithms.sha256_hex(frame.ciphertext) != header.payload_digest:
-        raise PayloadTamperedError(
-            "payload SHA-256 does not match the signed header: the ciphertext was altered"
-        )
-    return VerifiedEnvelope(header, sender, frame.ciphertext)
+    return sender
+
+
+class Headed(Protocol):
+    """An authentic envelope of either form: its header is all key unwrapping reads."""
+
+    @property
+    def header(self) -> EnvelopeHeader: ...
 
 
 def decrypt(
@@ -126,7 +151,7 @@ def decrypt(
 
 
 def unwrap_content_key(
-    envelope: VerifiedEnvelope, *, recipient: OrganCode | str, recipient_key: rsa.RSAPrivateKey
+    envelope: Headed, *, recipient: OrganCode | str, recipient_key: rsa.RSAPrivateKey
 ) -> bytes:
     """``recipient``'s content key, checked against the header's key commitment: every
     recipient for whom this succeeds holds the same key, so reads the same plaintext (a

@@ -27,6 +27,7 @@ __all__ = [
     "encode",
     "header_length",
     "read_frame",
+    "split_frame",
 ]
 
 MAGIC = b"VDX1"
@@ -46,10 +47,12 @@ class Frame(NamedTuple):
     ciphertext: bytes
 
 
-def encode(header_bytes: bytes, signature: bytes, ciphertext: bytes) -> bytes:
+def encode(
+    header_bytes: bytes, signature: bytes, ciphertext: bytes, *, magic: bytes = MAGIC
+) -> bytes:
     return b"".join(
         (
-            MAGIC,
+            magic,
             _LENGTH.pack(len(header_bytes)),
             header_bytes,
             _LENGTH.pack(len(signature)),
@@ -69,6 +72,24 @@ def header_length(body: bytes) -> int:
 def read_frame(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Frame:
     """Split ``body`` into its parts and parse the header; raise
     :class:`EnvelopeMalformedError` saying exactly what is wrong with the framing."""
+    header_bytes, signature, ciphertext = split_frame(
+        body, magic=MAGIC, max_size=max_size, max_header_size=MAX_HEADER_SIZE
+    )
+    check_header(header_bytes)  # bounded, first problem wins: before pydantic's error list
+    try:
+        header = EnvelopeHeader.model_validate_json(header_bytes)
+    except ValidationError as exc:
+        raise EnvelopeMalformedError(
+            f"header does not match the envelope schema: {summarize(exc)}"
+        ) from None
+    return Frame(header, header_bytes, signature, ciphertext)
+
+
+def split_frame(
+    body: bytes, *, magic: bytes, max_size: int, max_header_size: int
+) -> tuple[bytes, bytes, bytes]:
+    """(header bytes, signature, the rest) of a body framed as above under ``magic``, the
+    framing alone checked (:class:`EnvelopeMalformedError` saying what is wrong)."""
     size = len(body)
     if size > max_size:
         raise EnvelopeMalformedError(
@@ -78,15 +99,15 @@ def read_frame(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Fra
         raise EnvelopeMalformedError(
             f"envelope is {size} bytes, too short for the magic and header length ({_PREFIX})"
         )
-    if body[: len(MAGIC)] != MAGIC:
+    if body[: len(magic)] != magic:
         raise EnvelopeMalformedError(
-            f"envelope starts with {body[: len(MAGIC)]!r}, not the magic {MAGIC!r}"
+            f"envelope starts with {body[: len(magic)]!r}, not the magic {magic!r}"
         )
-    (header_length,) = _LENGTH.unpack_from(body, len(MAGIC))
+    (header_length,) = _LENGTH.unpack_from(body, len(magic))
     header_end = _PREFIX + header_length
-    if header_length > MAX_HEADER_SIZE:
+    if header_length > max_header_size:
         raise EnvelopeMalformedError(
-            f"header length {header_length} exceeds the limit of {MAX_HEADER_SIZE} bytes"
+            f"header length {header_length} exceeds the limit of {max_header_size} bytes"
         )
     if header_end + _LENGTH.size > size:
         raise EnvelopeMalformedError(
@@ -105,12 +126,4 @@ def read_frame(body: bytes, *, max_size: int = DEFAULT_MAX_ENVELOPE_SIZE) -> Fra
             f"signature length {signature_length} exceeds body ({size - signature_start} bytes "
             "follow the signature length field)"
         )
-    header_bytes = body[_PREFIX:header_end]
-    check_header(header_bytes)  # bounded, first problem wins: before pydantic's error list
-    try:
-        header = EnvelopeHeader.model_validate_json(header_bytes)
-    except ValidationError as exc:
-        raise EnvelopeMalformedError(
-            f"header does not match the envelope schema: {summarize(exc)}"
-        ) from None
-    return Frame(header, header_bytes, body[signature_start:signature_end], body[signature_end:])
+    return body[_PREFIX:header_end], body[signature_start:signature_end], body[signature_end:]

@@ -1,0 +1,288 @@
+"""The recipient's staging area for chunked documents: chunks on disk, in any order, until a
+document is whole; then decrypted in order into place atomically.
+
+Layout under ``root`` (one directory per document, named by its envelope id)::
+
+    <envelope id>/header      the header message as received (verified before it was kept)
+    <envelope id>/started     when staging began (ISO 8601, from the injected clock)
+    <envelope id>/<index>.chunk   each chunk's ciphertext, checked against the header
+
+Every file is written under a dot-name, flushed to disk, then renamed, and a document's
+directory is renamed into place only once its header is in it: after a crash, what is
+there is whole, and :class:`Staging` rebuilds its state from it (dot-names are leftovers
+and deleted; each chunk is checked against the header again).
+
+The disk budget is reserved per document when it starts (its whole announced ciphertext),
+so a document that fits can always finish, and many half-sent documents cannot together
+exceed the budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from backbone.clock import Clock
+from backbone.envelope import algorithms, stream_aead
+from backbone.envelope.chunk_wire import (
+    Chunk,
+    VerifiedChunkedHeader,
+    check_chunk,
+    read_chunked_header,
+)
+from backbone.envelope.chunked import ChunkedHeader, stream_aad
+from backbone.errors import (
+    BackboneError,
+    ChunkError,
+    DecryptionError,
+    Reason,
+    StagingError,
+)
+
+__all__ = ["Expired", "Staging"]
+
+_HEADER: Final = "header"
+_STARTED: Final = "started"
+_CHUNK_SUFFIX: Final = ".chunk"
+_READ_BYTES: Final = 1 << 20
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A document that stayed incomplete past the timeout; its chunks are gone."""
+
+    header: ChunkedHeader
+    missing: tuple[int, ...]  # the chunk indexes that never arrived
+
+
+@dataclass(slots=True)
+class _Document:
+    header: ChunkedHeader
+    started: datetime
+    present: set[int] = field(default_factory=set)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.present) == self.header.chunk_count
+
+
+class Staging:
+    """Chunked documents being received, in ``root``, within ``budget_bytes`` of disk;
+    those incomplete for longer than ``timeout`` (by ``clock``) can be expired."""
+
+    def __init__(self, root: Path, *, budget_bytes: int, timeout: timedelta, clock: Clock) -> None:
+        self._root = root
+        self._budget = budget_bytes
+        self._timeout = timeout
+        self._clock = clock
+        self._documents: dict[str, _Document] = {}
+        root.mkdir(parents=True, exist_ok=True)
+        self._rebuild()
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Disk the staged documents may take when whole (their announced ciphertext)."""
+        return sum(document.header.payload_size for document in self._documents.values())
+
+    def staged(self) -> list[str]:
+        """The envelope ids of the documents staged, whole or not."""
+        return sorted(self._documents)
+
+    def begin(self, verified: VerifiedChunkedHeader) -> bool:
+        """Start staging the document of a verified header; False if it already is. Raise
+        :class:`StagingError` (``staging_full``) when it would exceed the disk budget."""
+        header = verified.header
+        if header.envelope_id in self._documents:
+            return False
+        if self.reserved_bytes + header.payload_size > self._budget:
+            raise StagingError(
+                f"envelope {header.envelope_id} needs {header.payload_size} bytes of staging; "
+                f"{self._budget - self.reserved_bytes} of the budget ({self._budget}) are "
+                "free",
+                reason=Reason.STAGING_FULL,
+            )
+        started = self._clock()
+        building = Path(tempfile.mkdtemp(prefix=".", dir=self._root))
+        _write(building / _HEADER, verified.body)
+        _write(building / _STARTED, started.isoformat().encode())
+        building.rename(self._root / header.envelope_id)
+        self._documents[header.envelope_id] = _Document(header, started)
+        log.info("staging_started", envelope_id=header.envelope_id, chunks=header.chunk_count)
+        return True
+
+    def accept(self, chunk: Chunk) -> bool:
+        """Keep ``chunk`` if it is the one its document's header signs for at its index;
+        False for a duplicate (dropped). :class:`ChunkError` says why a chunk is refused."""
+        document = self._documents.get(chunk.envelope_id)
+        if document is None:
+            raise ChunkError(
+                f"chunk {chunk.index} names envelope {chunk.envelope_id}, which is not being "
+                "staged (no verified header, or already delivered or expired)",
+                reason=Reason.CHUNK_FOREIGN,
+            )
+        check_chunk(document.header, chunk)
+        if chunk.index in document.present:
+            return False
+        _write(self._chunk_path(chunk.envelope_id, chunk.index), chunk.ciphertext)
+        document.present.add(chunk.index)
+        return True
+
+    def missing(self, envelope_id: str) -> list[int]:
+        document = self._document(envelope_id)
+        return [i for i in range(document.header.chunk_count) if i not in document.present]
+
+    def is_complete(self, envelope_id: str) -> bool:
+        return self._document(envelope_id).complete
+
+    def header(self, envelope_id: str) -> ChunkedHeader:
+        return self._document(envelope_id).header
+
+    def deliver(self, envelope_id: str, content_key: bytes, destination: Path) -> Path:
+        """Decrypt the whole document in order into a temporary file beside
+        ``destination``, then rename it into place: no partial document is ever visible.
+        The staging space is reclaimed after. ``content_key`` is the recipient's, from
+        :func:`~backbone.envelope.unseal.unwrap_content_key` on the verified header."""
+        document = self._document(envelope_id)
+        header = document.header
+        if not document.complete:
+            missing = _listed(self.missing(envelope_id))
+            raise StagingError(
+                f"envelope {envelope_id} is incomplete: chunk(s) {missing} have not arrived",
+                reason=Reason.DOCUMENT_INCOMPLETE,
+            )
+        if algorithms.key_commitment(content_key) != header.key_commitment:
+            raise DecryptionError(
+                f"the key given for envelope {envelope_id} is not the one its header commits to"
+            )
+        handle, temporary = tempfile.mkstemp(prefix=".", dir=destination.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                for plaintext in self._decrypted(header, content_key):
+                    out.write(plaintext)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, destination)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self._remove(envelope_id)
+        log.info("staging_delivered", envelope_id=envelope_id, size=header.document_size)
+        return destination
+
+    def expire(self) -> list[Expired]:
+        """Remove every incomplete document staged longer ago than the timeout, reclaiming
+        its space; what was expired, for the event to its sender and to operators."""
+        now = self._clock()
+        expired = [
+            Expired(document.header, tuple(self.missing(envelope_id)))
+            for envelope_id, document in self._documents.items()
+            if not document.complete and now - document.started >= self._timeout
+        ]
+        for gone in expired:
+            self._remove(gone.header.envelope_id)
+            log.warning(
+                "staging_expired",
+                envelope_id=gone.header.envelope_id,
+                reason=Reason.DOCUMENT_INCOMPLETE.value,
+                missing=len(gone.missing),
+            )
+        return expired
+
+    def _decrypted(self, header: ChunkedHeader, key: bytes) -> Iterator[bytes]:
+        prefix = header.nonce_prefix
+        aad = stream_aad(header.envelope_id, header.document_size, header.chunk_size)
+        last = header.chunk_count - 1
+        for index in range(header.chunk_count):
+            ciphertext = self._chunk_path(header.envelope_id, index).read_bytes()
+            yield stream_aead.decrypt_chunk(key, prefix, aad, index, ciphertext, last=index == last)
+
+    def _document(self, envelope_id: str) -> _Document:
+        try:
+            return self._documents[envelope_id]
+        except KeyError:
+            raise StagingError(
+                f"envelope {envelope_id} is not being staged", reason=Reason.CHUNK_FOREIGN
+            ) from None
+
+    def _chunk_path(self, envelope_id: str, index: int) -> Path:
+        return self._root / envelope_id / f"{index:05d}{_CHUNK_SUFFIX}"
+
+    def _remove(self, envelope_id: str) -> None:
+        del self._documents[envelope_id]
+        shutil.rmtree(self._root / envelope_id, ignore_errors=True)
+
+    def _rebuild(self) -> None:
+        """State from the directory: whole documents back, leftovers of a crash deleted."""
+        for entry in sorted(self._root.iterdir()):
+            if entry.name.startswith("."):
+                _delete(entry)  # a document or file that was never renamed into place
+                continue
+            try:
+                document = self._restore(entry)
+            except (BackboneError, OSError, ValueError) as exc:
+                log.warning("staging_unreadable_removed", path=entry.name, error=str(exc))
+                _delete(entry)
+                continue
+            self._documents[document.header.envelope_id] = document
+
+    def _restore(self, directory: Path) -> _Document:
+        header = read_chunked_header((directory / _HEADER).read_bytes()).header
+        if header.envelope_id != directory.name:
+            raise ValueError(f"holds the header of envelope {header.envelope_id}")
+        started = datetime.fromisoformat((directory / _STARTED).read_text("ascii"))
+        document = _Document(header, started)
+        for path in directory.iterdir():
+            if path.name.startswith("."):
+                path.unlink()
+            elif path.name.endswith(_CHUNK_SUFFIX):
+                index = int(path.name.removesuffix(_CHUNK_SUFFIX))
+                if _chunk_file_matches(header, index, path):
+                    document.present.add(index)
+                else:
+                    path.unlink()
+        return document
+
+
+def _chunk_file_matches(header: ChunkedHeader, index: int, path: Path) -> bool:
+    if not 0 <= index < header.chunk_count:
+        return False
+    if path.stat().st_size != header.chunk_ciphertext_size(index):
+        return False
+    digest = hashlib.sha256()
+    with path.open("rb") as chunk:
+        while block := chunk.read(_READ_BYTES):
+            digest.update(block)
+    return digest.hexdigest() == header.chunk_digests[index]
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all (dot-name, fsync, rename)."""
+    temporary = path.with_name(f".{path.name}")
+    with temporary.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    temporary.replace(path)
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _listed(indexes: list[int], limit: int = 10) -> str:
+    shown = ", ".join(str(index) for index in indexes[:limit])
+    return shown + (f" and {len(indexes) - limit} more" if len(indexes) > limit else "")
