@@ -58,7 +58,12 @@ class SealedDocument:
             for index, ciphertext in enumerate(_encrypted(source, self._key, self._prefix, header)):
                 if hashlib.sha256(ciphertext).hexdigest() != header.chunk_digests[index]:
                     raise _changed(self.source, header)
-                yield encode_chunk(header.envelope_id, index, ciphertext)
+                message = encode_chunk(header.envelope_id, index, ciphertext)
+                # Each buffer dropped as soon as it is used: at most a plaintext chunk, its
+                # ciphertext and one message are alive at any time.
+                del ciphertext
+                yield message
+                del message
             if source.read(1):
                 raise _changed(self.source, header)
 
@@ -109,10 +114,10 @@ def seal_file(
     prefix = stream_aead.new_nonce_prefix()
     plan = _Plan(envelope_id, document_size, chunk_size)
     with path.open("rb") as source:
-        digests = [
-            hashlib.sha256(ciphertext).hexdigest()
-            for ciphertext in _encrypted(source, key, prefix, plan)
-        ]
+        digests = []
+        for ciphertext in _encrypted(source, key, prefix, plan):
+            digests.append(hashlib.sha256(ciphertext).hexdigest())
+            del ciphertext  # not alive while the next chunk is read
         if source.read(1):
             raise EnvelopeError(f"{path.name} grew while it was being sealed; seal it again")
     if len(digests) != chunk_count(document_size, chunk_size):
@@ -165,7 +170,10 @@ def _encrypted(
         plaintext = source.read(want)
         if len(plaintext) != want:
             raise EnvelopeError("the file shrank while it was being sealed; seal it again")
-        yield stream_aead.encrypt_chunk(key, prefix, aad, index, plaintext, last=last)
+        ciphertext = stream_aead.encrypt_chunk(key, prefix, aad, index, plaintext, last=last)
+        del plaintext
+        yield ciphertext
+        del ciphertext
 
 
 def _changed(path: Path, header: ChunkedHeader) -> EnvelopeError:

@@ -170,6 +170,7 @@ class Staging:
             with os.fdopen(handle, "wb") as out:
                 for plaintext in self._decrypted(header, content_key):
                     out.write(plaintext)
+                    del plaintext  # not alive while the next chunk is read
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, destination)
@@ -205,7 +206,12 @@ class Staging:
         last = header.chunk_count - 1
         for index in range(header.chunk_count):
             ciphertext = self._chunk_path(header.envelope_id, index).read_bytes()
-            yield stream_aead.decrypt_chunk(key, prefix, aad, index, ciphertext, last=index == last)
+            plaintext = stream_aead.decrypt_chunk(
+                key, prefix, aad, index, ciphertext, last=index == last
+            )
+            del ciphertext  # one chunk's ciphertext or plaintext alive at a time, not both
+            yield plaintext
+            del plaintext
 
     def _document(self, envelope_id: str) -> _Document:
         try:
