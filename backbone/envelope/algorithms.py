@@ -4,7 +4,8 @@
 - key wrap: RSAES-OAEP (RFC 8017 §7.1) with SHA-256 and MGF1-SHA-256, empty label;
 - signature: RSASSA-PSS (RFC 8017 §8.1) with SHA-256, MGF1-SHA-256, salt length 32 bytes
   (the digest length);
-- payload digest and key commitment: SHA-256 (FIPS 180-4).
+- payload digest and key commitment: SHA-256 (FIPS 180-4);
+- large documents: STREAM over the same AES-256-GCM (:mod:`backbone.envelope.stream_aead`).
 """
 
 from __future__ import annotations
