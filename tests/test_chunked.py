@@ -12,6 +12,7 @@ import pytest
 
 from backbone.envelope import unwrap_content_key
 from backbone.envelope.algorithms import sign
+from backbone.envelope.bounds import check_header
 from backbone.envelope.chunk_wire import (
     Chunk,
     check_chunk,
@@ -27,7 +28,7 @@ from backbone.envelope.chunked import (
     stream_aad,
     travels_chunked,
 )
-from backbone.envelope.split import SealedDocument, seal_file
+from backbone.envelope.split import SealedDocument
 from backbone.envelope.stream_aead import SequentialDecryptor
 from backbone.envelope.wire import read_frame
 from backbone.errors import (
@@ -40,41 +41,14 @@ from backbone.errors import (
     SignatureInvalidError,
 )
 from tests.support import DevPki, make_pki
+from tests.support.chunked import RECIPIENT, SENDER, SMALL, document, seal_path
 
 pytestmark = pytest.mark.clock  # certificates are validated at the current instant
-
-SENDER = "000.00.00.G22"
-RECIPIENT = "000.00.00.H41"
-DOCUMENT_ID = "000.00.00.G22,2015/09/30,7816/VPCP-TTĐT"
-SMALL = ChunkLimits(
-    max_document_bytes=1 << 20, min_chunk_bytes=1024, max_chunk_bytes=4096, chunk_bytes=1024
-)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-def seal_path(pki: DevPki, path: Path, limits: ChunkLimits = SMALL) -> SealedDocument:
-    signer = pki.agency(SENDER)
-    return seal_file(
-        path,
-        kind="document",
-        sender=SENDER,
-        sender_key=signer.key,
-        sender_cert=signer.certificate,
-        recipients={RECIPIENT: pki.agency(RECIPIENT).certificate},
-        document_id=DOCUMENT_ID,
-        business_type=0,
-        limits=limits,
-    )
-
-
-def document(tmp_path: Path, size: int, name: str = "annex.bin") -> Path:
-    path = tmp_path / name
-    path.write_bytes(bytes(i * 7 % 251 for i in range(size)))
-    return path
 
 
 @pytest.fixture
@@ -279,3 +253,38 @@ def test_a_chunk_message_that_is_not_one_is_refused() -> None:
         read_chunk(b"VDX1" + b"0" * 60)
     with pytest.raises(EnvelopeMalformedError, match="names envelope"):
         read_chunk(b"VDXC" + b"not-a-uuid".ljust(36, b"x") + b"\0\0\0\0")
+
+
+def test_a_chunked_header_with_a_field_it_does_not_have_is_refused_before_the_schema(
+    sealed: SealedDocument,
+) -> None:
+    frame = read_chunked_header(sealed.header_message)
+    fields = json.loads(frame.header_bytes)
+    fields["chunk_hints"] = [1, 2, 3]
+    header_bytes = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    with pytest.raises(EnvelopeMalformedError, match="unknown field 'chunk_hints'"):
+        read_chunked_header(encode_header(header_bytes, frame.signature))
+
+
+def test_a_chunked_header_with_more_digests_than_the_model_allows_is_refused_unparsed(
+    sealed: SealedDocument,
+) -> None:
+    frame = read_chunked_header(sealed.header_message)
+    fields = json.loads(frame.header_bytes)
+    for count, refusal in (
+        (5_000, r"a header for 1 recipient\(s\) is at most"),
+        (100_000, "the limit is"),
+    ):
+        fields["chunk_digests"] = ["ab" * 32] * count
+        header_bytes = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+        with pytest.raises(EnvelopeMalformedError, match=refusal) as caught:
+            read_chunked_header(encode_header(header_bytes, frame.signature))
+    assert caught.value.reason == Reason.ENVELOPE_TOO_LARGE  # the message, before its header
+
+
+def test_the_single_message_header_check_refuses_the_chunked_fields(
+    sealed: SealedDocument,
+) -> None:
+    frame = read_chunked_header(sealed.header_message)
+    with pytest.raises(EnvelopeMalformedError, match="unknown field"):
+        check_header(frame.header_bytes)

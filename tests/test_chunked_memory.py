@@ -15,7 +15,7 @@ from backbone.envelope.chunk_wire import read_chunk, verify_chunked_header
 from backbone.envelope.chunked import ChunkLimits
 from backbone.envelope.staging import Staging
 from tests.support import make_pki
-from tests.test_chunked import RECIPIENT, seal_path
+from tests.support.chunked import RECIPIENT, seal_path
 
 pytestmark = pytest.mark.clock  # certificates are validated at the current instant
 

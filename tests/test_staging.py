@@ -20,7 +20,7 @@ from backbone.envelope.split import SealedDocument
 from backbone.envelope.staging import Staging
 from backbone.errors import ChunkError, DecryptionError, Reason, StagingError
 from tests.support import DevPki, make_pki
-from tests.test_chunked import RECIPIENT, SMALL, document, seal_path
+from tests.support.chunked import RECIPIENT, SMALL, document, seal_path
 
 pytestmark = pytest.mark.clock  # certificates are validated at the current instant
 
