@@ -28,6 +28,7 @@ from backbone.envelope.chunked import (
     stream_aad,
     travels_chunked,
 )
+from backbone.envelope.schema import CHUNKED_SCHEMA_PATH, chunked_header_json_schema
 from backbone.envelope.split import SealedDocument
 from backbone.envelope.stream_aead import SequentialDecryptor
 from backbone.envelope.wire import read_frame
@@ -288,3 +289,9 @@ def test_the_single_message_header_check_refuses_the_chunked_fields(
     frame = read_chunked_header(sealed.header_message)
     with pytest.raises(EnvelopeMalformedError, match="unknown field"):
         check_header(frame.header_bytes)
+
+
+def test_the_published_chunked_header_schema_is_the_one_the_model_generates() -> None:
+    assert CHUNKED_SCHEMA_PATH.read_text(encoding="utf-8") == chunked_header_json_schema(), (
+        "regenerate it: python -m backbone.envelope.schema"
+    )
