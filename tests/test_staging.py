@@ -243,3 +243,16 @@ def test_a_restart_keeps_the_start_time_for_expiry(
     clock.now = START + TIMEOUT
     (expired,) = staging(root, clock).expire()
     assert expired.missing == (0, 1, 2, 3, 4, 5)
+
+
+def test_a_restart_removes_a_staged_directory_whose_header_is_unreadable(
+    pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
+) -> None:
+    root = tmp_path / "staging"
+    begun(pki, sealed, root, clock, slice(2))
+    stray = root / "3f1c0e5a-0000-4000-8000-000000000000"
+    stray.mkdir()
+    (stray / "header").write_bytes(b"VDXH not a header")
+    restarted = staging(root, clock)
+    assert restarted.staged() == [sealed.header.envelope_id]
+    assert not stray.exists()
