@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
 import structlog.testing
+from aiormq.exceptions import ChannelAccessRefused
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
@@ -199,6 +201,33 @@ async def test_a_version_applied_live_forwards_later_documents_to_the_heir_and_l
     assert {(e.recipients, e.directory_version) for e in forwarded} == {((Y,), new_id)}
 
 
+async def test_a_version_applied_under_load_loses_and_misroutes_nothing(world: World) -> None:
+    router = await world.start_router("a")
+    old_id = router.directory.version.id
+    new = write_version(world.root / "merged.json", world.exchange.directory, 2, MERGED)
+    new_id = load_directory(new).version.id
+
+    async def flow() -> list[bytes]:
+        return [await world.send(n) for n in range(60)]
+
+    sending = asyncio.create_task(flow())
+    await asyncio.sleep(0.2)  # documents are flowing when the version arrives
+    assert (await world.apply(new)).exit_code == 0
+    sent = await sending
+    await until(lambda: router.directory.version.id == new_id, "the router to take it up")
+
+    to_x = await world.exchange.drain(world.exchange.inbox_of(X), expect=1, timeout=2)
+    to_y = await world.exchange.drain(world.exchange.inbox_of(Y), expect=60 - len(to_x))
+    assert sorted(m.body for m in to_x + to_y) == sorted(sent)  # each exactly once
+    events = await world.exchange.events(G22, expect=len(to_x) + 2 * len(to_y))
+    version_of = {e.envelope_id: e.directory_version for e in events if e.type is EventType.ROUTED}
+    # Each went where the version it was decided against said: X before, Y (forwarded) after.
+    assert {version_of[read_frame(m.body).header.envelope_id] for m in to_x} <= {old_id}
+    assert {version_of[read_frame(m.body).header.envelope_id] for m in to_y} == {new_id}
+    forwarded = {e.envelope_id for e in events if e.type is EventType.FORWARDED}
+    assert forwarded == {read_frame(m.body).header.envelope_id for m in to_y}
+
+
 async def test_every_replica_sharing_the_inbound_queue_takes_the_version_up(
     world: World,
 ) -> None:
@@ -328,3 +357,24 @@ async def test_the_broker_refuses_an_agency_account_publishing_a_version(world: 
             world.exchange.url_for(account), world.exchange.names, new.read_bytes(), "json", "x"
         )
     assert world.routers[0].directory.version.revision == 1
+
+
+async def test_the_operators_account_may_publish_directory_versions_and_nothing_else(
+    world: World,
+) -> None:
+    connection = await aio_pika.connect(world.exchange.url_for(world.operator))
+    async with connection:
+        for exchange_name in (
+            world.exchange.names.submit_exchange,
+            world.exchange.names.events_exchange,
+        ):
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(exchange_name, ensure=False)
+            with pytest.raises(ChannelAccessRefused):
+                await exchange.publish(
+                    aio_pika.Message(b"x", user_id=world.operator), routing_key="envelope"
+                )
+        channel = await connection.channel()
+        inbound = await channel.get_queue(world.exchange.names.inbound_queue, ensure=False)
+        with pytest.raises(ChannelAccessRefused):
+            await inbound.get(fail=False)

@@ -1,6 +1,6 @@
 """A router replica taking up the directory versions the operator applies (docs/directory.md,
 "Applying a new version"): each replica binds a queue of its own to the directory fanout
-exchange, checks every version it receives off the event loop (0.3 s at country size), and
+exchange, checks every version it receives off the event loop (0.6 s at country size), and
 either keeps its running version (a bad one: one error logged, counted) or saves the new
 file where it loads it at start and swaps the directory the pipeline reads, once per
 envelope, so each envelope is routed against exactly one version."""
