@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from adapters.cli import app as adapter_app
+from backbone.broker.directory_cli import apply_command
 from backbone.broker.provision_cli import provision_command
 from backbone.devtools.ca_cli import app as pki_app
 from backbone.devtools.discovery_cli import app as broker_app
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(edxml_app, name="edxml", help="Check and inspect edXML (QCVN 102:2016) files.")
 app.add_typer(pki_app, name="pki", help="Development certificate authority and certificate checks.")
+directory_app.command("apply")(apply_command)  # publishes on the broker: not in the core
 app.add_typer(directory_app, name="directory", help="The agency directory: check, query, generate.")
 app.add_typer(router_app, name="router", help="Run a router replica.")
 app.add_typer(topology_app, name="topology", help="Declare or show the broker topology.")

@@ -115,8 +115,11 @@ def plan_accounts(
     names: Names,
     *,
     router_user: str,
+    operator_user: str | None = None,
     bounds: BrokerBounds | None = None,
 ) -> list[AccountSpec]:
+    """The router's user, ``operator_user`` (it may publish directory versions and nothing
+    else: ``backbone directory apply``) and one user per connected system."""
     bounds = bounds or BrokerBounds()
     specs = [
         AccountSpec(
@@ -129,6 +132,17 @@ def plan_accounts(
             limits=bounds.router,
         )
     ]
+    if operator_user is not None:
+        specs.append(
+            AccountSpec(
+                user=operator_user,
+                system="operator",
+                configure=NOTHING,
+                write=_only(names.directory_exchange),
+                read=NOTHING,
+                limits=bounds.agency,
+            )
+        )
     for system in directory.connected_systems:
         if system.broker_account is None:
             continue

@@ -31,6 +31,13 @@ def provision_command(
     ] = Path("broker-passwords.yaml"),
     prefix: Annotated[str, typer.Option(help="Broker name prefix")] = "vdx",
     router_user: Annotated[str, typer.Option(help="The router's broker user")] = "vdx-router",
+    operator_user: Annotated[
+        str,
+        typer.Option(
+            help="The operator's broker user: it may publish directory versions "
+            "(`backbone directory apply`) and nothing else"
+        ),
+    ] = "vdx-operator",
     bounds_file: Annotated[
         Path | None,
         typer.Option(
@@ -52,7 +59,11 @@ def provision_command(
         names = Names(prefix)
         bounds = BrokerBounds.load(bounds_file)
         specs = plan_accounts(
-            load_directory(directory), names, router_user=router_user, bounds=bounds
+            load_directory(directory),
+            names,
+            router_user=router_user,
+            operator_user=operator_user,
+            bounds=bounds,
         )
         policies = plan_policies(names, bounds)
         secrets = load_or_create_passwords(passwords, [spec.user for spec in specs])

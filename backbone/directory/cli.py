@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from backbone.directory.certificates import certificate_problems
-from backbone.directory.diff import diff_directories
+from backbone.directory.diff import DirectoryDiff, diff_directories
 from backbone.directory.loader import Format, dump_directory, load_directory
 from backbone.directory.model import Connection, Status
 from backbone.directory.synthetic import generate_directory
@@ -136,13 +136,23 @@ def diff(
     if as_json:
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
     else:
-        counts = ", ".join(f"{count} {kind}" for kind, count in result.counts().items())
-        typer.echo(f"{old} → {new}: {counts or 'no changes'}")
-        for change in result.changes:
-            typer.echo(f"  {change.line()}")
-    if result.problems:
-        typer.echo(f"error: {new}: {len(result.problems)} problem(s) against {old}:", err=True)
-        for problem in result.problems:
+        echo_changes(result, f"{old} → {new}")
+    exit_on_problems(result.problems, new=new, old=old)
+
+
+def echo_changes(result: DirectoryDiff, title: str) -> None:
+    """``title: <counts per kind>``, then each change on a line of its own."""
+    counts = ", ".join(f"{count} {kind}" for kind, count in result.counts().items())
+    typer.echo(f"{title}: {counts or 'no changes'}")
+    for change in result.changes:
+        typer.echo(f"  {change.line()}")
+
+
+def exit_on_problems(problems: Sequence[str], *, new: Path, old: Path) -> None:
+    """Every problem of ``new`` against ``old`` on stderr, then exit 1; nothing if none."""
+    if problems:
+        typer.echo(f"error: {new}: {len(problems)} problem(s) against {old}:", err=True)
+        for problem in problems:
             typer.echo(f"  {problem}", err=True)
         raise typer.Exit(1)
 

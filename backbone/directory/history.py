@@ -48,8 +48,9 @@ def version_problems(file: DirectoryFile) -> list[str]:
     """Fields the file's version does not have."""
     problems: list[str] = []
     if file.version == 1:
-        if file.agency_count is not None:
-            problems.append("agency_count: needs version: 2 (this file says version: 1)")
+        for name in ("agency_count", "revision"):
+            if getattr(file, name) is not None:
+                problems.append(f"{name}: needs version: 2 (this file says version: 1)")
         for position, hub in enumerate(file.hubs):
             for name in sorted(hub.model_fields_set & _V2_HUB_FIELDS):
                 problems.append(

@@ -203,6 +203,9 @@ class DirectoryFile(BaseModel):
     # Version 2, optional: how many agencies the file lists, so a file cut short between
     # two entries (still valid YAML) is refused. Written by ``dump_directory``.
     agency_count: int | None = None
+    # Version 2, optional: orders the versions an operator applies (``backbone directory
+    # apply``): each applied version carries a higher one; none reads as revision 0.
+    revision: int | None = Field(default=None, ge=1)
     tiers: TierModelField | None = None
     hubs: tuple[Hub, ...] = ()
     agencies: tuple[Agency, ...]

@@ -24,6 +24,7 @@ from backbone.errors import (
 )
 from backbone.logs import configure_logging
 from backbone.replica.settings import Settings
+from backbone.router.directory_updates import LiveDirectory
 from backbone.router.held_delivery import HeldDelivery, deliver_held
 from backbone.router.pipeline import Pipeline
 from backbone.router.retries import broker_login
@@ -96,6 +97,8 @@ async def build_router(settings: Settings) -> Router:
         pipeline=pipeline,
         store=store,
         extensions=[tracking] if tracking is not None else [],
+        # Versions the operator applies are saved over the file, so a restart keeps them.
+        live=LiveDirectory(settings.directory),
     )
 
 

@@ -7,6 +7,8 @@ each, records the outcome and tells whoever should know.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -32,13 +34,13 @@ class ParkedNotices:
         self,
         *,
         store: Store,
-        directory: Directory,
+        directory: Callable[[], Directory],
         inbound_queue: str,
         emit: Emit,
         router_account: str,
     ) -> None:
         """``router_account``: the router's broker login, the ``user_id`` of the envelopes
-        it dead-letters itself (``router.retries``)."""
+        it dead-letters itself (``router.retries``); ``directory``: the running version."""
         self._store = store
         self._directory = directory
         self._inbound_queue = inbound_queue
@@ -118,7 +120,7 @@ class ParkedNotices:
             header = _header_or_none(message.body)
             if header is not None and outcome is not None:
                 await self._store.finish(header.envelope_id, outcome, reason=reason)
-            party = party_to_tell(self._directory, header, publisher, authenticated=authenticated)
+            party = party_to_tell(self._directory(), header, publisher, authenticated=authenticated)
             if party is not None:
                 await self._emit(
                     Event.about(event_type, header, party=party, reason=reason, message=text)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Final
@@ -94,6 +94,8 @@ class Route:
     recorded: bool = False  # the store holds the route already (``Store.claim_route``)
     forwards: tuple[Forward, ...] = ()  # closed or former codes sent on to their heirs
     warning: str | None = None  # the sender's code has closed: accepted within the window
+    # The directory version it was decided against (not what to do: left out of ==).
+    directory_version: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Reject:
     message: str
     header: EnvelopeHeader | None
     authenticated: bool = False
+    directory_version: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,7 @@ class Duplicate:
     header: EnvelopeHeader
     original_envelope_id: str
     outcome: Outcome
+    directory_version: str | None = field(default=None, compare=False)
 
 
 Decision = Route | Reject | Duplicate
@@ -142,6 +146,7 @@ class Pipeline:
         policy.check(directory.tiers)
         self._directory = directory
         self._tiers = directory.tiers
+        _ = directory.version  # its digest computed now, not on the first envelope's time
         self._validator = validator
         self._store = store
         self._policy = policy
@@ -154,6 +159,20 @@ class Pipeline:
             level: names.tier_exchange(tier) for tier in self._tiers.tiers for level in tier.levels
         }
 
+    @property
+    def directory(self) -> Directory:
+        """The version envelopes are routed against now."""
+        return self._directory
+
+    def use(self, directory: Directory) -> None:
+        """Route every envelope from now on against ``directory`` (a new version of the
+        running one, with its tier model: ``backbone.directory.succession``). An envelope
+        being checked goes on with the version it started with."""
+        if directory.tiers != self._tiers:
+            raise ValueError("a directory version with another tier model needs a restart")
+        self._policy.check(directory.tiers)
+        self._directory = directory
+
     def revocation_gaps(self) -> list[str]:
         """Why sender certificates cannot be checked for revocation now (empty when they can):
         while there are any, envelopes from the CAs concerned are refused."""
@@ -165,7 +184,15 @@ class Pipeline:
         """Decide what to do with one envelope as consumed (``user_id``: the AMQP property
         the broker checked against the publisher's login). Bad input never raises; a store
         failure (:class:`StoreUnavailableError`) or a bug does, so the service can requeue
-        the message."""
+        the message. The directory is read once: the whole decision is against one version,
+        which the decision names."""
+        directory = self._directory
+        decision = await self._evaluate(body, directory, user_id, redelivered)
+        return replace(decision, directory_version=directory.version.id)
+
+    async def _evaluate(
+        self, body: bytes, directory: Directory, user_id: str | None, redelivered: bool
+    ) -> Decision:
         # A redelivery was admitted once already (a refusal is acked, never redelivered).
         if not redelivered and (refusal := self._over_rate(user_id)) is not None:
             return refusal
@@ -180,13 +207,15 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, None)
         try:
-            sender, warning = self._sender(frame.header, user_id)
+            sender, warning = self._sender(directory, frame.header, user_id)
             envelope = verify_frame(frame, self._validator)
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header)
         try:
             check_binding(frame.header)  # authenticated now: its sender is the one to tell
-            return await self._decide(frame.header, sender, warning, envelope, redelivered)
+            return await self._decide(
+                directory, frame.header, sender, warning, envelope, redelivered
+            )
         except StoreUnavailableError:
             raise  # says nothing about the envelope: requeue it, do not quarantine it
         except BackboneError as error:
@@ -212,13 +241,14 @@ class Pipeline:
 
     async def _decide(
         self,
+        directory: Directory,
         header: EnvelopeHeader,
         sender: Agency,
         warning: str | None,
         envelope: VerifiedEnvelope,
         redelivered: bool,
     ) -> Decision:
-        recipients, forwards = self._recipients(header)
+        recipients, forwards = self._recipients(directory, header)
         self._check_policy(sender, recipients)
         if header.status_code is not None:
             await self._check_status(header)
@@ -251,17 +281,19 @@ class Pipeline:
             warning=warning,
         )
 
-    def _sender(self, header: EnvelopeHeader, user_id: str | None) -> tuple[Agency, str | None]:
+    def _sender(
+        self, directory: Directory, header: EnvelopeHeader, user_id: str | None
+    ) -> tuple[Agency, str | None]:
         """The sender and the warning to give it (its code closed within the window)."""
-        agency = self._directory.get(header.sender)
+        agency = directory.get(header.sender)
         if agency is None:
             raise RoutingError(
                 f"sender {header.sender} is not in the directory", reason=Reason.SENDER_UNKNOWN
             )
-        verdict = sender_verdict(self._directory, agency, self._clock(), self._window)
+        verdict = sender_verdict(directory, agency, self._clock(), self._window)
         if verdict.refusal is not None:
             raise RoutingError(verdict.refusal.message, reason=verdict.refusal.reason)
-        expected = self._directory.serving_system(header.sender).broker_account
+        expected = directory.serving_system(header.sender).broker_account
         if user_id is None or user_id != expected:
             published = "without a user_id" if user_id is None else f"by account {user_id!r}"
             raise RoutingError(
@@ -271,7 +303,9 @@ class Pipeline:
             )
         return agency, verdict.warning
 
-    def _recipients(self, header: EnvelopeHeader) -> tuple[tuple[Agency, ...], tuple[Forward, ...]]:
+    def _recipients(
+        self, directory: Directory, header: EnvelopeHeader
+    ) -> tuple[tuple[Agency, ...], tuple[Forward, ...]]:
         """The agencies to deliver to, and which of them stand in for another code."""
         at = self._clock()
         found: list[Agency] = []
@@ -279,7 +313,7 @@ class Pipeline:
         unknown: dict[str, list[str]] = {}  # what is wrong → the codes it is wrong with
         closed: list[str] = []
         for code in header.recipients:
-            outcome = address(self._directory, code, at, self._window)
+            outcome = address(directory, code, at, self._window)
             if isinstance(outcome, Deliver):
                 found.append(outcome.agency)
             elif isinstance(outcome, Forward):

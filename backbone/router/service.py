@@ -42,6 +42,7 @@ from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
+from backbone.router.directory_updates import DirectoryUpdates, LiveDirectory
 from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell
@@ -100,9 +101,11 @@ class Router:
         pipeline: Pipeline,
         store: Store,
         extensions: Sequence[Extension] = (),
+        live: LiveDirectory | None = None,
     ) -> None:
         """``extensions`` run beside the replica (tracking): their HTTP routes on its
-        server, their background work as tasks stopped with it."""
+        server, their background work as tasks stopped with it. ``live``: where the
+        directory versions the operator applies are saved (by default kept in memory)."""
         self.options = options
         self.extensions = tuple(extensions)
         self.directory = directory
@@ -123,12 +126,21 @@ class Router:
         self._quarantine = Quarantine(keep_body_bytes=options.quarantine_body_bytes)
         self._parked = ParkedNotices(
             store=store,
-            directory=directory,
+            directory=lambda: self.directory,
             inbound_queue=options.names.inbound_queue,
             emit=self._emit,
             router_account=self._account,
         )
         self._background: list[asyncio.Task[None]] = []
+        self._updates = DirectoryUpdates(
+            lambda: self.directory, self._use_directory, live=live or LiveDirectory()
+        )
+        self._replica = uuid.uuid4().hex[:12]  # names its queue of directory versions
+
+    def _use_directory(self, directory: Directory) -> None:
+        """Take up an accepted version: each envelope reads the pipeline's reference once."""
+        self.pipeline.use(directory)
+        self.directory = directory
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -160,6 +172,14 @@ class Router:
         await self._consume_channel.set_qos(prefetch_count=self.options.prefetch)
         self._notify_channel = await self._connection.channel()
         await self._notify_channel.set_qos(prefetch_count=16)
+        # A queue of its own on the directory fanout: every replica takes every version up.
+        versions = await self._notify_channel.declare_queue(
+            names.directory_queue(self._replica), exclusive=True, auto_delete=True
+        )
+        await versions.bind(names.directory_exchange)
+        self._consumer_tags.append(
+            (versions, await versions.consume(self._tracked(self._updates.on_version)))
+        )
         for channel, queue_name, handler in (
             (self._consume_channel, names.inbound_queue, self._on_envelope),
             (self._notify_channel, names.unroutable_notify, self._parked.on_unroutable),
@@ -364,7 +384,14 @@ class Router:
             r for r in header.recipients if r not in held and forwarded_to.get(r) not in held_heirs
         )
         if delivered:
-            await self._emit(Event.about(EventType.ROUTED, header, recipients=delivered))
+            await self._emit(
+                Event.about(
+                    EventType.ROUTED,
+                    header,
+                    recipients=delivered,
+                    directory_version=decision.directory_version,
+                )
+            )
         if header.kind == Kind.STATUS:
             for event in status_events(header):
                 await self._emit(event)
@@ -376,6 +403,7 @@ class Router:
             sender=header.sender,
             recipients=len(header.recipients),
             resumed=decision.resumed,
+            directory_version=decision.directory_version,
             outcome="routed",
         )
 
@@ -390,7 +418,13 @@ class Router:
                 f"forwarded to {new}; address {new} from now on"
             )
             await self._emit(
-                Event.about(EventType.FORWARDED, header, recipients=(new,), message=message)
+                Event.about(
+                    EventType.FORWARDED,
+                    header,
+                    recipients=(new,),
+                    message=message,
+                    directory_version=decision.directory_version,
+                )
             )
             log.info(
                 "router.forwarded",
@@ -402,7 +436,11 @@ class Router:
         if decision.warning is not None:
             await self._emit(
                 Event.about(
-                    EventType.WARNED, header, reason=Reason.SENDER_CLOSED, message=decision.warning
+                    EventType.WARNED,
+                    header,
+                    reason=Reason.SENDER_CLOSED,
+                    message=decision.warning,
+                    directory_version=decision.directory_version,
                 )
             )
 
@@ -541,6 +579,7 @@ class Router:
                     party=party,
                     reason=decision.reason,
                     message=decision.message,
+                    directory_version=decision.directory_version,
                 )
             )
         log.info(
@@ -562,6 +601,7 @@ class Router:
                 header,
                 original_outcome=decision.outcome.value if decision.outcome else None,
                 message=f"already processed as envelope {decision.original_envelope_id}",
+                directory_version=decision.directory_version,
             )
         )
         log.info(

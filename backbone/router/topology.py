@@ -139,6 +139,7 @@ def plan_topology(
         ExchangeSpec(names.unroutable_exchange, "fanout"),
         *(ExchangeSpec(names.tier_exchange(t), "topic", names.unroutable_exchange) for t in tiers),
         ExchangeSpec(names.events_exchange, "topic"),
+        ExchangeSpec(names.directory_exchange, "fanout"),
     ]
 
     def guarded(name: str) -> QueueSpec:

@@ -53,6 +53,10 @@ class Event(BaseModel):
     original_outcome: str | None = Field(
         default=None, description="for duplicates: the outcome of the first submission"
     )
+    directory_version: str | None = Field(
+        default=None,
+        description="the directory version the router decided against (<revision>:<sha256>)",
+    )
 
     @classmethod
     def about(cls, type: EventType, header: EnvelopeHeader | None, **fields: object) -> Event:

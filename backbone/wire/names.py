@@ -17,6 +17,8 @@ __all__ = [
     "H_BODY_KEPT",
     "H_BODY_SHA256",
     "H_CC",
+    "H_DIRECTORY_FORMAT",
+    "H_DIRECTORY_VERSION",
     "H_DOCUMENT",
     "H_ENVELOPE",
     "H_HELD_FOR",
@@ -46,6 +48,10 @@ H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients d
 # On an envelope the router published again after failing to process it (or dead-lettered
 # itself): its failed processing attempts so far. Trusted only from the router's own account.
 H_ATTEMPTS = "vdx-attempts"
+# On a directory version published by ``backbone directory apply``: its file format (json or
+# yaml) and its version id (``<revision>:<sha256>``, docs/directory.md).
+H_DIRECTORY_FORMAT = "vdx-directory-format"
+H_DIRECTORY_VERSION = "vdx-directory-version"
 # RabbitMQ's own sender-selected distribution header: the further routing keys of one publish.
 H_CC = "CC"
 
@@ -99,6 +105,16 @@ class Names:
     @property
     def dead_letter_notify(self) -> str:
         return f"{self.prefix}.dead-letter.notify"
+
+    @property
+    def directory_exchange(self) -> str:
+        """Fanout of directory versions the operator applies; every router replica binds a
+        queue of its own to it (docs/directory.md, "Applying a new version")."""
+        return f"{self.prefix}.directory"
+
+    def directory_queue(self, replica: str) -> str:
+        """One router replica's queue of directory versions (exclusive, auto-delete)."""
+        return f"{self.prefix}.directory.{replica}"
 
     @property
     def quarantine_queue(self) -> str:
