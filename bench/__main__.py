@@ -23,18 +23,19 @@ from bench.ceiling import measure_ceiling
 from bench.cpu import local_broker_pid
 from bench.gateway import measure_gateway_send
 from bench.latency import measure_adapter_and_latency
+from bench.path import measure_rsa_floor, path_budget
 from bench.progress import Reporter
 from bench.report import write_outputs
 from bench.router import measure_router
 from bench.tracking import measure_tracking
-from bench.world import ONE_RECIPIENT, THREE_RECIPIENTS, World
+from bench.world import ONE_RECIPIENT, SENDER, THREE_RECIPIENTS, World
 
 HERE = Path(__file__).resolve().parent
 LOADS = (100, 200, 300, 500, 1000)  # the issue asks for 100, 500, 1000; 200, 300 find the knee
 
 # counts per mode: ceiling messages, router envelopes, latency seconds per load, adapter
 # publish sample, documents sent by the Python API and by the gateway each, documents in the
-# tracking history
+# tracking history, RSA operations per round of the floor
 MODES = {
     "quick": {
         "ceiling": 3000,
@@ -44,6 +45,7 @@ MODES = {
         "publish": 1000,
         "gateway": 200,
         "tracking_documents": 1000,
+        "rsa": 50,
     },
     "full": {
         "ceiling": 20000,
@@ -53,6 +55,7 @@ MODES = {
         "publish": 4000,
         "gateway": 1000,
         "tracking_documents": 20000,
+        "rsa": 200,
     },
 }
 
@@ -86,20 +89,38 @@ def cpu_budget(ceiling: dict[str, object], run: dict[str, object]) -> dict[str, 
         "router_us": router,
         "router_broker_us": broker_r,
         "router_cpu_bound_per_s": bound(router, broker_r),
+        # issue 21: (forwarder + broker) ÷ (router + broker) CPU per message
+        "cpu_ratio": _ratio((forwarder, broker_c), (router, broker_r)),
     }
 
 
-def latency_path_budget(per_document: dict[str, object]) -> dict[str, object]:
-    """CPU per document along the latency path and the rate the cores could carry."""
-    parts = [per_document[k] for k in ("sender_us", "router_us", "broker_us", "recipient_us")]
-    if any(part is None for part in parts):
-        return {**per_document, "total_us": None, "cpu_bound_per_s": None}
-    total = sum(float(str(part)) for part in parts)
-    cpus = os.cpu_count() or 1
+def _ratio(numerator: tuple[object, ...], denominator: tuple[object, ...]) -> float | None:
+    """sum(numerator) ÷ sum(denominator), None when a part was not measured."""
+    if None in numerator or None in denominator:
+        return None
+    below = sum(float(str(part)) for part in denominator)
+    return round(sum(float(str(part)) for part in numerator) / below, 3) if below else None
+
+
+def replicas_summary(runs: list[dict[str, object]]) -> dict[str, object] | None:
+    """One router replica on PostgreSQL beside two sharing its inbound queue (4 KiB, 1
+    recipient): each one's rate and CPU per envelope, and what the second one adds."""
+    found = {
+        r["replicas"]: r
+        for r in runs
+        if (r["store"], r["payload_bytes"], r["recipients"]) == ("postgresql", 4096, 1)
+    }
+    if 1 not in found or 2 not in found:
+        return None
+    one, two = found[1], found[2]
     return {
-        **per_document,
-        "total_us": round(total),
-        "cpu_bound_per_s": round(cpus * 1e6 / total, 1) if total else None,
+        "one_per_s": one["per_s"],
+        "two_per_s": two["per_s"],
+        "rate_ratio": _ratio((two["per_s"],), (one["per_s"],)),
+        "one_cpu_us_per_envelope": one["cpu_us_per_envelope"],
+        "two_cpu_us_per_envelope": two["cpu_us_per_envelope"],
+        "one_broker_cpu_us_per_envelope": one["broker_cpu_us_per_envelope"],
+        "two_broker_cpu_us_per_envelope": two["broker_cpu_us_per_envelope"],
     }
 
 
@@ -174,16 +195,20 @@ async def _measure(
 
     runs: list[dict[str, object]] = []
     plan = [
-        ("sqlite", 4096, ONE_RECIPIENT, "router"),
-        ("memory", 4096, ONE_RECIPIENT, "router"),
-        ("sqlite", 4096, THREE_RECIPIENTS, "router"),
-        ("sqlite", 65536, ONE_RECIPIENT, "router_64k"),
-        ("sqlite", 65536, THREE_RECIPIENTS, "router_64k"),
-        ("memory", 65536, THREE_RECIPIENTS, "router_64k"),
+        ("sqlite", 4096, ONE_RECIPIENT, "router", 1),
+        ("memory", 4096, ONE_RECIPIENT, "router", 1),
+        ("sqlite", 4096, THREE_RECIPIENTS, "router", 1),
+        ("sqlite", 65536, ONE_RECIPIENT, "router_64k", 1),
+        ("sqlite", 65536, THREE_RECIPIENTS, "router_64k", 1),
+        ("memory", 65536, THREE_RECIPIENTS, "router_64k", 1),
+        # replicas on PostgreSQL sharing one inbound queue: one, then two
+        ("postgresql", 4096, ONE_RECIPIENT, "router", 1),
+        ("postgresql", 4096, ONE_RECIPIENT, "router", 2),
     ]
-    for store, payload, recipients, key in plan:
+    for store, payload, recipients, key, replicas in plan:
         n = int(counts[key])
         label = f"router {store} {payload // 1024}K x{len(recipients)}"
+        label += f" ({replicas} replicas)" if replicas > 1 else ""
         runs.append(
             await measure_router(
                 world,
@@ -194,10 +219,13 @@ async def _measure(
                 seal_progress=reporter.counter(f"seal  {label}", n),
                 progress=reporter.counter(label, n),
                 broker_pid=broker_pid,
+                replicas=replicas,
             )
         )
 
-    adapter, latency, latency_rss, latency_cpu = await measure_adapter_and_latency(
+    reporter.note("floor: RSA-2048 private-key operations (cryptography)")
+    rsa_us = measure_rsa_floor(world.exchange.pki.agency(SENDER).key, int(counts["rsa"]))
+    measured = await measure_adapter_and_latency(
         world,
         loads=LOADS,
         seconds=float(counts["latency_s"]),
@@ -226,13 +254,14 @@ async def _measure(
                 return float(str(entry["per_s"]))
         return None
 
+    adapter, latency = measured.adapter, measured.loads
     router_per_s = router_rate("sqlite", 4096, 1)
     main_run = next(
         r for r in runs if (r["store"], r["payload_bytes"], r["recipients"]) == ("sqlite", 4096, 1)
     )
     ceiling_per_s = float(ceiling["per_s"])
     peaks = [float(str(entry["peak_rss_mb"])) for entry in runs]
-    peaks.append(round((latency_rss or 0) / 1024, 1))
+    peaks.append(round((measured.router_peak_rss_kib or 0) / 1024, 1))
     under_100 = [
         int(str(entry["offered_per_s"]))
         for entry in latency
@@ -241,7 +270,7 @@ async def _measure(
         and entry["lost_or_late"] == 0
     ]
     return {
-        "schema": 1,
+        "schema": 2,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
@@ -257,7 +286,15 @@ async def _measure(
         "cpu_budget": cpu_budget(ceiling, main_run),
         "latency": latency,
         "max_load_p99_under_100ms": max(under_100) if under_100 else None,
-        "latency_cpu": latency_path_budget(latency_cpu),
+        "latency_cpu": measured.cpu,
+        "latency_at_capacity": measured.at_capacity,
+        "path_cpu": path_budget(
+            seal_us=adapter["seal_cpu_us"],
+            latency_cpu=measured.cpu,
+            rsa_us=rsa_us,
+            ceiling_broker_us=ceiling["broker_cpu_us_per_message"],
+        ),
+        "router_replicas": replicas_summary(runs),
         "adapter": adapter,
         "adapter_send_per_s": adapter["send_per_s"],
         "gateway": gateway,
@@ -272,7 +309,7 @@ async def _measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller counts: under a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller counts: a minute or two")
     parser.add_argument("--out", type=Path, default=HERE, help="where to write the outputs")
     args = parser.parse_args()
     configure_logging(json=True, level="WARNING")

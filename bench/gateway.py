@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,13 +56,19 @@ class KeptAliveSdk(SdkClient):
     def __init__(self, endpoint: str, system_id: str, secret: str) -> None:
         super().__init__(endpoint, system_id, secret, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
         self.http = httpx.Client(timeout=60)
+        for name in ("Accept", "Accept-Encoding"):  # httpx's defaults, not the SDK's
+            del self.http.headers[name]
 
     def _call(
-        self, operation: str, *, method: str = "POST", body: bytes | None = None
+        self,
+        operation: str,
+        *,
+        method: str = "POST",
+        body: bytes | None = None,
+        headers: Sequence[tuple[str, str]] | None = None,
+        url_connection: bool = False,
     ) -> httpx.Response:
-        headers = self.signed_headers()
-        if body is not None:
-            headers += [("Expect", "100-continue"), ("Accept-Encoding", "gzip,deflate")]
+        headers = self.framed_headers(body, headers, url_connection)
         return self.http.request(
             method, f"{self.endpoint}/{operation}", headers=headers, content=body
         )

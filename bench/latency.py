@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from adapters import AdapterClient, Sealed
 from adapters.config import AdapterConfig
@@ -20,6 +22,33 @@ from testkit import Deployment
 
 PAYLOAD_BYTES = 4096
 DRAIN_SECONDS = 60.0  # how long to wait for stragglers after the schedule ends
+CAPACITY_FRACTION = 0.6  # issue 21: p99 at 60 % of the path's measured capacity
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyRun:
+    """What :func:`measure_adapter_and_latency` measured."""
+
+    adapter: dict[str, object]  # seal and publish throughput
+    loads: list[dict[str, object]]  # latency per fixed offered load
+    router_peak_rss_kib: int | None
+    cpu: dict[str, object]  # CPU per document by party over the fixed loads, and capacity
+    at_capacity: dict[str, object] | None  # latency at CAPACITY_FRACTION of that capacity
+
+
+def latency_path_budget(per_document: dict[str, object]) -> dict[str, object]:
+    """CPU per document along the latency path (publish, router, broker, recipient: the
+    envelopes are sealed beforehand) and the rate the cores could carry at that cost."""
+    parts = [per_document[k] for k in ("sender_us", "router_us", "broker_us", "recipient_us")]
+    if any(part is None for part in parts):
+        return {**per_document, "total_us": None, "cpu_bound_per_s": None}
+    total = sum(float(str(part)) for part in parts)
+    cpus = os.cpu_count() or 1
+    return {
+        **per_document,
+        "total_us": round(total),
+        "cpu_bound_per_s": round(cpus * 1e6 / total, 1) if total else None,
+    }
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -41,10 +70,9 @@ async def measure_adapter_and_latency(
     publish_sample: int,
     progress: Callable[[str, int, int], None],
     broker_pid: int | None = None,
-) -> tuple[dict[str, object], list[dict[str, object]], int | None, dict[str, object]]:
-    """Return (adapter throughput, latency per offered load, router peak RSS KiB, CPU per
-    document of each party over the latency phase: sender process, router, broker,
-    recipient's adapter process)."""
+) -> LatencyRun:
+    """Seal and publish throughput, then latency at each of ``loads`` and at
+    :data:`CAPACITY_FRACTION` of the capacity the fixed loads' CPU per document gives."""
     deployment = Deployment.without_router(world.exchange, world.root)
     sender = _adapter(world, deployment, SENDER)
     recipient = _adapter(world, deployment, ONE_RECIPIENT[0])
@@ -54,15 +82,10 @@ async def measure_adapter_and_latency(
     try:
         # 1. Seal every envelope the latency phase needs (timed: validate, sign, encrypt).
         total = sum(math.ceil(rate * seconds) for rate in loads)
-        sealed: list[Sealed] = []
-        started = time.perf_counter()
-        for done in range(total):
-            edxml = payload_edxml(
-                SENDER, ONE_RECIPIENT, next_number(), PAYLOAD_BYTES, run=world.run
-            )
-            sealed.append(sender.seal(edxml))
-            progress("seal", done + 1, total)
+        started, seal_cpu = time.perf_counter(), time.process_time()
+        sealed = _seal(world, sender, total, progress)
         seal_seconds = time.perf_counter() - started
+        seal_cpu = time.process_time() - seal_cpu
 
         # 2. Publish a sample with many in flight (no router running), then purge it: the
         #    router never sees those, so the same envelopes serve the latency phase.
@@ -89,6 +112,7 @@ async def measure_adapter_and_latency(
             "envelope_bytes": len(sealed[0].body),
             "sealed": total,
             "seal_per_s": round(seal_per_s, 1),
+            "seal_cpu_us": round(1e6 * seal_cpu / total),
             "published": len(sample),
             "publish_per_s": round(publish_per_s, 1),
             "send_per_s": round(1 / (1 / seal_per_s + 1 / publish_per_s), 1),
@@ -106,23 +130,24 @@ async def measure_adapter_and_latency(
         receiver = await _start_recipient(world, deployment.config(ONE_RECIPIENT[0]))
         to_loop_time = loop.time() - time.time()  # the recipient reports wall-clock times
 
-        recipient_cpu: list[float] = []
-
         async def consume() -> None:
             assert receiver.stdout is not None
             while line := await receiver.stdout.readline():
                 arrival = json.loads(line)
-                if arrival.get("event") == "stopped":
-                    recipient_cpu.append(float(arrival["cpu"]))
-                    continue
-                arrivals[arrival["e"]] = float(arrival["t"]) + to_loop_time
-                arrived.set()
+                if "e" in arrival:  # not the "stopped" line
+                    arrivals[arrival["e"]] = float(arrival["t"]) + to_loop_time
+                    arrived.set()
 
         consumer = asyncio.create_task(consume())
         results: list[dict[str, object]] = []
         offset = 0
-        broker = CpuMeter(broker_pid)
-        broker.start()
+        meters = {
+            "broker": CpuMeter(broker_pid),
+            "router": CpuMeter(router.pid),
+            "recipient": CpuMeter(receiver.pid),
+        }
+        for meter in meters.values():
+            meter.start()
         sender_cpu = time.process_time()
         try:
             for rate in loads:
@@ -133,25 +158,60 @@ async def measure_adapter_and_latency(
                 )
                 await asyncio.sleep(0.3)
             sender_seconds = time.process_time() - sender_cpu
-            broker.stop()
+            for meter in meters.values():
+                meter.stop()
+            cpu = latency_path_budget(
+                {
+                    "documents": offset,
+                    "sender_us": round(1e6 * sender_seconds / offset),
+                    "router_us": meters["router"].per_message_us(offset),
+                    "broker_us": meters["broker"].per_message_us(offset),
+                    "recipient_us": meters["recipient"].per_message_us(offset),
+                }
+            )
+            # The capacity this run measured: what the cores carry at that CPU per document.
+            capacity = cpu["cpu_bound_per_s"]
+            at_capacity = None
+            if capacity is not None:
+                rate = max(1, round(CAPACITY_FRACTION * float(str(capacity))))
+                label = f"{rate}/s ({CAPACITY_FRACTION:.0%})"
+                batch = _seal(world, sender, math.ceil(rate * seconds), progress, label="seal")
+                at_capacity = await _one_load(
+                    sender, batch, rate, arrivals, arrived, progress, loop, label=label
+                )
+                at_capacity |= {
+                    "capacity_per_s": capacity,
+                    "capacity_basis": "cpu",
+                    "fraction": CAPACITY_FRACTION,
+                }
         finally:
             receiver.terminate()
             await receiver.wait()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(consumer, timeout=10)
             await router.stop()
-        documents = offset
-        per_document = {
-            "documents": documents,
-            "sender_us": round(1e6 * sender_seconds / documents),
-            "router_us": round(1e6 * (router.cpu_seconds or 0) / documents),
-            "broker_us": broker.per_message_us(documents),
-            "recipient_us": round(1e6 * recipient_cpu[0] / documents) if recipient_cpu else None,
-        }
-        return adapter, results, router.peak_rss_kib, per_document
+        return LatencyRun(adapter, results, router.peak_rss_kib, cpu, at_capacity)
     finally:
         await sender.close()
         await recipient.close()
+
+
+def _seal(
+    world: World,
+    sender: AdapterClient,
+    count: int,
+    progress: Callable[[str, int, int], None],
+    *,
+    label: str = "seal",
+) -> list[Sealed]:
+    """``count`` fresh 4 KiB documents sealed by the sender's adapter (validate, sign,
+    encrypt)."""
+    sealed: list[Sealed] = []
+    for done in range(count):
+        edxml = payload_edxml(SENDER, ONE_RECIPIENT, next_number(), PAYLOAD_BYTES, run=world.run)
+        sealed.append(sender.seal(edxml))
+        progress(label, done + 1, count)
+    return sealed
 
 
 async def _start_recipient(world: World, config: AdapterConfig) -> asyncio.subprocess.Process:
@@ -185,6 +245,8 @@ async def _one_load(
     arrived: asyncio.Event,
     progress: Callable[[str, int, int], None],
     loop: asyncio.AbstractEventLoop,
+    *,
+    label: str | None = None,
 ) -> dict[str, object]:
     """Publish ``batch`` at ``rate`` per second on a fixed schedule; latency counts from each
     envelope's scheduled time (so a late publish is not forgiven) to its ``received()``."""
@@ -201,7 +263,7 @@ async def _one_load(
     publish_span = loop.time() - start
     await asyncio.gather(*tasks)
     deadline = loop.time() + DRAIN_SECONDS
-    label = f"{rate}/s"
+    label = label or f"{rate}/s"
     while loop.time() < deadline:
         got = sum(1 for envelope in scheduled if envelope in arrivals)
         progress(label, got, len(batch))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bench.cpu import CpuMeter
 from bench.world import DELIVERY_LIMIT, World
+from testkit.store import backend
 
 POLL_SECONDS = 0.02
 HERE = Path(__file__).resolve().parent.parent  # the checkout whose router is measured
@@ -20,9 +21,18 @@ HERE = Path(__file__).resolve().parent.parent  # the checkout whose router is me
 class RouterProcess:
     """A router replica in a child process; ``peak_rss_kib`` is known after :meth:`stop`."""
 
-    def __init__(self, world: World, store_url: str, name: str, *, source: Path = HERE) -> None:
+    def __init__(
+        self,
+        world: World,
+        store_url: str,
+        name: str,
+        *,
+        source: Path = HERE,
+        schema: str | None = None,
+    ) -> None:
         self.world = world
         self.store_url = store_url
+        self.schema = schema  # PostgreSQL: replicas share one schema
         self.name = name
         self.source = source  # run the backbone of this checkout (bench.compare: another one)
         self.started_at = 0.0  # wall clock just before Router.start
@@ -40,6 +50,7 @@ class RouterProcess:
             "ca_cert": str(pki.ca.cert_path),
             "crl": str(pki.ca.crl_path),
             "store_url": self.store_url,
+            "store_schema": self.schema,
             "delivery_limit": DELIVERY_LIMIT,
         }
         spec_file = self.world.root / f"router-{self.name}.json"
@@ -62,6 +73,11 @@ class RouterProcess:
 
     def command(self, spec_file: Path) -> list[str]:
         return [sys.executable, "-m", "bench.router_proc", str(spec_file)]
+
+    @property
+    def pid(self) -> int | None:
+        """The child's OS pid while it runs (for a :class:`CpuMeter`)."""
+        return None if self._process is None else self._process.pid
 
     async def _read(self) -> dict[str, object]:
         assert self._process is not None
@@ -147,11 +163,14 @@ async def measure_router(
     progress: Callable[[int], None] | None = None,
     source: Path = HERE,
     broker_pid: int | None = None,
+    replicas: int = 1,
 ) -> dict[str, object]:
     """Pre-fill the inbound queue with ``count`` sealed envelopes (published by the sender's
-    broker user), start a router, and time until each recipient's inbox holds all of them.
-    The time counts from just before ``Router.start`` (connecting and the idempotent topology
-    declare included) to the poll that saw the last envelope."""
+    broker user), start ``replicas`` routers on one store (``memory``, ``sqlite`` or
+    ``postgresql``: a fresh file or schema) sharing the inbound queue, and time until each
+    recipient's inbox holds all of them. The time counts from just before the first
+    ``Router.start`` (connecting and the idempotent topology declare included) to the poll
+    that saw the last envelope; CPU is the replicas' together."""
     names = world.names
     await world.purge(names.inbound_queue, *world.all_inboxes_and_events())
     bodies = []
@@ -161,39 +180,43 @@ async def measure_router(
             seal_progress(1)
     await world.submit_many(bodies)
     inboxes = world.inboxes(recipients)
-    tag = f"{store}-{payload_bytes}-{len(recipients)}"
-    store_url = (
-        "memory://"
-        if store == "memory"
-        else f"sqlite+aiosqlite:///{world.root / f'router-{tag}.db'}"
-    )
-    router = RouterProcess(world, store_url, tag, source=source)
-    broker = CpuMeter(broker_pid)
-    broker.start()
-    await router.start()
-    try:
-        arrivals = await wait_for_depths(
-            world, inboxes, count, timeout=max(30.0, count / 20), progress=progress
-        )
-    except TimeoutError as error:
-        log = (world.root / f"router-{tag}.log").read_text().splitlines()[-5:]
-        raise TimeoutError(f"{error}; router log ends:\n" + "\n".join(log)) from None
-    finally:
-        broker.stop()
-        await router.stop()
-    elapsed = arrivals.last_at - router.started_at
+    tag = f"{store}-{payload_bytes}-{len(recipients)}-x{replicas}"
+    async with backend(store, world.root / f"router-{tag}") as where:
+        if replicas > 1:  # the tables made once, so the replicas can start together
+            await (await where.open()).close()
+        routers = [
+            RouterProcess(world, where.url, f"{tag}-{i}", source=source, schema=where.schema)
+            for i in range(replicas)
+        ]
+        broker = CpuMeter(broker_pid)
+        broker.start()
+        await asyncio.gather(*(router.start() for router in routers))
+        try:
+            arrivals = await wait_for_depths(
+                world, inboxes, count, timeout=max(30.0, count / 20), progress=progress
+            )
+        except TimeoutError as error:
+            log = (world.root / f"router-{tag}-0.log").read_text().splitlines()[-5:]
+            raise TimeoutError(f"{error}; router log ends:\n" + "\n".join(log)) from None
+        finally:
+            broker.stop()
+            await asyncio.gather(*(router.stop() for router in routers))
+    started_at = min(router.started_at for router in routers)
+    elapsed = arrivals.last_at - started_at
+    router_cpu = sum(router.cpu_seconds or 0 for router in routers)
     await world.purge(names.inbound_queue, *world.all_inboxes_and_events())
     return {
         "store": store,
+        "replicas": replicas,
         "payload_bytes": payload_bytes,
         "recipients": len(recipients),
         "envelope_bytes": len(bodies[0]),
         "envelopes": count,
         "seconds": round(elapsed, 3),
-        "startup_seconds": round(arrivals.first_at - router.started_at, 3),
+        "startup_seconds": round(arrivals.first_at - started_at, 3),
         "per_s": round(arrivals.steady_rate(count), 1),
-        "peak_rss_mb": round((router.peak_rss_kib or 0) / 1024, 1),
+        "peak_rss_mb": round(max(router.peak_rss_kib or 0 for router in routers) / 1024, 1),
         # CPU per envelope is steadier than rates on a shared machine (start-up included)
-        "cpu_us_per_envelope": round(1e6 * (router.cpu_seconds or 0) / count),
+        "cpu_us_per_envelope": round(1e6 * router_cpu / count),
         "broker_cpu_us_per_envelope": broker.per_message_us(count),
     }

@@ -51,7 +51,8 @@ async def main(spec: dict[str, object]) -> None:
     directory = load_directory(str(spec["directory"]))
     ca = x509.load_pem_x509_certificate(Path(str(spec["ca_cert"])).read_bytes())
     validator = CertificateValidator([ca], crls=[load_crl_file(Path(str(spec["crl"])))])
-    store = await open_store(str(spec["store_url"]))
+    schema = spec.get("store_schema")  # PostgreSQL: the schema replicas share
+    store = await open_store(str(spec["store_url"]), schema=None if schema is None else str(schema))
     names = Names(prefix=str(spec["prefix"]))
     max_bytes = 16 * 1024 * 1024
     pipeline = Pipeline(

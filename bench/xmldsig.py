@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from backbone.edxml import parse_xml
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
 from backbone.xmldsig import sign_edxml, verify_edxml
+from bench.cpu import cpu_us
 from bench.world import payload_edxml
 from testkit import DevPki, make_pki
 
@@ -65,13 +65,6 @@ def load_old(revision: str) -> types.ModuleType:
     code = compile(source, f"{revision}:backbone/xmldsig.py", "exec")
     exec(code, module.__dict__)  # noqa: S102 (this repository's own code, from its git)
     return module
-
-
-def cpu_us(operation: Callable[[], object], count: int) -> float:
-    started = time.process_time()
-    for _ in range(count):
-        operation()
-    return 1e6 * (time.process_time() - started) / count
 
 
 def _operations(

@@ -149,6 +149,24 @@ class SdkClient:
             # sendEdoc keeps `to` as JSON text; the others take the value as a string.
             self.headers[key] = value if isinstance(value, str) else json.dumps(value)
 
+    def framed_headers(
+        self,
+        body: bytes | None,
+        headers: Sequence[tuple[str, str]] | None,
+        url_connection: bool,
+    ) -> list[tuple[str, str]]:
+        """The call's headers as the SDK sends them (see :meth:`_call`), kept in
+        ``last_request_headers``."""
+        framed = [*(headers or self.signed_headers())]
+        if url_connection:
+            framed += _URL_CONNECTION
+        else:
+            framed += _HTTP_CLIENT
+            if body:
+                framed.append(("Expect", "100-continue"))  # its RequestConfig asks for it
+        self.last_request_headers = framed
+        return framed
+
     def _call(
         self,
         operation: str,
@@ -159,14 +177,7 @@ class SdkClient:
         url_connection: bool = False,
     ) -> httpx.Response:
         """``url_connection``: framed as HttpURLConnection (sendEdoc), else as HttpClient."""
-        headers = [*(headers or self.signed_headers())]
-        if url_connection:
-            headers += _URL_CONNECTION
-        else:
-            headers += _HTTP_CLIENT
-            if body:
-                headers.append(("Expect", "100-continue"))  # its RequestConfig asks for it
-        self.last_request_headers = headers
+        headers = self.framed_headers(body, headers, url_connection)
         with httpx.Client(verify=self.verify, timeout=60) as http:
             for name in ("Accept", "Accept-Encoding"):  # httpx's defaults, not the SDK's
                 del http.headers[name]

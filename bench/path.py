@@ -1,0 +1,82 @@
+"""The whole path's CPU per document by party, seal included, against its floor (issue 21).
+
+The floor is the work no implementation can avoid: the RSA-2048 private-key operations —
+two signatures at the sender (the edXML's XML-DSig, RSASSA-PKCS1-v1_5 SHA-256, and the
+envelope's, RSASSA-PSS SHA-256), one RSAES-OAEP unwrap per recipient — timed here with
+`cryptography` directly, and the broker's own CPU per message from the ceiling run (a bare
+consume and republish: one enqueue and one dequeue), once per broker hop of the path.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from bench.cpu import cpu_us
+
+ROUNDS = 5
+# sender → inbound queue → router, router → inbox → recipient: two enqueues and two dequeues
+BROKER_HOPS = 2
+WITHIN = 1.2  # the issue: get within 20 % of the floor
+TARGET_US = 3000
+
+
+def measure_rsa_floor(key: rsa.RSAPrivateKey, count: int) -> dict[str, float]:
+    """CPU µs per private-key operation, median of :data:`ROUNDS` rounds of ``count``."""
+    digest = os.urandom(32)
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    wrapped = key.public_key().encrypt(os.urandom(32), oaep)
+    operations = {
+        "sign_pkcs1_us": lambda: key.sign(digest, padding.PKCS1v15(), hashes.SHA256()),
+        "sign_pss_us": lambda: key.sign(digest, pss, hashes.SHA256()),
+        "unwrap_oaep_us": lambda: key.decrypt(wrapped, oaep),
+    }
+    return {
+        name: round(statistics.median(cpu_us(operation, count) for _ in range(ROUNDS)))
+        for name, operation in operations.items()
+    }
+
+
+def path_budget(
+    *,
+    seal_us: object,
+    latency_cpu: dict[str, object],
+    rsa_us: dict[str, float],
+    ceiling_broker_us: object,
+    recipients: int = 1,
+) -> dict[str, object]:
+    """CPU µs per document by party (seal at the sender, the sender's publish, router,
+    broker, the recipient's open), the total, the floor and their ratio."""
+    parties = {
+        "seal_us": seal_us,
+        "publish_us": latency_cpu["sender_us"],
+        "router_us": latency_cpu["router_us"],
+        "broker_us": latency_cpu["broker_us"],
+        "open_us": latency_cpu["recipient_us"],
+    }
+    known = None not in parties.values()
+    total = round(sum(float(str(v)) for v in parties.values())) if known else None
+    floor_rsa = rsa_us["sign_pkcs1_us"] + rsa_us["sign_pss_us"]
+    floor_rsa += recipients * rsa_us["unwrap_oaep_us"]
+    floor = (
+        None
+        if ceiling_broker_us is None
+        else round(floor_rsa + BROKER_HOPS * float(str(ceiling_broker_us)))
+    )
+    ratio = round(total / floor, 2) if total and floor else None
+    return {
+        **parties,
+        "total_us": total,
+        "target_us": TARGET_US,
+        "rsa": rsa_us,
+        "floor_rsa_us": round(floor_rsa),
+        "floor_broker_us": ceiling_broker_us,
+        "broker_hops": BROKER_HOPS,
+        "floor_us": floor,
+        "total_over_floor": ratio,
+        "within_20pct_of_floor": None if ratio is None else ratio <= WITHIN,
+    }

@@ -1,0 +1,69 @@
+"""The benchmark's issue-21 arithmetic: the path's CPU by party against its floor, and the
+replicas' summary (bench/path.py, bench/__main__.py)."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bench.__main__ import cpu_budget, replicas_summary
+from bench.path import measure_rsa_floor, path_budget
+
+RSA = {"sign_pkcs1_us": 300.0, "sign_pss_us": 310.0, "unwrap_oaep_us": 290.0}
+LATENCY = {"sender_us": 100, "router_us": 700, "broker_us": 500, "recipient_us": 900}
+
+
+def test_path_total_sums_every_party_and_floor_counts_two_signatures_one_unwrap_two_hops() -> None:
+    path = path_budget(seal_us=800, latency_cpu=LATENCY, rsa_us=RSA, ceiling_broker_us=250)
+    assert path["total_us"] == 800 + 100 + 700 + 500 + 900
+    assert path["floor_us"] == 300 + 310 + 290 + 2 * 250
+    assert path["total_over_floor"] == round(3000 / 1400, 2)
+    assert path["within_20pct_of_floor"] is False
+
+
+def test_path_within_20pct_when_total_is_at_most_1_2_floors() -> None:
+    cheap = {"sender_us": 0, "router_us": 0, "broker_us": 500, "recipient_us": 290}
+    path = path_budget(seal_us=890, latency_cpu=cheap, rsa_us=RSA, ceiling_broker_us=250)
+    assert path["total_us"] == 1680
+    assert path["floor_us"] == 1400
+    assert path["within_20pct_of_floor"] is True
+
+
+def test_path_unmeasured_broker_leaves_total_floor_and_verdict_unknown() -> None:
+    path = path_budget(
+        seal_us=800, latency_cpu={**LATENCY, "broker_us": None}, rsa_us=RSA, ceiling_broker_us=None
+    )
+    assert path["total_us"] is None
+    assert path["floor_us"] is None
+    assert path["within_20pct_of_floor"] is None
+
+
+def test_rsa_floor_times_each_private_key_operation() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    floor = measure_rsa_floor(key, 3)
+    assert set(floor) == {"sign_pkcs1_us", "sign_pss_us", "unwrap_oaep_us"}
+    assert all(value > 0 for value in floor.values())
+
+
+def test_cpu_ratio_is_forwarder_plus_broker_over_router_plus_broker() -> None:
+    ceiling = {"forwarder_cpu_us_per_message": 325, "broker_cpu_us_per_message": 243}
+    run = {"cpu_us_per_envelope": 723, "broker_cpu_us_per_envelope": 250}
+    assert cpu_budget(ceiling, run)["cpu_ratio"] == round(568 / 973, 3)
+
+
+def test_replicas_summary_sets_two_postgresql_replicas_beside_one() -> None:
+    def run(replicas: int, per_s: float, cpu: int) -> dict[str, object]:
+        return {
+            "store": "postgresql",
+            "payload_bytes": 4096,
+            "recipients": 1,
+            "replicas": replicas,
+            "per_s": per_s,
+            "cpu_us_per_envelope": cpu,
+            "broker_cpu_us_per_envelope": 400,
+        }
+
+    summary = replicas_summary([run(1, 800.0, 1200), run(2, 1200.0, 1300)])
+    assert summary is not None
+    assert summary["rate_ratio"] == 1.5
+    assert (summary["one_cpu_us_per_envelope"], summary["two_cpu_us_per_envelope"]) == (1200, 1300)
+    assert replicas_summary([run(1, 800.0, 1200)]) is None
