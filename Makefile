@@ -23,8 +23,10 @@ broker: install
 postgres:
 	scripts/ensure-postgres
 
+# Three workers (pytest-xdist): the tests mostly wait on the broker, the database and child
+# processes, so three share two cores well; each test has its own prefix, schema and ports.
 test: install broker postgres
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3
 
 # The tests marked `clock` again at 16:59, 17:01 and 23:59 UTC with TZ=UTC and
 # TZ=Asia/Ho_Chi_Minh (libfaketime); fails if any outcome differs from the normal run.

@@ -1,9 +1,13 @@
 """``make faults``: the fault scenarios run only when selected (``-m faults``), never in a
-plain ``pytest``; the table of results is printed at the end of the run."""
+plain ``pytest``; the table of results is printed at the end of the run.
+
+A scenario's rows travel in its test report (``user_properties``), so the table is the same
+whether the scenarios ran in this process or in pytest-xdist workers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -25,13 +29,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = chosen
 
 
+RESULT_PROPERTY = "fault_scenario_result"
+REPORTED: list[Result] = []  # the rows of every scenario's report, wherever it ran
+
+
+@pytest.fixture(autouse=True)
+def _results_travel_with_the_report(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = len(RESULTS)
+    yield
+    for result in RESULTS[before:]:
+        request.node.user_properties.append((RESULT_PROPERTY, asdict(result)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        REPORTED.extend(
+            Result(**value) for name, value in report.user_properties if name == RESULT_PROPERTY
+        )
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RESULTS:
+    if not REPORTED:
         return
     terminalreporter.write_sep("=", f"fault scenarios ({DOCUMENTS} documents each)")
-    for line in render_table(RESULTS):
+    for line in render_table(REPORTED):
         terminalreporter.write_line(line)
-    failed = [r.scenario for r in RESULTS if not r.ok]
+    failed = [r.scenario for r in REPORTED if not r.ok]
     verdict = f"FAILED: {', '.join(failed)}" if failed else "lost = 0 and duplicates = 0 everywhere"
     terminalreporter.write_line(verdict)
 
