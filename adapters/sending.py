@@ -19,7 +19,7 @@ from cryptography import x509
 from adapters.abc import Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
-from backbone.edxml import EdxmlDocument, EdxmlStatus, validate
+from backbone.edxml import EdxmlDocument, EdxmlStatus, examine
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
 from backbone.errors import (
     BrokerUnavailableError,
@@ -78,7 +78,8 @@ class EnvelopeSender:
         limit = self.config.max_envelope_bytes
         if len(edxml) > limit:  # the envelope is larger still: refuse before parsing
             raise _too_large(f"the edXML is {len(edxml)} bytes", limit)
-        message = validate(edxml)  # EdxmlError with line and path
+        examined = examine(edxml)  # parsed once: the signature below signs this tree
+        message = examined.accepted()  # EdxmlError with line and path
         sender = self.identity(message.sender.organ_id)
         if isinstance(message, EdxmlDocument):
             if recipients is not None:
@@ -103,7 +104,7 @@ class EnvelopeSender:
             business_type, status_code = None, message.status_code.value
             due_date, status_note = None, status_note_of(message.description)
         certificates = {code: self._recipient_certificate(code) for code in dict.fromkeys(targets)}
-        signed = sign_edxml(edxml, sender.key, sender.certificate)
+        signed = sign_edxml(edxml, sender.key, sender.certificate, tree=examined.root)
         body = seal(
             signed,
             kind=kind,

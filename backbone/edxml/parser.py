@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from lxml import etree
 
@@ -75,31 +76,39 @@ def _parse(data: bytes, limits: XmlLimits) -> etree._Element:
         ) from None
 
 
+# Input one parse thread takes before it is replaced (see _with_own_dictionary): its name
+# dictionary holds at most a few times this, and a 4 KiB document pays a 128th of a
+# thread's start (a fresh thread for every parse cost ~0.3 ms of CPU, more than the parse).
+PARSE_THREAD_BYTES = 2**19
+
+
+class _ParseThread:
+    """A thread that parses for one calling thread, until it has taken its share of input."""
+
+    def __init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edxml-parse")
+        self.taken = 0
+
+
 def _with_own_dictionary(
     parse: Callable[[bytes, XmlLimits], etree._Element], data: bytes, limits: XmlLimits
 ) -> etree._Element:
-    """``parse(data, limits)`` in a thread of its own.
+    """``parse(data, limits)`` in a parse thread of the calling thread's own.
 
     lxml interns every element and attribute name and namespace URI it parses in a string
     dictionary per thread that is never emptied: in a long-lived thread, each hostile
     document with names or a namespace URI never seen before (one URI may be megabytes)
     grew the process for good; 1.5 GB after 26,000 fuzzed inputs (issue 19, fuzzing).
-    A fresh thread gets a fresh dictionary, freed with the last document that uses it.
-    A thread costs tens of microseconds, next to a parse that costs far more."""
-    outcome: list[etree._Element | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(parse(data, limits))
-        except BaseException as exc:  # handed to the caller's thread as it is
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, name="edxml-parse")
-    thread.start()
-    thread.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
+    So the parse runs in a thread that is replaced once it has taken ``PARSE_THREAD_BYTES``
+    of input: the old thread ends, and its dictionary is freed with the last document that
+    uses it."""
+    worker: _ParseThread | None = getattr(_local, "parse_thread", None)
+    if worker is None or worker.taken >= PARSE_THREAD_BYTES:
+        if worker is not None:
+            worker.executor.shutdown(wait=False)
+        worker = _local.parse_thread = _ParseThread()
+    worker.taken += len(data)
+    return worker.executor.submit(parse, data, limits).result()
 
 
 def hardened_parser() -> etree.XMLParser:

@@ -82,14 +82,24 @@ class VerifiedXml:
     certificate: ValidatedCertificate
 
 
-def sign_edxml(edxml: bytes, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bytes:
+def sign_edxml(
+    edxml: bytes,
+    key: rsa.RSAPrivateKey,
+    cert: x509.Certificate,
+    *,
+    tree: etree._Element | None = None,
+) -> bytes:
     """Sign the whole document; the signature replaces any ``Signature`` in ``edXMLHeader``
     (vendor placeholders, or an earlier signature), at the same position, or else closes
     ``edXMLHeader``. Comments are removed first: the signature would not cover them (module
     docstring). Everything else keeps its bytes: the signed document is the original with
     the signature element put in (or swapped for the earlier one), so software on the
-    other side gets the file its sender wrote, signed."""
-    root = parse_xml(edxml)
+    other side gets the file its sender wrote, signed.
+
+    ``tree`` is ``edxml`` as :func:`~backbone.edxml.parse_xml` (or ``examine``) returned it,
+    so that a caller that validated the document first parses it once; it is changed in
+    place (comments out, the signature in)."""
+    root = parse_xml(edxml) if tree is None else tree
     etree.strip_tags(root.getroottree(), etree.Comment)
     header = _header(root)
     existing = [child for child in header if child.tag in _PLACEHOLDERS]
