@@ -60,7 +60,7 @@ from backbone.router.transition import (
     address,
     sender_verdict,
 )
-from backbone.store.abc import ClaimState, Delivery, Outcome, Store
+from backbone.store.abc import ClaimState, Delivery, Outcome, Routing, Store
 from backbone.wire.names import Names
 
 __all__ = ["Decision", "Duplicate", "Pipeline", "Reject", "Route"]
@@ -96,6 +96,11 @@ class Route:
     warning: str | None = None  # the sender's code has closed: accepted within the window
     # The directory version it was decided against (not what to do: left out of ==).
     directory_version: str | None = field(default=None, compare=False)
+
+    @property
+    def routing(self) -> Routing:
+        """What the store keeps of the decision beside the route (tracking)."""
+        return _routing(self.directory_version, self.forwards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +261,7 @@ class Pipeline:
             await self._check_referenced(header)
         # Claimed, and recorded as routed when the claim says to route: the router records
         # a route before publishing it, so a status coming straight back finds it.
-        claim = await self._store.claim_route(header)
+        claim = await self._store.claim_route(header, _routing(directory.version.id, forwards))
         if claim.state is ClaimState.CONFLICT:
             raise RoutingError(
                 f"{header.sender} already sent {_describe(header)} {header.document_id!r} with "
@@ -399,6 +404,11 @@ class Pipeline:
             systems.add(system)
             plan.setdefault(self._exchange_of_level[code.level], []).append(code.routing_key)
         return MappingProxyType({exchange: tuple(keys) for exchange, keys in plan.items()})
+
+
+def _routing(directory_version: str | None, forwards: Sequence[Forward]) -> Routing:
+    forwarded = tuple((forward.code, str(forward.agency.organ_code)) for forward in forwards)
+    return Routing(directory_version, forwarded)
 
 
 def _is_document(

@@ -91,6 +91,10 @@ deliveries = Table(
     # Tracking (``backbone.tracking``): the header's optional due_date and status_note.
     Column("due_date", Date),
     Column("status_note", String),
+    # Routing through a change (``Store.record_routed``'s ``Routing``): the heir a closed
+    # code's document went to, and the directory version every route was decided on.
+    Column("forwarded_to", String),
+    Column("directory_version", String),
     # ``history``: both directions of one pair are two probes of this index.
     Index("deliveries_by_document", "document_id", "sender", "recipient"),
 )

@@ -94,6 +94,13 @@ class Step(BaseModel):
     by: str | None = Field(default=None, description="organ code of the agency that acted")
     status_code: str | None = None
     note: str | None = Field(default=None, description="the status's Description, if sent")
+    forwarded_to: str | None = Field(
+        default=None,
+        description="the successor the envelope went to: the code addressed had closed",
+    )
+    directory_version: str | None = Field(
+        default=None, description="the directory version the router routed it by"
+    )
 
 
 class Journey(BaseModel):
@@ -116,6 +123,11 @@ class RecipientTrack(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     journey: Journey
+    forwarded_to: str | None = Field(
+        default=None,
+        description="the agency the document was forwarded to: the recipient as addressed "
+        "(``journey.recipient``) had closed, and this successor took its place",
+    )
     steps: list[Step]
 
 

@@ -9,7 +9,7 @@ took the sender's envelope.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -285,8 +285,25 @@ class Tracker:
                 self._journey(row._mapping)
                 for row in await conn.execute(tracked.order_by(journeys.c.recipient))
             ]
+            rows = (
+                await conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.document_id == document_id)
+                    .order_by(deliveries.c.at, deliveries.c.envelope_id)
+                )
+            ).all()
+            heirs = {
+                journey.recipient: _forwarded_to(rows, sender, journey.recipient)
+                for journey in found
+            }
             if not principal.acts_for(sender):
-                found = [journey for journey in found if principal.acts_for(journey.recipient)]
+                # A recipient sees its own journey; a successor, the one forwarded to it.
+                found = [
+                    journey
+                    for journey in found
+                    if principal.acts_for(journey.recipient)
+                    or ((heir := heirs[journey.recipient]) is not None and principal.acts_for(heir))
+                ]
             # Refused envelopes are their senders' to see: the document's sender's, and a
             # recipient's own refused statuses about it.
             refused = [
@@ -300,13 +317,6 @@ class Tracker:
             ]
             if not found and not refused:
                 return None
-            rows = (
-                await conn.execute(
-                    select(deliveries)
-                    .where(deliveries.c.document_id == document_id)
-                    .order_by(deliveries.c.at, deliveries.c.envelope_id)
-                )
-            ).all()
             submitted = (
                 await conn.execute(
                     select(claims.c.claimed_at).where(
@@ -330,12 +340,13 @@ class Tracker:
             }
         tracks = []
         for journey in found:
+            heir = heirs[journey.recipient]
             steps = [Step(at=submitted, kind=StepKind.SUBMITTED, by=sender)] if submitted else []
-            steps += [_step(row) for row in rows if _between(row, sender, journey.recipient)]
+            steps += [_step(row) for row in rows if _between(row, sender, journey.recipient, heir)]
             if journey.recipient in flags:
                 steps.append(Step(at=flags[journey.recipient], kind=StepKind.OVERDUE))
             steps.sort(key=lambda step: step.at)
-            tracks.append(RecipientTrack(journey=journey, steps=steps))
+            tracks.append(RecipientTrack(journey=journey, forwarded_to=heir, steps=steps))
         return DocumentTrack(
             document_id=document_id,
             sender=sender,
@@ -454,8 +465,24 @@ def _newest_first(columns: Any) -> list[ColumnElement[Any]]:
     return [columns.routed_at.desc(), columns.document_id, columns.recipient]
 
 
-def _between(row: Any, sender: str, recipient: str) -> bool:
-    return (row.sender, row.recipient) in ((sender, recipient), (recipient, sender))
+def _forwarded_to(rows: Sequence[Any], sender: str, recipient: str) -> str | None:
+    """The successor ``sender``'s document to ``recipient`` was forwarded to, if it was (the
+    latest forward: a redelivery after a new directory version may name another)."""
+    heirs = [
+        row.forwarded_to
+        for row in rows
+        if row.kind == "document" and (row.sender, row.recipient) == (sender, recipient)
+    ]
+    return next((heir for heir in reversed(heirs) if heir is not None), None)
+
+
+def _between(row: Any, sender: str, recipient: str, heir: str | None) -> bool:
+    """The row is part of the journey: between the sender and the recipient as addressed,
+    or (forwarded) the successor that took its place."""
+    parties = {recipient} if heir is None else {recipient, heir}
+    return (row.sender == sender and row.recipient in parties) or (
+        row.sender in parties and row.recipient == sender
+    )
 
 
 def _step(row: Any) -> Step:
@@ -464,7 +491,13 @@ def _step(row: Any) -> Step:
     else:
         kind = _STEP_OF_CODE.get(row.status_code, StepKind.STATUS)
     return Step(
-        at=row.at, kind=kind, by=row.sender, status_code=row.status_code, note=row.status_note
+        at=row.at,
+        kind=kind,
+        by=row.sender,
+        status_code=row.status_code,
+        note=row.status_note,
+        forwarded_to=row.forwarded_to,
+        directory_version=row.directory_version,
     )
 
 

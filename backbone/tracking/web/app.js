@@ -125,12 +125,14 @@ async function find(documentId) {
     from.append(when(track.submitted_at));
   }
   const cards = element("div", null, "recipients");
-  for (const { journey, steps } of track.recipients) {
+  for (const { journey, forwarded_to, steps } of track.recipients) {
     const card = element("article", null, "recipient");
     card.dataset.recipient = journey.recipient;
     const title = element("h3", journey.recipient);
     title.append(element("span", journey.tier, "badge"), badge(journey));
     card.append(title);
+    // The code addressed had closed: its successor took the document in its place.
+    if (forwarded_to) card.append(element("p", `forwarded to ${forwarded_to}`, "forwarded"));
     if (journey.due_date) card.append(element("p", `due ${journey.due_date}`, "due"));
     const list = element("ol", null, "timeline");
     for (const step of steps) {
