@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from backbone.directory import Directory
+from backbone.edxml import StatusCode
 from backbone.envelope import read_frame
 from backbone.errors import Reason
 from backbone.router.pipeline import Pipeline
@@ -238,3 +239,43 @@ async def test_the_tracking_api_shows_a_forwarded_document_and_the_directory_ver
     # The successor the document went to sees the journey too.
     assert heirs.status_code == 200
     assert [t["forwarded_to"] for t in heirs.json()["recipients"]] == [H41]
+
+
+async def test_statuses_and_a_take_back_about_a_forwarded_document_reach_the_right_party(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    tokens = Tokens.for_holders([OPERATOR])
+    async with _running(amqp_url, tmp_path, tokens) as (exchange, _, base_url):
+        body = exchange.seal_document(G22, [H41_COMMUNE], 8)
+        await exchange.submit(body, as_account=exchange.account_of(G22))
+        await exchange.drain(exchange.inbox_of(H41), expect=1)
+        await exchange.events(G22, expect=2)  # routed, forwarded
+
+        # The successor answers for the closed code: its status reaches the sender.
+        arrived = exchange.seal_status(H41, G22, 8, StatusCode.ARRIVED)
+        await exchange.submit(arrived, as_account=exchange.account_of(H41))
+        assert [m.body for m in await exchange.drain(exchange.inbox_of(G22), expect=1)] == [arrived]
+        # The sender asks the successor to take it back; the successor agrees.
+        take_back = exchange.seal_status(G22, G22, 8, StatusCode.TAKE_BACK_REQUESTED, to=[H41])
+        await exchange.submit(take_back, as_account=exchange.account_of(G22))
+        assert [m.body for m in await exchange.drain(exchange.inbox_of(H41), expect=1)] == [
+            take_back
+        ]
+        agreed = exchange.seal_status(H41, G22, 8, StatusCode.REQUEST_AGREED)
+        await exchange.submit(agreed, as_account=exchange.account_of(H41))
+        assert [m.body for m in await exchange.drain(exchange.inbox_of(G22), expect=1)] == [agreed]
+        assert await exchange.drain(exchange.names.quarantine_queue, expect=0, timeout=0.5) == []
+        document = quote(read_frame(body).header.document_id, safe="")
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            answer = await http.get(f"/api/documents/{document}", headers=tokens.auth(OPERATOR))
+
+    # One journey, the closed code's as addressed, moved by its successor's answers.
+    [track] = answer.json()["recipients"]
+    assert (track["journey"]["recipient"], track["journey"]["state"]) == (H41_COMMUNE, "taken_back")
+    assert [(step["kind"], step["by"]) for step in track["steps"]] == [
+        ("submitted", G22),
+        ("routed", G22),
+        ("delivered", H41),
+        ("take_back_requested", G22),
+        ("agreed", H41),
+    ]

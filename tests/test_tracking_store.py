@@ -130,6 +130,21 @@ async def test_a_document_forwarded_from_a_closed_code_shows_whom_it_went_to_and
     assert seen is not None
 
 
+async def test_a_successors_answer_moves_the_journey_of_the_code_it_took_over(
+    tracked: tuple[Ledger, Tracker],
+) -> None:
+    ledger, tracker = tracked
+    sent = await ledger.send(G22, (H41,), 2, routing=Routing("v7", forwarded=((H41, G01),)))
+    await ledger.status(G01, G22, sent.document_id, "03", routing=Routing(stands_for=((G01, H41),)))
+
+    track = await tracker.document(OPERATOR, sent.document_id)
+
+    assert track is not None
+    [journey] = track.recipients
+    assert (journey.journey.recipient, journey.journey.state) == (H41, State.ACCEPTED)
+    assert [(s.kind, s.by) for s in journey.steps][-1] == (StepKind.ACCEPTED, G01)
+
+
 async def test_a_rejection_shows_its_reason(tracked: tuple[Ledger, Tracker]) -> None:
     ledger, tracker = tracked
     sent = await ledger.send(G22, (H41,), 2)

@@ -117,9 +117,17 @@ class Routing:
 
     directory_version: str | None = None
     forwarded: tuple[tuple[str, str], ...] = ()  # (code as addressed, code delivered to)
+    # A status about a document forwarded to its sender (or a take-back sent to the
+    # successor): (successor, the code the document was addressed to), so the journey of
+    # record (document, original sender, addressed code) is the one it moves.
+    stands_for: tuple[tuple[str, str], ...] = ()
 
     def forwarded_to(self, recipient: str) -> str | None:
         return next((to for code, to in self.forwarded if code == recipient), None)
+
+    def of_record(self, code: str) -> str:
+        """The code whose journey ``code`` acts in: itself, or the closed code it succeeded."""
+        return next((closed for heir, closed in self.stands_for if heir == code), code)
 
 
 NOT_RECORDED = Routing()  # a route recorded without its decision (older callers, tests)

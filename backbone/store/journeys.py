@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, String, and_, case, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backbone.envelope import EnvelopeHeader
+from backbone.store.abc import NOT_RECORDED, Routing
 from backbone.store.schema import journeys
 
 __all__ = [
@@ -110,13 +111,16 @@ def state_of(revoked: bool, asked: bool, agreed: bool, rejected: bool, progress:
     return PROGRESS_STATES[progress] if progress is not None else "routed"
 
 
-def facts_of(header: EnvelopeHeader, at: datetime) -> list[JourneyFacts]:
-    """The journeys a routed envelope touches, one per recipient."""
+def facts_of(
+    header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
+) -> list[JourneyFacts]:
+    """The journeys a routed envelope touches, one per recipient; a successor answering
+    for a closed code (``routing.stands_for``) moves that code's journey."""
     return [
         fact_of(
             document_id=header.document_id,
-            sender=header.sender,
-            recipient=recipient,
+            sender=routing.of_record(header.sender),
+            recipient=routing.of_record(recipient),
             kind=str(header.kind),
             business_type=header.business_type,
             status_code=header.status_code,

@@ -372,7 +372,9 @@ class SqlStore:
 
     async def _track(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
         """Bring the journeys the run's envelopes touch up to date (``journeys.py``)."""
-        facts = merge(fact for call in run for fact in facts_of(call.header, utc(call.at)))
+        facts = merge(
+            fact for call in run for fact in facts_of(call.header, utc(call.at), call.routing)
+        )
         await self._upsert_journeys(conn, facts)
 
     async def _upsert_journeys(self, conn: AsyncConnection, facts: Sequence[JourneyFacts]) -> None:
