@@ -232,13 +232,13 @@ async def test_the_tracking_api_shows_a_forwarded_document_and_the_directory_ver
 
     assert answer.status_code == 200
     [track] = answer.json()["recipients"]
-    assert (track["journey"]["recipient"], track["forwarded_to"]) == (H41_COMMUNE, H41)
+    assert (track["journey"]["recipient"], track["journey"]["forwarded_to"]) == (H41_COMMUNE, H41)
     [routed] = [step for step in track["steps"] if step["kind"] == "routed"]
     assert routed["forwarded_to"] == H41
     assert routed["directory_version"] == exchange.directory.version.id
     # The successor the document went to sees the journey too.
     assert heirs.status_code == 200
-    assert [t["forwarded_to"] for t in heirs.json()["recipients"]] == [H41]
+    assert [t["journey"]["forwarded_to"] for t in heirs.json()["recipients"]] == [H41]
 
 
 async def test_statuses_and_a_take_back_about_a_forwarded_document_reach_the_right_party(

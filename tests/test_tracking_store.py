@@ -122,12 +122,19 @@ async def test_a_document_forwarded_from_a_closed_code_shows_whom_it_went_to_and
 
     assert track is not None
     tracks = {t.journey.recipient: t for t in track.recipients}
-    assert (tracks[H41].forwarded_to, tracks[H53_DISTRICT].forwarded_to) == (G01, None)
+    assert (tracks[H41].journey.forwarded_to, tracks[H53_DISTRICT].journey.forwarded_to) == (
+        G01,
+        None,
+    )
     routed = [step for step in tracks[H41].steps if step.kind is StepKind.ROUTED]
     assert [(s.forwarded_to, s.directory_version) for s in routed] == [(G01, "v7")]
-    # The successor is a party to the journey: it may see it.
-    seen = await tracker.document(Principal(agencies=(G01,)), sent.document_id)
+    # The successor is a party to the journey: it sees it, in the list too.
+    successor = Principal(agencies=(G01,))
+    seen = await tracker.document(successor, sent.document_id)
     assert seen is not None
+    assert [t.journey.recipient for t in seen.recipients] == [H41]
+    listed = (await tracker.journeys(successor, JourneyFilter(document_id=sent.document_id))).items
+    assert [(j.recipient, j.forwarded_to) for j in listed] == [(H41, G01)]
 
 
 async def test_a_successors_answer_moves_the_journey_of_the_code_it_took_over(

@@ -117,17 +117,17 @@ class Journey(BaseModel):
     last_at: datetime = Field(description="the journey's latest step")
     due_date: date | None = None
     overdue: bool = Field(description="past its due date and not finished by the recipient")
+    forwarded_to: str | None = Field(
+        default=None,
+        description="the agency the document was forwarded to: the recipient as addressed "
+        "had closed, and this successor took its place",
+    )
 
 
 class RecipientTrack(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     journey: Journey
-    forwarded_to: str | None = Field(
-        default=None,
-        description="the agency the document was forwarded to: the recipient as addressed "
-        "(``journey.recipient``) had closed, and this successor took its place",
-    )
     steps: list[Step]
 
 

@@ -9,7 +9,7 @@ took the sender's envelope.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -128,7 +128,10 @@ def _journeys(
     conditions: list[ColumnElement[bool]] = [j.routed_at.is_not(None)]
     if not principal.operator:
         agencies = list(principal.agencies)
-        conditions.append(or_(j.sender.in_(agencies), j.recipient.in_(agencies)))
+        # A successor sees the journeys of the documents forwarded to it.
+        conditions.append(
+            or_(j.sender.in_(agencies), j.recipient.in_(agencies), j.forwarded_to.in_(agencies))
+        )
     if where.document_id is not None:
         conditions.append(j.document_id == where.document_id)
     if where.sender is not None:
@@ -160,6 +163,7 @@ def _journeys(
         j.state,
         j.due_date,
         j.last_at,
+        j.forwarded_to,
         late.label("overdue"),
     ).where(*conditions)
 
@@ -285,24 +289,16 @@ class Tracker:
                 self._journey(row._mapping)
                 for row in await conn.execute(tracked.order_by(journeys.c.recipient))
             ]
-            rows = (
-                await conn.execute(
-                    select(deliveries)
-                    .where(deliveries.c.document_id == document_id)
-                    .order_by(deliveries.c.at, deliveries.c.envelope_id)
-                )
-            ).all()
-            heirs = {
-                journey.recipient: _forwarded_to(rows, sender, journey.recipient)
-                for journey in found
-            }
             if not principal.acts_for(sender):
                 # A recipient sees its own journey; a successor, the one forwarded to it.
                 found = [
                     journey
                     for journey in found
                     if principal.acts_for(journey.recipient)
-                    or ((heir := heirs[journey.recipient]) is not None and principal.acts_for(heir))
+                    or (
+                        journey.forwarded_to is not None
+                        and principal.acts_for(journey.forwarded_to)
+                    )
                 ]
             # Refused envelopes are their senders' to see: the document's sender's, and a
             # recipient's own refused statuses about it.
@@ -317,6 +313,13 @@ class Tracker:
             ]
             if not found and not refused:
                 return None
+            rows = (
+                await conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.document_id == document_id)
+                    .order_by(deliveries.c.at, deliveries.c.envelope_id)
+                )
+            ).all()
             submitted = (
                 await conn.execute(
                     select(claims.c.claimed_at).where(
@@ -340,13 +343,13 @@ class Tracker:
             }
         tracks = []
         for journey in found:
-            heir = heirs[journey.recipient]
+            heir = journey.forwarded_to
             steps = [Step(at=submitted, kind=StepKind.SUBMITTED, by=sender)] if submitted else []
             steps += [_step(row) for row in rows if _between(row, sender, journey.recipient, heir)]
             if journey.recipient in flags:
                 steps.append(Step(at=flags[journey.recipient], kind=StepKind.OVERDUE))
             steps.sort(key=lambda step: step.at)
-            tracks.append(RecipientTrack(journey=journey, forwarded_to=heir, steps=steps))
+            tracks.append(RecipientTrack(journey=journey, steps=steps))
         return DocumentTrack(
             document_id=document_id,
             sender=sender,
@@ -458,22 +461,12 @@ class Tracker:
             last_at=row["last_at"],
             due_date=row["due_date"],
             overdue=bool(row["overdue"]),
+            forwarded_to=row["forwarded_to"],
         )
 
 
 def _newest_first(columns: Any) -> list[ColumnElement[Any]]:
     return [columns.routed_at.desc(), columns.document_id, columns.recipient]
-
-
-def _forwarded_to(rows: Sequence[Any], sender: str, recipient: str) -> str | None:
-    """The successor ``sender``'s document to ``recipient`` was forwarded to, if it was (the
-    latest forward: a redelivery after a new directory version may name another)."""
-    heirs = [
-        row.forwarded_to
-        for row in rows
-        if row.kind == "document" and (row.sender, row.recipient) == (sender, recipient)
-    ]
-    return next((heir for heir in reversed(heirs) if heir is not None), None)
 
 
 def _between(row: Any, sender: str, recipient: str, heir: str | None) -> bool:
