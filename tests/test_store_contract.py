@@ -23,6 +23,7 @@ from backbone.store.abc import (
     Delivery,
     Outcome,
     Refusal,
+    Routing,
     Store,
     SubmissionKey,
 )
@@ -301,6 +302,74 @@ async def test_history_holds_both_directions_oldest_first_and_nothing_else(
     ]
     assert await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT) == expected
     assert await store.history(DOCUMENT_ID, sender=RECIPIENT, recipient=SENDER) == expected
+
+
+HEIR = "000.00.00.G03"  # the successor a closed RECIPIENT's documents are forwarded to
+
+
+async def test_a_forwarded_route_keeps_its_successor_and_every_row_its_directory_version(
+    store: Store,
+) -> None:
+    claimed = header(recipients=(RECIPIENT, OTHER))
+    recorded = header(recipients=(RECIPIENT,), document_id=f"{SENDER},2024/05/01,7/UBND-VP")
+    routing = Routing("v42", forwarded=((RECIPIENT, HEIR),))
+
+    await store.claim_route(claimed, routing)
+    await store.record_routed(recorded, T0, Routing("v43", forwarded=((RECIPIENT, HEIR),)))
+
+    (to_closed,) = await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)
+    (to_other,) = await store.history(DOCUMENT_ID, sender=SENDER, recipient=OTHER)
+    assert (to_closed.recipient, to_closed.forwarded_to, to_closed.directory_version) == (
+        RECIPIENT,
+        HEIR,
+        "v42",
+    )
+    assert (to_other.forwarded_to, to_other.directory_version) == (None, "v42")
+    (alone,) = await store.history(recorded.document_id, sender=SENDER, recipient=RECIPIENT)
+    assert (alone.forwarded_to, alone.directory_version) == (HEIR, "v43")
+
+
+async def test_routes_claimed_together_keep_each_their_own_forward_and_version(
+    store: Store,
+) -> None:
+    # Concurrent claims: one batch (one statement on PostgreSQL) for the batching store.
+    documents = [
+        header(recipients=(RECIPIENT, OTHER), document_id=f"{SENDER},2024/05/01,{n}/UBND-VP")
+        for n in range(6)
+    ]
+    routings = [Routing(f"v{n}", forwarded=((RECIPIENT, HEIR),) if n % 2 else ()) for n in range(6)]
+    await asyncio.gather(
+        *(store.claim_route(d, r) for d, r in zip(documents, routings, strict=True))
+    )
+
+    for n, document in enumerate(documents):
+        rows = {
+            d.recipient: (d.forwarded_to, d.directory_version)
+            for code in (RECIPIENT, OTHER)
+            for d in await store.history(document.document_id, sender=SENDER, recipient=code)
+        }
+        assert rows == {RECIPIENT: (HEIR if n % 2 else None, f"v{n}"), OTHER: (None, f"v{n}")}
+
+
+async def test_history_counts_a_document_forwarded_to_the_successor_as_sent_to_it(
+    store: Store,
+) -> None:
+    document = header(recipients=(RECIPIENT,))
+    answer = header(sender=HEIR, recipients=(SENDER,), status_code="01")
+    await store.record_routed(document, T0, Routing("v1", forwarded=((RECIPIENT, HEIR),)))
+    await store.record_routed(answer, T0 + timedelta(minutes=1), Routing("v1"))
+
+    from_heir = await store.history(DOCUMENT_ID, sender=HEIR, recipient=SENDER)
+    assert [(d.sender, d.recipient, d.kind) for d in from_heir] == [
+        (SENDER, RECIPIENT, "document"),
+        (HEIR, SENDER, "status"),
+    ]
+    assert await store.history(DOCUMENT_ID, sender=SENDER, recipient=HEIR) == from_heir
+    # The closed code itself sees its document, not its successor's status.
+    assert [
+        d.kind for d in await store.history(DOCUMENT_ID, sender=SENDER, recipient=RECIPIENT)
+    ] == ["document"]
+    assert await store.history(DOCUMENT_ID, sender=OTHER, recipient=SENDER) == []
 
 
 async def test_times_come_back_as_aware_utc_and_naive_times_are_refused(store: Store) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from backbone.store import SqlStore
+from backbone.store.abc import Routing
 from backbone.tracking import (
     JourneyFilter,
     OverdueWatch,
@@ -106,6 +107,49 @@ async def test_a_document_through_every_status_has_one_timeline_per_recipient(
     assert district.journey.tier == "department-district"
     assert not h41.journey.overdue
     assert not district.journey.overdue
+
+
+async def test_a_document_forwarded_from_a_closed_code_shows_whom_it_went_to_and_the_version(
+    tracked: tuple[Ledger, Tracker],
+) -> None:
+    ledger, tracker = tracked
+    # H41 had closed: the router sent G22's document on to its successor G01.
+    sent = await ledger.send(
+        G22, (H41, H53_DISTRICT), 1, routing=Routing("v7", forwarded=((H41, G01),))
+    )
+
+    track = await tracker.document(OPERATOR, sent.document_id)
+
+    assert track is not None
+    tracks = {t.journey.recipient: t for t in track.recipients}
+    assert (tracks[H41].journey.forwarded_to, tracks[H53_DISTRICT].journey.forwarded_to) == (
+        G01,
+        None,
+    )
+    routed = [step for step in tracks[H41].steps if step.kind is StepKind.ROUTED]
+    assert [(s.forwarded_to, s.directory_version) for s in routed] == [(G01, "v7")]
+    # The successor is a party to the journey: it sees it, in the list too.
+    successor = Principal(agencies=(G01,))
+    seen = await tracker.document(successor, sent.document_id)
+    assert seen is not None
+    assert [t.journey.recipient for t in seen.recipients] == [H41]
+    listed = (await tracker.journeys(successor, JourneyFilter(document_id=sent.document_id))).items
+    assert [(j.recipient, j.forwarded_to) for j in listed] == [(H41, G01)]
+
+
+async def test_a_successors_answer_moves_the_journey_of_the_code_it_took_over(
+    tracked: tuple[Ledger, Tracker],
+) -> None:
+    ledger, tracker = tracked
+    sent = await ledger.send(G22, (H41,), 2, routing=Routing("v7", forwarded=((H41, G01),)))
+    await ledger.status(G01, G22, sent.document_id, "03", routing=Routing(stands_for=((G01, H41),)))
+
+    track = await tracker.document(OPERATOR, sent.document_id)
+
+    assert track is not None
+    [journey] = track.recipients
+    assert (journey.journey.recipient, journey.journey.state) == (H41, State.ACCEPTED)
+    assert [(s.kind, s.by) for s in journey.steps][-1] == (StepKind.ACCEPTED, G01)
 
 
 async def test_a_rejection_shows_its_reason(tracked: tuple[Ledger, Tracker]) -> None:
@@ -457,9 +501,14 @@ async def test_a_store_made_before_tracking_gains_its_columns(name: str, tmp_pat
         store = await SqlStore.open(where.url, schema=where.schema, clock=clock)
         try:
             ledger = Ledger(store, clock)
-            sent = await ledger.send(G22, (H41,), 1, due=FUTURE)
+            routing = Routing("v9", forwarded=((H41, G01),))
+            sent = await ledger.send(G22, (H41,), 1, due=FUTURE, routing=routing)
             [delivery] = await store.history(sent.document_id, sender=G22, recipient=H41)
-            assert delivery.due_date == FUTURE
+            assert (delivery.due_date, delivery.forwarded_to, delivery.directory_version) == (
+                FUTURE,
+                G01,
+                "v9",
+            )
 
             tracker = Tracker(store.engine, TIERS, clock=fixed_clock)
             [journey] = (

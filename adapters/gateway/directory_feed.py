@@ -1,63 +1,76 @@
 """The agency-list operations, answered from the adapter's directory: ``getAgenciesList``,
 ``getAgenciesListQD20`` and ``getSynchronizeUnit`` (docs/gateway.md).
 
-The directory today holds one code per agency, in either format, and no history: ``code``
-is that code, ``code102`` the same code when it is a QCVN 102 one (empty for a Decision
-20/2020 code), ``oldCode`` is empty, every unit is at ``version`` 1 and never ``deleted``;
-the directory over time fills them in.
+The fields come from the version-2 directory (docs/directory.md): ``oldCode`` lists an
+agency's former codes, ``code102`` is its QCVN 102 code (its own or the one the directory
+pairs with it, never derived from the other format), ``deleted`` marks a closed agency and
+``version`` is the directory revision the unit is listed at. The lists go by the file's last
+word on each agency (``Agency.active``), as the routers' directory does between versions.
 """
 
 from __future__ import annotations
 
-from backbone.directory import Directory
+from backbone.directory import Agency, Directory
 from backbone.organ import CodeFormat, OrganCode
 
 __all__ = ["agencies", "agencies_qd20", "synchronize_units"]
 
 
-def _parent(code: OrganCode) -> str:
-    parent = code.parent
+def _parent(agency: Agency) -> str:
+    parent = agency.parent_code
     return str(parent) if parent is not None else ""
 
 
+def _code_in(agency: Agency, form: CodeFormat) -> OrganCode | None:
+    """The agency's code of format ``form``: its primary code or its paired one."""
+    return next((code for code in agency.codes if code.format is form), None)
+
+
+def _listed(agency: Agency) -> dict[str, object]:
+    return {
+        "id": str(agency.organ_code),
+        "pid": _parent(agency),
+        "code": str(agency.organ_code),
+        "name": agency.name,
+        "mail": "",
+        "oldCode": ",".join(str(code) for code in agency.former_codes),
+    }
+
+
 def agencies(directory: Directory) -> list[dict[str, object]]:
-    return [
-        {
-            "id": str(agency.organ_code),
-            "pid": _parent(agency.organ_code),
-            "code": str(agency.organ_code),
-            "name": agency.name,
-            "mail": "",
-            "oldCode": "",
-        }
-        for agency in directory.agencies
-        if agency.active
-    ]
+    return [_listed(agency) for agency in directory.agencies if agency.active]
 
 
 def agencies_qd20(directory: Directory, level: str | None) -> list[dict[str, object]]:
-    """``level`` (1–4), when given, keeps the agencies of that level."""
+    """``level`` (1–4), when given, keeps the agencies of that level (of the code listed)."""
     wanted = int(level) if level and level.strip().isdigit() else None
     rows = []
-    for row in agencies(directory):
-        code = OrganCode.parse(str(row["code"]))
+    for agency in directory.agencies:
+        if not agency.active:
+            continue
+        # A Decision 20/2020 list: the agency's Decision 20 code when it has one.
+        code = _code_in(agency, CodeFormat.QD20) or agency.organ_code
+        code102 = _code_in(agency, CodeFormat.QCVN102)
         if wanted is None or code.level == wanted:
-            rows.append({**row, "code102": str(code) if code.format is CodeFormat.QCVN102 else ""})
+            rows.append({**_listed(agency), "code": str(code), "code102": str(code102 or "")})
     return rows
 
 
 def synchronize_units(directory: Directory) -> list[dict[str, object]]:
+    """Every agency, closed ones ``deleted``: a hub keeps its copy current from it. Each is
+    at the directory's revision (at least 1: a file without one is the first)."""
+    version = max(directory.version.revision, 1)
     return [
         {
             "id": str(agency.organ_code),
             "code": str(agency.organ_code),
             "name": agency.name,
             "mail": "",
-            "pid": _parent(agency.organ_code),
-            "version": 1,
+            "pid": _parent(agency),
+            "version": version,
             "centerCode": str(agency.hub or ""),
             "deleted": not agency.active,
-            "modifyDate": "",
+            "modifyDate": str(agency.closes or agency.effective or ""),
             "isAgency": True,
         }
         for agency in directory.agencies

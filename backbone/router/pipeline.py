@@ -16,8 +16,9 @@
 6. recipients listed and active, or a closed code's one full heir within the transition
    window (forwarded; ``transition``)          → ``recipient_unknown`` / ``recipient_closed``
 7. routing policy for every recipient                        → ``policy_denied``
-8. flows: a status answers a document that was routed, a revocation, update or replacement
-   follows the original                → ``status_unknown_document`` / ``status_implausible``
+8. flows: a status answers a document that was routed (to its sender, or forwarded to it as
+   a closed code's successor), a revocation, update or replacement follows the original
+                                       → ``status_unknown_document`` / ``status_implausible``
                                          / ``referenced_document_unknown``
 9. duplicates (``Store.claim_route``)  → ``duplicate_conflict``, or an :class:`Duplicate`
 
@@ -60,7 +61,7 @@ from backbone.router.transition import (
     address,
     sender_verdict,
 )
-from backbone.store.abc import ClaimState, Delivery, Outcome, Store
+from backbone.store.abc import ClaimState, Delivery, Outcome, Routing, Store
 from backbone.wire.names import Names
 
 __all__ = ["Decision", "Duplicate", "Pipeline", "Reject", "Route"]
@@ -96,6 +97,11 @@ class Route:
     warning: str | None = None  # the sender's code has closed: accepted within the window
     # The directory version it was decided against (not what to do: left out of ==).
     directory_version: str | None = field(default=None, compare=False)
+
+    @property
+    def routing(self) -> Routing:
+        """What the store keeps of the decision beside the route (tracking)."""
+        return _routing(self.directory_version, self.forwards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,13 +256,15 @@ class Pipeline:
     ) -> Decision:
         recipients, forwards = self._recipients(directory, header)
         self._check_policy(sender, recipients)
+        stands_for: tuple[tuple[str, str], ...] = ()
         if header.status_code is not None:
-            await self._check_status(header)
+            stands_for = await self._check_status(header)
         elif header.business_type != _NEW:
             await self._check_referenced(header)
         # Claimed, and recorded as routed when the claim says to route: the router records
         # a route before publishing it, so a status coming straight back finds it.
-        claim = await self._store.claim_route(header)
+        routing = replace(_routing(directory.version.id, forwards), stands_for=stands_for)
+        claim = await self._store.claim_route(header, routing)
         if claim.state is ClaimState.CONFLICT:
             raise RoutingError(
                 f"{header.sender} already sent {_describe(header)} {header.document_id!r} with "
@@ -343,8 +351,12 @@ class Pipeline:
             )
             raise RoutingError(f"{source} may not send {reasons}", reason=Reason.POLICY_DENIED)
 
-    async def _check_status(self, header: EnvelopeHeader) -> None:
+    async def _check_status(self, header: EnvelopeHeader) -> tuple[tuple[str, str], ...]:
+        """Check the status answers (or asks back) a document routed between its parties,
+        and return which of them is a successor the document was forwarded to, with the
+        code it was addressed to (``Routing.stands_for``)."""
         code, document, sender = header.status_code, header.document_id, header.sender
+        stands_for: list[tuple[str, str]] = []
         if code != _TAKE_BACK and code not in _RECEIVER_STATUSES:
             raise RoutingError(
                 f"status code {code} is not one the backbone carries (01–06, 13, 15, 16)",
@@ -354,7 +366,8 @@ class Pipeline:
             # A take-back request goes where the document went; every other status comes back.
             origin, target = (sender, recipient) if code == _TAKE_BACK else (recipient, sender)
             history = await self._store.history(document, sender=sender, recipient=recipient)
-            if not any(_is_document(item, origin, target) for item in history):
+            sent = [item for item in history if _is_document(item, origin, target)]
+            if not sent:
                 raise RoutingError(
                     f"status {code} from {sender} to {recipient} is about document "
                     f"{document!r}, which {origin} never sent to {target} through the backbone",
@@ -367,6 +380,9 @@ class Pipeline:
                     f"document {document!r}",
                     reason=Reason.STATUS_IMPLAUSIBLE,
                 )
+            if all(item.recipient != target for item in sent):  # it reached target forwarded
+                stands_for.append((target, sent[-1].recipient))
+        return tuple(stands_for)
 
     async def _check_referenced(self, header: EnvelopeHeader) -> None:
         sender, document = header.sender, header.document_id
@@ -401,13 +417,18 @@ class Pipeline:
         return MappingProxyType({exchange: tuple(keys) for exchange, keys in plan.items()})
 
 
+def _routing(directory_version: str | None, forwards: Sequence[Forward]) -> Routing:
+    forwarded = tuple((forward.code, str(forward.agency.organ_code)) for forward in forwards)
+    return Routing(directory_version, forwarded)
+
+
 def _is_document(
     item: Delivery, sender: str, recipient: str, *, business_type: int | None = None
 ) -> bool:
     return (
         item.kind == "document"
         and item.sender == sender
-        and item.recipient == recipient
+        and item.reached(recipient)
         and (business_type is None or item.business_type == business_type)
     )
 
@@ -418,7 +439,7 @@ def _was_requested(history: Sequence[Delivery], requester: str, answerer: str) -
         (item.kind == "status" and item.status_code == _TAKE_BACK)
         or _is_document(item, requester, answerer, business_type=_UPDATE)
         for item in history
-        if item.sender == requester and item.recipient == answerer
+        if item.sender == requester and item.reached(answerer)
     )
 
 

@@ -358,7 +358,7 @@ class Router:
         # the confirms makes the broker redeliver the envelope, which is published again
         # (marked); recorded already, unless its earlier outcome was another one.
         if not decision.recorded:
-            await self.store.record_routed(header, datetime.now(UTC))
+            await self.store.record_routed(header, datetime.now(UTC), decision.routing)
         refused = await asyncio.gather(
             *(
                 self._publish_tier(exchange, keys, body, header, republished=decision.resumed)

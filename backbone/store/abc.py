@@ -17,11 +17,13 @@ from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
 
 __all__ = [
+    "NOT_RECORDED",
     "Claim",
     "ClaimState",
     "Delivery",
     "Outcome",
     "Refusal",
+    "Routing",
     "Store",
     "SubmissionKey",
 ]
@@ -99,6 +101,36 @@ class Delivery:
     at: datetime
     due_date: date | None = None  # a document's DueDate, when its header carried one
     status_note: str | None = None  # a status's Description, when its header carried one
+    forwarded_to: str | None = None  # the heir it went to instead of ``recipient`` (closed)
+    directory_version: str | None = None  # the directory version the route was decided on
+
+    def reached(self, code: str) -> bool:
+        """Whether the envelope went to ``code``: as addressed, or forwarded to it."""
+        return code in (self.recipient, self.forwarded_to)
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """How the router decided a route, kept with its delivery rows for tracking: the
+    directory version it used and, for each recipient code that had closed or become a
+    former code, the agency's code it was forwarded to (``backbone.router.transition``)."""
+
+    directory_version: str | None = None
+    forwarded: tuple[tuple[str, str], ...] = ()  # (code as addressed, code delivered to)
+    # A status about a document forwarded to its sender (or a take-back sent to the
+    # successor): (successor, the code the document was addressed to), so the journey of
+    # record (document, original sender, addressed code) is the one it moves.
+    stands_for: tuple[tuple[str, str], ...] = ()
+
+    def forwarded_to(self, recipient: str) -> str | None:
+        return next((to for code, to in self.forwarded if code == recipient), None)
+
+    def of_record(self, code: str) -> str:
+        """The code whose journey ``code`` acts in: itself, or the closed code it succeeded."""
+        return next((closed for heir, closed in self.stands_for if heir == code), code)
+
+
+NOT_RECORDED = Routing()  # a route recorded without its decision (older callers, tests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +155,7 @@ class Store(Protocol):
         """Atomically claim ``identity`` for ``envelope_id`` (safe across replicas)."""
         ...
 
-    async def claim_route(self, header: EnvelopeHeader) -> Claim:
+    async def claim_route(self, header: EnvelopeHeader, routing: Routing = NOT_RECORDED) -> Claim:
         """:meth:`claim` the header's identity for its envelope and, when the claim is
         ``NEW`` or ``RESUMED`` (the router is about to publish it), :meth:`record_routed`
         in the same transaction, at the moment of the claim: one round trip for what every
@@ -136,14 +168,17 @@ class Store(Protocol):
         """Record how a claimed envelope ended."""
         ...
 
-    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
-        """Mark the envelope routed and remember one :class:`Delivery` per recipient, in
-        one transaction."""
+    async def record_routed(
+        self, header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
+    ) -> None:
+        """Mark the envelope routed and remember one :class:`Delivery` per recipient (with
+        ``routing``'s version and forward), in one transaction."""
         ...
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         """Everything routed about ``document_id`` between the two agencies, either
-        direction, oldest first."""
+        direction, oldest first; a document forwarded to ``recipient`` (or ``sender``)
+        counts as sent to it (:meth:`Delivery.reached`)."""
         ...
 
     async def record_refusal(self, refusal: Refusal) -> None:

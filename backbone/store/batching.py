@@ -16,7 +16,15 @@ from datetime import datetime
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.store.abc import Claim, Delivery, Outcome, Refusal, SubmissionKey
+from backbone.store.abc import (
+    NOT_RECORDED,
+    Claim,
+    Delivery,
+    Outcome,
+    Refusal,
+    Routing,
+    SubmissionKey,
+)
 from backbone.store.calls import Call, ClaimCall, ClaimRouteCall, FinishCall, RoutedCall
 from backbone.store.rules import utc
 from backbone.store.sql import SqlStore
@@ -57,8 +65,8 @@ class BatchingStore:
         assert claim is not None
         return claim
 
-    async def claim_route(self, header: EnvelopeHeader) -> Claim:
-        claim = await self._submit(ClaimRouteCall(header))
+    async def claim_route(self, header: EnvelopeHeader, routing: Routing = NOT_RECORDED) -> Claim:
+        claim = await self._submit(ClaimRouteCall(header, routing))
         assert claim is not None
         return claim
 
@@ -67,9 +75,11 @@ class BatchingStore:
     ) -> None:
         await self._submit(FinishCall(envelope_id, outcome, reason))
 
-    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
+    async def record_routed(
+        self, header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
+    ) -> None:
         # Refused here, before it is queued: one caller's bad argument fails no batch.
-        await self._submit(RoutedCall(header, utc(at)))
+        await self._submit(RoutedCall(header, utc(at), routing))
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         return await self._store.history(document_id, sender=sender, recipient=recipient)

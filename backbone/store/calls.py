@@ -8,7 +8,7 @@ from datetime import datetime
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
-from backbone.store.abc import Outcome, SubmissionKey
+from backbone.store.abc import NOT_RECORDED, Outcome, Routing, SubmissionKey
 
 __all__ = ["Call", "ClaimCall", "ClaimRouteCall", "FinishCall", "RoutedCall"]
 
@@ -27,6 +27,7 @@ class RoutedCall:
 
     header: EnvelopeHeader
     at: datetime
+    routing: Routing = NOT_RECORDED
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class ClaimRouteCall:
     """:meth:`SqlStore.claim_route`, for :meth:`SqlStore.apply`."""
 
     header: EnvelopeHeader
+    routing: Routing = NOT_RECORDED
 
     @property
     def claim(self) -> ClaimCall:

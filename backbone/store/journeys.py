@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, String, and_, case, literal, or_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backbone.envelope import EnvelopeHeader
+from backbone.store.abc import NOT_RECORDED, Routing
 from backbone.store.schema import journeys
 
 __all__ = [
@@ -71,6 +72,7 @@ class JourneyFacts:
     progress: str | None = None  # the furthest of 01, 03 … 06 back
     due_date: date | None = None  # from the latest document that carried one …
     due_at: datetime | None = None  # … routed then
+    forwarded_to: str | None = None  # the successor the new document went to (closed code)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -95,6 +97,7 @@ class JourneyFacts:
             "state": self.state,
             "due_date": self.due_date,
             "due_at": self.due_at,
+            "forwarded_to": self.forwarded_to,
         }
 
 
@@ -110,18 +113,22 @@ def state_of(revoked: bool, asked: bool, agreed: bool, rejected: bool, progress:
     return PROGRESS_STATES[progress] if progress is not None else "routed"
 
 
-def facts_of(header: EnvelopeHeader, at: datetime) -> list[JourneyFacts]:
-    """The journeys a routed envelope touches, one per recipient."""
+def facts_of(
+    header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
+) -> list[JourneyFacts]:
+    """The journeys a routed envelope touches, one per recipient; a successor answering
+    for a closed code (``routing.stands_for``) moves that code's journey."""
     return [
         fact_of(
             document_id=header.document_id,
-            sender=header.sender,
-            recipient=recipient,
+            sender=routing.of_record(header.sender),
+            recipient=routing.of_record(recipient),
             kind=str(header.kind),
             business_type=header.business_type,
             status_code=header.status_code,
             due_date=header.due_date,
             at=at,
+            forwarded_to=routing.forwarded_to(recipient),
         )
         for recipient in header.recipients
     ]
@@ -137,15 +144,18 @@ def fact_of(
     status_code: str | None,
     due_date: date | None,
     at: datetime,
+    forwarded_to: str | None = None,
 ) -> JourneyFacts:
     """What one delivery row (an envelope routed ``at`` to one recipient) tells."""
     if kind == "document":
+        new = business_type == _NEW
         return JourneyFacts(
             document_id,
             sender,
             recipient,
             last_at=at,
-            routed_at=at if business_type == _NEW else None,
+            routed_at=at if new else None,
+            forwarded_to=forwarded_to if new else None,
             revoked=business_type == _REVOKED,
             due_date=due_date,
             due_at=at if due_date is not None else None,
@@ -175,6 +185,8 @@ def merge(facts: Iterable[JourneyFacts]) -> list[JourneyFacts]:
 
 def _combined(a: JourneyFacts, b: JourneyFacts) -> JourneyFacts:
     later_due = b.due_at is not None and (a.due_at is None or b.due_at > a.due_at)
+    # The first routing of the new document says where it went (as ``routed_at``).
+    first = b.routed_at is not None and (a.routed_at is None or b.routed_at < a.routed_at)
     return replace(
         a,
         last_at=max(a.last_at, b.last_at),
@@ -186,6 +198,7 @@ def _combined(a: JourneyFacts, b: JourneyFacts) -> JourneyFacts:
         progress=max((p for p in (a.progress, b.progress) if p is not None), default=None),
         due_date=b.due_date if later_due else a.due_date,
         due_at=b.due_at if later_due else a.due_at,
+        forwarded_to=b.forwarded_to if first else a.forwarded_to,
     )
 
 
@@ -207,6 +220,9 @@ def upsert_statement(dialect: str) -> Any:
     agreed, rejected = or_(old.agreed, new.agreed), or_(old.rejected, new.rejected)
     progress = later(new.progress, old.progress)
     later_due = and_(new.due_at.is_not(None), or_(old.due_at.is_(None), new.due_at > old.due_at))
+    first = and_(
+        new.routed_at.is_not(None), or_(old.routed_at.is_(None), new.routed_at < old.routed_at)
+    )
     progress_state = case(
         *((progress == code, literal(name, String)) for code, name in PROGRESS_STATES.items()),
         else_=literal("routed", String),
@@ -230,5 +246,6 @@ def upsert_statement(dialect: str) -> Any:
             "state": state,
             "due_date": case((later_due, new.due_date), else_=old.due_date),
             "due_at": case((later_due, new.due_at), else_=old.due_at),
+            "forwarded_to": case((first, new.forwarded_to), else_=old.forwarded_to),
         },
     )

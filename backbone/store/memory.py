@@ -12,7 +12,16 @@ from datetime import datetime
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
-from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, Refusal, SubmissionKey
+from backbone.store.abc import (
+    NOT_RECORDED,
+    Claim,
+    ClaimState,
+    Delivery,
+    Outcome,
+    Refusal,
+    Routing,
+    SubmissionKey,
+)
 from backbone.store.rules import judge, utc
 
 __all__ = ["MemoryStore"]
@@ -56,10 +65,10 @@ class MemoryStore:
             self._by_envelope[envelope_id] = key
         return claim
 
-    async def claim_route(self, header: EnvelopeHeader) -> Claim:
+    async def claim_route(self, header: EnvelopeHeader, routing: Routing = NOT_RECORDED) -> Claim:
         claim = await self.claim(SubmissionKey.of(header), header.envelope_id)
         if claim.state.routes:
-            await self.record_routed(header, self._clock())
+            await self.record_routed(header, self._clock(), routing)
         return claim
 
     async def finish(
@@ -68,7 +77,9 @@ class MemoryStore:
         # ``reason`` is for operators reading the SQL tables; no Store call returns it.
         self._finish(envelope_id, outcome)
 
-    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
+    async def record_routed(
+        self, header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
+    ) -> None:
         at = utc(at)
         self._finish(header.envelope_id, Outcome.ROUTED)
         for recipient in header.recipients:
@@ -85,15 +96,20 @@ class MemoryStore:
                     at=at,
                     due_date=header.due_date,
                     status_note=header.status_note,
+                    forwarded_to=routing.forwarded_to(recipient),
+                    directory_version=routing.directory_version,
                 ),
             )
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
-        pair = {(sender, recipient), (recipient, sender)}
         found = [
             delivery
             for delivery in self._deliveries.values()
-            if delivery.document_id == document_id and (delivery.sender, delivery.recipient) in pair
+            if delivery.document_id == document_id
+            and (
+                (delivery.sender == sender and delivery.reached(recipient))
+                or (delivery.sender == recipient and delivery.reached(sender))
+            )
         ]
         return sorted(found, key=lambda d: (d.at, d.envelope_id, d.recipient))
 

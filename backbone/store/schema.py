@@ -91,6 +91,10 @@ deliveries = Table(
     # Tracking (``backbone.tracking``): the header's optional due_date and status_note.
     Column("due_date", Date),
     Column("status_note", String),
+    # Routing through a change (``Store.record_routed``'s ``Routing``): the heir a closed
+    # code's document went to, and the directory version every route was decided on.
+    Column("forwarded_to", String),
+    Column("directory_version", String),
     # ``history``: both directions of one pair are two probes of this index.
     Index("deliveries_by_document", "document_id", "sender", "recipient"),
 )
@@ -113,11 +117,20 @@ journeys = Table(
     Column("state", String, nullable=False),
     Column("due_date", Date),
     Column("due_at", UtcDateTime),
+    # The successor the new document went to when its code had closed (``Routing``).
+    Column("forwarded_to", String),
     # Newest first: everything (operators), by sender, by recipient, by state.
     Index("journeys_by_time", "routed_at"),
     Index("journeys_by_sender", "sender", "routed_at"),
     Index("journeys_by_recipient", "recipient", "routed_at"),
     Index("journeys_by_state", "state", "routed_at"),
+    Index(
+        "journeys_by_successor",
+        "forwarded_to",
+        "routed_at",
+        sqlite_where=text("forwarded_to IS NOT NULL"),
+        postgresql_where=text("forwarded_to IS NOT NULL"),
+    ),
     Index(
         "journeys_by_due_date",
         "due_date",

@@ -22,7 +22,16 @@ from sqlalchemy.schema import CreateSchema
 from backbone.clock import Clock, utc_now
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason, StoreUnavailableError
-from backbone.store.abc import Claim, ClaimState, Delivery, Outcome, Refusal, SubmissionKey
+from backbone.store.abc import (
+    NOT_RECORDED,
+    Claim,
+    ClaimState,
+    Delivery,
+    Outcome,
+    Refusal,
+    Routing,
+    SubmissionKey,
+)
 from backbone.store.backfill import backfill_journeys
 from backbone.store.calls import Call, ClaimCall, ClaimRouteCall, FinishCall, RoutedCall
 from backbone.store.engine import DIALECTS, create_engine
@@ -47,6 +56,7 @@ from backbone.store.statements import (
     claim_key,
     claim_row,
     delivery_fields,
+    delivery_rows,
     finished,
     insert_if_absent,
 )
@@ -130,8 +140,8 @@ class SqlStore:
         async with self._reachable(), self._engine.begin() as conn:
             return await self._claim_on(conn, identity, envelope_id, now, in_transaction=False)
 
-    async def claim_route(self, header: EnvelopeHeader) -> Claim:
-        (claim,) = await self.apply([ClaimRouteCall(header)])
+    async def claim_route(self, header: EnvelopeHeader, routing: Routing = NOT_RECORDED) -> Claim:
+        (claim,) = await self.apply([ClaimRouteCall(header, routing)])
         assert claim is not None
         return claim
 
@@ -141,11 +151,12 @@ class SqlStore:
         async with self._reachable(), self._engine.begin() as conn:
             await conn.execute(FINISH, finished(envelope_id, outcome, reason))
 
-    async def record_routed(self, header: EnvelopeHeader, at: datetime) -> None:
-        at = utc(at)
+    async def record_routed(
+        self, header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
+    ) -> None:
         # A real transaction even on PostgreSQL: the deliveries and their journeys together.
         async with self._reachable(), self._transactional.begin() as conn:
-            await self._routed_on(conn, header, at)
+            await self._routed_on(conn, RoutedCall(header, utc(at), routing))
 
     async def apply(self, calls: Sequence[Call]) -> list[Claim | None]:
         """Run ``calls`` in order in ONE transaction (a group commit): each behaves exactly
@@ -183,7 +194,7 @@ class SqlStore:
             await self._routed_many(conn, run)
             return
         for call in run:
-            await self._delivered_on(conn, call.header, utc(call.at))
+            await self._delivered_on(conn, call)
         await self._track(conn, run)
 
     async def _claim_routes(
@@ -197,10 +208,11 @@ class SqlStore:
         async def record(call: ClaimRouteCall, claim: Claim, commutes: bool) -> None:
             if not claim.state.routes:
                 return
+            routed = RoutedCall(call.header, now, call.routing)
             if commutes:
-                deferred.append(RoutedCall(call.header, now))
+                deferred.append(routed)
             else:
-                await self._routed_on(conn, call.header, now)
+                await self._routed_on(conn, routed)
 
         claims = await self._claim_many(
             conn,
@@ -330,38 +342,39 @@ class SqlStore:
             FINISH, [finished(call.header.envelope_id, Outcome.ROUTED, None) for call in run]
         )
         rows = [
-            {**delivery_fields(call.header, utc(call.at)), "recipient": recipient}
-            for call in run
-            for recipient in call.header.recipients
+            row for call in run for row in delivery_rows(call.header, utc(call.at), call.routing)
         ]
         if rows:
             await conn.execute(self._delivery_insert, rows)
         await self._track(conn, run)
 
-    async def _routed_on(self, conn: AsyncConnection, header: EnvelopeHeader, at: datetime) -> None:
+    async def _routed_on(self, conn: AsyncConnection, call: RoutedCall) -> None:
         if self._routed is None:
-            await self._routed_many(conn, [RoutedCall(header, at)])
+            await self._routed_many(conn, [call])
             return
-        await self._delivered_on(conn, header, at)
-        await self._track(conn, [RoutedCall(header, at)])
+        await self._delivered_on(conn, call)
+        await self._track(conn, [call])
 
-    async def _delivered_on(
-        self, conn: AsyncConnection, header: EnvelopeHeader, at: datetime
-    ) -> None:
+    async def _delivered_on(self, conn: AsyncConnection, call: RoutedCall) -> None:
         """PostgreSQL: the claim's outcome and the delivery rows in one statement."""
         assert self._routed is not None
+        header, routing = call.header, call.routing
+        fields = delivery_fields(header, utc(call.at), routing)
         await conn.execute(
             self._routed,
             {
                 "k_envelope": header.envelope_id,
                 "d_recipients": header.recipients,
-                **{f"d_{name}": value for name, value in delivery_fields(header, at).items()},
+                "d_forwarded": [routing.forwarded_to(code) for code in header.recipients],
+                **{f"d_{name}": value for name, value in fields.items()},
             },
         )
 
     async def _track(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
         """Bring the journeys the run's envelopes touch up to date (``journeys.py``)."""
-        facts = merge(fact for call in run for fact in facts_of(call.header, utc(call.at)))
+        facts = merge(
+            fact for call in run for fact in facts_of(call.header, utc(call.at), call.routing)
+        )
         await self._upsert_journeys(conn, facts)
 
     async def _upsert_journeys(self, conn: AsyncConnection, facts: Sequence[JourneyFacts]) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Executable,
     String,
     Table,
@@ -22,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from backbone.envelope import EnvelopeHeader
 from backbone.errors import Reason
-from backbone.store.abc import Outcome, SubmissionKey
+from backbone.store.abc import Outcome, Routing, SubmissionKey
 from backbone.store.schema import UtcDateTime, claims, deliveries, refusals
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "claim_key",
     "claim_row",
     "delivery_fields",
+    "delivery_rows",
     "finished",
     "insert_if_absent",
     "routed_in_one_statement",
@@ -65,17 +67,22 @@ FINISH = (
     .values(outcome=bindparam("new_outcome"), reason=bindparam("new_reason"))
 )
 OUTCOME_OF = select(claims.c.outcome).where(claims.c.envelope_id == bindparam("k_envelope"))
+
+
+def _reached(code: str) -> ColumnElement[bool]:
+    """The delivery went to ``code``: as addressed, or forwarded to it (``Delivery.reached``)."""
+    return or_(
+        deliveries.c.recipient == bindparam(code), deliveries.c.forwarded_to == bindparam(code)
+    )
+
+
 HISTORY = (
     select(deliveries)
     .where(
         deliveries.c.document_id == bindparam("k_document"),
         or_(
-            and_(
-                deliveries.c.sender == bindparam("k_a"), deliveries.c.recipient == bindparam("k_b")
-            ),
-            and_(
-                deliveries.c.sender == bindparam("k_b"), deliveries.c.recipient == bindparam("k_a")
-            ),
+            and_(deliveries.c.sender == bindparam("k_a"), _reached("k_b")),
+            and_(deliveries.c.sender == bindparam("k_b"), _reached("k_a")),
         ),
     )
     .order_by(deliveries.c.at, deliveries.c.envelope_id, deliveries.c.recipient)
@@ -107,14 +114,17 @@ def routed_in_one_statement() -> Executable:
         .values(outcome=Outcome.ROUTED.value, reason=None)
         .cte("routed")
     )
+    # The two arrays are as long as each other: PostgreSQL unnests them in step.
+    per_recipient_arrays = {"recipient": "d_recipients", "forwarded_to": "d_forwarded"}
     per_recipient = select(
-        bindparam("k_envelope", type_=String),
-        func.unnest(bindparam("d_recipients", type_=postgresql.ARRAY(String))),
         *(
-            bindparam(f"d_{name}", type_=kind)
+            bindparam("k_envelope", type_=String)
+            if name == "envelope_id"
+            else func.unnest(bindparam(per_recipient_arrays[name], type_=postgresql.ARRAY(String)))
+            if name in per_recipient_arrays
+            else bindparam(f"d_{name}", type_=kind)
             for name, kind in _DELIVERY_FIELDS
-            if name not in ("envelope_id", "recipient")
-        ),
+        )
     )
     return (
         insert_if_absent(postgresql.insert, deliveries)
@@ -123,8 +133,17 @@ def routed_in_one_statement() -> Executable:
     )
 
 
-def delivery_fields(header: EnvelopeHeader, at: datetime) -> dict[str, Any]:
-    """A delivery row of ``header`` routed ``at``, but for its recipient."""
+def delivery_rows(header: EnvelopeHeader, at: datetime, routing: Routing) -> list[dict[str, Any]]:
+    """The delivery rows of ``header`` routed ``at``, one per recipient."""
+    fields = delivery_fields(header, at, routing)
+    return [
+        {**fields, "recipient": recipient, "forwarded_to": routing.forwarded_to(recipient)}
+        for recipient in header.recipients
+    ]
+
+
+def delivery_fields(header: EnvelopeHeader, at: datetime, routing: Routing) -> dict[str, Any]:
+    """A delivery row of ``header`` routed ``at``, but for its recipient and forward."""
     return {
         "envelope_id": header.envelope_id,
         "document_id": header.document_id,
@@ -135,6 +154,7 @@ def delivery_fields(header: EnvelopeHeader, at: datetime) -> dict[str, Any]:
         "at": at,
         "due_date": header.due_date,
         "status_note": header.status_note,
+        "directory_version": routing.directory_version,
     }
 
 

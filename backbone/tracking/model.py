@@ -94,6 +94,13 @@ class Step(BaseModel):
     by: str | None = Field(default=None, description="organ code of the agency that acted")
     status_code: str | None = None
     note: str | None = Field(default=None, description="the status's Description, if sent")
+    forwarded_to: str | None = Field(
+        default=None,
+        description="the successor the envelope went to: the code addressed had closed",
+    )
+    directory_version: str | None = Field(
+        default=None, description="the directory version the router routed it by"
+    )
 
 
 class Journey(BaseModel):
@@ -110,6 +117,11 @@ class Journey(BaseModel):
     last_at: datetime = Field(description="the journey's latest step")
     due_date: date | None = None
     overdue: bool = Field(description="past its due date and not finished by the recipient")
+    forwarded_to: str | None = Field(
+        default=None,
+        description="the agency the document was forwarded to: the recipient as addressed "
+        "had closed, and this successor took its place",
+    )
 
 
 class RecipientTrack(BaseModel):

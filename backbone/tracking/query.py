@@ -128,7 +128,10 @@ def _journeys(
     conditions: list[ColumnElement[bool]] = [j.routed_at.is_not(None)]
     if not principal.operator:
         agencies = list(principal.agencies)
-        conditions.append(or_(j.sender.in_(agencies), j.recipient.in_(agencies)))
+        # A successor sees the journeys of the documents forwarded to it.
+        conditions.append(
+            or_(j.sender.in_(agencies), j.recipient.in_(agencies), j.forwarded_to.in_(agencies))
+        )
     if where.document_id is not None:
         conditions.append(j.document_id == where.document_id)
     if where.sender is not None:
@@ -160,6 +163,7 @@ def _journeys(
         j.state,
         j.due_date,
         j.last_at,
+        j.forwarded_to,
         late.label("overdue"),
     ).where(*conditions)
 
@@ -286,7 +290,16 @@ class Tracker:
                 for row in await conn.execute(tracked.order_by(journeys.c.recipient))
             ]
             if not principal.acts_for(sender):
-                found = [journey for journey in found if principal.acts_for(journey.recipient)]
+                # A recipient sees its own journey; a successor, the one forwarded to it.
+                found = [
+                    journey
+                    for journey in found
+                    if principal.acts_for(journey.recipient)
+                    or (
+                        journey.forwarded_to is not None
+                        and principal.acts_for(journey.forwarded_to)
+                    )
+                ]
             # Refused envelopes are their senders' to see: the document's sender's, and a
             # recipient's own refused statuses about it.
             refused = [
@@ -330,8 +343,9 @@ class Tracker:
             }
         tracks = []
         for journey in found:
+            heir = journey.forwarded_to
             steps = [Step(at=submitted, kind=StepKind.SUBMITTED, by=sender)] if submitted else []
-            steps += [_step(row) for row in rows if _between(row, sender, journey.recipient)]
+            steps += [_step(row) for row in rows if _between(row, sender, journey.recipient, heir)]
             if journey.recipient in flags:
                 steps.append(Step(at=flags[journey.recipient], kind=StepKind.OVERDUE))
             steps.sort(key=lambda step: step.at)
@@ -447,6 +461,7 @@ class Tracker:
             last_at=row["last_at"],
             due_date=row["due_date"],
             overdue=bool(row["overdue"]),
+            forwarded_to=row["forwarded_to"],
         )
 
 
@@ -454,8 +469,13 @@ def _newest_first(columns: Any) -> list[ColumnElement[Any]]:
     return [columns.routed_at.desc(), columns.document_id, columns.recipient]
 
 
-def _between(row: Any, sender: str, recipient: str) -> bool:
-    return (row.sender, row.recipient) in ((sender, recipient), (recipient, sender))
+def _between(row: Any, sender: str, recipient: str, heir: str | None) -> bool:
+    """The row is part of the journey: between the sender and the recipient as addressed,
+    or (forwarded) the successor that took its place."""
+    parties = {recipient} if heir is None else {recipient, heir}
+    return (row.sender == sender and row.recipient in parties) or (
+        row.sender in parties and row.recipient == sender
+    )
 
 
 def _step(row: Any) -> Step:
@@ -464,7 +484,13 @@ def _step(row: Any) -> Step:
     else:
         kind = _STEP_OF_CODE.get(row.status_code, StepKind.STATUS)
     return Step(
-        at=row.at, kind=kind, by=row.sender, status_code=row.status_code, note=row.status_note
+        at=row.at,
+        kind=kind,
+        by=row.sender,
+        status_code=row.status_code,
+        note=row.status_note,
+        forwarded_to=row.forwarded_to,
+        directory_version=row.directory_version,
     )
 
 

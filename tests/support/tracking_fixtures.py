@@ -20,7 +20,7 @@ from backbone.clock import Clock, today_in, utc_now
 from backbone.edxml import StatusCode
 from backbone.envelope import EnvelopeHeader
 from backbone.store import open_store
-from backbone.store.abc import Store, SubmissionKey
+from backbone.store.abc import NOT_RECORDED, Routing, Store, SubmissionKey
 from backbone.tiers import DEFAULT_PROFILE, TierModel
 from backbone.tracking import OPERATOR, Tracker, Tracking, TrackingOptions, mint_token
 from backbone.tracking.wiring import DEFAULT_ZONE
@@ -106,6 +106,7 @@ class Ledger:
         *,
         business: int = 0,
         due: date | None = None,
+        routing: Routing = NOT_RECORDED,
     ) -> EnvelopeHeader:
         return await self._route(
             header(
@@ -115,11 +116,19 @@ class Ledger:
                 business_type=business,
                 payload=uuid.uuid4().hex,
             ),
+            routing,
             due_date=due,
         )
 
     async def status(
-        self, sender: str, to: str, document_id: str, code: str, note: str | None = None
+        self,
+        sender: str,
+        to: str,
+        document_id: str,
+        code: str,
+        note: str | None = None,
+        *,
+        routing: Routing = NOT_RECORDED,
     ) -> EnvelopeHeader:
         return await self._route(
             header(
@@ -129,14 +138,17 @@ class Ledger:
                 status_code=code,
                 payload=uuid.uuid4().hex,
             ),
+            routing,
             status_note=note,
         )
 
-    async def _route(self, base: EnvelopeHeader, **extra: object) -> EnvelopeHeader:
+    async def _route(
+        self, base: EnvelopeHeader, routing: Routing, **extra: object
+    ) -> EnvelopeHeader:
         routed = EnvelopeHeader.model_validate({**dict(base), **extra})
         self.clock.now += timedelta(minutes=5)
         await self.store.claim(SubmissionKey.of(routed), routed.envelope_id)
-        await self.store.record_routed(routed, self.clock())
+        await self.store.record_routed(routed, self.clock(), routing)
         return routed
 
 

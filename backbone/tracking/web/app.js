@@ -131,6 +131,10 @@ async function find(documentId) {
     const title = element("h3", journey.recipient);
     title.append(element("span", journey.tier, "badge"), badge(journey));
     card.append(title);
+    // The code addressed had closed: its successor took the document in its place.
+    if (journey.forwarded_to) {
+      card.append(element("p", `forwarded to ${journey.forwarded_to}`, "forwarded"));
+    }
     if (journey.due_date) card.append(element("p", `due ${journey.due_date}`, "due"));
     const list = element("ol", null, "timeline");
     for (const step of steps) {
@@ -173,7 +177,15 @@ async function journeys() {
   const body = document.querySelector("#journeys tbody");
   body.replaceChildren(
     ...page.items.map((j) =>
-      row([when(j.routed_at), documentLink(j.document_id), j.sender, j.recipient, j.tier, badge(j), j.due_date]),
+      row([
+        when(j.routed_at),
+        documentLink(j.document_id),
+        j.sender,
+        j.forwarded_to ? `${j.recipient} → forwarded to ${j.forwarded_to}` : j.recipient,
+        j.tier,
+        badge(j),
+        j.due_date,
+      ]),
     ),
   );
   const pages = Math.max(1, Math.ceil(page.total / page.page_size));
