@@ -25,8 +25,9 @@ postgres:
 
 # Three workers (pytest-xdist): the tests mostly wait on the broker, the database and child
 # processes, so three share two cores well; each test has its own prefix, schema and ports.
+# The tests that boot throwaway RabbitMQ nodes share one worker (xdist_group rabbitmq_nodes).
 test: install broker postgres
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 3 --dist loadgroup
 
 # The tests marked `clock` again at 16:59, 17:01 and 23:59 UTC with TZ=UTC and
 # TZ=Asia/Ho_Chi_Minh (libfaketime); fails if any outcome differs from the normal run.

@@ -80,3 +80,63 @@ def path_budget(
         "total_over_floor": ratio,
         "within_20pct_of_floor": None if ratio is None else ratio <= WITHIN,
     }
+
+
+def cpu_budget(ceiling: dict[str, object], run: dict[str, object]) -> dict[str, object]:
+    """CPU per message of the ceiling forwarder and of the router (SQLite, 4 KiB, 1
+    recipient), each with the broker's share, and the rate the machine's cores could carry
+    at that cost if nothing else ran: what bounds ``router_ratio`` on a small machine."""
+    cpus = os.cpu_count() or 1
+
+    def bound(*parts: object) -> float | None:
+        if any(part is None for part in parts):
+            return None
+        total = sum(float(str(part)) for part in parts)
+        return round(cpus * 1e6 / total, 1) if total else None
+
+    forwarder, broker_c = (
+        ceiling["forwarder_cpu_us_per_message"],
+        ceiling["broker_cpu_us_per_message"],
+    )
+    router, broker_r = run["cpu_us_per_envelope"], run["broker_cpu_us_per_envelope"]
+    return {
+        "cpus": cpus,
+        "ceiling_forwarder_us": forwarder,
+        "ceiling_broker_us": broker_c,
+        "ceiling_cpu_bound_per_s": bound(forwarder, broker_c),
+        "router_us": router,
+        "router_broker_us": broker_r,
+        "router_cpu_bound_per_s": bound(router, broker_r),
+        # issue 21: (forwarder + broker) ÷ (router + broker) CPU per message
+        "cpu_ratio": _ratio((forwarder, broker_c), (router, broker_r)),
+    }
+
+
+def _ratio(numerator: tuple[object, ...], denominator: tuple[object, ...]) -> float | None:
+    """sum(numerator) ÷ sum(denominator), None when a part was not measured."""
+    if None in numerator or None in denominator:
+        return None
+    below = sum(float(str(part)) for part in denominator)
+    return round(sum(float(str(part)) for part in numerator) / below, 3) if below else None
+
+
+def replicas_summary(runs: list[dict[str, object]]) -> dict[str, object] | None:
+    """One router replica on PostgreSQL beside two sharing its inbound queue (4 KiB, 1
+    recipient): each one's rate and CPU per envelope, and what the second one adds."""
+    found = {
+        r["replicas"]: r
+        for r in runs
+        if (r["store"], r["payload_bytes"], r["recipients"]) == ("postgresql", 4096, 1)
+    }
+    if 1 not in found or 2 not in found:
+        return None
+    one, two = found[1], found[2]
+    return {
+        "one_per_s": one["per_s"],
+        "two_per_s": two["per_s"],
+        "rate_ratio": _ratio((two["per_s"],), (one["per_s"],)),
+        "one_cpu_us_per_envelope": one["cpu_us_per_envelope"],
+        "two_cpu_us_per_envelope": two["cpu_us_per_envelope"],
+        "one_broker_cpu_us_per_envelope": one["broker_cpu_us_per_envelope"],
+        "two_broker_cpu_us_per_envelope": two["broker_cpu_us_per_envelope"],
+    }

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.__main__ import cpu_budget, replicas_summary
-from bench.path import measure_rsa_floor, path_budget
+from bench.path import cpu_budget, measure_rsa_floor, path_budget, replicas_summary
 
 RSA = {"sign_pkcs1_us": 300.0, "sign_pss_us": 310.0, "unwrap_oaep_us": 290.0}
 LATENCY = {"sender_us": 100, "router_us": 700, "broker_us": 500, "recipient_us": 900}

@@ -71,7 +71,8 @@ from tests.support.prometheus import (
     with_prefix,
 )
 
-pytestmark = pytest.mark.broker
+# Its throwaway RabbitMQ node boots beside no other (make test's workers: --dist loadgroup).
+pytestmark = [pytest.mark.broker, pytest.mark.xdist_group("rabbitmq_nodes")]
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 SPARE = "000.07.12.H41"  # a direct agency without an adapter: dead-letter fault

@@ -18,7 +18,8 @@ from tests.faults.harness import RouterProcess, exchange_on
 from tests.support import Exchange
 from tests.support.broker_nodes import LocalNode, local_node_fixture  # noqa: F401
 
-pytestmark = pytest.mark.broker
+# Its throwaway RabbitMQ node boots beside no other (make test's workers: --dist loadgroup).
+pytestmark = [pytest.mark.broker, pytest.mark.xdist_group("rabbitmq_nodes")]
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 DOCUMENTS = 1500

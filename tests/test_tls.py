@@ -32,7 +32,8 @@ from backbone.wire.names import Names
 from tests.support import Deployment, build_directory, document_edxml, make_pki, open_deployment
 from tests.support.broker_nodes import LocalNode, free_ports
 
-pytestmark = pytest.mark.broker
+# Its throwaway RabbitMQ node boots beside no other (make test's workers: --dist loadgroup).
+pytestmark = [pytest.mark.broker, pytest.mark.xdist_group("rabbitmq_nodes")]
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
 REFUSED = "TLS verification of the broker's certificate failed"
