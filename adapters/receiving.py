@@ -45,6 +45,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from adapters.abc import Received, RefusalKeeper, Refused
+from adapters.chunked_inbox import ChunkedInbox
 from adapters.config import AdapterConfig
 from adapters.connection import BrokerConnection
 from adapters.handbacks import HandBacks
@@ -60,7 +61,15 @@ from backbone.errors import (
     StoreUnavailableError,
 )
 from backbone.observability import metrics
-from backbone.wire import H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER, Names, header_text
+from backbone.wire import (
+    H_DOCUMENT,
+    H_ENVELOPE,
+    H_FORM,
+    H_REPUBLISHED,
+    H_SENDER,
+    Names,
+    header_text,
+)
 
 __all__ = ["InboxConsumer", "processing_order"]
 
@@ -124,8 +133,11 @@ class InboxConsumer:
         *,
         auto_arrival: bool,
         keep_refused: RefusalKeeper | None,
+        chunked: ChunkedInbox | None = None,
     ) -> None:
+        """``chunked``: where chunked documents are staged (none: they are refused)."""
         self.config = config
+        self._chunked = chunked
         self.auto_arrival = auto_arrival
         self.keep_refused = keep_refused
         self._names = names
@@ -171,6 +183,10 @@ class InboxConsumer:
         )
 
         async def enqueue(message: AbstractIncomingMessage) -> None:
+            form = header_text(message, H_FORM)
+            if form is not None and self._chunked is not None:
+                await self._stage(message, form, wakeup)
+                return
             # Opened as it arrives, and handed out when opened: a slow envelope does not
             # hold up the ones behind it (module docstring).
             opened = self._start_opening(message.body, pool)
@@ -212,6 +228,28 @@ class InboxConsumer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(channel.close(), timeout=_CLOSE_TIMEOUT)
             self._consume_channels.discard(channel)
+
+    async def _stage(
+        self,
+        message: AbstractIncomingMessage,
+        form: str,
+        wakeup: asyncio.Queue[_Arrival | None],
+    ) -> None:
+        """A chunked document's message (:mod:`adapters.chunked_inbox`): acknowledged once
+        staged; the one completing its document is handed out as an opened envelope is,
+        and a refused one judged by :meth:`_unpack` as an envelope that cannot be opened."""
+        assert self._chunked is not None
+        outcome: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
+        try:
+            opened = await self._chunked.take(message.body, form)
+        except Exception as error:
+            outcome.set_exception(error)
+        else:
+            if opened is None:
+                await _settle(message, ack=True)
+                return
+            outcome.set_result(opened)
+        wakeup.put_nowait(_Arrival(message, outcome))
 
     async def _hand_back(self, message: AbstractIncomingMessage) -> None:
         """Give ``message`` back to the broker to be tried again, or, once it has failed

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -126,6 +126,7 @@ class Deployment:
             prefetch=32,
             reconnect_interval=0.5,
             max_envelope_bytes=MAX_ENVELOPE_BYTES,
+            staging_dir=self.root / "staging" / system,
             agencies=tuple(
                 {
                     "organ_code": code,
@@ -138,10 +139,17 @@ class Deployment:
         )
 
     async def adapter(
-        self, system: str, agencies: Sequence[str] | None = None, *, auto_arrival: bool = True
+        self,
+        system: str,
+        agencies: Sequence[str] | None = None,
+        *,
+        auto_arrival: bool = True,
+        settings: Mapping[str, Any] | None = None,
     ) -> AdapterClient:
-        """A started adapter for ``system``; closed with the deployment."""
-        client = AdapterClient(self.config(system, agencies), auto_arrival=auto_arrival)
+        """A started adapter for ``system``; closed with the deployment. ``settings``
+        replace configuration keys (``chunk_bytes``…)."""
+        config = self.config(system, agencies).model_copy(update=dict(settings or {}))
+        client = AdapterClient(config, auto_arrival=auto_arrival)
         await client.start()
         self._clients.append(client)
         return client
