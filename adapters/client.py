@@ -135,6 +135,7 @@ class AdapterClient:
             auto_arrival=auto_arrival,
             keep_refused=keep_refused,  # where refused content is kept (module docstring)
             chunked=ChunkedInbox(config, opener, self._validator, clock),
+            served=tuple(self._resolved.agencies),
         )
         self._events = EventConsumer(config, names, self._broker, self._resolved.agencies)
 

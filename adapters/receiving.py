@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import aio_pika
 import structlog
@@ -54,9 +54,11 @@ from adapters.redeliveries import DeliveredMemory
 from adapters.statuses import StatusSender
 from backbone.clock import VIETNAM
 from backbone.edxml import EdxmlDocument, EdxmlStatus
+from backbone.envelope.staging import Expired
 from backbone.errors import (
     BackboneError,
     BrokerUnavailableError,
+    Reason,
     RevocationUnknownError,
     StoreUnavailableError,
 )
@@ -85,6 +87,8 @@ _CLOSE_TIMEOUT = 5.0
 _INLINE_OPEN_BYTES = 16 * 1024
 # Threads opening envelopes, per receiving iterator (never more than the prefetch).
 _OPEN_THREADS = 4
+# The longest wait between two looks for expired staged documents.
+_EXPIRY_SECONDS = 60.0
 
 
 def processing_order(item: Received) -> tuple[datetime, datetime, str]:
@@ -134,9 +138,12 @@ class InboxConsumer:
         auto_arrival: bool,
         keep_refused: RefusalKeeper | None,
         chunked: ChunkedInbox | None = None,
+        served: Collection[str] = (),
     ) -> None:
-        """``chunked``: where chunked documents are staged (none: they are refused)."""
+        """``chunked``: where chunked documents are staged (none: they are refused), for
+        the ``served`` agencies."""
         self.config = config
+        self._served = frozenset(served)
         self._chunked = chunked
         self.auto_arrival = auto_arrival
         self.keep_refused = keep_refused
@@ -200,6 +207,11 @@ class InboxConsumer:
             opened.add_done_callback(ready)
 
         await queue.consume(enqueue)
+        expiry = (
+            asyncio.create_task(self._expire_periodically(), name=f"expire-{self.system}")
+            if self._chunked is not None
+            else None
+        )
         try:
             while (arrival := await wakeup.get()) is not None:
                 message = arrival.message
@@ -218,6 +230,8 @@ class InboxConsumer:
                     self._hand_backs.done(message)
                     await _settle(message, ack=True)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._wakeups.discard(wakeup)
             for opened in list(opening):  # not handed out: their messages go back to the queue
                 opened.cancel()
@@ -250,6 +264,54 @@ class InboxConsumer:
                 return
             outcome.set_result(opened)
         wakeup.put_nowait(_Arrival(message, outcome))
+
+    async def _expire_periodically(self) -> None:
+        """Every quarter of ``staging_timeout_seconds`` (at most a minute): delete the staged
+        documents incomplete past the timeout and tell each sender (status 02,
+        ``[document_incomplete]``) and the operators (the log)."""
+        assert self._chunked is not None
+        interval = min(self.config.staging_timeout_seconds / 4, _EXPIRY_SECONDS)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for expired in await self._chunked.expire():
+                    await self._report_incomplete(expired)
+            except Exception:
+                log.exception("adapter.expiry_failed", system=self.system)
+
+    async def _report_incomplete(self, expired: Expired) -> None:
+        header = expired.header
+        missing = ", ".join(str(index) for index in expired.missing[:10])
+        more = "…" if len(expired.missing) > 10 else ""
+        message = (
+            f"envelope {header.envelope_id}: {len(expired.missing)} of its "
+            f"{header.chunk_count} chunks (chunk {missing}{more}) did not arrive within "
+            f"{self.config.staging_timeout_seconds:g} s; what had arrived was deleted: send "
+            "the document again"
+        )
+        for recipient in header.recipients:
+            if recipient not in self._served:
+                continue
+            log.error(
+                "adapter.document_incomplete",
+                envelope_id=header.envelope_id,
+                document_id=header.document_id,
+                sender=header.sender,
+                recipient=recipient,
+                missing=len(expired.missing),
+                reason=Reason.DOCUMENT_INCOMPLETE.value,
+                outcome="expired",
+            )
+            refusal = Refused(
+                header=header,
+                recipient=recipient,
+                reason=Reason.DOCUMENT_INCOMPLETE,
+                message=message,
+                body=b"",  # nothing of it is kept
+                edxml=None,
+                refused_at=datetime.now(UTC),
+            )
+            await self._statuses.answer_refusal(refusal)
 
     async def _hand_back(self, message: AbstractIncomingMessage) -> None:
         """Give ``message`` back to the broker to be tried again, or, once it has failed

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from adapters import AdapterClient, AdapterConfig, Received
+from backbone.clock import Clock, utc_now
 from backbone.directory import Directory, Hub
 from backbone.pki.validation import CertificateValidator
 from backbone.router.abc import Extension
@@ -145,11 +146,12 @@ class Deployment:
         *,
         auto_arrival: bool = True,
         settings: Mapping[str, Any] | None = None,
+        clock: Clock = utc_now,
     ) -> AdapterClient:
         """A started adapter for ``system``; closed with the deployment. ``settings``
-        replace configuration keys (``chunk_bytes``…)."""
+        replace configuration keys (``chunk_bytes``…); ``clock`` is its staging's."""
         config = self.config(system, agencies).model_copy(update=dict(settings or {}))
-        client = AdapterClient(config, auto_arrival=auto_arrival)
+        client = AdapterClient(config, auto_arrival=auto_arrival, clock=clock)
         await client.start()
         self._clients.append(client)
         return client

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import pytest
@@ -233,3 +234,51 @@ async def test_a_duplicate_chunk_is_dropped_and_the_document_delivered_once(
     assert item.envelope_id == sealed.header.envelope_id
     dropped = [e for e in logs if e["event"] == "adapter.chunk_duplicate_dropped"]
     assert [(e["envelope_id"], e["chunk"]) for e in dropped] == [(sealed.header.envelope_id, 0)]
+
+
+class _Clock:
+    """The recipient's staging clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.mark.clock
+async def test_an_incomplete_document_expires_its_staging_is_reclaimed_and_the_sender_told(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22, settings=CHUNKS)
+    clock = _Clock()
+    b = await adapter_deployment.adapter(
+        H41, settings={**CHUNKS, "staging_timeout_seconds": 1.0}, clock=clock
+    )
+    a_inbox, b_inbox = adapter_deployment.inbox(a), adapter_deployment.inbox(b)
+    sealed = _sealed(adapter_deployment, 5)
+    chunks = list(sealed.chunk_messages())
+    staged = adapter_deployment.root / "staging" / H41 / "incoming"
+
+    async with _RawPublisher(adapter_deployment) as publisher:
+        await publisher.header(sealed)
+        await publisher.chunk(sealed, 0, chunks[0])  # the others never come
+    document = staged / sealed.header.envelope_id
+    for _ in range(200):
+        if (document / "00000.chunk").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert (document / "00000.chunk").exists()
+    await asyncio.sleep(0.6)  # expiry looked at least twice: not expired by the clock yet
+    assert document.exists()
+
+    clock.now += timedelta(seconds=2)
+    [answer] = await a_inbox.wait_for(1, timeout=30)
+
+    [status] = _statuses([answer])
+    assert status.status_code is StatusCode.REJECTED
+    assert status.response_for.document_id == sealed.header.document_id
+    assert (status.description or "").startswith("[document_incomplete]")
+    assert f"{len(chunks) - 1} of its {len(chunks)} chunks" in (status.description or "")
+    assert not document.exists()
+    assert await b_inbox.quiet() == []
