@@ -212,13 +212,15 @@ async def open_deployment(
     router_rate_limits: AccountRateLimits | RateLimit | None = None,
     policy: RoutingPolicy | None = None,
     inactive: Collection[str] = (),
+    router_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Deployment]:
     """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
     hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit,
     ``router_rate_limits`` its per-account limits (none by default); ``policy`` the router's
     routing policy; ``inactive`` agencies are listed, with their certificates, but inactive
-    (adapters encrypt to them; the router refuses them)."""
+    (adapters encrypt to them; the router refuses them); ``router_options`` more
+    :class:`RouterOptions` (``max_open_chunked_per_sender``…)."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     if inactive:
         exchange.directory = _deactivated(exchange.directory, inactive)
@@ -232,6 +234,7 @@ async def open_deployment(
         delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
         rate_limits=router_rate_limits,
+        **dict(router_options or {}),
     )
     await router.start()
     deployment = Deployment(exchange, router, root, directory_file)

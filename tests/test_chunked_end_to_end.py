@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -31,6 +32,7 @@ from tests.support import (  # noqa: F401
     Deployment,
     adapter_deployment_fixture,
     document_with_attachment,
+    open_deployment,
 )
 
 pytestmark = pytest.mark.broker
@@ -282,3 +284,37 @@ async def test_an_incomplete_document_expires_its_staging_is_reclaimed_and_the_s
     assert f"{len(chunks) - 1} of its {len(chunks)} chunks" in (status.description or "")
     assert not document.exists()
     assert await b_inbox.quiet() == []
+
+
+async def test_a_sender_over_its_open_chunked_documents_is_refused_until_one_finishes(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    async with open_deployment(
+        amqp_url, tmp_path, router_options={"max_open_chunked_per_sender": 1}
+    ) as deployment:
+        a = await deployment.adapter(G22, settings=CHUNKS)
+        b = await deployment.adapter(H41, settings=CHUNKS)
+        b_inbox = deployment.inbox(b)
+        first, second = _sealed(deployment, 6), _sealed(deployment, 7)
+        first_chunks = list(first.chunk_messages())
+
+        async with _RawPublisher(deployment) as publisher:
+            await publisher.header(first)  # under way: its chunks still to come
+            await publisher.header(second)
+            refusal = await _refusal(a)
+            assert refusal.reason is Reason.TOO_MANY_OPEN_DOCUMENTS
+            assert refusal.envelope_id == second.header.envelope_id
+            assert "max_open_chunked_per_sender" in (refusal.message or "")
+
+            for index, chunk in enumerate(first_chunks):
+                await publisher.chunk(first, index, chunk)
+            [item] = await b_inbox.wait_for(1, timeout=60)
+            assert item.envelope_id == first.header.envelope_id
+            # The router keeps nothing of a finished document, and nothing was claimed for
+            # the refused one: sent again, it goes through.
+            assert len(deployment.router._chunked) == 0
+            await publisher.header(second)
+            for index, chunk in enumerate(second.chunk_messages()):
+                await publisher.chunk(second, index, chunk)
+            items = await b_inbox.wait_for(2, timeout=60)
+        assert [i.envelope_id for i in items] == [e.header.envelope_id for e in (first, second)]

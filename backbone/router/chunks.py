@@ -64,6 +64,9 @@ class OpenDocuments:
         self._timeout = timeout
         self._open: dict[str, OpenDocument] = {}
         self._opening: dict[str, asyncio.Future[None]] = {}
+        # Headers admitted and being routed (envelope id → sender): they count against the
+        # limits already, so headers checked at the same time cannot all pass them.
+        self._admitted: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._open)
@@ -75,21 +78,25 @@ class OpenDocuments:
             self._opening[envelope_id] = asyncio.get_running_loop().create_future()
 
     def not_opened(self, envelope_id: str | None) -> None:
-        """The header was refused, or its processing failed: stop waiting for it."""
+        """The header was refused, or its processing failed: stop waiting for it, and
+        release the place it was admitted to."""
+        if envelope_id is not None:
+            self._admitted.pop(envelope_id, None)
         self._settle(envelope_id)
 
     def admit(self, header: ChunkedHeader) -> None:
         """Raise ``too_many_open_documents`` when ``header``'s document may not start now."""
         self._forget_stale()
-        if header.envelope_id in self._open:
+        if header.envelope_id in self._open or header.envelope_id in self._admitted:
             return  # its header again (a redelivery): already counted
-        mine = sum(1 for d in self._open.values() if d.header.sender == header.sender)
-        if mine >= self._per_sender or len(self._open) >= self._total:
+        senders = [d.header.sender for d in self._open.values()] + list(self._admitted.values())
+        mine = senders.count(header.sender)
+        if mine >= self._per_sender or len(senders) >= self._total:
             limit = (
                 f"{header.sender} has {mine} chunked documents under way (the limit, "
                 f"max_open_chunked_per_sender, is {self._per_sender})"
                 if mine >= self._per_sender
-                else f"this router has {len(self._open)} chunked documents under way (the "
+                else f"this router has {len(senders)} chunked documents under way (the "
                 f"limit, max_open_chunked, is {self._total})"
             )
             raise RoutingError(
@@ -97,6 +104,7 @@ class OpenDocuments:
                 "the documents under way are finished",
                 reason=Reason.TOO_MANY_OPEN_DOCUMENTS,
             )
+        self._admitted[header.envelope_id] = header.sender
 
     def opened(
         self, header: ChunkedHeader, publisher: str | None, plan: Mapping[str, tuple[str, ...]]
@@ -104,6 +112,7 @@ class OpenDocuments:
         """The header was routed: its chunks may pass from now on."""
         if header.envelope_id not in self._open:
             self._open[header.envelope_id] = OpenDocument(header, publisher, plan, self._clock())
+        self._admitted.pop(header.envelope_id, None)
         self._settle(header.envelope_id)
 
     async def find(self, envelope_id: str) -> OpenDocument | None:

@@ -311,7 +311,7 @@ class Router:
         # Its attempts so far and who published it: from the router's headers on a copy it
         # published again itself, else a first receipt (an agency's headers are ignored).
         attempts = read_attempts(message, router_account=self._account)
-        claimed_id = None
+        claimed_id = verified_id = None
         try:
             # A copy after a failure: admitted once already, maybe half published.
             redelivered = bool(message.redelivered) or attempts.failed > 0
@@ -330,6 +330,8 @@ class Router:
                 )
             metrics.VALIDATION_SECONDS.observe(time.perf_counter() - started)
             header = decision.header
+            if claimed_id is not None and header is not None:
+                verified_id = header.envelope_id
             metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
             if isinstance(decision, Route):
                 await self._route(decision, message.body, attempts.publisher, form=form)
@@ -353,7 +355,9 @@ class Router:
             )
             await self._failed(message, Attempts(attempts.failed + 1, attempts.publisher), error)
         finally:
-            self._chunked.not_opened(claimed_id)  # refused or failed: its chunks stop waiting
+            if claimed_id is not None:  # refused or failed: its chunks stop waiting
+                self._chunked.not_opened(claimed_id)
+                self._chunked.not_opened(verified_id)
             metrics.IN_FLIGHT.dec()
 
     async def _on_chunk(self, message: AbstractIncomingMessage) -> None:
