@@ -12,11 +12,12 @@ were consumed, so a header is staged before the chunks the router forwarded afte
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import structlog
 
+from adapters.abc import Refused
 from adapters.config import AdapterConfig
 from adapters.opening import EnvelopeOpener, Opened
 from backbone.clock import Clock
@@ -26,6 +27,7 @@ from backbone.envelope.chunk_wire import (
     verify_chunked_header,
 )
 from backbone.envelope.staging import Expired, Staging
+from backbone.errors import StagingError
 from backbone.pki.validation import CertificateValidator
 from backbone.wire import FORM_CHUNKED_HEADER
 
@@ -36,6 +38,7 @@ log = structlog.get_logger("adapters.client")
 _INCOMING: Final = "incoming"
 _DELIVERED: Final = "delivered"
 _HEADER_FILE: Final = "header"  # where Staging keeps a document's header message
+_REFUSED_KEPT: Final = 1024
 
 
 class ChunkedInbox:
@@ -62,6 +65,9 @@ class ChunkedInbox:
         self._opener = opener
         self._validator = validator
         self._headers: dict[str, VerifiedChunkedHeader] = {}
+        # Documents refused at their header (staging_full): their chunks are dropped, not
+        # dead-lettered one by one. Bounded: the most recent ones only.
+        self._refused: dict[str, None] = {}
         self._lock = asyncio.Lock()
 
     @property
@@ -86,11 +92,26 @@ class ChunkedInbox:
         if form == FORM_CHUNKED_HEADER:
             # Never trust the broker or the router: verified here again.
             verified = verify_chunked_header(body, self._validator, self._limits)
-            self._opener.ours(verified.header)  # NotARecipientError: nothing staged
-            self._staging.begin(verified)  # StagingError (staging_full): nothing kept
+            ours = self._opener.ours(verified.header)  # NotARecipientError: nothing staged
+            try:
+                self._staging.begin(verified)
+            except StagingError as error:
+                # Nothing kept; authentic, so its sender is told (status 02, staging_full).
+                self._refused[verified.header.envelope_id] = None
+                while len(self._refused) > _REFUSED_KEPT:
+                    del self._refused[next(iter(self._refused))]
+                return Opened([], [_refused(verified, code, error, body) for code in ours])
             self._headers[verified.header.envelope_id] = verified
             return None
         chunk = read_chunk(body)
+        if chunk.envelope_id in self._refused:
+            log.info(
+                "adapter.chunk_of_refused_dropped",
+                envelope_id=chunk.envelope_id,
+                chunk=chunk.index,
+                outcome="dropped",
+            )
+            return None
         if not self._staging.accept(chunk):  # ChunkError: foreign, altered…
             log.info(
                 "adapter.chunk_duplicate_dropped",
@@ -129,3 +150,17 @@ class ChunkedInbox:
         """After a restart: the header message Staging kept, verified once more."""
         kept = self._incoming / envelope_id / _HEADER_FILE
         return verify_chunked_header(kept.read_bytes(), self._validator, self._limits)
+
+
+def _refused(
+    verified: VerifiedChunkedHeader, recipient: str, error: StagingError, body: bytes
+) -> Refused:
+    return Refused(
+        header=verified.header,
+        recipient=recipient,
+        reason=error.reason,
+        message=error.message,
+        body=body,
+        edxml=None,
+        refused_at=datetime.now(UTC),
+    )

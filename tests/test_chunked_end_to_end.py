@@ -318,3 +318,26 @@ async def test_a_sender_over_its_open_chunked_documents_is_refused_until_one_fin
                 await publisher.chunk(second, index, chunk)
             items = await b_inbox.wait_for(2, timeout=60)
         assert [i.envelope_id for i in items] == [e.header.envelope_id for e in (first, second)]
+
+
+async def test_a_document_over_the_staging_budget_is_refused_with_02_and_nothing_kept(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22, settings=CHUNKS)
+    b = await adapter_deployment.adapter(H41, settings={**CHUNKS, "staging_budget_bytes": MiB})
+    a_inbox, b_inbox = adapter_deployment.inbox(a), adapter_deployment.inbox(b)
+    edxml, _ = _large_document(8, 2 * MiB)
+
+    with capture_logs() as logs:
+        receipt = await a.send(edxml)
+        [answer] = await a_inbox.wait_for(1, timeout=30)
+        assert await b_inbox.quiet() == []
+
+    [status] = _statuses([answer])
+    assert status.status_code is StatusCode.REJECTED
+    assert status.response_for.document_id == receipt.document_id
+    assert (status.description or "").startswith("[staging_full]")
+    assert list((adapter_deployment.root / "staging" / H41 / "incoming").iterdir()) == []
+    # Its chunks are dropped as they come, not dead-lettered one by one.
+    dropped = {e["chunk"] for e in logs if e["event"] == "adapter.chunk_of_refused_dropped"}
+    assert dropped == {0, 1, 2}  # about 2.7 MiB of edXML in 1 MiB chunks
