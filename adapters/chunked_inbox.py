@@ -12,7 +12,9 @@ were consumed, so a header is staged before the chunks the router forwarded afte
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Final
 
 import structlog
@@ -39,6 +41,7 @@ _INCOMING: Final = "incoming"
 _DELIVERED: Final = "delivered"
 _HEADER_FILE: Final = "header"  # where Staging keeps a document's header message
 _REFUSED_KEPT: Final = 1024
+_ENVELOPE_ID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class ChunkedInbox:
@@ -112,6 +115,8 @@ class ChunkedInbox:
                 outcome="dropped",
             )
             return None
+        if self._document_file(chunk.envelope_id).exists():
+            return self._open_again(chunk.envelope_id)
         if not self._staging.accept(chunk):  # ChunkError: foreign, altered…
             log.info(
                 "adapter.chunk_duplicate_dropped",
@@ -125,16 +130,17 @@ class ChunkedInbox:
             return None
         verified = self._headers.get(envelope_id) or self._verified_again(envelope_id)
         self._headers.pop(envelope_id, None)
-        destination = self._delivered / f"{envelope_id}.xml"
+        # Kept beside the delivered document until its message is acknowledged (:meth:`done`),
+        # so that a redelivery of that message opens it again.
+        kept = self._header_file(envelope_id)
+        kept.with_suffix(".tmp").write_bytes(verified.body)
+        kept.with_suffix(".tmp").rename(kept)
 
         def deliver(content_key: bytes) -> bytes:
             # Decrypted in order into a file renamed into place only when whole; the one
             # copy the XML signature check needs is then read from it.
-            path = self._staging.deliver(envelope_id, content_key, destination)
-            try:
-                return path.read_bytes()
-            finally:
-                path.unlink(missing_ok=True)
+            path = self._staging.deliver(envelope_id, content_key, self._document_file(envelope_id))
+            return path.read_bytes()
 
         log.info(
             "adapter.chunked_complete",
@@ -145,6 +151,30 @@ class ChunkedInbox:
             outcome="staged",
         )
         return self._opener.open_staged(verified, deliver)
+
+    def done(self, envelope_id: str | None) -> None:
+        """The message that completed ``envelope_id`` was acknowledged: its delivered
+        document and header are deleted."""
+        if envelope_id is not None and _ENVELOPE_ID.match(envelope_id):
+            self._document_file(envelope_id).unlink(missing_ok=True)
+            self._header_file(envelope_id).unlink(missing_ok=True)
+
+    def _open_again(self, envelope_id: str) -> Opened:
+        """A chunk of a document delivered but whose last message was never acknowledged
+        (the consumer stopped, the client crashed): the document is opened again from the
+        delivered file, and handed out again unless this client handed it out already."""
+        header = self._header_file(envelope_id).read_bytes()
+        verified = verify_chunked_header(header, self._validator, self._limits)
+        log.info("adapter.chunked_reopened", envelope_id=envelope_id, outcome="redelivered")
+        return self._opener.open_staged(
+            verified, lambda _key: self._document_file(envelope_id).read_bytes()
+        )
+
+    def _document_file(self, envelope_id: str) -> Path:
+        return self._delivered / f"{envelope_id}.xml"
+
+    def _header_file(self, envelope_id: str) -> Path:
+        return self._delivered / f"{envelope_id}.header"
 
     def _verified_again(self, envelope_id: str) -> VerifiedChunkedHeader:
         """After a restart: the header message Staging kept, verified once more."""

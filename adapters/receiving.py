@@ -64,6 +64,7 @@ from backbone.errors import (
 )
 from backbone.observability import metrics
 from backbone.wire import (
+    FORM_CHUNK,
     H_DOCUMENT,
     H_ENVELOPE,
     H_FORM,
@@ -229,6 +230,7 @@ class InboxConsumer:
                 if settled:
                     self._hand_backs.done(message)
                     await _settle(message, ack=True)
+                    self._delivered(message)
         finally:
             if expiry is not None:
                 expiry.cancel()
@@ -312,6 +314,12 @@ class InboxConsumer:
                 refused_at=datetime.now(UTC),
             )
             await self._statuses.answer_refusal(refusal)
+
+    def _delivered(self, message: AbstractIncomingMessage) -> None:
+        """``message`` was settled: if it completed a chunked document, that document's
+        delivered file is not needed any more."""
+        if self._chunked is not None and header_text(message, H_FORM) == FORM_CHUNK:
+            self._chunked.done(header_text(message, H_ENVELOPE))
 
     async def _hand_back(self, message: AbstractIncomingMessage) -> None:
         """Give ``message`` back to the broker to be tried again, or, once it has failed
@@ -427,6 +435,7 @@ class InboxConsumer:
             keep = bool(items) or self.keep_refused is not None
             self._hand_backs.done(message)
             await _settle(message, ack=keep)
+            self._delivered(message)
             return None
         return _Pending(message, fresh)
 

@@ -84,10 +84,7 @@ async def test_a_20_mib_document_in_1_mib_chunks_arrives_byte_identical_and_01_g
     arrived = await a_inbox.wait_for(1, timeout=60)
     assert [s.status_code for s in _statuses(arrived)] == [StatusCode.ARRIVED]
     assert arrived[0].header.document_id == receipt.document_id
-    # Nothing left staged, nothing delivered left behind.
-    staging = adapter_deployment.root / "staging" / H41
-    assert list((staging / "incoming").iterdir()) == []
-    assert list((staging / "delivered").iterdir()) == []
+    await _no_files_left(adapter_deployment.root / "staging" / H41)
 
 
 # -- hostile and repeated chunks ------------------------------------------------------------
@@ -341,3 +338,36 @@ async def test_a_document_over_the_staging_budget_is_refused_with_02_and_nothing
     # Its chunks are dropped as they come, not dead-lettered one by one.
     dropped = {e["chunk"] for e in logs if e["event"] == "adapter.chunk_of_refused_dropped"}
     assert dropped == {0, 1, 2}  # about 2.7 MiB of edXML in 1 MiB chunks
+
+
+async def test_a_chunked_document_not_followed_by_a_request_for_the_next_is_delivered_again(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22, settings=CHUNKS)
+    first = await adapter_deployment.adapter(H41, settings=CHUNKS, auto_arrival=False)
+    edxml, annex = _large_document(9, 2 * MiB)
+    receipt = await a.send(edxml)
+
+    stream = first.received()
+    item = await asyncio.wait_for(anext(stream), 30)
+    assert item.envelope_id == receipt.envelope_id
+    await stream.aclose()  # a crash before asking for the next: never acked
+    await first.close()
+
+    # Another client on the same staging directory, as after a restart.
+    second = await adapter_deployment.adapter(H41, settings=CHUNKS, auto_arrival=False)
+    [again] = await adapter_deployment.inbox(second).wait_for(1, timeout=30)
+    assert again.envelope_id == receipt.envelope_id
+    assert isinstance(again.message, EdxmlDocument)
+    assert again.message.attachments[0].content == annex
+    await _no_files_left(adapter_deployment.root / "staging" / H41)
+
+
+async def _no_files_left(staging: Path) -> None:
+    """Nothing staged and, once its message is acknowledged, nothing delivered left."""
+    for _ in range(100):
+        left = [*(staging / "incoming").iterdir(), *(staging / "delivered").iterdir()]
+        if not left:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"left in staging: {left}")
