@@ -61,14 +61,17 @@ the automatic 01, refusal 02), :mod:`adapters.receiving` (the receive loop and a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import structlog
 
 from adapters.abc import Receipt, Received, RefusalKeeper, Sealed
+from adapters.chunked_inbox import ChunkedInbox
 from adapters.config import AdapterConfig, ResolvedConfig
 from adapters.connection import BrokerConnection
 from adapters.events import EventConsumer
@@ -77,8 +80,10 @@ from adapters.receiving import InboxConsumer, processing_order
 from adapters.redeliveries import DeliveredMemory
 from adapters.sending import EnvelopeSender
 from adapters.statuses import StatusSender
+from backbone.clock import Clock, utc_now
 from backbone.directory import Directory
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StaffInfo, StatusCode
+from backbone.envelope.chunked import travels_chunked
 from backbone.errors import BackboneError, BrokerUnavailableError
 from backbone.observability import metrics
 from backbone.organ import OrganCode
@@ -103,8 +108,10 @@ class AdapterClient:
         validator: CertificateValidator | None = None,
         auto_arrival: bool = True,
         keep_refused: RefusalKeeper | None = None,
+        clock: Clock = utc_now,
     ) -> None:
         self.config = config
+        self._chunk_limits = config.chunk_limits  # ConfigurationError naming the key
         self._resolved: ResolvedConfig = config.resolve(directory)
         self._validator = validator if validator is not None else config.certificate_validator()
         names = Names(prefix=config.prefix)
@@ -127,6 +134,8 @@ class AdapterClient:
             memory,
             auto_arrival=auto_arrival,
             keep_refused=keep_refused,  # where refused content is kept (module docstring)
+            chunked=ChunkedInbox(config, opener, self._validator, clock),
+            served=tuple(self._resolved.agencies),
         )
         self._events = EventConsumer(config, names, self._broker, self._resolved.agencies)
 
@@ -239,7 +248,15 @@ class AdapterClient:
         return await self._sender.publish(sealed)
 
     async def send(self, edxml: bytes) -> Receipt:
+        """Seal and publish; a document larger than one chunk (``chunk_bytes``) travels as
+        a chunked envelope (docs/large-documents.md), published header first."""
+        if travels_chunked(len(edxml), self._chunk_limits):
+            return await self._sender.send_chunked(edxml)
         return await self.publish(self.seal(edxml))
+
+    async def send_file(self, path: Path) -> Receipt:
+        """:meth:`send` for the edXML in the file at ``path``."""
+        return await self.send(await asyncio.to_thread(path.read_bytes))
 
     def seal_status(
         self,

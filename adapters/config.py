@@ -22,6 +22,7 @@ the loaded directory and keys so that nothing is read twice.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Self
@@ -35,6 +36,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, mo
 from backbone.broker.settings import BrokerSettings
 from backbone.directory import Directory, Hub, load_directory
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from backbone.envelope.chunked import DEFAULT_CHUNK_BYTES, ChunkLimits
 from backbone.errors import CertificateBindingError, DirectoryError, OrganCodeError, PkiError
 from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode, parse_identifier
@@ -119,6 +121,9 @@ class ResolvedConfig:
     agencies: dict[str, ServedIdentity]  # by organ code
 
 
+_DEFAULT_CHUNKS = ChunkLimits()
+
+
 class AdapterConfig(BrokerSettings):
     """An adapter's configuration (one connected system, its served agencies)."""
 
@@ -144,6 +149,29 @@ class AdapterConfig(BrokerSettings):
         "the adapter in memory, whatever the broker's delivery limit",
     )
     max_envelope_bytes: int = Field(default=DEFAULT_MAX_ENVELOPE_SIZE, gt=0)
+    # Large documents in chunks (docs/large-documents.md).
+    chunk_bytes: int = Field(
+        default=DEFAULT_CHUNK_BYTES,
+        gt=0,
+        description="A signed document larger than this travels in chunks of this size",
+    )
+    max_document_bytes: int = Field(
+        default=_DEFAULT_CHUNKS.max_document_bytes, gt=0, description="The largest document"
+    )
+    staging_dir: Path | None = Field(
+        default=None,
+        description="Where chunks of documents being received are staged (and large "
+        "documents being sent are written once signed); by default vdx-staging-<system> in "
+        "the system's temporary directory",
+    )
+    staging_budget_bytes: int = Field(
+        default=4 << 30, gt=0, description="Disk the staging area may take at most"
+    )
+    staging_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="An incomplete document staged this long is deleted; its sender is told",
+    )
     publish_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for a publisher confirm"
     )
@@ -184,6 +212,23 @@ class AdapterConfig(BrokerSettings):
         """The user name in ``amqp_url`` (URL-decoded)."""
         user = urlsplit(self.amqp_url.get_secret_value()).username
         return unquote(user) if user else "guest"
+
+    @property
+    def chunk_limits(self) -> ChunkLimits:
+        """The limits on chunked documents, from ``chunk_bytes`` and ``max_document_bytes``
+        (:class:`ConfigurationError` naming the key when they do not fit together)."""
+        floor = min(_DEFAULT_CHUNKS.min_chunk_bytes, self.chunk_bytes)
+        return ChunkLimits(
+            max_document_bytes=self.max_document_bytes,
+            min_chunk_bytes=floor,
+            max_chunk_bytes=max(_DEFAULT_CHUNKS.max_chunk_bytes, self.chunk_bytes),
+            chunk_bytes=self.chunk_bytes,
+        )
+
+    def staging_root(self) -> Path:
+        if self.staging_dir is not None:
+            return self.staging_dir
+        return Path(tempfile.gettempdir()) / f"vdx-staging-{self.system}"
 
     def certificate_validator(self) -> CertificateValidator:
         return CertificateValidator.from_paths(

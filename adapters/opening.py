@@ -17,7 +17,7 @@ for what is done with each).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -36,6 +36,7 @@ from backbone.envelope import (
     unwrap_content_key,
     verify_frame,
 )
+from backbone.envelope.chunk_wire import VerifiedChunkedHeader
 from backbone.errors import (
     BackboneError,
     NotARecipientError,
@@ -78,14 +79,28 @@ class EnvelopeOpener:
         status unknown); content a recipient refuses is returned as a :class:`Refused`."""
         frame = read_frame(body, max_size=self._max_envelope_bytes)
         envelope = verify_frame(frame, self._validator)  # never trust the broker or router
-        header = envelope.header
+        return self._opened(_Content(envelope, self._validator), body)
+
+    def ours(self, header: EnvelopeHeader) -> list[str]:
+        """The served agencies ``header`` is for; :class:`NotARecipientError` when none."""
         ours = [code for code in header.recipients if code in self._agencies]
         if not ours:
             raise NotARecipientError(
                 f"envelope {header.envelope_id} is for {', '.join(header.recipients)}; "
                 f"{self._system} serves none of them"
             )
-        content = _Content(envelope, self._validator)
+        return ours
+
+    def open_staged(
+        self, verified: VerifiedChunkedHeader, deliver: Callable[[bytes], bytes]
+    ) -> Opened:
+        """:meth:`open` for a chunked document whose chunks are all staged: ``deliver``
+        decrypts them with the content key (once, into a file) and returns the plaintext,
+        which is then judged as a single envelope's is (pre-scan, schema, XML-DSig)."""
+        return self._opened(_Content(verified, self._validator, deliver), verified.body)
+
+    def _opened(self, content: _Content, body: bytes) -> Opened:
+        ours = self.ours(content.envelope.header)
         items: list[Received] = []
         refusals: list[Refused] = []
         for code in ours:
@@ -138,9 +153,22 @@ class _Content:
     outcome (or the error) is kept; :class:`RevocationUnknownError` and
     :class:`StoreUnavailableError` are kept too, as they end the whole opening anyway."""
 
-    def __init__(self, envelope: VerifiedEnvelope, validator: CertificateValidator) -> None:
+    def __init__(
+        self,
+        envelope: VerifiedEnvelope | VerifiedChunkedHeader,
+        validator: CertificateValidator,
+        decrypt: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.envelope = envelope
         self._validator = validator
+        if decrypt is None:
+            assert isinstance(envelope, VerifiedEnvelope)  # a chunked one brings its own
+            single = envelope
+
+            def decrypt(key: bytes) -> bytes:
+                return decrypt_payload(single, key)
+
+        self._decrypt = decrypt
         self._plaintext: bytes | BackboneError | None = None
         self._verdict: tuple[VerifiedXml, EdxmlMessage] | BackboneError | None = None
 
@@ -149,7 +177,7 @@ class _Content:
         (the header's commitment), so the first decryption stands for all."""
         if self._plaintext is None:
             try:
-                self._plaintext = decrypt_payload(self.envelope, content_key)
+                self._plaintext = self._decrypt(content_key)
             except BackboneError as error:
                 self._plaintext = error
         if isinstance(self._plaintext, BackboneError):

@@ -35,16 +35,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from adapters.abc import Received, RefusalKeeper, Refused
+from adapters.chunked_inbox import ChunkedInbox
 from adapters.config import AdapterConfig
 from adapters.connection import BrokerConnection
 from adapters.handbacks import HandBacks
@@ -53,14 +54,25 @@ from adapters.redeliveries import DeliveredMemory
 from adapters.statuses import StatusSender
 from backbone.clock import VIETNAM
 from backbone.edxml import EdxmlDocument, EdxmlStatus
+from backbone.envelope.staging import Expired
 from backbone.errors import (
     BackboneError,
     BrokerUnavailableError,
+    Reason,
     RevocationUnknownError,
     StoreUnavailableError,
 )
 from backbone.observability import metrics
-from backbone.wire import H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER, Names, header_text
+from backbone.wire import (
+    FORM_CHUNK,
+    H_DOCUMENT,
+    H_ENVELOPE,
+    H_FORM,
+    H_REPUBLISHED,
+    H_SENDER,
+    Names,
+    header_text,
+)
 
 __all__ = ["InboxConsumer", "processing_order"]
 
@@ -76,6 +88,8 @@ _CLOSE_TIMEOUT = 5.0
 _INLINE_OPEN_BYTES = 16 * 1024
 # Threads opening envelopes, per receiving iterator (never more than the prefetch).
 _OPEN_THREADS = 4
+# The longest wait between two looks for expired staged documents.
+_EXPIRY_SECONDS = 60.0
 
 
 def processing_order(item: Received) -> tuple[datetime, datetime, str]:
@@ -124,8 +138,14 @@ class InboxConsumer:
         *,
         auto_arrival: bool,
         keep_refused: RefusalKeeper | None,
+        chunked: ChunkedInbox | None = None,
+        served: Collection[str] = (),
     ) -> None:
+        """``chunked``: where chunked documents are staged (none: they are refused), for
+        the ``served`` agencies."""
         self.config = config
+        self._served = frozenset(served)
+        self._chunked = chunked
         self.auto_arrival = auto_arrival
         self.keep_refused = keep_refused
         self._names = names
@@ -171,6 +191,10 @@ class InboxConsumer:
         )
 
         async def enqueue(message: AbstractIncomingMessage) -> None:
+            form = header_text(message, H_FORM)
+            if form is not None and self._chunked is not None:
+                await self._stage(message, form, wakeup)
+                return
             # Opened as it arrives, and handed out when opened: a slow envelope does not
             # hold up the ones behind it (module docstring).
             opened = self._start_opening(message.body, pool)
@@ -184,6 +208,11 @@ class InboxConsumer:
             opened.add_done_callback(ready)
 
         await queue.consume(enqueue)
+        expiry = (
+            asyncio.create_task(self._expire_periodically(), name=f"expire-{self.system}")
+            if self._chunked is not None
+            else None
+        )
         try:
             while (arrival := await wakeup.get()) is not None:
                 message = arrival.message
@@ -201,7 +230,10 @@ class InboxConsumer:
                 if settled:
                     self._hand_backs.done(message)
                     await _settle(message, ack=True)
+                    self._delivered(message)
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._wakeups.discard(wakeup)
             for opened in list(opening):  # not handed out: their messages go back to the queue
                 opened.cancel()
@@ -212,6 +244,82 @@ class InboxConsumer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(channel.close(), timeout=_CLOSE_TIMEOUT)
             self._consume_channels.discard(channel)
+
+    async def _stage(
+        self,
+        message: AbstractIncomingMessage,
+        form: str,
+        wakeup: asyncio.Queue[_Arrival | None],
+    ) -> None:
+        """A chunked document's message (:mod:`adapters.chunked_inbox`): acknowledged once
+        staged; the one completing its document is handed out as an opened envelope is,
+        and a refused one judged by :meth:`_unpack` as an envelope that cannot be opened."""
+        assert self._chunked is not None
+        outcome: asyncio.Future[Opened] = asyncio.get_running_loop().create_future()
+        try:
+            opened = await self._chunked.take(message.body, form)
+        except Exception as error:
+            outcome.set_exception(error)
+        else:
+            if opened is None:
+                await _settle(message, ack=True)
+                return
+            outcome.set_result(opened)
+        wakeup.put_nowait(_Arrival(message, outcome))
+
+    async def _expire_periodically(self) -> None:
+        """Every quarter of ``staging_timeout_seconds`` (at most a minute): delete the staged
+        documents incomplete past the timeout and tell each sender (status 02,
+        ``[document_incomplete]``) and the operators (the log)."""
+        assert self._chunked is not None
+        interval = min(self.config.staging_timeout_seconds / 4, _EXPIRY_SECONDS)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for expired in await self._chunked.expire():
+                    await self._report_incomplete(expired)
+            except Exception:
+                log.exception("adapter.expiry_failed", system=self.system)
+
+    async def _report_incomplete(self, expired: Expired) -> None:
+        header = expired.header
+        missing = ", ".join(str(index) for index in expired.missing[:10])
+        more = "…" if len(expired.missing) > 10 else ""
+        message = (
+            f"envelope {header.envelope_id}: {len(expired.missing)} of its "
+            f"{header.chunk_count} chunks (chunk {missing}{more}) did not arrive within "
+            f"{self.config.staging_timeout_seconds:g} s; what had arrived was deleted: send "
+            "the document again"
+        )
+        for recipient in header.recipients:
+            if recipient not in self._served:
+                continue
+            log.error(
+                "adapter.document_incomplete",
+                envelope_id=header.envelope_id,
+                document_id=header.document_id,
+                sender=header.sender,
+                recipient=recipient,
+                missing=len(expired.missing),
+                reason=Reason.DOCUMENT_INCOMPLETE.value,
+                outcome="expired",
+            )
+            refusal = Refused(
+                header=header,
+                recipient=recipient,
+                reason=Reason.DOCUMENT_INCOMPLETE,
+                message=message,
+                body=b"",  # nothing of it is kept
+                edxml=None,
+                refused_at=datetime.now(UTC),
+            )
+            await self._statuses.answer_refusal(refusal)
+
+    def _delivered(self, message: AbstractIncomingMessage) -> None:
+        """``message`` was settled: if it completed a chunked document, that document's
+        delivered file is not needed any more."""
+        if self._chunked is not None and header_text(message, H_FORM) == FORM_CHUNK:
+            self._chunked.done(header_text(message, H_ENVELOPE))
 
     async def _hand_back(self, message: AbstractIncomingMessage) -> None:
         """Give ``message`` back to the broker to be tried again, or, once it has failed
@@ -327,6 +435,7 @@ class InboxConsumer:
             keep = bool(items) or self.keep_refused is not None
             self._hand_backs.done(message)
             await _settle(message, ack=keep)
+            self._delivered(message)
             return None
         return _Pending(message, fresh)
 

@@ -7,23 +7,34 @@ same bytes are answered as a duplicate by the router, never delivered twice.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import aio_pika
 import structlog
 from cryptography import x509
+from lxml import etree
 
 from adapters.abc import Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
 from backbone.edxml import EdxmlDocument, EdxmlStatus, examine
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
+from backbone.envelope.split import seal_file
 from backbone.errors import (
     BrokerUnavailableError,
     DirectoryError,
+    DocumentTooLargeError,
     EnvelopeMalformedError,
     Reason,
     RoutingError,
@@ -31,7 +42,7 @@ from backbone.errors import (
 )
 from backbone.observability import metrics
 from backbone.pki.validation import CertificateValidator
-from backbone.wire import Names, envelope_message
+from backbone.wire import FORM_CHUNK, FORM_CHUNKED_HEADER, Names, envelope_message
 from backbone.xmldsig import sign_edxml
 
 __all__ = ["EnvelopeSender"]
@@ -78,7 +89,21 @@ class EnvelopeSender:
         limit = self.config.max_envelope_bytes
         if len(edxml) > limit:  # the envelope is larger still: refuse before parsing
             raise _too_large(f"the edXML is {len(edxml)} bytes", limit)
-        examined = examine(edxml)  # parsed once: the signature below signs this tree
+        parties = self._parties(edxml, recipients)
+        signed = sign_edxml(
+            edxml, parties.sender.key, parties.sender.certificate, tree=parties.tree
+        )
+        body = seal(signed, **parties.seal_arguments(self._validator))
+        if len(body) > limit:
+            # The router would refuse it, and RabbitMQ 4 would not even take it.
+            raise _too_large(f"sealed, it is {len(body)} bytes", limit)
+        header = read_frame(body, max_size=limit).header
+        _log_sealed(header)
+        return Sealed(header, body), parties.message
+
+    def _parties(self, edxml: bytes, recipients: Sequence[str] | None) -> _Parties:
+        """The edXML validated, and who sends it to whom, as the envelope's header says."""
+        examined = examine(edxml)  # parsed once: the signature signs this tree
         message = examined.accepted()  # EdxmlError with line and path
         sender = self.identity(message.sender.organ_id)
         if isinstance(message, EdxmlDocument):
@@ -104,48 +129,85 @@ class EnvelopeSender:
             business_type, status_code = None, message.status_code.value
             due_date, status_note = None, status_note_of(message.description)
         certificates = {code: self._recipient_certificate(code) for code in dict.fromkeys(targets)}
-        signed = sign_edxml(edxml, sender.key, sender.certificate, tree=examined.root)
-        body = seal(
-            signed,
-            kind=kind,
-            sender=sender.organ_code,
-            sender_key=sender.key,
-            sender_cert=sender.certificate,
-            recipients=certificates,
-            document_id=document_id,
-            business_type=business_type,
-            status_code=status_code,
-            validator=self._validator,
-            due_date=due_date,
-            status_note=status_note,
-            message=message,  # seal refuses a header that disagrees with the edXML
+        return _Parties(
+            message,
+            examined.root,
+            sender,
+            kind,
+            document_id,
+            business_type,
+            status_code,
+            due_date,
+            status_note,
+            certificates,
         )
-        if len(body) > limit:
-            # The router would refuse it, and RabbitMQ 4 would not even take it.
-            raise _too_large(f"sealed, it is {len(body)} bytes", limit)
-        header = read_frame(body, max_size=limit).header
-        log.info(
-            "adapter.sealed",
-            envelope_id=header.envelope_id,
-            document_id=header.document_id,
-            sender=header.sender,
-            recipients=len(header.recipients),
-            kind=str(kind),
-            outcome="sealed",
+
+    async def send_chunked(self, edxml: bytes) -> Receipt:
+        """Send a document too large for one chunk (``chunk_bytes``) as a chunked envelope
+        (docs/large-documents.md): validated and signed as :meth:`seal` does (the one
+        parsed copy), written to the staging directory, sealed from there in chunks, then
+        its header and each chunk published in order, each confirmed before the next."""
+        limits = self.config.chunk_limits
+        if len(edxml) > limits.max_document_bytes:
+            raise DocumentTooLargeError(
+                f"the edXML is {len(edxml)} bytes; the limit (max_document_bytes) is "
+                f"{limits.max_document_bytes}"
+            )
+        parties = self._parties(edxml, None)
+        signed = await asyncio.to_thread(
+            partial(sign_edxml, tree=parties.tree),
+            edxml,
+            parties.sender.key,
+            parties.sender.certificate,
         )
-        return Sealed(header, body), message
+        outgoing = self.config.staging_root() / "outgoing"
+        outgoing.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=outgoing, suffix=".xml")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(signed)
+            del signed
+            sealed = await asyncio.to_thread(
+                seal_file, path, limits=limits, **parties.seal_arguments(self._validator)
+            )
+            _log_sealed(sealed.header)
+            messages = sealed.messages()
+            forms = itertools.chain([FORM_CHUNKED_HEADER], itertools.repeat(FORM_CHUNK))
+            for index, form in enumerate(forms, start=-1):
+                body = await asyncio.to_thread(next, messages, None)
+                if body is None:
+                    break
+                await self._publish_body(
+                    sealed.header, body, form=form, chunk_index=index if index >= 0 else None
+                )
+        finally:
+            path.unlink(missing_ok=True)
+        return self._published(sealed.header)
 
     async def publish(self, sealed: Sealed) -> Receipt:
-        header = sealed.header
+        await self._publish_body(sealed.header, sealed.body)
+        return self._published(sealed.header)
+
+    async def _publish_body(
+        self,
+        header: EnvelopeHeader,
+        body: bytes,
+        *,
+        form: str | None = None,
+        chunk_index: int | None = None,
+    ) -> None:
         submit = self._broker.submit
         if submit is None:
             raise BrokerUnavailableError(f"adapter {self.system} is not started (or closed)")
         message = envelope_message(
-            sealed.body,
+            body,
             header,
             user_id=self._resolved.broker_account,  # the broker refuses any other
             # Unique per attempt: returns are matched by message_id. Identity is in headers.
             message_id=f"{header.envelope_id}/{uuid.uuid4().hex[:12]}",
+            form=form,
+            chunk_index=chunk_index,
         )
         started = time.perf_counter()
         try:
@@ -162,15 +224,19 @@ class EnvelopeSender:
             raise self._publish_failed(header, "the broker refused it (nack)") from None
         except (TimeoutError, *aio_pika.exceptions.CONNECTION_EXCEPTIONS) as error:
             raise self._publish_failed(header, f"no confirm ({type(error).__name__})") from None
-        metrics.ADAPTER_SENT.labels(str(header.kind)).inc()
         metrics.ADAPTER_SEND_SECONDS.observe(time.perf_counter() - started)
-        log.info(
-            "adapter.published",
-            envelope_id=header.envelope_id,
-            document_id=header.document_id,
-            sender=header.sender,
-            outcome="published",
-        )
+        if chunk_index is None:
+            metrics.ADAPTER_SENT.labels(str(header.kind)).inc()
+            log.info(
+                "adapter.published",
+                envelope_id=header.envelope_id,
+                document_id=header.document_id,
+                sender=header.sender,
+                form=form or "single",
+                outcome="published",
+            )
+
+    def _published(self, header: EnvelopeHeader) -> Receipt:
         return Receipt(
             envelope_id=header.envelope_id,
             document_id=header.document_id,
@@ -235,6 +301,51 @@ class EnvelopeSender:
             f"envelope {header.envelope_id} was not accepted by the broker: {why}; publish "
             "the same Sealed again"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Parties:
+    """A validated edXML and what its envelope's header says of it."""
+
+    message: EdxmlDocument | EdxmlStatus
+    tree: etree._Element | None  # the parsed edXML, signed in place (parsed once)
+    sender: ServedIdentity
+    kind: Kind
+    document_id: str
+    business_type: int | None
+    status_code: str | None
+    due_date: date | None
+    status_note: str | None
+    certificates: dict[str, x509.Certificate]
+
+    def seal_arguments(self, validator: CertificateValidator) -> dict[str, Any]:
+        """The keyword arguments ``seal`` and ``seal_file`` take for these parties."""
+        return {
+            "kind": self.kind,
+            "sender": self.sender.organ_code,
+            "sender_key": self.sender.key,
+            "sender_cert": self.sender.certificate,
+            "recipients": self.certificates,
+            "document_id": self.document_id,
+            "business_type": self.business_type,
+            "status_code": self.status_code,
+            "validator": validator,
+            "due_date": self.due_date,
+            "status_note": self.status_note,
+            "message": self.message,  # sealing refuses a header that disagrees with the edXML
+        }
+
+
+def _log_sealed(header: EnvelopeHeader) -> None:
+    log.info(
+        "adapter.sealed",
+        envelope_id=header.envelope_id,
+        document_id=header.document_id,
+        sender=header.sender,
+        recipients=len(header.recipients),
+        kind=str(header.kind),
+        outcome="sealed",
+    )
 
 
 def _too_large(what: str, limit: int) -> EnvelopeMalformedError:

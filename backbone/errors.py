@@ -164,6 +164,7 @@ class Reason(StrEnum):
     DOCUMENT_TRUNCATED = "document_truncated"
     STAGING_FULL = "staging_full"
     DOCUMENT_INCOMPLETE = "document_incomplete"
+    TOO_MANY_OPEN_DOCUMENTS = "too_many_open_documents"
 
 
 class BackboneError(Exception):

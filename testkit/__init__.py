@@ -10,7 +10,7 @@ configurations) and pytest (an unreachable PostgreSQL fails the test run), so it
 """
 
 from testkit.deployment import MAX_ENVELOPE_BYTES, Deployment, Inbox, make_router, open_deployment
-from testkit.documents import document_edxml, document_id, status_edxml
+from testkit.documents import document_edxml, document_id, document_with_attachment, status_edxml
 from testkit.exchange import DIRECT, HUB, VIA_HUB, Exchange, build_directory
 from testkit.fake_adapter import FakeAdapter
 from testkit.pki import SAMPLE_ORGANS, DevPki, make_pki
@@ -33,6 +33,7 @@ __all__ = [
     "build_directory",
     "document_edxml",
     "document_id",
+    "document_with_attachment",
     "header",
     "make_pki",
     "make_router",

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from adapters import AdapterClient, AdapterConfig, Received
+from backbone.clock import Clock, utc_now
 from backbone.directory import Directory, Hub
 from backbone.pki.validation import CertificateValidator
 from backbone.router.abc import Extension
@@ -126,6 +127,7 @@ class Deployment:
             prefetch=32,
             reconnect_interval=0.5,
             max_envelope_bytes=MAX_ENVELOPE_BYTES,
+            staging_dir=self.root / "staging" / system,
             agencies=tuple(
                 {
                     "organ_code": code,
@@ -138,10 +140,18 @@ class Deployment:
         )
 
     async def adapter(
-        self, system: str, agencies: Sequence[str] | None = None, *, auto_arrival: bool = True
+        self,
+        system: str,
+        agencies: Sequence[str] | None = None,
+        *,
+        auto_arrival: bool = True,
+        settings: Mapping[str, Any] | None = None,
+        clock: Clock = utc_now,
     ) -> AdapterClient:
-        """A started adapter for ``system``; closed with the deployment."""
-        client = AdapterClient(self.config(system, agencies), auto_arrival=auto_arrival)
+        """A started adapter for ``system``; closed with the deployment. ``settings``
+        replace configuration keys (``chunk_bytes``…); ``clock`` is its staging's."""
+        config = self.config(system, agencies).model_copy(update=dict(settings or {}))
+        client = AdapterClient(config, auto_arrival=auto_arrival, clock=clock)
         await client.start()
         self._clients.append(client)
         return client
@@ -202,13 +212,15 @@ async def open_deployment(
     router_rate_limits: AccountRateLimits | RateLimit | None = None,
     policy: RoutingPolicy | None = None,
     inactive: Collection[str] = (),
+    router_options: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Deployment]:
     """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
     hand it a CRL later); ``router_max_envelope_bytes`` is the router's size limit,
     ``router_rate_limits`` its per-account limits (none by default); ``policy`` the router's
     routing policy; ``inactive`` agencies are listed, with their certificates, but inactive
-    (adapters encrypt to them; the router refuses them)."""
+    (adapters encrypt to them; the router refuses them); ``router_options`` more
+    :class:`RouterOptions` (``max_open_chunked_per_sender``…)."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     if inactive:
         exchange.directory = _deactivated(exchange.directory, inactive)
@@ -222,6 +234,7 @@ async def open_deployment(
         delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
         rate_limits=router_rate_limits,
+        **dict(router_options or {}),
     )
     await router.start()
     deployment = Deployment(exchange, router, root, directory_file)

@@ -24,7 +24,7 @@ from backbone.edxml import (
     build,
 )
 
-__all__ = ["document_edxml", "document_id", "status_edxml"]
+__all__ = ["document_edxml", "document_id", "document_with_attachment", "status_edxml"]
 
 
 def document_id(sender: str, number: int, notation: str = "VP") -> str:
@@ -87,4 +87,27 @@ def status_edxml(
             timestamp=edxml_now(),
             description=description,
         )
+    )
+
+
+def document_with_attachment(
+    sender: str, recipients: Sequence[str], number: int, content: bytes
+) -> bytes:
+    """Document ``number`` carrying ``content`` as its one PDF attachment (base64 inside)."""
+    return document_edxml(
+        sender,
+        recipients,
+        number,
+        subject=f"Văn bản số {number} kèm tệp",
+        references=(
+            Reference(content_id="cid:1", content_type="application/pdf", attachment_name="vb.pdf"),
+        ),
+        attachments=(
+            Attachment(
+                content_id="cid:1",
+                content=content,
+                attachment_name="vb.pdf",
+                content_type="application/pdf",
+            ),
+        ),
     )

@@ -15,11 +15,9 @@ from structlog.testing import capture_logs
 from adapters import AdapterClient, AdapterConfig, Receipt, Received, Sealed, processing_order
 from backbone.broker.management import ManagementClient
 from backbone.edxml import (
-    Attachment,
     BusinessDocType,
     EdxmlDocument,
     EdxmlStatus,
-    Reference,
     StatusCode,
 )
 from backbone.errors import (
@@ -33,33 +31,20 @@ from backbone.errors import (
 )
 from backbone.organ import OrganCode
 from backbone.xmldsig import verify_edxml
-from tests.support import HUB, Deployment, adapter_deployment_fixture, document_edxml, document_id  # noqa: F401
+from tests.support import (  # noqa: F401
+    HUB,
+    Deployment,
+    adapter_deployment_fixture,
+    document_edxml,
+    document_id,
+    document_with_attachment,
+)
 
 pytestmark = pytest.mark.broker
 
 G22, G01, H41 = "000.00.00.G22", "000.00.05.G01", "000.00.00.H41"
 H41_COMMUNE = "000.07.12.H41"
 H53, H53_DISTRICT, H53_COMMUNE = "000.00.00.H53", "000.00.32.H53", "000.21.32.H53"
-
-
-def _with_attachment(sender: str, recipients: list[str], number: int, content: bytes) -> bytes:
-    return document_edxml(
-        sender,
-        recipients,
-        number,
-        subject=f"Văn bản số {number} kèm tệp",
-        references=(
-            Reference(content_id="cid:1", content_type="application/pdf", attachment_name="vb.pdf"),
-        ),
-        attachments=(
-            Attachment(
-                content_id="cid:1",
-                content=content,
-                attachment_name="vb.pdf",
-                content_type="application/pdf",
-            ),
-        ),
-    )
 
 
 def _statuses(items: list[Received]) -> list[EdxmlStatus]:
@@ -77,7 +62,7 @@ async def test_a_document_with_a_3_mib_attachment_arrives_decrypted_and_byte_ide
     inbox = adapter_deployment.inbox(b)
     pdf = b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024)
 
-    sealed = a.seal(_with_attachment(G22, [H41], 1, pdf))
+    sealed = a.seal(document_with_attachment(G22, [H41], 1, pdf))
     receipt = await a.publish(sealed)
 
     [item] = await inbox.wait_for(1, timeout=30)

@@ -16,6 +16,7 @@ import typer
 from backbone.broker.failures import broker_failure
 from backbone.directory import load_directory
 from backbone.directory.certificates import certificate_problems
+from backbone.envelope.chunked import ChunkLimits
 from backbone.errors import (
     BackboneError,
     ConfigurationError,
@@ -70,6 +71,7 @@ async def build_router(settings: Settings) -> Router:
         max_envelope_bytes=settings.max_envelope_bytes,
         rate_limits=settings.rate_limit,
         transition_window=timedelta(days=settings.transition_window_days),
+        chunk_limits=ChunkLimits(max_document_bytes=settings.max_document_bytes),
     )
     tracking = Tracking.for_store(
         store,
@@ -92,6 +94,9 @@ async def build_router(settings: Settings) -> Router:
             quarantine_body_bytes=settings.quarantine_body_bytes,
             http_port=settings.http_port,
             http_host=settings.http_host,
+            max_open_chunked_per_sender=settings.max_open_chunked_per_sender,
+            max_open_chunked=settings.max_open_chunked,
+            chunked_timeout_seconds=settings.chunked_timeout_seconds,
         ),
         directory=directory,
         pipeline=pipeline,

@@ -31,7 +31,7 @@ refused envelope can be fixed and sent again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import MappingProxyType
@@ -50,6 +50,12 @@ from backbone.envelope import (
     read_frame,
     verify_frame,
 )
+from backbone.envelope.chunk_wire import (
+    VerifiedChunkedHeader,
+    read_chunked_header,
+    verify_chunked_header,
+)
+from backbone.envelope.chunked import ChunkedHeader, ChunkLimits
 from backbone.errors import BackboneError, Reason, RoutingError, StoreUnavailableError
 from backbone.pki.validation import CertificateValidator
 from backbone.router.policy import RoutingPolicy
@@ -89,7 +95,7 @@ class Route:
     keys): the first key as routing key, the others in the CC header."""
 
     header: EnvelopeHeader
-    envelope: VerifiedEnvelope
+    envelope: VerifiedEnvelope | VerifiedChunkedHeader
     plan: Mapping[str, tuple[str, ...]]
     resumed: bool  # a redelivery of an envelope claimed but never finished
     recorded: bool = False  # the store holds the route already (``Store.claim_route``)
@@ -142,12 +148,15 @@ class Pipeline:
         rate_limits: AccountRateLimits | RateLimit | None = None,
         transition_window: timedelta = timedelta(days=DEFAULT_TRANSITION_WINDOW_DAYS),
         clock: Clock = utc_now,
+        chunk_limits: ChunkLimits | None = None,
     ) -> None:
-        """``rate_limits``: per publishing account (a :class:`RateLimit` gets buckets of its
+        """``chunk_limits``: what a chunked header may announce (docs/large-documents.md).
+        ``rate_limits``: per publishing account (a :class:`RateLimit` gets buckets of its
         own); None admits every account at any rate. ``transition_window``: how long after
         a code closes its documents are forwarded and its sender warned, not refused;
         ``clock`` says when the directory's dates are read (docs/directory.md)."""
         self._window = transition_window
+        self._chunk_limits = ChunkLimits() if chunk_limits is None else chunk_limits
         self._clock = clock
         policy.check(directory.tiers)
         self._directory = directory
@@ -227,6 +236,56 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, frame.header, authenticated=True)
 
+    async def evaluate_chunked_header(
+        self,
+        body: bytes,
+        *,
+        user_id: str | None,
+        admit: Callable[[ChunkedHeader], None],
+        redelivered: bool = False,
+    ) -> Decision:
+        """:meth:`evaluate` for a chunked document's header message: the same steps, in the
+        same order, with :func:`verify_chunked_header` (its limits before its signature) in
+        place of the single message's framing and payload checks. Its chunks are checked
+        against it one by one as they pass (:mod:`backbone.router.chunks`). ``admit`` raises
+        when the document may not start now (too many under way); it runs once the header is
+        authentic, before anything is claimed."""
+        directory = self._directory
+        decision = await self._evaluate_chunked(body, directory, user_id, admit, redelivered)
+        return replace(decision, directory_version=directory.version.id)
+
+    async def _evaluate_chunked(
+        self,
+        body: bytes,
+        directory: Directory,
+        user_id: str | None,
+        admit: Callable[[ChunkedHeader], None],
+        redelivered: bool,
+    ) -> Decision:
+        if not redelivered and (refusal := self._over_rate(user_id)) is not None:
+            return refusal
+        try:
+            frame = await asyncio.to_thread(read_chunked_header, body)
+            header = frame.header
+        except BackboneError as error:
+            return Reject(error.reason, error.message, None)
+        try:
+            sender, warning = self._sender(directory, header, user_id)
+            # The frame is read again inside: a few hundred kilobytes at most, once per
+            # document, and the one function that verifies a header is the one used.
+            verified = verify_chunked_header(body, self._validator, self._chunk_limits)
+        except BackboneError as error:
+            return Reject(error.reason, error.message, header)
+        try:
+            admit(verified.header)
+            return await self._decide(
+                directory, verified.header, sender, warning, verified, redelivered
+            )
+        except StoreUnavailableError:
+            raise
+        except BackboneError as error:
+            return Reject(error.reason, error.message, header, authenticated=True)
+
     def _over_rate(self, user_id: str | None) -> Reject | None:
         if self._rate_limits is None or self._rate_limits.allow(user_id or ""):
             return None
@@ -251,7 +310,7 @@ class Pipeline:
         header: EnvelopeHeader,
         sender: Agency,
         warning: str | None,
-        envelope: VerifiedEnvelope,
+        envelope: VerifiedEnvelope | VerifiedChunkedHeader,
         redelivered: bool,
     ) -> Decision:
         recipients, forwards = self._recipients(directory, header)

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import structlog
@@ -35,13 +35,22 @@ from backbone.broker.failures import broker_failure
 from backbone.clock import utc_now
 from backbone.directory import Directory
 from backbone.envelope import EnvelopeHeader, Kind
-from backbone.errors import Reason
+from backbone.envelope.chunk_wire import check_chunk, read_chunk
+from backbone.envelope.chunked import ChunkedHeader
+from backbone.errors import BackboneError, ChunkError, Reason
 from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
+from backbone.router.chunks import (
+    DEFAULT_PER_SENDER,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOTAL,
+    OpenDocument,
+    OpenDocuments,
+)
 from backbone.router.directory_updates import DirectoryUpdates, LiveDirectory
 from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
@@ -59,10 +68,15 @@ from backbone.router.retries import (
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Refusal, Store
 from backbone.wire import (
+    FORM_CHUNK,
+    FORM_CHUNKED_HEADER,
+    H_ENVELOPE,
+    H_FORM,
     Event,
     EventType,
     Names,
     envelope_message,
+    header_text,
     status_events,
 )
 
@@ -88,6 +102,11 @@ class RouterOptions:
     quarantine_body_bytes: int = DEFAULT_KEEP_BODY_BYTES
     http_port: int | None = None  # /metrics, /healthz, /readyz (and extensions') when set
     http_host: str = LOOPBACK  # the address it listens on: loopback unless configured
+    # Chunked documents under way (backbone.router.chunks): per sender, in all, and how
+    # long one is remembered after its header.
+    max_open_chunked_per_sender: int = DEFAULT_PER_SENDER
+    max_open_chunked: int = DEFAULT_TOTAL
+    chunked_timeout_seconds: float = DEFAULT_TIMEOUT.total_seconds()
 
 
 class Router:
@@ -136,6 +155,12 @@ class Router:
             lambda: self.directory, self._use_directory, live=live or LiveDirectory()
         )
         self._replica = uuid.uuid4().hex[:12]  # names its queue of directory versions
+        self._chunked = OpenDocuments(
+            clock=utc_now,
+            per_sender=options.max_open_chunked_per_sender,
+            total=options.max_open_chunked,
+            timeout=timedelta(seconds=options.chunked_timeout_seconds),
+        )
 
     def _use_directory(self, directory: Directory) -> None:
         """Take up an accepted version: each envelope reads the pipeline's reference once."""
@@ -276,25 +301,43 @@ class Router:
     # -- the envelope path ---------------------------------------------------------------
 
     async def _on_envelope(self, message: AbstractIncomingMessage) -> None:
+        form = header_text(message, H_FORM)  # absent on the single-message form
+        if form == FORM_CHUNK:
+            await self._on_chunk(message)
+            return
         self._acks.received(message)
         metrics.IN_FLIGHT.inc()
         started = time.perf_counter()
         # Its attempts so far and who published it: from the router's headers on a copy it
         # published again itself, else a first receipt (an agency's headers are ignored).
         attempts = read_attempts(message, router_account=self._account)
+        claimed_id = verified_id = None
         try:
-            decision = await self.pipeline.evaluate(
-                message.body,
-                user_id=attempts.publisher,
-                # A copy after a failure: admitted once already, maybe half published.
-                redelivered=bool(message.redelivered) or attempts.failed > 0,
-            )
+            # A copy after a failure: admitted once already, maybe half published.
+            redelivered = bool(message.redelivered) or attempts.failed > 0
+            if form == FORM_CHUNKED_HEADER:
+                claimed_id = header_text(message, H_ENVELOPE)
+                self._chunked.opening(claimed_id)  # its chunks wait for the verdict
+                decision = await self.pipeline.evaluate_chunked_header(
+                    message.body,
+                    user_id=attempts.publisher,
+                    admit=self._chunked.admit,
+                    redelivered=redelivered,
+                )
+            else:
+                decision = await self.pipeline.evaluate(
+                    message.body, user_id=attempts.publisher, redelivered=redelivered
+                )
             metrics.VALIDATION_SECONDS.observe(time.perf_counter() - started)
             header = decision.header
+            if claimed_id is not None and header is not None:
+                verified_id = header.envelope_id
             metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
             if isinstance(decision, Route):
-                await self._route(decision, message.body, attempts.publisher)
+                await self._route(decision, message.body, attempts.publisher, form=form)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
+                if form == FORM_CHUNKED_HEADER and isinstance(decision.header, ChunkedHeader):
+                    self._chunked.opened(decision.header, attempts.publisher, decision.plan)
             elif isinstance(decision, Reject):
                 await self._reject(decision, message, attempts.publisher)
             else:
@@ -312,7 +355,81 @@ class Router:
             )
             await self._failed(message, Attempts(attempts.failed + 1, attempts.publisher), error)
         finally:
+            if claimed_id is not None:  # refused or failed: its chunks stop waiting
+                self._chunked.not_opened(claimed_id)
+                self._chunked.not_opened(verified_id)
             metrics.IN_FLIGHT.dec()
+
+    async def _on_chunk(self, message: AbstractIncomingMessage) -> None:
+        """One chunk of a chunked document: checked against its routed header and
+        forwarded to the header's recipients, or refused with a reason (the sender told)."""
+        self._acks.received(message)
+        metrics.IN_FLIGHT.inc()
+        attempts = read_attempts(message, router_account=self._account)
+        try:
+            document: OpenDocument | None = None
+            try:
+                chunk = read_chunk(message.body, max_size=self.options.max_envelope_bytes)
+                document = await self._chunked.find(chunk.envelope_id)
+                if document is None:
+                    raise ChunkError(
+                        f"chunk {chunk.index} of envelope {chunk.envelope_id}: no header of "
+                        "that envelope was routed (or it was forgotten after "
+                        f"{self.options.chunked_timeout_seconds:g} s); send the header first",
+                        reason=Reason.CHUNK_FOREIGN,
+                    )
+                if attempts.publisher != document.publisher:
+                    raise ChunkError(
+                        f"chunk {chunk.index} of envelope {chunk.envelope_id} was published "
+                        f"by account {attempts.publisher!r}, its header by "
+                        f"{document.publisher!r}",
+                        reason=Reason.PUBLISHER_MISMATCH,
+                    )
+                check_chunk(document.header, chunk)
+            except BackboneError as error:
+                header = document.header if document is not None else None
+                refusal = Reject(error.reason, error.message, header)
+                await self._reject(refusal, message, attempts.publisher)
+                self._acks.ack(message)
+                return
+            await self._forward_chunk(document, chunk.index, message.body)
+            self._acks.ack(message)
+        except Exception as error:
+            log.exception(
+                "router.processing_failed",
+                delivery_tag=message.delivery_tag,
+                attempt=attempts.failed + 1,
+                delivery_limit=self.options.delivery_limit,
+            )
+            await self._failed(message, Attempts(attempts.failed + 1, attempts.publisher), error)
+        finally:
+            metrics.IN_FLIGHT.dec()
+
+    async def _forward_chunk(self, document: OpenDocument, index: int, body: bytes) -> None:
+        header = document.header
+        again = index in document.passed  # the sender's resend, or a redelivery
+        refused = await asyncio.gather(
+            *(
+                self._publish_tier(
+                    exchange, keys, body, header, republished=again, form=FORM_CHUNK, index=index
+                )
+                for exchange, keys in document.plan.items()
+            )
+        )
+        if any(refused):
+            # A chunk is not parked alone: it is tried again (up to the delivery limit)
+            # while the recipient's inbox drains.
+            raise RuntimeError(
+                f"chunk {index} of envelope {header.envelope_id}: an inbox refused it (full)"
+            )
+        self._chunked.passed(document, index)
+        log.debug(
+            "router.chunk_forwarded",
+            envelope_id=header.envelope_id,
+            sender=header.sender,
+            chunk=index,
+            outcome="routed",
+        )
 
     async def _failed(
         self, message: AbstractIncomingMessage, attempts: Attempts, error: BaseException
@@ -351,7 +468,9 @@ class Router:
             return
         self._acks.ack(message)
 
-    async def _route(self, decision: Route, body: bytes, publisher: str | None) -> None:
+    async def _route(
+        self, decision: Route, body: bytes, publisher: str | None, *, form: str | None = None
+    ) -> None:
         header = decision.header
         # The route is recorded before publishing (with the claim, ``Store.claim_route``), so
         # a recipient's status that comes straight back finds the document. A crash before
@@ -361,7 +480,9 @@ class Router:
             await self.store.record_routed(header, datetime.now(UTC), decision.routing)
         refused = await asyncio.gather(
             *(
-                self._publish_tier(exchange, keys, body, header, republished=decision.resumed)
+                self._publish_tier(
+                    exchange, keys, body, header, republished=decision.resumed, form=form
+                )
                 for exchange, keys in decision.plan.items()
             )
         )
@@ -452,13 +573,17 @@ class Router:
         header: EnvelopeHeader,
         *,
         republished: bool,
+        form: str | None = None,
+        index: int | None = None,
     ) -> tuple[str, ...]:
         """Publish once to ``exchange`` for ``keys``; the keys whose inbox refused the copy
         (at its bound: ``router.inbox_full``), none when every queue took it."""
         publish = self._exchanges[exchange].publish
         try:
             await publish(
-                self._message(body, header, cc=keys[1:], republished=republished),
+                self._message(
+                    body, header, cc=keys[1:], republished=republished, form=form, index=index
+                ),
                 routing_key=keys[0],
                 mandatory=True,
             )
@@ -474,7 +599,7 @@ class Router:
         async def refuses(key: str) -> bool:
             try:
                 await publish(
-                    self._message(body, header, cc=(), republished=True),
+                    self._message(body, header, cc=(), republished=True, form=form, index=index),
                     routing_key=key,
                     mandatory=True,
                 )
@@ -616,7 +741,14 @@ class Router:
     # -- helpers -------------------------------------------------------------------------
 
     def _message(
-        self, body: bytes, header: EnvelopeHeader, *, cc: tuple[str, ...], republished: bool
+        self,
+        body: bytes,
+        header: EnvelopeHeader,
+        *,
+        cc: tuple[str, ...],
+        republished: bool,
+        form: str | None = None,
+        index: int | None = None,
     ) -> aio_pika.Message:
         # Unique per publish attempt (returns are matched by it, per channel, so a count of
         # this process's publishes will do); the identity is in the headers.
@@ -626,6 +758,8 @@ class Router:
             message_id=f"{header.envelope_id}/{next(self._attempts)}",
             cc=cc,
             republished=republished,
+            form=form,
+            chunk_index=index,
         )
 
     async def _emit(self, event: Event) -> None:

@@ -9,8 +9,10 @@ from pydantic import AliasChoices, Field, SecretStr
 
 from backbone.broker.settings import LOCAL_URL, BrokerSettings
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
+from backbone.envelope.chunked import ChunkLimits
 from backbone.observability.listen import LOOPBACK
 from backbone.pki.validation import CertificateValidator
+from backbone.router.chunks import DEFAULT_PER_SENDER, DEFAULT_TIMEOUT, DEFAULT_TOTAL
 from backbone.router.policy import RoutingPolicy
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
 from backbone.router.ratelimit import RateLimit
@@ -39,6 +41,26 @@ class RouterSettings(BrokerSettings):
         ge=0,
         description="Refused envelopes up to this size whose header could be read are kept "
         "whole in quarantine; others as a record (header, SHA-256, size, reason), not the body",
+    )
+    max_open_chunked_per_sender: int = Field(
+        default=DEFAULT_PER_SENDER,
+        gt=0,
+        description="Chunked documents one sender may have under way (header routed, chunks "
+        "to come) before the next is refused as too_many_open_documents",
+    )
+    max_open_chunked: int = Field(
+        default=DEFAULT_TOTAL, gt=0, description="Chunked documents under way, all senders"
+    )
+    chunked_timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT.total_seconds(),
+        gt=0,
+        description="A chunked document's header is forgotten this long after it was routed: "
+        "its later chunks are refused as chunk_foreign",
+    )
+    max_document_bytes: int = Field(
+        default=ChunkLimits().max_document_bytes,
+        gt=0,
+        description="The largest chunked document a header may announce",
     )
     rate_limit: RateLimit = Field(
         default_factory=RateLimit,

@@ -7,13 +7,17 @@ from __future__ import annotations
 from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
 from backbone.wire.message import envelope_message, header_text, identity_headers
 from backbone.wire.names import (
+    FORM_CHUNK,
+    FORM_CHUNKED_HEADER,
     H_ATTEMPTS,
     H_BODY_BYTES,
     H_BODY_KEPT,
     H_BODY_SHA256,
     H_CC,
+    H_CHUNK_INDEX,
     H_DOCUMENT,
     H_ENVELOPE,
+    H_FORM,
     H_HELD_FOR,
     H_MESSAGE,
     H_PUBLISHER,
@@ -25,13 +29,17 @@ from backbone.wire.names import (
 from backbone.wire.quarantine import QuarantinedHeader, QuarantineRecord, quarantine_message
 
 __all__ = [
+    "FORM_CHUNK",
+    "FORM_CHUNKED_HEADER",
     "H_ATTEMPTS",
     "H_BODY_BYTES",
     "H_BODY_KEPT",
     "H_BODY_SHA256",
     "H_CC",
+    "H_CHUNK_INDEX",
     "H_DOCUMENT",
     "H_ENVELOPE",
+    "H_FORM",
     "H_HELD_FOR",
     "H_MESSAGE",
     "H_PUBLISHER",

@@ -14,7 +14,15 @@ import aio_pika
 from aio_pika.abc import AbstractMessage, FieldValue
 
 from backbone.envelope import EnvelopeHeader
-from backbone.wire.names import H_CC, H_DOCUMENT, H_ENVELOPE, H_REPUBLISHED, H_SENDER
+from backbone.wire.names import (
+    H_CC,
+    H_CHUNK_INDEX,
+    H_DOCUMENT,
+    H_ENVELOPE,
+    H_FORM,
+    H_REPUBLISHED,
+    H_SENDER,
+)
 
 __all__ = ["envelope_message", "header_text", "identity_headers"]
 
@@ -36,12 +44,19 @@ def envelope_message(
     user_id: str | None = None,
     cc: Sequence[str] = (),
     republished: bool = False,
+    form: str | None = None,
+    chunk_index: int | None = None,
 ) -> aio_pika.Message:
     """The persistent message carrying the sealed ``body``. ``message_id`` must be unique
     per publish attempt (returns are matched by it); ``user_id`` is the publishing broker
     account (the broker refuses any other); ``cc`` the further routing keys of one publish;
-    ``republished`` marks a publish repeated after a crash (recipients drop duplicates)."""
+    ``republished`` marks a publish repeated after a crash (recipients drop duplicates);
+    ``form`` and ``chunk_index`` mark a chunked document's messages (``H_FORM``)."""
     headers = identity_headers(header)
+    if form is not None:
+        headers[H_FORM] = form
+    if chunk_index is not None:
+        headers[H_CHUNK_INDEX] = chunk_index
     if cc:
         headers[H_CC] = list(cc)
     if republished:

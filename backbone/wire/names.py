@@ -12,15 +12,19 @@ from backbone.organ import OrganCode
 from backbone.tiers import Tier
 
 __all__ = [
+    "FORM_CHUNK",
+    "FORM_CHUNKED_HEADER",
     "H_ATTEMPTS",
     "H_BODY_BYTES",
     "H_BODY_KEPT",
     "H_BODY_SHA256",
     "H_CC",
+    "H_CHUNK_INDEX",
     "H_DIRECTORY_FORMAT",
     "H_DIRECTORY_VERSION",
     "H_DOCUMENT",
     "H_ENVELOPE",
+    "H_FORM",
     "H_HELD_FOR",
     "H_MESSAGE",
     "H_PUBLISHER",
@@ -52,6 +56,13 @@ H_ATTEMPTS = "vdx-attempts"
 # yaml) and its version id (``<revision>:<sha256>``, docs/directory.md).
 H_DIRECTORY_FORMAT = "vdx-directory-format"
 H_DIRECTORY_VERSION = "vdx-directory-version"
+# A chunked document's messages (docs/large-documents.md): which form (absent on a
+# single-message envelope) and, on a chunk, its index, so the router routes a chunk by its
+# headers and the envelope id without parsing its body.
+H_FORM = "vdx-form"
+H_CHUNK_INDEX = "vdx-chunk-index"
+FORM_CHUNKED_HEADER = "chunked-header"
+FORM_CHUNK = "chunk"
 # RabbitMQ's own sender-selected distribution header: the further routing keys of one publish.
 H_CC = "CC"
 

@@ -1,0 +1,373 @@
+"""Chunked documents end to end (issue 18): adapter → router → adapter on the real broker,
+with the router of the other adapter-client tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aio_pika
+import pytest
+from structlog.testing import capture_logs
+
+from adapters import AdapterClient, Received
+from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, validate
+from backbone.envelope import Kind
+from backbone.envelope.chunked import ChunkLimits
+from backbone.envelope.split import SealedDocument, seal_file
+from backbone.errors import Reason
+from backbone.organ import OrganCode
+from backbone.wire import (
+    FORM_CHUNK,
+    FORM_CHUNKED_HEADER,
+    Event,
+    EventType,
+    envelope_message,
+)
+from backbone.xmldsig import sign_edxml, verify_edxml
+from tests.support import (  # noqa: F401
+    Deployment,
+    adapter_deployment_fixture,
+    document_with_attachment,
+    open_deployment,
+)
+
+pytestmark = pytest.mark.broker
+
+G22, H41 = "000.00.00.G22", "000.00.00.H41"
+MiB = 1 << 20
+CHUNKS = {"chunk_bytes": MiB}
+
+
+def _large_document(number: int, annex_bytes: int) -> tuple[bytes, bytes]:
+    """An edXML document from G22 to H41 carrying an annex of ``annex_bytes`` random bytes
+    (base64 inside the file, a third larger); the document and the annex."""
+    annex = b"%PDF-1.7\n" + os.urandom(annex_bytes)
+    return document_with_attachment(G22, [H41], number, annex), annex
+
+
+async def _pair(deployment: Deployment) -> tuple[AdapterClient, AdapterClient]:
+    a = await deployment.adapter(G22, settings=CHUNKS)
+    b = await deployment.adapter(H41, settings=CHUNKS)
+    return a, b
+
+
+def _statuses(items: list[Received]) -> list[EdxmlStatus]:
+    return [item.message for item in items if isinstance(item.message, EdxmlStatus)]
+
+
+async def test_a_20_mib_document_in_1_mib_chunks_arrives_byte_identical_and_01_goes_back(
+    adapter_deployment: Deployment,
+) -> None:
+    a, b = await _pair(adapter_deployment)
+    a_inbox, b_inbox = adapter_deployment.inbox(a), adapter_deployment.inbox(b)
+    edxml, annex = _large_document(1, 15 * MiB)
+    path = adapter_deployment.root / "large.xml"
+    path.write_bytes(edxml)
+    assert len(edxml) > 20 * MiB
+
+    receipt = await a.send_file(path)
+
+    [item] = await b_inbox.wait_for(1, timeout=120)
+    assert item.envelope_id == receipt.envelope_id
+    assert item.header.chunk_count >= 20  # type: ignore[attr-defined]
+    assert isinstance(item.message, EdxmlDocument)
+    assert item.message.attachments[0].content == annex
+    # Byte-identical to what A signed: its XML-DSig verifies over these exact bytes.
+    verified = verify_edxml(
+        item.edxml, adapter_deployment.exchange.pki.validator(), OrganCode.parse(G22)
+    )
+    assert verified.sender == OrganCode.parse(G22)
+    arrived = await a_inbox.wait_for(1, timeout=60)
+    assert [s.status_code for s in _statuses(arrived)] == [StatusCode.ARRIVED]
+    assert arrived[0].header.document_id == receipt.document_id
+    await _no_files_left(adapter_deployment.root / "staging" / H41)
+
+
+# -- hostile and repeated chunks ------------------------------------------------------------
+
+
+class _RawPublisher:
+    """G22's broker account publishing hand-made chunked messages, as a faulty or hostile
+    sending system would."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self.account = deployment.exchange.account_of(G22)
+
+    async def __aenter__(self) -> _RawPublisher:
+        exchange = self._deployment.exchange
+        self._connection = await aio_pika.connect(exchange.url_for(self.account))
+        channel = await self._connection.channel(publisher_confirms=True)
+        self._submit = await channel.get_exchange(exchange.names.submit_exchange, ensure=False)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._connection.close()
+
+    async def header(self, sealed: SealedDocument) -> None:
+        await self._publish(sealed, sealed.header_message, FORM_CHUNKED_HEADER, None)
+
+    async def chunk(self, sealed: SealedDocument, index: int, body: bytes) -> None:
+        await self._publish(sealed, body, FORM_CHUNK, index)
+
+    async def _publish(
+        self, sealed: SealedDocument, body: bytes, form: str, index: int | None
+    ) -> None:
+        await self._submit.publish(
+            envelope_message(
+                body,
+                sealed.header,
+                message_id=str(uuid.uuid4()),
+                user_id=self.account,
+                form=form,
+                chunk_index=index,
+            ),
+            routing_key=self._deployment.exchange.names.submit_routing_key,
+            mandatory=True,
+        )
+
+
+def _sealed(deployment: Deployment, number: int) -> SealedDocument:
+    """A signed document of about 3.4 MiB from G22 to H41, sealed in 1 MiB chunks."""
+    edxml, _ = _large_document(number, int(2.5 * MiB))
+    pki = deployment.exchange.pki
+    signer = pki.agency(G22)
+    path = deployment.root / f"signed-{number}.xml"
+    path.write_bytes(sign_edxml(edxml, signer.key, signer.certificate))
+    message = validate(edxml)
+    assert isinstance(message, EdxmlDocument)
+    return seal_file(
+        path,
+        kind=Kind.DOCUMENT,
+        sender=G22,
+        sender_key=signer.key,
+        sender_cert=signer.certificate,
+        recipients={H41: pki.agency(H41).certificate},
+        document_id=message.document_id,
+        business_type=0,
+        limits=ChunkLimits(chunk_bytes=MiB),
+        message=message,
+    )
+
+
+async def _refusal(client: AdapterClient) -> Event:
+    """The next ``rejected`` event about what ``client`` sent (other events skipped)."""
+    iterator = aiter(client.events())
+    try:
+        while True:
+            event = await asyncio.wait_for(anext(iterator), 30)
+            if event.type is EventType.REJECTED:
+                return event
+    finally:
+        await iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_corrupted_chunk_is_refused_as_tampered_and_the_sender_told_then_resent(
+    adapter_deployment: Deployment,
+) -> None:
+    a, b = await _pair(adapter_deployment)
+    b_inbox = adapter_deployment.inbox(b)
+    sealed = _sealed(adapter_deployment, 2)
+    chunks = list(sealed.chunk_messages())
+    assert len(chunks) >= 3
+    corrupted = bytearray(chunks[1])
+    corrupted[-1] ^= 0x01
+
+    async with _RawPublisher(adapter_deployment) as publisher:
+        await publisher.header(sealed)
+        await publisher.chunk(sealed, 0, chunks[0])
+        await publisher.chunk(sealed, 1, bytes(corrupted))
+        refusal = await _refusal(a)
+        assert refusal.reason is Reason.CHUNK_TAMPERED
+        assert refusal.envelope_id == sealed.header.envelope_id
+        assert "chunk 1" in (refusal.message or "")
+        assert await b_inbox.quiet() == []  # nothing handed out from an incomplete document
+        # The refused chunk sent again as signed: the document completes, once.
+        for index in range(1, len(chunks)):
+            await publisher.chunk(sealed, index, chunks[index])
+
+    [item] = await b_inbox.wait_for(1, timeout=60)
+    assert item.envelope_id == sealed.header.envelope_id
+    assert await b_inbox.quiet() == [item]
+
+
+async def test_a_chunk_whose_header_was_never_routed_is_refused_as_foreign(
+    adapter_deployment: Deployment,
+) -> None:
+    a, b = await _pair(adapter_deployment)
+    b_inbox = adapter_deployment.inbox(b)
+    sealed = _sealed(adapter_deployment, 3)
+    first = next(iter(sealed.chunk_messages()))
+
+    async with _RawPublisher(adapter_deployment) as publisher:
+        await publisher.chunk(sealed, 0, first)  # its header never sent
+        refusal = await _refusal(a)
+
+    assert refusal.reason is Reason.CHUNK_FOREIGN
+    assert sealed.header.envelope_id in (refusal.message or "")
+    assert await b_inbox.quiet() == []
+
+
+async def test_a_duplicate_chunk_is_dropped_and_the_document_delivered_once(
+    adapter_deployment: Deployment,
+) -> None:
+    _, b = await _pair(adapter_deployment)
+    b_inbox = adapter_deployment.inbox(b)
+    sealed = _sealed(adapter_deployment, 4)
+    chunks = list(sealed.chunk_messages())
+
+    with capture_logs() as logs:
+        async with _RawPublisher(adapter_deployment) as publisher:
+            await publisher.header(sealed)
+            await publisher.chunk(sealed, 0, chunks[0])
+            await publisher.chunk(sealed, 0, chunks[0])  # the same chunk again
+            for index in range(1, len(chunks)):
+                await publisher.chunk(sealed, index, chunks[index])
+        [item] = await b_inbox.wait_for(1, timeout=60)
+        assert await b_inbox.quiet() == [item]
+
+    assert item.envelope_id == sealed.header.envelope_id
+    dropped = [e for e in logs if e["event"] == "adapter.chunk_duplicate_dropped"]
+    assert [(e["envelope_id"], e["chunk"]) for e in dropped] == [(sealed.header.envelope_id, 0)]
+
+
+class _Clock:
+    """The recipient's staging clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.mark.clock
+async def test_an_incomplete_document_expires_its_staging_is_reclaimed_and_the_sender_told(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22, settings=CHUNKS)
+    clock = _Clock()
+    b = await adapter_deployment.adapter(
+        H41, settings={**CHUNKS, "staging_timeout_seconds": 1.0}, clock=clock
+    )
+    a_inbox, b_inbox = adapter_deployment.inbox(a), adapter_deployment.inbox(b)
+    sealed = _sealed(adapter_deployment, 5)
+    chunks = list(sealed.chunk_messages())
+    staged = adapter_deployment.root / "staging" / H41 / "incoming"
+
+    async with _RawPublisher(adapter_deployment) as publisher:
+        await publisher.header(sealed)
+        await publisher.chunk(sealed, 0, chunks[0])  # the others never come
+    document = staged / sealed.header.envelope_id
+    for _ in range(200):
+        if (document / "00000.chunk").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert (document / "00000.chunk").exists()
+    await asyncio.sleep(0.6)  # expiry looked at least twice: not expired by the clock yet
+    assert document.exists()
+
+    clock.now += timedelta(seconds=2)
+    [answer] = await a_inbox.wait_for(1, timeout=30)
+
+    [status] = _statuses([answer])
+    assert status.status_code is StatusCode.REJECTED
+    assert status.response_for.document_id == sealed.header.document_id
+    assert (status.description or "").startswith("[document_incomplete]")
+    assert f"{len(chunks) - 1} of its {len(chunks)} chunks" in (status.description or "")
+    assert not document.exists()
+    assert await b_inbox.quiet() == []
+
+
+async def test_a_sender_over_its_open_chunked_documents_is_refused_until_one_finishes(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    async with open_deployment(
+        amqp_url, tmp_path, router_options={"max_open_chunked_per_sender": 1}
+    ) as deployment:
+        a = await deployment.adapter(G22, settings=CHUNKS)
+        b = await deployment.adapter(H41, settings=CHUNKS)
+        b_inbox = deployment.inbox(b)
+        first, second = _sealed(deployment, 6), _sealed(deployment, 7)
+        first_chunks = list(first.chunk_messages())
+
+        async with _RawPublisher(deployment) as publisher:
+            await publisher.header(first)  # under way: its chunks still to come
+            await publisher.header(second)
+            refusal = await _refusal(a)
+            assert refusal.reason is Reason.TOO_MANY_OPEN_DOCUMENTS
+            assert refusal.envelope_id == second.header.envelope_id
+            assert "max_open_chunked_per_sender" in (refusal.message or "")
+
+            for index, chunk in enumerate(first_chunks):
+                await publisher.chunk(first, index, chunk)
+            [item] = await b_inbox.wait_for(1, timeout=60)
+            assert item.envelope_id == first.header.envelope_id
+            # The router keeps nothing of a finished document, and nothing was claimed for
+            # the refused one: sent again, it goes through.
+            assert len(deployment.router._chunked) == 0
+            await publisher.header(second)
+            for index, chunk in enumerate(second.chunk_messages()):
+                await publisher.chunk(second, index, chunk)
+            items = await b_inbox.wait_for(2, timeout=60)
+        assert [i.envelope_id for i in items] == [e.header.envelope_id for e in (first, second)]
+
+
+async def test_a_document_over_the_staging_budget_is_refused_with_02_and_nothing_kept(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22, settings=CHUNKS)
+    b = await adapter_deployment.adapter(H41, settings={**CHUNKS, "staging_budget_bytes": MiB})
+    a_inbox, b_inbox = adapter_deployment.inbox(a), adapter_deployment.inbox(b)
+    edxml, _ = _large_document(8, 2 * MiB)
+
+    with capture_logs() as logs:
+        receipt = await a.send(edxml)
+        [answer] = await a_inbox.wait_for(1, timeout=30)
+        assert await b_inbox.quiet() == []
+
+    [status] = _statuses([answer])
+    assert status.status_code is StatusCode.REJECTED
+    assert status.response_for.document_id == receipt.document_id
+    assert (status.description or "").startswith("[staging_full]")
+    assert list((adapter_deployment.root / "staging" / H41 / "incoming").iterdir()) == []
+    # Its chunks are dropped as they come, not dead-lettered one by one.
+    dropped = {e["chunk"] for e in logs if e["event"] == "adapter.chunk_of_refused_dropped"}
+    assert dropped == {0, 1, 2}  # about 2.7 MiB of edXML in 1 MiB chunks
+
+
+async def test_a_chunked_document_not_followed_by_a_request_for_the_next_is_delivered_again(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22, settings=CHUNKS)
+    first = await adapter_deployment.adapter(H41, settings=CHUNKS, auto_arrival=False)
+    edxml, annex = _large_document(9, 2 * MiB)
+    receipt = await a.send(edxml)
+
+    stream = first.received()
+    item = await asyncio.wait_for(anext(stream), 30)
+    assert item.envelope_id == receipt.envelope_id
+    await stream.aclose()  # a crash before asking for the next: never acked
+    await first.close()
+
+    # Another client on the same staging directory, as after a restart.
+    second = await adapter_deployment.adapter(H41, settings=CHUNKS, auto_arrival=False)
+    [again] = await adapter_deployment.inbox(second).wait_for(1, timeout=30)
+    assert again.envelope_id == receipt.envelope_id
+    assert isinstance(again.message, EdxmlDocument)
+    assert again.message.attachments[0].content == annex
+    await _no_files_left(adapter_deployment.root / "staging" / H41)
+
+
+async def _no_files_left(staging: Path) -> None:
+    """Nothing staged and, once its message is acknowledged, nothing delivered left."""
+    for _ in range(100):
+        left = [*(staging / "incoming").iterdir(), *(staging / "delivered").iterdir()]
+        if not left:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"left in staging: {left}")
