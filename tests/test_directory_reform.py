@@ -207,6 +207,15 @@ def test_a_version_1_country_is_refused_with_what_to_do() -> None:
         reform_directory(generate_directory(seed=5, provinces=2, version=1))
 
 
+def test_a_country_reformed_already_is_refused_naming_its_new_communes(
+    reformed: Reformed,
+) -> None:
+    first = next(a for a in reformed.file.agencies if a.organ_code.format is CodeFormat.QD20)
+    with pytest.raises(DirectoryError, match=r"looks reformed already") as refused:
+        reform_directory(reformed.file, seed=1)
+    assert f"are in service ({first.organ_code}, " in refused.value.message
+
+
 def test_the_command_writes_the_next_revision_and_refuses_a_bad_day(tmp_path: Path) -> None:
     old, new = tmp_path / "pre.json", tmp_path / "post.yaml"
     assert (

@@ -181,10 +181,20 @@ class _Reformer:
             code = agency.organ_code
             if code.format is CodeFormat.QCVN102 and code.level == 1 and code.levels[0][0] == "H":
                 found[code.levels[0]] = _Province(agency, agency.hub)
+        recoded = [str(a.organ_code) for a in live if a.organ_code.format is CodeFormat.QD20]
+        if recoded:
+            shown = ", ".join(recoded[:3]) + (
+                f" and {len(recoded) - 3} more" if len(recoded) > 3 else ""
+            )
+            raise DirectoryError(
+                f"reform: agencies with a Decision 20 primary code are in service ({shown}): "
+                "the directory looks reformed already; a reform starts from a pre-reform "
+                "synthetic country (backbone directory generate)"
+            )
         for agency in live:
             code = agency.organ_code
             province = found.get(code.levels[0])
-            if province is None or code.level == 1 or code.format is not CodeFormat.QCVN102:
+            if province is None or code.level == 1:
                 continue
             district = code.levels[1].isdigit() and int(code.levels[1]) >= FIRST_DISTRICT
             if not district:
