@@ -88,9 +88,18 @@ class Exchange:
     _channels: dict[str, AbstractChannel] = field(default_factory=dict)
 
     @classmethod
-    async def create(cls, amqp_url: str, pki_dir: Path, *, certificates: bool = False) -> Exchange:
+    async def create(
+        cls,
+        amqp_url: str,
+        pki_dir: Path,
+        *,
+        certificates: bool = False,
+        directory: Callable[[str], Directory] | None = None,
+    ) -> Exchange:
         """``certificates``: issue every agency's certificate now and list it in the
-        directory (adapters encrypt to directory certificates)."""
+        directory (adapters encrypt to directory certificates). ``directory``: another
+        directory than the test one, made from the run's account prefix (its accounts must
+        start with it)."""
         pki = make_pki(pki_dir)
         known = (
             {code: str(pki.agency(code).cert_path) for code in [*DIRECT, *VIA_HUB]}
@@ -101,7 +110,11 @@ class Exchange:
         exchange = cls(
             amqp_url=amqp_url,
             names=Names(prefix=prefix),
-            directory=build_directory(known, account_prefix=f"{prefix}-"),
+            directory=(
+                build_directory(known, account_prefix=f"{prefix}-")
+                if directory is None
+                else directory(f"{prefix}-")
+            ),
             pki=pki,
         )
         management = ManagementClient.from_env()

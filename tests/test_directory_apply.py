@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,10 @@ class World:
         return body
 
 
-@pytest.fixture
-async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    exchange = await Exchange.create(amqp_url, tmp_path / "pki")
-    made = World(exchange, tmp_path)
+@asynccontextmanager
+async def opened_world(exchange: Exchange, root: Path) -> AsyncIterator[World]:
+    """A world around ``exchange``: its operator provisioned; routers and users gone after."""
+    made = World(exchange, root)
     await made.provision_operator()
     try:
         yield made
@@ -165,6 +166,12 @@ async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
         for router in made.routers:
             await router.stop()
         await exchange.close()
+
+
+@pytest.fixture
+async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with opened_world(await Exchange.create(amqp_url, tmp_path / "pki"), tmp_path) as made:
+        yield made
 
 
 async def test_a_version_applied_live_forwards_later_documents_to_the_heir_and_loses_none(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,8 +16,11 @@ import typer
 
 from backbone.directory.certificates import certificate_problems
 from backbone.directory.diff import DirectoryDiff, diff_directories
+from backbone.directory.index import Directory
 from backbone.directory.loader import Format, dump_directory, load_directory
 from backbone.directory.model import Connection, Status
+from backbone.directory.reform import Reform, reform_directory
+from backbone.directory.succession import succession
 from backbone.directory.synthetic import generate_directory
 from backbone.errors import DirectoryError, OrganCodeError
 
@@ -142,10 +147,14 @@ def diff(
 
 def echo_changes(result: DirectoryDiff, title: str) -> None:
     """``title: <counts per kind>``, then each change on a line of its own."""
-    counts = ", ".join(f"{count} {kind}" for kind, count in result.counts().items())
-    typer.echo(f"{title}: {counts or 'no changes'}")
+    typer.echo(f"{title}: {_counts(result)}")
     for change in result.changes:
         typer.echo(f"  {change.line()}")
+
+
+def _counts(result: DirectoryDiff) -> str:
+    counts = ", ".join(f"{count} {kind}" for kind, count in result.counts().items())
+    return counts or "no changes"
 
 
 def exit_on_problems(problems: Sequence[str], *, new: Path, old: Path) -> None:
@@ -179,9 +188,55 @@ def generate(
             help="File version; 2 pairs provinces and communes with Decision 20 codes.",
         ),
     ] = 2,
+    provinces: Annotated[
+        int, typer.Option(min=1, max=63, help="A smaller country: the first N provinces.")
+    ] = 63,
 ) -> None:
     """Write a synthetic country-size directory (about 12,000 agencies) to OUT."""
     with _exit_on_error():
-        directory = generate_directory(seed, certificate_dir=certificate_dir, version=version)
+        directory = generate_directory(
+            seed, certificate_dir=certificate_dir, version=version, provinces=provinces
+        )
         dump_directory(directory, out, format=None if format is None else _FORMATS[format])
     typer.echo(f"{out}: {len(directory.agencies)} agencies, {len(directory.hubs)} hubs")
+
+
+@app.command()
+def reform(
+    pre: Annotated[Path, typer.Argument(help="The pre-reform country, version 2.")],
+    out: Annotated[Path, typer.Argument(help="The next version to write (.json, .yaml or .yml).")],
+    seed: Annotated[int, typer.Option(help="The same seed gives the same reform.")] = 0,
+    effective: Annotated[
+        str, typer.Option(help="The day the reform takes effect (YYYY-MM-DD).")
+    ] = "2025-07-01",
+) -> None:
+    """The 2025 reform as a worked example: provinces merged (same-name rule), districts
+    closed with their communes moved up, communes merged and split. Writes PRE's next
+    revision to OUT after checking it may follow PRE, as `directory apply` would."""
+    try:
+        day = date.fromisoformat(effective)
+    except ValueError:
+        typer.echo(f"error: --effective: {effective!r} is not a day (YYYY-MM-DD)", err=True)
+        raise typer.Exit(1) from None
+    with _exit_on_error():
+        before = load_directory(pre)
+        started = time.perf_counter()
+        reformed = reform_directory(before.file, Reform(effective=day), seed)
+        produced = time.perf_counter()
+        result = succession(before, Directory(reformed.file, source=str(out)))
+        checked = time.perf_counter()
+    exit_on_problems(result.problems, new=out, old=pre)
+    with _exit_on_error():
+        dump_directory(reformed.file, out)
+    summary = reformed.summary
+    typer.echo(
+        f"{out}: revision {reformed.file.revision}, {len(reformed.file.agencies)} agencies; "
+        f"provinces {summary.provinces_before} → {summary.provinces_after}, communes "
+        f"{summary.communes_before} → {summary.communes_after} ({summary.communes_split} "
+        f"split), {summary.districts_closed} districts closed"
+    )
+    typer.echo(f"{pre} → {out}: {_counts(result.diff)} (backbone directory diff lists each)")
+    typer.echo(
+        f"produced in {produced - started:.2f} s, checked in {checked - produced:.2f} s",
+        err=True,
+    )

@@ -36,25 +36,30 @@ from backbone.directory.vn_names import (
 )
 from backbone.organ import CodeFormat, OrganCode, SystemId
 
-__all__ = ["generate_directory"]
+__all__ = ["FIRST_DISTRICT", "generate_directory"]
 
 _GOVERNMENT_OFFICE = "G22"
 _MINISTRY_HUB_SHARE = 0.25
-_FIRST_DISTRICT = 30
+FIRST_DISTRICT = 30  # districts are level-2 units numbered from here; departments below it
 _PLACES = tuple(f"{a} {b}" for a in PLACE_FIRST for b in PLACE_SECOND if a != b)
 
 
 def generate_directory(
-    seed: int = 0, *, certificate_dir: str | None = None, version: int = DIRECTORY_VERSION
+    seed: int = 0,
+    *,
+    certificate_dir: str | None = None,
+    version: int = DIRECTORY_VERSION,
+    provinces: int = len(PROVINCES),
 ) -> DirectoryFile:
     """The synthetic directory for ``seed``. With ``certificate_dir`` every agency and hub
     names ``<certificate_dir>/<its id>.pem`` (the files are not created); otherwise none
-    has a certificate. ``version`` 2 pairs provinces and communes with Decision 20 codes."""
+    has a certificate. ``version`` 2 pairs provinces and communes with Decision 20 codes.
+    ``provinces`` below 63 gives a smaller country: the first provinces only."""
     rng = random.Random(seed)  # noqa: S311 - seeded on purpose
     generator = _Generator(rng, certificate_dir, paired=version >= 2)
     for number, name in enumerate(MINISTRIES, start=1):
         generator.ministry(f"G{number:02d}", name)
-    for number, name in enumerate(PROVINCES, start=1):
+    for number, name in enumerate(PROVINCES[:provinces], start=1):
         generator.province(f"H{number:02d}", name)
     agencies = tuple(generator.agencies)
     return DirectoryFile(
@@ -107,7 +112,7 @@ class _Generator:
         urban_kinds = ("quận", "quận") if name in CENTRAL_CITIES else ("thành phố", "thị xã")
         for position, place in enumerate(rng.sample(_PLACES, rng.randint(8, 14))):
             kind = urban_kinds[position] if position < len(urban_kinds) else "huyện"
-            code = OrganCode((level_1, f"{_FIRST_DISTRICT + position:02d}", "00", "000"))
+            code = OrganCode((level_1, f"{FIRST_DISTRICT + position:02d}", "00", "000"))
             self._unit(code, f"UBND {kind} {place}, {label}", hub)
             self._communes(code, kind, hub)
 

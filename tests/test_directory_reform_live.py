@@ -1,0 +1,179 @@
+"""The 2025 reform applied live on the real broker while documents flow (docs/directory.md,
+"Worked example: the 2025 reform"): a synthetic country of 3 provinces, and one of all 63
+(12,200 agencies: every province's, and the Government Office sending, without the
+ministries' units), its reform published with `backbone directory apply` in the middle of a
+stream of documents that goes on until 12 more went after the router took it up. Each
+document is decided against exactly one version: before it, delivered as addressed; after
+it, to a merged code forwarded to the heir, to a split commune refused with its candidates;
+none lost, the sender told each time.
+The routers' clock is injected: the day after the reform."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from backbone.directory import Directory, DirectoryFile, Share, dump_directory, generate_directory
+from backbone.directory.reform import reform_directory
+from backbone.envelope import read_frame
+from backbone.errors import Reason
+from backbone.router.topology import apply_topology
+from backbone.wire.events import Event, EventType
+from tests.support import Exchange
+from tests.test_directory_apply import World, opened_world, until
+
+pytestmark = [pytest.mark.broker, pytest.mark.clock]
+
+G22 = "000.00.00.G22"
+
+
+def country(prefix: str, provinces: int) -> Directory:
+    """The first ``provinces`` and the Government Office alone (no ministry below it), with
+    this run's broker accounts."""
+    country = generate_directory(seed=5, provinces=provinces)
+    hubs = tuple(
+        hub.model_copy(update={"broker_account": f"{prefix}{hub.broker_account}"})
+        for hub in country.hubs
+        if str(hub.id).startswith("00.")
+    )
+    agencies = tuple(
+        a.model_copy(update={"broker_account": f"{prefix}{a.broker_account}"})
+        if a.broker_account
+        else a
+        for a in country.agencies
+        if a.organ_code.levels[0][0] == "H" or str(a.organ_code) == G22
+    )
+    file = DirectoryFile(version=2, agency_count=len(agencies), hubs=hubs, agencies=agencies)
+    return Directory(file)
+
+
+@pytest.fixture(params=[3, 63], ids=["3 provinces", "63 provinces"])
+async def world(
+    amqp_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    provinces: int = request.param
+    exchange = await Exchange.create(
+        amqp_url, tmp_path / "pki", directory=partial(country, provinces=provinces)
+    )
+    async with opened_world(exchange, tmp_path) as made:
+        yield made
+
+
+async def decisions(world: World, ids: set[str]) -> list[Event]:
+    """The sender's events until every envelope in ``ids`` is routed or refused."""
+    events: list[Event] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    decided: set[str] = set()
+    while not ids <= decided and loop.time() < deadline:
+        events += await world.exchange.events(G22, expect=1, timeout=1)
+        decided = {
+            e.envelope_id or "" for e in events if e.type in (EventType.ROUTED, EventType.REJECTED)
+        }
+    return events
+
+
+async def test_a_reform_applied_while_documents_flow_forwards_merges_refuses_splits_loses_none(
+    world: World,
+) -> None:
+    before = world.exchange.directory
+    reformed = reform_directory(before.file.model_copy(update={"revision": 1}), seed=3)
+    new_file = world.root / "reform.json"
+    dump_directory(reformed.file, new_file)
+    after = Directory(reformed.file)
+    keeper, (closed_province, *_) = next(
+        (k, others) for k, others in reformed.summary.merged_provinces.items() if others
+    )
+    closed = {a.organ_code: a for a in after if not a.active}
+    in_closed = [a for a in closed.values() if str(a.organ_code).endswith(closed_province[-3:])]
+    in_districts = [a for a in in_closed if a.organ_code.levels[1] >= "30"]
+    district = next(a for a in in_districts if a.organ_code.level == 2)
+    commune = next(  # merged into a new commune, HKK.NNN: its inbox is the new topology's
+        a for a in in_districts if a.organ_code.level == 3 and a.successors[0].share is Share.FULL
+    )
+    split = next(a for a in closed.values() if len(a.successors) > 1)
+    heir = {
+        closed_province: keeper,
+        str(district.organ_code): keeper,
+        str(commune.organ_code): str(commune.successors[0].organ_code),
+    }
+    candidates = [str(s.organ_code) for s in split.successors]
+    targets = [*heir, str(split.organ_code)]
+
+    router = await world.start_router("a")
+    old_id = router.directory.version.id
+    # The operator runs `topology apply` with the new version first: the new communes' inboxes.
+    await apply_topology(
+        await world.exchange.channel(world.exchange.account_of(G22)), after, world.exchange.names
+    )
+    sent: dict[str, tuple[str, bytes]] = {}  # envelope id → (addressed to, body)
+
+    async def send(number: int) -> None:
+        to = targets[number % len(targets)]
+        body = await world.send(number, to=to)
+        sent[read_frame(body).header.envelope_id] = (to, body)
+
+    new_id = after.version.id
+    numbers = iter(range(100_000))
+
+    async def flow() -> None:
+        """Documents every 20 ms, through the version's arrival, until 12 more went after
+        the router took it up."""
+        after_it = 0
+        while after_it < 12:
+            after_it += router.directory.version.id == new_id
+            await send(next(numbers))
+            await asyncio.sleep(0.02)
+
+    sending = asyncio.create_task(flow())
+    await asyncio.sleep(0.2)  # documents are flowing when the version arrives
+    started = time.perf_counter()
+    result = await world.apply(new_file)
+    assert result.exit_code == 0, result.output
+    await until(lambda: router.directory.version.id == new_id, "the router to take it up", 60)
+    taken_up = time.perf_counter() - started
+    await sending
+
+    events = await decisions(world, set(sent))
+    version = {
+        e.envelope_id: e.directory_version
+        for e in events
+        if e.type in (EventType.ROUTED, EventType.REJECTED)
+    }
+    assert set(version) == set(sent)  # the sender told of each: none lost
+    assert set(version.values()) <= {old_id, new_id}
+    forwarded = {e.envelope_id: e for e in events if e.type is EventType.FORWARDED}
+    rejected = {e.envelope_id: e for e in events if e.type is EventType.REJECTED}
+
+    expected: dict[str, list[bytes]] = {}  # inbox → bodies
+    for envelope_id, (to, body) in sent.items():
+        if version[envelope_id] == old_id:  # decided before: delivered as addressed
+            assert envelope_id not in forwarded
+            assert envelope_id not in rejected
+            expected.setdefault(world.exchange.inbox_of(to), []).append(body)
+        elif to == str(split.organ_code):  # a split: refused, every candidate named
+            event = rejected[envelope_id]
+            assert event.reason is Reason.RECIPIENT_CLOSED
+            assert event.message is not None
+            assert all(code in event.message for code in candidates), event.message
+        else:  # a merge: forwarded to the heir, the sender told the new address
+            assert forwarded[envelope_id].recipients == (heir[to],)
+            system = after.serving_system(heir[to]).system_id
+            expected.setdefault(world.exchange.names.inbox_queue(system), []).append(body)
+    assert sum(v == new_id for v in version.values()) >= 12
+    assert {(e.reason, e.directory_version) for e in rejected.values()} == {
+        (Reason.RECIPIENT_CLOSED, new_id)
+    }
+    for inbox, bodies in expected.items():
+        arrived = await world.exchange.drain(inbox, expect=len(bodies))
+        assert sorted(m.body for m in arrived) == sorted(bodies), inbox  # each exactly once
+    print(
+        f"\nreform live, {len(before)} agencies: applied and taken up in {taken_up:.1f} s; "
+        f"{len(sent)} documents, {sum(v == old_id for v in version.values())} "
+        f"before the version, {len(forwarded)} forwarded, {len(rejected)} refused (split)"
+    )
