@@ -57,6 +57,8 @@ class DirectoryUpdates:
         self._live = live
         self._lock = asyncio.Lock()  # one version at a time: each is checked against the last
         metrics.DIRECTORY_REVISION.set(running().version.revision)
+        for outcome in ("applied", "refused"):  # both series exist before the first version
+            metrics.DIRECTORY_VERSIONS.labels(outcome)
 
     async def on_version(self, message: AbstractIncomingMessage) -> None:
         """Check and take up one version; acknowledged either way (a refused version is
