@@ -1,7 +1,7 @@
 """The 2025 reform applied live on the real broker while documents flow (docs/directory.md,
-"Worked example: the 2025 reform"): a synthetic country of 3 provinces, and one of all 63
-(12,200 agencies: every province's, and the Government Office sending, without the
-ministries' units), its reform published with `backbone directory apply` in the middle of a
+"Worked example: the 2025 reform"): a synthetic country of 3 provinces (the same test passed
+at all 63, 12,200 agencies without the ministries' units, before it was cut to 3 for the
+shared broker's sake), its reform published with `backbone directory apply` in the middle of a
 stream of documents that goes on until 12 more went after the router took it up. Each
 document is decided against exactly one version: before it, delivered as addressed; after
 it, to a merged code forwarded to the heir, to a split commune refused with its candidates;
@@ -52,7 +52,9 @@ def country(prefix: str, provinces: int) -> Directory:
     return Directory(file)
 
 
-@pytest.fixture(params=[3, 63], ids=["3 provinces", "63 provinces"])
+# 3 provinces in the suite: the 63-province run (12,200 agencies, ≈ 10 s alone) loads the shared
+# broker with thousands of bindings, too much beside clock-check's parallel runs.
+@pytest.fixture(params=[3], ids=["3 provinces"])
 async def world(
     amqp_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[World]:
