@@ -239,6 +239,13 @@ class Run:
 
     def delivered_documents(self) -> list[str]:
         """The DocumentId of every entry in the recipient's inbox/ (repeats included)."""
+        inbox = self.recipient.folder / "inbox"
+        if not inbox.is_dir():
+            # Seen once (disk-full run, 2,000 documents): every entry counted while waiting,
+            # then none read at the count. Say what the folder held instead of "all lost".
+            folder = self.recipient.folder
+            held = sorted(os.listdir(folder)) if folder.is_dir() else "(no folder)"
+            raise AssertionError(f"{inbox} is not a folder at the count; {folder} holds {held}")
         return inbox_documents(self.recipient.folder)
 
     def status_files(self) -> int:
