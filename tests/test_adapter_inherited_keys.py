@@ -9,7 +9,7 @@ The directory is the test exchange's after the reform of :mod:`tests.support.ref
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +64,11 @@ async def _send_to_the_closed_code(
     keeper: list[Refused] | None = None,
     edxml: bytes | None = None,
     settings: Mapping[str, object] | None = None,
+    also: Sequence[str] = (),
 ) -> Sent:
     """G22 sends document ``number`` (a small one, or ``edxml`` in chunks) to the closed
     commune; the successor's adapter holds the commune's key or not, and keeps refusals in
-    ``keeper`` when given."""
+    ``keeper`` when given; ``also``: more recipients."""
     sender = await deployment.adapter(G22, settings=settings)
     statuses = deployment.inbox(sender)
     key = deployment.exchange.pki.agency(H41_COMMUNE).key_path
@@ -83,7 +84,7 @@ async def _send_to_the_closed_code(
     if edxml is not None:  # in chunks
         receipt = await sender.send(edxml)
         return Sent(receipt.document_id, None, statuses, inbox)
-    sealed = sender.seal(document_edxml(G22, [H41_COMMUNE], number))
+    sealed = sender.seal(document_edxml(G22, [H41_COMMUNE, *also], number))
     await sender.publish(sealed)
     return Sent(sealed.header.document_id, sealed.body, statuses, inbox)
 
@@ -127,6 +128,17 @@ async def test_a_forwarded_chunked_document_is_opened_with_the_inherited_key(
     assert isinstance(item.message, EdxmlDocument)
     assert item.message.document_id == document_id(G22, 2)
     await _status_back(sent, StatusCode.ARRIVED)
+
+
+async def test_a_document_to_both_the_closed_code_and_its_successor_is_handed_over_once(
+    deployment: Deployment,
+) -> None:
+    sent = await _send_to_the_closed_code(deployment, 5, with_key=True, also=[H41])
+
+    [item] = await sent.heir.wait_for(1)
+    assert (item.recipient, item.forwarded_from) == (H41, None)  # its own copy
+    await _status_back(sent, StatusCode.ARRIVED)
+    assert await sent.heir.quiet() == [item]
 
 
 async def test_without_the_inherited_key_the_sender_is_told_and_the_envelope_kept(

@@ -11,11 +11,13 @@ import pytest
 import yaml
 
 from adapters.config import AdapterConfig
-from backbone.directory import agency_account, dump_directory
+from backbone.directory import agency_account, dump_directory, hub_account
 from backbone.errors import BackboneError, Reason
-from testkit import DIRECT, VIA_HUB, DevPki, build_directory, make_pki
+from testkit import DIRECT, HUB, VIA_HUB, DevPki, build_directory, make_pki
 from tests.support.cli_process import run_backbone
-from tests.support.reform import G01, G22, H41, H41_COMMUNE, reformed
+from tests.support.reform import G01, G22, H41, H41_COMMUNE, REFORM, reformed
+
+H53, CLOSED_VIA_HUB = "000.00.00.H53", "H53.318.02"  # both served by the hub
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +158,25 @@ def test_a_bad_inherited_key_refuses_the_adapters_start_with_one_error_line(
     assert lines[0].startswith(f"error: [cert_wrong_binding] inherited_keys: {H41_COMMUNE}: ")
     assert "secret" not in result.stderr + result.stdout
     assert "PRIVATE KEY" not in result.stderr + result.stdout
+
+
+def test_a_hub_holds_the_key_of_a_closed_agency_one_of_its_agencies_took_over(
+    tmp_path: Path,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    certificates = {code: str(pki.agency(code).cert_path) for code in [*DIRECT, *VIA_HUB]}
+    merged = {
+        "status": "closed",
+        "closes": REFORM,
+        "successors": [{"organ_code": H53, "share": "full"}],
+    }
+    directory = reformed(build_directory(certificates), {CLOSED_VIA_HUB: merged})
+    file = tmp_path / "directory.yaml"
+    dump_directory(directory.file, file)
+    inherited = [{"organ_code": CLOSED_VIA_HUB, "key": str(pki.agency(CLOSED_VIA_HUB).key_path)}]
+    hub = {"amqp_url": f"amqp://{hub_account(HUB)}:secret@127.0.0.1/", "system": HUB}
+    config = AdapterConfig.model_validate(_settings((pki, file), H53, inherited) | hub)
+
+    [inherited] = config.resolve().inherited.values()
+
+    assert (inherited.organ_code, inherited.heir) == (CLOSED_VIA_HUB, H53)

@@ -5,6 +5,7 @@ The router's injected clock starts the day after it, within the transition windo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,10 +47,14 @@ CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
-def reformed(directory: Directory) -> Directory:
-    """The test exchange's directory after the reform (same agencies, accounts, hubs)."""
+def reformed(
+    directory: Directory, more: Mapping[str, Mapping[str, Any]] | None = None
+) -> Directory:
+    """The test exchange's directory after the reform (same agencies, accounts, hubs), with
+    ``more`` changes by organ code."""
+    changes = {**CHANGES, **(more or {})}
     agencies = [
-        agency.model_dump(mode="json", exclude_unset=True) | CHANGES.get(str(agency.organ_code), {})
+        agency.model_dump(mode="json", exclude_unset=True) | changes.get(str(agency.organ_code), {})
         for agency in directory.agencies
     ]
     hubs = [hub.model_dump(mode="json", exclude_unset=True) for hub in directory.hubs]
