@@ -63,6 +63,10 @@ class Received:
     message: EdxmlDocument | EdxmlStatus = field(repr=False)
     signer_certificate_pem: str  # the verified sender certificate
     received_at: datetime
+    # The closed code the document was addressed to, when it reached ``recipient`` as that
+    # code's successor: forwarded by the router, opened with the inherited key
+    # (docs/directory.md, "Routing through a change"). None: addressed to ``recipient``.
+    forwarded_from: str | None = None
 
     @property
     def envelope_id(self) -> str:

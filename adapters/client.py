@@ -124,6 +124,8 @@ class AdapterClient:
             self._validator,
             max_envelope_bytes=config.max_envelope_bytes,
             system=config.system,
+            directory=self._resolved.directory,  # which served agency took over a closed code
+            inherited=self._resolved.inherited,
         )
         self._inbox = InboxConsumer(
             config,

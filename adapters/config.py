@@ -13,16 +13,23 @@
         key: /etc/vdx/keys/000.00.32.H53.key.pem
         certificate: /etc/vdx/keys/000.00.32.H53.cert.pem
         folder: /srv/vdx/000.00.32.H53       # used by the drop folder only
+    inherited_keys:               # closed agencies a served agency took over (a merge)
+      - organ_code: 000.21.32.H53             # closed, its full successor served here
+        key: /etc/vdx/keys/000.21.32.H53.key.pem
+        certificate: /etc/vdx/keys/000.21.32.H53.cert.pem   # optional: the directory's
 
 Loading checks everything that can be checked without the broker: the directory loads, every
 served agency is served by ``system`` there, the broker account in ``amqp_url`` is the
-system's, and each key belongs to its certificate. :meth:`AdapterConfig.resolve` returns
-the loaded directory and keys so that nothing is read twice.
+system's, and each key belongs to its certificate; each inherited key's code is closed and
+taken over in full by a served agency (:mod:`adapters.inheritance`).
+:meth:`AdapterConfig.resolve` returns the loaded directory and keys so that nothing is read
+twice.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Self
@@ -33,8 +40,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from adapters.inheritance import served_heir
 from backbone.broker.settings import BrokerSettings
-from backbone.directory import Directory, Hub, load_directory
+from backbone.directory import Agency, Directory, Hub, load_directory
 from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.envelope.chunked import DEFAULT_CHUNK_BYTES, ChunkLimits
 from backbone.errors import CertificateBindingError, DirectoryError, OrganCodeError, PkiError
@@ -46,6 +54,8 @@ from backbone.pki.validation import CertificateValidator
 __all__ = [
     "AdapterConfig",
     "GatewaySystem",
+    "InheritedIdentity",
+    "InheritedKey",
     "ResolvedConfig",
     "ServedAgency",
     "ServedIdentity",
@@ -75,6 +85,19 @@ class ServedAgency(BaseModel):
     key: Path = Field(description="PEM private key (RSA); never logged")
     certificate: Path = Field(description="PEM certificate of that key")
     folder: Path | None = Field(default=None, description="Drop-folder root for this agency")
+
+
+class InheritedKey(BaseModel):
+    """The key of a closed agency that a served agency took over (a merge hands over the
+    records and the keys): documents the router forwards from it are still encrypted to it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    organ_code: Annotated[str, AfterValidator(_organ_code)]
+    key: Path = Field(description="PEM private key (RSA) of the closed agency; never logged")
+    certificate: Path | None = Field(
+        default=None, description="PEM certificate of that key; by default the directory's"
+    )
 
 
 # The gateway's connected systems (adapters.gateway, docs/gateway.md):
@@ -113,12 +136,22 @@ class ServedIdentity:
 
 
 @dataclass(frozen=True, slots=True)
+class InheritedIdentity:
+    """A closed agency's key, held by ``heir``, the served agency that took it over."""
+
+    organ_code: str  # the closed code its key wraps name
+    heir: str
+    key: rsa.RSAPrivateKey = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ResolvedConfig:
     """What :meth:`AdapterConfig.resolve` loaded and checked."""
 
     directory: Directory
     broker_account: str
     agencies: dict[str, ServedIdentity]  # by organ code
+    inherited: dict[str, InheritedIdentity] = field(default_factory=dict)  # by closed code
 
 
 _DEFAULT_CHUNKS = ChunkLimits()
@@ -179,6 +212,7 @@ class AdapterConfig(BrokerSettings):
         default=5.0, gt=0, description="Seconds between reconnection attempts"
     )
     agencies: tuple[ServedAgency, ...] = Field(min_length=1)
+    inherited_keys: tuple[InheritedKey, ...] = ()
     http_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve /metrics, /healthz, /readyz on it"
     )
@@ -255,7 +289,14 @@ class AdapterConfig(BrokerSettings):
             if agency.organ_code in served:
                 raise DirectoryError(f"agency {agency.organ_code} is configured twice")
             served[agency.organ_code] = _load_identity(agency)
-        return ResolvedConfig(directory, self.broker_account, served)
+        inherited: dict[str, InheritedIdentity] = {}
+        for entry in self.inherited_keys:
+            if entry.organ_code in inherited:
+                raise DirectoryError(
+                    f"inherited_keys: {entry.organ_code} is listed twice: keep one entry"
+                )
+            inherited[entry.organ_code] = _load_inherited(directory, entry, served)
+        return ResolvedConfig(directory, self.broker_account, served, inherited)
 
     def _system_entry(self, directory: Directory) -> Hub | _DirectAgency:
         identifier = parse_identifier(self.system)
@@ -302,6 +343,96 @@ def _load_identity(agency: ServedAgency) -> ServedIdentity:
             f"({agency.organ_code})"
         )
     return ServedIdentity(agency.organ_code, key, certificate, agency.folder)
+
+
+def _load_inherited(
+    directory: Directory, entry: InheritedKey, served: Mapping[str, ServedIdentity]
+) -> InheritedIdentity:
+    """``entry``'s key, once its code is closed and taken over in full by a served agency,
+    and the key is its certificate's (the one given, else the directory's, which senders
+    encrypt to). Every error names ``inherited_keys``, the code and the fix, never the key."""
+    code = entry.organ_code
+    where = f"inherited_keys: {code}"
+    agency = directory.get(code)
+    if agency is None:
+        raise DirectoryError(
+            f"{where} is not in the directory: list only closed agencies' primary codes"
+        )
+    if agency.active:
+        raise DirectoryError(
+            f"{where} is in service in the directory, not closed: remove it from "
+            "inherited_keys (its own adapter holds its key)"
+        )
+    heir = served_heir(directory, code, served)
+    if heir is None:
+        raise DirectoryError(
+            f"{where} was not taken over in full by an agency this adapter serves "
+            f"(its successors: {_successors(agency)}): the router forwards its documents "
+            "to its one full successor only; remove it, or configure it on that successor's "
+            "adapter"
+        )
+    try:
+        key = load_private_key(entry.key)
+    except OSError as error:
+        raise PkiError(
+            f"{where}: cannot read the key {entry.key}: {error.strerror}; give the closed "
+            "agency's PEM private key"
+        ) from None
+    except PkiError:
+        raise PkiError(
+            f"{where}: {entry.key} is not an unencrypted PEM RSA private key; give the closed "
+            "agency's key"
+        ) from None
+    certificate = _inherited_certificate(directory, entry, agency)
+    if _public(certificate.public_key()) != _public(key.public_key()):
+        named = entry.certificate or "its certificate in the directory"
+        raise CertificateBindingError(
+            f"{where}: the key {entry.key} is not the key of {named}: give the key the "
+            "closed agency's certificate was issued for"
+        )
+    return InheritedIdentity(code, heir, key)
+
+
+def _inherited_certificate(
+    directory: Directory, entry: InheritedKey, agency: Agency
+) -> x509.Certificate:
+    where = f"inherited_keys: {entry.organ_code}"
+    listed = directory.certificate_pem(agency)
+    if entry.certificate is None:
+        if listed is None:
+            raise PkiError(
+                f"{where} has no certificate in the directory: set `certificate:` to the "
+                "closed agency's certificate"
+            )
+        pem, source = listed, "its certificate in the directory"
+    else:
+        try:
+            pem, source = entry.certificate.read_bytes(), str(entry.certificate)
+        except OSError as error:
+            raise PkiError(
+                f"{where}: cannot read the certificate {entry.certificate}: {error.strerror}"
+            ) from None
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise PkiError(f"{where}: {source} is not a PEM certificate") from None
+    if listed is not None and entry.certificate is not None:
+        # Senders encrypt to the directory's certificate: another one's key opens nothing.
+        try:
+            in_directory = x509.load_pem_x509_certificate(listed)
+        except ValueError:
+            in_directory = certificate  # the directory's own problem, reported where read
+        if _public(in_directory.public_key()) != _public(certificate.public_key()):
+            raise CertificateBindingError(
+                f"{where}: {entry.certificate} is not its certificate in the directory, "
+                "which senders encrypt to: give the key of the directory's certificate"
+            )
+    return certificate
+
+
+def _successors(agency: Agency) -> str:
+    named = [f"{s.organ_code} ({s.share.value})" for s in agency.successors]
+    return ", ".join(named) if named else "none"
 
 
 def _public(key: object) -> bytes:

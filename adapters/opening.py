@@ -10,6 +10,12 @@ after it), validated (schema and semantic checks), and only then its XML-DSig ve
 the model is read from the signed content. Per served agency only the cheap checks remain:
 its key wrap (one RSA decryption) and the edXML against the signed header.
 
+A document addressed to a closed code that a served agency took over comes forwarded by the
+router, still wrapped for the closed code (docs/directory.md, "Routing through a change"):
+it is opened with the closed agency's key (``inherited_keys``), judged exactly the same, and
+handed to its heir marked ``forwarded_from`` the closed code. Without that key it is refused
+for the heir (``inherited_key_missing``), so its sender is told and the envelope is kept.
+
 An envelope that is not authentic, not for us, or cannot be judged now raises; content a
 served agency cannot accept comes back as a :class:`Refused` (see :mod:`adapters.receiving`
 for what is done with each).
@@ -22,9 +28,12 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapters.abc import Received, Refused
-from adapters.config import ServedIdentity
+from adapters.config import InheritedIdentity, ServedIdentity
+from adapters.inheritance import served_heir
+from backbone.directory import Directory
 from backbone.edxml import EdxmlDocument, EdxmlMessage, EdxmlStatus, examine, read
 from backbone.envelope import (
     EnvelopeHeader,
@@ -40,6 +49,7 @@ from backbone.envelope.chunk_wire import VerifiedChunkedHeader
 from backbone.errors import (
     BackboneError,
     NotARecipientError,
+    Reason,
     RevocationUnknownError,
     StoreUnavailableError,
 )
@@ -57,8 +67,24 @@ class Opened(NamedTuple):
     refusals: list[Refused]
 
 
+class _Wrap(NamedTuple):
+    """One key wrap of an envelope this adapter opens: the ``code`` it names, the served
+    agency it is for, and the key that opens it (None: a forwarded one with no inherited
+    key)."""
+
+    code: str
+    recipient: str
+    key: rsa.RSAPrivateKey | None
+
+    @property
+    def forwarded_from(self) -> str | None:
+        return None if self.code == self.recipient else self.code
+
+
 class EnvelopeOpener:
-    """Opens envelopes for the served agencies ``agencies`` (organ code → identity)."""
+    """Opens envelopes for the served agencies ``agencies`` (organ code → identity), and
+    those forwarded from the closed agencies they took over in ``directory`` with the
+    ``inherited`` keys (closed code → identity)."""
 
     def __init__(
         self,
@@ -67,11 +93,15 @@ class EnvelopeOpener:
         *,
         max_envelope_bytes: int,
         system: str,
+        directory: Directory | None = None,
+        inherited: Mapping[str, InheritedIdentity] | None = None,
     ) -> None:
         self._agencies = agencies
         self._validator = validator
         self._max_envelope_bytes = max_envelope_bytes
         self._system = system
+        self._directory = directory
+        self._inherited = inherited or {}
 
     def open(self, body: bytes) -> Opened:
         """Verify the envelope, then decrypt and verify for each served recipient. Raises
@@ -82,14 +112,40 @@ class EnvelopeOpener:
         return self._opened(_Content(envelope, self._validator), body)
 
     def ours(self, header: EnvelopeHeader) -> list[str]:
-        """The served agencies ``header`` is for; :class:`NotARecipientError` when none."""
-        ours = [code for code in header.recipients if code in self._agencies]
-        if not ours:
+        """The served agencies ``header`` is for, directly or as the heir of a closed
+        recipient; :class:`NotARecipientError` when none."""
+        return list(dict.fromkeys(wrap.recipient for wrap in self._wraps(header)))
+
+    def _wraps(self, header: EnvelopeHeader) -> list[_Wrap]:
+        """The key wraps to open here: the served recipients', then a closed recipient's
+        whose heir is served and not a recipient itself (it reads the same content through
+        its own wrap)."""
+        wraps = [
+            _Wrap(code, code, self._agencies[code].key)
+            for code in header.recipients
+            if code in self._agencies
+        ]
+        for code in header.recipients:
+            if code in self._agencies:
+                continue
+            heir = self._heir(code)
+            if heir is not None and heir not in header.recipients:
+                inherited = self._inherited.get(code)
+                wraps.append(_Wrap(code, heir, None if inherited is None else inherited.key))
+        if not wraps:
             raise NotARecipientError(
                 f"envelope {header.envelope_id} is for {', '.join(header.recipients)}; "
                 f"{self._system} serves none of them"
             )
-        return ours
+        return wraps
+
+    def _heir(self, code: str) -> str | None:
+        inherited = self._inherited.get(code)
+        if inherited is not None:
+            return inherited.heir
+        if self._directory is None:
+            return None
+        return served_heir(self._directory, code, self._agencies)
 
     def open_staged(
         self, verified: VerifiedChunkedHeader, deliver: Callable[[bytes], bytes]
@@ -100,36 +156,33 @@ class EnvelopeOpener:
         return self._opened(_Content(verified, self._validator, deliver), verified.body)
 
     def _opened(self, content: _Content, body: bytes) -> Opened:
-        ours = self.ours(content.envelope.header)
         items: list[Received] = []
         refusals: list[Refused] = []
-        for code in ours:
-            opened = self._open_for(content, self._agencies[code], body)
+        for wrap in self._wraps(content.envelope.header):
+            opened = self._open_for(content, wrap, body)
             if isinstance(opened, Received):
                 items.append(opened)
             else:
                 refusals.append(opened)
         return Opened(items, refusals)
 
-    def _open_for(
-        self, content: _Content, identity: ServedIdentity, body: bytes
-    ) -> Received | Refused:
+    def _open_for(self, content: _Content, wrap: _Wrap, body: bytes) -> Received | Refused:
         header = content.envelope.header
         plaintext: bytes | None = None
         try:
-            key = unwrap_content_key(
-                content.envelope, recipient=identity.organ_code, recipient_key=identity.key
-            )
+            if wrap.key is None:
+                raise _no_inherited_key(header, wrap)
+            key = unwrap_content_key(content.envelope, recipient=wrap.code, recipient_key=wrap.key)
             plaintext = content.decrypt(key)
             verified, message = content.judge()
-            check_matches(header, message, identity.organ_code)
+            check_matches(header, message, wrap.code)  # the edXML's To names the closed code
         except (RevocationUnknownError, StoreUnavailableError):
             raise  # not a verdict on the content: try again later
         except BackboneError as error:
             # The header is authentic (verify_frame), so its sender is the one to tell.
             return Refused(
                 header=header,
-                recipient=identity.organ_code,
+                recipient=wrap.recipient,
                 reason=error.reason,
                 message=error.message,
                 body=body,
@@ -138,7 +191,8 @@ class EnvelopeOpener:
             )
         return Received(
             header=header,
-            recipient=identity.organ_code,
+            recipient=wrap.recipient,
+            forwarded_from=wrap.forwarded_from,
             edxml=plaintext,
             message=message,
             signer_certificate_pem=verified.certificate.certificate.public_bytes(
@@ -146,6 +200,15 @@ class EnvelopeOpener:
             ).decode("ascii"),
             received_at=datetime.now(UTC),
         )
+
+
+def _no_inherited_key(header: EnvelopeHeader, wrap: _Wrap) -> BackboneError:
+    return BackboneError(
+        f"envelope {header.envelope_id} is addressed to {wrap.code}, which is closed; the "
+        f"router forwarded it to its successor {wrap.recipient}, which holds no key of "
+        f"{wrap.code} and cannot open it: send it again addressed to {wrap.recipient}",
+        reason=Reason.INHERITED_KEY_MISSING,
+    )
 
 
 class _Content:

@@ -412,6 +412,7 @@ class InboxConsumer:
                     document_id=item.header.document_id,
                     sender=item.header.sender,
                     recipient=item.recipient,
+                    forwarded_from=item.forwarded_from,
                     kind=str(item.header.kind),
                     redelivered=possibly_repeated,
                     outcome="received",

@@ -165,6 +165,8 @@ class Reason(StrEnum):
     STAGING_FULL = "staging_full"
     DOCUMENT_INCOMPLETE = "document_incomplete"
     TOO_MANY_OPEN_DOCUMENTS = "too_many_open_documents"
+    # Routing through a change: a forwarded document its successor cannot open.
+    INHERITED_KEY_MISSING = "inherited_key_missing"
 
 
 class BackboneError(Exception):

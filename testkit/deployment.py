@@ -176,13 +176,15 @@ def make_router(
     extensions: Sequence[Extension] = (),
     policy: RoutingPolicy | None = None,
     rate_limits: AccountRateLimits | RateLimit | None = None,
+    clock: Clock = utc_now,
     **options: Any,
 ) -> Router:
     """A router (not started) for ``exchange`` on ``store``: its names and directory, full
     validation with ``validator`` (by default the exchange PKI's), ``policy`` (by default
     the usual routing policy, which allows everything), ``rate_limits`` per account (none by
-    default). ``options`` are more :class:`RouterOptions`; a ``max_envelope_bytes`` among
-    them is the pipeline's limit too. ``extensions`` run beside it (tracking)."""
+    default), ``clock`` when it reads the directory's dates. ``options`` are more
+    :class:`RouterOptions`; a ``max_envelope_bytes`` among them is the pipeline's limit too.
+    ``extensions`` run beside it (tracking)."""
     limit = {k: v for k, v in options.items() if k == "max_envelope_bytes"}
     pipeline = Pipeline(
         directory=exchange.directory,
@@ -191,6 +193,7 @@ def make_router(
         names=exchange.names,
         policy=RoutingPolicy() if policy is None else policy,
         rate_limits=rate_limits,
+        clock=clock,
         **limit,
     )
     return Router(
@@ -213,6 +216,8 @@ async def open_deployment(
     policy: RoutingPolicy | None = None,
     inactive: Collection[str] = (),
     router_options: Mapping[str, Any] | None = None,
+    changed: Callable[[Directory], Directory] | None = None,
+    router_clock: Clock = utc_now,
 ) -> AsyncIterator[Deployment]:
     """A fresh exchange (own prefix and broker users), a router on SQLite, nothing else.
     ``router_validator`` makes the router's validator from the exchange's PKI (keep it to
@@ -220,10 +225,13 @@ async def open_deployment(
     ``router_rate_limits`` its per-account limits (none by default); ``policy`` the router's
     routing policy; ``inactive`` agencies are listed, with their certificates, but inactive
     (adapters encrypt to them; the router refuses them); ``router_options`` more
-    :class:`RouterOptions` (``max_open_chunked_per_sender``…)."""
+    :class:`RouterOptions` (``max_open_chunked_per_sender``…); ``changed`` makes the
+    directory from the test one (a reform), read by the router at ``router_clock``."""
     exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
     if inactive:
         exchange.directory = _deactivated(exchange.directory, inactive)
+    if changed is not None:
+        exchange.directory = changed(exchange.directory)
     directory_file = exchange.directory_file(root)
     store = await open_store(f"sqlite+aiosqlite:///{root / 'router.db'}")
     router = make_router(
@@ -234,6 +242,7 @@ async def open_deployment(
         delivery_limit=3,
         max_envelope_bytes=router_max_envelope_bytes,
         rate_limits=router_rate_limits,
+        clock=router_clock,
         **dict(router_options or {}),
     )
     await router.start()

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from backbone.directory import Directory
 from backbone.edxml import StatusCode
 from backbone.envelope import read_frame
 from backbone.errors import Reason
@@ -26,51 +24,19 @@ from backbone.tracking import OPERATOR, Tracking, TrackingOptions
 from backbone.wire.events import EventType
 from backbone.wire.names import H_REASON
 from tests.support import Exchange
+from tests.support.reform import (
+    G01,
+    G22,
+    H41,
+    H41_COMMUNE,
+    PAST,
+    REFORM,
+    Clock,
+    reformed,
+)
 from tests.support.tracking_fixtures import Tokens, free_port
 
 pytestmark = pytest.mark.broker
-
-G22, G01, H41, H41_COMMUNE = "000.00.00.G22", "000.00.05.G01", "000.00.00.H41", "000.07.12.H41"
-REFORM = "2025-07-01"  # starts at 2025-06-30 17:00 UTC (Asia/Ho_Chi_Minh)
-WITHIN = datetime(2025, 7, 2, tzinfo=UTC)
-PAST = datetime(2026, 7, 1, tzinfo=UTC)  # 180 days after the reform have gone by
-CHANGES: dict[str, dict[str, Any]] = {
-    H41: {"paired_code": "H41"},  # its Decision 20/2020 code
-    # The commune merged into its province; the bureau split between two agencies.
-    H41_COMMUNE: {
-        "status": "closed",
-        "closes": REFORM,
-        "successors": [{"organ_code": H41, "share": "full"}],
-    },
-    G01: {
-        "status": "closed",
-        "closes": REFORM,
-        "successors": [
-            {"organ_code": G22, "share": "partial"},
-            {"organ_code": H41, "share": "partial"},
-        ],
-    },
-}
-
-
-def reformed(directory: Directory) -> Directory:
-    """The test exchange's directory after the reform (same agencies, accounts, hubs)."""
-    agencies = [
-        agency.model_dump(mode="json", exclude_unset=True) | CHANGES.get(str(agency.organ_code), {})
-        for agency in directory.agencies
-    ]
-    hubs = [hub.model_dump(mode="json", exclude_unset=True) for hub in directory.hubs]
-    return Directory.from_entries(agencies, hubs, tiers=directory.tiers)
-
-
-class Clock:
-    """The router's clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = WITHIN
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @asynccontextmanager

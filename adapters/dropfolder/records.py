@@ -118,6 +118,8 @@ def _common(received: Received) -> dict[str, Any]:
         "sealed_at": _iso(header.created),
         "received_at": _iso(received.received_at),
         "signer": certificate_info(received.signer_certificate_pem),
+        # Addressed to a closed code this agency took over (docs/directory.md).
+        **({"forwarded_from": received.forwarded_from} if received.forwarded_from else {}),
     }
 
 
