@@ -27,6 +27,7 @@ from backbone.directory import load_directory
 from backbone.router.topology import plan_topology
 from backbone.wire.names import Names
 from tests.support import Exchange
+from tests.support.provisioning import account_url, get_one
 from tests.test_directory_apply import G22, MERGE, MERGED, World, opened_world, until, write_version
 
 pytestmark = [pytest.mark.broker, pytest.mark.clock]
@@ -129,27 +130,17 @@ async def test_a_new_agency_gets_its_inbox_and_account_and_receives_through_the_
     [spec] = [
         s for s in plan_accounts(load_directory(new), names, router_user="-") if s.user == user
     ]
-    rows = await ManagementClient.from_env()._call("GET", f"/api/users/{user}/permissions")
-    assert [(r["configure"], r["write"], r["read"]) for r in rows] == [
-        (spec.configure, spec.write, spec.read)
-    ]
+    management = ManagementClient.from_env()
+    assert await management.permissions_of(user) == (spec.configure, spec.write, spec.read)
+    assert await management.user_limits(user) == spec.limits.definition()
     # Its software connects with the password written for it and receives a document.
     password = yaml.safe_load(world.passwords.read_text())[user]
     body = world.exchange.seal_document(G22, [NEW], 1)
     await world.exchange.submit(body, as_account=world.exchange.account_of(G22))
-    url = world.exchange.url_for(world.exchange.accounts()[0])
-    url = url.replace(url.split("//")[1].split("@")[0], f"{user}:{password}")
-    connection = await aio_pika.connect(url)
+    connection = await aio_pika.connect(account_url(world.exchange.amqp_url, user, password))
     async with connection:
         inbox = await (await connection.channel()).get_queue(names.inbox_queue(NEW), ensure=False)
-        got = None
-        for _ in range(100):
-            if (got := await inbox.get(fail=False)) is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert got is not None
-        assert got.body == body
-        await got.ack()
+        assert (await get_one(inbox)).body == body
 
     # Once in line, nothing more to change: a second run (the same version again) is a no-op.
     again = await world.apply(new, *WINDOW, running=new)

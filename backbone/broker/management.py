@@ -89,6 +89,14 @@ class ManagementClient:
         rows = await self._call("GET", "/api/users?columns=name")
         return {row["name"] for row in rows}
 
+    async def permissions_of(self, user: str, *, vhost: str | None = None) -> tuple[str, ...]:
+        """``user``'s (configure, write, read) regexes on the vhost; empty when it has none."""
+        try:
+            row = await self._call("GET", f"/api/permissions/{self._v(vhost)}/{_q(user)}")
+        except _NotFoundError:
+            return ()
+        return (row["configure"], row["write"], row["read"])
+
     async def readers_of(self, read: str, *, vhost: str | None = None) -> list[str]:
         """The users whose read permission on the vhost is exactly the regex ``read``."""
         rows = await self._call("GET", f"/api/vhosts/{self._v(vhost)}/permissions")
