@@ -131,6 +131,10 @@ async def test_a_new_agency_gets_its_inbox_and_account_and_receives_through_the_
         s for s in plan_accounts(load_directory(new), names, router_user="-") if s.user == user
     ]
     management = ManagementClient.from_env()
+    # Declared as the routers declare inboxes (their delivery limit), so theirs never clash.
+    inbox = names.inbox_queue(NEW)
+    [planned] = [q for q in plan_topology(load_directory(new), names).queues if q.name == inbox]
+    assert await management.queue_arguments(inbox) == planned.arguments
     assert await management.permissions_of(user) == (spec.configure, spec.write, spec.read)
     assert await management.user_limits(user) == spec.limits.definition()
     # Its software connects with the password written for it and receives a document.
@@ -139,8 +143,8 @@ async def test_a_new_agency_gets_its_inbox_and_account_and_receives_through_the_
     await world.exchange.submit(body, as_account=world.exchange.account_of(G22))
     connection = await aio_pika.connect(account_url(world.exchange.amqp_url, user, password))
     async with connection:
-        inbox = await (await connection.channel()).get_queue(names.inbox_queue(NEW), ensure=False)
-        assert (await get_one(inbox)).body == body
+        fetched = await (await connection.channel()).get_queue(inbox, ensure=False)
+        assert (await get_one(fetched)).body == body
 
     # Once in line, nothing more to change: a second run (the same version again) is a no-op.
     again = await world.apply(new, *WINDOW, running=new)

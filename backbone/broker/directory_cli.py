@@ -24,7 +24,8 @@ from backbone.directory import Directory, format_of, load_directory, parse_direc
 from backbone.directory.cli import echo_changes, exit_on_problems
 from backbone.directory.succession import succession
 from backbone.errors import BackboneError, BrokerUnavailableError, DirectoryError
-from backbone.router.topology import plan_topology
+from backbone.router.topology import DEFAULT_DELIVERY_LIMIT, plan_topology
+from backbone.router.topology_options import BrokerDeliveryLimitOption, DeliveryLimitOption
 from backbone.router.transition import DEFAULT_TRANSITION_WINDOW_DAYS
 from backbone.wire.names import Names
 
@@ -89,6 +90,8 @@ def apply_command(
     passwords: _Passwords = Path("broker-passwords.yaml"),
     bounds_file: _Bounds = None,
     transition_window_days: _Window = DEFAULT_TRANSITION_WINDOW_DAYS,
+    delivery_limit: DeliveryLimitOption = DEFAULT_DELIVERY_LIMIT,
+    broker_delivery_limit: BrokerDeliveryLimitOption = True,
 ) -> None:
     """Check NEW and show what changes against the running version (as `diff` does); refuse
     it when it rewrites history, does not raise the revision or changes the tier model;
@@ -97,7 +100,12 @@ def apply_command(
     takes it up live. NEW being the running version itself, only brings the broker in line
     (what closed systems kept until drained goes) and publishes nothing."""
     follow = _Follow(
-        Names(prefix), topology_amqp_url, passwords, bounds_file, transition_window_days
+        Names(prefix),
+        topology_amqp_url,
+        passwords,
+        bounds_file,
+        transition_window_days,
+        delivery_limit if broker_delivery_limit else None,
     )
     try:
         before = load_directory(running)
@@ -146,10 +154,17 @@ class _Follow:
     """The broker part of `apply`: plan against the broker, print, apply."""
 
     def __init__(
-        self, names: Names, url: str | None, passwords: Path, bounds: Path | None, days: int
+        self,
+        names: Names,
+        url: str | None,
+        passwords: Path,
+        bounds: Path | None,
+        days: int,
+        delivery_limit: int | None,
     ) -> None:
         self.names, self.url, self.passwords = names, url, passwords
         self.bounds_file, self.window = bounds, timedelta(days=days)
+        self.delivery_limit = delivery_limit  # as the routers declare inboxes
 
     def run(self, directory: Directory, before: Directory | None, *, check_only: bool) -> None:
         if not check_only and self.url is None:
@@ -188,7 +203,7 @@ class _Follow:
             management,
             directory,
             self.names,
-            plan_topology(directory, self.names),
+            plan_topology(directory, self.names, delivery_limit=self.delivery_limit),
             accounts,
             at=clock(),
             window=self.window,
