@@ -23,6 +23,7 @@ from aiormq.exceptions import ChannelAccessRefused
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
+from backbone.broker import directory_cli
 from backbone.broker.directory_publish import publish_version
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import plan_accounts
@@ -90,6 +91,7 @@ class World:
         self.routers: list[Router] = []
         self.running = write_version(root / "running.json", exchange.directory, 1)
         self.operator = f"{exchange.names.prefix}-operator"
+        self.passwords = root / "broker-passwords.yaml"
 
     async def provision_operator(self) -> None:
         """The operator's account with the permissions ``backbone provision`` gives it."""
@@ -141,12 +143,15 @@ class World:
         self.routers.append(router)
         return router
 
-    async def apply(self, new: Path) -> Any:
+    async def apply(self, new: Path, *extra: str, running: Path | None = None) -> Any:
         """``backbone directory apply NEW`` as the operator (in a thread: it runs its own
-        event loop)."""
-        args = ["directory", "apply", str(new), "--running", str(self.running)]
+        event loop); ``running`` another running version than the first (NEW itself: the
+        broker part alone)."""
+        args = ["directory", "apply", str(new), "--running", str(running or self.running)]
         args += ["--prefix", self.exchange.names.prefix]
         args += ["--amqp-url", self.exchange.url_for(self.operator)]
+        args += ["--topology-amqp-url", self.exchange.amqp_url]
+        args += ["--passwords", str(self.passwords), *extra]
         return await asyncio.to_thread(runner.invoke, app, args)
 
     async def send(self, number: int, to: str = X) -> bytes:
@@ -169,7 +174,11 @@ async def opened_world(exchange: Exchange, root: Path) -> AsyncIterator[World]:
 
 
 @pytest.fixture
-async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    amqp_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[World]:
+    # `directory apply` reads the routers' clock too: X's window has just begun.
+    monkeypatch.setattr(directory_cli, "clock", lambda: NOW)
     async with opened_world(await Exchange.create(amqp_url, tmp_path / "pki"), tmp_path) as made:
         yield made
 

@@ -58,6 +58,13 @@ def test_the_reform_shows_each_kind_of_change() -> None:
         Change(ChangeKind.PAIRED, PROVINCE, None, "H53"),
         Change(ChangeKind.MERGED, DISTRICT, after=REFORM, successors=(PROVINCE,)),
         Change(ChangeKind.SPLIT, COMMUNE, after=REFORM, successors=("H53.101", "H53.102")),
+        # recoded under Decision 20 and moved up from its closed district to the province
+        Change(
+            ChangeKind.MOVED,
+            "000.22.32.H53",
+            f"hub {HUB}, under {DISTRICT}",
+            f"hub {HUB}, under {PROVINCE}",
+        ),
         Change(ChangeKind.RECODED, "000.22.32.H53", "000.22.32.H53", "H53.101"),
         Change(ChangeKind.RENAMED, "000.00.04.H53", "Sở Tài chính", "Sở Tài chính tỉnh Tây Ninh"),
         Change(ChangeKind.MOVED, "000.00.04.H53", "direct", "hub 00.99.W00"),
@@ -126,7 +133,7 @@ def test_the_command_prints_the_changes_and_json_when_asked(tmp_path: Path) -> N
     assert f"  merged       {DISTRICT}: - → 2025-07-01 → {PROVINCE}" in text.stdout
     as_json = runner.invoke(app, ["diff", str(old), str(new), "--json"])
     report = json.loads(as_json.stdout)
-    assert report["counts"]["moved"] == 1
+    assert report["counts"]["moved"] == 2  # one to another hub, one to another parent
     assert {"kind": "split", "code": COMMUNE, "after": REFORM} | {
         "successors": ["H53.101", "H53.102"]
     } in report["changes"]

@@ -189,7 +189,8 @@ def test_the_loader_and_succession_accept_it_and_diff_counts_each_change(
         "merged": len(departments_side) + summary.districts_closed + summary.communes_merged,
         "split": summary.communes_split,
         "recoded": recoded,
-        "moved": recoded,  # to the keeper's hub
+        # recoded ones to the keeper's hub; kept ones up from their closed district
+        "moved": recoded + summary.communes_kept,
         "paired": recoded,  # the old paired code is a former code now
         "hub-closed": len(closed_provinces),
     }

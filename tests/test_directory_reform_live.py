@@ -1,7 +1,8 @@
 """The 2025 reform applied live on the real broker while documents flow (docs/directory.md,
 "Worked example: the 2025 reform"): a synthetic country of 3 provinces (the same test passed
 at all 63, 12,200 agencies without the ministries' units, before it was cut to 3 for the
-shared broker's sake), its reform published with `backbone directory apply` in the middle of a
+shared broker's sake), its reform published with `backbone directory apply` (which declares
+the new communes' bindings itself before publishing) in the middle of a
 stream of documents that goes on until 12 more went after the router took it up. Each
 document is decided against exactly one version: before it, delivered as addressed; after
 it, to a merged code forwarded to the heir, to a split commune refused with its candidates;
@@ -18,14 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from backbone.broker import directory_cli
 from backbone.directory import Directory, DirectoryFile, Share, dump_directory, generate_directory
 from backbone.directory.reform import reform_directory
 from backbone.envelope import read_frame
 from backbone.errors import Reason
-from backbone.router.topology import apply_topology
 from backbone.wire.events import Event, EventType
 from tests.support import Exchange
-from tests.test_directory_apply import World, opened_world, until
+from tests.test_directory_apply import NOW, World, opened_world, until
 
 pytestmark = [pytest.mark.broker, pytest.mark.clock]
 
@@ -56,8 +57,9 @@ def country(prefix: str, provinces: int) -> Directory:
 # broker with thousands of bindings, too much beside clock-check's parallel runs.
 @pytest.fixture(params=[3], ids=["3 provinces"])
 async def world(
-    amqp_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    amqp_url: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[World]:
+    monkeypatch.setattr(directory_cli, "clock", lambda: NOW)  # `directory apply` as the routers
     provinces: int = request.param
     exchange = await Exchange.create(
         amqp_url, tmp_path / "pki", directory=partial(country, provinces=provinces)
@@ -109,10 +111,6 @@ async def test_a_reform_applied_while_documents_flow_forwards_merges_refuses_spl
 
     router = await world.start_router("a")
     old_id = router.directory.version.id
-    # The operator runs `topology apply` with the new version first: the new communes' inboxes.
-    await apply_topology(
-        await world.exchange.channel(world.exchange.account_of(G22)), after, world.exchange.names
-    )
     sent: dict[str, tuple[str, bytes]] = {}  # envelope id → (addressed to, body)
 
     async def send(number: int) -> None:

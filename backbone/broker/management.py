@@ -85,6 +85,23 @@ class ManagementClient:
         """Delete ``name``; False when there was no such user."""
         return await self._delete(f"/api/users/{_q(name)}")
 
+    async def user_names(self) -> set[str]:
+        rows = await self._call("GET", "/api/users?columns=name")
+        return {row["name"] for row in rows}
+
+    async def permissions_of(self, user: str, *, vhost: str | None = None) -> tuple[str, ...]:
+        """``user``'s (configure, write, read) regexes on the vhost; empty when it has none."""
+        try:
+            row = await self._call("GET", f"/api/permissions/{self._v(vhost)}/{_q(user)}")
+        except _NotFoundError:
+            return ()
+        return (row["configure"], row["write"], row["read"])
+
+    async def readers_of(self, read: str, *, vhost: str | None = None) -> list[str]:
+        """The users whose read permission on the vhost is exactly the regex ``read``."""
+        rows = await self._call("GET", f"/api/vhosts/{self._v(vhost)}/permissions")
+        return sorted(row["user"] for row in rows if row["read"] == read)
+
     async def set_permissions(
         self, user: str, *, configure: str, write: str, read: str, vhost: str | None = None
     ) -> None:
@@ -201,6 +218,20 @@ class ManagementClient:
             QueueBinding(row["source"], row["routing_key"], row.get("arguments") or {})
             for row in rows
             if row["source"] != ""
+        ]
+
+    async def bindings_to_queues(
+        self, *, prefix: str = "", vhost: str | None = None
+    ) -> list[tuple[str, str, str]]:
+        """(exchange, queue, routing key) of every binding to a queue whose name starts with
+        ``prefix``, in one call (not the implicit default-exchange ones)."""
+        rows = await self._call("GET", f"/api/bindings/{self._v(vhost)}")
+        return [
+            (row["source"], row["destination"], row["routing_key"])
+            for row in rows
+            if row["destination_type"] == "queue"
+            and row["source"] != ""
+            and row["destination"].startswith(prefix)
         ]
 
     async def queue_names(self, *, prefix: str = "", vhost: str | None = None) -> list[str]:

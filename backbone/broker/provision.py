@@ -35,6 +35,7 @@ __all__ = [
     "plan_policies",
     "provision",
     "rabbit_password_hash",
+    "system_read_permission",
 ]
 
 NOTHING = "^$"
@@ -110,6 +111,11 @@ def _only(*names: str) -> str:
     return "^(" + "|".join(re.escape(name) for name in names) + ")$"
 
 
+def system_read_permission(names: Names, system_id: str) -> str:
+    """What a connected system's account may read: its own inbox and events queues."""
+    return _only(names.inbox_queue(system_id), names.events_queue(system_id))
+
+
 def plan_accounts(
     directory: Directory,
     names: Names,
@@ -152,9 +158,7 @@ def plan_accounts(
                 system=system.system_id,
                 configure=NOTHING,
                 write=_only(names.submit_exchange),
-                read=_only(
-                    names.inbox_queue(system.system_id), names.events_queue(system.system_id)
-                ),
+                read=system_read_permission(names, system.system_id),
                 limits=bounds.hub if isinstance(system, Hub) else bounds.agency,
             )
         )

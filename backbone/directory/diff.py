@@ -1,8 +1,8 @@
 """What changes from one directory version to the next: agencies added, closed, merged
 (closed with one full successor), split (closed with partial successors), renamed, moved
-to another hub, recoded, paired with another code; hubs added and closed. And what a next
-version may not do to the history it inherits: drop a code (a closed code stays resolvable
-forever) or reopen a closed one.
+(to another hub or another parent), recoded, paired with another code; hubs added and
+closed. And what a next version may not do to the history it inherits: drop a code (a
+closed code stays resolvable forever) or reopen a closed one.
 
 Pure logic over two loaded :class:`Directory` objects; ``backbone directory diff`` prints it.
 """
@@ -28,7 +28,7 @@ class ChangeKind(StrEnum):
     SPLIT = "split"  # closed with partial successors
     RECODED = "recoded"  # the same agency under a new primary code; the old one former or paired
     RENAMED = "renamed"
-    MOVED = "moved"  # to another hub, or between a hub and a direct connection
+    MOVED = "moved"  # to another hub, between a hub and a direct connection, or another parent
     PAIRED = "paired"  # its paired code added, changed or dropped
     REACTIVATED = "reactivated"  # version 1's active: false back to true
     HUB_ADDED = "hub-added"
@@ -93,7 +93,8 @@ def diff_directories(old: Directory, new: Directory) -> DirectoryDiff:
                 continue
             after = recoded[0]
             changes.append(Change(ChangeKind.RECODED, code, code, str(after.organ_code)))
-        changes += _agency_changes(code, agency, after, problems, new.source)
+        parents = (_parent(old, agency), _parent(new, after))
+        changes += _agency_changes(code, agency, after, parents, problems, new.source)
     known = {str(code) for agency in old.agencies for code in agency.codes}
     for agency in new.agencies:
         if str(agency.organ_code) not in known and not any(
@@ -105,13 +106,21 @@ def diff_directories(old: Directory, new: Directory) -> DirectoryDiff:
 
 
 def _agency_changes(
-    code: str, before: Agency, after: Agency, problems: list[str], source: str
+    code: str,
+    before: Agency,
+    after: Agency,
+    parents: tuple[str | None, str | None],
+    problems: list[str],
+    source: str,
 ) -> list[Change]:
     changes: list[Change] = []
     if before.name != after.name:
         changes.append(Change(ChangeKind.RENAMED, code, before.name, after.name))
-    if (before.connection, before.hub) != (after.connection, after.hub):
-        changes.append(Change(ChangeKind.MOVED, code, _route(before), _route(after)))
+    reparented = parents[0] != parents[1]
+    if reparented or (before.connection, before.hub) != (after.connection, after.hub):
+        was = _place(before, parents[0] if reparented else None)
+        now = _place(after, parents[1] if reparented else None)
+        changes.append(Change(ChangeKind.MOVED, code, was, now))
     if before.paired_code != after.paired_code:
         changes.append(
             Change(ChangeKind.PAIRED, code, _text(before.paired_code), _text(after.paired_code))
@@ -155,8 +164,20 @@ def _hub_changes(old: Directory, new: Directory, problems: list[str]) -> list[Ch
     return changes
 
 
-def _route(agency: Agency) -> str:
-    return f"hub {agency.hub}" if agency.hub is not None else "direct"
+def _parent(directory: Directory, agency: Agency) -> str | None:
+    """The primary code of the agency's parent (so a parent recoded or named by its
+    paired code is the same parent), or its code when the parent is not listed."""
+    code = agency.parent_code
+    if code is None:
+        return None
+    held = directory.timeline.holder(code)
+    return str(held[0].organ_code if held is not None else code)
+
+
+def _place(agency: Agency, parent: str | None) -> str:
+    """Its connection (``hub X`` or ``direct``), and its parent when that changed."""
+    route = f"hub {agency.hub}" if agency.hub is not None else "direct"
+    return f"{route}, under {parent or '-'}" if parent is not None else route
 
 
 def _text(value: object | None) -> str | None:

@@ -25,6 +25,7 @@ from backbone.router.topology import (
     apply_topology,
     plan_topology,
 )
+from backbone.router.topology_options import BrokerDeliveryLimitOption, DeliveryLimitOption
 from backbone.wire.names import Names
 
 __all__ = ["app", "render_mermaid", "render_text"]
@@ -35,14 +36,6 @@ _DirectoryFile = Annotated[
     Path, typer.Option("--directory", help="Directory file (.json, .yaml or .yml).")
 ]
 _Prefix = Annotated[str, typer.Option(help="Name prefix of the deployment's exchanges and queues.")]
-_BrokerDeliveryLimit = Annotated[
-    bool,
-    typer.Option(
-        help="Declare x-delivery-limit on the inbound queue and inboxes; --no-broker-delivery-"
-        "limit declares none (as the router's broker_delivery_limit: false). The router counts "
-        "its own attempts either way."
-    ),
-]
 
 
 @contextmanager
@@ -66,10 +59,8 @@ def apply(
             "does.",
         ),
     ] = None,
-    delivery_limit: Annotated[
-        int, typer.Option(min=1, help="Failed deliveries before a message is dead-lettered.")
-    ] = DEFAULT_DELIVERY_LIMIT,
-    broker_delivery_limit: _BrokerDeliveryLimit = True,
+    delivery_limit: DeliveryLimitOption = DEFAULT_DELIVERY_LIMIT,
+    broker_delivery_limit: BrokerDeliveryLimitOption = True,
     max_message_bytes: Annotated[
         int, typer.Option(min=1, help="The size bound the router enforces (reported).")
     ] = DEFAULT_MAX_ENVELOPE_SIZE,
@@ -119,8 +110,8 @@ def show(
     directory: _DirectoryFile,
     prefix: _Prefix = "vdx",
     mermaid: Annotated[bool, typer.Option(help="A Mermaid flowchart instead of text.")] = False,
-    delivery_limit: Annotated[int, typer.Option(min=1)] = DEFAULT_DELIVERY_LIMIT,
-    broker_delivery_limit: _BrokerDeliveryLimit = True,
+    delivery_limit: DeliveryLimitOption = DEFAULT_DELIVERY_LIMIT,
+    broker_delivery_limit: BrokerDeliveryLimitOption = True,
 ) -> None:
     """Print what `apply` would declare for DIRECTORY; no broker needed."""
     with _exit_on_error():
