@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from adapters.cli import app as adapter_app
-from backbone.broker.directory_cli import apply_command
 from backbone.broker.provision_cli import provision_command
 from backbone.devtools.ca_cli import app as pki_app
 from backbone.devtools.discovery_cli import app as broker_app
@@ -16,6 +15,7 @@ from backbone.directory.cli import app as directory_app
 from backbone.edxml.cli import app as edxml_app
 from backbone.replica.cli import app as router_app
 from backbone.replica.track_cli import app as track_app
+from backbone.router.directory_cli import apply_command
 from backbone.router.topology_cli import app as topology_app
 
 app = typer.Typer(

@@ -23,7 +23,6 @@ from aiormq.exceptions import ChannelAccessRefused
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
-from backbone.broker import directory_cli
 from backbone.broker.directory_publish import publish_version
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import plan_accounts
@@ -31,6 +30,7 @@ from backbone.cli import app
 from backbone.directory import Directory, load_directory
 from backbone.envelope import read_frame
 from backbone.errors import BrokerUnavailableError
+from backbone.router import directory_cli
 from backbone.router.directory_updates import LiveDirectory
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions

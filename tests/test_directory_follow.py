@@ -20,10 +20,10 @@ import aio_pika
 import pytest
 import yaml
 
-from backbone.broker import directory_cli
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import plan_accounts
 from backbone.directory import load_directory
+from backbone.router import directory_cli
 from backbone.router.topology import plan_topology
 from backbone.wire.names import Names
 from tests.support import Exchange

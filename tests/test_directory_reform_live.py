@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from backbone.broker import directory_cli
 from backbone.directory import Directory, DirectoryFile, Share, dump_directory, generate_directory
 from backbone.directory.reform import reform_directory
 from backbone.envelope import read_frame
 from backbone.errors import Reason
+from backbone.router import directory_cli
 from backbone.wire.events import Event, EventType
 from tests.support import Exchange
 from tests.test_directory_apply import NOW, World, opened_world, until

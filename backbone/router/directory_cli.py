@@ -15,7 +15,6 @@ import aiormq.exceptions
 import typer
 
 from backbone.broker.bounds import BrokerBounds
-from backbone.broker.directory_follow import BrokerFollow, apply_follow, plan_follow
 from backbone.broker.directory_publish import publish_version
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import load_or_create_passwords, plan_accounts
@@ -24,6 +23,7 @@ from backbone.directory import Directory, format_of, load_directory, parse_direc
 from backbone.directory.cli import echo_changes, exit_on_problems
 from backbone.directory.succession import succession
 from backbone.errors import BackboneError, BrokerUnavailableError, DirectoryError
+from backbone.router.directory_follow import BrokerFollow, apply_follow, plan_follow
 from backbone.router.topology import DEFAULT_DELIVERY_LIMIT, plan_topology
 from backbone.router.topology_options import BrokerDeliveryLimitOption, DeliveryLimitOption
 from backbone.router.transition import DEFAULT_TRANSITION_WINDOW_DAYS
