@@ -22,6 +22,7 @@ from backbone.logs import configure_logging
 from bench.ceiling import measure_ceiling
 from bench.cpu import local_broker_pid
 from bench.gateway import measure_gateway_send
+from bench.large import MiB, measure_large_document
 from bench.latency import measure_adapter_and_latency
 from bench.path import cpu_budget, measure_rsa_floor, path_budget, replicas_summary
 from bench.progress import Reporter
@@ -35,7 +36,7 @@ LOADS = (100, 200, 300, 500, 1000)  # the issue asks for 100, 500, 1000; 200, 30
 
 # counts per mode: ceiling messages, router envelopes, latency seconds per load, adapter
 # publish sample, documents sent by the Python API and by the gateway each, documents in the
-# tracking history, RSA operations per round of the floor
+# tracking history, RSA operations per round of the floor, the large document's MiB
 MODES = {
     "quick": {
         "ceiling": 3000,
@@ -46,6 +47,7 @@ MODES = {
         "gateway": 200,
         "tracking_documents": 1000,
         "rsa": 50,
+        "large_mib": 64,
     },
     "full": {
         "ceiling": 20000,
@@ -56,6 +58,7 @@ MODES = {
         "gateway": 1000,
         "tracking_documents": 20000,
         "rsa": 200,
+        "large_mib": 1024,
     },
 }
 
@@ -97,8 +100,7 @@ def _per_call_ns(call: Callable[[str], object], codes: list[str]) -> float:
     return round(best / len(codes) * 1e9, 1)
 
 
-async def run(mode: str, reporter: Reporter) -> dict[str, object]:
-    counts = MODES[mode]
+async def run(mode: str, counts: dict[str, float], reporter: Reporter) -> dict[str, object]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vdx-bench-") as tmp:
         root = Path(tmp)
@@ -178,6 +180,9 @@ async def _measure(
         int(counts["gateway"]),
         progress=lambda name, done, total: reporter.update(name, done, total),
     )
+    large = await measure_large_document(
+        world, size=int(counts["large_mib"]) * MiB, note=reporter.note
+    )
     reporter.note("directory: generating and loading the synthetic country")
     directory = measure_directory_load(root)
     documents = int(counts["tracking_documents"])
@@ -239,6 +244,7 @@ async def _measure(
         "adapter_send_per_s": adapter["send_per_s"],
         "gateway": gateway,
         "gateway_send_per_s": gateway["gateway_per_s"],
+        "large_document": large,
         "router_peak_rss_mb": max(peaks),
         "router_rss_source": "VmHWM of the router subprocess (bench.router_proc), max over runs",
         "directory": directory,
@@ -251,11 +257,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller counts: a minute or two")
     parser.add_argument("--out", type=Path, default=HERE, help="where to write the outputs")
+    parser.add_argument(
+        "--large-mib", type=int, help="the large document's size in MiB (64 quick, 1024 full)"
+    )
     args = parser.parse_args()
     configure_logging(json=True, level="WARNING")
     mode = "quick" if args.quick else "full"
+    counts = MODES[mode] if args.large_mib is None else {**MODES[mode], "large_mib": args.large_mib}
     with Reporter() as reporter:
-        results = asyncio.run(run(mode, reporter))
+        results = asyncio.run(run(mode, counts, reporter))
         written = write_outputs(results, args.out)
         reporter.note(f"done in {results['wall_seconds']} s: " + ", ".join(map(str, written)))
 

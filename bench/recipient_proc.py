@@ -5,7 +5,7 @@
 SPEC.json is an ``AdapterConfig`` (the broker URL in clear). It starts an ``AdapterClient``
 (status 01 off), prints ``{"event": "ready"}``, then one JSON line per item ``received()``
 yields — ``{"e": envelope id, "t": wall clock}`` — until SIGTERM, and then
-``{"event": "stopped", "cpu": CPU seconds since ready}``.
+``{"event": "stopped", "cpu": CPU seconds since ready, "VmHWM": …, "VmRSS": …}`` (KiB).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from adapters import AdapterClient
 from adapters.config import AdapterConfig
 from backbone.logs import configure_logging
+from bench.router_proc import memory_kib
 
 
 def _say(line: dict[str, object]) -> None:
@@ -45,7 +46,7 @@ async def main(spec: dict[str, object]) -> None:
     await stop.wait()
     consumer.cancel()
     await asyncio.gather(consumer, return_exceptions=True)
-    _say({"event": "stopped", "cpu": time.process_time() - cpu})
+    _say({"event": "stopped", "cpu": time.process_time() - cpu, **memory_kib()})
     await client.close()
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 
 from adapters import AdapterClient, Refused
 from adapters.dropfolder import DropFolder, DropFolderOptions
@@ -25,8 +23,8 @@ from backbone.envelope import read_frame
 from backbone.errors import BackboneError, Reason
 from backbone.pki.validation import CertificateValidator
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
-from backbone.wire.events import Event, EventType, decode_events
-from backbone.wire.names import H_BODY_KEPT, H_BODY_SHA256, H_REASON
+from backbone.wire.events import EventType
+from backbone.wire.names import H_BODY_KEPT, H_REASON
 from backbone.wire.quarantine import QuarantineRecord
 from tests.hostile.build import (
     HONEST,
@@ -39,13 +37,13 @@ from tests.hostile.build import (
     send_input,
 )
 from tests.hostile.cases import CASES, DUPLICATE, Case, Layer
+from tests.hostile.observe import WAIT, event, quarantined
 from tests.support import Deployment, DevPki, make_pki, open_deployment
 
 pytestmark = pytest.mark.broker
 
 ROUTER_LIMIT = 1 << 20  # the router's envelope limit here, so "oversized" stays small
 FAST = DropFolderOptions(poll_interval=0.05, retry_initial=0.05, retry_max=0.5, settle_seconds=0)
-WAIT = 20.0
 
 
 @dataclass
@@ -168,34 +166,34 @@ async def _refused_by_the_router(case: Case, world: World) -> None:
     submission = router_input(case, world.kit)
     for original in submission.before:
         await exchange.submit(original, as_account=exchange.account_of(submission.before_by))
-        await _event(world, submission.before_by, EventType.ROUTED, _envelope_id(original))
+        await event(exchange, submission.before_by, EventType.ROUTED, _envelope_id(original))
     await exchange.submit(submission.body, as_account=exchange.account_of(submission.publisher))
     envelope_id = _envelope_id(submission.body)
     if case.expect == DUPLICATE:
-        event = await _event(world, submission.told, EventType.DUPLICATE, envelope_id)
-        assert event.original_outcome == "routed"
+        told = await event(exchange, submission.told, EventType.DUPLICATE, envelope_id)
+        assert told.original_outcome == "routed"
         return
-    event = await _event(world, submission.told, EventType.REJECTED, envelope_id)
-    assert event.reason == case.expect, event
-    assert event.message
-    quarantined = await _quarantined(world, submission.body)
-    assert (quarantined.headers or {}).get(H_REASON) == case.expect
+    told = await event(exchange, submission.told, EventType.REJECTED, envelope_id)
+    assert told.reason == case.expect, told
+    assert told.message
+    kept_message = await quarantined(exchange, submission.body)
+    assert (kept_message.headers or {}).get(H_REASON) == case.expect
     # Small and readable: kept whole for operators; else a record, never the bulk.
     kept = envelope_id is not None and len(submission.body) <= DEFAULT_KEEP_BODY_BYTES
-    assert (quarantined.headers or {}).get(H_BODY_KEPT) is kept
+    assert (kept_message.headers or {}).get(H_BODY_KEPT) is kept
     if kept:
-        assert quarantined.body == submission.body
+        assert kept_message.body == submission.body
     else:
-        record = QuarantineRecord.model_validate_json(quarantined.body)
+        record = QuarantineRecord.model_validate_json(kept_message.body)
         assert (record.reason, record.body_bytes) == (case.expect, len(submission.body))
-        assert len(quarantined.body) < 4096
+        assert len(kept_message.body) < 4096
 
 
 async def _a_valid_envelope_is_routed(world: World) -> None:
     exchange = world.deployment.exchange
     body = world.kit.genuine()
     await exchange.submit(body, as_account=exchange.account_of(HONEST))
-    await _event(world, HONEST, EventType.ROUTED, _envelope_id(body))
+    await event(exchange, HONEST, EventType.ROUTED, _envelope_id(body))
 
 
 def _envelope_id(body: bytes) -> str | None:
@@ -204,60 +202,6 @@ def _envelope_id(body: bytes) -> str | None:
         return read_frame(body, max_size=ROUTER_LIMIT).header.envelope_id
     except BackboneError:
         return None
-
-
-async def _event(world: World, party: str, kind: EventType, envelope_id: str | None) -> Event:
-    """The first event of ``kind`` about ``envelope_id`` for ``party``, read on the operators'
-    events queue (which has every event): ``party``'s own queue is the drop-folder adapter's
-    to consume. The events before it (earlier cases' routed and status events) are consumed."""
-    exchange = world.deployment.exchange
-    seen: list[str] = []
-
-    def wanted(event: Event) -> bool:
-        return event.type == kind and event.envelope_id == envelope_id and event.party == party
-
-    def about(message: AbstractIncomingMessage) -> bool:
-        events = decode_events(message.body)
-        seen.extend(f"{event.type}:{event.envelope_id}:{event.reason}" for event in events)
-        return any(wanted(event) for event in events)
-
-    queue = exchange.names.events_operators_queue
-    message = await _take(world, queue, about, f"{kind} {envelope_id} for {party}", seen)
-    return next(event for event in decode_events(message.body) if wanted(event))
-
-
-async def _quarantined(world: World, body: bytes) -> AbstractIncomingMessage:
-    """The quarantine's message about ``body``: the body itself or a record of it, both
-    carrying its SHA-256."""
-    names = world.deployment.exchange.names
-    digest = hashlib.sha256(body).hexdigest()
-
-    def about(message: AbstractIncomingMessage) -> bool:
-        return (message.headers or {}).get(H_BODY_SHA256) == digest
-
-    return await _take(world, names.quarantine_queue, about, "the envelope in quarantine")
-
-
-async def _take(
-    world: World,
-    queue_name: str,
-    match: Callable[[AbstractIncomingMessage], bool],
-    what: str,
-    seen: list[str] | None = None,
-) -> AbstractIncomingMessage:
-    exchange = world.deployment.exchange
-    channel = await exchange.channel(exchange.accounts()[0])
-    queue = await channel.get_queue(queue_name, ensure=False)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        message = await queue.get(fail=False)
-        if message is None:
-            await asyncio.sleep(0.05)
-            continue
-        await message.ack()
-        if match(message):
-            return message
-    pytest.fail(f"no {what} on {queue_name} within {WAIT} s; saw {seen}")
 
 
 # -- adapter-receive -------------------------------------------------------------------------

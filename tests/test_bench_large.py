@@ -1,0 +1,98 @@
+"""The benchmark's issue-18 arithmetic and its document (bench/large.py): the verdicts on
+one large document's figures, and the edXML it writes without holding it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from backbone.edxml import EdxmlDocument, validate
+from bench.large import (
+    MiB,
+    chunk_message_bytes,
+    large_document_targets,
+    large_document_verdicts,
+    write_large_edxml,
+)
+
+GiB = 1 << 30
+
+
+def _verdicts(**changes: float | None) -> dict[str, Any]:
+    figures: dict[str, float | None] = {
+        "document_bytes": GiB,
+        "seconds": 64.0,  # 16 MiB/s
+        "ceiling_bytes_per_s": 32 * MiB,
+        "router_peak_rss_mb": 150.0,
+        "sender_peak_rss_mb": 2000.0,
+        "recipient_peak_rss_mb": 3000.0,
+    }
+    figures.update(changes)
+    return large_document_verdicts(**figures)  # type: ignore[arg-type]
+
+
+def test_a_1_gib_document_at_half_the_ceiling_within_every_memory_bound_meets_all() -> None:
+    verdicts = _verdicts()
+    assert verdicts["mb_per_s"] == 16.0
+    assert verdicts["ceiling_mb_per_s"] == 32.0
+    assert verdicts["throughput_ratio"] == 0.5
+    assert verdicts["adapter_rss_limit_mb"] == 3 * 1024 + 200
+    assert verdicts["throughput_met"] is True
+    assert verdicts["router_rss_met"] is True
+    assert verdicts["sender_rss_met"] is True
+    assert verdicts["recipient_rss_met"] is True
+
+
+def test_each_bound_is_missed_just_past_it() -> None:
+    assert _verdicts(seconds=64.1)["throughput_met"] is False
+    assert _verdicts(router_peak_rss_mb=200.1)["router_rss_met"] is False
+    assert _verdicts(router_peak_rss_mb=200.0)["router_rss_met"] is True
+    assert _verdicts(sender_peak_rss_mb=3272.1)["sender_rss_met"] is False
+    assert _verdicts(recipient_peak_rss_mb=3272.1)["recipient_rss_met"] is False
+
+
+def test_the_router_bound_does_not_grow_with_the_document_but_the_adapters_does() -> None:
+    small = _verdicts(document_bytes=64 * MiB, router_peak_rss_mb=300.0)
+    assert small["router_rss_limit_mb"] == 200
+    assert small["router_rss_met"] is False
+    assert small["adapter_rss_limit_mb"] == 3 * 64 + 200
+
+
+def test_the_report_lists_the_large_document_targets_with_those_verdicts() -> None:
+    large: dict[str, Any] = {"router_peak_rss_mb": 150.0, "sender_peak_rss_mb": 2000.0}
+    large |= {"recipient_peak_rss_mb": 3000.0, **_verdicts(seconds=200.0)}
+    rows = {row["key"]: row for row in large_document_targets(large)}
+    assert rows["large_document.throughput_ratio"]["met"] is False
+    assert rows["large_document.throughput_ratio"]["measured"] == 0.16
+    assert rows["large_document.router_peak_rss_mb"]["met"] is True
+    assert rows["large_document.recipient_peak_rss_mb"]["target"].startswith("≤ 3,272")
+    assert large_document_targets(None) == []
+
+
+def test_a_document_the_path_refused_misses_throughput_and_measures_no_memory() -> None:
+    verdicts = _verdicts(seconds=None)
+    assert (verdicts["mb_per_s"], verdicts["throughput_ratio"]) == (None, None)
+    assert verdicts["throughput_met"] is False
+    assert (verdicts["router_rss_met"], verdicts["sender_rss_met"]) == (None, None)
+    assert verdicts["recipient_rss_met"] is None
+    large: dict[str, Any] = {"router_peak_rss_mb": 150.0, "sender_peak_rss_mb": 2000.0}
+    large |= {"recipient_peak_rss_mb": 3000.0, "refused": "[edxml_too_large] …", **verdicts}
+    [row] = [r for r in large_document_targets(large) if r["key"].endswith("throughput_ratio")]
+    assert row["met"] is False
+    assert "refused: [edxml_too_large]" in row["target"]
+
+
+def test_the_written_document_is_valid_edxml_within_its_size_with_room_to_be_signed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "large.xml"
+    size = write_large_edxml(path, 1, 2 * MiB)
+    assert size == path.stat().st_size
+    assert 2 * MiB - 64 * 1024 - 8 <= size <= 2 * MiB - 64 * 1024
+    message = validate(path.read_bytes())
+    assert isinstance(message, EdxmlDocument)
+    assert len(message.attachments[0].content) > 1.4 * MiB
+
+
+def test_a_chunk_message_is_the_chunk_its_tag_and_the_prefix() -> None:
+    assert chunk_message_bytes(4 * MiB) == 4 * MiB + 16 + 44
