@@ -25,10 +25,11 @@ from bench.gateway import measure_gateway_send
 from bench.latency import measure_adapter_and_latency
 from bench.path import cpu_budget, measure_rsa_floor, path_budget, replicas_summary
 from bench.progress import Reporter
+from bench.reform import measure_reform
 from bench.report import write_outputs
 from bench.router import measure_router
 from bench.tracking import measure_tracking
-from bench.world import ONE_RECIPIENT, SENDER, THREE_RECIPIENTS, World
+from bench.world import ONE_RECIPIENT, SENDER, THREE_RECIPIENTS, World, broker_url
 
 HERE = Path(__file__).resolve().parent
 LOADS = (100, 200, 300, 500, 1000)  # the issue asks for 100, 500, 1000; 200, 300 find the knee
@@ -46,6 +47,8 @@ MODES = {
         "gateway": 200,
         "tracking_documents": 1000,
         "rsa": 50,
+        "reform_provinces": 8,
+        "reform_envelopes": 600,
     },
     "full": {
         "ceiling": 20000,
@@ -56,12 +59,10 @@ MODES = {
         "gateway": 1000,
         "tracking_documents": 20000,
         "rsa": 200,
+        "reform_provinces": 63,
+        "reform_envelopes": 3000,
     },
 }
-
-
-def broker_url() -> str:
-    return os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def measure_directory_load(root: Path) -> dict[str, object]:
@@ -183,6 +184,13 @@ async def _measure(
     documents = int(counts["tracking_documents"])
     reporter.note(f"tracking: {documents:,} documents' history on SQLite and PostgreSQL")
     tracking = await measure_tracking(root, documents)
+    reform = await measure_reform(
+        world.exchange.amqp_url,
+        root / "reform",
+        provinces=int(counts["reform_provinces"]),
+        envelopes=int(counts["reform_envelopes"]),
+        progress=reporter.note,
+    )
 
     def router_rate(store: str, payload: int, recipients: int) -> float | None:
         for entry in runs:
@@ -244,6 +252,7 @@ async def _measure(
         "directory": directory,
         "directory_load_seconds": directory["load_seconds"],
         "tracking": tracking,
+        "reform": reform,
     }
 
 
