@@ -290,6 +290,8 @@ class _History:
     def _successor_cycles(self) -> None:
         edges: dict[int, list[int]] = {}
         for position, agency in enumerate(self.agencies):
+            if not agency.successors:
+                continue  # most agencies: no list to build
             targets = [
                 claim.position
                 for successor in agency.successors

@@ -89,10 +89,11 @@ def parse_directory(
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a directory is built: a country is some 200,000
-    new objects, none in a cycle, and each collection the allocations trigger walks all
-    of them again (a quarter of a version-2 load, whose paired codes add a third more
-    objects). Reference counting still frees everything at once."""
+    """No cyclic garbage collection while a directory is built: a country is hundreds of
+    thousands of new objects, and the collections their allocations trigger walk them
+    again and again (measured: 17 % of a version-2 country's load, 8 % of version 1's).
+    Reference counting still frees what the load drops; a cycle waits for the next
+    collection."""
     if not gc.isenabled():
         yield
         return
