@@ -406,7 +406,7 @@ def _reform(results: dict[str, Any]) -> list[str]:
         "## A country-size reform applied live",
         "",
         f"`bench/reform.py`: the 2025 reform of the synthetic country ({reform['provinces']} "
-        f"provinces and the ministries, {reform['agencies_before']:,} agencies before, "
+        f"provinces without the ministries, {reform['agencies_before']:,} agencies before, "
         f"{reform['agencies_after']:,} after, {reform['file_bytes']:,} B of JSON) checked as "
         f"`backbone directory apply` checks it — both versions loaded "
         f"{_fmt(reform['load_seconds'])} s, succession {_fmt(reform['succession_seconds'])} s: "
