@@ -39,6 +39,10 @@ _LEVEL_PATTERNS = (
     (0, 4, re.compile(r"[0-9]{3}"), "three digits"),
 )
 _ZERO = {2: "00", 3: "00", 4: "000"}
+# The whole code at once, for the common case of a well-formed one; a code that does not
+# match is read level by level, to say which level is wrong.
+_QCVN102_CODE = re.compile(r"([0-9]{3})\.([0-9]{2})\.([0-9]{2})\.([A-Z][0-9]{2})")
+_QD20_CODE = re.compile(r"[A-Z][0-9]{2}(?:\.[0-9A-Z]+)*")
 _QD20_LEVEL_1 = re.compile(r"[A-Z][0-9]{2}")
 _QD20_GROUP = re.compile(r"[0-9A-Z]+")
 MAX_CODE_LENGTH = 35  # Decision 20/2020; a QCVN 102 code has 13
@@ -141,7 +145,13 @@ class OrganCode:
 @lru_cache(maxsize=65536)
 def _parse(text: str) -> OrganCode:
     if text[:1].isalpha():
+        if len(text) <= MAX_CODE_LENGTH and _QD20_CODE.fullmatch(text):
+            return OrganCode(tuple(text.split(".")), CodeFormat.QD20)
         return _parse_qd20(text)
+    whole = _QCVN102_CODE.fullmatch(text)
+    if whole:
+        level_4, level_3, level_2, level_1 = whole.groups()
+        return OrganCode((level_1, level_2, level_3, level_4))
     return _parse_qcvn102(text)
 
 

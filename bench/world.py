@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
+from backbone.directory import Directory
 from backbone.envelope import Kind, seal
 from backbone.router.topology import apply_topology
 from testkit import Exchange, document_edxml, document_id
@@ -24,6 +26,10 @@ DELIVERY_LIMIT = 5  # RouterOptions' default: the router redeclares with it
 IN_FLIGHT = 512
 
 _numbers = itertools.count(1)
+
+
+def broker_url() -> str:
+    return os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def next_number() -> int:
@@ -43,18 +49,32 @@ def payload_edxml(
 class World:
     """The exchange plus what the benchmark needs around it."""
 
-    def __init__(self, exchange: Exchange, root: Path) -> None:
+    def __init__(self, exchange: Exchange, root: Path, directory_file: Path | None = None) -> None:
         self.exchange = exchange
         self.root = root
         self.run = exchange.names.prefix.upper()  # notation part of document ids
-        self.directory_file = exchange.directory_file(root)
+        # the routers' directory file: the exchange's own, written as YAML, unless given
+        self.directory_file = directory_file or exchange.directory_file(root)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
 
     @classmethod
-    async def create(cls, amqp_url: str, root: Path) -> World:
-        exchange = await Exchange.create(amqp_url, root / "pki", certificates=True)
-        world = cls(exchange, root)
+    async def create(
+        cls,
+        amqp_url: str,
+        root: Path,
+        *,
+        directory: Callable[[str], Directory] | None = None,
+        directory_file: Callable[[Directory], Path] | None = None,
+    ) -> World:
+        """``directory``: another than the tests' small exchange, made from the run's account
+        prefix (its certificates issued on first use); ``directory_file`` writes it for the
+        routers."""
+        exchange = await Exchange.create(
+            amqp_url, root / "pki", certificates=directory is None, directory=directory
+        )
+        file = None if directory_file is None else directory_file(exchange.directory)
+        world = cls(exchange, root, file)
         channel = await world.channel()
         await apply_topology(
             channel, exchange.directory, exchange.names, delivery_limit=DELIVERY_LIMIT

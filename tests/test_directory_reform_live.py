@@ -1,12 +1,12 @@
 """The 2025 reform applied live on the real broker while documents flow (docs/directory.md,
-"Worked example: the 2025 reform"): a synthetic country of 3 provinces (the same test passed
-at all 63, 12,200 agencies without the ministries' units, before it was cut to 3 for the
-shared broker's sake), its reform published with `backbone directory apply` (which declares
-the new communes' bindings itself before publishing) in the middle of a
-stream of documents that goes on until 12 more went after the router took it up. Each
-document is decided against exactly one version: before it, delivered as addressed; after
-it, to a merged code forwarded to the heir, to a split commune refused with its candidates;
-none lost, the sender told each time.
+"Worked example: the 2025 reform"): a synthetic country of 3 provinces in the suite (the whole
+country, 63 provinces and the ministries, runs this same code in ``make faults``:
+tests/faults/test_reform_scenario.py), its reform published with `backbone directory apply`
+(which declares the new communes' inboxes and bindings itself first) in the middle of a stream
+of documents that goes on until 12 more went after the router took it up. Each document is
+decided against exactly one version: before it, delivered as addressed; after it, to a merged
+code forwarded to the heir, to a split commune refused with its candidates; none lost, the
+sender told each time.
 The routers' clock is injected: the day after the reform."""
 
 from __future__ import annotations
@@ -14,57 +14,48 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from backbone.directory import Directory, DirectoryFile, Share, dump_directory, generate_directory
+from backbone.directory import Directory, Share, dump_directory
 from backbone.directory.reform import reform_directory
 from backbone.envelope import read_frame
 from backbone.errors import Reason
 from backbone.router import directory_cli
 from backbone.wire.events import Event, EventType
+from testkit.country import GOVERNMENT_OFFICE as G22
+from testkit.country import country_directory
 from tests.support import Exchange
 from tests.test_directory_apply import NOW, World, opened_world, until
 
 pytestmark = [pytest.mark.broker, pytest.mark.clock]
 
-G22 = "000.00.00.G22"
 
-
-def country(prefix: str, provinces: int) -> Directory:
-    """The first ``provinces`` and the Government Office alone (no ministry below it), with
-    this run's broker accounts."""
-    country = generate_directory(seed=5, provinces=provinces)
-    hubs = tuple(
-        hub.model_copy(update={"broker_account": f"{prefix}{hub.broker_account}"})
-        for hub in country.hubs
-        if str(hub.id).startswith("00.")
-    )
-    agencies = tuple(
-        a.model_copy(update={"broker_account": f"{prefix}{a.broker_account}"})
-        if a.broker_account
-        else a
-        for a in country.agencies
-        if a.organ_code.levels[0][0] == "H" or str(a.organ_code) == G22
-    )
-    file = DirectoryFile(version=2, agency_count=len(agencies), hubs=hubs, agencies=agencies)
-    return Directory(file)
-
-
-# 3 provinces in the suite: the 63-province run (12,200 agencies, ≈ 10 s alone) loads the shared
-# broker with thousands of bindings, too much beside clock-check's parallel runs.
-@pytest.fixture(params=[3], ids=["3 provinces"])
-async def world(
-    amqp_url: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+@asynccontextmanager
+async def country_world(
+    amqp_url: str, root: Path, provinces: int, *, ministries: bool = False
 ) -> AsyncIterator[World]:
-    monkeypatch.setattr(directory_cli, "clock", lambda: NOW)  # `directory apply` as the routers
-    provinces: int = request.param
+    """A world whose exchange serves the synthetic country of ``provinces``."""
     exchange = await Exchange.create(
-        amqp_url, tmp_path / "pki", directory=partial(country, provinces=provinces)
+        amqp_url,
+        root / "pki",
+        directory=partial(country_directory, provinces=provinces, ministries=ministries),
     )
-    async with opened_world(exchange, tmp_path) as made:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(directory_cli, "clock", lambda: NOW)  # `directory apply` as the routers
+        async with opened_world(exchange, root) as made:
+            yield made
+
+
+# 3 provinces in the suite: the whole country (12,500 agencies) loads the shared broker with
+# thousands of bindings, too much beside clock-check's parallel runs; `make faults` runs it.
+@pytest.fixture
+async def world(amqp_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with country_world(amqp_url, tmp_path, 3) as made:
         yield made
 
 
@@ -82,9 +73,34 @@ async def decisions(world: World, ids: set[str]) -> list[Event]:
     return events
 
 
+@dataclass(frozen=True)
+class ReformRun:
+    """What one live reform saw: counts over the documents sent, the seconds from the
+    operator's apply to the router's taking it up."""
+
+    agencies: int
+    sent: int
+    before_version: int  # decided on the old version: delivered as addressed
+    forwarded: int
+    refused: int
+    delivered: int  # arrived in the inbox expected, each exactly once
+    taken_up_seconds: float
+
+
 async def test_a_reform_applied_while_documents_flow_forwards_merges_refuses_splits_loses_none(
     world: World,
 ) -> None:
+    run = await apply_reform_while_documents_flow(world)
+    print(
+        f"\nreform live, {run.agencies} agencies: applied and taken up in "
+        f"{run.taken_up_seconds:.1f} s; {run.sent} documents, {run.before_version} before the "
+        f"version, {run.forwarded} forwarded, {run.refused} refused (split)"
+    )
+
+
+async def apply_reform_while_documents_flow(world: World) -> ReformRun:
+    """The reform of ``world``'s country published while documents flow; asserts every
+    decision (see the module's docstring) and returns the counts."""
     before = world.exchange.directory
     reformed = reform_directory(before.file.model_copy(update={"revision": 1}), seed=3)
     new_file = world.root / "reform.json"
@@ -172,8 +188,12 @@ async def test_a_reform_applied_while_documents_flow_forwards_merges_refuses_spl
     for inbox, bodies in expected.items():
         arrived = await world.exchange.drain(inbox, expect=len(bodies))
         assert sorted(m.body for m in arrived) == sorted(bodies), inbox  # each exactly once
-    print(
-        f"\nreform live, {len(before)} agencies: applied and taken up in {taken_up:.1f} s; "
-        f"{len(sent)} documents, {sum(v == old_id for v in version.values())} "
-        f"before the version, {len(forwarded)} forwarded, {len(rejected)} refused (split)"
+    return ReformRun(
+        agencies=len(before),
+        sent=len(sent),
+        before_version=sum(v == old_id for v in version.values()),
+        forwarded=len(forwarded),
+        refused=len(rejected),
+        delivered=sum(len(bodies) for bodies in expected.values()),
+        taken_up_seconds=taken_up,
     )

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 from backbone.directory.model import Agency, DirectoryFile, Share, Status
-from backbone.organ import CodeFormat, OrganCode
+from backbone.organ import CodeFormat, OrganCode, SystemId
 
 __all__ = ["CodeClaim", "CodeClaims", "history_problems", "needed_version", "version_problems"]
 
@@ -290,6 +290,8 @@ class _History:
     def _successor_cycles(self) -> None:
         edges: dict[int, list[int]] = {}
         for position, agency in enumerate(self.agencies):
+            if not agency.successors:
+                continue  # most agencies: no list to build
             targets = [
                 claim.position
                 for successor in agency.successors
@@ -324,16 +326,26 @@ class _History:
             )
 
     def _hubs(self) -> None:
+        closing = {
+            hub.id: hub.closes
+            for hub in self.file.hubs
+            if hub.status is Status.CLOSED and hub.closes is not None
+        }
+        # One pass over the agencies for every closed hub (a reform closes dozens: a pass
+        # each was a third of loading the reformed country).
+        live_under: dict[SystemId, list[str]] = {hub: [] for hub in closing}
+        if closing:
+            for index, agency in enumerate(self.agencies):
+                via = agency.hub
+                closes = None if via is None else closing.get(via)
+                if via is not None and closes is not None and _live_on(agency, closes):
+                    live_under[via].append(_where(index, agency))
         for position, hub in enumerate(self.file.hubs):
             where = f"hubs[{position}] ({hub.id})"
             self._status(where, hub.status, hub.closes, "hub")
             if hub.status is Status.ACTIVE or hub.closes is None:
                 continue
-            live = [
-                _where(index, agency)
-                for index, agency in enumerate(self.agencies)
-                if agency.hub == hub.id and _live_on(agency, hub.closes)
-            ]
+            live = live_under[hub.id]
             if live:
                 named = ", ".join(live[:_NAMED])
                 more = f" and {len(live) - _NAMED} more" if len(live) > _NAMED else ""

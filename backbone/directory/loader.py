@@ -6,7 +6,10 @@ intermediate Python objects, which is what keeps a country-size file well under 
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
@@ -68,19 +71,37 @@ def parse_directory(
 ) -> Directory:
     """Like :func:`load_directory` for data already in memory."""
     raw: Any = None
+    with _collector_paused():
+        try:
+            if format == "json":
+                file = DirectoryFile.model_validate_json(data)
+            else:
+                raw = _parse_yaml(data, source)
+                file = DirectoryFile.model_validate(raw)
+        except ValidationError as error:
+            if format == "json":
+                _refuse_broken_json(error, source)
+                raw = _json_or_none(data)  # only to name the failing entries
+            raise directory_error(source, validation_problems(error, raw)) from None
+        model = None if tiers is None else TierModel.from_config(tiers)
+        return Directory(file, tiers=model, base_dir=base_dir, source=source, zone=zone)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a directory is built: a country is hundreds of
+    thousands of new objects, and the collections their allocations trigger walk them
+    again and again (measured: 17 % of a version-2 country's load, 8 % of version 1's).
+    Reference counting still frees what the load drops; a cycle waits for the next
+    collection."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
     try:
-        if format == "json":
-            file = DirectoryFile.model_validate_json(data)
-        else:
-            raw = _parse_yaml(data, source)
-            file = DirectoryFile.model_validate(raw)
-    except ValidationError as error:
-        if format == "json":
-            _refuse_broken_json(error, source)
-            raw = _json_or_none(data)  # only to name the failing entries
-        raise directory_error(source, validation_problems(error, raw)) from None
-    model = None if tiers is None else TierModel.from_config(tiers)
-    return Directory(file, tiers=model, base_dir=base_dir, source=source, zone=zone)
+        yield
+    finally:
+        gc.enable()
 
 
 def dump_directory(file: DirectoryFile, path: str | Path, *, format: Format | None = None) -> None:
