@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
@@ -21,6 +22,7 @@ from backbone.wire import Event, EventType
 
 __all__ = [
     "Adapter",
+    "BeforePublish",
     "Event",
     "EventType",
     "Receipt",
@@ -55,11 +57,16 @@ class Receipt:
 @dataclass(frozen=True, slots=True)
 class Received:
     """A document or status for one served agency, decrypted and with both signatures
-    verified. ``edxml`` is exactly what the sender signed (its XML-DSig included)."""
+    verified. ``edxml`` is exactly what the sender signed (its XML-DSig included).
+
+    A document that came in chunks (docs/large-documents.md) is handed over as a file, not
+    in memory: ``file`` is the verified edXML on disk and ``edxml`` is empty. The file is
+    the adapter's: it stays until the consumer asks for the next item (which acknowledges
+    this one), so copy or hard-link it before that (:meth:`read_edxml` reads it whole)."""
 
     header: EnvelopeHeader
     recipient: str  # the served agency it is for
-    edxml: bytes = field(repr=False)  # plaintext: never in reprs or logs
+    edxml: bytes = field(repr=False)  # plaintext: never in reprs or logs; empty with ``file``
     message: EdxmlDocument | EdxmlStatus = field(repr=False)
     signer_certificate_pem: str  # the verified sender certificate
     received_at: datetime
@@ -67,10 +74,15 @@ class Received:
     # code's successor: forwarded by the router, opened with the inherited key
     # (docs/directory.md, "Routing through a change"). None: addressed to ``recipient``.
     forwarded_from: str | None = None
+    file: Path | None = None  # a chunked document's verified edXML, on disk
 
     @property
     def envelope_id(self) -> str:
         return self.header.envelope_id
+
+    def read_edxml(self) -> bytes:
+        """The edXML, from memory or, for a document that came in chunks, from its file."""
+        return self.edxml if self.file is None else self.file.read_bytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +106,10 @@ class Refused:
     refused_at: datetime
 
 
+# Called with a sealed envelope's header and its edXML as read, before it is published;
+# raising publishes nothing (the sender's own checks on what it sends).
+BeforePublish = Callable[[EnvelopeHeader, EdxmlDocument | EdxmlStatus], Awaitable[None]]
+
 # Stores a refusal durably (the drop folder writes ``rejected/``); raising sends the
 # envelope back to the queue, to be refused again later.
 RefusalKeeper = Callable[[Refused], Awaitable[None]]
@@ -112,6 +128,18 @@ class Adapter(Protocol):
 
     async def send(self, edxml: bytes) -> Receipt:
         """``publish(seal(edxml))``."""
+        ...
+
+    async def send_file(
+        self, path: Path, *, before_publish: BeforePublish | None = None
+    ) -> Receipt:
+        """Send the edXML in the file at ``path``; one larger than ``chunk_bytes`` is read
+        from disk and travels in chunks. ``before_publish`` sees the sealed envelope's
+        header and the edXML as read, and may raise to send nothing."""
+        ...
+
+    def travels_chunked(self, size: int) -> bool:
+        """Whether an edXML of ``size`` bytes travels as a chunked envelope."""
         ...
 
     async def send_status(

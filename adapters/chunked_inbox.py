@@ -12,6 +12,7 @@ were consumed, so a header is staged before the chunks the router forwarded afte
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ import structlog
 from adapters.abc import Refused
 from adapters.config import AdapterConfig
 from adapters.opening import EnvelopeOpener, Opened
+from adapters.process_lock import lock_for_this_process
 from backbone.clock import Clock
 from backbone.envelope.chunk_wire import (
     VerifiedChunkedHeader,
@@ -55,6 +57,8 @@ class ChunkedInbox:
         clock: Clock,
     ) -> None:
         root = config.staging_root()
+        self._root = root
+        self._lock_fd: int | None = None
         self._incoming = root / _INCOMING
         self._staging = Staging(
             self._incoming,
@@ -76,6 +80,22 @@ class ChunkedInbox:
     @property
     def staging(self) -> Staging:
         return self._staging
+
+    def claim(self) -> None:
+        """Hold the staging directory for this process while the client runs: two processes
+        staging in one directory would delete each other's documents (restart clean-up,
+        expiry) and overrun its budget."""
+        if self._lock_fd is None:
+            self._lock_fd = lock_for_this_process(
+                self._root / "lock",
+                refusal=f"another adapter process is already staging in {self._root}: give "
+                "each adapter process its own staging_dir",
+            )
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     async def take(self, body: bytes, form: str) -> Opened | None:
         """Stage a header or chunk message; what the document yields once it is whole, None
@@ -136,11 +156,9 @@ class ChunkedInbox:
         kept.with_suffix(".tmp").write_bytes(verified.body)
         kept.with_suffix(".tmp").rename(kept)
 
-        def deliver(content_key: bytes) -> bytes:
-            # Decrypted in order into a file renamed into place only when whole; the one
-            # copy the XML signature check needs is then read from it.
-            path = self._staging.deliver(envelope_id, content_key, self._document_file(envelope_id))
-            return path.read_bytes()
+        def deliver(content_key: bytes) -> Path:
+            # Decrypted in order into a file renamed into place only when whole.
+            return self._staging.deliver(envelope_id, content_key, self._document_file(envelope_id))
 
         log.info(
             "adapter.chunked_complete",
@@ -166,9 +184,7 @@ class ChunkedInbox:
         header = self._header_file(envelope_id).read_bytes()
         verified = verify_chunked_header(header, self._validator, self._limits)
         log.info("adapter.chunked_reopened", envelope_id=envelope_id, outcome="redelivered")
-        return self._opener.open_staged(
-            verified, lambda _key: self._document_file(envelope_id).read_bytes()
-        )
+        return self._opener.open_staged(verified, lambda _key: self._document_file(envelope_id))
 
     def _document_file(self, envelope_id: str) -> Path:
         return self._delivered / f"{envelope_id}.xml"

@@ -168,10 +168,9 @@ def run(
         raise typer.Exit(1) from error
 
 
-async def _send(config: AdapterConfig, data: bytes) -> dict[str, object]:
+async def _send(config: AdapterConfig, file: Path) -> dict[str, object]:
     async with AdapterClient(config) as client:
-        sealed = client.seal(data)
-        receipt = await client.publish(sealed)
+        receipt = await client.send_file(file)  # larger than one chunk: in chunks, from disk
     return receipt_record(receipt, file="")
 
 
@@ -184,7 +183,7 @@ def send(
     configure_logging()
     try:
         settings = AdapterConfig.load(config)
-        record = asyncio.run(_send(settings, file.read_bytes()))
+        record = asyncio.run(_send(settings, file))
     except BackboneError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from error

@@ -70,7 +70,7 @@ from typing import Self
 
 import structlog
 
-from adapters.abc import Receipt, Received, RefusalKeeper, Sealed
+from adapters.abc import BeforePublish, Receipt, Received, RefusalKeeper, Sealed
 from adapters.chunked_inbox import ChunkedInbox
 from adapters.config import AdapterConfig, ResolvedConfig
 from adapters.connection import BrokerConnection
@@ -127,6 +127,7 @@ class AdapterClient:
             directory=self._resolved.directory,  # which served agency took over a closed code
             inherited=self._resolved.inherited,
         )
+        self._chunked = ChunkedInbox(config, opener, self._validator, clock)
         self._inbox = InboxConsumer(
             config,
             names,
@@ -136,7 +137,7 @@ class AdapterClient:
             memory,
             auto_arrival=auto_arrival,
             keep_refused=keep_refused,  # where refused content is kept (module docstring)
-            chunked=ChunkedInbox(config, opener, self._validator, clock),
+            chunked=self._chunked,
             served=tuple(self._resolved.agencies),
         )
         self._events = EventConsumer(config, names, self._broker, self._resolved.agencies)
@@ -186,6 +187,7 @@ class AdapterClient:
             metrics.CERTIFICATE_NOT_AFTER.labels(identity.organ_code).set(
                 identity.certificate.not_valid_after_utc.timestamp()
             )
+        self._chunked.claim()  # ConfigurationError: another process stages there
         try:
             await self._broker.open()
         except BrokerUnavailableError:
@@ -197,6 +199,7 @@ class AdapterClient:
         self._inbox.end_iterators()  # ends received() iterators
         self._events.end_iterators()  # and events() iterators
         await self._broker.close()
+        self._chunked.release()
         log.info("adapter.closed", system=self.system)
 
     async def __aenter__(self) -> Self:
@@ -256,9 +259,23 @@ class AdapterClient:
             return await self._sender.send_chunked(edxml)
         return await self.publish(self.seal(edxml))
 
-    async def send_file(self, path: Path) -> Receipt:
-        """:meth:`send` for the edXML in the file at ``path``."""
-        return await self.send(await asyncio.to_thread(path.read_bytes))
+    def travels_chunked(self, size: int) -> bool:
+        """Whether an edXML of ``size`` bytes travels as a chunked envelope."""
+        return travels_chunked(size, self._chunk_limits)
+
+    async def send_file(
+        self, path: Path, *, before_publish: BeforePublish | None = None
+    ) -> Receipt:
+        """:meth:`send` for the edXML in the file at ``path``; a file larger than one chunk
+        is refused by its size (``max_document_bytes``) before it is read, then read once
+        and sent in chunks. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if self.travels_chunked(size):
+            return await self._sender.send_chunked_file(path, before_publish=before_publish)
+        sealed, message = self.seal_read(await asyncio.to_thread(path.read_bytes))
+        if before_publish is not None:
+            await before_publish(sealed.header, message)
+        return await self.publish(sealed)
 
     def seal_status(
         self,

@@ -28,6 +28,7 @@ twice.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -194,8 +195,9 @@ class AdapterConfig(BrokerSettings):
     staging_dir: Path | None = Field(
         default=None,
         description="Where chunks of documents being received are staged (and large "
-        "documents being sent are written once signed); by default vdx-staging-<system> in "
-        "the system's temporary directory",
+        "documents being sent are written once signed); by default `staging` in "
+        "gateway_state, else `.work/staging` in the first agency's drop folder, else a "
+        "directory of this process's own in the temporary directory (docs/adapter.md)",
     )
     staging_budget_bytes: int = Field(
         default=4 << 30, gt=0, description="Disk the staging area may take at most"
@@ -260,9 +262,19 @@ class AdapterConfig(BrokerSettings):
         )
 
     def staging_root(self) -> Path:
+        """``staging_dir``, or a default no other adapter process uses: under the adapter's
+        own durable state (the gateway's, or its first drop folder's ``.work``), which one
+        process holds at a time; without either (the Python API), a directory of this
+        process's own (its id in the name): documents half received when it stops are not
+        found by the next process."""
         if self.staging_dir is not None:
             return self.staging_dir
-        return Path(tempfile.gettempdir()) / f"vdx-staging-{self.system}"
+        if self.gateway_state is not None and self.gateway_port is not None:
+            return self.gateway_state / "staging"
+        folders = [agency.folder for agency in self.agencies if agency.folder is not None]
+        if folders:
+            return folders[0] / ".work" / "staging"
+        return Path(tempfile.gettempdir()) / f"vdx-staging-{self.system}-{os.getpid()}"
 
     def certificate_validator(self) -> CertificateValidator:
         return CertificateValidator.from_paths(

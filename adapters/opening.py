@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives import serialization
@@ -148,11 +149,12 @@ class EnvelopeOpener:
         return served_heir(self._directory, code, self._agencies)
 
     def open_staged(
-        self, verified: VerifiedChunkedHeader, deliver: Callable[[bytes], bytes]
+        self, verified: VerifiedChunkedHeader, deliver: Callable[[bytes], Path]
     ) -> Opened:
         """:meth:`open` for a chunked document whose chunks are all staged: ``deliver``
-        decrypts them with the content key (once, into a file) and returns the plaintext,
-        which is then judged as a single envelope's is (pre-scan, schema, XML-DSig)."""
+        decrypts them with the content key (once, into a file) and returns that file, which
+        is then read and judged as a single envelope's content is (pre-scan, schema,
+        XML-DSig). Its items carry the file (:attr:`Received.file`), not the bytes."""
         return self._opened(_Content(verified, self._validator, deliver), verified.body)
 
     def _opened(self, content: _Content, body: bytes) -> Opened:
@@ -186,14 +188,17 @@ class EnvelopeOpener:
                 reason=error.reason,
                 message=error.message,
                 body=body,
-                edxml=plaintext,
+                edxml=content.refused_content(plaintext),
                 refused_at=datetime.now(UTC),
             )
         return Received(
             header=header,
             recipient=wrap.recipient,
             forwarded_from=wrap.forwarded_from,
-            edxml=plaintext,
+            # A chunked document is handed over as its file: the bytes read to judge it
+            # go when the opening ends.
+            edxml=plaintext if content.file is None else b"",
+            file=content.file,
             message=message,
             signer_certificate_pem=verified.certificate.certificate.public_bytes(
                 serialization.Encoding.PEM
@@ -220,16 +225,26 @@ class _Content:
         self,
         envelope: VerifiedEnvelope | VerifiedChunkedHeader,
         validator: CertificateValidator,
-        decrypt: Callable[[bytes], bytes] | None = None,
+        deliver: Callable[[bytes], Path] | None = None,
     ) -> None:
         self.envelope = envelope
         self._validator = validator
-        if decrypt is None:
+        self.file: Path | None = None  # where a chunked document was delivered
+        if deliver is None:
             assert isinstance(envelope, VerifiedEnvelope)  # a chunked one brings its own
             single = envelope
 
             def decrypt(key: bytes) -> bytes:
                 return decrypt_payload(single, key)
+
+        else:
+            delivering = deliver
+
+            def decrypt(key: bytes) -> bytes:
+                # Into a file; read from it only to be judged (:meth:`judge`): no copy of the
+                # bytes is kept beside the one parsed tree the XML signature check needs.
+                self.file = delivering(key)
+                return b""
 
         self._decrypt = decrypt
         self._plaintext: bytes | BackboneError | None = None
@@ -253,23 +268,33 @@ class _Content:
         assert isinstance(self._plaintext, bytes)  # decrypted: decrypt() raised otherwise
         if self._verdict is None:
             try:
-                self._verdict = self._judged(self._plaintext)
+                self._verdict = self._judged(self.file or self._plaintext)
             except BackboneError as error:
                 self._verdict = error
         if isinstance(self._verdict, BackboneError):
             raise self._verdict
         return self._verdict
 
-    def _judged(self, plaintext: bytes) -> tuple[VerifiedXml, EdxmlMessage]:
+    def _judged(self, plaintext: bytes | Path) -> tuple[VerifiedXml, EdxmlMessage]:
         # Cheap and bounded first: the pre-scan (inside examine) refuses what would make the
         # schema validation or the canonicalisation costly; the XML-DSig comes last.
-        examination = examine(plaintext)
+        examination = examine(plaintext if isinstance(plaintext, bytes) else plaintext.read_bytes())
         examination.accepted()  # raises the first problem
-        assert examination.root is not None  # accepted: it parsed
+        root = examination.root
+        assert root is not None  # accepted: it parsed
+        del examination  # its model (and a file's bytes): only the tree is needed from here
         sender = OrganCode.parse(self.envelope.header.sender)
-        verified = verify_edxml(examination.root, self._validator, sender)
+        verified = verify_edxml(root, self._validator, sender)
+        del root  # a large document's first tree goes before the signed one is read
         # The model is read from the signed content only: nothing unsigned gets in.
         return verified, read(verified.signed_xml)
+
+    def refused_content(self, plaintext: bytes | None) -> bytes | None:
+        """The decrypted content to keep with a refusal: read back from a chunked
+        document's file (refusals are rare; its bytes are not kept otherwise)."""
+        if self.file is not None and self.file.exists():
+            return self.file.read_bytes()
+        return plaintext
 
 
 def check_matches(

@@ -8,6 +8,7 @@ same bytes are answered as a duplicate by the router, never delivered twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import tempfile
@@ -16,7 +17,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import structlog
 from cryptography import x509
 from lxml import etree
 
-from adapters.abc import Receipt, Sealed
+from adapters.abc import BeforePublish, Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
 from backbone.edxml import EdxmlDocument, EdxmlStatus, examine
@@ -44,6 +44,7 @@ from backbone.observability import metrics
 from backbone.pki.validation import CertificateValidator
 from backbone.wire import FORM_CHUNK, FORM_CHUNKED_HEADER, Names, envelope_message
 from backbone.xmldsig import sign_edxml
+from backbone.xmldsig.document import Framing, sign_edxml_into
 
 __all__ = ["EnvelopeSender"]
 
@@ -142,36 +143,62 @@ class EnvelopeSender:
             certificates,
         )
 
-    async def send_chunked(self, edxml: bytes) -> Receipt:
+    async def send_chunked(
+        self, edxml: bytes, *, before_publish: BeforePublish | None = None
+    ) -> Receipt:
         """Send a document too large for one chunk (``chunk_bytes``) as a chunked envelope
         (docs/large-documents.md): validated and signed as :meth:`seal` does (the one
-        parsed copy), written to the staging directory, sealed from there in chunks, then
-        its header and each chunk published in order, each confirmed before the next."""
-        limits = self.config.chunk_limits
-        if len(edxml) > limits.max_document_bytes:
-            raise DocumentTooLargeError(
-                f"the edXML is {len(edxml)} bytes; the limit (max_document_bytes) is "
-                f"{limits.max_document_bytes}"
-            )
+        parsed copy), written to the staging directory as it is serialised, sealed from
+        there in chunks, then its header and each chunk published in order, each confirmed
+        before the next. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`."""
+        limit = self.config.chunk_limits.max_document_bytes
+        if len(edxml) > limit:
+            raise _document_too_large(len(edxml), limit)
         parties = self._parties(edxml, None)
-        signed = await asyncio.to_thread(
-            partial(sign_edxml, tree=parties.tree),
-            edxml,
-            parties.sender.key,
-            parties.sender.certificate,
-        )
+        return await self._send_parsed(parties, Framing.of(edxml), before_publish)
+
+    async def send_chunked_file(
+        self, path: Path, *, before_publish: BeforePublish | None = None
+    ) -> Receipt:
+        """:meth:`send_chunked` for the edXML in the file at ``path``: refused by its size
+        before it is read (``max_document_bytes``), then read once to be parsed; the bytes
+        go as soon as they are parsed, leaving the one parsed copy the signature needs
+        (``before_publish`` sees the model without its attachments' decoded content)."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        limit = self.config.chunk_limits.max_document_bytes
+        if size > limit:
+            raise _document_too_large(size, limit)
+        edxml = await asyncio.to_thread(path.read_bytes)
+        parties = self._parties(edxml, None).without_attachment_content()
+        framing = Framing.of(edxml)
+        del edxml
+        return await self._send_parsed(parties, framing, before_publish)
+
+    async def _send_parsed(
+        self, parties: _Parties, framing: Framing, before_publish: BeforePublish | None
+    ) -> Receipt:
+        assert parties.tree is not None  # examine() parsed it: the document was accepted
+        limits = self.config.chunk_limits
         outgoing = self.config.staging_root() / "outgoing"
         outgoing.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=outgoing, suffix=".xml")
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as file:
-                file.write(signed)
-            del signed
+                await asyncio.to_thread(
+                    sign_edxml_into,
+                    file,
+                    framing,
+                    parties.tree,
+                    parties.sender.key,
+                    parties.sender.certificate,
+                )
             sealed = await asyncio.to_thread(
                 seal_file, path, limits=limits, **parties.seal_arguments(self._validator)
             )
             _log_sealed(sealed.header)
+            if before_publish is not None:
+                await before_publish(sealed.header, parties.message)
             messages = sealed.messages()
             forms = itertools.chain([FORM_CHUNKED_HEADER], itertools.repeat(FORM_CHUNK))
             for index, form in enumerate(forms, start=-1):
@@ -318,6 +345,18 @@ class _Parties:
     status_note: str | None
     certificates: dict[str, x509.Certificate]
 
+    def without_attachment_content(self) -> _Parties:
+        """These parties with the model's attachments emptied of their decoded content: for
+        a large document that content is as large as the file, and sealing needs only the
+        header fields (the tree keeps the attachments, base64, for the signed file)."""
+        message = self.message
+        if not isinstance(message, EdxmlDocument):
+            return self
+        attachments = tuple(a.model_copy(update={"content": b""}) for a in message.attachments)
+        return dataclasses.replace(
+            self, message=message.model_copy(update={"attachments": attachments})
+        )
+
     def seal_arguments(self, validator: CertificateValidator) -> dict[str, Any]:
         """The keyword arguments ``seal`` and ``seal_file`` take for these parties."""
         return {
@@ -345,6 +384,13 @@ def _log_sealed(header: EnvelopeHeader) -> None:
         recipients=len(header.recipients),
         kind=str(header.kind),
         outcome="sealed",
+    )
+
+
+def _document_too_large(size: int, limit: int) -> DocumentTooLargeError:
+    return DocumentTooLargeError(
+        f"the edXML is {size} bytes; the limit (max_document_bytes) is {limit}: split the "
+        "document or ask the operator to raise the limit"
     )
 
 

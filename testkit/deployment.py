@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,6 +58,10 @@ class Inbox:
 
     async def _run(self) -> None:
         async for item in self.client.received():
+            if item.file is not None:
+                # A chunked document's file goes once the next item is asked for: kept here
+                # as bytes, as a consumer stores it before that.
+                item = replace(item, edxml=item.read_edxml(), file=None)
             async with self._changed:
                 self.items.append(item)
                 self._changed.notify_all()

@@ -13,8 +13,9 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from adapters.abc import Adapter, Event, Receipt, Received, RefusalKeeper, Sealed
+from adapters.abc import Adapter, BeforePublish, Event, Receipt, Received, RefusalKeeper, Sealed
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, validate
 from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
@@ -42,6 +43,7 @@ class FakeAdapter:
     events_taken: list[str] = field(default_factory=list)  # event ids the consumer took
     on_status: Callable[[], None] | None = None
     keep_refused: RefusalKeeper | None = None
+    chunk_bytes: int | None = None  # files larger than this go through send_file
 
     def seal(self, edxml: bytes) -> Sealed:
         message = validate(edxml)
@@ -89,6 +91,19 @@ class FakeAdapter:
 
     async def send(self, edxml: bytes) -> Receipt:
         return await self.publish(self.seal(edxml))
+
+    def travels_chunked(self, size: int) -> bool:
+        return self.chunk_bytes is not None and size > self.chunk_bytes
+
+    async def send_file(
+        self, path: Path, *, before_publish: BeforePublish | None = None
+    ) -> Receipt:
+        """Sealed whole in memory (a fake: the real one streams a large file in chunks)."""
+        edxml = path.read_bytes()
+        sealed = self.seal(edxml)
+        if before_publish is not None:
+            await before_publish(sealed.header, validate(edxml))
+        return await self.publish(sealed)
 
     async def send_status(
         self,

@@ -42,7 +42,8 @@ from tests.support.ports import free_port
 pytestmark = [pytest.mark.broker, pytest.mark.clock]  # document ids carry Vietnam's date
 
 HUB = "00.53.W00"
-MAX_BODY = 256 * 1024  # the direct gateway's max_envelope_bytes, so "too large" stays small
+# The direct gateway's max_envelope_bytes and max_document_bytes, so "too large" stays small.
+MAX_BODY = 256 * 1024
 _T = TypeVar("_T")
 
 
@@ -151,7 +152,7 @@ async def world(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     async with open_deployment(amqp_url, root / "deployment") as deployment:
         direct, direct_keys = gateway_config(
             deployment, DIRECT_AGENCY, root / "direct", {"qlvb": [DIRECT_AGENCY]},
-            max_envelope_bytes=MAX_BODY,
+            max_envelope_bytes=MAX_BODY, max_document_bytes=MAX_BODY,
         )  # fmt: skip
         hub, hub_keys = gateway_config(
             deployment, HUB, root / "hub", {"hub-a": [HUB_A_AGENCY], "hub-b": [HUB_B_AGENCY]}

@@ -27,6 +27,7 @@ from backbone.wire.events import EventType
 from backbone.wire.names import H_BODY_KEPT, H_REASON
 from backbone.wire.quarantine import QuarantineRecord
 from tests.hostile.build import (
+    ADAPTER_DOCUMENT_LIMIT,
     HONEST,
     RECIPIENT,
     SHARED_EDXML,
@@ -78,7 +79,9 @@ async def world(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         folders = {code: root / "folders" / code for code in (HONEST, RECIPIENT)}
         services = []
         for code in (HONEST, RECIPIENT):
-            client = await deployment.adapter(code, auto_arrival=False)
+            client = await deployment.adapter(
+                code, auto_arrival=False, settings={"max_document_bytes": ADAPTER_DOCUMENT_LIMIT}
+            )
             service = DropFolder(client, {code: folders[code]}, FAST)
             services.append((service, asyncio.create_task(service.run(), name=f"drop {code}")))
         world = World(deployment, kit, folders[HONEST], folders[RECIPIENT], services)

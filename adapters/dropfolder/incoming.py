@@ -34,6 +34,7 @@ from adapters.dropfolder.files import (
 from adapters.dropfolder.layout import AgencyFolder
 from adapters.dropfolder.options import DropFolderOptions
 from adapters.dropfolder.records import document_metadata, status_file_stem, status_metadata
+from adapters.file_copies import place_copy
 from adapters.supervision import supervise
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
 from backbone.envelope import Kind
@@ -217,7 +218,10 @@ class InboxReceiver:
         stage = folder.incoming / item.envelope_id
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir()
-        (stage / "document.edxml").write_bytes(item.edxml)
+        if item.file is not None:  # came in chunks: linked (or copied) from the adapter's file
+            place_copy(item.file, stage / "document.edxml")
+        else:
+            (stage / "document.edxml").write_bytes(item.edxml)
         names: set[str] = set(RESERVED_NAMES)
         described: list[dict[str, Any]] = []
         for index, attachment in enumerate(document.attachments, start=1):
@@ -251,7 +255,9 @@ class InboxReceiver:
             folder.status / f"{stem}.json", status_metadata(item, status), scratch=folder.scratch
         )
         # The .edxml is what software watches, so it lands last.
-        atomic_write_bytes(folder.status / f"{stem}.edxml", item.edxml, scratch=folder.scratch)
+        atomic_write_bytes(
+            folder.status / f"{stem}.edxml", item.read_edxml(), scratch=folder.scratch
+        )
         self._record(folder, item, arrival_acknowledged=True)
 
     def _record(self, folder: AgencyFolder, item: Received, *, arrival_acknowledged: bool) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-
 from adapters.dropfolder.layout import AgencyFolder
-from backbone.errors import ConfigurationError
+from adapters.process_lock import lock_for_this_process
 
 __all__ = ["FolderLocks"]
 
@@ -19,15 +16,10 @@ class FolderLocks:
 
     def acquire(self, folder: AgencyFolder) -> None:
         """Refuse to serve a folder another adapter process serves: two would discard each
-        other's work in progress. A POSIX lock, so it dies with the process (no stale
-        lock after a SIGKILL) and is held per process, not per instance."""
-        folder.work.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder.work / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise ConfigurationError(
-                f"another adapter process is already serving {folder.root}"
-            ) from None
-        self._fds.append(fd)
+        other's work in progress."""
+        self._fds.append(
+            lock_for_this_process(
+                folder.work / "lock",
+                refusal=f"another adapter process is already serving {folder.root}",
+            )
+        )

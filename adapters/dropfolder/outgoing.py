@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from adapters.dropfolder.settling import Settling, name_kind
 from adapters.sealing_thread import SealingThread
 from backbone.clock import utc_now
 from backbone.edxml import StatusCode, examine
-from backbone.envelope import Kind, read_frame
+from backbone.envelope import EnvelopeHeader, Kind, read_frame
 from backbone.errors import BackboneError, BrokerUnavailableError, EdxmlError, Reason
 from backbone.observability import metrics
 
@@ -192,6 +192,11 @@ class OutboxSender:
     async def _send_file(self, folder: AgencyFolder, work: Path) -> None:
         envelope = work.with_name(work.name + ENVELOPE_SUFFIX)
         sealed = await asyncio.to_thread(self._saved_envelope, envelope)
+        if sealed is None and self.adapter.travels_chunked(
+            (await asyncio.to_thread(work.stat)).st_size
+        ):
+            await self._send_chunked(folder, work)
+            return
         if sealed is None:
             sealed = await self._seal(folder, work)
             if sealed is None:
@@ -257,29 +262,34 @@ class OutboxSender:
                 delay = min(delay * 2, self.options.retry_max)
             else:
                 break
-        if sealed.header.sender != folder.organ_code:
-            # One agency's folder must not speak for another, even inside one hub.
-            message = (
-                f"the document's sender (From/OrganId) is {sealed.header.sender}, but this "
-                f"folder sends for {folder.organ_code}"
+        refusal = _not_for_this_folder(folder, sealed.header)
+        if refusal is not None:
+            await asyncio.to_thread(
+                self._fail, folder, work, error_from_exception(work.name, refusal)
             )
-            record = error_record(
-                file=work.name, reason=Reason.POLICY_DENIED.value, message=message
-            )
-            await asyncio.to_thread(self._fail, folder, work, record)
-            return None
-        if sealed.header.kind == Kind.STATUS and sealed.header.status_code == ARRIVED:
-            # The adapter owns 01: it sent one when it wrote the document into inbox/, and
-            # a second would only come back refused as a duplicate (docs/adapter.md).
-            record = error_record(
-                file=work.name,
-                reason=Reason.ARRIVAL_SENT_BY_ADAPTER.value,
-                message=f"status 01 (arrived) about {sealed.header.document_id} was not "
-                "sent: the adapter sends 01 itself for every document it writes into inbox/",
-            )
-            await asyncio.to_thread(self._fail, folder, work, record)
             return None
         return sealed
+
+    async def _send_chunked(self, folder: AgencyFolder, work: Path) -> None:
+        """A file larger than one chunk: read from disk and sent as a chunked envelope
+        (docs/large-documents.md), the folder's own checks made on it before anything is
+        published. No envelope is kept to publish again: a broker failure seals it afresh
+        at the next attempt, and a crash leaves the claimed file to be sealed afresh."""
+
+        async def check(header: EnvelopeHeader, _message: object) -> None:
+            refusal = _not_for_this_folder(folder, header)
+            if refusal is not None:
+                raise refusal
+
+        receipt = await self._until_confirmed(
+            folder,
+            work,
+            lambda: self.adapter.send_file(work, before_publish=check),
+            {"file": work.name, "form": "chunked"},
+        )
+        if receipt is not None:
+            envelope = work.with_name(work.name + ENVELOPE_SUFFIX)
+            await asyncio.to_thread(self._complete, folder, work, envelope, receipt)
 
     async def _publish(self, folder: AgencyFolder, work: Path, sealed: Sealed) -> Receipt | None:
         header = sealed.header
@@ -289,12 +299,27 @@ class OutboxSender:
             "sender": header.sender,
             "file": work.name,
         }
+        return await self._until_confirmed(
+            folder,
+            work,
+            lambda: asyncio.wait_for(self.adapter.publish(sealed), self.options.publish_timeout),
+            fields,
+        )
+
+    async def _until_confirmed(
+        self,
+        folder: AgencyFolder,
+        work: Path,
+        attempt: Callable[[], Awaitable[Receipt]],
+        fields: dict[str, str],
+    ) -> Receipt | None:
+        """``attempt`` until the broker confirms it; a refusal files ``work`` in failed/
+        (None), and so does nothing while the broker is away: retried, or left for the
+        next start when stopping (None)."""
         delay = self.options.retry_initial
         while True:
             try:
-                receipt = await asyncio.wait_for(
-                    self.adapter.publish(sealed), self.options.publish_timeout
-                )
+                receipt = await attempt()
             except BackboneError as error:
                 if not isinstance(error, BrokerUnavailableError):
                     log.warning("adapter.refused", **fields, outcome=error.reason.value)
@@ -306,7 +331,11 @@ class OutboxSender:
             except Exception as error:  # connection lost, channel closed, timeout
                 problem = f"{type(error).__name__}: {error}"
             else:
-                log.info("adapter.sent", **fields, outcome="sent")
+                log.info(
+                    "adapter.sent",
+                    **{**fields, "envelope_id": receipt.envelope_id},
+                    outcome="sent",
+                )
                 return receipt
             log.warning(
                 "adapter.waiting_for_broker",
@@ -352,6 +381,26 @@ class OutboxSender:
             outcome=record["reason"],
             issues=len(record["issues"]),
         )
+
+
+def _not_for_this_folder(folder: AgencyFolder, header: EnvelopeHeader) -> BackboneError | None:
+    """Why a sealed envelope must not go out from ``folder``, or None."""
+    if header.sender != folder.organ_code:
+        # One agency's folder must not speak for another, even inside one hub.
+        return BackboneError(
+            f"the document's sender (From/OrganId) is {header.sender}, but this folder "
+            f"sends for {folder.organ_code}",
+            reason=Reason.POLICY_DENIED,
+        )
+    if header.kind == Kind.STATUS and header.status_code == ARRIVED:
+        # The adapter owns 01: it sent one when it wrote the document into inbox/, and
+        # a second would only come back refused as a duplicate (docs/adapter.md).
+        return BackboneError(
+            f"status 01 (arrived) about {header.document_id} was not sent: the adapter "
+            "sends 01 itself for every document it writes into inbox/",
+            reason=Reason.ARRIVAL_SENT_BY_ADAPTER,
+        )
+    return None
 
 
 def _cut_short(error: BackboneError, data: bytes) -> bool:

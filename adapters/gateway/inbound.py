@@ -101,6 +101,7 @@ class Inbound:
                 from_code=item.header.sender,
                 edxml=item.edxml,
                 at=item.received_at,
+                file=item.file,
             )
         )
         log.info(

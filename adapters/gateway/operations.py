@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Final
 
 import structlog
 
-from adapters.abc import Sealed
+from adapters.abc import Receipt, Sealed
 from adapters.client import AdapterClient
 from adapters.gateway import directory_feed
 from adapters.gateway.arrivals import Arrivals, republishable
@@ -31,11 +33,11 @@ from adapters.gateway.state import (
     doc_id_of_sent,
 )
 from adapters.gateway.systems import ResolvedSystem
-from adapters.gateway.wire import SignedRequest, file_of_body
+from adapters.gateway.wire import SignedRequest, file_of_body, file_of_spooled_body
 from adapters.sealing_thread import SealingThread
 from backbone.clock import Clock, utc_now
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, detect_kind, parse_xml
-from backbone.envelope import Kind
+from backbone.envelope import EnvelopeHeader, Kind
 from backbone.errors import BackboneError, GatewayError, Reason
 from backbone.organ import OrganCode, SystemId, parse_identifier
 
@@ -109,8 +111,7 @@ class Operations:
     ) -> Reply:
         known = await self.state.run(self.state.sent_row, doc_id)
         if known is not None and known.sent_time is not None:
-            if not await self.state.run(self.state.all_refused, doc_id):
-                log.info("gateway.send_repeated", doc_id=doc_id, outcome="already_sent")
+            if await self._sent_before(doc_id):
                 return {"DocId": doc_id}
         elif known is not None and known.body is not None:
             # Sealed and recorded, then the adapter stopped before the confirm: the same
@@ -125,6 +126,86 @@ class Operations:
             lambda edxml: self._seal(edxml, recipients, sender), data
         )
         header = sealed.header
+        row = await self._checked_row(system, message_type, sender, doc_id, header, message)
+        if row is None:
+            return {"DocId": doc_id}
+        row = dataclasses.replace(row, body=sealed.body)
+        await self.state.run(self.state.begin_send, row, header.recipients)
+        receipt = await self.client.publish(sealed)  # BrokerUnavailableError: kept, retried
+        return await self._confirmed(doc_id, system, receipt, form="single")
+
+    async def send_edoc_file(self, request: SignedRequest, body: Path) -> Reply:
+        """``sendEdoc`` with a body too large to hold (larger than one chunk), spooled to
+        ``body`` by the HTTP face: checked against ``hash-file`` as it is read, then sent
+        from disk as a chunked envelope (docs/large-documents.md)."""
+        system = self.system(request)
+        message_type = _message_type(request.require("messagetype"))
+        sender = request.require("from")
+        if sender not in system.acts_for:
+            raise _not_permitted(system, sender)
+        digest = await asyncio.to_thread(file_of_spooled_body, body, request.require("hash-file"))
+        doc_id = doc_id_of_sent(system.system_id, digest)
+        async with self._sending.hold(doc_id):
+            known = await self.state.run(self.state.sent_row, doc_id)
+            if (
+                known is not None
+                and known.sent_time is not None
+                and await self._sent_before(doc_id)
+            ):
+                return {"DocId": doc_id}
+
+            async def record(header: EnvelopeHeader, message: EdxmlDocument | EdxmlStatus) -> None:
+                row = await self._checked_row(system, message_type, sender, doc_id, header, message)
+                if row is None:
+                    raise _AbsorbedError
+                # No body kept: after a crash before the confirm, the file is sealed afresh.
+                await self.state.run(self.state.begin_send, row, header.recipients)
+
+            try:
+                receipt = await self.client.send_file(body, before_publish=record)
+            except _AbsorbedError:
+                return {"DocId": doc_id}
+            except BackboneError as error:
+                if error.reason is Reason.PUBLISHER_MISMATCH:
+                    raise _other_sender(sender, error) from None
+                raise
+            return await self._confirmed(doc_id, system, receipt, form="chunked")
+
+    async def _confirmed(
+        self, doc_id: str, system: ResolvedSystem, receipt: Receipt, *, form: str
+    ) -> Reply:
+        """The broker confirmed the send of ``doc_id``: recorded, and its DocId answered."""
+        await self.state.run(self.state.confirm_send, doc_id, receipt.sent_at)
+        log.info(
+            "gateway.sent",
+            doc_id=doc_id,
+            envelope_id=receipt.envelope_id,
+            document_id=receipt.document_id,
+            system=system.system_id,
+            form=form,
+            outcome="confirmed",
+        )
+        return {"DocId": doc_id}
+
+    async def _sent_before(self, doc_id: str) -> bool:
+        """A file sent and confirmed before: answered with its DocId again, unless every
+        recipient refused it (then it may be sent again)."""
+        if await self.state.run(self.state.all_refused, doc_id):
+            return False
+        log.info("gateway.send_repeated", doc_id=doc_id, outcome="already_sent")
+        return True
+
+    async def _checked_row(
+        self,
+        system: ResolvedSystem,
+        message_type: str,
+        sender: str,
+        doc_id: str,
+        header: EnvelopeHeader,
+        message: EdxmlDocument | EdxmlStatus,
+    ) -> SentRow | None:
+        """The sent row for a sealed envelope, once it is what the request says it is
+        (``from``, ``messagetype``); None for the software's own 01, absorbed."""
         if header.sender != sender:
             raise GatewayError(
                 f"from is {sender} but the edXML is from {header.sender}",
@@ -137,11 +218,13 @@ class Operations:
                 f"{'document' if kind == 'edoc' else 'status'}",
                 reason=Reason.GATEWAY_MESSAGE_TYPE_MISMATCH,
             )
-        if isinstance(message, EdxmlStatus) and message.status_code == StatusCode.ARRIVED:
-            absorbed = await self._arrival_already_owed(message, sender)
-            if absorbed:
-                return {"DocId": doc_id}
-        row = SentRow(
+        if (
+            isinstance(message, EdxmlStatus)
+            and message.status_code == StatusCode.ARRIVED
+            and await self._arrival_already_owed(message, sender)
+        ):
+            return None
+        return SentRow(
             doc_id=doc_id,
             system=system.system_id,
             message_type=kind,
@@ -152,20 +235,8 @@ class Operations:
             notation=message.code.code_notation if isinstance(message, EdxmlDocument) else "",
             created=self.clock().isoformat(),
             sent_time=None,
-            body=sealed.body,
+            body=None,
         )
-        await self.state.run(self.state.begin_send, row, header.recipients)
-        receipt = await self.client.publish(sealed)  # BrokerUnavailableError: kept, retried
-        await self.state.run(self.state.confirm_send, doc_id, receipt.sent_at)
-        log.info(
-            "gateway.sent",
-            doc_id=doc_id,
-            envelope_id=header.envelope_id,
-            document_id=header.document_id,
-            system=system.system_id,
-            outcome="confirmed",
-        )
-        return {"DocId": doc_id}
 
     def _seal(
         self, edxml: bytes, recipients: list[str], sender: str
@@ -180,13 +251,7 @@ class Operations:
         except BackboneError as error:
             if error.reason is not Reason.PUBLISHER_MISMATCH:
                 raise
-            # The edXML's From is not served by this adapter, so it is not `from` (which
-            # is): the software's own mismatch, with the code the same mismatch gets when
-            # both are served (below, after sealing).
-            raise GatewayError(
-                f"from is {sender} but the edXML is from another agency: {error.message}",
-                reason=Reason.GATEWAY_SENDER_NOT_PERMITTED,
-            ) from None
+            raise _other_sender(sender, error) from None
 
     async def _arrival_already_owed(self, status: EdxmlStatus, sender: str) -> bool:
         """The software's own 01 for a document this gateway delivered: the gateway sends
@@ -221,15 +286,20 @@ class Operations:
             )
         return row
 
-    async def received_bytes(self, request: SignedRequest) -> bytes:
-        """``downloadEdoc``: the edXML itself."""
+    async def received_bytes(self, request: SignedRequest) -> bytes | Path:
+        """``downloadEdoc``: the edXML itself, or its file for a document that came in
+        chunks (streamed by the HTTP face, never read whole)."""
         row = await self._own_received(request)
         data = await self.state.run(self.state.received_edxml, row.doc_id)
         assert data is not None  # the row exists
         return data
 
     async def get_edoc(self, request: SignedRequest, body: bytes) -> Reply:
+        """``data``: the edXML in base64; a file (a document that came in chunks) is left
+        for the HTTP face to encode as it streams the response."""
         data = await self.received_bytes(request)
+        if isinstance(data, Path):
+            return {"data": data}
         return {"data": base64.b64encode(data).decode("ascii")}
 
     async def update_status(self, request: SignedRequest, body: bytes) -> Reply:
@@ -422,6 +492,19 @@ def _recipients(value: str | None) -> list[str]:
             reason=Reason.GATEWAY_REQUEST_MALFORMED,
         )
     return [code.strip() for code in parsed]
+
+
+class _AbsorbedError(Exception):
+    """The software's own 01, absorbed: nothing is published (:meth:`_checked_row`)."""
+
+
+def _other_sender(sender: str, error: BackboneError) -> GatewayError:
+    # The edXML's From is not served by this adapter, so it is not `from` (which is): the
+    # software's own mismatch, with the code the same mismatch gets when both are served.
+    return GatewayError(
+        f"from is {sender} but the edXML is from another agency: {error.message}",
+        reason=Reason.GATEWAY_SENDER_NOT_PERMITTED,
+    )
 
 
 def _not_permitted(system: ResolvedSystem, sender: str) -> GatewayError:

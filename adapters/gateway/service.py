@@ -11,7 +11,7 @@ import structlog
 
 from adapters.client import AdapterClient
 from adapters.gateway.arrivals import Arrivals
-from adapters.gateway.http import gateway_app
+from adapters.gateway.http import BodySpool, gateway_app
 from adapters.gateway.inbound import Inbound
 from adapters.gateway.operations import Operations
 from adapters.gateway.state import GatewayState
@@ -50,7 +50,17 @@ class Gateway:
         self.operations = Operations(client, self.state, self.systems, self.sealer, self.arrivals)
         self.inbound = Inbound(client, self.state, self.stopping)
         self.http = HttpServer(
-            gateway_app(self.operations, self.systems, max_body_bytes=config.max_envelope_bytes),
+            gateway_app(
+                self.operations,
+                self.systems,
+                max_body_bytes=config.max_envelope_bytes,
+                # Larger than one chunk: to disk as it arrives, then sent in chunks.
+                spool=BodySpool(
+                    config.gateway_state / "spool",
+                    memory_bytes=config.chunk_bytes,
+                    file_bytes=config.max_document_bytes + 2,  # the SDK's trailing CRLF
+                ),
+            ),
             host=config.gateway_host,
             port=config.gateway_port,
             tls_certificate=config.gateway_tls_certificate,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
+
+from adapters.file_copies import place_copy
 
 __all__ = [
     "ArrivalOwed",
@@ -200,6 +203,9 @@ class GatewayState:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / FILE_NAME
+        # Documents that came in chunks, one file per DocId (their ``edxml`` column empty).
+        self.documents = directory / "documents"
+        self.documents.mkdir(exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -242,10 +248,15 @@ class GatewayState:
         from_code: str,
         edxml: bytes,
         at: datetime,
+        file: Path | None = None,
     ) -> bool:
-        """Store a received item unless it is already here (a redelivery); whether new."""
+        """Store a received item unless it is already here (a redelivery); whether new. A
+        document that came in chunks comes as ``file`` (``edxml`` empty): it is kept in
+        :attr:`documents` (linked or copied, never read into memory) before its row."""
         doc_id = doc_id_of_received(envelope_id, recipient)
         stamp = at.isoformat()
+        if file is not None:
+            self._keep_file(file, self._document_file(doc_id))
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO received (doc_id, envelope_id, recipient, message_type,"
@@ -280,9 +291,29 @@ class GatewayState:
         rows = self._query(f"SELECT {_RECEIVED_COLUMNS} FROM received WHERE doc_id = ?", (doc_id,))
         return ReceivedRow(*rows[0]) if rows else None
 
-    def received_edxml(self, doc_id: str) -> bytes | None:
+    def received_edxml(self, doc_id: str) -> bytes | Path | None:
+        """The edXML of a received item: its bytes, or its file for a document that came in
+        chunks (to be streamed, not read whole)."""
         rows = self._query("SELECT edxml FROM received WHERE doc_id = ?", (doc_id,))
-        return bytes(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        data = bytes(rows[0][0])
+        return data if data else self._document_file(doc_id)
+
+    def _document_file(self, doc_id: str) -> Path:
+        return self.documents / f"{doc_id}.edxml"
+
+    @staticmethod
+    def _keep_file(source: Path, target: Path) -> None:
+        temp = target.with_name(f".{target.name}.tmp")
+        temp.unlink(missing_ok=True)
+        place_copy(source, temp)
+        descriptor = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temp, target)
 
     def set_received_status(
         self, doc_id: str, status: str, description: str, at: datetime

@@ -1,7 +1,8 @@
 """The axis' HTTP API on the wire, as the vendor SDK speaks it (docs/gateway.md).
 
-Pure functions, no I/O: authenticating a request from its raw headers, checking
-``hash-file`` against the body, taking the file out of the body, and writing responses.
+Pure functions, no I/O but reading a spooled body: authenticating a request from its raw
+headers, checking ``hash-file`` against the body, taking the file out of the body, and
+writing responses.
 
 Authentication: the client sends every parameter ``k`` of the call as a header
 ``XroadVnpt-k``, then ``XroadVnpt-sign-header`` (a JSON object of those headers, in the
@@ -16,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from backbone.errors import GatewayError, Reason
@@ -27,6 +30,7 @@ __all__ = [
     "SignedRequest",
     "authenticate",
     "file_of_body",
+    "file_of_spooled_body",
     "response_bytes",
     "unpadded_sha256_hex",
 ]
@@ -37,6 +41,7 @@ _HASH_HEADER: Final = b"xroadvnpt-hash-header"
 _SYSTEM_ID: Final = "systemid"
 # The SDK appends this after the file's bytes (no multipart framing).
 _TRAILER: Final = b"\r\n"
+_SPOOL_BLOCK: Final = 1 << 20
 
 OK: Final = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Success"}
 
@@ -150,22 +155,58 @@ def _signed_params(sign: bytes) -> tuple[dict[str, str], frozenset[str]]:
 
 def unpadded_sha256_hex(data: bytes) -> str:
     """The SDK's ``hash-file``: SHA-256 in hex, each byte without zero padding."""
-    return "".join(f"{byte:x}" for byte in hashlib.sha256(data).digest())
+    return _unpadded(hashlib.sha256(data).digest())
+
+
+def _unpadded(digest: bytes) -> str:
+    return "".join(f"{byte:x}" for byte in digest)
 
 
 def file_of_body(body: bytes, hash_file: str) -> bytes:
     """The file the client sent: the body without the SDK's trailing CRLF, checked against
     ``hash-file`` (the SDK's unpadded hex, or ordinary 64-digit hex from other clients).
     A body that matches only with its CRLF kept is a file that really ends in one."""
-    wanted = hash_file.strip().lower().encode("ascii", "replace")
     candidates = [body[: -len(_TRAILER)], body] if body.endswith(_TRAILER) else [body]
     for candidate in candidates:
-        digest = hashlib.sha256(candidate)
-        for form in (unpadded_sha256_hex(candidate), digest.hexdigest()):
-            if hmac.compare_digest(form.encode("ascii"), wanted):
-                return candidate
-    raise GatewayError(
-        f"hash-file {hash_file[:80]!r} is not the SHA-256 of the {len(body)} bytes received",
+        if _is_hash_file(hashlib.sha256(candidate).digest(), hash_file):
+            return candidate
+    raise _hash_mismatch(hash_file, len(body))
+
+
+def file_of_spooled_body(path: Path, hash_file: str) -> str:
+    """:func:`file_of_body` for a body spooled to ``path``, read a block at a time: the
+    SDK's trailing CRLF is cut off the file when the file without it is what ``hash-file``
+    names. Returns the file's SHA-256 in hex."""
+    whole, without_trailer = hashlib.sha256(), hashlib.sha256()
+    held = b""  # the last bytes read, which may be the trailer
+    size = 0
+    with path.open("rb") as source:
+        while block := source.read(_SPOOL_BLOCK):
+            size += len(block)
+            whole.update(block)
+            data = held + block
+            without_trailer.update(data[: -len(_TRAILER)])
+            held = data[-len(_TRAILER) :]
+    if held == _TRAILER and _is_hash_file(digest := without_trailer.digest(), hash_file):
+        os.truncate(path, size - len(_TRAILER))
+        return digest.hex()
+    if _is_hash_file(digest := whole.digest(), hash_file):
+        return digest.hex()
+    raise _hash_mismatch(hash_file, size)
+
+
+def _is_hash_file(digest: bytes, hash_file: str) -> bool:
+    """Whether ``hash_file`` names this SHA-256 ``digest`` (unpadded or ordinary hex)."""
+    wanted = hash_file.strip().lower().encode("ascii", "replace")
+    return any(
+        hmac.compare_digest(form.encode("ascii"), wanted)
+        for form in (_unpadded(digest), digest.hex())
+    )
+
+
+def _hash_mismatch(hash_file: str, size: int) -> GatewayError:
+    return GatewayError(
+        f"hash-file {hash_file[:80]!r} is not the SHA-256 of the {size} bytes received",
         reason=Reason.GATEWAY_HASH_MISMATCH,
     )
 

@@ -26,6 +26,7 @@ import binascii
 import itertools
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -46,7 +47,15 @@ from backbone.xmldsig.profile import (
     signed_bytes,
 )
 
-__all__ = ["DS_NS", "EDXML_NS", "VerifiedXml", "sign_edxml", "verify_edxml"]
+__all__ = [
+    "DS_NS",
+    "EDXML_NS",
+    "Framing",
+    "VerifiedXml",
+    "sign_edxml",
+    "sign_edxml_into",
+    "verify_edxml",
+]
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 _E = f"{{{EDXML_NS}}}"
@@ -100,6 +109,63 @@ def sign_edxml(
     so that a caller that validated the document first parses it once; it is changed in
     place (comments out, the signature in)."""
     root = parse_xml(edxml) if tree is None else tree
+    _sign_in_place(root, key, cert)
+    framing = Framing.of(edxml)
+    body = bytes(etree.tostring(root, encoding="UTF-8"))
+    if framing.crlf:
+        body = body.replace(b"\n", b"\r\n")
+    return framing.prolog + body + framing.epilog
+
+
+def sign_edxml_into(
+    target: BinaryIO,
+    framing: Framing,
+    tree: etree._Element,
+    key: rsa.RSAPrivateKey,
+    cert: x509.Certificate,
+) -> None:
+    """:func:`sign_edxml` written into ``target`` as it is serialised, never whole in
+    memory: for a large document, whose bytes the caller may drop once parsed (``framing``
+    keeps what the signed file takes from them)."""
+    _sign_in_place(tree, key, cert)
+    target.write(framing.prolog)
+    output: _CrlfWriter | BinaryIO = _CrlfWriter(target) if framing.crlf else target
+    with etree.xmlfile(output, encoding="UTF-8") as serialised:
+        serialised.write(tree)
+    target.write(framing.epilog)
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """What a signed document keeps of its original's bytes besides the tree: the XML
+    declaration (:func:`_prolog`), the space after the root (:func:`_epilog`), and whether
+    its line breaks are CRLF."""
+
+    prolog: bytes
+    epilog: bytes
+    crlf: bool
+
+    @classmethod
+    def of(cls, edxml: bytes) -> Framing:
+        # Written with CRLF: the parser read every line break as LF (XML's end-of-line rule),
+        # so writing them back as CRLF changes no character any reader sees, nor the digest.
+        crlf = b"\r\n" in edxml and edxml.count(b"\r\n") == edxml.count(b"\n")
+        return cls(_prolog(edxml), _epilog(edxml), crlf)
+
+
+class _CrlfWriter:
+    """Writes through to ``target`` with every LF as CRLF (see :meth:`Framing.of`)."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self._target = target
+
+    def write(self, data: bytes) -> int:
+        self._target.write(data.replace(b"\n", b"\r\n"))
+        return len(data)
+
+
+def _sign_in_place(root: etree._Element, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
+    """Comments out, the signature in (replacing any placeholder), signed."""
     etree.strip_tags(root.getroottree(), etree.Comment)
     header = _header(root)
     existing = [child for child in header if child.tag in _PLACEHOLDERS]
@@ -115,12 +181,6 @@ def sign_edxml(
     except XmlSignatureError:
         check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
         raise
-    body = bytes(etree.tostring(root, encoding="UTF-8"))
-    if b"\r\n" in edxml and edxml.count(b"\r\n") == edxml.count(b"\n"):
-        # Written with CRLF: the parser read every line break as LF (XML's end-of-line rule),
-        # so writing them back as CRLF changes no character any reader sees, nor the digest.
-        body = body.replace(b"\n", b"\r\n")
-    return _prolog(edxml) + body + _epilog(edxml)
 
 
 def _prolog(edxml: bytes) -> bytes:

@@ -63,7 +63,7 @@ EXPIRED_AGENCY, REVOKED_AGENCY, NO_SIGNING_AGENCY, HUB_PROVINCE = (
     VIA_HUB[0],
 )
 EDXML_SIZE_LIMIT = 64 * 1024 * 1024  # backbone.edxml.parser.DEFAULT_MAX_BYTES
-ADAPTER_ENVELOPE_LIMIT = 16 * 1024 * 1024  # testkit.MAX_ENVELOPE_BYTES
+ADAPTER_DOCUMENT_LIMIT = 16 * 1024 * 1024  # the hostile world's adapters' max_document_bytes
 KEY_BOMB_KEYS = 100_000
 PADDED_HEADER_BYTES = 512 * 1024  # a 1-recipient header may be ≈30 KB (envelope.bounds)
 
@@ -197,13 +197,13 @@ def _oversized(_: Kit) -> bytes:
     return data
 
 
-def _envelope_too_large(_: Kit) -> bytes:
-    """A valid document just under the envelope limit: sealed (signature, base64 header,
-    GCM tag) it is over it."""
+def _document_too_large(_: Kit) -> bytes:
+    """A valid document just over the adapter's max_document_bytes: larger than one chunk,
+    it would travel in chunks, and is refused by its size before it is read."""
     head = (HERE / "inputs/valid_with_attachment.edxml").read_bytes()
-    padding = b"QUFB" * ((ADAPTER_ENVELOPE_LIMIT - len(head) - 256) // 4)
+    padding = b"QUFB" * ((ADAPTER_DOCUMENT_LIMIT - len(head) + 256) // 4)
     data = head.replace(b"JVBERi0xLjQKJcfsj6IKJSVFT0YK", padding)
-    assert ADAPTER_ENVELOPE_LIMIT - 512 < len(data) <= ADAPTER_ENVELOPE_LIMIT
+    assert ADAPTER_DOCUMENT_LIMIT < len(data) <= ADAPTER_DOCUMENT_LIMIT + 512
     return data
 
 
@@ -239,7 +239,7 @@ def _attribute_flood(kit: Kit) -> bytes:
 _EDXML_BUILDERS: dict[str, Callable[[Kit], bytes]] = {
     "build:deep_nesting": _deep_nesting,
     "build:oversized": _oversized,
-    "build:envelope_too_large": _envelope_too_large,
+    "build:document_too_large": _document_too_large,
     "build:genuine": _genuine_edxml,
     "build:due_before_promulgation": _due_before_promulgation,
     "build:attribute_flood": _attribute_flood,

@@ -254,7 +254,7 @@ def _hash_file_mismatch(kit: Kit) -> HostileRequest:
 
 def _too_large(kit: Kit) -> HostileRequest:
     request = _send_direct(kit, _document(kit))
-    request.body = b"x" * (kit.max_body_bytes + 1)
+    request.body = b"x" * (kit.max_body_bytes + 3)  # past the file and the SDK's CRLF
     return request
 
 

@@ -88,10 +88,10 @@ GATEWAY_CASES: Final[tuple[GatewayCase, ...]] = (
                 R.GATEWAY_REQUEST_MALFORMED, desc_mentions=("hash-file",)),
     GatewayCase("send-hash-file-mismatch", "hash-file of another file", SEND,
                 R.GATEWAY_HASH_MISMATCH),
-    GatewayCase("send-body-too-large", "Content-Length above max_envelope_bytes", SEND,
+    GatewayCase("send-body-too-large", "Content-Length above max_document_bytes", SEND,
                 R.GATEWAY_BODY_TOO_LARGE),
     GatewayCase("send-body-too-large-chunked", "a chunked body growing past "
-                "max_envelope_bytes (no Content-Length)", SEND, R.GATEWAY_BODY_TOO_LARGE),
+                "max_document_bytes (no Content-Length)", SEND, R.GATEWAY_BODY_TOO_LARGE),
     GatewayCase("send-messagetype-garbage", "messagetype=fax", SEND,
                 R.GATEWAY_REQUEST_MALFORMED, desc_mentions=("fax",)),
     GatewayCase("send-status-as-edoc", "a status edXML with messagetype=edoc", SEND,

@@ -8,9 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -39,11 +40,24 @@ class AdapterProcess(ChildProcess):
         *,
         http_port: int | None = None,
         reconnect_interval: float | None = None,
+        settings: Mapping[str, Any] | None = None,
+        folders: bool = True,
     ) -> None:
+        """``settings``: more keys of its configuration file (the gateway's…); ``folders``
+        False: its agencies have no drop folder (a gateway)."""
         config = deployment.config(system)
         # Its own interval only when given: the adapter's default (5 s) otherwise.
         reconnect = {} if reconnect_interval is None else {"reconnect_interval": reconnect_interval}
         self.folder = Path(str(config.agencies[0].folder))
+        served: list[dict[str, str]] = [
+            {
+                "organ_code": a.organ_code,
+                "key": str(a.key),
+                "certificate": str(a.certificate),
+                **({"folder": str(a.folder)} if folders else {}),
+            }
+            for a in config.agencies
+        ]
         self.config_file = deployment.root / f"{name}.yaml"
         self.config_file.write_text(
             yaml.safe_dump(
@@ -58,15 +72,8 @@ class AdapterProcess(ChildProcess):
                     "max_envelope_bytes": config.max_envelope_bytes,
                     "http_port": http_port,
                     **reconnect,
-                    "agencies": [
-                        {
-                            "organ_code": a.organ_code,
-                            "key": str(a.key),
-                            "certificate": str(a.certificate),
-                            "folder": str(a.folder),
-                        }
-                        for a in config.agencies
-                    ],
+                    "agencies": served,
+                    **(settings or {}),
                 }
             )
         )
@@ -87,6 +94,14 @@ class AdapterProcess(ChildProcess):
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def peak_rss(self) -> int:
+        """The process's peak resident set so far (VmHWM), in bytes."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no VmHWM for process {self.process.pid}")
 
     async def serving(self) -> None:
         await wait_for(lambda: logged(self.log, "adapter.serving"), 60, f"{self.log.stem}")
