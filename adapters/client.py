@@ -80,11 +80,12 @@ from adapters.receiving import InboxConsumer, processing_order
 from adapters.redeliveries import DeliveredMemory
 from adapters.sending import EnvelopeSender
 from adapters.statuses import StatusSender
+from backbone.broker.directory_versions import DirectoryUpdates, LiveDirectory
 from backbone.clock import Clock, utc_now
 from backbone.directory import Directory
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StaffInfo, StatusCode
 from backbone.envelope.chunked import travels_chunked
-from backbone.errors import BackboneError, BrokerUnavailableError
+from backbone.errors import BackboneError
 from backbone.observability import metrics
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
@@ -138,6 +139,14 @@ class AdapterClient:
             served=tuple(self._resolved.agencies),
         )
         self._events = EventConsumer(config, names, self._broker, self._resolved.agencies)
+        # The versions the operator applies, taken up live as the routers do; saved over
+        # the configured file (unless the directory was handed in).
+        self._updates = DirectoryUpdates(
+            lambda: self._resolved.directory,
+            self._use_directory,
+            live=LiveDirectory(config.directory if directory is None else None),
+            component="adapter",
+        )
 
     @property
     def auto_arrival(self) -> bool:
@@ -169,6 +178,11 @@ class AdapterClient:
     def directory(self) -> Directory:
         return self._resolved.directory
 
+    def _use_directory(self, directory: Directory) -> None:
+        """Take up an accepted version: sending, the gateway's lists and the drop folder
+        read it from now on."""
+        self._resolved.directory = directory
+
     @property
     def served(self) -> tuple[str, ...]:
         """Organ codes of the agencies this adapter acts for."""
@@ -186,7 +200,8 @@ class AdapterClient:
             )
         try:
             await self._broker.open()
-        except BrokerUnavailableError:
+            await self._broker.follow_versions(self._updates.on_version)
+        except BackboneError:
             await self.close()
             raise
         log.info("adapter.started", system=self.system, served=len(self.served))

@@ -1,5 +1,5 @@
 """``backbone directory apply``: check a new directory version against the running one, show
-what changes, and publish it to every router replica (docs/directory.md)."""
+what changes, and publish it to every router, adapter and gateway (docs/directory.md)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def apply_command(
 ) -> None:
     """Check NEW and show what changes against the running version (as `diff` does); refuse
     it when it rewrites history, does not raise the revision or changes the tier model;
-    otherwise publish it on the broker, where every router replica takes it up live."""
+    otherwise publish it on the broker, where every router, adapter and gateway takes it up
+    live (and any started later, at start)."""
     try:
         before = load_directory(running)
         data = _read(new)  # once: what is checked is what is published
@@ -76,7 +77,8 @@ def apply_command(
         raise typer.Exit(1) from error
     typer.echo(
         f"published version {after.version.id} on {Names(prefix).directory_exchange}; every "
-        "router replica checks it again and takes it up (vdx_directory_revision)"
+        "router, adapter and gateway checks it again and takes it up, now or at its next "
+        "start (vdx_directory_revision)"
     )
 
 
