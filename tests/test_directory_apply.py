@@ -22,6 +22,7 @@ from typing import Any
 import aio_pika
 import pytest
 import structlog.testing
+import yaml
 from aiormq.exceptions import ChannelAccessRefused
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
@@ -34,10 +35,13 @@ from backbone.cli import app
 from backbone.directory import Directory, load_directory
 from backbone.envelope import read_frame
 from backbone.errors import BrokerUnavailableError
+from backbone.replica import Settings
+from backbone.replica.cli import build_router
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
 from backbone.router.topology import apply_topology
 from backbone.store import open_store
+from backbone.tracking import Tracking
 from backbone.wire.events import EventType
 from testkit import Deployment
 from tests.support import Exchange
@@ -522,3 +526,40 @@ async def test_an_adapter_refuses_hostile_versions_and_keeps_its_running_one(
         assert gateway.client.directory.version.id == running_id, name
     assert (world.root / "g22.json").read_bytes() == saved
     assert (await call(synchronize_units, gateway))[X]["deleted"] is False  # lists unchanged
+
+
+async def test_tracking_finds_the_inbox_of_an_agency_the_applied_version_added(
+    world: World,
+) -> None:
+    # A replica as `backbone router run` builds it: tracking beside the router.
+    settings = world.root / "router.yaml"
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "amqp_url": world.exchange.amqp_url,
+                "prefix": world.exchange.names.prefix,
+                "directory": str(world.running),
+                "trust_anchors": [str(world.exchange.pki.ca.cert_path)],
+                "crls": [str(world.exchange.pki.ca.crl_path)],
+                "store_url": f"sqlite+aiosqlite:///{world.root / 'tracked.db'}",
+            }
+        )
+    )
+    router = await build_router(Settings.load(settings))
+    await router.start()
+    world.routers.append(router)
+    [tracking] = [ext for ext in router.extensions if isinstance(ext, Tracking)]
+    assert tracking.inbox_of is not None
+    added = "002.21.32.H53"  # behind the hub, in the subtree it serves
+    assert tracking.inbox_of(added) is None
+
+    new = write_version(world.root / "added.json", world.exchange.directory, 2)
+    data = json.loads(new.read_text("utf-8"))
+    data["agencies"].append(
+        {"organ_code": added, "name": "Agency 002.21.32.H53", "connection": "hub", "hub": HUB}
+    )
+    new.write_text(json.dumps(data), "utf-8")
+    assert (await world.apply(new)).exit_code == 0
+    new_id = load_directory(new).version.id
+    await until(lambda: router.directory.version.id == new_id, "the router")
+    assert tracking.inbox_of(added) == world.exchange.names.inbox_queue(HUB)
