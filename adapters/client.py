@@ -80,11 +80,12 @@ from adapters.receiving import InboxConsumer, processing_order
 from adapters.redeliveries import DeliveredMemory
 from adapters.sending import EnvelopeSender
 from adapters.statuses import StatusSender
+from backbone.broker.directory_versions import DirectoryUpdates, LiveDirectory
 from backbone.clock import Clock, utc_now
 from backbone.directory import Directory
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StaffInfo, StatusCode
 from backbone.envelope.chunked import travels_chunked
-from backbone.errors import BackboneError, BrokerUnavailableError
+from backbone.errors import BackboneError
 from backbone.observability import metrics
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
@@ -124,7 +125,8 @@ class AdapterClient:
             self._validator,
             max_envelope_bytes=config.max_envelope_bytes,
             system=config.system,
-            directory=self._resolved.directory,  # which served agency took over a closed code
+            # Which served agency took over a closed code, in the version running now.
+            directory=lambda: self._resolved.directory,
             inherited=self._resolved.inherited,
         )
         self._chunked = ChunkedInbox(config, opener, self._validator, clock)
@@ -141,6 +143,14 @@ class AdapterClient:
             served=tuple(self._resolved.agencies),
         )
         self._events = EventConsumer(config, names, self._broker, self._resolved.agencies)
+        # The versions the operator applies, taken up live as the routers do; saved over
+        # the configured file (unless the directory was handed in).
+        self._updates = DirectoryUpdates(
+            lambda: self._resolved.directory,
+            self._use_directory,
+            live=LiveDirectory(config.directory if directory is None else None),
+            component="adapter",
+        )
 
     @property
     def auto_arrival(self) -> bool:
@@ -172,6 +182,11 @@ class AdapterClient:
     def directory(self) -> Directory:
         return self._resolved.directory
 
+    def _use_directory(self, directory: Directory) -> None:
+        """Take up an accepted version: sending, the gateway's lists and the drop folder
+        read it from now on."""
+        self._resolved.directory = directory
+
     @property
     def served(self) -> tuple[str, ...]:
         """Organ codes of the agencies this adapter acts for."""
@@ -190,7 +205,8 @@ class AdapterClient:
         self._chunked.claim()  # ConfigurationError: another process stages there
         try:
             await self._broker.open()
-        except BrokerUnavailableError:
+            await self._broker.follow_versions(self._updates.on_version)
+        except BackboneError:
             await self.close()
             raise
         log.info("adapter.started", system=self.system, served=len(self.served))

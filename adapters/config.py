@@ -145,9 +145,11 @@ class InheritedIdentity:
     key: rsa.RSAPrivateKey = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResolvedConfig:
-    """What :meth:`AdapterConfig.resolve` loaded and checked."""
+    """What :meth:`AdapterConfig.resolve` loaded and checked. ``directory`` is replaced
+    when the adapter takes up a version the operator applied (every reader shares this
+    object, so they all read the new one)."""
 
     directory: Directory
     broker_account: str

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from aiormq.exceptions import ChannelNotFoundEntity
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity
 
 from adapters.config import AdapterConfig
+from backbone.broker.directory_versions import follow_versions
 from backbone.broker.failures import broker_failure
 from backbone.errors import BrokerUnavailableError, ConfigurationError, Reason
 from backbone.observability import metrics
@@ -32,6 +39,7 @@ class BrokerConnection:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None  # strong ref: robust channel
         self._submit: AbstractExchange | None = None
+        self._versions_channel: AbstractChannel | None = None  # strong ref: robust channel
         self._closing = False
         # A robust connection is not "closed" while it reconnects: readiness needs to know.
         self._lost = False
@@ -84,6 +92,29 @@ class BrokerConnection:
                 error, f"adapter {self.system}", self._config.amqp_url.get_secret_value()
             ) from None
 
+    async def follow_versions(
+        self, on_version: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    ) -> None:
+        """Read the directory versions stream into ``on_version``, from its last version on
+        (:func:`backbone.broker.directory_versions.follow_versions`), on a channel of its
+        own. Raises ConfigurationError when the broker has no such stream."""
+        self._versions_channel = await self.channel()
+        try:
+            await follow_versions(self._versions_channel, self._names, on_version)
+        except ChannelNotFoundEntity:
+            raise ConfigurationError(
+                f"adapter {self.system}: the broker has no stream "
+                f"{self._names.directory_stream!r} of directory versions: start a router of "
+                "this version once (it applies the topology) or run `backbone topology apply`",
+                reason=Reason.BROKER_TOPOLOGY_MISSING,
+            ) from None
+        except ChannelAccessRefused:
+            raise ConfigurationError(
+                f"adapter {self.system}: the broker refused its account reading "
+                f"{self._names.directory_stream!r}: run `backbone provision` again (it lets "
+                "every system's account read the directory versions)"
+            ) from None
+
     async def channel(self) -> AbstractChannel:
         """A new channel (for a consumer); BrokerUnavailableError when not open."""
         if self._connection is None:
@@ -97,6 +128,7 @@ class BrokerConnection:
                 await self._connection.close()
         self._connection = None
         self._publish_channel = None
+        self._versions_channel = None
         self._submit = None
 
     def problem(self) -> str | None:

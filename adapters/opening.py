@@ -84,8 +84,9 @@ class _Wrap(NamedTuple):
 
 class EnvelopeOpener:
     """Opens envelopes for the served agencies ``agencies`` (organ code → identity), and
-    those forwarded from the closed agencies they took over in ``directory`` with the
-    ``inherited`` keys (closed code → identity)."""
+    those forwarded from the closed agencies they took over in the running directory
+    (``directory()``: the version the adapter runs now) with the ``inherited`` keys (closed
+    code → identity)."""
 
     def __init__(
         self,
@@ -94,7 +95,7 @@ class EnvelopeOpener:
         *,
         max_envelope_bytes: int,
         system: str,
-        directory: Directory | None = None,
+        directory: Callable[[], Directory] | None = None,
         inherited: Mapping[str, InheritedIdentity] | None = None,
     ) -> None:
         self._agencies = agencies
@@ -146,7 +147,7 @@ class EnvelopeOpener:
             return inherited.heir
         if self._directory is None:
             return None
-        return served_heir(self._directory, code, self._agencies)
+        return served_heir(self._directory(), code, self._agencies)
 
     def open_staged(
         self, verified: VerifiedChunkedHeader, deliver: Callable[[bytes], Path]

@@ -1,9 +1,12 @@
 """Directory versions applied live on the real broker (docs/directory.md, "Applying a new
 version"): ``backbone directory apply`` checks a version against the running one and
-publishes it; every router replica checks it again, takes it up without a restart (documents
-to a merged code forwarded from then on, nothing lost), saves it for its next start, and
-keeps its running version when the new one is bad. The broker refuses an agency publishing a
-version. The routers' clock is injected: the merge is on 2025-07-01."""
+publishes it; every router replica and every adapter (its gateway's agency lists) checks it
+again, takes it up without a restart (documents to a merged code forwarded from then on,
+nothing lost), saves it for its next start, and keeps its running version when the new one
+is bad. A router or adapter started after the version was applied takes it up at start, from
+the versions stream. The broker refuses an agency publishing a version; an agency's account
+as provisioned may only read them. The routers' clock is injected: the merge is on
+2025-07-01."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,24 +22,31 @@ from typing import Any
 import aio_pika
 import pytest
 import structlog.testing
+import yaml
 from aiormq.exceptions import ChannelAccessRefused
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from backbone.broker.directory_publish import publish_version
+from backbone.broker.directory_versions import LiveDirectory
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import plan_accounts
 from backbone.cli import app
 from backbone.directory import Directory, load_directory
 from backbone.envelope import read_frame
 from backbone.errors import BrokerUnavailableError
+from backbone.replica import Settings
+from backbone.replica.cli import build_router
 from backbone.router import directory_cli
-from backbone.router.directory_updates import LiveDirectory
 from backbone.router.pipeline import Pipeline
 from backbone.router.service import Router, RouterOptions
+from backbone.router.topology import apply_topology
 from backbone.store import open_store
+from backbone.tracking import Tracking
 from backbone.wire.events import EventType
+from testkit import Deployment
 from tests.support import Exchange
+from tests.support.gateway import RunningGateway, call, gateway_config, serving
 
 pytestmark = [pytest.mark.broker, pytest.mark.clock]
 
@@ -92,6 +102,7 @@ class World:
         self.running = write_version(root / "running.json", exchange.directory, 1)
         self.operator = f"{exchange.names.prefix}-operator"
         self.passwords = root / "broker-passwords.yaml"
+        self.services = AsyncExitStack()  # gateways, closed with the world
 
     async def provision_operator(self) -> None:
         """The operator's account with the permissions ``backbone provision`` gives it."""
@@ -143,6 +154,33 @@ class World:
         self.routers.append(router)
         return router
 
+    async def declare_topology(self) -> None:
+        """What a router declares at start (the versions stream among it), without one."""
+        channel = await self.exchange.channel(self.exchange.account_of(G22))
+        await apply_topology(channel, self.exchange.directory, self.exchange.names)
+
+    async def provisioned(self, code: str) -> str:
+        """``code``'s broker account, restricted to what ``backbone provision`` gives it."""
+        account = self.exchange.account_of(code)
+        spec = next(
+            spec
+            for spec in plan_accounts(self.exchange.directory, self.exchange.names, router_user="r")
+            if spec.user == account
+        )
+        await self.restrict(account, spec.configure, spec.write, spec.read)
+        return account
+
+    async def start_gateway(self, system: str, name: str) -> RunningGateway:
+        """``system``'s adapter with its gateway, loading its own copy of the running
+        version (``name``.json), until the world closes."""
+        own = self.root / f"{name}.json"
+        own.write_bytes(self.running.read_bytes())
+        deployment = Deployment.without_router(self.exchange, self.root / name)
+        config, secret = gateway_config(deployment, system, self.root / name / "gateway")
+        config = config.model_copy(update={"directory": own})
+        gateway = await self.services.enter_async_context(serving(config))
+        return RunningGateway(gateway.client, gateway, secret, config.gateway_systems[0].systemid)
+
     async def apply(self, new: Path, *extra: str, running: Path | None = None) -> Any:
         """``backbone directory apply NEW`` as the operator (in a thread: it runs its own
         event loop); ``running`` another running version than the first (NEW itself: the
@@ -168,6 +206,7 @@ async def opened_world(exchange: Exchange, root: Path) -> AsyncIterator[World]:
     try:
         yield made
     finally:
+        await made.services.aclose()
         for router in made.routers:
             await router.stop()
         await exchange.close()
@@ -271,8 +310,11 @@ async def test_a_restarted_router_starts_with_the_version_applied(world: World) 
     await router.stop()
     world.routers.remove(router)
 
+    counted = versions_counted("applied"), versions_counted("refused")
     restarted = await world.start_router("again", file=world.root / "a.json")
     assert restarted.directory.version.id == new_id
+    await asyncio.sleep(0.5)  # it reads the stream's last version: the one it runs already
+    assert (versions_counted("applied"), versions_counted("refused")) == counted
     body = await world.send(1)
     assert [m.body for m in await world.exchange.drain(world.exchange.inbox_of(Y), expect=1)] == [
         body
@@ -315,6 +357,20 @@ def hostile_versions(root: Path, base: Directory) -> dict[str, tuple[Path, str]]
     }
 
 
+async def published_and_refused(world: World, file: Path, name: str, event: str) -> Any:
+    """Publish ``file`` as the operator, past the command's checks; the one ``event`` log
+    line of the one process that refuses it, once it is counted."""
+    refused = versions_counted("refused")
+    with structlog.testing.capture_logs() as lines:
+        await publish_version(
+            world.exchange.url_for(world.operator), world.exchange.names,
+            file.read_bytes(), "json", "hostile",
+        )  # fmt: skip
+        await until(lambda: versions_counted("refused") == refused + 1, f"{name} refused")
+    [line] = [line for line in lines if line["event"] == event]
+    return line
+
+
 async def test_hostile_versions_are_refused_with_precise_errors_and_routing_stays(
     world: World,
 ) -> None:
@@ -327,14 +383,7 @@ async def test_hostile_versions_are_refused_with_precise_errors_and_routing_stay
         assert result.exit_code == 1, name
         assert words in result.stderr, (name, result.stderr)
         # ...and a replica refuses it even when it is published all the same.
-        refused = versions_counted("refused")
-        with structlog.testing.capture_logs() as lines:
-            await publish_version(
-                world.exchange.url_for(world.operator), world.exchange.names,
-                file.read_bytes(), "json", "hostile",
-            )  # fmt: skip
-            await until(lambda r=refused: versions_counted("refused") == r + 1, f"{name} refused")
-        [line] = [line for line in lines if line["event"] == "router.directory_refused"]
+        line = await published_and_refused(world, file, name, "router.directory_refused")
         assert words in line["error"], (name, line["error"])
         assert line["running"] == running_id
         assert router.directory.version.id == running_id, name
@@ -360,18 +409,24 @@ async def test_a_router_refuses_a_version_an_agency_account_published(world: Wor
 
 async def test_the_broker_refuses_an_agency_account_publishing_a_version(world: World) -> None:
     await world.start_router("a")
-    account = world.exchange.account_of(G22)
-    spec = next(
-        spec
-        for spec in plan_accounts(world.exchange.directory, world.exchange.names, router_user="r")
-        if spec.user == account
-    )
-    await world.restrict(account, spec.configure, spec.write, spec.read)  # as provisioned
+    account = await world.provisioned(G22)
     new = write_version(world.root / "merged.json", world.exchange.directory, 2, MERGED)
     with pytest.raises(BrokerUnavailableError, match=f"the broker refused account '{account}'"):
         await publish_version(
             world.exchange.url_for(account), world.exchange.names, new.read_bytes(), "json", "x"
         )
+    # Nor straight into the versions stream (it may only read it), nor declare a queue there.
+    connection = await aio_pika.connect(world.exchange.url_for(account))
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        with pytest.raises(ChannelAccessRefused):
+            await channel.default_exchange.publish(
+                aio_pika.Message(new.read_bytes(), user_id=account),
+                routing_key=world.exchange.names.directory_stream,
+            )
+        channel = await connection.channel()
+        with pytest.raises(ChannelAccessRefused):
+            await channel.declare_queue(f"{world.exchange.names.directory_stream}.mine")
     assert world.routers[0].directory.version.revision == 1
 
 
@@ -394,3 +449,126 @@ async def test_the_operators_account_may_publish_directory_versions_and_nothing_
         inbound = await channel.get_queue(world.exchange.names.inbound_queue, ensure=False)
         with pytest.raises(ChannelAccessRefused):
             await inbound.get(fail=False)
+
+
+async def test_a_router_started_after_a_version_was_applied_takes_it_up_at_start(
+    world: World,
+) -> None:
+    router = await world.start_router("a")
+    new = write_version(world.root / "merged.json", world.exchange.directory, 2, MERGED)
+    assert (await world.apply(new)).exit_code == 0
+    new_id = load_directory(new).version.id
+    await until(lambda: router.directory.version.id == new_id, "the running router")
+    # b was down when the version was published: it starts from a file of revision 1.
+    applied = versions_counted("applied")
+    late = await world.start_router("b")
+    await until(lambda: late.directory.version.id == new_id, "the late router to catch up")
+    assert versions_counted("applied") == applied + 1  # taken up, checked like any version
+    assert load_directory(world.root / "b.json").version.id == new_id  # saved for its restart
+    await router.stop()
+    world.routers.remove(router)
+    body = await world.send(1)  # only the late replica routes: forwarded to the heir
+    assert [m.body for m in await world.exchange.drain(world.exchange.inbox_of(Y), expect=1)] == [
+        body
+    ]
+
+
+def synchronize_units(gateway: RunningGateway) -> dict[str, dict[str, Any]]:
+    """The gateway's getSynchronizeUnit answer, through the SDK, by organ code."""
+    answer = gateway.sdk().json_call("getSynchronizeUnit")
+    assert answer is not None
+    return {str(unit["id"]): unit for unit in answer["data"]}
+
+
+async def test_a_gateway_lists_the_version_applied_without_a_restart_read_with_least_privilege(
+    world: World,
+) -> None:
+    await world.start_router("a")
+    await world.provisioned(G22)  # the adapter reads versions as `backbone provision` allows
+    gateway = await world.start_gateway(G22, "g22")
+    before = await call(synchronize_units, gateway)
+    assert (before[X]["deleted"], before[X]["version"]) == (False, 1)
+
+    new = write_version(world.root / "merged.json", world.exchange.directory, 2, MERGED)
+    assert (await world.apply(new)).exit_code == 0
+    new_id = load_directory(new).version.id
+    await until(lambda: gateway.client.directory.version.id == new_id, "the adapter")
+    after = await call(synchronize_units, gateway)
+    assert (after[X]["deleted"], after[X]["version"]) == (True, 2)
+    listed = await call(gateway.sdk().json_call, "getAgenciesList")
+    assert listed is not None
+    assert X not in {row["id"] for row in listed["data"]}
+    assert load_directory(world.root / "g22.json").version.id == new_id  # saved for a restart
+
+
+async def test_an_adapter_started_after_a_version_was_applied_takes_it_up_at_start(
+    world: World,
+) -> None:
+    await world.declare_topology()  # no router runs: the stream alone carries the version
+    new = write_version(world.root / "merged.json", world.exchange.directory, 2, MERGED)
+    assert (await world.apply(new)).exit_code == 0
+    new_id = load_directory(new).version.id
+
+    applied = versions_counted("applied")
+    with structlog.testing.capture_logs() as lines:
+        gateway = await world.start_gateway(G22, "late")
+        await until(lambda: gateway.client.directory.version.id == new_id, "the adapter")
+    assert versions_counted("applied") == applied + 1
+    assert [line["version"] for line in lines if line["event"] == "adapter.directory_applied"] == [
+        new_id
+    ]
+    assert (await call(synchronize_units, gateway))[X]["deleted"] is True
+    assert load_directory(world.root / "late.json").version.id == new_id
+
+
+async def test_an_adapter_refuses_hostile_versions_and_keeps_its_running_one(
+    world: World,
+) -> None:
+    await world.declare_topology()
+    gateway = await world.start_gateway(G22, "g22")
+    running_id = gateway.client.directory.version.id
+    saved = (world.root / "g22.json").read_bytes()
+    for name, (file, words) in hostile_versions(world.root, world.exchange.directory).items():
+        line = await published_and_refused(world, file, name, "adapter.directory_refused")
+        assert words in line["error"], (name, line["error"])
+        assert line["running"] == running_id
+        assert gateway.client.directory.version.id == running_id, name
+    assert (world.root / "g22.json").read_bytes() == saved
+    assert (await call(synchronize_units, gateway))[X]["deleted"] is False  # lists unchanged
+
+
+async def test_tracking_finds_the_inbox_of_an_agency_the_applied_version_added(
+    world: World,
+) -> None:
+    # A replica as `backbone router run` builds it: tracking beside the router.
+    settings = world.root / "router.yaml"
+    settings.write_text(
+        yaml.safe_dump(
+            {
+                "amqp_url": world.exchange.amqp_url,
+                "prefix": world.exchange.names.prefix,
+                "directory": str(world.running),
+                "trust_anchors": [str(world.exchange.pki.ca.cert_path)],
+                "crls": [str(world.exchange.pki.ca.crl_path)],
+                "store_url": f"sqlite+aiosqlite:///{world.root / 'tracked.db'}",
+            }
+        )
+    )
+    router = await build_router(Settings.load(settings))
+    await router.start()
+    world.routers.append(router)
+    [tracking] = [ext for ext in router.extensions if isinstance(ext, Tracking)]
+    assert tracking.inbox_of is not None
+    added = "002.21.32.H53"  # behind the hub, in the subtree it serves
+    assert tracking.inbox_of(added) is None
+
+    new = write_version(world.root / "added.json", world.exchange.directory, 2)
+    data = json.loads(new.read_text("utf-8"))
+    data["agencies"].append(
+        {"organ_code": added, "name": "Agency 002.21.32.H53", "connection": "hub", "hub": HUB}
+    )
+    new.write_text(json.dumps(data), "utf-8")
+    assert (await world.apply(new)).exit_code == 0
+    new_id = load_directory(new).version.id
+    await until(lambda: router.directory.version.id == new_id, "the router")
+    assert tracking.inbox_of(added) == world.exchange.names.inbox_queue(HUB)

@@ -863,6 +863,9 @@ async def _documented_series(live: Live) -> None:
         for one in series:
             assert labels <= set(one["metric"]), (name, one["metric"])
         print(f"{name}: {len(series)} series, labels {sorted(labels)}")
+    # Adapters take directory versions up live too: their series are there from the start.
+    for name in ("vdx_directory_revision", "vdx_directory_versions_total"):
+        assert await live.prometheus.query(f'{name}{{instance="{live.instance(G22)}"}}'), name
 
 
 async def _rabbitmq_queue_metrics(live: Live) -> None:

@@ -91,6 +91,7 @@ async def test_an_agency_cannot_bypass_the_router_or_touch_the_topology(
         lambda ch: ch.declare_queue(f"{names.prefix}.mine", durable=True),
         lambda ch: ch.declare_exchange(f"{names.prefix}.mine", aio_pika.ExchangeType.FANOUT),
         lambda ch: ch.queue_delete(names.inbox_queue(A)),
+        lambda ch: ch.queue_delete(names.directory_stream),  # it may read versions, no more
         lambda ch: ch.exchange_delete(names.submit_exchange),
     ]
     async with await _connect(amqp_url, user, passwords[user]) as connection:

@@ -1,6 +1,7 @@
-"""Publishing a checked directory version to every router replica: one persistent message on
-the deployment's directory fanout exchange, confirmed by the broker, as the operator's
-broker account (the only one allowed to write there: ``backbone provision``)."""
+"""Publishing a checked directory version to every router, adapter and gateway: one persistent
+message on the deployment's directory fanout exchange, which feeds the versions stream they
+read, confirmed by the broker, as the operator's broker account (the only one allowed to
+write there: ``backbone provision``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def publish_version(
     """Publish ``data``, a directory file of version ``version_id`` (checked by the caller;
     every replica checks it again), and wait for the broker's confirm. Raise
     :class:`BrokerUnavailableError` when the broker cannot be reached, refuses the account,
-    or no router replica is bound to take the version up."""
+    or the versions stream is not bound (no topology of this version yet)."""
     account = unquote(urlsplit(amqp_url).username or "guest")
     try:
         connection = await aio_pika.connect(amqp_url)
@@ -46,9 +47,10 @@ async def publish_version(
             await exchange.publish(message, routing_key="", mandatory=True)
         except aio_pika.exceptions.DeliveryError:
             raise BrokerUnavailableError(
-                f"no router replica is bound to {names.directory_exchange}, so none took the "
-                "version up: start the routers first (or deploy the file as their `directory:` "
-                "and restart them)"
+                f"nothing is bound to {names.directory_exchange} (no stream "
+                f"{names.directory_stream}), so nothing would take the version up: start a "
+                "router of this version once (it applies the topology) or run `backbone "
+                "topology apply`"
             ) from None
         except aiormq.exceptions.ChannelAccessRefused:
             raise BrokerUnavailableError(

@@ -1,7 +1,8 @@
 """Broker accounts from the directory, with least privilege, and the bounds they live in.
 
 One broker user per connected system (a direct agency or a hub): it may publish only to the
-submit exchange, read only its own inbox and events queues, and configure nothing, with a
+submit exchange, read only its own inbox and events queues and the directory versions
+stream, and configure nothing, with a
 cap on its connections and channels. The router's user may touch everything under the
 prefix. Policies bound the queues nobody is sure to consume (:mod:`backbone.broker.bounds`).
 Applied through the management API, or exported as RabbitMQ definitions
@@ -112,8 +113,12 @@ def _only(*names: str) -> str:
 
 
 def system_read_permission(names: Names, system_id: str) -> str:
-    """What a connected system's account may read: its own inbox and events queues."""
-    return _only(names.inbox_queue(system_id), names.events_queue(system_id))
+    """What a connected system's account may read: its own inbox and events queues, and the
+    directory versions stream (read without being consumed: reading it takes nothing from
+    another system and needs no right to declare or bind)."""
+    return _only(
+        names.inbox_queue(system_id), names.events_queue(system_id), names.directory_stream
+    )
 
 
 def plan_accounts(

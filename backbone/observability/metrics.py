@@ -97,11 +97,12 @@ END_TO_END_SECONDS = Histogram(
 IN_FLIGHT = Gauge("vdx_in_flight_messages", "Envelopes being processed by this router")
 DIRECTORY_VERSIONS = Counter(
     "vdx_directory_versions_total",
-    "Directory versions this router received live, by outcome (applied, refused)",
+    "Directory versions this process (router, adapter) received, by outcome (applied, refused)",
     ["outcome"],
 )
 DIRECTORY_REVISION = Gauge(
-    "vdx_directory_revision", "Revision of the directory version this router routes against"
+    "vdx_directory_revision",
+    "Revision of the directory version this process (router, adapter) runs with",
 )
 
 

@@ -13,8 +13,9 @@ import aio_pika
 import structlog
 import typer
 
+from backbone.broker.directory_versions import LiveDirectory
 from backbone.broker.failures import broker_failure
-from backbone.directory import load_directory
+from backbone.directory import Directory, load_directory
 from backbone.directory.certificates import certificate_problems
 from backbone.envelope.chunked import ChunkLimits
 from backbone.errors import (
@@ -25,7 +26,6 @@ from backbone.errors import (
 )
 from backbone.logs import configure_logging
 from backbone.replica.settings import Settings
-from backbone.router.directory_updates import LiveDirectory
 from backbone.router.held_delivery import HeldDelivery, deliver_held
 from backbone.router.pipeline import Pipeline
 from backbone.router.retries import broker_login
@@ -73,17 +73,8 @@ async def build_router(settings: Settings) -> Router:
         transition_window=timedelta(days=settings.transition_window_days),
         chunk_limits=ChunkLimits(max_document_bytes=settings.max_document_bytes),
     )
-    tracking = Tracking.for_store(
-        store,
-        directory.tiers,
-        settings.tracking_options(),
-        inbox_of=lambda code: (
-            names.inbox_queue(directory.serving_system(code).system_id)
-            if code in directory
-            else None
-        ),
-    )
-    return Router(
+    tracking = Tracking.for_store(store, directory.tiers, settings.tracking_options())
+    router = Router(
         RouterOptions(
             amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
             names=names,
@@ -105,6 +96,16 @@ async def build_router(settings: Settings) -> Router:
         # Versions the operator applies are saved over the file, so a restart keeps them.
         live=LiveDirectory(settings.directory),
     )
+    if tracking is not None:
+        # The router's directory, read at each lookup: the version it took up last.
+        tracking.inbox_of = lambda code: _inbox_of(names, router.directory, code)
+    return router
+
+
+def _inbox_of(names: Names, directory: Directory, code: str) -> str | None:
+    if code not in directory:
+        return None
+    return names.inbox_queue(directory.serving_system(code).system_id)
 
 
 async def _run(settings: Settings) -> None:

@@ -1,6 +1,6 @@
 """``backbone directory apply``: check a new directory version against the running one, show
 what changes, bring the broker's topology and accounts in line with it, and publish it to
-every router replica; given the running version itself, the broker part alone, which
+every router, adapter and gateway; given the running version itself, the broker part alone, which
 removes what closed systems left once drained (docs/directory.md)."""
 
 from __future__ import annotations
@@ -96,9 +96,10 @@ def apply_command(
     """Check NEW and show what changes against the running version (as `diff` does); refuse
     it when it rewrites history, does not raise the revision or changes the tier model;
     otherwise bring the broker in line with it (inboxes, bindings and accounts added; those
-    of closed systems removed once drained) and publish it, where every router replica
-    takes it up live. NEW being the running version itself, only brings the broker in line
-    (what closed systems kept until drained goes) and publishes nothing."""
+    of closed systems removed once drained) and publish it, where every router, adapter and
+    gateway takes it up live (and any started later, at start). NEW being the running
+    version itself, only brings the broker in line (what closed systems kept until drained
+    goes) and publishes nothing."""
     follow = _Follow(
         Names(prefix),
         topology_amqp_url,
@@ -146,7 +147,8 @@ def apply_command(
         raise typer.Exit(1) from error
     typer.echo(
         f"published version {after.version.id} on {Names(prefix).directory_exchange}; every "
-        "router replica checks it again and takes it up (vdx_directory_revision)"
+        "router, adapter and gateway checks it again and takes it up, now or at its next "
+        "start (vdx_directory_revision)"
     )
 
 

@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from backbone.broker.directory_versions import DirectoryUpdates, LiveDirectory, follow_versions
 from backbone.broker.failures import broker_failure
 from backbone.clock import utc_now
 from backbone.directory import Directory
@@ -51,7 +52,6 @@ from backbone.router.chunks import (
     OpenDocument,
     OpenDocuments,
 )
-from backbone.router.directory_updates import DirectoryUpdates, LiveDirectory
 from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell
@@ -152,9 +152,12 @@ class Router:
         )
         self._background: list[asyncio.Task[None]] = []
         self._updates = DirectoryUpdates(
-            lambda: self.directory, self._use_directory, live=live or LiveDirectory()
+            lambda: self.directory,
+            self._use_directory,
+            live=live or LiveDirectory(),
+            component="router",
         )
-        self._replica = uuid.uuid4().hex[:12]  # names its queue of directory versions
+        self._versions_channel: AbstractChannel | None = None
         self._chunked = OpenDocuments(
             clock=utc_now,
             per_sender=options.max_open_chunked_per_sender,
@@ -197,13 +200,12 @@ class Router:
         await self._consume_channel.set_qos(prefetch_count=self.options.prefetch)
         self._notify_channel = await self._connection.channel()
         await self._notify_channel.set_qos(prefetch_count=16)
-        # A queue of its own on the directory fanout: every replica takes every version up.
-        versions = await self._notify_channel.declare_queue(
-            names.directory_queue(self._replica), exclusive=True, auto_delete=True
-        )
-        await versions.bind(names.directory_exchange)
+        # Every replica reads every version, and at start the one applied while it was down.
+        self._versions_channel = await self._connection.channel()
         self._consumer_tags.append(
-            (versions, await versions.consume(self._tracked(self._updates.on_version)))
+            await follow_versions(
+                self._versions_channel, names, self._tracked(self._updates.on_version)
+            )
         )
         for channel, queue_name, handler in (
             (self._consume_channel, names.inbound_queue, self._on_envelope),

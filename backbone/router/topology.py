@@ -51,6 +51,11 @@ BROKER_MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 ExchangeKind = Literal["direct", "fanout", "topic"]
 
 
+# The directory versions stream: about 30 versions at country size (1.94 MB each).
+STREAM_MAX_BYTES = 64 * 1024 * 1024
+STREAM_SEGMENT_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ExchangeSpec:
     name: str
@@ -65,14 +70,24 @@ class ExchangeSpec:
 @dataclass(frozen=True, slots=True)
 class QueueSpec:
     """A durable quorum queue; with ``dead_letter`` it dead-letters (at least once) after
-    ``delivery_limit`` failed deliveries."""
+    ``delivery_limit`` failed deliveries. ``stream``: a stream instead (read without being
+    consumed), that keeps its last ``STREAM_MAX_BYTES``."""
 
     name: str
     dead_letter: str | None = None
     delivery_limit: int | None = None
+    stream: bool = False
 
     @property
     def arguments(self) -> dict[str, Any]:
+        if self.stream:
+            return {
+                "x-queue-type": "stream",
+                "x-max-length-bytes": STREAM_MAX_BYTES,
+                # Retention drops whole segments, never the one being written: the last
+                # version always stays.
+                "x-stream-max-segment-size-bytes": STREAM_SEGMENT_BYTES,
+            }
         arguments: dict[str, Any] = {"x-queue-type": "quorum"}
         if self.delivery_limit is not None:
             # 3.10 has no default limit (4.x has 20): always say it.
@@ -153,6 +168,7 @@ def plan_topology(
         QueueSpec(names.unroutable_notify),
         QueueSpec(names.quarantine_queue),
         QueueSpec(names.events_operators_queue),
+        QueueSpec(names.directory_stream, stream=True),
     ]
     bindings = [
         BindingSpec(names.submit_exchange, names.inbound_queue, names.submit_routing_key),
@@ -161,6 +177,7 @@ def plan_topology(
         BindingSpec(names.unroutable_exchange, names.unroutable_parked, ""),
         BindingSpec(names.unroutable_exchange, names.unroutable_notify, ""),
         BindingSpec(names.events_exchange, names.events_operators_queue, "#"),
+        BindingSpec(names.directory_exchange, names.directory_stream, ""),
     ]
     for system, routes in _systems(directory):
         inbox, events = names.inbox_queue(system), names.events_queue(system)

@@ -130,11 +130,13 @@ def render_text(plan: TopologyPlan) -> str:
     for exchange in plan.exchanges:
         extra = f"  alternate-exchange={exchange.alternate}" if exchange.alternate else ""
         lines.append(f"  {exchange.name:<{width}}  {exchange.kind}{extra}")
-    lines.append(f"queues ({len(plan.queues)}), all durable quorum")
+    lines.append(f"queues ({len(plan.queues)}), all durable quorum but the stream")
     width = max(len(q.name) for q in plan.queues)
     for queue in plan.queues:
         extra = ""
-        if queue.dead_letter is not None:
+        if queue.stream:
+            extra = f"  stream max-length-bytes={queue.arguments['x-max-length-bytes']}"
+        elif queue.dead_letter is not None:
             limit = queue.delivery_limit if queue.delivery_limit is not None else "(broker's)"
             extra = (
                 f"  delivery-limit={limit} dead-letter={queue.dead_letter} "

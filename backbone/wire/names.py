@@ -119,13 +119,15 @@ class Names:
 
     @property
     def directory_exchange(self) -> str:
-        """Fanout of directory versions the operator applies; every router replica binds a
-        queue of its own to it (docs/directory.md, "Applying a new version")."""
+        """Fanout of directory versions the operator applies (docs/directory.md, "Applying a
+        new version")."""
         return f"{self.prefix}.directory"
 
-    def directory_queue(self, replica: str) -> str:
-        """One router replica's queue of directory versions (exclusive, auto-delete)."""
-        return f"{self.prefix}.directory.{replica}"
+    @property
+    def directory_stream(self) -> str:
+        """The stream bound to :attr:`directory_exchange` that keeps the last versions:
+        every router, adapter and gateway reads it, from its last version on."""
+        return f"{self.prefix}.directory.versions"
 
     @property
     def quarantine_queue(self) -> str:

@@ -1,32 +1,54 @@
-"""A router replica taking up the directory versions the operator applies (docs/directory.md,
-"Applying a new version"): each replica binds a queue of its own to the directory fanout
-exchange, checks every version it receives off the event loop (0.6 s at country size), and
-either keeps its running version (a bad one: one error logged, counted) or saves the new
-file where it loads it at start and swaps the directory the pipeline reads, once per
-envelope, so each envelope is routed against exactly one version."""
+"""Taking up the directory versions the operator applies, live, in every process (docs/
+directory.md, "Applying a new version"): router replicas, adapters and gateways alike.
+
+Every process reads the versions stream (``Names.directory_stream``, bound to the directory
+fanout exchange) from its last version on: a stream is read without being consumed, so each
+reader receives every version, and one started after a version was applied finds it there
+(catch-up). Each version is checked off the event loop (0.6 s at country size) against the
+running one; a bad one is refused (one error logged, counted) and the running version stays;
+a good one is saved where the process loads its directory at start and swapped in."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from backbone.directory import Directory, Format, dump_directory, format_of, parse_directory
 from backbone.directory.succession import succession
 from backbone.errors import DirectoryError, UnknownAgencyError
 from backbone.observability import metrics
-from backbone.wire.names import H_DIRECTORY_FORMAT
+from backbone.wire.names import H_DIRECTORY_FORMAT, H_DIRECTORY_VERSION, Names
 
-__all__ = ["DirectoryUpdates", "LiveDirectory"]
+__all__ = ["DirectoryUpdates", "LiveDirectory", "follow_versions"]
 
 log = structlog.get_logger(__name__)
 
 _FORMATS: dict[str, Format] = {"json": "json", "yaml": "yaml"}
+# A version is up to a few MB: a stream needs a prefetch, and two is enough to keep one ready.
+_PREFETCH = 2
+
+
+async def follow_versions(
+    channel: AbstractChannel,
+    names: Names,
+    on_version: Callable[[AbstractIncomingMessage], Awaitable[None]],
+) -> tuple[AbstractQueue, str]:
+    """Read the versions stream on ``channel`` (its own: the prefetch is set on it) from its
+    last version on, into ``on_version``; returns the queue and consumer tag. The read
+    starts again from the last version after a reconnection, so a version published
+    meanwhile is not missed. Reading needs only the read permission on the stream."""
+    await channel.set_qos(prefetch_count=_PREFETCH)
+    # ensure=True (a passive declare): a robust channel consumes again after a reconnection
+    # only from queues it looked up itself.
+    queue = await channel.get_queue(names.directory_stream, ensure=True)
+    tag = await queue.consume(on_version, arguments={"x-stream-offset": "last"})
+    return queue, tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +65,8 @@ class LiveDirectory:
 
 
 class DirectoryUpdates:
-    """Receives versions for one replica; ``swap`` installs an accepted one."""
+    """Receives versions for one process; ``swap`` installs an accepted one. ``component``
+    names its log lines (``router.directory_applied``, ``adapter.directory_refused``)."""
 
     def __init__(
         self,
@@ -51,11 +74,14 @@ class DirectoryUpdates:
         swap: Callable[[Directory], None],
         *,
         live: LiveDirectory,
+        component: str,
     ) -> None:
         self._running = running
         self._swap = swap
         self._live = live
+        self._component = component
         self._lock = asyncio.Lock()  # one version at a time: each is checked against the last
+        self._catching_up = True  # the first version read is the stream's last, from before
         metrics.DIRECTORY_REVISION.set(running().version.revision)
         for outcome in ("applied", "refused"):  # both series exist before the first version
             metrics.DIRECTORY_VERSIONS.labels(outcome)
@@ -65,11 +91,13 @@ class DirectoryUpdates:
         logged and counted, never retried: the operator applies a corrected one)."""
         async with self._lock:
             try:
+                if self._running_already(message):
+                    return
                 directory = await self._accept(message)
             except DirectoryError as error:
                 metrics.DIRECTORY_VERSIONS.labels("refused").inc()
                 log.error(
-                    "router.directory_refused",
+                    f"{self._component}.directory_refused",
                     running=self._running().version.id,
                     publisher=message.user_id,
                     error=error.message,
@@ -80,14 +108,33 @@ class DirectoryUpdates:
                 metrics.DIRECTORY_VERSIONS.labels("applied").inc()
                 metrics.DIRECTORY_REVISION.set(directory.version.revision)
                 log.info(
-                    "router.directory_applied",
+                    f"{self._component}.directory_applied",
                     version=directory.version.id,
                     agencies=len(directory),
                     saved_to=None if self._live.path is None else str(self._live.path),
                     outcome="applied",
                 )
             finally:
+                self._catching_up = False
                 await message.ack()
+
+    def _running_already(self, message: AbstractIncomingMessage) -> bool:
+        """The version this process runs (read again after a reconnection), or, at start,
+        a last version no newer than the file it loaded: nothing to take up, nothing to
+        refuse. The id is the publisher's claim, trusted only to skip, never to apply."""
+        claimed = str((message.headers or {}).get(H_DIRECTORY_VERSION, ""))
+        running = self._running().version
+        revision = claimed.partition(":")[0]
+        behind = self._catching_up and revision.isdigit() and int(revision) <= running.revision
+        if claimed != running.id and not behind:
+            return False
+        log.info(
+            f"{self._component}.directory_current",
+            running=running.id,
+            received=claimed,
+            outcome="kept",
+        )
+        return True
 
     async def _accept(self, message: AbstractIncomingMessage) -> Directory:
         publisher = message.user_id
