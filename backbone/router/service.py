@@ -48,6 +48,7 @@ from backbone.router.chunks import (
     DEFAULT_PER_SENDER,
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL,
+    HEADER_WAIT_SECONDS,
     OpenDocument,
     OpenDocuments,
 )
@@ -107,6 +108,9 @@ class RouterOptions:
     max_open_chunked_per_sender: int = DEFAULT_PER_SENDER
     max_open_chunked: int = DEFAULT_TOTAL
     chunked_timeout_seconds: float = DEFAULT_TIMEOUT.total_seconds()
+    # How long a chunk whose header is not routed yet (here or on another replica) waits
+    # for it before it is refused as chunk_foreign.
+    chunk_header_wait_seconds: float = HEADER_WAIT_SECONDS
 
 
 class Router:
@@ -156,10 +160,12 @@ class Router:
         )
         self._replica = uuid.uuid4().hex[:12]  # names its queue of directory versions
         self._chunked = OpenDocuments(
+            store=store,
             clock=utc_now,
             per_sender=options.max_open_chunked_per_sender,
             total=options.max_open_chunked,
             timeout=timedelta(seconds=options.chunked_timeout_seconds),
+            header_wait=options.chunk_header_wait_seconds,
         )
 
     def _use_directory(self, directory: Directory) -> None:
@@ -337,7 +343,9 @@ class Router:
                 await self._route(decision, message.body, attempts.publisher, form=form)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
                 if form == FORM_CHUNKED_HEADER and isinstance(decision.header, ChunkedHeader):
-                    self._chunked.opened(decision.header, attempts.publisher, decision.plan)
+                    await self._chunked.opened(
+                        decision.header, message.body, attempts.publisher, decision.plan
+                    )
             elif isinstance(decision, Reject):
                 await self._reject(decision, message, attempts.publisher)
             else:
@@ -374,8 +382,10 @@ class Router:
                 if document is None:
                     raise ChunkError(
                         f"chunk {chunk.index} of envelope {chunk.envelope_id}: no header of "
-                        "that envelope was routed (or it was forgotten after "
-                        f"{self.options.chunked_timeout_seconds:g} s); send the header first",
+                        "that envelope was routed within "
+                        f"{self.options.chunk_header_wait_seconds:g} s (or it was forgotten "
+                        f"after {self.options.chunked_timeout_seconds:g} s); send the header "
+                        "first",
                         reason=Reason.CHUNK_FOREIGN,
                     )
                 if attempts.publisher != document.publisher:
@@ -392,7 +402,18 @@ class Router:
                 await self._reject(refusal, message, attempts.publisher)
                 self._acks.ack(message)
                 return
-            await self._forward_chunk(document, chunk.index, message.body)
+            if await self._chunked.has_passed(document, chunk.index):
+                # Forwarded and confirmed already (the sender's resend, or a redelivery
+                # after the store recorded it): the recipients have it.
+                log.info(
+                    "router.chunk_duplicate_dropped",
+                    envelope_id=chunk.envelope_id,
+                    chunk=chunk.index,
+                    replica=self._replica,
+                )
+            else:
+                again = bool(message.redelivered) or attempts.failed > 0
+                await self._forward_chunk(document, chunk.index, message.body, again=again)
             self._acks.ack(message)
         except Exception as error:
             log.exception(
@@ -405,9 +426,12 @@ class Router:
         finally:
             metrics.IN_FLIGHT.dec()
 
-    async def _forward_chunk(self, document: OpenDocument, index: int, body: bytes) -> None:
+    async def _forward_chunk(
+        self, document: OpenDocument, index: int, body: bytes, *, again: bool
+    ) -> None:
+        """Publish chunk ``index`` to the header's inboxes (``again``: maybe published
+        before, by a replica that failed before recording it), then record it passed."""
         header = document.header
-        again = index in document.passed  # the sender's resend, or a redelivery
         refused = await asyncio.gather(
             *(
                 self._publish_tier(
@@ -422,12 +446,13 @@ class Router:
             raise RuntimeError(
                 f"chunk {index} of envelope {header.envelope_id}: an inbox refused it (full)"
             )
-        self._chunked.passed(document, index)
+        await self._chunked.passed(document, index)
         log.debug(
             "router.chunk_forwarded",
             envelope_id=header.envelope_id,
             sender=header.sender,
             chunk=index,
+            replica=self._replica,
             outcome="routed",
         )
 

@@ -49,7 +49,10 @@ class RouterSettings(BrokerSettings):
         "to come) before the next is refused as too_many_open_documents",
     )
     max_open_chunked: int = Field(
-        default=DEFAULT_TOTAL, gt=0, description="Chunked documents under way, all senders"
+        default=DEFAULT_TOTAL,
+        gt=0,
+        description="Chunked documents under way, all senders (counted in the store, across "
+        "replicas)",
     )
     chunked_timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT.total_seconds(),
