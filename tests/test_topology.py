@@ -135,7 +135,7 @@ def test_plan_has_one_inbox_and_one_events_queue_per_connected_system_not_per_ag
     events = [q for q in plan.queues if q.name.startswith("vdx.events.")]
     assert len(inboxes) == systems
     assert len(events) == systems + 1  # and the operators' queue
-    assert len(plan.queues) == 2 * systems + 7
+    assert len(plan.queues) == 2 * systems + 8
     assert len(plan.bindings) == len(set(plan.bindings))
 
 
@@ -424,7 +424,7 @@ async def test_the_synthetic_country_applies_in_seconds_not_minutes(
     elapsed = time.perf_counter() - started
     print(f"synthetic country: {report}; again in {again.seconds:.2f} s")
     systems = len(directory.hubs) + sum(a.connection is Connection.DIRECT for a in directory)
-    assert report.queues == 2 * systems + 7
+    assert report.queues == 2 * systems + 8
     assert len(await ManagementClient.from_env().queue_names(prefix=f"{names.prefix}.")) == (
         report.queues
     )
@@ -455,7 +455,7 @@ def sample_file(tmp_path: Path) -> Path:
 def test_show_lists_the_planned_topology_without_a_broker(sample_file: Path) -> None:
     result = runner.invoke(app, ["show", "--directory", str(sample_file), "--prefix", "demo"])
     assert result.exit_code == 0, result.output
-    assert "queues (11), all durable quorum" in result.stdout
+    assert "queues (12), all durable quorum" in result.stdout
     assert "demo.tier.1.central-provincial -> demo.inbox.00.53.W00  H53.#" in result.stdout
     assert "demo.tier.4.unit -> demo.inbox.00.53.W00  H53.#" in result.stdout
     assert "demo.tier.1.central-provincial -> demo.inbox.000.00.00.G22  G22.00.00.000" in (
@@ -496,7 +496,7 @@ def test_apply_command_declares_the_topology_and_prints_the_report(
         result = runner.invoke(app, [*args, "--amqp-url", amqp_url])
         assert result.exit_code == 0, result.output
         assert re.search(
-            r"declared 9 exchanges, 11 queues, \d+ bindings in [\d.]+ s", result.stdout
+            r"declared 9 exchanges, 12 queues, \d+ bindings in [\d.]+ s", result.stdout
         )
         assert "guest:guest" not in result.stdout
     finally:

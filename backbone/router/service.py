@@ -91,6 +91,8 @@ class RouterOptions:
     amqp_url: str
     names: Names = field(default_factory=Names)
     prefetch: int = 256
+    # Chunks of chunked documents in flight (their own queue and channel): each up to 8 MiB.
+    chunk_prefetch: int = 4
     # Failed processing attempts before the router dead-letters an envelope (its own count,
     # ``router.retries``); also the broker's x-delivery-limit on the inbound queue and the
     # inboxes unless ``broker_delivery_limit`` is false (then none is declared: the broker's
@@ -136,6 +138,7 @@ class Router:
         self.store = store
         self._connection: AbstractRobustConnection | None = None
         self._consume_channel: AbstractChannel | None = None
+        self._chunk_channel: AbstractChannel | None = None
         self._notify_channel: AbstractChannel | None = None
         self._acks = Acknowledger()
         self._account = broker_login(options.amqp_url)  # the user_id of what it republishes
@@ -150,7 +153,7 @@ class Router:
         self._parked = ParkedNotices(
             store=store,
             directory=lambda: self.directory,
-            inbound_queue=options.names.inbound_queue,
+            inbound_queues=(options.names.inbound_queue, options.names.chunk_queue),
             emit=self._emit,
             router_account=self._account,
         )
@@ -201,6 +204,10 @@ class Router:
         # must cover no other consumer's deliveries.
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.options.prefetch)
+        # Chunks on a channel of their own: a few megabytes each, so a few at a time,
+        # whatever the envelopes' prefetch.
+        self._chunk_channel = await self._connection.channel()
+        await self._chunk_channel.set_qos(prefetch_count=self.options.chunk_prefetch)
         self._notify_channel = await self._connection.channel()
         await self._notify_channel.set_qos(prefetch_count=16)
         # A queue of its own on the directory fanout: every replica takes every version up.
@@ -213,6 +220,7 @@ class Router:
         )
         for channel, queue_name, handler in (
             (self._consume_channel, names.inbound_queue, self._on_envelope),
+            (self._chunk_channel, names.chunk_queue, self._on_chunk),
             (self._notify_channel, names.unroutable_notify, self._parked.on_unroutable),
             (self._notify_channel, names.dead_letter_notify, self._parked.on_dead_letter),
         ):
@@ -244,6 +252,7 @@ class Router:
             "router.started",
             prefix=names.prefix,
             prefetch=self.options.prefetch,
+            chunk_prefetch=self.options.chunk_prefetch,
             http_host=self.options.http_host,
             http_port=self.options.http_port,
         )
@@ -422,7 +431,12 @@ class Router:
                 attempt=attempts.failed + 1,
                 delivery_limit=self.options.delivery_limit,
             )
-            await self._failed(message, Attempts(attempts.failed + 1, attempts.publisher), error)
+            await self._failed(
+                message,
+                Attempts(attempts.failed + 1, attempts.publisher),
+                error,
+                queue=self.options.names.chunk_queue,
+            )
         finally:
             metrics.IN_FLIGHT.dec()
 
@@ -457,14 +471,22 @@ class Router:
         )
 
     async def _failed(
-        self, message: AbstractIncomingMessage, attempts: Attempts, error: BaseException
+        self,
+        message: AbstractIncomingMessage,
+        attempts: Attempts,
+        error: BaseException,
+        *,
+        queue: str | None = None,
     ) -> None:
-        """Publish the envelope again behind the queue with ``attempts`` (at the delivery
-        limit: to the dead-letter exchange), then acknowledge this delivery; the publish is
-        confirmed first, so the envelope is never lost. When that publish fails too (the
-        broker), hand the delivery back to the broker: it comes back with its count as it was.
+        """Publish the envelope again behind ``queue`` (by default the inbound queue; a
+        chunk's is the chunk queue, where it is read as a chunk whatever its headers) with
+        ``attempts`` (at the delivery limit: to the dead-letter exchange), then acknowledge
+        this delivery; the publish is confirmed first, so the envelope is never lost. When
+        that publish fails too (the broker), hand the delivery back to the broker: it comes
+        back with its count as it was.
         """
         names = self.options.names
+        queue = queue or names.inbound_queue
         assert self._publish_channel is not None
         try:
             if attempts.failed >= self.options.delivery_limit:
@@ -472,7 +494,7 @@ class Router:
                     dead_letter_message(
                         message.body, attempts, error, router_account=self._account
                     ),
-                    routing_key=names.inbound_queue,
+                    routing_key=queue,
                     mandatory=True,
                 )
                 log.warning(
@@ -484,7 +506,7 @@ class Router:
             else:
                 await self._publish_channel.default_exchange.publish(
                     retry_message(message.body, attempts, router_account=self._account),
-                    routing_key=names.inbound_queue,
+                    routing_key=queue,
                     mandatory=True,
                 )
         except Exception:

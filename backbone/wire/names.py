@@ -86,6 +86,16 @@ class Names:
         return f"{self.prefix}.router.inbound"
 
     @property
+    def chunk_routing_key(self) -> str:
+        """The routing key adapters publish a chunked document's chunks with on the submit
+        exchange: they go to :attr:`chunk_queue`, which the router takes a few at a time."""
+        return "chunk"
+
+    @property
+    def chunk_queue(self) -> str:
+        return f"{self.prefix}.router.chunks"
+
+    @property
     def events_exchange(self) -> str:
         """Topic exchange of delivery and processing-status events."""
         return f"{self.prefix}.events"
