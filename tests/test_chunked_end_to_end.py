@@ -108,25 +108,34 @@ async def test_a_corrupted_chunk_is_refused_as_tampered_and_the_sender_told_then
     assert await b_inbox.quiet() == [item]
 
 
-async def test_a_chunk_whose_header_was_never_routed_is_refused_as_foreign(
+async def test_chunks_whose_header_never_comes_are_refused_as_foreign_without_holding_up_others(
     amqp_url: str, tmp_path: Path
 ) -> None:
-    # Its header waited for (here or on another replica) 1 s, not the default 30 s.
+    # More early or foreign chunks than the router takes at a time (chunk_prefetch, 4):
+    # each is put back behind the queue while it waits, never held for the whole wait.
     async with open_deployment(
-        amqp_url, tmp_path, router_options={"chunk_header_wait_seconds": 1.0}
+        amqp_url, tmp_path, router_options={"chunk_header_wait_seconds": 12.0}
     ) as deployment:
         a, b = await _pair(deployment)
         b_inbox = deployment.inbox(b)
-        sealed = sealed_document(deployment, 3)
-        first = next(iter(sealed.chunk_messages()))
-
+        orphan, document = sealed_document(deployment, 10), sealed_document(deployment, 11)
+        loop = asyncio.get_running_loop()
         async with RawPublisher(deployment) as publisher:
-            await publisher.chunk(sealed, 0, first)  # its header never sent
+            for _ in range(2):
+                await publisher.chunks(orphan)  # its header never sent: 8 chunks
+            started = loop.time()
+            await publisher.header(document)
+            await publisher.chunks(document)
+            [item] = await b_inbox.wait_for(1, timeout=30)
+            arrived = loop.time() - started
             refusal = await next_event(a, EventType.REJECTED)
+            assert await b_inbox.quiet() == [item]  # nothing of the orphan handed out
 
-        assert refusal.reason is Reason.CHUNK_FOREIGN
-        assert sealed.header.envelope_id in (refusal.message or "")
-        assert await b_inbox.quiet() == []
+    assert item.envelope_id == document.header.envelope_id
+    # Held 12 s four at a time, the orphans would have kept it waiting 24 s.
+    assert arrived < 8, f"the document took {arrived:.1f} s behind the waiting chunks"
+    assert refusal.reason is Reason.CHUNK_FOREIGN
+    assert orphan.header.envelope_id in (refusal.message or "")
 
 
 async def test_a_duplicate_chunk_is_dropped_and_the_document_delivered_once(

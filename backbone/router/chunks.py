@@ -15,8 +15,10 @@ store, and a document is forgotten ``timeout`` after its header (its later chunk
 its store.
 
 Chunks are consumed concurrently with their header, by this replica or another: a chunk
-whose header is not known yet waits for it (:meth:`OpenDocuments.find`, up to
-``header_wait`` seconds) rather than being refused as foreign at once.
+whose header is not known yet waits for it a moment (:meth:`OpenDocuments.find`: for a
+header being checked here, its verdict; else up to ``hold`` seconds, looking at the store),
+and is then put back behind its queue by the service, until ``chunk_header_wait_seconds``
+after it was first seen, rather than refused as foreign at once or held for long.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ __all__ = ["OpenDocument", "OpenDocuments"]
 DEFAULT_PER_SENDER: Final = 64
 DEFAULT_TOTAL: Final = 4096
 DEFAULT_TIMEOUT: Final = timedelta(hours=1)
-# How long a chunk waits for its header to be routed (here or by another replica).
+# How long a chunk waits for its header to be routed (here or by another replica) before it
+# is refused as foreign, and how long it is held at a time meanwhile.
 HEADER_WAIT_SECONDS: Final = 30.0
+HOLD_SECONDS: Final = 1.0
 # Documents a replica keeps at hand (each header up to ~280 KB): a miss reads the store.
 CACHED_DOCUMENTS: Final = 64
 _FIRST_POLL, _LONGEST_POLL = 0.05, 1.0  # seconds between looks at the store for a header
@@ -66,14 +70,14 @@ class OpenDocuments:
         per_sender: int = DEFAULT_PER_SENDER,
         total: int = DEFAULT_TOTAL,
         timeout: timedelta = DEFAULT_TIMEOUT,
-        header_wait: float = HEADER_WAIT_SECONDS,
+        hold: float = HOLD_SECONDS,
     ) -> None:
         self._store = store
         self._clock = clock
         self._per_sender = per_sender
         self._total = total
         self._timeout = timeout
-        self._header_wait = header_wait
+        self._hold = hold
         self._cache: OrderedDict[str, OpenDocument] = OrderedDict()
         self._opening: dict[str, asyncio.Future[None]] = {}
         # Headers admitted here and being routed (envelope id → sender): they count against
@@ -161,15 +165,15 @@ class OpenDocuments:
             self._settle(header.envelope_id)
 
     async def find(self, envelope_id: str) -> OpenDocument | None:
-        """The document ``envelope_id`` if its header was routed, waiting for a header being
-        checked (here or elsewhere) up to ``header_wait`` seconds; None when none was: a
-        foreign chunk, or one of a document forgotten."""
+        """The document ``envelope_id`` if its header was routed, waiting for the verdict on
+        a header being checked here, else up to ``hold`` seconds for one routed elsewhere;
+        None when none was (yet): a chunk early, foreign, or of a document forgotten."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._header_wait
+        deadline = loop.time() + self._hold
         waiting = self._opening.get(envelope_id)
         if waiting is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(waiting), self._header_wait)
+                await asyncio.wait_for(asyncio.shield(waiting), HEADER_WAIT_SECONDS)
             except TimeoutError:
                 return None
         self._forget_stale()

@@ -49,6 +49,7 @@ from backbone.router.chunks import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL,
     HEADER_WAIT_SECONDS,
+    HOLD_SECONDS,
     OpenDocument,
     OpenDocuments,
 )
@@ -65,6 +66,8 @@ from backbone.router.retries import (
     dead_letter_message,
     read_attempts,
     retry_message,
+    waiting_message,
+    waiting_since,
 )
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Refusal, Store
@@ -110,8 +113,9 @@ class RouterOptions:
     max_open_chunked_per_sender: int = DEFAULT_PER_SENDER
     max_open_chunked: int = DEFAULT_TOTAL
     chunked_timeout_seconds: float = DEFAULT_TIMEOUT.total_seconds()
-    # How long a chunk whose header is not routed yet (here or on another replica) waits
-    # for it before it is refused as chunk_foreign.
+    # How long after it was first seen a chunk whose header is not routed yet (here or on
+    # another replica) is refused as chunk_foreign; it is put back behind the chunk queue
+    # meanwhile, never held for long.
     chunk_header_wait_seconds: float = HEADER_WAIT_SECONDS
 
 
@@ -168,7 +172,7 @@ class Router:
             per_sender=options.max_open_chunked_per_sender,
             total=options.max_open_chunked,
             timeout=timedelta(seconds=options.chunked_timeout_seconds),
-            header_wait=options.chunk_header_wait_seconds,
+            hold=min(HOLD_SECONDS, options.chunk_header_wait_seconds),
         )
 
     def _use_directory(self, directory: Directory) -> None:
@@ -388,6 +392,8 @@ class Router:
             try:
                 chunk = read_chunk(message.body, max_size=self.options.max_envelope_bytes)
                 document = await self._chunked.find(chunk.envelope_id)
+                if document is None and await self._put_back(message, attempts):
+                    return
                 if document is None:
                     raise ChunkError(
                         f"chunk {chunk.index} of envelope {chunk.envelope_id}: no header of "
@@ -439,6 +445,29 @@ class Router:
             )
         finally:
             metrics.IN_FLIGHT.dec()
+
+    async def _put_back(self, message: AbstractIncomingMessage, attempts: Attempts) -> bool:
+        """Publish a chunk whose header is not routed yet again behind the chunk queue,
+        marked with when it was first seen, and acknowledge it: True; False once it has
+        waited ``chunk_header_wait_seconds`` (it is foreign). A chunk held instead would
+        keep one of the few ``chunk_prefetch`` places from every other sender's chunks."""
+        now = utc_now()
+        since = waiting_since(message, router_account=self._account) or now
+        if now - since >= timedelta(seconds=self.options.chunk_header_wait_seconds):
+            return False
+        assert self._publish_channel is not None
+        try:
+            await self._publish_channel.default_exchange.publish(
+                waiting_message(message.body, attempts, since, router_account=self._account),
+                routing_key=self.options.names.chunk_queue,
+                mandatory=True,
+            )
+        except Exception:
+            log.exception("router.retry_publish_failed", attempts=attempts.failed)
+            await self._acks.reject(message)
+            return True
+        self._acks.ack(message)
+        return True
 
     async def _forward_chunk(
         self, document: OpenDocument, index: int, body: bytes, *, again: bool
