@@ -91,6 +91,7 @@ class RawPublisher:
     async def _publish(
         self, document: SealedDocument, body: bytes, form: str, index: int | None
     ) -> None:
+        names = self._deployment.exchange.names
         await self._submit.publish(
             envelope_message(
                 body,
@@ -100,7 +101,8 @@ class RawPublisher:
                 form=form,
                 chunk_index=index,
             ),
-            routing_key=self._deployment.exchange.names.submit_routing_key,
+            # As the adapter does: chunks to the chunk queue, the header with the envelopes.
+            routing_key=names.chunk_routing_key if form == FORM_CHUNK else names.submit_routing_key,
             mandatory=True,
         )
 
