@@ -241,7 +241,10 @@ class EnvelopeSender:
             # No lock: confirms are matched per delivery tag, so many publishes fly at once.
             await submit.publish(
                 message,
-                routing_key=self._names.submit_routing_key,
+                # Chunks on a queue of their own, which the router takes a few at a time.
+                routing_key=self._names.submit_routing_key
+                if chunk_index is None
+                else self._names.chunk_routing_key,
                 mandatory=True,
                 timeout=self.config.publish_timeout,
             )

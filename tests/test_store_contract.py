@@ -4,11 +4,13 @@ so the fake other components test with behaves like the databases the router run
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from backbone.store.abc import (
     Claim,
     ClaimState,
     Delivery,
+    OpenChunked,
     Outcome,
     Refusal,
     Routing,
@@ -491,3 +494,100 @@ async def test_a_sqlite_store_creates_its_directory_and_uses_wal(tmp_path: Path)
 async def test_open_store_refuses_unusable_urls(url: str, schema: str | None) -> None:
     with pytest.raises(ValueError, match=r"URL|SQLite|schema"):
         await open_store(url, schema=schema)
+
+
+# -- chunked documents under way (backbone.router.chunks) -----------------------------------
+
+
+def open_document(
+    opened_at: datetime = T0, *, sender: str = SENDER, chunks: int = 3, publisher: str = "g22"
+) -> OpenChunked:
+    return OpenChunked(
+        envelope_id=envelope_id(),
+        sender=sender,
+        publisher=publisher,
+        header_message=b"VDXH\x00" + os.urandom(64),  # bytes kept as they are
+        plan=(("vdx.tier.central", ("a.b", "a.c")), ("vdx.tier.local", ("d",))),
+        chunk_count=chunks,
+        opened_at=opened_at,
+    )
+
+
+async def test_an_open_chunked_document_is_kept_whole_and_its_passed_chunks_counted_once(
+    store: Store,
+) -> None:
+    document = open_document()
+    assert await store.chunked(document.envelope_id) is None
+
+    assert await store.open_chunked(document) == document
+    assert await store.chunk_passed(document.envelope_id, 1) == 1
+    assert await store.chunk_passed(document.envelope_id, 1) == 1  # once however often
+    assert await store.chunk_passed(document.envelope_id, 0) == 2
+    assert await store.chunk_has_passed(document.envelope_id, 0)
+    assert not await store.chunk_has_passed(document.envelope_id, 2)
+
+    kept = await store.chunked(document.envelope_id)
+    assert kept == replace(document, passed=frozenset({0, 1}))
+    assert kept is not None
+    assert not kept.complete
+
+
+async def test_opening_a_chunked_document_again_resets_nothing(store: Store) -> None:
+    document = open_document()
+    await store.open_chunked(document)
+    await store.chunk_passed(document.envelope_id, 0)
+
+    # Its header again, later, from another account: the document stays as it was.
+    again = replace(document, opened_at=T0 + timedelta(minutes=5), publisher="other")
+    assert await store.open_chunked(again) == replace(document, passed=frozenset({0}))
+
+
+async def test_chunked_documents_under_way_count_the_incomplete_and_recent_only(
+    store: Store,
+) -> None:
+    mine, complete, old = open_document(), open_document(chunks=1), open_document()
+    theirs = open_document(sender=OTHER)
+    for document in (mine, complete, theirs):
+        await store.open_chunked(replace(document, opened_at=T0 + timedelta(minutes=1)))
+    await store.open_chunked(old)
+    await store.chunk_passed(complete.envelope_id, 0)
+
+    assert await store.chunked_under_way(SENDER, since=T0) == (1, 2)
+    assert await store.chunked_under_way(OTHER, since=T0 - timedelta(seconds=1)) == (1, 3)
+
+
+async def test_forgetting_chunked_documents_drops_those_opened_before_the_cutoff(
+    store: Store,
+) -> None:
+    old, recent = open_document(), open_document(T0 + timedelta(hours=1))
+    for document in (old, recent):
+        await store.open_chunked(document)
+        await store.chunk_passed(document.envelope_id, 0)
+
+    await store.forget_chunked(before=T0 + timedelta(minutes=30))
+
+    assert await store.chunked(old.envelope_id) is None
+    assert await store.chunked(recent.envelope_id) == replace(recent, passed=frozenset({0}))
+    # Opened again after it was forgotten: nothing of its old chunks is left.
+    assert (await store.open_chunked(old)).passed == frozenset()
+
+
+async def test_replicas_sharing_a_database_see_one_chunked_document(
+    shared_backend: Backend,
+) -> None:
+    first, second = await asyncio.gather(shared_backend.open(), shared_backend.open())
+    try:
+        document = open_document(chunks=40)
+        await first.open_chunked(document)
+        counts = await asyncio.gather(
+            *((first, second)[n % 2].chunk_passed(document.envelope_id, n // 2) for n in range(80))
+        )
+        kept = await second.chunked(document.envelope_id)
+    finally:
+        await first.close()
+        await second.close()
+
+    assert max(counts) == 40  # each chunk recorded once, whoever recorded it
+    assert kept is not None
+    assert kept.complete
+    assert kept.passed == frozenset(range(40))

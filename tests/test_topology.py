@@ -135,7 +135,7 @@ def test_plan_has_one_inbox_and_one_events_queue_per_connected_system_not_per_ag
     events = [q for q in plan.queues if q.name.startswith("vdx.events.")]
     assert len(inboxes) == systems
     assert len(events) == systems + 1  # and the operators' queue
-    assert len(plan.queues) == 2 * systems + 8  # 7 fixed queues and the directory stream
+    assert len(plan.queues) == 2 * systems + 9  # 7 fixed, the chunk queue, the directory stream
     assert len(plan.bindings) == len(set(plan.bindings))
 
 
@@ -428,7 +428,7 @@ async def test_the_synthetic_country_applies_in_seconds_not_minutes(
     elapsed = time.perf_counter() - started
     print(f"synthetic country: {report}; again in {again.seconds:.2f} s")
     systems = len(directory.hubs) + sum(a.connection is Connection.DIRECT for a in directory)
-    assert report.queues == 2 * systems + 8  # and the directory stream
+    assert report.queues == 2 * systems + 9  # the chunk queue and the directory stream too
     assert len(await ManagementClient.from_env().queue_names(prefix=f"{names.prefix}.")) == (
         report.queues
     )
@@ -459,7 +459,7 @@ def sample_file(tmp_path: Path) -> Path:
 def test_show_lists_the_planned_topology_without_a_broker(sample_file: Path) -> None:
     result = runner.invoke(app, ["show", "--directory", str(sample_file), "--prefix", "demo"])
     assert result.exit_code == 0, result.output
-    assert "queues (12), all durable quorum but the stream" in result.stdout
+    assert "queues (13), all durable quorum but the stream" in result.stdout
     assert "demo.tier.1.central-provincial -> demo.inbox.00.53.W00  H53.#" in result.stdout
     assert "demo.tier.4.unit -> demo.inbox.00.53.W00  H53.#" in result.stdout
     assert "demo.tier.1.central-provincial -> demo.inbox.000.00.00.G22  G22.00.00.000" in (

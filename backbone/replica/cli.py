@@ -79,6 +79,7 @@ async def build_router(settings: Settings) -> Router:
             amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
             names=names,
             prefetch=settings.prefetch,
+            chunk_prefetch=settings.chunk_prefetch,
             delivery_limit=settings.delivery_limit,
             broker_delivery_limit=settings.broker_delivery_limit,
             max_envelope_bytes=settings.max_envelope_bytes,

@@ -7,7 +7,7 @@ each, records the outcome and tells whoever should know.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -35,7 +35,7 @@ class ParkedNotices:
         *,
         store: Store,
         directory: Callable[[], Directory],
-        inbound_queue: str,
+        inbound_queues: Collection[str],
         emit: Emit,
         router_account: str,
     ) -> None:
@@ -43,7 +43,7 @@ class ParkedNotices:
         it dead-letters itself (``router.retries``); ``directory``: the running version."""
         self._store = store
         self._directory = directory
-        self._inbound_queue = inbound_queue
+        self._inbound_queues = frozenset(inbound_queues)  # envelopes' and chunks' queues
         self._emit = emit
         self._router_account = router_account
 
@@ -78,7 +78,7 @@ class ParkedNotices:
             )
             return
         queue = _dead_lettered_from(message)
-        if queue == self._inbound_queue or queue is None:
+        if queue in self._inbound_queues or queue is None:
             # The broker's delivery limit (a backstop: deliveries taken back without a
             # verdict, e.g. a router killed while holding them).
             await self._report(

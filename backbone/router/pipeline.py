@@ -31,7 +31,7 @@ refused envelope can be fixed and sent again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import MappingProxyType
@@ -241,7 +241,7 @@ class Pipeline:
         body: bytes,
         *,
         user_id: str | None,
-        admit: Callable[[ChunkedHeader], None],
+        admit: Callable[[ChunkedHeader], Awaitable[None]],
         redelivered: bool = False,
     ) -> Decision:
         """:meth:`evaluate` for a chunked document's header message: the same steps, in the
@@ -259,7 +259,7 @@ class Pipeline:
         body: bytes,
         directory: Directory,
         user_id: str | None,
-        admit: Callable[[ChunkedHeader], None],
+        admit: Callable[[ChunkedHeader], Awaitable[None]],
         redelivered: bool,
     ) -> Decision:
         if not redelivered and (refusal := self._over_rate(user_id)) is not None:
@@ -277,7 +277,7 @@ class Pipeline:
         except BackboneError as error:
             return Reject(error.reason, error.message, header)
         try:
-            admit(verified.header)
+            await admit(verified.header)
             return await self._decide(
                 directory, verified.header, sender, warning, verified, redelivered
             )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, FieldValue
@@ -32,7 +33,7 @@ from yarl import URL
 
 from backbone.clock import utc_now
 from backbone.errors import Reason
-from backbone.wire import H_ATTEMPTS, H_MESSAGE, H_PUBLISHER, H_REASON
+from backbone.wire import H_ATTEMPTS, H_MESSAGE, H_PUBLISHER, H_REASON, H_WAITING_SINCE
 
 __all__ = [
     "Attempts",
@@ -41,6 +42,8 @@ __all__ = [
     "is_router_dead_letter",
     "read_attempts",
     "retry_message",
+    "waiting_message",
+    "waiting_since",
 ]
 
 _MAX_MESSAGE_CHARS = 500  # of the last failure, for operators reading the dead-letter queue
@@ -91,6 +94,29 @@ def dead_letter_message(
         f"processing failed {attempts.failed} times; the last: {type(error).__name__}: {error}"
     )[:_MAX_MESSAGE_CHARS]
     return _message(body, headers, router_account=router_account)
+
+
+def waiting_message(
+    body: bytes, attempts: Attempts, since: datetime, *, router_account: str
+) -> aio_pika.Message:
+    """A chunk whose header is not routed yet, to put back behind the chunk queue rather
+    than hold: ``since`` when a router first found it so."""
+    headers = _headers(attempts)
+    headers[H_WAITING_SINCE] = since.isoformat()
+    return _message(body, headers, router_account=router_account)
+
+
+def waiting_since(message: AbstractIncomingMessage, *, router_account: str) -> datetime | None:
+    """When a router first put ``message`` back waiting for its header (None: never, or not
+    a message the router published)."""
+    value = (message.headers or {}).get(H_WAITING_SINCE)
+    if message.user_id != router_account or not isinstance(value, str):
+        return None
+    try:
+        since = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return since if since.tzinfo is not None else None
 
 
 def is_router_dead_letter(message: AbstractIncomingMessage, *, router_account: str) -> bool:

@@ -49,6 +49,8 @@ from backbone.router.chunks import (
     DEFAULT_PER_SENDER,
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL,
+    HEADER_WAIT_SECONDS,
+    HOLD_SECONDS,
     OpenDocument,
     OpenDocuments,
 )
@@ -64,6 +66,8 @@ from backbone.router.retries import (
     dead_letter_message,
     read_attempts,
     retry_message,
+    waiting_message,
+    waiting_since,
 )
 from backbone.router.topology import apply_topology
 from backbone.store.abc import Refusal, Store
@@ -90,6 +94,8 @@ class RouterOptions:
     amqp_url: str
     names: Names = field(default_factory=Names)
     prefetch: int = 256
+    # Chunks of chunked documents in flight (their own queue and channel): each up to 8 MiB.
+    chunk_prefetch: int = 4
     # Failed processing attempts before the router dead-letters an envelope (its own count,
     # ``router.retries``); also the broker's x-delivery-limit on the inbound queue and the
     # inboxes unless ``broker_delivery_limit`` is false (then none is declared: the broker's
@@ -107,6 +113,10 @@ class RouterOptions:
     max_open_chunked_per_sender: int = DEFAULT_PER_SENDER
     max_open_chunked: int = DEFAULT_TOTAL
     chunked_timeout_seconds: float = DEFAULT_TIMEOUT.total_seconds()
+    # How long after it was first seen a chunk whose header is not routed yet (here or on
+    # another replica) is refused as chunk_foreign; it is put back behind the chunk queue
+    # meanwhile, never held for long.
+    chunk_header_wait_seconds: float = HEADER_WAIT_SECONDS
 
 
 class Router:
@@ -132,6 +142,7 @@ class Router:
         self.store = store
         self._connection: AbstractRobustConnection | None = None
         self._consume_channel: AbstractChannel | None = None
+        self._chunk_channel: AbstractChannel | None = None
         self._notify_channel: AbstractChannel | None = None
         self._acks = Acknowledger()
         self._account = broker_login(options.amqp_url)  # the user_id of what it republishes
@@ -146,7 +157,7 @@ class Router:
         self._parked = ParkedNotices(
             store=store,
             directory=lambda: self.directory,
-            inbound_queue=options.names.inbound_queue,
+            inbound_queues=(options.names.inbound_queue, options.names.chunk_queue),
             emit=self._emit,
             router_account=self._account,
         )
@@ -159,10 +170,12 @@ class Router:
         )
         self._versions_channel: AbstractChannel | None = None
         self._chunked = OpenDocuments(
+            store=store,
             clock=utc_now,
             per_sender=options.max_open_chunked_per_sender,
             total=options.max_open_chunked,
             timeout=timedelta(seconds=options.chunked_timeout_seconds),
+            hold=min(HOLD_SECONDS, options.chunk_header_wait_seconds),
         )
 
     def _use_directory(self, directory: Directory) -> None:
@@ -198,6 +211,10 @@ class Router:
         # must cover no other consumer's deliveries.
         self._consume_channel = await self._connection.channel()
         await self._consume_channel.set_qos(prefetch_count=self.options.prefetch)
+        # Chunks on a channel of their own: a few megabytes each, so a few at a time,
+        # whatever the envelopes' prefetch.
+        self._chunk_channel = await self._connection.channel()
+        await self._chunk_channel.set_qos(prefetch_count=self.options.chunk_prefetch)
         self._notify_channel = await self._connection.channel()
         await self._notify_channel.set_qos(prefetch_count=16)
         # Every replica reads every version, and at start the one applied while it was down.
@@ -209,6 +226,7 @@ class Router:
         )
         for channel, queue_name, handler in (
             (self._consume_channel, names.inbound_queue, self._on_envelope),
+            (self._chunk_channel, names.chunk_queue, self._on_chunk),
             (self._notify_channel, names.unroutable_notify, self._parked.on_unroutable),
             (self._notify_channel, names.dead_letter_notify, self._parked.on_dead_letter),
         ):
@@ -240,6 +258,7 @@ class Router:
             "router.started",
             prefix=names.prefix,
             prefetch=self.options.prefetch,
+            chunk_prefetch=self.options.chunk_prefetch,
             http_host=self.options.http_host,
             http_port=self.options.http_port,
         )
@@ -339,7 +358,9 @@ class Router:
                 await self._route(decision, message.body, attempts.publisher, form=form)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
                 if form == FORM_CHUNKED_HEADER and isinstance(decision.header, ChunkedHeader):
-                    self._chunked.opened(decision.header, attempts.publisher, decision.plan)
+                    await self._chunked.opened(
+                        decision.header, message.body, attempts.publisher, decision.plan
+                    )
             elif isinstance(decision, Reject):
                 await self._reject(decision, message, attempts.publisher)
             else:
@@ -373,11 +394,15 @@ class Router:
             try:
                 chunk = read_chunk(message.body, max_size=self.options.max_envelope_bytes)
                 document = await self._chunked.find(chunk.envelope_id)
+                if document is None and await self._put_back(message, attempts):
+                    return
                 if document is None:
                     raise ChunkError(
                         f"chunk {chunk.index} of envelope {chunk.envelope_id}: no header of "
-                        "that envelope was routed (or it was forgotten after "
-                        f"{self.options.chunked_timeout_seconds:g} s); send the header first",
+                        "that envelope was routed within "
+                        f"{self.options.chunk_header_wait_seconds:g} s (or it was forgotten "
+                        f"after {self.options.chunked_timeout_seconds:g} s); send the header "
+                        "first",
                         reason=Reason.CHUNK_FOREIGN,
                     )
                 if attempts.publisher != document.publisher:
@@ -394,7 +419,18 @@ class Router:
                 await self._reject(refusal, message, attempts.publisher)
                 self._acks.ack(message)
                 return
-            await self._forward_chunk(document, chunk.index, message.body)
+            if await self._chunked.has_passed(document, chunk.index):
+                # Forwarded and confirmed already (the sender's resend, or a redelivery
+                # after the store recorded it): the recipients have it.
+                log.info(
+                    "router.chunk_duplicate_dropped",
+                    envelope_id=chunk.envelope_id,
+                    chunk=chunk.index,
+                    replica=self._replica,
+                )
+            else:
+                again = bool(message.redelivered) or attempts.failed > 0
+                await self._forward_chunk(document, chunk.index, message.body, again=again)
             self._acks.ack(message)
         except Exception as error:
             log.exception(
@@ -403,13 +439,44 @@ class Router:
                 attempt=attempts.failed + 1,
                 delivery_limit=self.options.delivery_limit,
             )
-            await self._failed(message, Attempts(attempts.failed + 1, attempts.publisher), error)
+            await self._failed(
+                message,
+                Attempts(attempts.failed + 1, attempts.publisher),
+                error,
+                queue=self.options.names.chunk_queue,
+            )
         finally:
             metrics.IN_FLIGHT.dec()
 
-    async def _forward_chunk(self, document: OpenDocument, index: int, body: bytes) -> None:
+    async def _put_back(self, message: AbstractIncomingMessage, attempts: Attempts) -> bool:
+        """Publish a chunk whose header is not routed yet again behind the chunk queue,
+        marked with when it was first seen, and acknowledge it: True; False once it has
+        waited ``chunk_header_wait_seconds`` (it is foreign). A chunk held instead would
+        keep one of the few ``chunk_prefetch`` places from every other sender's chunks."""
+        now = utc_now()
+        since = waiting_since(message, router_account=self._account) or now
+        if now - since >= timedelta(seconds=self.options.chunk_header_wait_seconds):
+            return False
+        assert self._publish_channel is not None
+        try:
+            await self._publish_channel.default_exchange.publish(
+                waiting_message(message.body, attempts, since, router_account=self._account),
+                routing_key=self.options.names.chunk_queue,
+                mandatory=True,
+            )
+        except Exception:
+            log.exception("router.retry_publish_failed", attempts=attempts.failed)
+            await self._acks.reject(message)
+            return True
+        self._acks.ack(message)
+        return True
+
+    async def _forward_chunk(
+        self, document: OpenDocument, index: int, body: bytes, *, again: bool
+    ) -> None:
+        """Publish chunk ``index`` to the header's inboxes (``again``: maybe published
+        before, by a replica that failed before recording it), then record it passed."""
         header = document.header
-        again = index in document.passed  # the sender's resend, or a redelivery
         refused = await asyncio.gather(
             *(
                 self._publish_tier(
@@ -424,24 +491,33 @@ class Router:
             raise RuntimeError(
                 f"chunk {index} of envelope {header.envelope_id}: an inbox refused it (full)"
             )
-        self._chunked.passed(document, index)
+        await self._chunked.passed(document, index)
         log.debug(
             "router.chunk_forwarded",
             envelope_id=header.envelope_id,
             sender=header.sender,
             chunk=index,
+            replica=self._replica,
             outcome="routed",
         )
 
     async def _failed(
-        self, message: AbstractIncomingMessage, attempts: Attempts, error: BaseException
+        self,
+        message: AbstractIncomingMessage,
+        attempts: Attempts,
+        error: BaseException,
+        *,
+        queue: str | None = None,
     ) -> None:
-        """Publish the envelope again behind the queue with ``attempts`` (at the delivery
-        limit: to the dead-letter exchange), then acknowledge this delivery; the publish is
-        confirmed first, so the envelope is never lost. When that publish fails too (the
-        broker), hand the delivery back to the broker: it comes back with its count as it was.
+        """Publish the envelope again behind ``queue`` (by default the inbound queue; a
+        chunk's is the chunk queue, where it is read as a chunk whatever its headers) with
+        ``attempts`` (at the delivery limit: to the dead-letter exchange), then acknowledge
+        this delivery; the publish is confirmed first, so the envelope is never lost. When
+        that publish fails too (the broker), hand the delivery back to the broker: it comes
+        back with its count as it was.
         """
         names = self.options.names
+        queue = queue or names.inbound_queue
         assert self._publish_channel is not None
         try:
             if attempts.failed >= self.options.delivery_limit:
@@ -449,7 +525,7 @@ class Router:
                     dead_letter_message(
                         message.body, attempts, error, router_account=self._account
                     ),
-                    routing_key=names.inbound_queue,
+                    routing_key=queue,
                     mandatory=True,
                 )
                 log.warning(
@@ -461,7 +537,7 @@ class Router:
             else:
                 await self._publish_channel.default_exchange.publish(
                     retry_message(message.body, attempts, router_account=self._account),
-                    routing_key=names.inbound_queue,
+                    routing_key=queue,
                     mandatory=True,
                 )
         except Exception:

@@ -49,7 +49,10 @@ class RouterSettings(BrokerSettings):
         "to come) before the next is refused as too_many_open_documents",
     )
     max_open_chunked: int = Field(
-        default=DEFAULT_TOTAL, gt=0, description="Chunked documents under way, all senders"
+        default=DEFAULT_TOTAL,
+        gt=0,
+        description="Chunked documents under way, all senders (counted in the store, across "
+        "replicas)",
     )
     chunked_timeout_seconds: float = Field(
         default=DEFAULT_TIMEOUT.total_seconds(),
@@ -75,6 +78,12 @@ class RouterSettings(BrokerSettings):
         description="Routing and dedup state: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…",
     )
     prefetch: int = Field(default=256, gt=0, le=65535, description="Envelopes in flight")
+    chunk_prefetch: int = Field(
+        default=4,
+        gt=0,
+        le=256,
+        description="Chunks of chunked documents in flight (up to 8 MiB each), on their own queue",
+    )
     delivery_limit: int = Field(
         default=5,
         gt=0,

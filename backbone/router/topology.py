@@ -162,6 +162,7 @@ def plan_topology(
 
     queues = [
         guarded(names.inbound_queue),
+        guarded(names.chunk_queue),
         QueueSpec(names.dead_letter_parked),
         QueueSpec(names.dead_letter_notify),
         QueueSpec(names.unroutable_parked),
@@ -172,6 +173,7 @@ def plan_topology(
     ]
     bindings = [
         BindingSpec(names.submit_exchange, names.inbound_queue, names.submit_routing_key),
+        BindingSpec(names.submit_exchange, names.chunk_queue, names.chunk_routing_key),
         BindingSpec(names.dead_letter_exchange, names.dead_letter_parked, ""),
         BindingSpec(names.dead_letter_exchange, names.dead_letter_notify, ""),
         BindingSpec(names.unroutable_exchange, names.unroutable_parked, ""),

@@ -21,6 +21,7 @@ __all__ = [
     "Claim",
     "ClaimState",
     "Delivery",
+    "OpenChunked",
     "Outcome",
     "Refusal",
     "Routing",
@@ -148,6 +149,26 @@ class Refusal:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class OpenChunked:
+    """A chunked document whose header the router routed, kept in the store until it
+    expires, so that any replica, or a replica restarted, checks and forwards its chunks
+    (``backbone.router.chunks``). ``passed``: the chunk indexes forwarded so far."""
+
+    envelope_id: str
+    sender: str
+    publisher: str | None  # the broker account that published the header
+    header_message: bytes  # the signed header message as routed: its chunk digests
+    plan: tuple[tuple[str, tuple[str, ...]], ...]  # tier exchange → recipient routing keys
+    chunk_count: int
+    opened_at: datetime
+    passed: frozenset[int] = frozenset()
+
+    @property
+    def complete(self) -> bool:
+        return len(self.passed) >= self.chunk_count
+
+
 class Store(Protocol):
     """Routing and dedup state shared by router replicas (SQLite file or PostgreSQL)."""
 
@@ -187,6 +208,33 @@ class Store(Protocol):
 
     async def refusals(self, document_id: str, *, sender: str) -> Sequence[Refusal]:
         """The refusals of ``sender``'s envelopes about ``document_id``, oldest first."""
+        ...
+
+    async def open_chunked(self, document: OpenChunked) -> OpenChunked:
+        """Keep ``document`` unless one is kept already under its envelope id (its header
+        again: nothing is reset), and return the one kept, with the chunks passed."""
+        ...
+
+    async def chunked(self, envelope_id: str) -> OpenChunked | None:
+        """The chunked document kept under ``envelope_id``, with the chunks passed."""
+        ...
+
+    async def chunk_passed(self, envelope_id: str, index: int) -> int:
+        """Record that chunk ``index`` of ``envelope_id`` was forwarded (once, however often
+        it is recorded); return how many of its chunks have passed."""
+        ...
+
+    async def chunk_has_passed(self, envelope_id: str, index: int) -> bool:
+        """Whether chunk ``index`` of ``envelope_id`` was recorded as passed."""
+        ...
+
+    async def chunked_under_way(self, sender: str, *, since: datetime) -> tuple[int, int]:
+        """How many chunked documents opened after ``since`` still lack a chunk: of
+        ``sender``, and of every sender."""
+        ...
+
+    async def forget_chunked(self, *, before: datetime) -> None:
+        """Forget the chunked documents opened at or before ``before``."""
         ...
 
     async def ping(self) -> None:

@@ -20,6 +20,7 @@ from backbone.store.abc import (
     NOT_RECORDED,
     Claim,
     Delivery,
+    OpenChunked,
     Outcome,
     Refusal,
     Routing,
@@ -89,6 +90,25 @@ class BatchingStore:
 
     async def refusals(self, document_id: str, *, sender: str) -> Sequence[Refusal]:
         return await self._store.refusals(document_id, sender=sender)
+
+    # A chunked document's calls are a few per chunk of megabytes: not worth a batch.
+    async def open_chunked(self, document: OpenChunked) -> OpenChunked:
+        return await self._store.open_chunked(document)
+
+    async def chunked(self, envelope_id: str) -> OpenChunked | None:
+        return await self._store.chunked(envelope_id)
+
+    async def chunk_passed(self, envelope_id: str, index: int) -> int:
+        return await self._store.chunk_passed(envelope_id, index)
+
+    async def chunk_has_passed(self, envelope_id: str, index: int) -> bool:
+        return await self._store.chunk_has_passed(envelope_id, index)
+
+    async def chunked_under_way(self, sender: str, *, since: datetime) -> tuple[int, int]:
+        return await self._store.chunked_under_way(sender, since=since)
+
+    async def forget_chunked(self, *, before: datetime) -> None:
+        await self._store.forget_chunked(before=before)
 
     async def ping(self) -> None:
         await self._store.ping()

@@ -6,7 +6,7 @@ Every method runs without awaiting, so each is atomic on the event loop without 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from backbone.clock import Clock, utc_now
@@ -17,6 +17,7 @@ from backbone.store.abc import (
     Claim,
     ClaimState,
     Delivery,
+    OpenChunked,
     Outcome,
     Refusal,
     Routing,
@@ -45,6 +46,8 @@ class MemoryStore:
         self._by_envelope: dict[str, _Key] = {}
         self._deliveries: dict[tuple[str, str], Delivery] = {}
         self._refusals: dict[str, Refusal] = {}
+        self._chunked: dict[str, OpenChunked] = {}  # passed kept in ``_passed``
+        self._passed: dict[str, set[int]] = {}
 
     async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         key = (identity.sender, identity.document_id, identity.variant)
@@ -123,6 +126,42 @@ class MemoryStore:
             if refusal.document_id == document_id and refusal.sender == sender
         ]
         return sorted(found, key=lambda r: (r.at, r.envelope_id))
+
+    async def open_chunked(self, document: OpenChunked) -> OpenChunked:
+        self._chunked.setdefault(document.envelope_id, replace(document, passed=frozenset()))
+        kept = await self.chunked(document.envelope_id)
+        assert kept is not None
+        return kept
+
+    async def chunked(self, envelope_id: str) -> OpenChunked | None:
+        kept = self._chunked.get(envelope_id)
+        if kept is None:
+            return None
+        return replace(kept, passed=frozenset(self._passed.get(envelope_id, ())))
+
+    async def chunk_passed(self, envelope_id: str, index: int) -> int:
+        passed = self._passed.setdefault(envelope_id, set())
+        passed.add(index)
+        return len(passed)
+
+    async def chunk_has_passed(self, envelope_id: str, index: int) -> bool:
+        return index in self._passed.get(envelope_id, ())
+
+    async def chunked_under_way(self, sender: str, *, since: datetime) -> tuple[int, int]:
+        since = utc(since)
+        under_way = [
+            kept.sender
+            for envelope_id, kept in self._chunked.items()
+            if utc(kept.opened_at) > since
+            and len(self._passed.get(envelope_id, ())) < kept.chunk_count
+        ]
+        return under_way.count(sender), len(under_way)
+
+    async def forget_chunked(self, *, before: datetime) -> None:
+        before = utc(before)
+        for envelope_id in [e for e, k in self._chunked.items() if utc(k.opened_at) <= before]:
+            del self._chunked[envelope_id]
+            self._passed.pop(envelope_id, None)
 
     async def ping(self) -> None:
         return None

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Dialect,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -30,6 +31,8 @@ from backbone.store.rules import utc
 __all__ = [
     "UtcDateTime",
     "add_missing_columns",
+    "chunked_documents",
+    "chunks_passed",
     "claims",
     "deliveries",
     "journeys",
@@ -168,6 +171,30 @@ refusals = Table(
     Column("message", String, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Index("refusals_by_document", "document_id", "sender"),
+)
+
+
+# One row per chunked document whose header was routed (``OpenChunked``), until it expires:
+# what any replica needs to check and forward its chunks.
+chunked_documents = Table(
+    "chunked_documents",
+    metadata,
+    Column("envelope_id", String, primary_key=True),
+    Column("sender", String, nullable=False),
+    Column("publisher", String),
+    Column("header_message", LargeBinary, nullable=False),
+    Column("plan", String, nullable=False),  # JSON: tier exchange → routing keys
+    Column("chunk_count", Integer, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Index("chunked_documents_by_time", "opened_at"),
+)
+
+# One row per chunk forwarded: the primary key records it once across replicas.
+chunks_passed = Table(
+    "chunks_passed",
+    metadata,
+    Column("envelope_id", String, primary_key=True),
+    Column("chunk_index", Integer, primary_key=True),
 )
 
 

@@ -27,6 +27,7 @@ from backbone.store.abc import (
     Claim,
     ClaimState,
     Delivery,
+    OpenChunked,
     Outcome,
     Refusal,
     Routing,
@@ -36,6 +37,7 @@ from backbone.store.backfill import backfill_journeys
 from backbone.store.calls import Call, ClaimCall, ClaimRouteCall, FinishCall, RoutedCall
 from backbone.store.engine import DIALECTS, create_engine
 from backbone.store.journeys import JourneyFacts, facts_of, merge, upsert_statement
+from backbone.store.open_chunked import OpenChunkedStatements
 from backbone.store.rules import judge, utc
 from backbone.store.schema import (
     add_missing_columns,
@@ -97,6 +99,7 @@ class SqlStore:
         )
         self._delivery_insert = insert_if_absent(dialect.insert, deliveries)
         self._refusal_insert = insert_if_absent(dialect.insert, refusals)
+        self._chunked = OpenChunkedStatements(dialect.insert)
         self._journey_upsert = upsert_statement(engine.dialect.name)
         self._routed = dialect.routed
 
@@ -396,6 +399,30 @@ class SqlStore:
         async with self._reachable(), self._engine.connect() as conn:
             found = await conn.execute(REFUSALS, {"k_document": document_id, "k_sender": sender})
             return [Refusal(**row._mapping) for row in found]
+
+    async def open_chunked(self, document: OpenChunked) -> OpenChunked:
+        async with self._reachable(), self._transactional.begin() as conn:
+            return await self._chunked.open(conn, document)
+
+    async def chunked(self, envelope_id: str) -> OpenChunked | None:
+        async with self._reachable(), self._transactional.begin() as conn:
+            return await self._chunked.read(conn, envelope_id)
+
+    async def chunk_passed(self, envelope_id: str, index: int) -> int:
+        async with self._reachable(), self._transactional.begin() as conn:
+            return await self._chunked.passed(conn, envelope_id, index)
+
+    async def chunk_has_passed(self, envelope_id: str, index: int) -> bool:
+        async with self._reachable(), self._engine.connect() as conn:
+            return await self._chunked.has_passed(conn, envelope_id, index)
+
+    async def chunked_under_way(self, sender: str, *, since: datetime) -> tuple[int, int]:
+        async with self._reachable(), self._engine.connect() as conn:
+            return await self._chunked.under_way(conn, sender, utc(since))
+
+    async def forget_chunked(self, *, before: datetime) -> None:
+        async with self._reachable(), self._transactional.begin() as conn:
+            await self._chunked.forget(conn, utc(before))
 
     async def ping(self) -> None:
         try:

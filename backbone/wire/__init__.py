@@ -24,6 +24,7 @@ from backbone.wire.names import (
     H_REASON,
     H_REPUBLISHED,
     H_SENDER,
+    H_WAITING_SINCE,
     Names,
 )
 from backbone.wire.quarantine import QuarantinedHeader, QuarantineRecord, quarantine_message
@@ -46,6 +47,7 @@ __all__ = [
     "H_REASON",
     "H_REPUBLISHED",
     "H_SENDER",
+    "H_WAITING_SINCE",
     "Event",
     "EventType",
     "Names",

@@ -31,6 +31,7 @@ __all__ = [
     "H_REASON",
     "H_REPUBLISHED",
     "H_SENDER",
+    "H_WAITING_SINCE",
     "Names",
 ]
 
@@ -52,6 +53,9 @@ H_REPUBLISHED = "vdx-republished"  # published again after a crash: recipients d
 # On an envelope the router published again after failing to process it (or dead-lettered
 # itself): its failed processing attempts so far. Trusted only from the router's own account.
 H_ATTEMPTS = "vdx-attempts"
+# On a chunk the router put back behind the chunk queue, its header not routed yet: when a
+# router first found it so (ISO 8601), read only on the router's own messages.
+H_WAITING_SINCE = "vdx-waiting-since"
 # On a directory version published by ``backbone directory apply``: its file format (json or
 # yaml) and its version id (``<revision>:<sha256>``, docs/directory.md).
 H_DIRECTORY_FORMAT = "vdx-directory-format"
@@ -84,6 +88,16 @@ class Names:
     @property
     def inbound_queue(self) -> str:
         return f"{self.prefix}.router.inbound"
+
+    @property
+    def chunk_routing_key(self) -> str:
+        """The routing key adapters publish a chunked document's chunks with on the submit
+        exchange: they go to :attr:`chunk_queue`, which the router takes a few at a time."""
+        return "chunk"
+
+    @property
+    def chunk_queue(self) -> str:
+        return f"{self.prefix}.router.chunks"
 
     @property
     def events_exchange(self) -> str:
