@@ -500,7 +500,7 @@ def test_apply_command_declares_the_topology_and_prints_the_report(
         result = runner.invoke(app, [*args, "--amqp-url", amqp_url])
         assert result.exit_code == 0, result.output
         assert re.search(
-            r"declared 9 exchanges, 12 queues, \d+ bindings in [\d.]+ s", result.stdout
+            r"declared 9 exchanges, 13 queues, \d+ bindings in [\d.]+ s", result.stdout
         )
         assert "guest:guest" not in result.stdout
     finally:

@@ -169,6 +169,7 @@ class Router:
             component="router",
         )
         self._versions_channel: AbstractChannel | None = None
+        self._replica = uuid.uuid4().hex[:12]  # tells replicas apart in the chunk logs
         self._chunked = OpenDocuments(
             store=store,
             clock=utc_now,

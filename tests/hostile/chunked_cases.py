@@ -57,8 +57,8 @@ CHUNKED_CASES: Final[tuple[ChunkedCase, ...]] = (
     ChunkedCase("chunk-last-truncated", "the last chunk cut 100 bytes short",
                 R.CHUNK_TAMPERED, "build:last_chunk_truncated", ("bytes, not",)),
     ChunkedCase("chunk-foreign", "a chunk of a document whose header was never routed",
-                R.CHUNK_FOREIGN, _E2E
-                + "test_a_chunk_whose_header_was_never_routed_is_refused_as_foreign"),
+                R.CHUNK_FOREIGN, _E2E + "test_chunks_whose_header_never_comes_are_refused"
+                "_as_foreign_without_holding_up_others"),
     ChunkedCase("chunk-surplus", "a chunk numbered past the header's count",
                 R.CHUNK_SURPLUS, "build:chunk_surplus", ("announces",)),
     ChunkedCase("chunk-reordered", "chunk 2's ciphertext under index 1",
