@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -310,7 +311,7 @@ class EnvelopeSender:
                 f"recipient {code} has no certificate in the directory: nothing to encrypt to"
             )
         try:
-            return x509.load_pem_x509_certificate(pem)
+            return _loaded_certificate(pem)
         except ValueError:
             raise DirectoryError(
                 f"recipient {code}'s certificate in the directory is not a PEM certificate"
@@ -376,6 +377,14 @@ class _Parties:
             "status_note": self.status_note,
             "message": self.message,  # sealing refuses a header that disagrees with the edXML
         }
+
+
+@lru_cache(maxsize=1024)
+def _loaded_certificate(pem: bytes) -> x509.Certificate:
+    """A recipient's certificate, parsed once per PEM: the directory's file is still read for
+    every seal (a renewed certificate counts at once), and the validator still judges the
+    certificate for every seal; only the parse of the same bytes is not repeated."""
+    return x509.load_pem_x509_certificate(pem)
 
 
 def _log_sealed(header: EnvelopeHeader) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from backbone.edxml import XmlLimits, collect_issues, parse_xml, validate
-from backbone.edxml.prescan import prescan
+from backbone.edxml.parser import hardened_parser
+from backbone.edxml.prescan import KEPT_TREE_BYTES, prescan
 from backbone.errors import EdxmlError, Reason
 from backbone.organ import OrganCode
 from backbone.xmldsig import sign_edxml, verify_edxml
@@ -58,6 +60,33 @@ def test_real_edxml_passes_limits_a_quarter_of_the_defaults(pki: DevPki) -> None
     for name, data in samples.items():
         prescan(data, quarter)  # raises on a breach
         assert parse_xml(data, quarter) is not None, name
+
+
+def test_the_tree_a_small_document_is_parsed_into_is_the_hardened_parsers_own(
+    pki: DevPki,
+) -> None:
+    """parse_xml takes the pre-scan's tree instead of parsing again (issue 21): it must be
+    the tree libxml2's one-shot parse with the same settings makes, comments, processing
+    instructions, line numbers and all."""
+    samples = real_edxml(pki)
+    samples["comments and PIs"] = (
+        b'<?xml version="1.0"?>\n<!-- before --><?pi before?>\n<r xmlns:p="urn:p">\n'
+        b'  <p:a b="1">text<!-- inside --><?pi inside?>tail</p:a>\n</r>\n<!-- after -->'
+    )
+    for name, data in samples.items():
+        kept = prescan(data, keep_tree=True)
+        assert kept is not None, name
+        parsed = etree.fromstring(data, hardened_parser())
+        assert etree.tostring(kept.getroottree()) == etree.tostring(parsed.getroottree()), name
+        assert [e.sourceline for e in kept.iter()] == [e.sourceline for e in parsed.iter()]
+        assert etree.tostring(parse_xml(data).getroottree()) == etree.tostring(parsed.getroottree())
+
+
+def test_a_document_over_the_kept_size_is_counted_without_its_tree_and_parsed_after() -> None:
+    text = "x" * (KEPT_TREE_BYTES + 1)
+    data = f"<r><a>{text}</a></r>".encode()
+    assert prescan(data, keep_tree=True) is None
+    assert parse_xml(data)[0].text == text
 
 
 # -- each limit, refused with its reason and a message naming it -----------------------------

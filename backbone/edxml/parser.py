@@ -68,8 +68,9 @@ def parse_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element
 
 def _parse(data: bytes, limits: XmlLimits) -> etree._Element:
     try:
-        prescan(data, limits)  # bounds the cost of everything after it
-        return etree.fromstring(data, hardened_parser())
+        # Bounds the cost of everything after it; a small document's tree is the pass's own.
+        root = prescan(data, limits, keep_tree=True)
+        return etree.fromstring(data, hardened_parser()) if root is None else root
     except etree.XMLSyntaxError as exc:
         raise _junk_before_declaration(data) or _syntax_error(
             _full_parse_error(data, exc)
