@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -42,6 +43,7 @@ from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
+from backbone.router import direct_publish
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
 from backbone.router.chunks import (
@@ -75,7 +77,7 @@ from backbone.wire import (
     Event,
     EventType,
     Names,
-    envelope_message,
+    envelope_properties,
     header_text,
     status_events,
 )
@@ -578,14 +580,20 @@ class Router:
     ) -> tuple[str, ...]:
         """Publish once to ``exchange`` for ``keys``; the keys whose inbox refused the copy
         (at its bound: ``router.inbox_full``), none when every queue took it."""
-        publish = self._exchanges[exchange].publish
+        name = self._exchanges[exchange].name
+
+        async def publish(key: str, properties: aiormq.spec.Basic.Properties) -> None:
+            assert self._publish_channel is not None
+            await direct_publish.publish(
+                self._publish_channel, name, key, body, properties, mandatory=True
+            )
+
         try:
             await publish(
-                self._message(
-                    body, header, cc=keys[1:], republished=republished, form=form, index=index
+                keys[0],
+                self._properties(
+                    header, cc=keys[1:], republished=republished, form=form, index=index
                 ),
-                routing_key=keys[0],
-                mandatory=True,
             )
             return ()
         except aio_pika.exceptions.DeliveryError as error:
@@ -599,9 +607,7 @@ class Router:
         async def refuses(key: str) -> bool:
             try:
                 await publish(
-                    self._message(body, header, cc=(), republished=True, form=form, index=index),
-                    routing_key=key,
-                    mandatory=True,
+                    key, self._properties(header, cc=(), republished=True, form=form, index=index)
                 )
             except aio_pika.exceptions.DeliveryError as error:
                 if not is_refused_by_a_queue(error):
@@ -740,20 +746,18 @@ class Router:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _message(
+    def _properties(
         self,
-        body: bytes,
         header: EnvelopeHeader,
         *,
         cc: tuple[str, ...],
         republished: bool,
         form: str | None = None,
         index: int | None = None,
-    ) -> aio_pika.Message:
+    ) -> aiormq.spec.Basic.Properties:
         # Unique per publish attempt (returns are matched by it, per channel, so a count of
         # this process's publishes will do); the identity is in the headers.
-        return envelope_message(
-            body,
+        return envelope_properties(
             header,
             message_id=f"{header.envelope_id}/{next(self._attempts)}",
             cc=cc,
@@ -769,15 +773,20 @@ class Router:
         )
 
     async def _publish_events(self, routing_key: str, body: bytes, event_type: str) -> None:
-        await self._exchanges[self.options.names.events_exchange].publish(
-            aio_pika.Message(
-                body,
+        assert self._publish_channel is not None
+        await direct_publish.publish(
+            self._publish_channel,
+            self._exchanges[self.options.names.events_exchange].name,
+            routing_key,
+            body,
+            aiormq.spec.Basic.Properties(
                 content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers={},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                priority=0,
                 message_id=str(uuid.uuid4()),
-                type=event_type,
+                message_type=event_type,
             ),
-            routing_key=routing_key,
             mandatory=False,
         )
 
