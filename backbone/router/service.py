@@ -18,7 +18,7 @@ import itertools
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -410,13 +410,8 @@ class Router:
     async def _forward_chunk(self, document: OpenDocument, index: int, body: bytes) -> None:
         header = document.header
         again = index in document.passed  # the sender's resend, or a redelivery
-        refused = await asyncio.gather(
-            *(
-                self._publish_tier(
-                    exchange, keys, body, header, republished=again, form=FORM_CHUNK, index=index
-                )
-                for exchange, keys in document.plan.items()
-            )
+        refused = await self._publish_plan(
+            document.plan, body, header, republished=again, form=FORM_CHUNK, index=index
         )
         if any(refused):
             # A chunk is not parked alone: it is tried again (up to the delivery limit)
@@ -480,13 +475,8 @@ class Router:
         # (marked); recorded already, unless its earlier outcome was another one.
         if not decision.recorded:
             await self.store.record_routed(header, datetime.now(UTC), decision.routing)
-        refused = await asyncio.gather(
-            *(
-                self._publish_tier(
-                    exchange, keys, body, header, republished=decision.resumed, form=form
-                )
-                for exchange, keys in decision.plan.items()
-            )
+        refused = await self._publish_plan(
+            decision.plan, body, header, republished=decision.resumed, form=form
         )
         refused_keys = tuple(key for keys in refused for key in keys)
         held = recipients_of_keys(header, refused_keys)
@@ -566,6 +556,34 @@ class Router:
                     directory_version=decision.directory_version,
                 )
             )
+
+    async def _publish_plan(
+        self,
+        plan: Mapping[str, tuple[str, ...]],
+        body: bytes,
+        header: EnvelopeHeader,
+        *,
+        republished: bool,
+        form: str | None = None,
+        index: int | None = None,
+    ) -> Sequence[tuple[str, ...]]:
+        """One publish per tier exchange of ``plan``, all at once; per exchange, the keys
+        whose inbox refused the copy."""
+        if len(plan) == 1:  # the usual case: no task and gathering future for one publish
+            ((exchange, keys),) = plan.items()
+            return (
+                await self._publish_tier(
+                    exchange, keys, body, header, republished=republished, form=form, index=index
+                ),
+            )
+        return await asyncio.gather(
+            *(
+                self._publish_tier(
+                    exchange, keys, body, header, republished=republished, form=form, index=index
+                )
+                for exchange, keys in plan.items()
+            )
+        )
 
     async def _publish_tier(
         self,
