@@ -29,10 +29,15 @@ async def publish(
     if channel.is_closed:
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
     underlay = await channel.get_underlay_channel()  # after a reconnect: the new one
+    assert isinstance(underlay, aiormq.Channel)  # its abstract type lacks ``wait``
     await underlay.basic_publish(
         body,
         exchange=exchange,
         routing_key=routing_key,
         properties=properties,
         mandatory=mandatory,
+        # Not waiting for the frames to be written: the confirm awaited next comes after
+        # them, and a channel or connection lost meanwhile fails it all the same (aiormq
+        # awaits it under the same close guard). One future and one wake-up less per copy.
+        wait=False,
     )
