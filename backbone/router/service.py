@@ -132,6 +132,7 @@ class Router:
         self.directory = directory
         self.pipeline = pipeline
         self.store = store
+        self._tiers: tuple[Directory, dict[str, str]] = (directory, {})  # code → tier name
         self._connection: AbstractRobustConnection | None = None
         self._consume_channel: AbstractChannel | None = None
         self._notify_channel: AbstractChannel | None = None
@@ -334,7 +335,9 @@ class Router:
             header = decision.header
             if claimed_id is not None and header is not None:
                 verified_id = header.envelope_id
-            metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
+            metrics.labelled(
+                metrics.ENVELOPES_RECEIVED, str(header.kind) if header else "unknown"
+            ).inc()
             if isinstance(decision, Route):
                 await self._route(decision, message.body, attempts.publisher, form=form)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
@@ -678,12 +681,24 @@ class Router:
     def _tier_of(self, code: str) -> str:
         return self.directory.tiers.tier_of(OrganCode.parse(code)).name
 
+    def _routed_tier(self, code: str) -> str:
+        """``_tier_of`` a code of a routed envelope, remembered per directory (a new version
+        starts afresh): only codes the directory lists get here, so the memory is bounded."""
+        directory, tiers = self._tiers
+        if directory is not self.directory:
+            directory, tiers = self._tiers = (self.directory, {})
+        tier = tiers.get(code)
+        if tier is None:
+            tier = tiers[code] = directory.tiers.tier_of(OrganCode.parse(code)).name
+        return tier
+
     def _count_routed(self, header: EnvelopeHeader) -> None:
-        metrics.ENVELOPES_ROUTED.labels(self._tier_name(header), str(header.kind)).inc()
+        tier = self._routed_tier(header.sender)
+        metrics.labelled(metrics.ENVELOPES_ROUTED, tier, str(header.kind)).inc()
         for recipient in header.recipients:
-            metrics.DELIVERIES.labels(self._tier_of(recipient)).inc()
+            metrics.labelled(metrics.DELIVERIES, self._routed_tier(recipient)).inc()
         if header.status_code is not None:
-            metrics.STATUSES.labels(header.status_code).inc()
+            metrics.labelled(metrics.STATUSES, header.status_code).inc()
         confirmed = datetime.now(UTC)
         metrics.END_TO_END_SECONDS.observe(max(0.0, (confirmed - header.created).total_seconds()))
 
