@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar, cast
 
 from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client.metrics import MetricWrapperBase
 
 __all__ = [
     "ADAPTER_EVENTS",
@@ -40,6 +42,7 @@ __all__ = [
     "STATUSES",
     "UNROUTABLE",
     "VALIDATION_SECONDS",
+    "labelled",
 ]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -175,3 +178,18 @@ CERTIFICATE_NOT_AFTER = Gauge(
     "When a served agency's own certificate expires (Unix time)",
     ["agency"],
 )
+
+
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: _Metric, *values: str) -> _Metric:
+    """``metric.labels(*values)``, looked up once per metric and values: ``labels()`` checks
+    and locks on every call, several times per envelope on the router's path. The labels
+    are low-cardinality (above) and no child is ever removed, so the cache stays small."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return cast(_Metric, child)

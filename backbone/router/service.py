@@ -18,11 +18,12 @@ import itertools
 import ssl
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -43,6 +44,7 @@ from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
+from backbone.router import direct_publish
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
 from backbone.router.chunks import (
@@ -79,7 +81,7 @@ from backbone.wire import (
     Event,
     EventType,
     Names,
-    envelope_message,
+    envelope_properties,
     header_text,
     status_events,
 )
@@ -140,6 +142,7 @@ class Router:
         self.directory = directory
         self.pipeline = pipeline
         self.store = store
+        self._tiers: tuple[Directory, dict[str, str]] = (directory, {})  # code → tier name
         self._connection: AbstractRobustConnection | None = None
         self._consume_channel: AbstractChannel | None = None
         self._chunk_channel: AbstractChannel | None = None
@@ -354,7 +357,9 @@ class Router:
             header = decision.header
             if claimed_id is not None and header is not None:
                 verified_id = header.envelope_id
-            metrics.ENVELOPES_RECEIVED.labels(str(header.kind) if header else "unknown").inc()
+            metrics.labelled(
+                metrics.ENVELOPES_RECEIVED, str(header.kind) if header else "unknown"
+            ).inc()
             if isinstance(decision, Route):
                 await self._route(decision, message.body, attempts.publisher, form=form)
                 metrics.ROUTING_SECONDS.observe(time.perf_counter() - started)
@@ -478,13 +483,8 @@ class Router:
         """Publish chunk ``index`` to the header's inboxes (``again``: maybe published
         before, by a replica that failed before recording it), then record it passed."""
         header = document.header
-        refused = await asyncio.gather(
-            *(
-                self._publish_tier(
-                    exchange, keys, body, header, republished=again, form=FORM_CHUNK, index=index
-                )
-                for exchange, keys in document.plan.items()
-            )
+        refused = await self._publish_plan(
+            document.plan, body, header, republished=again, form=FORM_CHUNK, index=index
         )
         if any(refused):
             # A chunk is not parked alone: it is tried again (up to the delivery limit)
@@ -557,13 +557,8 @@ class Router:
         # (marked); recorded already, unless its earlier outcome was another one.
         if not decision.recorded:
             await self.store.record_routed(header, datetime.now(UTC), decision.routing)
-        refused = await asyncio.gather(
-            *(
-                self._publish_tier(
-                    exchange, keys, body, header, republished=decision.resumed, form=form
-                )
-                for exchange, keys in decision.plan.items()
-            )
+        refused = await self._publish_plan(
+            decision.plan, body, header, republished=decision.resumed, form=form
         )
         refused_keys = tuple(key for keys in refused for key in keys)
         held = recipients_of_keys(header, refused_keys)
@@ -644,6 +639,34 @@ class Router:
                 )
             )
 
+    async def _publish_plan(
+        self,
+        plan: Mapping[str, tuple[str, ...]],
+        body: bytes,
+        header: EnvelopeHeader,
+        *,
+        republished: bool,
+        form: str | None = None,
+        index: int | None = None,
+    ) -> Sequence[tuple[str, ...]]:
+        """One publish per tier exchange of ``plan``, all at once; per exchange, the keys
+        whose inbox refused the copy."""
+        if len(plan) == 1:  # the usual case: no task and gathering future for one publish
+            ((exchange, keys),) = plan.items()
+            return (
+                await self._publish_tier(
+                    exchange, keys, body, header, republished=republished, form=form, index=index
+                ),
+            )
+        return await asyncio.gather(
+            *(
+                self._publish_tier(
+                    exchange, keys, body, header, republished=republished, form=form, index=index
+                )
+                for exchange, keys in plan.items()
+            )
+        )
+
     async def _publish_tier(
         self,
         exchange: str,
@@ -657,14 +680,20 @@ class Router:
     ) -> tuple[str, ...]:
         """Publish once to ``exchange`` for ``keys``; the keys whose inbox refused the copy
         (at its bound: ``router.inbox_full``), none when every queue took it."""
-        publish = self._exchanges[exchange].publish
+        name = self._exchanges[exchange].name
+
+        async def publish(key: str, properties: aiormq.spec.Basic.Properties) -> None:
+            assert self._publish_channel is not None
+            await direct_publish.publish(
+                self._publish_channel, name, key, body, properties, mandatory=True
+            )
+
         try:
             await publish(
-                self._message(
-                    body, header, cc=keys[1:], republished=republished, form=form, index=index
+                keys[0],
+                self._properties(
+                    header, cc=keys[1:], republished=republished, form=form, index=index
                 ),
-                routing_key=keys[0],
-                mandatory=True,
             )
             return ()
         except aio_pika.exceptions.DeliveryError as error:
@@ -678,9 +707,7 @@ class Router:
         async def refuses(key: str) -> bool:
             try:
                 await publish(
-                    self._message(body, header, cc=(), republished=True, form=form, index=index),
-                    routing_key=key,
-                    mandatory=True,
+                    key, self._properties(header, cc=(), republished=True, form=form, index=index)
                 )
             except aio_pika.exceptions.DeliveryError as error:
                 if not is_refused_by_a_queue(error):
@@ -733,12 +760,24 @@ class Router:
     def _tier_of(self, code: str) -> str:
         return self.directory.tiers.tier_of(OrganCode.parse(code)).name
 
+    def _routed_tier(self, code: str) -> str:
+        """``_tier_of`` a code of a routed envelope, remembered per directory (a new version
+        starts afresh): only codes the directory lists get here, so the memory is bounded."""
+        directory, tiers = self._tiers
+        if directory is not self.directory:
+            directory, tiers = self._tiers = (self.directory, {})
+        tier = tiers.get(code)
+        if tier is None:
+            tier = tiers[code] = directory.tiers.tier_of(OrganCode.parse(code)).name
+        return tier
+
     def _count_routed(self, header: EnvelopeHeader) -> None:
-        metrics.ENVELOPES_ROUTED.labels(self._tier_name(header), str(header.kind)).inc()
+        tier = self._routed_tier(header.sender)
+        metrics.labelled(metrics.ENVELOPES_ROUTED, tier, str(header.kind)).inc()
         for recipient in header.recipients:
-            metrics.DELIVERIES.labels(self._tier_of(recipient)).inc()
+            metrics.labelled(metrics.DELIVERIES, self._routed_tier(recipient)).inc()
         if header.status_code is not None:
-            metrics.STATUSES.labels(header.status_code).inc()
+            metrics.labelled(metrics.STATUSES, header.status_code).inc()
         confirmed = datetime.now(UTC)
         metrics.END_TO_END_SECONDS.observe(max(0.0, (confirmed - header.created).total_seconds()))
 
@@ -819,20 +858,18 @@ class Router:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _message(
+    def _properties(
         self,
-        body: bytes,
         header: EnvelopeHeader,
         *,
         cc: tuple[str, ...],
         republished: bool,
         form: str | None = None,
         index: int | None = None,
-    ) -> aio_pika.Message:
+    ) -> aiormq.spec.Basic.Properties:
         # Unique per publish attempt (returns are matched by it, per channel, so a count of
         # this process's publishes will do); the identity is in the headers.
-        return envelope_message(
-            body,
+        return envelope_properties(
             header,
             message_id=f"{header.envelope_id}/{next(self._attempts)}",
             cc=cc,
@@ -848,15 +885,20 @@ class Router:
         )
 
     async def _publish_events(self, routing_key: str, body: bytes, event_type: str) -> None:
-        await self._exchanges[self.options.names.events_exchange].publish(
-            aio_pika.Message(
-                body,
+        assert self._publish_channel is not None
+        await direct_publish.publish(
+            self._publish_channel,
+            self._exchanges[self.options.names.events_exchange].name,
+            routing_key,
+            body,
+            aiormq.spec.Basic.Properties(
                 content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers={},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+                priority=0,
                 message_id=str(uuid.uuid4()),
-                type=event_type,
+                message_type=event_type,
             ),
-            routing_key=routing_key,
             mandatory=False,
         )
 

@@ -5,7 +5,12 @@ all speak it; none of them owns it."""
 from __future__ import annotations
 
 from backbone.wire.events import Event, EventType, decode_events, encode_events, status_events
-from backbone.wire.message import envelope_message, header_text, identity_headers
+from backbone.wire.message import (
+    envelope_message,
+    envelope_properties,
+    header_text,
+    identity_headers,
+)
 from backbone.wire.names import (
     FORM_CHUNK,
     FORM_CHUNKED_HEADER,
@@ -56,6 +61,7 @@ __all__ = [
     "decode_events",
     "encode_events",
     "envelope_message",
+    "envelope_properties",
     "header_text",
     "identity_headers",
     "quarantine_message",
