@@ -131,11 +131,18 @@ class Adapter(Protocol):
         ...
 
     async def send_file(
-        self, path: Path, *, before_publish: BeforePublish | None = None
+        self,
+        path: Path,
+        *,
+        before_publish: BeforePublish | None = None,
+        resume_key: str | None = None,
     ) -> Receipt:
         """Send the edXML in the file at ``path``; one larger than ``chunk_bytes`` is read
         from disk and travels in chunks. ``before_publish`` sees the sealed envelope's
-        header and the edXML as read, and may raise to send nothing."""
+        header and the edXML as read, and may raise to send nothing. A chunked send is
+        kept in the staging directory until every message is confirmed: a send of the same
+        ``resume_key`` (by default the path, as last modified) that stopped half-way, even
+        in a process since killed, is finished instead of sealed again."""
         ...
 
     def travels_chunked(self, size: int) -> bool:

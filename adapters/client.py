@@ -280,18 +280,32 @@ class AdapterClient:
         return travels_chunked(size, self._chunk_limits)
 
     async def send_file(
-        self, path: Path, *, before_publish: BeforePublish | None = None
+        self,
+        path: Path,
+        *,
+        before_publish: BeforePublish | None = None,
+        resume_key: str | None = None,
     ) -> Receipt:
         """:meth:`send` for the edXML in the file at ``path``; a file larger than one chunk
         is refused by its size (``max_document_bytes``) before it is read, then read once
-        and sent in chunks. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`."""
+        and sent in chunks. ``before_publish``, ``resume_key``: see
+        :meth:`adapters.abc.Adapter.send_file`."""
         size = (await asyncio.to_thread(path.stat)).st_size
         if self.travels_chunked(size):
-            return await self._sender.send_chunked_file(path, before_publish=before_publish)
+            return await self._sender.send_chunked_file(
+                path, before_publish=before_publish, resume_key=resume_key
+            )
         sealed, message = self.seal_read(await asyncio.to_thread(path.read_bytes))
         if before_publish is not None:
             await before_publish(sealed.header, message)
         return await self.publish(sealed)
+
+    async def finish_kept(self, resume_key: str) -> Receipt | None:
+        """Finish a large send of ``resume_key`` (see :meth:`send_file`) that a killed
+        process left half-way, from the messages kept in the staging directory alone:
+        its receipt, or None when no such send is kept. Raises
+        :class:`BrokerUnavailableError` as :meth:`send_file` does (the send stays kept)."""
+        return await self._sender.finish_kept(resume_key)
 
     def seal_status(
         self,

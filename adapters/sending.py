@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
+import hashlib
 import os
 import tempfile
 import time
@@ -29,6 +29,7 @@ from lxml import etree
 from adapters.abc import BeforePublish, Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
+from adapters.pending_sends import PendingSend, PendingSends
 from backbone.edxml import EdxmlDocument, EdxmlStatus, examine
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
 from backbone.envelope.split import seal_file
@@ -68,6 +69,8 @@ class EnvelopeSender:
         self._validator = validator
         self._names = names
         self._broker = broker
+        self._pending = PendingSends(config.staging_root() / "outgoing" / "pending")
+        self._outgoing_swept = False
 
     @property
     def system(self) -> str:
@@ -151,37 +154,63 @@ class EnvelopeSender:
         (docs/large-documents.md): validated and signed as :meth:`seal` does (the one
         parsed copy), written to the staging directory as it is serialised, sealed from
         there in chunks, then its header and each chunk published in order, each confirmed
-        before the next. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`."""
+        before the next. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`.
+        The same bytes sent again after a crash finish the envelope begun (no new seal)."""
         limit = self.config.chunk_limits.max_document_bytes
         if len(edxml) > limit:
             raise _document_too_large(len(edxml), limit)
+        key = f"bytes:{hashlib.sha256(edxml).hexdigest()}"
+        pending = await asyncio.to_thread(self._pending.find, key, len(edxml))
+        if pending is not None:
+            return await self._publish_pending(pending)
         parties = self._parties(edxml, None)
-        return await self._send_parsed(parties, Framing.of(edxml), before_publish)
+        return await self._send_parsed(
+            parties, Framing.of(edxml), before_publish, _Kept(key, len(edxml))
+        )
 
     async def send_chunked_file(
-        self, path: Path, *, before_publish: BeforePublish | None = None
+        self,
+        path: Path,
+        *,
+        before_publish: BeforePublish | None = None,
+        resume_key: str | None = None,
     ) -> Receipt:
         """:meth:`send_chunked` for the edXML in the file at ``path``: refused by its size
         before it is read (``max_document_bytes``), then read once to be parsed; the bytes
         go as soon as they are parsed, leaving the one parsed copy the signature needs
-        (``before_publish`` sees the model without its attachments' decoded content)."""
-        size = (await asyncio.to_thread(path.stat)).st_size
+        (``before_publish`` sees the model without its attachments' decoded content).
+        A send of the same ``resume_key`` (by default: this path, as last modified) that
+        stopped half-way is finished instead, its kept messages published again."""
+        stat = await asyncio.to_thread(path.stat)
         limit = self.config.chunk_limits.max_document_bytes
-        if size > limit:
-            raise _document_too_large(size, limit)
+        if stat.st_size > limit:
+            raise _document_too_large(stat.st_size, limit)
+        key = resume_key or f"file:{path.resolve()}:{stat.st_mtime_ns}"
+        pending = await asyncio.to_thread(self._pending.find, key, stat.st_size)
+        if pending is not None:
+            return await self._publish_pending(pending)
         edxml = await asyncio.to_thread(path.read_bytes)
         parties = self._parties(edxml, None).without_attachment_content()
         framing = Framing.of(edxml)
         del edxml
-        return await self._send_parsed(parties, framing, before_publish)
+        return await self._send_parsed(parties, framing, before_publish, _Kept(key, stat.st_size))
+
+    async def finish_kept(self, resume_key: str) -> Receipt | None:
+        """Finish the send kept under ``resume_key`` that stopped half-way (a process since
+        killed), without its source: None when none is kept."""
+        pending = await asyncio.to_thread(self._pending.find, resume_key, None)
+        return None if pending is None else await self._publish_pending(pending)
 
     async def _send_parsed(
-        self, parties: _Parties, framing: Framing, before_publish: BeforePublish | None
+        self,
+        parties: _Parties,
+        framing: Framing,
+        before_publish: BeforePublish | None,
+        kept: _Kept,
     ) -> Receipt:
         assert parties.tree is not None  # examine() parsed it: the document was accepted
         limits = self.config.chunk_limits
-        outgoing = self.config.staging_root() / "outgoing"
-        outgoing.mkdir(parents=True, exist_ok=True)
+        outgoing = self._outgoing()
         fd, name = tempfile.mkstemp(dir=outgoing, suffix=".xml")
         path = Path(name)
         try:
@@ -198,20 +227,54 @@ class EnvelopeSender:
                 seal_file, path, limits=limits, **parties.seal_arguments(self._validator)
             )
             _log_sealed(sealed.header)
-            if before_publish is not None:
-                await before_publish(sealed.header, parties.message)
-            messages = sealed.messages()
-            forms = itertools.chain([FORM_CHUNKED_HEADER], itertools.repeat(FORM_CHUNK))
-            for index, form in enumerate(forms, start=-1):
-                body = await asyncio.to_thread(next, messages, None)
-                if body is None:
-                    break
-                await self._publish_body(
-                    sealed.header, body, form=form, chunk_index=index if index >= 0 else None
-                )
+            # Every message on disk before the first goes out: the key is dropped with
+            # ``sealed``, and a restart publishes these bytes again.
+            pending = await asyncio.to_thread(self._pending.write, kept.key, sealed)
         finally:
             path.unlink(missing_ok=True)
-        return self._published(sealed.header)
+        try:
+            if before_publish is not None:
+                await before_publish(sealed.header, parties.message)
+        except BaseException:
+            await asyncio.to_thread(pending.discard)
+            raise
+        await asyncio.to_thread(self._pending.make_ready, kept.key, pending, kept.source_size)
+        return await self._publish_pending(pending)
+
+    async def _publish_pending(self, pending: PendingSend) -> Receipt:
+        """The kept messages the broker has not confirmed yet, in order, each confirmed
+        before the next; the send is forgotten once the last is confirmed."""
+        header = pending.header
+        start = await asyncio.to_thread(pending.confirmed)
+        if start:
+            log.info(
+                "adapter.send_resumed",
+                envelope_id=header.envelope_id,
+                document_id=header.document_id,
+                sender=header.sender,
+                confirmed=start,
+                messages=pending.message_count,
+                outcome="resumed",
+            )
+        for position in range(start, pending.message_count):
+            body = await asyncio.to_thread(pending.message, position)
+            chunk_index = position - 1 if position else None
+            form = FORM_CHUNK if position else FORM_CHUNKED_HEADER
+            await self._publish_body(header, body, form=form, chunk_index=chunk_index)
+            await asyncio.to_thread(pending.note_confirmed, position + 1)
+        await asyncio.to_thread(pending.discard)
+        return self._published(header)
+
+    def _outgoing(self) -> Path:
+        """``staging_dir/outgoing``; at the first call, the signed files of seals a killed
+        process left behind are deleted (a send kept in ``pending/`` needs none)."""
+        outgoing = self.config.staging_root() / "outgoing"
+        if not self._outgoing_swept:
+            self._outgoing_swept = True  # before any await: no seal of this run began yet
+            for leftover in outgoing.glob("*.xml"):
+                leftover.unlink(missing_ok=True)
+        outgoing.mkdir(parents=True, exist_ok=True)
+        return outgoing
 
     async def publish(self, sealed: Sealed) -> Receipt:
         await self._publish_body(sealed.header, sealed.body)
@@ -332,6 +395,14 @@ class EnvelopeSender:
             f"envelope {header.envelope_id} was not accepted by the broker: {why}; publish "
             "the same Sealed again"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """Under which key a large send is kept until confirmed, and its source's size."""
+
+    key: str
+    source_size: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,9 +96,14 @@ class FakeAdapter:
         return self.chunk_bytes is not None and size > self.chunk_bytes
 
     async def send_file(
-        self, path: Path, *, before_publish: BeforePublish | None = None
+        self,
+        path: Path,
+        *,
+        before_publish: BeforePublish | None = None,
+        resume_key: str | None = None,
     ) -> Receipt:
-        """Sealed whole in memory (a fake: the real one streams a large file in chunks)."""
+        """Sealed whole in memory (a fake: the real one streams a large file in chunks and
+        keeps the send under ``resume_key``)."""
         edxml = path.read_bytes()
         sealed = self.seal(edxml)
         if before_publish is not None:

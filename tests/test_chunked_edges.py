@@ -5,7 +5,9 @@ a document over ``max_document_bytes`` refused back to its sender with the reaso
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -130,20 +132,7 @@ async def test_a_40_mib_document_goes_from_sendedoc_to_getedoc_byte_identical(
 ) -> None:
     edxml, annex = _large_document(2)
     secret = secrets.token_hex(16)
-
-    def gateway(root: Path) -> dict[str, Any]:
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "qlvb.secret").write_text(secret + "\n")
-        return {
-            "gateway_port": free_port(),
-            "gateway_state": str(root / "state"),
-            "gateway_systems": [{"systemid": "qlvb", "secret_file": str(root / "qlvb.secret")}],
-        }
-
-    make = {
-        name: (system, gateway(tmp_path / name))
-        for name, system in (("sender", G22), ("recipient", H41))
-    }
+    make = _gateways(tmp_path, secret)
     async with _router_and_adapters(amqp_url, tmp_path, make) as adapters:
         sender, recipient = adapters["sender"], adapters["recipient"]
         for process in adapters.values():
@@ -172,6 +161,78 @@ async def test_a_40_mib_document_goes_from_sendedoc_to_getedoc_byte_identical(
         assert row["sendStatus"] == "routed", row
         _within_target(sender, len(edxml))
         _within_target(recipient, len(edxml))
+
+
+async def test_a_gateway_killed_mid_document_finishes_the_same_envelope_at_its_restart(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    # Sealing it again would be another envelope of the same document (duplicate_conflict
+    # at the router): the restarted gateway publishes the messages its client kept, before
+    # it takes any request, and the software's repeat is answered with the same DocId.
+    edxml, annex = _large_document(4, annex_bytes=24 * MiB)
+    secret = secrets.token_hex(16)
+    make = _gateways(tmp_path, secret, chunk_bytes=MiB)
+    async with _router_and_adapters(amqp_url, tmp_path, make) as adapters:
+        sender, recipient = adapters["sender"], adapters["recipient"]
+        for process in adapters.values():
+            await wait_for(partial(logged, process.log, "gateway.serving"), 30, "the gateway")
+        a, b = (_sdk(process, secret) for process in (sender, recipient))
+        confirmed = tmp_path / "sender" / "state" / "staging" / "outgoing" / "pending"
+
+        async def a_few_chunks_confirmed() -> bool:
+            counts = [int(p.read_text() or 0) for p in confirmed.glob("*/confirmed")]
+            return max(counts, default=0) >= 4
+
+        sending = asyncio.create_task(call(a.send_edoc, edxml, sender=G22))
+        await wait_for(a_few_chunks_confirmed, 120, "G22's gateway mid-document")
+        sender.kill()
+        with contextlib.suppress(Exception):  # the software sees its connection drop
+            await sending
+        sender.start()
+
+        async def serving_again() -> bool:
+            return sender.log.read_text().count('"gateway.serving"') == 2
+
+        await wait_for(serving_again, 60, "G22's gateway back")
+        listing = await until(b.received_list, lambda r: len(r["data"]) == 1, timeout=180)
+        [item] = listing["data"]
+        fetched = await call(b.get_edoc, item["docId"])
+        assert fetched is not None
+        assert SIGNATURE.sub(b"", base64.b64decode(fetched["data"])) == edxml
+        log = sender.log.read_text()
+        assert '"adapter.send_resumed"' in log
+        assert log.count('"event": "adapter.sealed"') == 1, sender.tail()
+        # The software's repeat: the same DocId, nothing sent again.
+        repeat = await call(a.send_edoc, edxml, sender=G22)
+        assert repeat is not None
+        assert (repeat["status"], repeat["ErrorCode"]) == ("OK", "0"), repeat
+        [row] = (await call(a.sent_list, repeat["DocId"]))["data"]  # type: ignore[index]
+        assert row["sendStatus"] in ("sent", "routed"), row
+        await asyncio.sleep(2)
+        assert len((await call(b.received_list))["data"]) == 1  # type: ignore[index]
+        assert not list(confirmed.iterdir())  # the kept send reclaimed
+        assert base64.b64encode(annex) in base64.b64decode(fetched["data"])
+
+
+def _gateways(
+    root: Path, secret: str, **settings: Any
+) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """G22's gateway ("sender") and H41's ("recipient"), one software system each, "qlvb"."""
+
+    def gateway(directory: Path) -> dict[str, Any]:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "qlvb.secret").write_text(secret + "\n")
+        return {
+            "gateway_port": free_port(),
+            "gateway_state": str(directory / "state"),
+            "gateway_systems": [
+                {"systemid": "qlvb", "secret_file": str(directory / "qlvb.secret")}
+            ],
+            **settings,
+        }
+
+    parties = (("sender", G22), ("recipient", H41))
+    return {name: (system, gateway(root / name)) for name, system in parties}
 
 
 def _sdk(process: AdapterProcess, secret: str) -> SdkClient:

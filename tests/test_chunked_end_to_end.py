@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from adapters import AdapterClient, Received
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode
-from backbone.errors import Reason
+from backbone.errors import BrokerUnavailableError, Reason
 from backbone.organ import OrganCode
 from backbone.wire import (
     EventType,
@@ -74,6 +75,51 @@ async def test_a_20_mib_document_in_1_mib_chunks_arrives_byte_identical_and_01_g
     assert [s.status_code for s in _statuses(arrived)] == [StatusCode.ARRIVED]
     assert arrived[0].header.document_id == receipt.document_id
     await _no_files_left(adapter_deployment.root / "staging" / H41)
+
+
+async def test_a_send_cut_off_by_the_broker_mid_document_is_finished_as_the_same_envelope(
+    adapter_deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sealing again would be another envelope of the same document (duplicate_conflict):
+    # the kept messages are published again from the first the broker did not confirm.
+    a, b = await _pair(adapter_deployment)
+    b_inbox = adapter_deployment.inbox(b)
+    edxml, annex = large_document(3, 6 * MiB)
+    path = adapter_deployment.root / "cut.xml"
+    path.write_bytes(edxml)
+    sender = a._sender  # the broker failure is injected at its publish
+    publish = sender._publish_body
+    published: list[int | None] = []
+
+    async def broker_gone_at_chunk_4(*args: Any, chunk_index: int | None = None, **kw: Any) -> None:
+        if chunk_index == 4 and not published.count(4):
+            published.append(4)
+            raise BrokerUnavailableError("injected: no confirm")
+        published.append(chunk_index)
+        await publish(*args, chunk_index=chunk_index, **kw)
+
+    monkeypatch.setattr(sender, "_publish_body", broker_gone_at_chunk_4)
+    with pytest.raises(BrokerUnavailableError):
+        await a.send_file(path)
+    pending = adapter_deployment.root / "staging" / G22 / "outgoing" / "pending"
+    [kept] = list(pending.iterdir())
+    assert (kept / "confirmed").read_text() == "5"  # the header and chunks 0-3
+    assert not list(kept.parent.parent.glob("*.xml"))  # the signed file went once sealed
+
+    with capture_logs() as logs:
+        receipt = await a.send_file(path)
+
+    [item] = await b_inbox.wait_for(1, timeout=120)
+    # Resumed at chunk 4, never the header or a confirmed chunk again, nothing sealed anew.
+    chunks = item.header.chunk_count  # type: ignore[attr-defined]
+    assert published == [None, 0, 1, 2, 3, 4, *range(4, chunks)]
+    assert [e for e in logs if e["event"] == "adapter.sealed"] == []
+    assert next(e for e in logs if e["event"] == "adapter.send_resumed")["confirmed"] == 5
+    assert item.envelope_id == receipt.envelope_id
+    assert isinstance(item.message, EdxmlDocument)
+    assert item.message.attachments[0].content == annex
+    assert await b_inbox.quiet(1.0) == [item]
+    assert not list(pending.iterdir())  # reclaimed once the last chunk was confirmed
 
 
 # -- hostile and repeated chunks ------------------------------------------------------------

@@ -12,7 +12,8 @@ Per file (every arrow an atomic rename or an fsynced atomic write)::
 
 A crash anywhere resumes from ``.work/outgoing``: a saved envelope is published again as
 is (same envelope id, so the router answers the duplicate with its first outcome); a claimed
-file without one was never published and is sealed afresh.
+file without one was never published and is sealed afresh (a large one: unless the client kept
+its half-sent chunked envelope, which it then finishes).
 """
 
 from __future__ import annotations
@@ -273,8 +274,9 @@ class OutboxSender:
     async def _send_chunked(self, folder: AgencyFolder, work: Path) -> None:
         """A file larger than one chunk: read from disk and sent as a chunked envelope
         (docs/large-documents.md), the folder's own checks made on it before anything is
-        published. No envelope is kept to publish again: a broker failure seals it afresh
-        at the next attempt, and a crash leaves the claimed file to be sealed afresh."""
+        published. No envelope is kept here: the client keeps the send in its staging
+        directory, keyed by the claimed file, so a broker failure's retry and a restart's
+        resume finish the same envelope (docs/large-documents.md)."""
 
         async def check(header: EnvelopeHeader, _message: object) -> None:
             refusal = _not_for_this_folder(folder, header)

@@ -38,7 +38,7 @@ from adapters.sealing_thread import SealingThread
 from backbone.clock import Clock, utc_now
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, detect_kind, parse_xml
 from backbone.envelope import EnvelopeHeader, Kind
-from backbone.errors import BackboneError, GatewayError, Reason
+from backbone.errors import BackboneError, BrokerUnavailableError, GatewayError, Reason
 from backbone.organ import OrganCode, SystemId, parse_identifier
 
 __all__ = ["KeyedLocks", "Operations", "Reply"]
@@ -132,7 +132,7 @@ class Operations:
         row = dataclasses.replace(row, body=sealed.body)
         await self.state.run(self.state.begin_send, row, header.recipients)
         receipt = await self.client.publish(sealed)  # BrokerUnavailableError: kept, retried
-        return await self._confirmed(doc_id, system, receipt, form="single")
+        return await self._confirmed(doc_id, system.system_id, receipt, form="single")
 
     async def send_edoc_file(self, request: SignedRequest, body: Path) -> Reply:
         """``sendEdoc`` with a body too large to hold (larger than one chunk), spooled to
@@ -158,21 +158,45 @@ class Operations:
                 row = await self._checked_row(system, message_type, sender, doc_id, header, message)
                 if row is None:
                     raise _AbsorbedError
-                # No body kept: after a crash before the confirm, the file is sealed afresh.
+                # The client keeps the send (resume_key): after a crash before the confirm,
+                # the software's repeat finishes the same envelope.
                 await self.state.run(self.state.begin_send, row, header.recipients)
 
             try:
-                receipt = await self.client.send_file(body, before_publish=record)
+                receipt = await self.client.send_file(
+                    body, before_publish=record, resume_key=_resume_key(doc_id)
+                )
             except _AbsorbedError:
                 return {"DocId": doc_id}
             except BackboneError as error:
                 if error.reason is Reason.PUBLISHER_MISMATCH:
                     raise _other_sender(sender, error) from None
                 raise
-            return await self._confirmed(doc_id, system, receipt, form="chunked")
+            return await self._confirmed(doc_id, system.system_id, receipt, form="chunked")
+
+    async def finish_kept_sends(self) -> None:
+        """At start, before any request: each chunked ``sendEdoc`` a killed gateway left
+        half-published is finished from the messages the client kept, and confirmed; one
+        the broker does not take now is finished by the software's repeat."""
+        for doc_id, system_id in await self.state.run(self.state.unconfirmed_chunked_sends):
+            async with self._sending.hold(doc_id):
+                try:
+                    receipt = await self.client.finish_kept(_resume_key(doc_id))
+                except BrokerUnavailableError as error:
+                    log.warning("gateway.send_left", doc_id=doc_id, error=error.message)
+                    continue
+                if receipt is None:
+                    continue  # nothing published yet: the software's repeat seals it
+                await self._confirmed(doc_id, system_id, receipt, form="chunked", outcome="resumed")
 
     async def _confirmed(
-        self, doc_id: str, system: ResolvedSystem, receipt: Receipt, *, form: str
+        self,
+        doc_id: str,
+        system_id: str,
+        receipt: Receipt,
+        *,
+        form: str,
+        outcome: str = "confirmed",
     ) -> Reply:
         """The broker confirmed the send of ``doc_id``: recorded, and its DocId answered."""
         await self.state.run(self.state.confirm_send, doc_id, receipt.sent_at)
@@ -181,9 +205,9 @@ class Operations:
             doc_id=doc_id,
             envelope_id=receipt.envelope_id,
             document_id=receipt.document_id,
-            system=system.system_id,
+            system=system_id,
             form=form,
-            outcome="confirmed",
+            outcome=outcome,
         )
         return {"DocId": doc_id}
 
@@ -527,3 +551,8 @@ def _received_item(row: ReceivedRow) -> dict[str, object]:
         "status": row.status,
         "status_desc": row.status_desc,
     }
+
+
+def _resume_key(doc_id: str) -> str:
+    """Under which key the client keeps the chunked send of ``doc_id`` until confirmed."""
+    return f"gateway:{doc_id}"

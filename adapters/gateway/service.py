@@ -70,6 +70,7 @@ class Gateway:
     async def run(self) -> None:
         """Serve until :meth:`stop`; the client must be started."""
         self.sealer.warm_up()
+        await self.operations.finish_kept_sends()  # before any new request
         await self.http.start()
         tasks = [
             asyncio.create_task(self.inbound.receive_supervised(), name="gateway-receive"),

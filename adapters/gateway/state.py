@@ -445,6 +445,13 @@ class GatewayState:
                 ],
             )
 
+    def unconfirmed_chunked_sends(self) -> list[tuple[str, str]]:
+        """DocId and system of each chunked send (no body kept) the broker never confirmed."""
+        rows = self._query(
+            "SELECT doc_id, system FROM sent WHERE sent_time IS NULL AND body IS NULL"
+        )
+        return [(doc_id, system) for doc_id, system in rows]
+
     def confirm_send(self, doc_id: str, at: datetime) -> None:
         with self._transaction() as db:
             db.execute(
