@@ -28,9 +28,18 @@ from lxml import etree
 from adapters.abc import BeforePublish, Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
-from backbone.edxml import EdxmlDocument, EdxmlStatus, examine
+from backbone.edxml import (
+    DEFAULT_LIMITS,
+    EdxmlDocument,
+    EdxmlStatus,
+    Examination,
+    XmlLimits,
+    examine,
+    examine_parsed,
+    parse_xml,
+)
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
-from backbone.envelope.split import seal_file
+from backbone.envelope.split import SealedDocument, seal_file
 from backbone.errors import (
     BrokerUnavailableError,
     DirectoryError,
@@ -49,6 +58,9 @@ from backbone.xmldsig.document import Framing, sign_edxml_into
 __all__ = ["EnvelopeSender"]
 
 log = structlog.get_logger("adapters.client")
+
+# Chunks of one document published and not yet confirmed, at most (4 MiB each by default).
+CHUNK_WINDOW = 8
 
 
 class EnvelopeSender:
@@ -90,7 +102,7 @@ class EnvelopeSender:
         limit = self.config.max_envelope_bytes
         if len(edxml) > limit:  # the envelope is larger still: refuse before parsing
             raise _too_large(f"the edXML is {len(edxml)} bytes", limit)
-        parties = self._parties(edxml, recipients)
+        parties = self._parties(examine(edxml), recipients)
         signed = sign_edxml(
             edxml, parties.sender.key, parties.sender.certificate, tree=parties.tree
         )
@@ -102,9 +114,9 @@ class EnvelopeSender:
         _log_sealed(header)
         return Sealed(header, body), parties.message
 
-    def _parties(self, edxml: bytes, recipients: Sequence[str] | None) -> _Parties:
-        """The edXML validated, and who sends it to whom, as the envelope's header says."""
-        examined = examine(edxml)  # parsed once: the signature signs this tree
+    def _parties(self, examined: Examination, recipients: Sequence[str] | None) -> _Parties:
+        """The edXML validated (parsed once: the signature signs this tree), and who sends
+        it to whom, as the envelope's header says."""
         message = examined.accepted()  # EdxmlError with line and path
         sender = self.identity(message.sender.organ_id)
         if isinstance(message, EdxmlDocument):
@@ -149,13 +161,21 @@ class EnvelopeSender:
         """Send a document too large for one chunk (``chunk_bytes``) as a chunked envelope
         (docs/large-documents.md): validated and signed as :meth:`seal` does (the one
         parsed copy), written to the staging directory as it is serialised, sealed from
-        there in chunks, then its header and each chunk published in order, each confirmed
-        before the next. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`."""
+        there in chunks, then its header published and confirmed, and its chunks in order
+        with a window of them awaiting their confirms (``CHUNK_WINDOW``).
+        ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`."""
         limit = self.config.chunk_limits.max_document_bytes
         if len(edxml) > limit:
             raise _document_too_large(len(edxml), limit)
-        parties = self._parties(edxml, None)
-        return await self._send_parsed(parties, Framing.of(edxml), before_publish)
+        examined = examine(edxml, self._chunked_xml_limits())
+        return await self._send_parsed(
+            self._parties(examined, None), Framing.of(edxml), before_publish
+        )
+
+    def _chunked_xml_limits(self) -> XmlLimits:
+        """A chunked document's XML is bounded in size by ``max_document_bytes``, not by
+        the single message's limits (every other bound stays)."""
+        return DEFAULT_LIMITS.admitting(self.config.chunk_limits.max_document_bytes)
 
     async def send_chunked_file(
         self, path: Path, *, before_publish: BeforePublish | None = None
@@ -169,9 +189,14 @@ class EnvelopeSender:
         if size > limit:
             raise _document_too_large(size, limit)
         edxml = await asyncio.to_thread(path.read_bytes)
-        parties = self._parties(edxml, None).without_attachment_content()
         framing = Framing.of(edxml)
+        # The bytes go once parsed, before the model decodes the attachments: never both.
+        root = await asyncio.to_thread(parse_xml, edxml, self._chunked_xml_limits())
         del edxml
+        examined = await asyncio.to_thread(examine_parsed, root)
+        del root
+        parties = self._parties(examined, None).without_attachment_content()
+        del examined
         return await self._send_parsed(parties, framing, before_publish)
 
     async def _send_parsed(
@@ -199,18 +224,38 @@ class EnvelopeSender:
             _log_sealed(sealed.header)
             if before_publish is not None:
                 await before_publish(sealed.header, parties.message)
-            messages = sealed.messages()
-            forms = itertools.chain([FORM_CHUNKED_HEADER], itertools.repeat(FORM_CHUNK))
-            for index, form in enumerate(forms, start=-1):
-                body = await asyncio.to_thread(next, messages, None)
-                if body is None:
-                    break
-                await self._publish_body(
-                    sealed.header, body, form=form, chunk_index=index if index >= 0 else None
-                )
+            await self._publish_chunked(sealed)
         finally:
             path.unlink(missing_ok=True)
         return self._published(sealed.header)
+
+    async def _publish_chunked(self, sealed: SealedDocument) -> None:
+        """The header, confirmed, then the chunks with up to ``CHUNK_WINDOW`` of them
+        awaiting their confirm while the next is encrypted (in a thread): one confirm's
+        round trip per chunk kept the broker idle most of the time. Memory stays flat (at
+        most the window's messages); the first chunk the broker does not confirm ends the
+        send with the others cancelled, as one chunk refused did before."""
+        await self._publish_body(sealed.header, sealed.header_message, form=FORM_CHUNKED_HEADER)
+        messages = sealed.chunk_messages()
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            for index in itertools.count():
+                body = await asyncio.to_thread(next, messages, None)
+                if body is None:
+                    break
+                if len(in_flight) >= CHUNK_WINDOW:
+                    in_flight = await _confirmed_some(in_flight)
+                publish = self._publish_body(
+                    sealed.header, body, form=FORM_CHUNK, chunk_index=index
+                )
+                in_flight.add(asyncio.create_task(publish))
+                del body, publish
+            while in_flight:
+                in_flight = await _confirmed_some(in_flight)
+        finally:
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def publish(self, sealed: Sealed) -> Receipt:
         await self._publish_body(sealed.header, sealed.body)
@@ -376,6 +421,15 @@ class _Parties:
             "status_note": self.status_note,
             "message": self.message,  # sealing refuses a header that disagrees with the edXML
         }
+
+
+async def _confirmed_some(in_flight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+    """Wait for at least one publish of ``in_flight`` to be confirmed; the ones still
+    waiting. The first one the broker did not confirm raises."""
+    done, waiting = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        task.result()
+    return waiting
 
 
 def _log_sealed(header: EnvelopeHeader) -> None:

@@ -12,6 +12,7 @@ so one text node may be as large as the document itself.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Final, TypedDict
 
@@ -71,6 +72,19 @@ class XmlLimits:
     # One run of character data: base64 attachments are legitimately as large as the
     # document, so this is the document's own bound, not a small cap.
     max_text_chars: int = DEFAULT_MAX_BYTES
+
+    def admitting(self, document_bytes: int) -> XmlLimits:
+        """These limits for a document of up to ``document_bytes`` (a chunked one, which
+        ``max_document_bytes`` admits): only the size bounds grow, the input and its one
+        text run (a base64 attachment); depth, nodes, attributes and namespaces stay, and
+        the parser still loads no DTD and resolves no entity (``PARSER_OPTIONS``)."""
+        if document_bytes <= self.max_bytes:
+            return self
+        return dataclasses.replace(
+            self,
+            max_bytes=document_bytes,
+            max_text_chars=max(self.max_text_chars, document_bytes),
+        )
 
 
 DEFAULT_LIMITS: Final = XmlLimits()

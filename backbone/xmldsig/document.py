@@ -42,6 +42,7 @@ from backbone.xmldsig import libxmlsec
 from backbone.xmldsig.profile import (
     DS_NS,
     check_canonicalisable,
+    check_signed_digest,
     new_signature,
     read_signed_info,
     signed_bytes,
@@ -86,7 +87,9 @@ class VerifiedXml:
     from the signed canonical bytes, so nothing unsigned (comments, the signature) is in it."""
 
     signed_xml: etree._Element
-    signed_data: bytes
+    # None when verified in place (``verify_edxml(in_place=True)``, a large document): the
+    # signed canonical bytes were only hashed, and ``signed_xml`` is the verified tree.
+    signed_data: bytes | None
     sender: OrganCode
     certificate: ValidatedCertificate
 
@@ -198,13 +201,23 @@ def _epilog(edxml: bytes) -> bytes:
 
 
 def verify_edxml(
-    edxml: bytes | etree._Element, validator: CertificateValidator, claimed_sender: OrganCode
+    edxml: bytes | etree._Element,
+    validator: CertificateValidator,
+    claimed_sender: OrganCode,
+    *,
+    in_place: bool = False,
 ) -> VerifiedXml:
     """Verify the signature, that its certificate is valid for ``claimed_sender`` (the edXML
     ``From/OrganId``), and that the signed document names that sender. ``edxml`` is the
     document, or its tree as :func:`~backbone.edxml.parse_xml` returned it (so that a caller
     that validated it first parses it once). The tree is used in place, not copied: the
     signature is taken out while the document is canonicalised and put back after.
+
+    ``in_place``: read the document from the verified tree itself (``signed_xml``, its
+    signature still in it) rather than from a tree rebuilt from the signed canonical bytes;
+    those are only hashed against the DigestValue. For a large document, which would be
+    held three times over otherwise; what is unsigned in a tree (comments, content in the
+    signature) is refused either way.
 
     Raises :class:`XmlSignatureError` (``xml_signature_invalid``) for a missing, misplaced or
     wrong signature, a :class:`CertificateError` subclass for the certificate, and
@@ -236,8 +249,13 @@ def verify_edxml(
     except XmlSignatureError:
         check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
         raise
-    signed_data = signed_bytes(root, signatures[0], signed_info)
-    signed_xml = _signed_tree(signed_data)
+    signed_data: bytes | None
+    if in_place:
+        check_signed_digest(root, signatures[0], signed_info)
+        signed_data, signed_xml = None, root
+    else:
+        signed_data = signed_bytes(root, signatures[0], signed_info)
+        signed_xml = _signed_tree(signed_data)
     signed_from = signed_xml.findtext(_FROM_PATH)
     if signed_from is None or signed_from.strip() != str(claimed_sender):
         raise CertificateBindingError(
