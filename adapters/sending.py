@@ -207,17 +207,17 @@ class EnvelopeSender:
         outgoing = self.config.staging_root() / "outgoing"
         outgoing.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=outgoing, suffix=".xml")
+        os.close(fd)
         path = Path(name)
         try:
-            with os.fdopen(fd, "wb") as file:
-                await asyncio.to_thread(
-                    sign_edxml_into,
-                    file,
-                    framing,
-                    parties.tree,
-                    parties.sender.key,
-                    parties.sender.certificate,
-                )
+            await asyncio.to_thread(
+                sign_edxml_into,
+                path,
+                framing,
+                parties.tree,
+                parties.sender.key,
+                parties.sender.certificate,
+            )
             sealed = await asyncio.to_thread(
                 seal_file, path, limits=limits, **parties.seal_arguments(self._validator)
             )

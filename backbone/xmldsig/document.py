@@ -26,7 +26,7 @@ import binascii
 import itertools
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -42,7 +42,6 @@ from backbone.xmldsig import libxmlsec
 from backbone.xmldsig.profile import (
     DS_NS,
     check_canonicalisable,
-    check_signed_digest,
     new_signature,
     read_signed_info,
     signed_bytes,
@@ -88,7 +87,7 @@ class VerifiedXml:
 
     signed_xml: etree._Element
     # None when verified in place (``verify_edxml(in_place=True)``, a large document): the
-    # signed canonical bytes were only hashed, and ``signed_xml`` is the verified tree.
+    # signed canonical bytes were not made, and ``signed_xml`` is the verified tree.
     signed_data: bytes | None
     sender: OrganCode
     certificate: ValidatedCertificate
@@ -121,21 +120,32 @@ def sign_edxml(
 
 
 def sign_edxml_into(
-    target: BinaryIO,
+    target: Path,
     framing: Framing,
     tree: etree._Element,
     key: rsa.RSAPrivateKey,
     cert: x509.Certificate,
 ) -> None:
-    """:func:`sign_edxml` written into ``target`` as it is serialised, never whole in
-    memory: for a large document, whose bytes the caller may drop once parsed (``framing``
-    keeps what the signed file takes from them)."""
+    """:func:`sign_edxml` written into the file ``target`` as it is serialised, never whole
+    in memory: for a large document, whose bytes the caller may drop once parsed
+    (``framing`` keeps what the signed file takes from them). libxml2 writes the tree to a
+    file beside ``target`` by its name (through a Python file object, lxml hands over the
+    escaped text of a large attachment in one more copy), which is then copied a block at
+    a time behind the prolog."""
     _sign_in_place(tree, key, cert)
-    target.write(framing.prolog)
-    output: _CrlfWriter | BinaryIO = _CrlfWriter(target) if framing.crlf else target
-    with etree.xmlfile(output, encoding="UTF-8") as serialised:
-        serialised.write(tree)
-    target.write(framing.epilog)
+    body = target.with_name(target.name + ".body")
+    try:
+        tree.getroottree().write(str(body), encoding="UTF-8", xml_declaration=False)
+        with target.open("wb") as out, body.open("rb") as serialised:
+            out.write(framing.prolog)
+            while block := serialised.read(_COPY_BLOCK):
+                out.write(block.replace(b"\n", b"\r\n") if framing.crlf else block)
+            out.write(framing.epilog)
+    finally:
+        body.unlink(missing_ok=True)
+
+
+_COPY_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +164,6 @@ class Framing:
         # so writing them back as CRLF changes no character any reader sees, nor the digest.
         crlf = b"\r\n" in edxml and edxml.count(b"\r\n") == edxml.count(b"\n")
         return cls(_prolog(edxml), _epilog(edxml), crlf)
-
-
-class _CrlfWriter:
-    """Writes through to ``target`` with every LF as CRLF (see :meth:`Framing.of`)."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self._target = target
-
-    def write(self, data: bytes) -> int:
-        self._target.write(data.replace(b"\n", b"\r\n"))
-        return len(data)
 
 
 def _sign_in_place(root: etree._Element, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
@@ -214,10 +213,11 @@ def verify_edxml(
     signature is taken out while the document is canonicalised and put back after.
 
     ``in_place``: read the document from the verified tree itself (``signed_xml``, its
-    signature still in it) rather than from a tree rebuilt from the signed canonical bytes;
-    those are only hashed against the DigestValue. For a large document, which would be
-    held three times over otherwise; what is unsigned in a tree (comments, content in the
-    signature) is refused either way.
+    signature still in it), the one whose canonical form libxmlsec1 digested, rather than
+    from a tree rebuilt from the signed canonical bytes, which are neither made nor held:
+    for a large document, held three times over otherwise (the canonical bytes cost as much
+    again to make). What is unsigned in a tree (comments, content in the signature) is
+    refused either way, and the reader reads nothing in the signature.
 
     Raises :class:`XmlSignatureError` (``xml_signature_invalid``) for a missing, misplaced or
     wrong signature, a :class:`CertificateError` subclass for the certificate, and
@@ -250,8 +250,7 @@ def verify_edxml(
         check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
         raise
     signed_data: bytes | None
-    if in_place:
-        check_signed_digest(root, signatures[0], signed_info)
+    if in_place:  # libxmlsec1 digested this very tree: read it
         signed_data, signed_xml = None, root
     else:
         signed_data = signed_bytes(root, signatures[0], signed_info)

@@ -18,7 +18,6 @@ import hashlib
 from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, cast
 
 from lxml import etree
 
@@ -28,7 +27,6 @@ __all__ = [
     "DS_NS",
     "SignedInfo",
     "check_canonicalisable",
-    "check_signed_digest",
     "new_signature",
     "read_signed_info",
     "signed_bytes",
@@ -60,42 +58,13 @@ class Canonicalization:
                 )
             )
         except etree.C14NError:
-            raise _not_canonicalisable() from None
-
-    def sha256(self, tree: etree._ElementTree) -> bytes:
-        """SHA-256 of :meth:`of` ``tree``, hashed as libxml2 writes it: the canonical bytes
-        of a large document are never held whole."""
-        hasher = _HashingWriter()
-        try:
-            tree.write_c14n(  # type: ignore[call-arg]  # lxml-stubs lack exclusive=
-                cast("IO[bytes]", hasher),
-                exclusive=self.exclusive,
-                with_comments=self.with_comments,
-            )
-        except etree.C14NError:
-            raise _not_canonicalisable() from None
-        return hasher.sha256.digest()
-
-
-class _HashingWriter:
-    """A file for lxml to write into that only hashes what it is given."""
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        return len(data)
-
-
-def _not_canonicalisable() -> EdxmlError:
-    # libxml2 refuses a relative namespace URI (deprecated since 2000), and so would any
-    # other signer's or verifier's C14N.
-    return EdxmlError(
-        "the edXML cannot be canonicalised for its XML signature (XML C14N refuses "
-        'a relative namespace URI, such as xmlns:x="x")',
-        reason=Reason.EDXML_INVALID,
-    )
+            # libxml2 refuses a relative namespace URI (deprecated since 2000), and so would
+            # any other signer's or verifier's C14N.
+            raise EdxmlError(
+                "the edXML cannot be canonicalised for its XML signature (XML C14N refuses "
+                'a relative namespace URI, such as xmlns:x="x")',
+                reason=Reason.EDXML_INVALID,
+            ) from None
 
 
 # The canonicalisations accepted in a signature (the backbone writes exclusive C14N without
@@ -186,24 +155,9 @@ def signed_bytes(root: etree._Element, signature: etree._Element, signed_info: S
     canonicalisations' (libxml2's both) agreement; a disagreement is refused, never passed."""
     whole = root.getroottree()
     signed = _canonical_without(whole, signature, signed_info.reference_canonicalization)
-    _check_digest(hashlib.sha256(signed).digest(), signed_info)
-    return signed
-
-
-def check_signed_digest(
-    root: etree._Element, signature: etree._Element, signed_info: SignedInfo
-) -> None:
-    """:func:`signed_bytes`' check without the bytes: the canonical document without the
-    signature is hashed as it is written (a large document's is never held), and held to
-    the DigestValue libxmlsec1 checked, so the tree read after is provably the one signed."""
-    with _detached(signature):
-        digest = signed_info.reference_canonicalization.sha256(root.getroottree())
-    _check_digest(digest, signed_info)
-
-
-def _check_digest(digest: bytes, signed_info: SignedInfo) -> None:
-    if digest != signed_info.digest:
+    if hashlib.sha256(signed).digest() != signed_info.digest:
         raise _invalid("the canonical document is not what libxmlsec1 found signed (digest)")
+    return signed
 
 
 def check_canonicalisable(root: etree._Element) -> None:
