@@ -298,23 +298,29 @@ class _Content:
         return self._verdict
 
     def _judged(self, plaintext: bytes | Path) -> tuple[VerifiedXml, EdxmlMessage]:
-        # Cheap and bounded first: the pre-scan (inside parse_xml) refuses what would make
-        # the schema validation or the canonicalisation costly; the XML-DSig comes last.
-        if isinstance(plaintext, bytes):
-            examination = examine(plaintext)
-        else:  # a chunked document's file: its bytes go once parsed, before the model
-            examination = examine_parsed(parse_xml(plaintext.read_bytes(), self._file_limits))
+        sender = OrganCode.parse(self.envelope.header.sender)
+        if isinstance(plaintext, Path):
+            return self._judged_file(plaintext, sender)
+        # Cheap and bounded first: the pre-scan (inside examine) refuses what would make the
+        # schema validation or the canonicalisation costly; the XML-DSig comes last.
+        examination = examine(plaintext)
         examination.accepted()  # raises the first problem
         root = examination.root
         assert root is not None  # accepted: it parsed
         del examination  # its model: only the tree is needed from here
-        sender = OrganCode.parse(self.envelope.header.sender)
-        # A file's document is verified and read in its one parsed tree (the signed bytes
-        # only hashed): a rebuilt second tree would hold a large document twice more.
-        verified = verify_edxml(root, self._validator, sender, in_place=self.file is not None)
-        del root  # a single envelope's first tree goes before the signed one is read
+        verified = verify_edxml(root, self._validator, sender)
+        del root  # the first tree goes before the signed one is read
         # The model is read from the signed content only: nothing unsigned gets in.
         return verified, read(verified.signed_xml)
+
+    def _judged_file(self, path: Path, sender: OrganCode) -> tuple[VerifiedXml, EdxmlMessage]:
+        """A chunked document's file, held once: parsed (the pre-scan bounds what follows)
+        and its bytes dropped, its signature verified in that tree (no canonical bytes, no
+        second tree), then validated and read from the same tree, the attachments decoded
+        once, with nothing else of the document held by then."""
+        root = parse_xml(path.read_bytes(), self._file_limits)
+        verified = verify_edxml(root, self._validator, sender, in_place=True)
+        return verified, examine_parsed(verified.signed_xml).accepted()
 
     def refused_content(self, plaintext: bytes | None) -> bytes | None:
         """The decrypted content to keep with a refusal: read back from a chunked
