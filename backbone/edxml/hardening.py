@@ -20,12 +20,16 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
+    "LIBXML2_MAX_TEXT_CHARS",
     "PARSER_OPTIONS",
     "XmlLimits",
 ]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_MAX_DEPTH: Final = 64
+# libxml2's own cap on one text node even with huge_tree (XML_MAX_HUGE_LENGTH): an
+# attachment's base64 beyond it (about 715 MiB of file) cannot be parsed at all.
+LIBXML2_MAX_TEXT_CHARS: Final = 1_000_000_000
 
 
 class ParserOptions(TypedDict):
@@ -76,14 +80,15 @@ class XmlLimits:
     def admitting(self, document_bytes: int) -> XmlLimits:
         """These limits for a document of up to ``document_bytes`` (a chunked one, which
         ``max_document_bytes`` admits): only the size bounds grow, the input and its one
-        text run (a base64 attachment); depth, nodes, attributes and namespaces stay, and
-        the parser still loads no DTD and resolves no entity (``PARSER_OPTIONS``)."""
+        text run (a base64 attachment, up to libxml2's own cap); depth, nodes, attributes
+        and namespaces stay, and the parser still loads no DTD and resolves no entity
+        (``PARSER_OPTIONS``)."""
         if document_bytes <= self.max_bytes:
             return self
         return dataclasses.replace(
             self,
             max_bytes=document_bytes,
-            max_text_chars=max(self.max_text_chars, document_bytes),
+            max_text_chars=max(self.max_text_chars, min(document_bytes, LIBXML2_MAX_TEXT_CHARS)),
         )
 
 
