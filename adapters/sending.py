@@ -423,15 +423,6 @@ class _Parties:
         }
 
 
-async def _confirmed_some(in_flight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
-    """Wait for at least one publish of ``in_flight`` to be confirmed; the ones still
-    waiting. The first one the broker did not confirm raises."""
-    done, waiting = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-    for task in done:
-        task.result()
-    return waiting
-
-
 def _log_sealed(header: EnvelopeHeader) -> None:
     log.info(
         "adapter.sealed",
@@ -457,3 +448,12 @@ def _too_large(what: str, limit: int) -> EnvelopeMalformedError:
         "attachments or split the document",
         reason=Reason.ENVELOPE_TOO_LARGE,
     )
+
+
+async def _confirmed_some(in_flight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+    """Wait for at least one publish of ``in_flight`` to be confirmed; the ones still
+    waiting. The first one the broker did not confirm raises."""
+    done, waiting = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        task.result()
+    return waiting
