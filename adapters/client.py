@@ -128,6 +128,7 @@ class AdapterClient:
             # Which served agency took over a closed code, in the version running now.
             directory=lambda: self._resolved.directory,
             inherited=self._resolved.inherited,
+            max_document_bytes=self._chunk_limits.max_document_bytes,
         )
         self._chunked = ChunkedInbox(config, opener, self._validator, clock)
         self._inbox = InboxConsumer(

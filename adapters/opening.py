@@ -35,7 +35,17 @@ from adapters.abc import Received, Refused
 from adapters.config import InheritedIdentity, ServedIdentity
 from adapters.inheritance import served_heir
 from backbone.directory import Directory
-from backbone.edxml import EdxmlDocument, EdxmlMessage, EdxmlStatus, examine, read
+from backbone.edxml import (
+    DEFAULT_LIMITS,
+    EdxmlDocument,
+    EdxmlMessage,
+    EdxmlStatus,
+    XmlLimits,
+    examine,
+    examine_parsed,
+    parse_xml,
+    read,
+)
 from backbone.envelope import (
     EnvelopeHeader,
     VerifiedEnvelope,
@@ -97,8 +107,16 @@ class EnvelopeOpener:
         system: str,
         directory: Callable[[], Directory] | None = None,
         inherited: Mapping[str, InheritedIdentity] | None = None,
+        max_document_bytes: int | None = None,
     ) -> None:
+        """``max_document_bytes``: the largest chunked document, whose file is parsed
+        within that size (the single message's XML limits otherwise)."""
         self._agencies = agencies
+        self._file_limits = (
+            DEFAULT_LIMITS
+            if max_document_bytes is None
+            else DEFAULT_LIMITS.admitting(max_document_bytes)
+        )
         self._validator = validator
         self._max_envelope_bytes = max_envelope_bytes
         self._system = system
@@ -156,7 +174,8 @@ class EnvelopeOpener:
         decrypts them with the content key (once, into a file) and returns that file, which
         is then read and judged as a single envelope's content is (pre-scan, schema,
         XML-DSig). Its items carry the file (:attr:`Received.file`), not the bytes."""
-        return self._opened(_Content(verified, self._validator, deliver), verified.body)
+        content = _Content(verified, self._validator, deliver, self._file_limits)
+        return self._opened(content, verified.body)
 
     def _opened(self, content: _Content, body: bytes) -> Opened:
         items: list[Received] = []
@@ -227,9 +246,11 @@ class _Content:
         envelope: VerifiedEnvelope | VerifiedChunkedHeader,
         validator: CertificateValidator,
         deliver: Callable[[bytes], Path] | None = None,
+        file_limits: XmlLimits = DEFAULT_LIMITS,
     ) -> None:
         self.envelope = envelope
         self._validator = validator
+        self._file_limits = file_limits
         self.file: Path | None = None  # where a chunked document was delivered
         if deliver is None:
             assert isinstance(envelope, VerifiedEnvelope)  # a chunked one brings its own
@@ -277,18 +298,29 @@ class _Content:
         return self._verdict
 
     def _judged(self, plaintext: bytes | Path) -> tuple[VerifiedXml, EdxmlMessage]:
+        sender = OrganCode.parse(self.envelope.header.sender)
+        if isinstance(plaintext, Path):
+            return self._judged_file(plaintext, sender)
         # Cheap and bounded first: the pre-scan (inside examine) refuses what would make the
         # schema validation or the canonicalisation costly; the XML-DSig comes last.
-        examination = examine(plaintext if isinstance(plaintext, bytes) else plaintext.read_bytes())
+        examination = examine(plaintext)
         examination.accepted()  # raises the first problem
         root = examination.root
         assert root is not None  # accepted: it parsed
-        del examination  # its model (and a file's bytes): only the tree is needed from here
-        sender = OrganCode.parse(self.envelope.header.sender)
+        del examination  # its model: only the tree is needed from here
         verified = verify_edxml(root, self._validator, sender)
-        del root  # a large document's first tree goes before the signed one is read
+        del root  # the first tree goes before the signed one is read
         # The model is read from the signed content only: nothing unsigned gets in.
         return verified, read(verified.signed_xml)
+
+    def _judged_file(self, path: Path, sender: OrganCode) -> tuple[VerifiedXml, EdxmlMessage]:
+        """A chunked document's file, held once: parsed (the pre-scan bounds what follows)
+        and its bytes dropped, its signature verified in that tree (no canonical bytes, no
+        second tree), then validated and read from the same tree, the attachments decoded
+        once, with nothing else of the document held by then."""
+        root = parse_xml(path.read_bytes(), self._file_limits)
+        verified = verify_edxml(root, self._validator, sender, in_place=True)
+        return verified, examine_parsed(verified.signed_xml).accepted()
 
     def refused_content(self, plaintext: bytes | None) -> bytes | None:
         """The decrypted content to keep with a refusal: read back from a chunked

@@ -14,7 +14,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -30,7 +30,16 @@ from adapters.abc import BeforePublish, Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
 from adapters.pending_sends import PendingSend, PendingSends
-from backbone.edxml import EdxmlDocument, EdxmlStatus, examine
+from backbone.edxml import (
+    DEFAULT_LIMITS,
+    EdxmlDocument,
+    EdxmlStatus,
+    Examination,
+    XmlLimits,
+    examine,
+    examine_parsed,
+    parse_xml,
+)
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
 from backbone.envelope.split import seal_file
 from backbone.errors import (
@@ -51,6 +60,9 @@ from backbone.xmldsig.document import Framing, sign_edxml_into
 __all__ = ["EnvelopeSender"]
 
 log = structlog.get_logger("adapters.client")
+
+# Chunks of one document published and not yet confirmed, at most (4 MiB each by default).
+CHUNK_WINDOW = 8
 
 
 class EnvelopeSender:
@@ -94,7 +106,7 @@ class EnvelopeSender:
         limit = self.config.max_envelope_bytes
         if len(edxml) > limit:  # the envelope is larger still: refuse before parsing
             raise _too_large(f"the edXML is {len(edxml)} bytes", limit)
-        parties = self._parties(edxml, recipients)
+        parties = self._parties(examine(edxml), recipients)
         signed = sign_edxml(
             edxml, parties.sender.key, parties.sender.certificate, tree=parties.tree
         )
@@ -106,9 +118,9 @@ class EnvelopeSender:
         _log_sealed(header)
         return Sealed(header, body), parties.message
 
-    def _parties(self, edxml: bytes, recipients: Sequence[str] | None) -> _Parties:
-        """The edXML validated, and who sends it to whom, as the envelope's header says."""
-        examined = examine(edxml)  # parsed once: the signature signs this tree
+    def _parties(self, examined: Examination, recipients: Sequence[str] | None) -> _Parties:
+        """The edXML validated (parsed once: the signature signs this tree), and who sends
+        it to whom, as the envelope's header says."""
         message = examined.accepted()  # EdxmlError with line and path
         sender = self.identity(message.sender.organ_id)
         if isinstance(message, EdxmlDocument):
@@ -153,9 +165,10 @@ class EnvelopeSender:
         """Send a document too large for one chunk (``chunk_bytes``) as a chunked envelope
         (docs/large-documents.md): validated and signed as :meth:`seal` does (the one
         parsed copy), written to the staging directory as it is serialised, sealed from
-        there in chunks, then its header and each chunk published in order, each confirmed
-        before the next. ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`.
-        The same bytes sent again after a crash finish the envelope begun (no new seal)."""
+        there in chunks, then its header published and confirmed, and its chunks in order
+        with a window of them awaiting their confirms (``CHUNK_WINDOW``).
+        ``before_publish``: see :meth:`adapters.abc.Adapter.send_file`. The same bytes sent
+        again after a crash finish the envelope begun (no new seal)."""
         limit = self.config.chunk_limits.max_document_bytes
         if len(edxml) > limit:
             raise _document_too_large(len(edxml), limit)
@@ -163,10 +176,18 @@ class EnvelopeSender:
         pending = await asyncio.to_thread(self._pending.find, key, len(edxml))
         if pending is not None:
             return await self._publish_pending(pending)
-        parties = self._parties(edxml, None)
+        examined = examine(edxml, self._chunked_xml_limits())
         return await self._send_parsed(
-            parties, Framing.of(edxml), before_publish, _Kept(key, len(edxml))
+            self._parties(examined, None),
+            Framing.of(edxml),
+            before_publish,
+            _Kept(key, len(edxml)),
         )
+
+    def _chunked_xml_limits(self) -> XmlLimits:
+        """A chunked document's XML is bounded in size by ``max_document_bytes``, not by
+        the single message's limits (every other bound stays)."""
+        return DEFAULT_LIMITS.admitting(self.config.chunk_limits.max_document_bytes)
 
     async def send_chunked_file(
         self,
@@ -190,9 +211,14 @@ class EnvelopeSender:
         if pending is not None:
             return await self._publish_pending(pending)
         edxml = await asyncio.to_thread(path.read_bytes)
-        parties = self._parties(edxml, None).without_attachment_content()
         framing = Framing.of(edxml)
+        # The bytes go once parsed, before the model decodes the attachments: never both.
+        root = await asyncio.to_thread(parse_xml, edxml, self._chunked_xml_limits())
         del edxml
+        examined = await asyncio.to_thread(examine_parsed, root)
+        del root
+        parties = self._parties(examined, None).without_attachment_content()
+        del examined
         return await self._send_parsed(parties, framing, before_publish, _Kept(key, stat.st_size))
 
     async def finish_kept(self, resume_key: str) -> Receipt | None:
@@ -212,17 +238,17 @@ class EnvelopeSender:
         limits = self.config.chunk_limits
         outgoing = self._outgoing()
         fd, name = tempfile.mkstemp(dir=outgoing, suffix=".xml")
+        os.close(fd)
         path = Path(name)
         try:
-            with os.fdopen(fd, "wb") as file:
-                await asyncio.to_thread(
-                    sign_edxml_into,
-                    file,
-                    framing,
-                    parties.tree,
-                    parties.sender.key,
-                    parties.sender.certificate,
-                )
+            await asyncio.to_thread(
+                sign_edxml_into,
+                path,
+                framing,
+                parties.tree,
+                parties.sender.key,
+                parties.sender.certificate,
+            )
             sealed = await asyncio.to_thread(
                 seal_file, path, limits=limits, **parties.seal_arguments(self._validator)
             )
@@ -242,8 +268,13 @@ class EnvelopeSender:
         return await self._publish_pending(pending)
 
     async def _publish_pending(self, pending: PendingSend) -> Receipt:
-        """The kept messages the broker has not confirmed yet, in order, each confirmed
-        before the next; the send is forgotten once the last is confirmed."""
+        """The kept messages the broker has not confirmed yet, in order: the header
+        confirmed first, then the chunks with up to ``CHUNK_WINDOW`` of them awaiting their
+        confirm while the next is read (one confirm's round trip per chunk kept the broker
+        idle most of the time; memory stays at most the window's messages). The kept count
+        advances over the messages confirmed in order, so a restart publishes again at most
+        the window; the first chunk the broker does not confirm ends the send with the
+        others cancelled. The send is forgotten once the last is confirmed."""
         header = pending.header
         start = await asyncio.to_thread(pending.confirmed)
         if start:
@@ -256,12 +287,26 @@ class EnvelopeSender:
                 messages=pending.message_count,
                 outcome="resumed",
             )
-        for position in range(start, pending.message_count):
-            body = await asyncio.to_thread(pending.message, position)
-            chunk_index = position - 1 if position else None
-            form = FORM_CHUNK if position else FORM_CHUNKED_HEADER
-            await self._publish_body(header, body, form=form, chunk_index=chunk_index)
-            await asyncio.to_thread(pending.note_confirmed, position + 1)
+        if start == 0:
+            body = await asyncio.to_thread(pending.message, 0)
+            await self._publish_body(header, body, form=FORM_CHUNKED_HEADER)
+            await asyncio.to_thread(pending.note_confirmed, 1)
+            start = 1
+        window = _ConfirmWindow(pending, start)
+        try:
+            for position in range(start, pending.message_count):
+                if len(window) >= CHUNK_WINDOW:
+                    await window.confirmed_some()
+                body = await asyncio.to_thread(pending.message, position)
+                window.add(
+                    position,
+                    self._publish_body(header, body, form=FORM_CHUNK, chunk_index=position - 1),
+                )
+                del body
+            while len(window):
+                await window.confirmed_some()
+        finally:
+            await window.cancel()
         await asyncio.to_thread(pending.discard)
         return self._published(header)
 
@@ -483,3 +528,42 @@ def _too_large(what: str, limit: int) -> EnvelopeMalformedError:
         "attachments or split the document",
         reason=Reason.ENVELOPE_TOO_LARGE,
     )
+
+
+class _ConfirmWindow:
+    """The chunk publishes of a kept send awaiting their confirm, by message position; the
+    kept count of confirmed messages advances over those confirmed in order."""
+
+    def __init__(self, pending: PendingSend, confirmed: int) -> None:
+        self._pending = pending
+        self._in_order = confirmed  # every message before this one is confirmed
+        self._done: set[int] = set()
+        self._waiting: dict[asyncio.Task[None], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, position: int, publish: Coroutine[Any, Any, None]) -> None:
+        self._waiting[asyncio.create_task(publish)] = position
+
+    async def confirmed_some(self) -> None:
+        """Wait for at least one publish to be confirmed; the first one the broker did not
+        confirm raises."""
+        done, _ = await asyncio.wait(self._waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            position = self._waiting.pop(task)
+            task.result()
+            self._done.add(position)
+        advanced = self._in_order
+        while advanced in self._done:
+            self._done.remove(advanced)
+            advanced += 1
+        if advanced != self._in_order:
+            self._in_order = advanced
+            await asyncio.to_thread(self._pending.note_confirmed, advanced)
+
+    async def cancel(self) -> None:
+        for task in self._waiting:
+            task.cancel()
+        await asyncio.gather(*self._waiting, return_exceptions=True)
+        self._waiting.clear()

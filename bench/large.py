@@ -13,6 +13,7 @@ import base64
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from backbone.broker.management import ManagementClient
+from backbone.edxml import Attachment, Reference
+from backbone.edxml.hardening import LIBXML2_MAX_TEXT_CHARS
 from backbone.envelope.chunk_wire import encode_chunk
 from backbone.envelope.chunked import DEFAULT_CHUNK_BYTES, ChunkLimits
 from backbone.envelope.stream_aead import TAG_BYTES
@@ -31,7 +34,7 @@ from bench.ceiling import measure_ceiling
 from bench.router import RouterProcess
 from bench.world import ONE_RECIPIENT, SENDER, World, next_number
 from testkit import Deployment
-from testkit.documents import document_with_attachment
+from testkit.documents import document_edxml
 from testkit.store import backend
 
 MiB = 1 << 20
@@ -113,21 +116,46 @@ def large_document_targets(large: dict[str, Any] | None) -> list[dict[str, Any]]
 
 def write_large_edxml(path: Path, number: int, size: int) -> int:
     """An edXML document from the sender to the recipient of at most ``size`` bytes once
-    XML-signed, carrying one random annex (base64, written a block at a time so the bench
-    process never holds it); its length."""
-    template = document_with_attachment(SENDER, ONE_RECIPIENT, number, _PLACEHOLDER)
-    head, _, tail = template.partition(base64.b64encode(_PLACEHOLDER))
-    room = size - len(head) - len(tail) - SIGNATURE_ROOM
-    if room < 4:
+    XML-signed, carrying random annexes (base64, written a block at a time so the bench
+    process never holds them): one, or as many as keep each base64 text within libxml2's
+    cap on one text node (``LIBXML2_MAX_TEXT_CHARS``, a 1 GiB document needs two); its
+    length."""
+    room = size - SIGNATURE_ROOM
+    annexes = max(1, math.ceil(room / LIBXML2_MAX_TEXT_CHARS))
+    placeholders = [_PLACEHOLDER[:-2] + b"%02d" % i for i in range(annexes)]
+    template = document_edxml(
+        SENDER,
+        ONE_RECIPIENT,
+        number,
+        subject=f"Văn bản số {number} kèm tệp",
+        references=tuple(
+            Reference(content_id=f"cid:{i + 1}", content_type="application/pdf")
+            for i in range(annexes)
+        ),
+        attachments=tuple(
+            Attachment(
+                content_id=f"cid:{i + 1}",
+                content=placeholder,
+                attachment_name=f"vb{i + 1}.pdf",
+                content_type="application/pdf",
+            )
+            for i, placeholder in enumerate(placeholders)
+        ),
+    )
+    pieces = re.split(b"|".join(re.escape(base64.b64encode(p)) for p in placeholders), template)
+    room -= sum(len(piece) for piece in pieces)
+    if room < 4 * annexes:
         raise ValueError(f"a document of {size} bytes leaves no room for its annex")
-    remaining = room // 4 * 3  # annex bytes whose base64 fits the room
     with path.open("wb") as out:
-        out.write(head)
-        while remaining:
-            block = min(_BLOCK, remaining)
-            out.write(base64.b64encode(os.urandom(block)))
-            remaining -= block
-        out.write(tail)
+        out.write(pieces[0])
+        for index, piece in enumerate(pieces[1:]):
+            share = room // annexes + (room % annexes if index == 0 else 0)
+            remaining = share // 4 * 3  # annex bytes whose base64 fits its share
+            while remaining:
+                block = min(_BLOCK, remaining)
+                out.write(base64.b64encode(os.urandom(block)))
+                remaining -= block
+            out.write(piece)
     return path.stat().st_size
 
 

@@ -88,7 +88,19 @@ async def _router_and_adapters(
 async def test_a_40_mib_document_dropped_in_an_outbox_arrives_byte_identical_in_the_inbox(
     amqp_url: str, tmp_path: Path
 ) -> None:
-    edxml, annex = _large_document(1)
+    await _dropped_and_delivered(amqp_url, tmp_path, ANNEX)
+
+
+async def test_a_100_mib_document_above_the_single_message_xml_limits_arrives_byte_identical(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """Over the 64 MiB that the edXML limits allow a single message: parsed within
+    ``max_document_bytes`` at both ends, and each adapter within 3 × 100 MiB + 200 MiB."""
+    await _dropped_and_delivered(amqp_url, tmp_path, 75 * MiB)
+
+
+async def _dropped_and_delivered(amqp_url: str, tmp_path: Path, annex_bytes: int) -> None:
+    edxml, annex = _large_document(1, annex_bytes)
     make: dict[str, tuple[str, dict[str, Any] | None]] = {
         "sender": (G22, None),
         "recipient": (H41, None),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from backbone.edxml.hardening import LIBXML2_MAX_TEXT_CHARS
 from backbone.edxml.parser import DEFAULT_MAX_DEPTH, XmlLimits, parse_xml
 from backbone.errors import EdxmlError, Reason
 
@@ -123,3 +125,45 @@ def test_a_large_attachment_text_node_within_the_size_limit_is_accepted() -> Non
     # A scanned PDF of ~9 MiB is ~12 MB of base64: beyond libxml2's default per-node cap.
     text = b"A" * 12_000_000
     assert parse_xml(b"<a>" + text + b"</a>").text == text.decode()
+
+
+# -- a chunked document's limits (issue 18) ---------------------------------------------------
+
+GIB = 1 << 30
+
+
+def test_limits_admitting_a_larger_document_raise_only_the_size_bounds() -> None:
+    default = XmlLimits()
+    wide = default.admitting(GIB)
+    assert (wide.max_bytes, wide.max_text_chars) == (GIB, LIBXML2_MAX_TEXT_CHARS)
+    assert replace(wide, max_bytes=default.max_bytes, max_text_chars=default.max_text_chars) == (
+        default
+    )
+    assert default.admitting(default.max_bytes - 1) is default  # never lowered
+
+
+def test_a_text_node_over_the_single_message_limit_is_accepted_within_a_chunked_document_s() -> (
+    None
+):
+    data = b"<a>" + b"A" * 1000 + b"</a>"
+    narrow = XmlLimits(max_bytes=2000, max_text_chars=999)
+    assert refusal(data, max_bytes=2000, max_text_chars=999).reason is Reason.EDXML_TOO_COMPLEX
+    assert parse_xml(data, narrow.admitting(4000)).text == "A" * 1000
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (nested(DEFAULT_MAX_DEPTH + 1), Reason.EDXML_UNSAFE),
+        (b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>', Reason.EDXML_UNSAFE),
+        (b"<a>" + b"<b/>" * 20_001 + b"</a>", Reason.EDXML_TOO_COMPLEX),
+        (b"<a " + b" ".join(b'x%d="1"' % i for i in range(33)) + b"/>", Reason.EDXML_TOO_COMPLEX),
+    ],
+    ids=["depth", "doctype", "nodes", "attributes"],
+)
+def test_a_chunked_document_s_limits_keep_every_bound_that_is_not_size(
+    data: bytes, reason: Reason
+) -> None:
+    with pytest.raises(EdxmlError) as caught:
+        parse_xml(data, XmlLimits().admitting(GIB))
+    assert caught.value.reason is reason

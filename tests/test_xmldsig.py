@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
-from backbone.edxml import parse_xml
+from backbone.edxml import parse_xml, read
 from backbone.errors import (
     CertificateBindingError,
     CertificateRevokedError,
@@ -22,6 +22,7 @@ from backbone.errors import (
 )
 from backbone.organ import OrganCode
 from backbone.xmldsig import DS_NS, EDXML_NS, sign_edxml, verify_edxml
+from testkit import document_with_attachment
 from tests.support import DevPki, make_pki
 
 G22 = OrganCode.parse("000.00.00.G22")
@@ -485,3 +486,37 @@ def test_a_signature_by_another_key_than_the_embedded_certificate_s_is_refused(
     certificate.text = base64.b64encode(g22).decode("ascii")
     with pytest.raises(XmlSignatureError, match="does not verify with its certificate's key"):
         verify_edxml(root, pki.validator(), G22)
+
+
+# -- verified in place: a large document's one parsed tree (issue 18) ------------------------
+
+
+def test_a_document_verified_in_place_reads_as_the_one_rebuilt_from_the_signed_bytes(
+    pki: DevPki,
+) -> None:
+    signed = _sign(pki, document_with_attachment(str(G22), [str(H41)], 1, b"%PDF-1.7 annex"))
+    rebuilt = verify_edxml(signed, pki.validator(), G22)
+    tree = parse_xml(signed)
+    in_place = verify_edxml(tree, pki.validator(), G22, in_place=True)
+    assert in_place.signed_xml is tree  # no second tree, no canonical bytes kept
+    assert in_place.signed_data is None
+    assert read(in_place.signed_xml) == read(rebuilt.signed_xml)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "error"),
+    [
+        (lambda signed: signed.replace(b"UEsD", b"UEsE"), XmlSignatureError),
+        (
+            lambda signed: signed.replace("V/v kết".encode(), "V/v <!-- x -->kết".encode()),
+            EdxmlError,
+        ),
+    ],
+    ids=["attachment-byte", "comment"],
+)
+def test_verifying_in_place_refuses_what_the_rebuilt_verification_refuses(
+    pki: DevPki, tamper: Callable[[bytes], bytes], error: type[Exception]
+) -> None:
+    tampered = tamper(_sign(pki, BUILT))
+    with pytest.raises(error):
+        verify_edxml(parse_xml(tampered), pki.validator(), G22, in_place=True)

@@ -7,7 +7,7 @@ validate(data, XmlLimits(...))  # other bounds than the pre-scan's defaults (har
 """
 
 from backbone.edxml.builder import build
-from backbone.edxml.hardening import XmlLimits
+from backbone.edxml.hardening import DEFAULT_LIMITS, XmlLimits
 from backbone.edxml.issues import Issue
 from backbone.edxml.models import (
     Attachment,
@@ -35,9 +35,16 @@ from backbone.edxml.models import (
 from backbone.edxml.names import NAMESPACE
 from backbone.edxml.parser import parse_xml
 from backbone.edxml.reader import detect_kind, read
-from backbone.edxml.validate import Examination, collect_issues, examine, validate
+from backbone.edxml.validate import (
+    Examination,
+    collect_issues,
+    examine,
+    examine_parsed,
+    validate,
+)
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "NAMESPACE",
     "Attachment",
     "Business",
@@ -67,6 +74,7 @@ __all__ = [
     "collect_issues",
     "detect_kind",
     "examine",
+    "examine_parsed",
     "parse_xml",
     "read",
     "validate",

@@ -12,6 +12,7 @@ so one text node may be as large as the document itself.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Final, TypedDict
 
@@ -19,12 +20,16 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
+    "LIBXML2_MAX_TEXT_CHARS",
     "PARSER_OPTIONS",
     "XmlLimits",
 ]
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_MAX_DEPTH: Final = 64
+# libxml2's own cap on one text node even with huge_tree (XML_MAX_HUGE_LENGTH): an
+# attachment's base64 beyond it (about 715 MiB of file) cannot be parsed at all.
+LIBXML2_MAX_TEXT_CHARS: Final = 1_000_000_000
 
 
 class ParserOptions(TypedDict):
@@ -71,6 +76,20 @@ class XmlLimits:
     # One run of character data: base64 attachments are legitimately as large as the
     # document, so this is the document's own bound, not a small cap.
     max_text_chars: int = DEFAULT_MAX_BYTES
+
+    def admitting(self, document_bytes: int) -> XmlLimits:
+        """These limits for a document of up to ``document_bytes`` (a chunked one, which
+        ``max_document_bytes`` admits): only the size bounds grow, the input and its one
+        text run (a base64 attachment, up to libxml2's own cap); depth, nodes, attributes
+        and namespaces stay, and the parser still loads no DTD and resolves no entity
+        (``PARSER_OPTIONS``)."""
+        if document_bytes <= self.max_bytes:
+            return self
+        return dataclasses.replace(
+            self,
+            max_bytes=document_bytes,
+            max_text_chars=max(self.max_text_chars, min(document_bytes, LIBXML2_MAX_TEXT_CHARS)),
+        )
 
 
 DEFAULT_LIMITS: Final = XmlLimits()

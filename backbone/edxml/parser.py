@@ -20,6 +20,7 @@ from backbone.edxml.hardening import (
     DEFAULT_LIMITS,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_DEPTH,
+    LIBXML2_MAX_TEXT_CHARS,
     PARSER_OPTIONS,
     XmlLimits,
 )
@@ -142,6 +143,14 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> EdxmlError:
         )
     # libxml2's own remaining limits (nesting depth, among others): depth is an attack.
     reason = Reason.EDXML_UNSAFE if "depth" in exc.msg else Reason.EDXML_TOO_LARGE
+    if "Text node too long" in exc.msg:  # beyond what huge_tree lifts: say what to do
+        return EdxmlError(
+            f"XML has a text (an attachment's base64) longer than libxml2's limit of "
+            f"{LIBXML2_MAX_TEXT_CHARS:,} characters, about 715 MiB of attached file: split "
+            "the attachment into several",
+            reason=reason,
+            line=line,
+        )
     return EdxmlError(f"XML exceeds a parser limit: {exc.msg}", reason=reason, line=line)
 
 

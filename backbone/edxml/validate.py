@@ -25,7 +25,14 @@ from backbone.edxml.parser import parse_xml
 from backbone.edxml.reader import detect_kind, read_collecting
 from backbone.errors import EdxmlError, Reason
 
-__all__ = ["Examination", "collect_issues", "examine", "schema_dir", "validate"]
+__all__ = [
+    "Examination",
+    "collect_issues",
+    "examine",
+    "examine_parsed",
+    "schema_dir",
+    "validate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,12 @@ def examine(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> Examination:
         root = parse_xml(data, limits)
     except EdxmlError as exc:
         return Examination(None, None, None, (Issue.from_error(exc),), exc.reason)
+    return examine_parsed(root)
+
+
+def examine_parsed(root: etree._Element) -> Examination:
+    """:func:`examine` for a tree :func:`~backbone.edxml.parse_xml` returned: so that a
+    caller holding a large document parses it and drops its bytes before the rest."""
     kind = detect_kind(root)
     # The schema takes the header's groups in any order; occurrence_issues counts the
     # children the schema cannot (see occurrences.py). Both are the structure.

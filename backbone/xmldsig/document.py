@@ -26,7 +26,7 @@ import binascii
 import itertools
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -86,7 +86,9 @@ class VerifiedXml:
     from the signed canonical bytes, so nothing unsigned (comments, the signature) is in it."""
 
     signed_xml: etree._Element
-    signed_data: bytes
+    # None when verified in place (``verify_edxml(in_place=True)``, a large document): the
+    # signed canonical bytes were not made, and ``signed_xml`` is the verified tree.
+    signed_data: bytes | None
     sender: OrganCode
     certificate: ValidatedCertificate
 
@@ -118,21 +120,32 @@ def sign_edxml(
 
 
 def sign_edxml_into(
-    target: BinaryIO,
+    target: Path,
     framing: Framing,
     tree: etree._Element,
     key: rsa.RSAPrivateKey,
     cert: x509.Certificate,
 ) -> None:
-    """:func:`sign_edxml` written into ``target`` as it is serialised, never whole in
-    memory: for a large document, whose bytes the caller may drop once parsed (``framing``
-    keeps what the signed file takes from them)."""
+    """:func:`sign_edxml` written into the file ``target`` as it is serialised, never whole
+    in memory: for a large document, whose bytes the caller may drop once parsed
+    (``framing`` keeps what the signed file takes from them). libxml2 writes the tree to a
+    file beside ``target`` by its name (through a Python file object, lxml hands over the
+    escaped text of a large attachment in one more copy), which is then copied a block at
+    a time behind the prolog."""
     _sign_in_place(tree, key, cert)
-    target.write(framing.prolog)
-    output: _CrlfWriter | BinaryIO = _CrlfWriter(target) if framing.crlf else target
-    with etree.xmlfile(output, encoding="UTF-8") as serialised:
-        serialised.write(tree)
-    target.write(framing.epilog)
+    body = target.with_name(target.name + ".body")
+    try:
+        tree.getroottree().write(str(body), encoding="UTF-8", xml_declaration=False)
+        with target.open("wb") as out, body.open("rb") as serialised:
+            out.write(framing.prolog)
+            while block := serialised.read(_COPY_BLOCK):
+                out.write(block.replace(b"\n", b"\r\n") if framing.crlf else block)
+            out.write(framing.epilog)
+    finally:
+        body.unlink(missing_ok=True)
+
+
+_COPY_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,17 +164,6 @@ class Framing:
         # so writing them back as CRLF changes no character any reader sees, nor the digest.
         crlf = b"\r\n" in edxml and edxml.count(b"\r\n") == edxml.count(b"\n")
         return cls(_prolog(edxml), _epilog(edxml), crlf)
-
-
-class _CrlfWriter:
-    """Writes through to ``target`` with every LF as CRLF (see :meth:`Framing.of`)."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self._target = target
-
-    def write(self, data: bytes) -> int:
-        self._target.write(data.replace(b"\n", b"\r\n"))
-        return len(data)
 
 
 def _sign_in_place(root: etree._Element, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
@@ -198,13 +200,24 @@ def _epilog(edxml: bytes) -> bytes:
 
 
 def verify_edxml(
-    edxml: bytes | etree._Element, validator: CertificateValidator, claimed_sender: OrganCode
+    edxml: bytes | etree._Element,
+    validator: CertificateValidator,
+    claimed_sender: OrganCode,
+    *,
+    in_place: bool = False,
 ) -> VerifiedXml:
     """Verify the signature, that its certificate is valid for ``claimed_sender`` (the edXML
     ``From/OrganId``), and that the signed document names that sender. ``edxml`` is the
     document, or its tree as :func:`~backbone.edxml.parse_xml` returned it (so that a caller
     that validated it first parses it once). The tree is used in place, not copied: the
     signature is taken out while the document is canonicalised and put back after.
+
+    ``in_place``: read the document from the verified tree itself (``signed_xml``, its
+    signature still in it), the one whose canonical form libxmlsec1 digested, rather than
+    from a tree rebuilt from the signed canonical bytes, which are neither made nor held:
+    for a large document, held three times over otherwise (the canonical bytes cost as much
+    again to make). What is unsigned in a tree (comments, content in the signature) is
+    refused either way, and the reader reads nothing in the signature.
 
     Raises :class:`XmlSignatureError` (``xml_signature_invalid``) for a missing, misplaced or
     wrong signature, a :class:`CertificateError` subclass for the certificate, and
@@ -236,8 +249,12 @@ def verify_edxml(
     except XmlSignatureError:
         check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
         raise
-    signed_data = signed_bytes(root, signatures[0], signed_info)
-    signed_xml = _signed_tree(signed_data)
+    signed_data: bytes | None
+    if in_place:  # libxmlsec1 digested this very tree: read it
+        signed_data, signed_xml = None, root
+    else:
+        signed_data = signed_bytes(root, signatures[0], signed_info)
+        signed_xml = _signed_tree(signed_data)
     signed_from = signed_xml.findtext(_FROM_PATH)
     if signed_from is None or signed_from.strip() != str(claimed_sender):
         raise CertificateBindingError(
