@@ -547,13 +547,21 @@ class _ConfirmWindow:
         self._waiting[asyncio.create_task(publish)] = position
 
     async def confirmed_some(self) -> None:
-        """Wait for at least one publish to be confirmed; the first one the broker did not
-        confirm raises."""
+        """Wait for at least one publish to be confirmed. The first one the broker did not
+        confirm raises, once the publishes before it have settled: those confirmed are
+        counted, so a resume publishes again as little as it can."""
         done, _ = await asyncio.wait(self._waiting, return_when=asyncio.FIRST_COMPLETED)
+        failed = sorted((self._waiting[t], t) for t in done if _failed(t))
+        if failed:
+            first = failed[0][0]
+            earlier = {t for t, p in self._waiting.items() if p < first and t not in done}
+            if earlier:
+                await asyncio.wait(earlier)
+            done |= earlier
         for task in done:
             position = self._waiting.pop(task)
-            task.result()
-            self._done.add(position)
+            if not _failed(task):
+                self._done.add(position)
         advanced = self._in_order
         while advanced in self._done:
             self._done.remove(advanced)
@@ -561,9 +569,15 @@ class _ConfirmWindow:
         if advanced != self._in_order:
             self._in_order = advanced
             await asyncio.to_thread(self._pending.note_confirmed, advanced)
+        if failed:
+            failed[0][1].result()
 
     async def cancel(self) -> None:
         for task in self._waiting:
             task.cancel()
         await asyncio.gather(*self._waiting, return_exceptions=True)
         self._waiting.clear()
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.cancelled() or task.exception() is not None

@@ -106,13 +106,17 @@ async def test_a_send_cut_off_by_the_broker_mid_document_is_finished_as_the_same
     assert (kept / "confirmed").read_text() == "5"  # the header and chunks 0-3
     assert not list(kept.parent.parent.glob("*.xml"))  # the signed file went once sealed
 
+    # The window may have published chunks after 4 before its failure came back: never
+    # counted as confirmed, they go again.
+    assert published[:6] == [None, 0, 1, 2, 3, 4]
+    first_attempt = len(published)
     with capture_logs() as logs:
         receipt = await a.send_file(path)
 
     [item] = await b_inbox.wait_for(1, timeout=120)
     # Resumed at chunk 4, never the header or a confirmed chunk again, nothing sealed anew.
     chunks = item.header.chunk_count  # type: ignore[attr-defined]
-    assert published == [None, 0, 1, 2, 3, 4, *range(4, chunks)]
+    assert published[first_attempt:] == list(range(4, chunks))
     assert [e for e in logs if e["event"] == "adapter.sealed"] == []
     assert next(e for e in logs if e["event"] == "adapter.send_resumed")["confirmed"] == 5
     assert item.envelope_id == receipt.envelope_id
