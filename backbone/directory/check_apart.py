@@ -4,7 +4,8 @@ version"): loading both versions and comparing them is seconds of Python at coun
 and a thread doing it holds the interpreter lock the event loop needs.
 
 The other process (spawned: never a fork of a process with threads and an event loop) gets
-the running version as its JSON and the received one as it came, loads both, runs
+the running version as its JSON and the received one as it came, at a lower priority
+(``nice`` 10), loads both, runs
 :func:`~backbone.directory.succession.succession`, and sends back only the verdict: the new
 version's id and its problems, or why it could not be loaded."""
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from backbone.errors import DirectoryError
 from backbone.tiers import TierModel
 
 __all__ = ["Verdict", "check_apart"]
+
+# The check yields the CPU to routing: on a machine with few cores, a check at the same
+# priority takes a core from the router or the broker and slows routing as much as the
+# interpreter lock did. It still gets every idle cycle.
+_NICENESS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +69,9 @@ async def check_apart(
     that dies (killed, out of memory) is a :class:`DirectoryError`."""
     context = multiprocessing.get_context("spawn")
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=context, initializer=os.nice, initargs=(_NICENESS,)
+    ) as pool:
         try:
             return await loop.run_in_executor(
                 pool, _check, _Running.of(running), data, format, source, base_dir
