@@ -23,7 +23,14 @@ from functools import lru_cache
 
 from backbone.errors import OrganCodeError
 
-__all__ = ["MAX_CODE_LENGTH", "CodeFormat", "OrganCode", "SystemId", "parse_identifier"]
+__all__ = [
+    "MAX_CODE_LENGTH",
+    "WELL_FORMED_CODE",
+    "CodeFormat",
+    "OrganCode",
+    "SystemId",
+    "parse_identifier",
+]
 
 
 class CodeFormat(StrEnum):
@@ -47,6 +54,12 @@ _QD20_LEVEL_1 = re.compile(r"[A-Z][0-9]{2}")
 _QD20_GROUP = re.compile(r"[0-9A-Z]+")
 MAX_CODE_LENGTH = 35  # Decision 20/2020; a QCVN 102 code has 13
 _QD20_KEY_WORD = "qd20"  # lowercase: never a QCVN 102 level 1, so the key spaces are apart
+# A well-formed code of either format, whole: what ``OrganCode.parse`` accepts, for a
+# validator that checks text without parsing it (pydantic's Rust core, where a country's
+# paired codes are checked in the directory file without a Python call each).
+WELL_FORMED_CODE = (
+    r"^(?:[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}|[A-Z][0-9]{2}(?:\.[0-9A-Z]+)*)$"
+)
 _SYSTEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from backbone.directory import Directory, dump_directory, load_directory
+from backbone.directory.check_apart import check_apart
 from backbone.directory.succession import succession
 from backbone.errors import DirectoryError
 from testkit.exchange import build_directory
@@ -88,3 +89,25 @@ def test_a_revision_needs_version_2(tmp_path: Path) -> None:
     )
     with pytest.raises(DirectoryError, match=r"revision: needs version: 2 \(this file says"):
         load_directory(path)
+
+
+async def test_another_process_gives_the_same_verdict_as_succession_here() -> None:
+    # A replica's check (backbone.directory.check_apart): the running version travels as its
+    # JSON, the received one as it came; only the verdict comes back.
+    running = version(3, tiers="two-level")
+    for new in (version(4, {X: MERGED}, tiers="two-level"), version(4, {X: MERGED})):
+        data = new.file.model_dump_json(exclude_unset=True).encode()
+        verdict = await check_apart(running, data, "json", source="received", base_dir=None)
+        assert verdict.error is None
+        assert verdict.version_id == new.version.id
+        assert verdict.problems == succession(running, new).problems
+    assert verdict.problems  # the second has another tier model than the running one
+
+
+async def test_another_process_says_why_a_version_could_not_be_loaded() -> None:
+    verdict = await check_apart(
+        version(3), b'{"version": 2, "agen', "json", source="received", base_dir=None
+    )
+    assert verdict.error is not None
+    assert verdict.error.startswith("received: not valid JSON (")
+    assert verdict.error.endswith("so it was cut short")

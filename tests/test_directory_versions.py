@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 from backbone.directory import (
     CodeRole,
     DirectoryFile,
+    Format,
     State,
     dump_directory,
     format_of,
@@ -20,6 +22,7 @@ from backbone.directory import (
     parse_directory,
 )
 from backbone.errors import DirectoryError
+from backbone.organ import OrganCode
 from tests.test_directory_loading import SAMPLE, SAMPLE_YAML
 
 SOME_DAY = datetime(2025, 1, 1, tzinfo=UTC)
@@ -58,6 +61,67 @@ def test_a_version_1_file_with_version_2_fields_is_told_to_say_version_2() -> No
         "agencies[1] (000.00.00.H53).paired_code: needs version: 2 (this file says version: 1)"
         in caught.value.message
     )
+
+
+@pytest.mark.parametrize(
+    ("paired", "expected"),
+    [
+        ("H53..1", "organ code 'H53..1': level 2 is ''; expected capital letters and digits"),
+        ("000.00.32", "organ code '000.00.32' has 3 part(s); expected 4 dot-separated parts"),
+        (
+            "H53." + "1" * 40,
+            "organ code 'H53.111111111111111111111111111111111111'…: 44 characters; a Decision "
+            "20/2020 code has at most 35",
+        ),
+        (53, "an organ code must be a string"),
+    ],
+)
+def test_a_malformed_paired_code_is_refused_in_the_parsers_words_from_json_and_yaml(
+    paired: object, expected: str
+) -> None:
+    # From JSON a paired code is checked by a pattern in pydantic's Rust core, not parsed:
+    # its error still names the entry and says what is wrong, as the parser does from YAML.
+    data = yaml.safe_load(SAMPLE_YAML)
+    data["version"] = 2
+    data["agencies"][1]["paired_code"] = paired
+    messages = []
+    files: tuple[tuple[Format, str], ...] = (
+        ("json", json.dumps(data)),
+        ("yaml", yaml.safe_dump(data)),
+    )
+    for format, text in files:
+        with pytest.raises(DirectoryError) as caught:
+            parse_directory(text, format=format)
+        messages.append(caught.value.message)
+    assert messages[0] == messages[1]
+    assert f"agencies[1] (000.00.00.H53).paired_code: {expected}" in messages[0]
+
+
+def test_a_paired_code_kept_as_text_is_the_code_it_names_and_found_by_either_form() -> None:
+    directory = parse_directory(
+        json.dumps(
+            {
+                "version": 2,
+                "agencies": [
+                    {
+                        "organ_code": "000.00.00.H53",
+                        "paired_code": "H53",
+                        "name": "UBND tỉnh",
+                        "connection": "direct",
+                        "broker_account": "agency-h53",
+                    }
+                ],
+            }
+        ),
+        format="json",
+    )
+    agency = directory.agency("000.00.00.H53")
+    assert agency.paired_code == OrganCode.parse("H53")
+    for code in ("H53", OrganCode.parse("H53")):
+        found = directory.lookup(code, SOME_DAY)
+        assert found is not None
+        assert (found.agency, found.role) == (agency, CodeRole.PAIRED)
+    assert directory.lookup("H53.", SOME_DAY) is None  # malformed: no code's text
 
 
 def test_a_version_2_file_says_status_closed_instead_of_active_false() -> None:

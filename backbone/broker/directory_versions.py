@@ -4,9 +4,12 @@ directory.md, "Applying a new version"): router replicas, adapters and gateways 
 Every process reads the versions stream (``Names.directory_stream``, bound to the directory
 fanout exchange) from its last version on: a stream is read without being consumed, so each
 reader receives every version, and one started after a version was applied finds it there
-(catch-up). Each version is checked off the event loop (0.6 s at country size) against the
-running one; a bad one is refused (one error logged, counted) and the running version stays;
-a good one is saved where the process loads its directory at start and swapped in."""
+(catch-up). Each version is checked against the running one in another process
+(:mod:`backbone.directory.check_apart`: seconds of Python at country size, which in a thread
+would hold the interpreter lock the event loop routes with); a bad one is refused (one error
+logged, counted) and the running version stays; a good one is loaded here (in a worker
+thread, a fraction of a second), saved where the process loads its directory at start and
+swapped in."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from backbone.directory import Directory, Format, dump_directory, format_of, parse_directory
-from backbone.directory.succession import succession
+from backbone.directory.check_apart import check_apart
 from backbone.errors import DirectoryError, UnknownAgencyError
 from backbone.observability import metrics
 from backbone.wire.names import H_DIRECTORY_FORMAT, H_DIRECTORY_VERSION, Names
@@ -151,19 +154,26 @@ class DirectoryUpdates:
                 f"a directory version without a known {H_DIRECTORY_FORMAT} header (json or "
                 "yaml); refused"
             )
-        return await asyncio.to_thread(self._check_and_save, running, message.body, format)
-
-    def _check_and_save(self, running: Directory, data: bytes, format: Format) -> Directory:
-        """In a worker thread: parse, check against ``running``, save atomically."""
-        directory = parse_directory(
-            data, format=format, source="the version received", base_dir=self._live.base_dir
+        source = "the version received"
+        # The check (both versions loaded, then compared) runs in another process; only the
+        # accepted version's own load runs here, in a worker thread.
+        verdict = await check_apart(
+            running, message.body, format, source=source, base_dir=self._live.base_dir
         )
-        problems = succession(running, directory).problems
-        if problems:
+        if verdict.error is not None:
+            raise DirectoryError(verdict.error)
+        if verdict.problems:
             raise DirectoryError(
-                f"version {directory.version.id}: {len(problems)} problem(s) against the "
-                f"running version {running.version.id}: {'; '.join(problems)}"
+                f"version {verdict.version_id}: {len(verdict.problems)} problem(s) against the "
+                f"running version {running.version.id}: {'; '.join(verdict.problems)}"
             )
+        return await asyncio.to_thread(self._load_and_save, message.body, format, source)
+
+    def _load_and_save(self, data: bytes, format: Format, source: str) -> Directory:
+        """In a worker thread: load the accepted version, save it atomically."""
+        directory = parse_directory(
+            data, format=format, source=source, base_dir=self._live.base_dir
+        )
         if self._live.path is not None:
             _save(self._live.path, directory, data, format)
         return directory

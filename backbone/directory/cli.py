@@ -78,7 +78,7 @@ def check(file: _File, tiers: _Tiers = None) -> None:
     typer.echo(f"  agencies through a hub: {len(directory) - direct}")
     typer.echo(f"  inactive: {inactive}")
     if directory.file.version >= 2:
-        paired = sum(agency.paired_code is not None for agency in directory)
+        paired = sum(agency.paired_text is not None for agency in directory)
         former = sum(len(agency.former_codes) for agency in directory)
         closed_hubs = sum(hub.status is Status.CLOSED for hub in directory.hubs)
         typer.echo(f"  paired codes: {paired}")

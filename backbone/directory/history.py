@@ -23,6 +23,10 @@ _NAMED = 3  # entries named in one problem before "and N more"
 _V2_AGENCY_FIELDS = frozenset(
     {"paired_code", "parent", "status", "effective", "closes", "former_codes", "successors"}
 )
+# What an agency's own history checks read (every other field of it has its default).
+_HISTORY_FIELDS = frozenset({"status", "closes", "successors", "former_codes", "parent"})
+# The same as the model's fields (``paired_code`` is kept as ``paired_text``).
+_V2_AGENCY_MODEL_FIELDS = (_V2_AGENCY_FIELDS - {"paired_code"}) | {"paired_text"}
 _V2_HUB_FIELDS = frozenset({"status", "closes"})
 
 
@@ -38,7 +42,10 @@ def needed_version(agencies: Iterable[object], hubs: Iterable[object]) -> int:
     """The oldest file version with every field these entries (models or dicts) use."""
     for entries, fields in ((agencies, _V2_AGENCY_FIELDS), (hubs, _V2_HUB_FIELDS)):
         for entry in entries:
-            used = entry.model_fields_set if isinstance(entry, BaseModel) else entry
+            if isinstance(entry, BaseModel):
+                used: object = {_file_name(entry, name) for name in entry.model_fields_set}
+            else:
+                used = entry
             if isinstance(used, Mapping | set) and not fields.isdisjoint(used):
                 return 2
     return 1
@@ -58,7 +65,8 @@ def version_problems(file: DirectoryFile) -> list[str]:
                     "version: 1)"
                 )
         for position, agency in enumerate(file.agencies):
-            for name in sorted(agency.model_fields_set & _V2_AGENCY_FIELDS):
+            set_fields = agency.model_fields_set & _V2_AGENCY_MODEL_FIELDS
+            for name in sorted(_file_name(agency, field) for field in set_fields):
                 problems.append(
                     f"{_where(position, agency)}.{name}: needs version: 2 (this file says "
                     "version: 1)"
@@ -81,40 +89,64 @@ def version_problems(file: DirectoryFile) -> list[str]:
 class CodeClaims:
     """Every code naming an agency, the first claim kept: primary codes (the index's map of
     first positions, reused), then paired codes, then former codes (the order
-    :func:`history_problems` reports conflicts in)."""
+    :func:`history_problems` reports conflicts in). ``primary_texts``: the primary codes by
+    their text, the index's too."""
 
-    def __init__(self, agencies: Sequence[Agency], primaries: Mapping[OrganCode, int]) -> None:
+    def __init__(
+        self,
+        agencies: Sequence[Agency],
+        primaries: Mapping[OrganCode, int],
+        primary_texts: Mapping[str, object],
+    ) -> None:
         self._primaries = primaries
-        self._others: dict[OrganCode, CodeClaim] = {}
-        # Claims that came second, found while building (a hash or two each, for 10,000
-        # paired codes): (position, code, kind, field). An agency's own codes, and paired
-        # codes of the primary's format, are not counted (each has its own error).
+        # Paired and former codes by their text, to their position: paired codes are kept as
+        # text, unparsed (a code's text is its own, so equal texts are equal codes). A claim
+        # is made only when asked for: a country has 10,000 paired codes.
+        self._paired: dict[str, int] = {}
+        self._former: dict[str, int] = {}
+        # Claims that came second, found while building (a hash or two each): (position,
+        # code, kind, field). An agency's own codes, and paired codes of the primary's format
+        # (positions in ``same_format``), are not counted (each has its own error).
         self.second: list[tuple[int, OrganCode, str, str]] = []
-        others = self._others
+        self.same_format: set[int] = set()
+        paired_at = self._paired
+        qd20 = CodeFormat.QD20
         for position, agency in enumerate(agencies):
-            paired = agency.paired_code
-            if paired is None or paired.format is agency.organ_code.format:
-                continue  # a paired code of the primary's format is refused as such
-            if paired in primaries or paired in others:
-                self.second.append((position, paired, "paired_code", "paired_code"))
+            paired = agency.paired_text
+            if paired is None:
+                continue
+            # A Decision 20 code starts with its letter, a QCVN 102 one with digits.
+            if paired[0].isalpha() is (agency.organ_code.format is qd20):
+                self.same_format.add(position)  # refused as such
+            elif paired in primary_texts or paired in paired_at:
+                code = OrganCode.parse(paired)
+                self.second.append((position, code, "paired_code", "paired_code"))
             else:
-                others[paired] = CodeClaim(position, "paired_code")
+                paired_at[paired] = position
         for position, agency in enumerate(agencies):
             if not agency.former_codes:
                 continue
             for index, code in enumerate(agency.former_codes):
                 if code in agency.codes:
                     continue
-                if code in primaries or code in others:
+                text = str(code)
+                if code in primaries or text in paired_at or text in self._former:
                     self.second.append((position, code, "former_codes", f"former_codes[{index}]"))
                 else:
-                    others[code] = CodeClaim(position, "former_codes")
+                    self._former[text] = position
 
     def get(self, code: OrganCode) -> CodeClaim | None:
         position = self._primaries.get(code)
         if position is not None:
             return CodeClaim(position, "organ_code")
-        return self._others.get(code)
+        if not self._paired and not self._former:
+            return None
+        text = str(code)
+        position = self._paired.get(text)
+        if position is not None:
+            return CodeClaim(position, "paired_code")
+        position = self._former.get(text)
+        return None if position is None else CodeClaim(position, "former_codes")
 
     def __getitem__(self, code: OrganCode) -> CodeClaim:
         found = self.get(code)
@@ -123,10 +155,13 @@ class CodeClaims:
         return found
 
 
-def history_problems(file: DirectoryFile, primaries: Mapping[OrganCode, int]) -> list[str]:
+def history_problems(
+    file: DirectoryFile, primaries: Mapping[OrganCode, int], primary_texts: Mapping[str, object]
+) -> list[str]:
     """Everything wrong with a version-2 file's history. ``primaries``: each primary code's
-    first position, as the index found them (it reports duplicates among them)."""
-    return _History(file, CodeClaims(file.agencies, primaries)).problems()
+    first position, as the index found them (it reports duplicates among them);
+    ``primary_texts``: the same codes by their text."""
+    return _History(file, CodeClaims(file.agencies, primaries, primary_texts)).problems()
 
 
 class _History:
@@ -135,15 +170,26 @@ class _History:
         self.agencies = file.agencies
         self.claims = claims
         self.found: list[str] = []
+        self.with_history: list[int] = []  # the positions ``problems`` checks one by one
 
     def problems(self) -> list[str]:
-        for position, agency in enumerate(self.agencies):
-            if agency.status is Status.CLOSED or agency.closes or agency.successors:
+        # Only agencies that set a field of their history have one to check (most of a
+        # country: none), and those whose paired code has the primary's format.
+        history = _HISTORY_FIELDS
+        self.with_history = positions = sorted(
+            self.claims.same_format.union(
+                position
+                for position, agency in enumerate(self.agencies)
+                if not history.isdisjoint(agency.__pydantic_fields_set__)
+            )
+        )
+        same_format = self.claims.same_format
+        closed = Status.CLOSED
+        for position in positions:
+            agency = self.agencies[position]
+            if agency.status is closed or agency.closes or agency.successors:
                 self._dates(position, agency)
-            paired = agency.paired_code
-            if (
-                paired is not None and paired.format is agency.organ_code.format
-            ) or agency.former_codes:
+            if agency.former_codes or (same_format and position in same_format):
                 self._own_codes(position, agency)
             if agency.parent is not None:
                 self._parent(position, agency)
@@ -289,9 +335,10 @@ class _History:
 
     def _successor_cycles(self) -> None:
         edges: dict[int, list[int]] = {}
-        for position, agency in enumerate(self.agencies):
+        for position in self.with_history:
+            agency = self.agencies[position]
             if not agency.successors:
-                continue  # most agencies: no list to build
+                continue
             targets = [
                 claim.position
                 for successor in agency.successors
@@ -308,7 +355,7 @@ class _History:
             )
 
     def _parent_cycles(self) -> None:
-        if all(agency.parent is None for agency in self.agencies):
+        if all(self.agencies[position].parent is None for position in self.with_history):
             return  # parents drawn from codes alone always lead up, never round
         edges: dict[int, list[int]] = {}
         for position, agency in enumerate(self.agencies):
@@ -357,6 +404,11 @@ class _History:
 
 
 _FORMAT_NAMES = {CodeFormat.QCVN102: "QCVN 102", CodeFormat.QD20: "Decision 20/2020"}
+
+
+def _file_name(model: BaseModel, field: str) -> str:
+    """A field's name in the file (its alias: ``paired_text`` is written ``paired_code``)."""
+    return type(model).model_fields[field].alias or field
 
 
 def _where(position: int, agency: Agency) -> str:

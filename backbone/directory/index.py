@@ -76,7 +76,7 @@ class Directory:
         self._index_hubs(problems)
         self._index_agencies(problems)
         if file.version >= 2:
-            problems += history_problems(file, self._positions)
+            problems += history_problems(file, self._positions, self._by_text)
         if problems:
             raise directory_error(source, problems)
         self._below = self._link_tree()

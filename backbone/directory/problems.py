@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from backbone.directory.model import code_text_message
 from backbone.errors import DirectoryError
 from backbone.tiers import error_path
 
@@ -29,7 +30,8 @@ def validation_problems(error: ValidationError, raw: Any) -> list[str]:
             label = _entry_label(raw, str(loc[0]), loc[1])
             head = error_path(loc[:2])
             where = f"{head} ({label}){where[len(head) :]}" if label else where
-        problems.append(f"{where}: {problem['msg']}")
+        message = code_text_message(loc[-1] if loc else None, problem["type"], problem["input"])
+        problems.append(f"{where}: {message or problem['msg']}")
     return problems
 
 

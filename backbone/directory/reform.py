@@ -310,7 +310,7 @@ class _Reformer:
         self.replaced[commune.organ_code] = commune.model_copy(
             update={
                 "organ_code": code,
-                "paired_code": None,
+                "paired_text": None,
                 "hub": keeper.hub,
                 "former_codes": (*commune.former_codes, *commune.codes),
             }

@@ -16,7 +16,6 @@ from typing import NamedTuple
 
 from backbone.clock import start_of_day
 from backbone.directory.model import Agency, Hub, Share, Status, Successor
-from backbone.errors import OrganCodeError
 from backbone.organ import OrganCode
 
 __all__ = ["CodeRole", "Heir", "Resolution", "State", "Timeline"]
@@ -72,17 +71,14 @@ class Timeline:
     ) -> None:
         self.zone = zone
         # Primary codes, shared with the index (by text and by parsed code); paired and
-        # former codes here by parsed code only: writing 10,000 codes out would cost more at
-        # load than parsing the rare text question about one of them (parses are cached).
+        # former codes here by text only: paired codes are kept as text, unparsed (a code's
+        # text is its own), and a question by parsed code about one of them is rare.
         self._by_text = by_text
         self._by_code = by_code
-        self._other_code: dict[OrganCode, tuple[Agency, CodeRole]] = {}
+        # (A validated directory gives each code to one agency in one role.)
+        self._paired = {a.paired_text: a for a in agencies if a.paired_text is not None}
+        self._former = {str(code): a for a in agencies for code in a.former_codes}
         self._days: dict[date, datetime] = {}
-        for agency in agencies:
-            if agency.paired_code is not None:
-                self._other_code[agency.paired_code] = (agency, CodeRole.PAIRED)
-            for code in agency.former_codes:
-                self._other_code.setdefault(code, (agency, CodeRole.FORMER))
 
     def lookup(self, code: str | OrganCode, at: datetime) -> Resolution | None:
         found = self.holder(code)
@@ -97,14 +93,18 @@ class Timeline:
             agency = self._by_text.get(code)
             if agency is not None:
                 return agency, CodeRole.PRIMARY
-            if not self._other_code:
-                return None
-            try:
-                code = OrganCode.parse(code)
-            except OrganCodeError:
-                return None
+            return self._other(code)  # a malformed code is no code's text
         agency = self._by_code.get(code)
-        return (agency, CodeRole.PRIMARY) if agency is not None else self._other_code.get(code)
+        if agency is not None:
+            return agency, CodeRole.PRIMARY
+        return self._other(str(code)) if self._paired or self._former else None
+
+    def _other(self, text: str) -> tuple[Agency, CodeRole] | None:
+        agency = self._paired.get(text)
+        if agency is not None:
+            return agency, CodeRole.PAIRED
+        agency = self._former.get(text)
+        return None if agency is None else (agency, CodeRole.FORMER)
 
     def current(self, code: OrganCode) -> Agency | None:
         """The agency ``code`` names as its primary or paired code."""
