@@ -353,7 +353,8 @@ def _large_document(results: dict[str, Any]) -> list[str]:
     return [
         f"- **A large document** (issue 18): {large['document_bytes']:,} B of edXML in "
         f"{large['chunks']} chunks of {large['chunk_bytes'] // (1 << 20)} MiB, sending adapter "
-        "(`send_file`: validate, XML-DSig sign, seal from disk, publish each chunk confirmed) "
+        "(`send_file`: validate, XML-DSig sign, seal from disk, publish the chunks with a "
+        "window of confirms) "
         "→ router → recipient adapter (stage, decrypt, verify, `received()`), each its own "
         f"process: **{_fmt(large['seconds'])} s**, **{_fmt(large['mb_per_s'])} MB/s** "
         f"({_fmt(large['send_seconds'])} s until the sender's last confirm); the bare broker "
