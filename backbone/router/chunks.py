@@ -83,6 +83,7 @@ class OpenDocuments:
         # Headers admitted here and being routed (envelope id → sender): they count against
         # the limits already, so headers checked at the same time cannot all pass them.
         self._admitted: dict[str, str] = {}
+        self._counting = asyncio.Lock()
 
     def __len__(self) -> int:
         """The documents under way this replica holds at hand."""
@@ -115,11 +116,14 @@ class OpenDocuments:
                 self._admitted.pop(envelope_id, None)  # kept already: counted there
                 return
             cutoff = self._clock() - self._timeout
-            await self._store.forget_chunked(before=cutoff)
-            mine, everyone = await self._store.chunked_under_way(header.sender, since=cutoff)
-            reserved = list(self._admitted)
+            # Counted under the lock ``opened`` takes: a document moving from reserved to
+            # kept between the two reads would be counted in neither.
+            async with self._counting:
+                await self._store.forget_chunked(before=cutoff)
+                mine, everyone = await self._store.chunked_under_way(header.sender, since=cutoff)
+                reserved = list(self._admitted)
             admitted = reserved[: reserved.index(envelope_id)]  # those reserved before it
-            mine += sum(self._admitted[e] == header.sender for e in admitted)
+            mine += sum(self._admitted.get(e) == header.sender for e in admitted)
             everyone += len(admitted)
             if mine >= self._per_sender or everyone >= self._total:
                 limit = (
@@ -148,20 +152,23 @@ class OpenDocuments:
         """The header was routed: kept in the store (unless kept already: nothing is reset),
         its chunks may pass from now on, on any replica."""
         try:
-            kept = await self._store.open_chunked(
-                OpenChunked(
-                    envelope_id=header.envelope_id,
-                    sender=header.sender,
-                    publisher=publisher,
-                    header_message=header_message,
-                    plan=tuple(plan.items()),
-                    chunk_count=header.chunk_count,
-                    opened_at=self._clock(),
-                )
-            )
+            async with self._counting:  # kept and no longer reserved at once, for ``admit``
+                try:
+                    kept = await self._store.open_chunked(
+                        OpenChunked(
+                            envelope_id=header.envelope_id,
+                            sender=header.sender,
+                            publisher=publisher,
+                            header_message=header_message,
+                            plan=tuple(plan.items()),
+                            chunk_count=header.chunk_count,
+                            opened_at=self._clock(),
+                        )
+                    )
+                finally:
+                    self._admitted.pop(header.envelope_id, None)
             self._remember(header, kept)
         finally:
-            self._admitted.pop(header.envelope_id, None)
             self._settle(header.envelope_id)
 
     async def find(self, envelope_id: str) -> OpenDocument | None:
