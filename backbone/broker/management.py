@@ -296,6 +296,12 @@ class ManagementClient:
         return True
 
     async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        retries = _GET_RETRIES if method == "GET" else 0
+        for attempt in range(retries):
+            try:
+                return await asyncio.to_thread(self._request, method, path, body)
+            except _ServerError:
+                await asyncio.sleep(0.5 * (attempt + 1))
         return await asyncio.to_thread(self._request, method, path, body)
 
     def _request(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
@@ -320,7 +326,8 @@ class ManagementClient:
                     "user without the management or administrator tag); give credentials in "
                     f"{ENV_VAR}=http://user:password@host:15672"
                 ) from None
-            raise BrokerUnavailableError(
+            failure = _ServerError if error.code >= 500 else BrokerUnavailableError
+            raise failure(
                 f"{where} answered {method} {path} with HTTP {error.code}: {detail}"
             ) from None
         except (urllib.error.URLError, OSError) as error:
@@ -329,6 +336,15 @@ class ManagementClient:
                 f"{where} is unreachable ({reason}); {_HOW_TO_ENABLE}"
             ) from None
         return json.loads(payload) if payload else None
+
+
+# A listing can meet a queue deleted while it is read, which RabbitMQ's management API
+# answers with HTTP 500 (seen under load): a GET changes nothing, so it is asked again.
+_GET_RETRIES = 3
+
+
+class _ServerError(BrokerUnavailableError):
+    """The management API failed on its side (HTTP 5xx)."""
 
 
 def _q(segment: str) -> str:
