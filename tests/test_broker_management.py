@@ -4,11 +4,16 @@ depths and bindings, clean-up by prefix, and clear errors when the API is not th
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
+import json
 import re
 import secrets
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
@@ -230,3 +235,57 @@ def test_from_env_takes_the_credentials_out_of_the_url() -> None:
 def test_a_non_http_management_url_is_refused() -> None:
     with pytest.raises(ValueError, match="http"):
         ManagementClient("file:///etc/passwd")
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """A management API that fails ``failures`` requests with HTTP 500 before answering."""
+
+    failures = 0
+    seen: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append(self.command)
+        if len(type(self).seen) <= type(self).failures:
+            self.send_error(500, "Internal Server Error")
+            return
+        body = json.dumps([{"name": "vdx.router.inbound"}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_DELETE = _answer  # noqa: N815 - the names http.server calls
+
+    def log_message(self, *_: object) -> None:  # quiet
+        pass
+
+
+@contextlib.contextmanager
+def _flaky_api(failures: int) -> Iterator[ManagementClient]:
+    _Flaky.failures, _Flaky.seen = failures, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ManagementClient(f"http://127.0.0.1:{server.server_port}", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_listing_answered_500_is_asked_again_and_then_answered() -> None:
+    with _flaky_api(failures=2) as client:
+        assert await client.queue_names() == ["vdx.router.inbound"]
+    assert _Flaky.seen == ["GET", "GET", "GET"]
+
+
+async def test_a_listing_still_failing_after_its_retries_says_so() -> None:
+    with _flaky_api(failures=10) as client, pytest.raises(BrokerUnavailableError, match="HTTP 500"):
+        await client.queue_names()
+    assert _Flaky.seen == ["GET"] * 4
+
+
+async def test_a_write_answered_500_is_never_repeated() -> None:
+    with _flaky_api(failures=1) as client, pytest.raises(BrokerUnavailableError, match="HTTP 500"):
+        await client.delete_queue("vdx.router.inbound")
+    assert _Flaky.seen == ["DELETE"]
