@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,6 +113,9 @@ class SdkClient:
     verify: Any = True  # httpx's: a CA file path for HTTPS
     headers: dict[str, str] = field(default_factory=dict)
     last_request_headers: list[tuple[str, str]] = field(default_factory=list)
+    # Called as each request leaves (after the client's own set-up): fault tests time
+    # their kills from it.
+    on_request: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.headers["timestamp"] = sdk_timestamp(self.now)
@@ -178,7 +181,10 @@ class SdkClient:
     ) -> httpx.Response:
         """``url_connection``: framed as HttpURLConnection (sendEdoc), else as HttpClient."""
         headers = self.framed_headers(body, headers, url_connection)
-        with httpx.Client(verify=self.verify, timeout=60) as http:
+        hooks: dict[str, list[Callable[[httpx.Request], None]]] = {}
+        if (on_request := self.on_request) is not None:
+            hooks["request"] = [lambda _: on_request()]
+        with httpx.Client(verify=self.verify, timeout=60, event_hooks=hooks) as http:
             for name in ("Accept", "Accept-Encoding"):  # httpx's defaults, not the SDK's
                 del http.headers[name]
             return http.request(

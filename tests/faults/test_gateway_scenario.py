@@ -21,6 +21,7 @@ import pytest
 
 from testkit import Deployment
 from tests.faults.gateway_harness import (
+    Failures,
     GatewayProcess,
     KillPoint,
     ReceivingSoftware,
@@ -72,13 +73,13 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
         quarter, eighth = DOCUMENTS // 4, DOCUMENTS // 8
         a_points = [
             KillPoint(quarter, "unconfirmed", lambda: _has(a, _UNCONFIRMED)),
-            KillPoint(2 * quarter, "in-request", lambda: sending.failures.in_call_for(0.02)),
+            _in_request(2 * quarter, sending.failures),
             KillPoint(3 * quarter, "after-answer"),
         ]
         b_points = [
             KillPoint(eighth, "01-unsealed", lambda: _has(b, _OWED_UNSEALED)),
             KillPoint(3 * eighth, "01-kept", lambda: _has(b, _OWED_KEPT)),
-            KillPoint(5 * eighth, "in-request", lambda: receiving.failures.in_call_for(0.02)),
+            _in_request(5 * eighth, receiving.failures),
             KillPoint(7 * eighth, "after-answer"),
         ]
         a_hits, b_hits = await asyncio.gather(
@@ -164,6 +165,20 @@ async def test_gateways_killed_during_send_and_receive_lose_nothing_and_repeat_n
 _UNCONFIRMED = "SELECT 1 FROM sent WHERE sent_time IS NULL LIMIT 1"
 _OWED_UNSEALED = "SELECT 1 FROM received WHERE arrival_state = 'owed' AND arrival IS NULL LIMIT 1"
 _OWED_KEPT = "SELECT 1 FROM received WHERE arrival_state = 'owed' AND arrival IS NOT NULL LIMIT 1"
+
+
+def _in_request(after: int, failures: Failures) -> KillPoint:
+    """A kill while the software's call is with the gateway, tried again until the call
+    died under it (the call may end between the poll and the kill)."""
+    cut_before = [failures.cut_mid_request]
+
+    def window() -> bool:
+        cut_before[0] = failures.cut_mid_request
+        return failures.in_call_for(0.002)
+
+    return KillPoint(
+        after, "in-request", window, landed=lambda: failures.cut_mid_request > cut_before[0]
+    )
 
 
 def _has(gateway: GatewayProcess, sql: str) -> bool:
