@@ -16,10 +16,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from backbone.durable import fsync_path, write_atomically
+
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
-    "fsync_dir",
     "replace_durably",
     "safe_file_name",
     "unique_destination",
@@ -31,35 +32,13 @@ _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
 _MAX_NAME_BYTES = 200  # well under the 255-byte limit of common file systems
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(target: Path, data: bytes, *, scratch: Path) -> None:
     """Write ``target`` so that it either does not exist or holds all of ``data``.
 
     The temporary file lives in ``scratch`` (hidden, same file system) so the agency's
     software never sees a half-written file under a name it watches."""
-    temp = scratch / f"{uuid.uuid4().hex}.tmp"
-    with temp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, target)
-    fsync_dir(target.parent)
+    temporary = scratch / f"{uuid.uuid4().hex}.tmp"
+    write_atomically(target, data, temporary=temporary, sync_directory=True)
 
 
 def atomic_write_json(target: Path, value: Any, *, scratch: Path) -> None:
@@ -74,12 +53,12 @@ def replace_durably(source: Path, target: Path) -> None:
     if source.is_dir():
         for child in source.rglob("*"):
             if child.is_file():
-                _fsync_file(child)
-        fsync_dir(source)
+                fsync_path(child)
+        fsync_path(source)
     os.replace(source, target)
-    fsync_dir(target.parent)
+    fsync_path(target.parent)
     if source.parent != target.parent:
-        fsync_dir(source.parent)
+        fsync_path(source.parent)
 
 
 def unique_destination(directory: Path, name: str, *, tag: str) -> Path:

@@ -24,6 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from backbone.directory import Directory, Format, dump_directory, format_of, parse_directory
 from backbone.directory.check_apart import check_apart
+from backbone.durable import write_atomically
 from backbone.errors import DirectoryError, UnknownAgencyError
 from backbone.observability import metrics
 from backbone.wire.names import H_DIRECTORY_FORMAT, H_DIRECTORY_VERSION, Names
@@ -193,13 +194,10 @@ def _save(path: Path, directory: Directory, data: bytes, format: Format) -> None
     partial = path.with_name(f".{path.name}.partial")
     try:
         if format_of(path) == format:
-            with partial.open("wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+            write_atomically(path, data, temporary=partial, sync_directory=False)
         else:
             dump_directory(directory.file, partial, format=format_of(path))
-        os.replace(partial, path)
+            os.replace(partial, path)
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise DirectoryError(

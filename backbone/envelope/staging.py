@@ -32,6 +32,7 @@ from typing import Final
 import structlog
 
 from backbone.clock import Clock
+from backbone.durable import write_atomically
 from backbone.envelope import algorithms, stream_aead
 from backbone.envelope.chunk_wire import (
     Chunk,
@@ -273,13 +274,9 @@ def _chunk_file_matches(header: ChunkedHeader, index: int, path: Path) -> bool:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, whole or not at all (dot-name, fsync, rename)."""
-    temporary = path.with_name(f".{path.name}")
-    with temporary.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    temporary.replace(path)
+    """``data`` at ``path``, whole or not at all (dot-name, fsync, rename). The directory
+    is not fsynced: what a restart finds is checked against the header again."""
+    write_atomically(path, data, sync_directory=False)
 
 
 def _delete(path: Path) -> None:
