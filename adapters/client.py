@@ -79,6 +79,7 @@ from adapters.opening import EnvelopeOpener
 from adapters.receiving import InboxConsumer, processing_order
 from adapters.redeliveries import DeliveredMemory
 from adapters.sending import EnvelopeSender
+from adapters.served_changes import warn_served_changes
 from adapters.statuses import StatusSender
 from backbone.broker.directory_versions import DirectoryUpdates, LiveDirectory
 from backbone.clock import Clock, utc_now
@@ -130,6 +131,7 @@ class AdapterClient:
             inherited=self._resolved.inherited,
             max_document_bytes=self._chunk_limits.max_document_bytes,
         )
+        self._clock = clock
         self._chunked = ChunkedInbox(config, opener, self._validator, clock)
         self._inbox = InboxConsumer(
             config,
@@ -185,7 +187,15 @@ class AdapterClient:
 
     def _use_directory(self, directory: Directory) -> None:
         """Take up an accepted version: sending, the gateway's lists and the drop folder
-        read it from now on."""
+        read it from now on. A served agency it gives to another system, closes or recodes
+        is named in one warning (:mod:`adapters.served_changes`)."""
+        warn_served_changes(
+            self._resolved.directory,
+            directory,
+            self._resolved.agencies,
+            system=self.system,
+            at=self._clock(),
+        )
         self._resolved.directory = directory
 
     @property

@@ -5,7 +5,8 @@ receives through a real router at once; a closed agency's empty queues and accou
 its transition window is over, a non-empty inbox stays (listed) until applying the same
 version again (``apply NEW --running NEW``) finds it drained; an agency moved off a hub
 takes its bindings with it; ``--check`` changes nothing, and a second run changes nothing
-either. The clock is injected."""
+either. An adapter that serves an agency the version moves to another system or closes
+says so in one warning per agency. The clock is injected."""
 
 from __future__ import annotations
 
@@ -18,17 +19,30 @@ from typing import Any
 
 import aio_pika
 import pytest
+import structlog.testing
 import yaml
 
+from adapters import AdapterClient
+from adapters.served_changes import served_changes
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import plan_accounts
 from backbone.directory import load_directory
 from backbone.router import directory_cli
 from backbone.router.topology import plan_topology
 from backbone.wire.names import Names
+from testkit import Deployment
 from tests.support import Exchange
 from tests.support.provisioning import account_url, get_one
-from tests.test_directory_apply import G22, MERGE, MERGED, World, opened_world, until, write_version
+from tests.test_directory_apply import (
+    G22,
+    MERGE,
+    MERGED,
+    World,
+    Y,
+    opened_world,
+    until,
+    write_version,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.clock]
 
@@ -258,3 +272,48 @@ async def test_check_shows_the_broker_changes_and_makes_none(
     assert "nothing changed on the broker (--check)" in result.stdout
     assert "nothing published (--check)" in result.stdout
     assert await broker_state(world) == before
+
+
+async def adapter_of(world: World, system: str, name: str) -> AdapterClient:
+    """``system``'s adapter (every agency it serves in version 1) on its own copy of the
+    running version, on the test clock, until the world closes."""
+    own = world.root / f"{name}.json"
+    own.write_bytes(world.running.read_bytes())
+    deployment = Deployment.without_router(world.exchange, world.root / name)
+    config = deployment.config(system).model_copy(update={"directory": own})
+    return await world.services.enter_async_context(AdapterClient(config, clock=lambda: IN_WINDOW))
+
+
+async def test_an_adapter_warns_once_of_each_served_agency_a_version_moves_or_closes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, new = await started(world, monkeypatch, IN_WINDOW, "both.json", close=True, move=True)
+    hub = await adapter_of(world, HUB, "hub")
+    x = await adapter_of(world, X, "x")
+    unit = await adapter_of(world, ABOLISHED, "unit")
+    g22 = await adapter_of(world, G22, "g22")  # serves nothing the version changes
+    assert MOVED in hub.served
+    assert len(hub.served) > 1
+    new_id = load_directory(new).version.id
+
+    with structlog.testing.capture_logs() as lines:
+        result = await world.apply(new, *WINDOW)
+        assert result.exit_code == 0, result.output
+        for client in (hub, x, unit, g22):
+            await until(lambda c=client: c.directory.version.id == new_id, client.system)
+
+    warned = [line for line in lines if line["event"] == "adapter.served_agency_changed"]
+    assert all(line["log_level"] == "warning" for line in warned)
+    assert all(line["version"] == new_id for line in warned)
+    by_agency = {line["agency"]: line for line in warned}
+    assert len(warned) == len(by_agency) == 3  # one each, none for the hub's other agencies
+    assert (by_agency[MOVED]["system"], by_agency[MOVED]["change"]) == (HUB, "moved")
+    assert by_agency[MOVED]["now_served_by"] == (MOVED,)  # its own connection now
+    assert (by_agency[X]["system"], by_agency[X]["change"]) == (X, "closed")
+    assert (by_agency[X]["now_served_by"], by_agency[X]["successors"]) == ((Y,), (Y,))
+    assert by_agency[X]["closes"] == MERGE
+    assert (by_agency[ABOLISHED]["change"], by_agency[ABOLISHED]["closes"]) == ("closed", MERGE)
+    assert "now_served_by" not in by_agency[ABOLISHED]  # abolished: nobody takes over
+    # The hub's next version changes nothing more for it: no second warning.
+    taken = load_directory(new)
+    assert served_changes(taken, taken, hub.served, system=HUB, at=IN_WINDOW) == []
