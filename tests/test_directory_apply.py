@@ -178,7 +178,8 @@ class World:
         deployment = Deployment.without_router(self.exchange, self.root / name)
         config, secret = gateway_config(deployment, system, self.root / name / "gateway")
         config = config.model_copy(update={"directory": own})
-        gateway = await self.services.enter_async_context(serving(config))
+        # On the routers' clock: the agency lists are answered for an instant.
+        gateway = await self.services.enter_async_context(serving(config, clock=lambda: NOW))
         return RunningGateway(gateway.client, gateway, secret, config.gateway_systems[0].systemid)
 
     async def apply(self, new: Path, *extra: str, running: Path | None = None) -> Any:

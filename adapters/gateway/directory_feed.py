@@ -4,13 +4,20 @@
 The fields come from the version-2 directory (docs/directory.md): ``oldCode`` lists an
 agency's former codes, ``code102`` is its QCVN 102 code (its own or the one the directory
 pairs with it, never derived from the other format), ``deleted`` marks a closed agency and
-``version`` is the directory revision the unit is listed at. The lists go by the file's last
-word on each agency (``Agency.active``), as the routers' directory does between versions.
+``version`` is the directory revision the unit is listed at.
+
+Whether an agency is in service is decided at the instant asked (the gateway's clock), as the
+router decides where a document goes (``Directory.state_at``, the same ``Timeline``): an
+agency whose closing day has come is closed though the version was applied before it, one
+whose closing day is still to come is in service until then, and one whose effective day
+is still to come is not listed yet (the router refuses it as a recipient).
 """
 
 from __future__ import annotations
 
-from backbone.directory import Agency, Directory
+from datetime import datetime
+
+from backbone.directory import Agency, Directory, State
 from backbone.organ import CodeFormat, OrganCode
 
 __all__ = ["agencies", "agencies_qd20", "synchronize_units"]
@@ -37,16 +44,22 @@ def _listed(agency: Agency) -> dict[str, object]:
     }
 
 
-def agencies(directory: Directory) -> list[dict[str, object]]:
-    return [_listed(agency) for agency in directory.agencies if agency.active]
+def _in_service(directory: Directory, agency: Agency, at: datetime) -> bool:
+    return directory.state_at(agency, at) is State.ACTIVE
 
 
-def agencies_qd20(directory: Directory, level: str | None) -> list[dict[str, object]]:
-    """``level`` (1–4), when given, keeps the agencies of that level (of the code listed)."""
+def agencies(directory: Directory, at: datetime) -> list[dict[str, object]]:
+    """The agencies in service at ``at``."""
+    return [_listed(a) for a in directory.agencies if _in_service(directory, a, at)]
+
+
+def agencies_qd20(directory: Directory, level: str | None, at: datetime) -> list[dict[str, object]]:
+    """The agencies in service at ``at``; ``level`` (1–4), when given, keeps the agencies of
+    that level (of the code listed)."""
     wanted = int(level) if level and level.strip().isdigit() else None
     rows = []
     for agency in directory.agencies:
-        if not agency.active:
+        if not _in_service(directory, agency, at):
             continue
         # A Decision 20/2020 list: the agency's Decision 20 code when it has one.
         code = _code_in(agency, CodeFormat.QD20) or agency.organ_code
@@ -56,9 +69,10 @@ def agencies_qd20(directory: Directory, level: str | None) -> list[dict[str, obj
     return rows
 
 
-def synchronize_units(directory: Directory) -> list[dict[str, object]]:
-    """Every agency, closed ones ``deleted``: a hub keeps its copy current from it. Each is
-    at the directory's revision (at least 1: a file without one is the first)."""
+def synchronize_units(directory: Directory, at: datetime) -> list[dict[str, object]]:
+    """Every agency, ``deleted`` when not in service at ``at`` (closed, or not in effect
+    yet): a hub keeps its copy current from it. Each is at the directory's revision (at
+    least 1: a file without one is the first)."""
     version = max(directory.version.revision, 1)
     return [
         {
@@ -69,7 +83,7 @@ def synchronize_units(directory: Directory) -> list[dict[str, object]]:
             "pid": _parent(agency),
             "version": version,
             "centerCode": str(agency.hub or ""),
-            "deleted": not agency.active,
+            "deleted": not _in_service(directory, agency, at),
             "modifyDate": str(agency.closes or agency.effective or ""),
             "isAgency": True,
         }

@@ -391,13 +391,17 @@ class Operations:
     # ---------------------------------------------------------------------- directory
 
     async def agencies(self, request: SignedRequest, body: bytes) -> Reply:
-        return {"data": directory_feed.agencies(self.client.directory)}
+        return {"data": directory_feed.agencies(self.client.directory, self.clock())}
 
     async def agencies_qd20(self, request: SignedRequest, body: bytes) -> Reply:
-        return {"data": directory_feed.agencies_qd20(self.client.directory, request.get("level"))}
+        return {
+            "data": directory_feed.agencies_qd20(
+                self.client.directory, request.get("level"), self.clock()
+            )
+        }
 
     async def synchronize_units(self, request: SignedRequest, body: bytes) -> Reply:
-        return {"data": directory_feed.synchronize_units(self.client.directory)}
+        return {"data": directory_feed.synchronize_units(self.client.directory, self.clock())}
 
     async def register_agency(self, request: SignedRequest, body: bytes) -> Reply:
         try:

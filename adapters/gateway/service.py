@@ -17,6 +17,7 @@ from adapters.gateway.operations import Operations
 from adapters.gateway.state import GatewayState
 from adapters.gateway.systems import resolve_systems
 from adapters.sealing_thread import SealingThread
+from backbone.clock import Clock, utc_now
 from backbone.errors import ConfigurationError
 from backbone.observability.http import HttpServer
 
@@ -28,9 +29,11 @@ _ARRIVAL_RETRY_SECONDS: Final = 15.0  # owed 01s are tried again this often
 
 
 class Gateway:
-    """Serves the axis' API for ``client``'s agencies (configured under ``gateway_*``)."""
+    """Serves the axis' API for ``client``'s agencies (configured under ``gateway_*``).
+    ``clock`` is the product's (:mod:`backbone.clock`): the times the gateway records and
+    the instant its agency lists are answered for."""
 
-    def __init__(self, client: AdapterClient) -> None:
+    def __init__(self, client: AdapterClient, *, clock: Clock = utc_now) -> None:
         config = client.config
         if config.gateway_port is None or config.gateway_state is None:
             raise ConfigurationError(
@@ -47,7 +50,9 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.sealer = SealingThread()
         self.arrivals = Arrivals(client, self.state, self.sealer)
-        self.operations = Operations(client, self.state, self.systems, self.sealer, self.arrivals)
+        self.operations = Operations(
+            client, self.state, self.systems, self.sealer, self.arrivals, clock=clock
+        )
         self.inbound = Inbound(client, self.state, self.stopping)
         self.http = HttpServer(
             gateway_app(

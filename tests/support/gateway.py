@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from adapters.client import AdapterClient
 from adapters.config import AdapterConfig
 from adapters.gateway import Gateway
+from backbone.clock import Clock, utc_now
 from testkit import Deployment
 from testkit.vxp_client import SdkClient
 from tests.support.ports import free_port
@@ -78,11 +79,12 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: AdapterConfig) -> AsyncIterator[Gateway]:
-    """An adapter client for ``config`` with its gateway running, until the block ends."""
+async def serving(config: AdapterConfig, *, clock: Clock = utc_now) -> AsyncIterator[Gateway]:
+    """An adapter client for ``config`` with its gateway running, until the block ends;
+    ``clock`` the gateway's."""
     client = AdapterClient(config, auto_arrival=False)
     await client.start()
-    gateway = Gateway(client)
+    gateway = Gateway(client, clock=clock)
     task = asyncio.create_task(gateway.run())
     try:
         while not gateway.http.started:
