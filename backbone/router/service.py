@@ -265,6 +265,8 @@ class Router:
                 port=self.options.http_port,
             )
             await self._http.start()
+        # Read at each scrape (in this event loop), so chunks whose wait ended are not shown.
+        metrics.CHUNKS_WAITING.set_function(self._waiting.__len__)
         self._background = [
             asyncio.create_task(ext.run(self._emit), name=type(ext).__name__)
             for ext in self.extensions
@@ -423,7 +425,6 @@ class Router:
                         return
                 else:
                     self._waiting.found(attempts.publisher, chunk.envelope_id, chunk.index)
-                    metrics.CHUNKS_WAITING.set(len(self._waiting))
                 if document is None:
                     raise ChunkError(
                         f"chunk {chunk.index} of envelope {chunk.envelope_id}: no header of "
@@ -494,7 +495,6 @@ class Router:
                 "routed, then send this chunk again",
                 reason=Reason.TOO_MANY_WAITING_CHUNKS,
             )
-        metrics.CHUNKS_WAITING.set(len(self._waiting))
 
     async def _put_back(
         self, message: AbstractIncomingMessage, attempts: Attempts, since: datetime | None
