@@ -165,6 +165,7 @@ class Reason(StrEnum):
     STAGING_FULL = "staging_full"
     DOCUMENT_INCOMPLETE = "document_incomplete"
     TOO_MANY_OPEN_DOCUMENTS = "too_many_open_documents"
+    TOO_MANY_WAITING_CHUNKS = "too_many_waiting_chunks"
     # Routing through a change: a forwarded document its successor cannot open.
     INHERITED_KEY_MISSING = "inherited_key_missing"
 

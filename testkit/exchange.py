@@ -222,8 +222,16 @@ class Exchange:
             status_code=code.value,
         )
 
-    async def submit(self, body: bytes, *, as_account: str, user_id: str | None = "") -> None:
-        """Publish as ``as_account`` (user_id = that account unless told otherwise)."""
+    async def submit(
+        self,
+        body: bytes,
+        *,
+        as_account: str,
+        user_id: str | None = "",
+        routing_key: str = "envelope",
+    ) -> None:
+        """Publish as ``as_account`` (user_id = that account unless told otherwise), by
+        default with the envelopes' key (``names.chunk_routing_key``: to the chunk queue)."""
         channel = await self.channel(as_account)
         exchange = await channel.get_exchange(self.names.submit_exchange, ensure=False)
         await exchange.publish(
@@ -233,7 +241,7 @@ class Exchange:
                 user_id=as_account if user_id == "" else user_id,
                 message_id=str(uuid.uuid4()),
             ),
-            routing_key="envelope",
+            routing_key=routing_key,
         )
 
     async def drain(

@@ -5,14 +5,16 @@ around it are forwarded as if it had not come."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client import REGISTRY
 
 from backbone.envelope import read_frame
 from backbone.errors import Reason
@@ -126,3 +128,71 @@ async def test_thousands_of_half_sent_documents_are_capped_and_the_router_goes_o
         for sent in (*other.messages(), *other.messages(range(len(other.chunks)))):
             await publish(exchange, sent)
         await event(exchange, OTHER, EventType.ROUTED, other.envelope_id)
+
+
+async def test_an_account_flooding_chunks_of_no_header_is_bounded_and_another_still_waits(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    bound, wait = 3, 10.0
+    async with open_deployment(
+        amqp_url,
+        tmp_path,
+        router_options={
+            "max_waiting_chunks_per_account": bound,
+            "chunk_header_wait_seconds": wait,
+        },
+    ) as deployment:
+        exchange = deployment.exchange
+        kit = ChunkedKit(exchange, tmp_path)
+        orphans = [kit.seal() for _ in range(3)]  # their headers never sent: 12 chunks
+        flood = [sent for orphan in orphans for sent in orphan.messages(range(4))]
+        other = kit.seal(OTHER)
+        refused_before = REGISTRY.get_sample_value("vdx_chunks_waiting_refused_total") or 0.0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for sent in flood:
+            await publish(exchange, sent)
+
+        answers: Counter[Reason | None] = Counter()
+        at: dict[Reason | None, float] = {}
+        refusals: list[str] = []
+
+        def counted_until(total: int) -> Callable[[AbstractIncomingMessage], bool]:
+            def counted(message: AbstractIncomingMessage) -> bool:
+                for one in decode_events(message.body):
+                    if one.party == SENDER and one.type is EventType.REJECTED:
+                        answers[one.reason] += 1
+                        at[one.reason] = loop.time() - started
+                        refusals.append(one.message or "")
+                return sum(answers.values()) >= total
+
+            return counted
+
+        queue = exchange.names.events_operators_queue
+        past = len(flood) - bound
+        await take(exchange, queue, counted_until(past), f"{past} refusals", wait=WAIT)
+        waiting = REGISTRY.get_sample_value("vdx_chunks_waiting")  # the bound's worth circles
+        # Meanwhile another agency's document, two chunks before its header: they wait for it.
+        for sent in (*other.messages([0, 1]), *other.messages(), *other.messages([2, 3])):
+            await publish(exchange, sent)
+        await take(exchange, queue, counted_until(len(flood)), "the rest refused", wait=60)
+        waited = REGISTRY.get_sample_value("vdx_chunks_waiting")
+        forwarded = await exchange.drain(exchange.inbox_of(RECIPIENT), expect=5, timeout=WAIT)
+        kept = await quarantined(exchange, flood[-1].body)  # the last is past the bound
+
+    # The bound's worth waits its time and is then foreign; the rest is refused at once.
+    assert answers == {
+        Reason.TOO_MANY_WAITING_CHUNKS: len(flood) - bound,
+        Reason.CHUNK_FOREIGN: bound,
+    }
+    assert at[Reason.TOO_MANY_WAITING_CHUNKS] < wait / 2, at
+    assert (waiting, waited) == (bound, 0)
+    assert at[Reason.CHUNK_FOREIGN] >= wait, at
+    too_many = [text for text in refusals if "max_waiting_chunks_per_account" in text]
+    assert len(too_many) == len(flood) - bound, refusals
+    assert (kept.headers or {}).get(H_REASON) == Reason.TOO_MANY_WAITING_CHUNKS
+    refused = REGISTRY.get_sample_value("vdx_chunks_waiting_refused_total") or 0.0
+    assert refused - refused_before == len(flood) - bound
+    # The other account's early chunks waited and passed, with the rest of its document.
+    genuine = [sent.body for sent in (*other.messages(), *other.messages(range(4)))]
+    assert sorted(message.body for message in forwarded) == sorted(genuine)

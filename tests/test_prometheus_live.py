@@ -81,6 +81,8 @@ LATE = "000.00.05.G01"  # a direct agency whose adapter starts late: a document 
 RABBITMQ_PROMETHEUS_PORT = 15692  # rabbitmq_prometheus (`backbone broker ensure --plugins`)
 # Past the bound of VdxRouterInboundBacklog (1,000 waiting for the routers).
 PILE_UP = 1100
+# Past the bound of VdxRouterChunkBacklog (512 chunks waiting for the routers).
+CHUNK_PILE_UP = 600
 # Per broker account; small enough for a flood to pass it, large enough for the inbox
 # backlog and for a third of PILE_UP.
 RATE_LIMIT = RateLimit(per_second=20, burst=400)
@@ -454,23 +456,28 @@ async def _faults(live: Live) -> None:
 
 async def _router_down(live: Live) -> None:
     """The only router stops while three accounts publish: envelopes pile up in the router's
-    inbound queue until a router is back (junk, so that draining it is quick)."""
+    inbound queue, and chunks in its chunk queue, until a router is back (junk, so that
+    draining them is quick)."""
     exchange = live.exchange
     accounts = [exchange.account_of(code) for code in (G22, H41, SHORT)]
+    chunk_key = exchange.names.chunk_routing_key
 
     async def stop_and_publish() -> None:
         await live.router.stop()
         for account in accounts:
             for _ in range(PILE_UP // len(accounts) + 1):
                 await exchange.submit(b"junk", as_account=account)
+            for _ in range(CHUNK_PILE_UP // len(accounts) + 1):
+                await exchange.submit(b"junk", as_account=account, routing_key=chunk_key)
 
     await live.watch(
         [
             ("VdxRouterDown", {}),
             ("VdxNoRouterUp", {}),
             ("VdxRouterInboundBacklog", {"queue": exchange.names.inbound_queue}),
+            ("VdxRouterChunkBacklog", {"queue": exchange.names.chunk_queue}),
         ],
-        f"the only router stopped, {PILE_UP} envelopes published",
+        f"the only router stopped, {PILE_UP} envelopes and {CHUNK_PILE_UP} chunks published",
         stop_and_publish,
         live.start_router,
     )

@@ -25,6 +25,8 @@ __all__ = [
     "ASYNCIO_TASKS",
     "BUILD_INFO",
     "CERTIFICATE_NOT_AFTER",
+    "CHUNKS_WAITING",
+    "CHUNKS_WAITING_REFUSED",
     "DEAD_LETTERED",
     "DELIVERIES",
     "DOCUMENTS_OVERDUE",
@@ -83,6 +85,15 @@ INBOX_FULL = Counter(
     "vdx_inbox_full_total",
     "Copies for a recipient whose inbox was at its bound: parked in the dead-letter queue, "
     "the sender told (inbox_full)",
+)
+CHUNKS_WAITING = Gauge(
+    "vdx_chunks_waiting",
+    "Chunks this router put back behind the chunk queue that still wait for their header",
+)
+CHUNKS_WAITING_REFUSED = Counter(
+    "vdx_chunks_waiting_refused_total",
+    "Chunks of no known header refused at once because their publishing account had "
+    "max_waiting_chunks_per_account waiting (too_many_waiting_chunks)",
 )
 VALIDATION_SECONDS = Histogram(
     "vdx_validation_seconds", "Time to check one envelope", buckets=_LATENCY_BUCKETS

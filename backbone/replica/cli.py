@@ -89,6 +89,7 @@ async def build_router(settings: Settings) -> Router:
             max_open_chunked_per_sender=settings.max_open_chunked_per_sender,
             max_open_chunked=settings.max_open_chunked,
             chunked_timeout_seconds=settings.chunked_timeout_seconds,
+            max_waiting_chunks_per_account=settings.max_waiting_chunks_per_account,
         ),
         directory=directory,
         pipeline=pipeline,

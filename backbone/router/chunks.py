@@ -19,12 +19,17 @@ whose header is not known yet waits for it a moment (:meth:`OpenDocuments.find`:
 header being checked here, its verdict; else up to ``hold`` seconds, looking at the store),
 and is then put back behind its queue by the service, until ``chunk_header_wait_seconds``
 after it was first seen, rather than refused as foreign at once or held for long.
+
+While they wait, such chunks are counted per publishing account (:class:`WaitingChunks`):
+an account with ``per_account`` chunks put back by this replica and still waiting has its
+next chunk of no known header refused at once (``too_many_waiting_chunks``) rather than put
+back, so one account's foreign chunks cannot keep the chunk queue circling for everyone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +41,7 @@ from backbone.envelope.chunked import ChunkedHeader
 from backbone.errors import Reason, RoutingError
 from backbone.store.abc import OpenChunked, Store
 
-__all__ = ["OpenDocument", "OpenDocuments"]
+__all__ = ["OpenDocument", "OpenDocuments", "WaitingChunks"]
 
 DEFAULT_PER_SENDER: Final = 64
 DEFAULT_TOTAL: Final = 4096
@@ -45,6 +50,9 @@ DEFAULT_TIMEOUT: Final = timedelta(hours=1)
 # is refused as foreign, and how long it is held at a time meanwhile.
 HEADER_WAIT_SECONDS: Final = 30.0
 HOLD_SECONDS: Final = 1.0
+# Chunks of one publishing account a replica puts back waiting for their header at a time:
+# a whole 1 GiB document in the default 4 MiB chunks.
+DEFAULT_WAITING_PER_ACCOUNT: Final = 256
 # Documents a replica keeps at hand (each header up to ~280 KB): a miss reads the store.
 CACHED_DOCUMENTS: Final = 64
 _FIRST_POLL, _LONGEST_POLL = 0.05, 1.0  # seconds between looks at the store for a header
@@ -171,12 +179,13 @@ class OpenDocuments:
         finally:
             self._settle(header.envelope_id)
 
-    async def find(self, envelope_id: str) -> OpenDocument | None:
+    async def find(self, envelope_id: str, *, hold: bool = True) -> OpenDocument | None:
         """The document ``envelope_id`` if its header was routed, waiting for the verdict on
-        a header being checked here, else up to ``hold`` seconds for one routed elsewhere;
-        None when none was (yet): a chunk early, foreign, or of a document forgotten."""
+        a header being checked here, else up to ``hold`` seconds for one routed elsewhere
+        (``hold`` False: one look at the store); None when none was (yet): a chunk early,
+        foreign, or of a document forgotten."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._hold
+        deadline = loop.time() + (self._hold if hold else 0.0)
         waiting = self._opening.get(envelope_id)
         if waiting is not None:
             try:
@@ -235,3 +244,73 @@ class OpenDocuments:
         cutoff = self._clock() - self._timeout
         for envelope_id in [e for e, d in self._cache.items() if d.started <= cutoff]:
             del self._cache[envelope_id]
+
+
+class WaitingChunks:
+    """The chunks this replica put back behind the chunk queue to wait for their header, per
+    publishing account (the ``user_id`` the broker checked), each until ``wait`` after it was
+    first seen: an account may have ``per_account`` of them at a time.
+
+    The view is this replica's: a chunk first put back here counts here until it is found
+    here or its wait ends (one forwarded by another replica meanwhile counts until then), so
+    with several replicas an account has at most ``per_account`` per replica waiting."""
+
+    def __init__(self, *, per_account: int, wait: timedelta, clock: Clock) -> None:
+        self._per_account = per_account
+        self._wait = wait
+        self._clock = clock
+        # (account, envelope id, index) → when its wait ends; inserted in that order, since
+        # every wait is as long.
+        self._until: OrderedDict[tuple[str, str, int], datetime] = OrderedDict()
+        self._counts: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        """The chunks waiting, all accounts."""
+        self._expire()
+        return len(self._until)
+
+    @property
+    def per_account(self) -> int:
+        return self._per_account
+
+    def count(self, account: str | None) -> int:
+        """The chunks ``account`` has waiting."""
+        self._expire()
+        return self._counts[account or ""]
+
+    def has_room(self, account: str | None) -> bool:
+        return self.count(account) < self._per_account
+
+    def admit(self, account: str | None, envelope_id: str, index: int) -> bool:
+        """Count chunk ``index`` of ``envelope_id`` as waiting for ``account``: True, or False
+        when the account has ``per_account`` waiting already (the chunk is not counted). A
+        chunk waiting already is admitted again without counting twice."""
+        self._expire()
+        key = (account or "", envelope_id, index)
+        if key in self._until:
+            return True
+        if self._counts[key[0]] >= self._per_account:
+            return False
+        self._until[key] = self._clock() + self._wait
+        self._counts[key[0]] += 1
+        return True
+
+    def found(self, account: str | None, envelope_id: str, index: int) -> None:
+        """The chunk's header was found (or the chunk was refused): it waits no more."""
+        key = (account or "", envelope_id, index)
+        if self._until.pop(key, None) is not None:
+            self._uncount(key[0])
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._until:
+            key, until = next(iter(self._until.items()))
+            if until > now:
+                break
+            del self._until[key]
+            self._uncount(key[0])
+
+    def _uncount(self, account: str) -> None:
+        self._counts[account] -= 1
+        if self._counts[account] <= 0:
+            del self._counts[account]

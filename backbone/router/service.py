@@ -51,10 +51,12 @@ from backbone.router.chunks import (
     DEFAULT_PER_SENDER,
     DEFAULT_TIMEOUT,
     DEFAULT_TOTAL,
+    DEFAULT_WAITING_PER_ACCOUNT,
     HEADER_WAIT_SECONDS,
     HOLD_SECONDS,
     OpenDocument,
     OpenDocuments,
+    WaitingChunks,
 )
 from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
@@ -119,6 +121,10 @@ class RouterOptions:
     # another replica) is refused as chunk_foreign; it is put back behind the chunk queue
     # meanwhile, never held for long.
     chunk_header_wait_seconds: float = HEADER_WAIT_SECONDS
+    # Chunks of one publishing account this replica puts back waiting for their header at
+    # a time; the account's next chunk of no known header is refused at once
+    # (too_many_waiting_chunks), not put back.
+    max_waiting_chunks_per_account: int = DEFAULT_WAITING_PER_ACCOUNT
 
 
 class Router:
@@ -180,6 +186,11 @@ class Router:
             total=options.max_open_chunked,
             timeout=timedelta(seconds=options.chunked_timeout_seconds),
             hold=min(HOLD_SECONDS, options.chunk_header_wait_seconds),
+        )
+        self._waiting = WaitingChunks(
+            per_account=options.max_waiting_chunks_per_account,
+            wait=timedelta(seconds=options.chunk_header_wait_seconds),
+            clock=utc_now,
         )
 
     def _use_directory(self, directory: Directory) -> None:
@@ -254,6 +265,8 @@ class Router:
                 port=self.options.http_port,
             )
             await self._http.start()
+        # Read at each scrape (in this event loop), so chunks whose wait ended are not shown.
+        metrics.CHUNKS_WAITING.set_function(self._waiting.__len__)
         self._background = [
             asyncio.create_task(ext.run(self._emit), name=type(ext).__name__)
             for ext in self.extensions
@@ -399,9 +412,19 @@ class Router:
             document: OpenDocument | None = None
             try:
                 chunk = read_chunk(message.body, max_size=self.options.max_envelope_bytes)
-                document = await self._chunked.find(chunk.envelope_id)
-                if document is None and await self._put_back(message, attempts):
-                    return
+                since = waiting_since(message, router_account=self._account)
+                # An account at its bound of waiting chunks: one look at the store, not a
+                # hold of one of the few chunk_prefetch places.
+                document = await self._chunked.find(
+                    chunk.envelope_id,
+                    hold=since is not None or self._waiting.has_room(attempts.publisher),
+                )
+                if document is None:
+                    self._admit_waiting(chunk.envelope_id, chunk.index, attempts, since)
+                    if await self._put_back(message, attempts, since):
+                        return
+                else:
+                    self._waiting.found(attempts.publisher, chunk.envelope_id, chunk.index)
                 if document is None:
                     raise ChunkError(
                         f"chunk {chunk.index} of envelope {chunk.envelope_id}: no header of "
@@ -454,13 +477,35 @@ class Router:
         finally:
             metrics.IN_FLIGHT.dec()
 
-    async def _put_back(self, message: AbstractIncomingMessage, attempts: Attempts) -> bool:
+    def _admit_waiting(
+        self, envelope_id: str, index: int, attempts: Attempts, since: datetime | None
+    ) -> None:
+        """Count a chunk of no known header, seen for the first time (``since`` None), as
+        waiting for its publishing account, or refuse it (``too_many_waiting_chunks``) when
+        the account has ``max_waiting_chunks_per_account`` waiting on this replica. A chunk
+        put back already (here or by another replica) goes on waiting its time."""
+        if since is None and not self._waiting.admit(attempts.publisher, envelope_id, index):
+            metrics.CHUNKS_WAITING_REFUSED.inc()
+            limit = self.options.max_waiting_chunks_per_account
+            raise ChunkError(
+                f"chunk {index} of envelope {envelope_id}: no header of that envelope is "
+                f"routed, and account {attempts.publisher!r} already has {limit} chunks "
+                f"waiting for their headers (the limit, max_waiting_chunks_per_account, is "
+                f"{limit}); send each document's header first and its chunks once it is "
+                "routed, then send this chunk again",
+                reason=Reason.TOO_MANY_WAITING_CHUNKS,
+            )
+
+    async def _put_back(
+        self, message: AbstractIncomingMessage, attempts: Attempts, since: datetime | None
+    ) -> bool:
         """Publish a chunk whose header is not routed yet again behind the chunk queue,
-        marked with when it was first seen, and acknowledge it: True; False once it has
-        waited ``chunk_header_wait_seconds`` (it is foreign). A chunk held instead would
-        keep one of the few ``chunk_prefetch`` places from every other sender's chunks."""
+        marked with when it was first seen (``since``, None: now), and acknowledge it: True;
+        False once it has waited ``chunk_header_wait_seconds`` (it is foreign). A chunk held
+        instead would keep one of the few ``chunk_prefetch`` places from every other
+        sender's chunks."""
         now = utc_now()
-        since = waiting_since(message, router_account=self._account) or now
+        since = since or now
         if now - since >= timedelta(seconds=self.options.chunk_header_wait_seconds):
             return False
         assert self._publish_channel is not None

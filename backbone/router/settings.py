@@ -12,7 +12,12 @@ from backbone.envelope import DEFAULT_MAX_ENVELOPE_SIZE
 from backbone.envelope.chunked import ChunkLimits
 from backbone.observability.listen import LOOPBACK
 from backbone.pki.validation import CertificateValidator
-from backbone.router.chunks import DEFAULT_PER_SENDER, DEFAULT_TIMEOUT, DEFAULT_TOTAL
+from backbone.router.chunks import (
+    DEFAULT_PER_SENDER,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOTAL,
+    DEFAULT_WAITING_PER_ACCOUNT,
+)
 from backbone.router.policy import RoutingPolicy
 from backbone.router.quarantine import DEFAULT_KEEP_BODY_BYTES
 from backbone.router.ratelimit import RateLimit
@@ -59,6 +64,12 @@ class RouterSettings(BrokerSettings):
         gt=0,
         description="A chunked document's header is forgotten this long after it was routed: "
         "its later chunks are refused as chunk_foreign",
+    )
+    max_waiting_chunks_per_account: int = Field(
+        default=DEFAULT_WAITING_PER_ACCOUNT,
+        gt=0,
+        description="Chunks of one publishing account a replica puts back waiting for their "
+        "header at a time; the next is refused as too_many_waiting_chunks",
     )
     max_document_bytes: int = Field(
         default=ChunkLimits().max_document_bytes,

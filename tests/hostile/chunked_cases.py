@@ -74,6 +74,12 @@ CHUNKED_CASES: Final[tuple[ChunkedCase, ...]] = (
                 R.TOO_MANY_OPEN_DOCUMENTS, _HOSTILE
                 + "test_thousands_of_half_sent_documents_are_capped_and_the_router_goes_on",
                 ("max_open_chunked_per_sender",)),
+    ChunkedCase("chunks-flooded-without-header", "one account publishing 12 chunks of "
+                "documents whose headers never come, past its bound of waiting chunks (3 "
+                "here): refused at once, while another account's early chunks wait and pass",
+                R.TOO_MANY_WAITING_CHUNKS, _HOSTILE
+                + "test_an_account_flooding_chunks_of_no_header_is_bounded_and_another_still_waits",
+                ("max_waiting_chunks_per_account",)),
     ChunkedCase("never-completes", "a document whose chunks stop: expired at the recipient on "
                 "the injected clock, its staging reclaimed, the sender told",
                 R.DOCUMENT_INCOMPLETE, _E2E + "test_an_incomplete_document_expires_its_"
