@@ -186,6 +186,8 @@ async def test_chunks_whose_header_never_comes_are_refused_as_foreign_without_ho
     assert arrived < 8, f"the document took {arrived:.1f} s behind the waiting chunks"
     assert refusal.reason is Reason.CHUNK_FOREIGN
     assert orphan.header.envelope_id in (refusal.message or "")
+    # The event names the envelope the chunk named, so the sending adapter can link it.
+    assert refusal.envelope_id == orphan.header.envelope_id
 
 
 async def test_a_duplicate_chunk_is_dropped_and_the_document_delivered_once(

@@ -156,6 +156,7 @@ async def test_an_account_flooding_chunks_of_no_header_is_bounded_and_another_st
         answers: Counter[Reason | None] = Counter()
         at: dict[Reason | None, float] = {}
         refusals: list[str] = []
+        named: set[str | None] = set()
 
         def counted_until(total: int) -> Callable[[AbstractIncomingMessage], bool]:
             def counted(message: AbstractIncomingMessage) -> bool:
@@ -164,6 +165,8 @@ async def test_an_account_flooding_chunks_of_no_header_is_bounded_and_another_st
                         answers[one.reason] += 1
                         at[one.reason] = loop.time() - started
                         refusals.append(one.message or "")
+                        named.add(one.envelope_id)
+                        named.add(one.envelope_id)
                 return sum(answers.values()) >= total
 
             return counted
@@ -191,6 +194,7 @@ async def test_an_account_flooding_chunks_of_no_header_is_bounded_and_another_st
     too_many = [text for text in refusals if "max_waiting_chunks_per_account" in text]
     assert len(too_many) == len(flood) - bound, refusals
     assert (kept.headers or {}).get(H_REASON) == Reason.TOO_MANY_WAITING_CHUNKS
+    assert named == {orphan.envelope_id for orphan in orphans}  # each refusal names its own
     refused = REGISTRY.get_sample_value("vdx_chunks_waiting_refused_total") or 0.0
     assert refused - refused_before == len(flood) - bound
     # The other account's early chunks waited and passed, with the rest of its document.

@@ -121,6 +121,9 @@ class Reject:
     header: EnvelopeHeader | None
     authenticated: bool = False
     directory_version: str | None = field(default=None, compare=False)
+    # A chunk of no known header: the envelope id it names, told back to its publisher
+    # (who wrote it) so the sending adapter can tell which document was refused.
+    claimed_envelope_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -410,8 +410,10 @@ class Router:
         attempts = read_attempts(message, router_account=self._account)
         try:
             document: OpenDocument | None = None
+            claimed: str | None = None  # the envelope id the chunk names, once read
             try:
                 chunk = read_chunk(message.body, max_size=self.options.max_envelope_bytes)
+                claimed = chunk.envelope_id
                 since = waiting_since(message, router_account=self._account)
                 # An account at its bound of waiting chunks: one look at the store, not a
                 # hold of one of the few chunk_prefetch places.
@@ -444,7 +446,7 @@ class Router:
                 check_chunk(document.header, chunk)
             except BackboneError as error:
                 header = document.header if document is not None else None
-                refusal = Reject(error.reason, error.message, header)
+                refusal = Reject(error.reason, error.message, header, claimed_envelope_id=claimed)
                 await self._reject(refusal, message, attempts.publisher)
                 self._acks.ack(message)
                 return
@@ -868,11 +870,12 @@ class Router:
                     reason=decision.reason,
                     message=decision.message,
                     directory_version=decision.directory_version,
+                    **({} if header else {"envelope_id": decision.claimed_envelope_id}),
                 )
             )
         log.info(
             "router.rejected",
-            envelope_id=header.envelope_id if header else None,
+            envelope_id=header.envelope_id if header else decision.claimed_envelope_id,
             document_id=header.document_id if header else None,
             sender=header.sender if header else None,
             publisher=publisher,
