@@ -6,8 +6,9 @@ Pure: no broker, no event loop. The envelope is unwrapped and its header signatu
 once per served agency: the header commits to one content key, so every recipient whose key
 wrap opens reads the same plaintext. It is decrypted once, pre-scanned against the edXML
 limits (:mod:`backbone.edxml.prescan`: one linear pass that bounds the cost of everything
-after it), validated (schema and semantic checks), and only then its XML-DSig verified;
-the model is read from the signed content. Per served agency only the cheap checks remain:
+after it), validated (schema and semantic checks, the model read), and only then its XML-DSig
+verified in that same tree, whose canonical form is held to the signed digest: the model read
+once is the signed content's. Per served agency only the cheap checks remain:
 its key wrap (one RSA decryption) and the edXML against the signed header.
 
 A document addressed to a closed code that a served agency took over comes forwarded by the
@@ -44,7 +45,6 @@ from backbone.edxml import (
     examine,
     examine_parsed,
     parse_xml,
-    read,
 )
 from backbone.envelope import (
     EnvelopeHeader,
@@ -304,14 +304,15 @@ class _Content:
         # Cheap and bounded first: the pre-scan (inside examine) refuses what would make the
         # schema validation or the canonicalisation costly; the XML-DSig comes last.
         examination = examine(plaintext)
-        examination.accepted()  # raises the first problem
+        message = examination.accepted()  # raises the first problem
         root = examination.root
         assert root is not None  # accepted: it parsed
-        del examination  # its model: only the tree is needed from here
-        verified = verify_edxml(root, self._validator, sender)
-        del root  # the first tree goes before the signed one is read
-        # The model is read from the signed content only: nothing unsigned gets in.
-        return verified, read(verified.signed_xml)
+        # The model was read from this tree; verified in place, its canonical form held to
+        # the signed digest (digest_bound), it is the signed content: the model read once
+        # is the signed content's, and nothing unsigned (comments, content in the signature)
+        # passes verify_edxml. No second tree is built from the canonical bytes.
+        verified = verify_edxml(root, self._validator, sender, in_place=True, digest_bound=True)
+        return verified, message
 
     def _judged_file(self, path: Path, sender: OrganCode) -> tuple[VerifiedXml, EdxmlMessage]:
         """A chunked document's file, held once: parsed (the pre-scan bounds what follows)

@@ -127,7 +127,7 @@ async def measure_adapter_and_latency(
         loop = asyncio.get_running_loop()
         arrivals: dict[str, float] = {}
         arrived = asyncio.Event()
-        receiver = await _start_recipient(world, deployment.config(ONE_RECIPIENT[0]))
+        receiver = await start_recipient(world, deployment.config(ONE_RECIPIENT[0]))
         to_loop_time = loop.time() - time.time()  # the recipient reports wall-clock times
 
         async def consume() -> None:
@@ -214,13 +214,17 @@ def _seal(
     return sealed
 
 
-async def _start_recipient(world: World, config: AdapterConfig) -> asyncio.subprocess.Process:
-    """bench.recipient_proc for ``config``, once it says it is consuming."""
+async def start_recipient(
+    world: World, config: AdapterConfig, *, wrapper: Sequence[str] = ()
+) -> asyncio.subprocess.Process:
+    """bench.recipient_proc for ``config``, once it says it is consuming (or, run under a
+    ``wrapper`` command such as a profiler, once it wrote its first line)."""
     spec = config.model_dump(mode="json") | {"amqp_url": config.amqp_url.get_secret_value()}
     spec_file = world.root / "recipient.json"
     spec_file.write_text(json.dumps(spec))
     log = (world.root / "recipient.log").open("wb")
     process = await asyncio.create_subprocess_exec(
+        *wrapper,
         sys.executable,
         "-m",
         "bench.recipient_proc",

@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from backbone.directory import Directory
 from backbone.envelope import Kind, seal
 from backbone.router.topology import apply_topology
+from backbone.xmldsig import sign_edxml
 from testkit import Exchange, document_edxml, document_id
 
 SENDER = "000.00.00.G22"
@@ -92,12 +93,19 @@ class World:
             self._channel = await self._connection.channel(publisher_confirms=True)
         return self._channel
 
-    def seal_router_envelope(self, recipients: Sequence[str], payload_bytes: int) -> bytes:
-        """A signed and encrypted document envelope, sealed the way the router tests do."""
+    def seal_router_envelope(
+        self, recipients: Sequence[str], payload_bytes: int, *, xml_signed: bool = False
+    ) -> bytes:
+        """A signed and encrypted document envelope, sealed the way the router tests do;
+        with ``xml_signed``, its edXML carries the sender's XML-DSig, as a recipient's
+        adapter requires (the router does not read the edXML)."""
         issued = self.exchange.pki.agency(SENDER)
         number = next_number()
+        edxml = payload_edxml(SENDER, recipients, number, payload_bytes, run=self.run)
+        if xml_signed:
+            edxml = sign_edxml(edxml, issued.key, issued.certificate)
         return seal(
-            payload_edxml(SENDER, recipients, number, payload_bytes, run=self.run),
+            edxml,
             kind=Kind.DOCUMENT,
             sender=SENDER,
             sender_key=issued.key,

@@ -20,11 +20,13 @@ from backbone.edxml import (
     Organization,
     ResponseFor,
     StatusCode,
+    read,
     validate,
 )
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal
 from backbone.errors import BackboneError, HeaderMismatchError, NotARecipientError, Reason
-from backbone.xmldsig import sign_edxml
+from backbone.organ import OrganCode
+from backbone.xmldsig import sign_edxml, verify_edxml
 from tests.support import DevPki, document_edxml, document_id, make_pki
 from tests.support.forging import resigned
 
@@ -70,6 +72,21 @@ def envelope(
         document_id=document or validate(edxml).document_id,  # type: ignore[union-attr]
         business_type=0,
     )
+
+
+def test_the_model_handed_over_is_the_one_read_from_the_signed_content_alone(
+    pki: DevPki,
+) -> None:
+    # One read at the recipient (issue 21): the model it validated is the tree verified in
+    # place; it must equal what a reader of the signed canonical bytes alone finds.
+    edxml = document_edxml(G22, [H41], 3)
+    body = envelope(pki, edxml, [H41])
+
+    [item], _ = opener(pki, H41).open(body)
+
+    assert isinstance(item, Received)
+    rebuilt = verify_edxml(item.edxml, pki.validator(), OrganCode.parse(G22))
+    assert item.message == read(rebuilt.signed_xml)
 
 
 def test_a_signed_document_opens_into_one_received_item_for_the_served_recipient(

@@ -503,6 +503,23 @@ def test_a_document_verified_in_place_reads_as_the_one_rebuilt_from_the_signed_b
     assert read(in_place.signed_xml) == read(rebuilt.signed_xml)
 
 
+def test_a_document_verified_in_place_and_bound_to_the_digest_makes_the_same_signed_bytes(
+    pki: DevPki,
+) -> None:
+    signed = _sign(pki, document_with_attachment(str(G22), [str(H41)], 1, b"%PDF-1.7 annex"))
+    rebuilt = verify_edxml(signed, pki.validator(), G22)
+    tree = parse_xml(signed)
+    bound = verify_edxml(tree, pki.validator(), G22, in_place=True, digest_bound=True)
+    assert bound.signed_xml is tree  # the model is read from this tree, not a second one
+    assert bound.signed_data == rebuilt.signed_data  # made and held to the DigestValue
+    assert read(bound.signed_xml) == read(rebuilt.signed_xml)
+
+
+def test_the_signed_bytes_are_never_left_out_of_a_rebuilt_verification(pki: DevPki) -> None:
+    with pytest.raises(ValueError, match="in_place"):
+        verify_edxml(_sign(pki, BUILT), pki.validator(), G22, digest_bound=False)
+
+
 @pytest.mark.parametrize(
     ("tamper", "error"),
     [
@@ -520,3 +537,5 @@ def test_verifying_in_place_refuses_what_the_rebuilt_verification_refuses(
     tampered = tamper(_sign(pki, BUILT))
     with pytest.raises(error):
         verify_edxml(parse_xml(tampered), pki.validator(), G22, in_place=True)
+    with pytest.raises(error):
+        verify_edxml(parse_xml(tampered), pki.validator(), G22, in_place=True, digest_bound=True)

@@ -16,6 +16,8 @@ def q(local_name: str) -> str:
     return f"{{{NAMESPACE}}}{local_name}"
 
 
+@cache
 def qpath(*local_names: str) -> str:
-    """An ElementPath of edXML child steps, for lxml's ``find``/``findall``."""
+    """An ElementPath of edXML child steps, for lxml's ``find``/``findall`` (kept per path:
+    the checks build the same dozen paths for every document)."""
     return "/".join(q(name) for name in local_names)

@@ -92,9 +92,16 @@ def _group_issues(group: etree._Element, children: tuple[Occurs, ...]) -> list[I
     issues: list[Issue] = []
     group_name = etree.QName(group).localname
     elements = [child for child in group if isinstance(child.tag, str)]  # not comments
+    by_tag: dict[str, list[etree._Element]] = {}  # one pass, not one per expected child
+    for element in elements:
+        by_tag.setdefault(element.tag, []).append(element)
     missing: list[str] = []
     for child in children:
-        found = [element for element in elements if child.matches(element.tag)]
+        found = (
+            [element for element in elements if element.tag in child.tags]  # document order
+            if child.tags
+            else by_tag.get(q(child.name), [])
+        )
         if len(found) < child.least:
             missing.append(child.name)
         if child.most is not None:

@@ -49,7 +49,7 @@ __all__ = ["detect_kind", "read", "read_collecting"]
 _T = TypeVar("_T")
 
 _MESSAGE_HEADER = qpath("edXMLEnvelope", "edXMLHeader", "MessageHeader")
-_STATUS_ONLY = frozenset({q("StatusCode"), q("Timestamp")})
+_STATUS_ONLY = (q("StatusCode"), q("Timestamp"))
 
 
 def detect_kind(root: etree._Element) -> Kind:
@@ -59,7 +59,7 @@ def detect_kind(root: etree._Element) -> Kind:
     that lacks its StatusCode is still judged, and reported on, as a status message.
     """
     header = root.find(_MESSAGE_HEADER)
-    if header is not None and any(child.tag in _STATUS_ONLY for child in header):
+    if header is not None and next(header.iterchildren(*_STATUS_ONLY), None) is not None:
         return Kind.STATUS
     return Kind.DOCUMENT
 

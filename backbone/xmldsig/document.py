@@ -86,8 +86,10 @@ class VerifiedXml:
     from the signed canonical bytes, so nothing unsigned (comments, the signature) is in it."""
 
     signed_xml: etree._Element
-    # None when verified in place (``verify_edxml(in_place=True)``, a large document): the
-    # signed canonical bytes were not made, and ``signed_xml`` is the verified tree.
+    # None when verified in place without them (``verify_edxml(in_place=True)``, a large
+    # document): the signed canonical bytes were not made, and ``signed_xml`` is the
+    # verified tree. With ``in_place=True, digest_bound=True`` they were made and held to the
+    # digest, and ``signed_xml`` is still the verified tree.
     signed_data: bytes | None
     sender: OrganCode
     certificate: ValidatedCertificate
@@ -205,6 +207,7 @@ def verify_edxml(
     claimed_sender: OrganCode,
     *,
     in_place: bool = False,
+    digest_bound: bool | None = None,
 ) -> VerifiedXml:
     """Verify the signature, that its certificate is valid for ``claimed_sender`` (the edXML
     ``From/OrganId``), and that the signed document names that sender. ``edxml`` is the
@@ -218,6 +221,14 @@ def verify_edxml(
     for a large document, held three times over otherwise (the canonical bytes cost as much
     again to make). What is unsigned in a tree (comments, content in the signature) is
     refused either way, and the reader reads nothing in the signature.
+
+    ``digest_bound`` (by default: not ``in_place``): make the signed canonical bytes and hold
+    them to the DigestValue libxmlsec1 checked (:func:`~backbone.xmldsig.profile.signed_bytes`).
+    ``in_place=True, digest_bound=True`` is what the recipient of a single message does
+    (issue 21): the same check of the tree's canonical form as without ``in_place``, without
+    a second tree rebuilt from those bytes, so that the model it read from this very tree
+    while validating it is the model of the signed content (nothing but the canonical form's
+    quirks could differ between the two trees, and no reader sees those).
 
     Raises :class:`XmlSignatureError` (``xml_signature_invalid``) for a missing, misplaced or
     wrong signature, a :class:`CertificateError` subclass for the certificate, and
@@ -249,11 +260,13 @@ def verify_edxml(
     except XmlSignatureError:
         check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
         raise
-    signed_data: bytes | None
+    bound = not in_place if digest_bound is None else digest_bound
+    signed_data = signed_bytes(root, signatures[0], signed_info) if bound else None
     if in_place:  # libxmlsec1 digested this very tree: read it
-        signed_data, signed_xml = None, root
+        signed_xml = root
+    elif signed_data is None:
+        raise ValueError("digest_bound=False only with in_place=True: the tree is built from them")
     else:
-        signed_data = signed_bytes(root, signatures[0], signed_info)
         signed_xml = _signed_tree(signed_data)
     signed_from = signed_xml.findtext(_FROM_PATH)
     if signed_from is None or signed_from.strip() != str(claimed_sender):
