@@ -67,6 +67,7 @@ class BrokerConnection:
                 self._config.connection_url(),  # amqps://: the broker's certificate verified
                 client_properties={"connection_name": f"vdx-adapter {self.system}"},
                 reconnect_interval=self._config.reconnect_interval,
+                timeout=self._config.connect_timeout,
             )
             self._connection.reconnect_callbacks.add(self._on_reconnect)
             self._connection.close_callbacks.add(self._on_connection_lost)

@@ -70,6 +70,14 @@ class BrokerSettings(FileSettings):
     amqp_key_file: Path | None = Field(
         default=None, description="PEM key of amqp_cert_file; never logged"
     )
+    # Without it a broker that accepts the TCP connection and never answers (a wedged
+    # node, a port that is not AMQP's) would hold the process at start with nothing said.
+    connect_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the broker has to accept a connection and answer the AMQP "
+        "handshake (TLS included)",
+    )
 
     @model_validator(mode="after")
     def _tls_fits_the_url(self) -> Self:

@@ -89,6 +89,12 @@ def connection_problem(error: BaseException) -> str:
         if isinstance(current, ssl.SSLError):
             return f"the TLS handshake with the broker failed ({current.reason or current})"
         current = current.__cause__ or current.__context__
+    if isinstance(error, TimeoutError):
+        return (
+            "no answer within connect_timeout: the broker did not accept the connection or "
+            "never answered the AMQP handshake (a stopped or wedged node, or a port that is "
+            "not AMQP's): check the host and port in amqp_url and the broker's state"
+        )
     # Only plain words from the error, never anything URL-shaped (it may hold a password).
     text = " ".join(arg for arg in error.args if isinstance(arg, str) and "://" not in arg)
     if "CERTIFICATE_VERIFY_FAILED" in text:

@@ -77,6 +77,7 @@ async def build_router(settings: Settings) -> Router:
     router = Router(
         RouterOptions(
             amqp_url=settings.connection_url(),  # amqps://: the broker's certificate verified
+            connect_timeout=settings.connect_timeout,
             names=names,
             prefetch=settings.prefetch,
             chunk_prefetch=settings.chunk_prefetch,

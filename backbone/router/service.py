@@ -97,6 +97,7 @@ log = structlog.get_logger(__name__)
 class RouterOptions:
     amqp_url: str
     names: Names = field(default_factory=Names)
+    connect_timeout: float = 30.0  # seconds for the connection and the AMQP handshake
     prefetch: int = 256
     # Chunks of chunked documents in flight (their own queue and channel): each up to 8 MiB.
     chunk_prefetch: int = 4
@@ -203,7 +204,9 @@ class Router:
     async def start(self) -> None:
         names = self.options.names
         self._connection = await aio_pika.connect_robust(
-            self.options.amqp_url, client_properties={"connection_name": "vdx-router"}
+            self.options.amqp_url,
+            client_properties={"connection_name": "vdx-router"},
+            timeout=self.options.connect_timeout,
         )
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._publish_channel = await self._connection.channel(
