@@ -159,7 +159,8 @@ class Exchange:
 
     async def channel(self, account: str) -> AbstractChannel:
         if account not in self._channels:
-            connection = await aio_pika.connect_robust(self.url_for(account))
+            # Bounded: a wedged broker fails the test that needs it, not the whole run.
+            connection = await aio_pika.connect_robust(self.url_for(account), timeout=60)
             self._connections[account] = connection
             self._channels[account] = await connection.channel(publisher_confirms=True)
         return self._channels[account]
