@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from hashlib import sha256
 from pathlib import Path
 
+import aiormq
 import pytest
 
 from backbone.edxml import StatusCode
@@ -112,6 +113,29 @@ async def test_a_document_from_a_to_b_reaches_b_and_a_hears_it_was_routed(
     assert [(e.type, e.envelope_id) for e in events] == [
         (EventType.ROUTED, read_frame(body).header.envelope_id)
     ]
+
+
+async def test_the_router_consumes_its_inbound_queue_again_after_the_broker_cancels_it(
+    exchange: Exchange, router: Router
+) -> None:
+    # The router consumes envelopes through aiormq itself (``direct_consume``). The broker
+    # cancels a consumer with a basic.cancel frame (a deleted queue; this RabbitMQ sends none
+    # for a deleted quorum queue, so the test plays that frame): the consumer gone at the
+    # broker, the router checks that the queue is there and consumes again.
+    first = exchange.seal_document(G22, [H41], 1)
+    await exchange.submit(first, as_account=exchange.account_of(G22))
+    assert [m.body for m in await exchange.drain(exchange.inbox_of(H41), expect=1)] == [first]
+    consumer = router._envelopes
+    assert consumer is not None
+    underlay = await consumer._underlay()
+    await underlay.basic_cancel(consumer._tag)  # gone at the broker, as after its cancel
+
+    consumer._on_cancel(aiormq.spec.Basic.Cancel(consumer_tag=consumer._tag))
+    second = exchange.seal_document(G22, [H41], 2)
+    await exchange.submit(second, as_account=exchange.account_of(G22))
+
+    delivered = await exchange.drain(exchange.inbox_of(H41), expect=1, timeout=30)
+    assert [m.body for m in delivered] == [second]
 
 
 async def test_one_submission_reaches_recipients_on_all_four_tiers(exchange: Exchange) -> None:

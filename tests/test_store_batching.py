@@ -105,6 +105,38 @@ async def test_claims_in_one_batch_resolve_as_sequential_calls(store: BatchingSt
     ]
 
 
+async def test_routes_claimed_in_one_batch_are_all_recorded_routed_new_or_taken_over(
+    store: BatchingStore,
+) -> None:
+    # A new claim is inserted routed in the batch's one insert; a claim taking over an
+    # unfinished one, and claims of one identity twice in the batch, get their outcome
+    # apart. Every one ends routed, with its deliveries, whichever way it went.
+    spy = Spy(store.store)
+    unfinished = header(document_id="doc taken over")
+    await store.claim(SubmissionKey.of(unfinished), unfinished.envelope_id)
+    fresh = [header(document_id=f"doc {n}", recipients=(RECIPIENT, SENDER)) for n in range(5)]
+    taking_over = header(document_id="doc taken over")  # same payload, another envelope
+    twice = header(document_id="doc twice")
+    spy.batches.clear()
+
+    claims = await asyncio.gather(
+        *(store.claim_route(h) for h in (*fresh, taking_over, twice, twice))
+    )
+
+    assert spy.batches == [8]
+    assert claims == [
+        *(Claim(ClaimState.NEW, h.envelope_id, None) for h in fresh),
+        Claim(ClaimState.RESUMED, unfinished.envelope_id, None),
+        Claim(ClaimState.NEW, twice.envelope_id, None),
+        Claim(ClaimState.DUPLICATE, twice.envelope_id, Outcome.ROUTED),
+    ]
+    for routed in (*fresh, taking_over, twice):
+        again = await store.claim(SubmissionKey.of(routed), routed.envelope_id)
+        assert again == Claim(ClaimState.DUPLICATE, routed.envelope_id, Outcome.ROUTED)
+        (delivery,) = await store.history(routed.document_id, sender=SENDER, recipient=RECIPIENT)
+        assert delivery.envelope_id == routed.envelope_id
+
+
 async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
     store: BatchingStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

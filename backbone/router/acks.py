@@ -17,7 +17,8 @@ import asyncio
 import heapq
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
+
+from backbone.router.direct_consume import Received
 
 __all__ = ["Acknowledger"]
 
@@ -31,7 +32,7 @@ class _Window:
     def __init__(self) -> None:
         self.in_progress: list[int] = []  # a heap; settled tags are removed lazily
         self.settled: set[int] = set()
-        self.pending: dict[int, AbstractIncomingMessage] = {}  # settled, not yet acked
+        self.pending: dict[int, Received] = {}  # settled, not yet acked
 
 
 class Acknowledger:
@@ -40,12 +41,12 @@ class Acknowledger:
         self._flush_scheduled = False
         self._acking: set[asyncio.Task[None]] = set()
 
-    def received(self, message: AbstractIncomingMessage) -> None:
+    def received(self, message: Received) -> None:
         """Call first thing for each delivery, in delivery order."""
         window = self._windows.setdefault(message.channel, _Window())
         heapq.heappush(window.in_progress, _tag(message))
 
-    def ack(self, message: AbstractIncomingMessage) -> None:
+    def ack(self, message: Received) -> None:
         """The envelope is finished: acknowledge it with the next run."""
         window = self._windows.get(message.channel)
         if window is None:  # its channel is gone; the broker redelivers it
@@ -56,7 +57,7 @@ class Acknowledger:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
-    async def reject(self, message: AbstractIncomingMessage) -> None:
+    async def reject(self, message: Received) -> None:
         """Requeue the delivery now: only when the router could not even publish it again
         with its own count (``router.retries``); the broker may or may not count it."""
         try:
@@ -96,14 +97,14 @@ class Acknowledger:
                 del self._windows[key]
 
     @staticmethod
-    async def _ack_up_to(message: AbstractIncomingMessage) -> None:
+    async def _ack_up_to(message: Received) -> None:
         try:
             await message.ack(multiple=True)
         except Exception:  # the channel closed meanwhile: the broker redelivers them
             log.warning("router.ack_failed", delivery_tag=message.delivery_tag)
 
 
-def _tag(message: AbstractIncomingMessage) -> int:
+def _tag(message: Received) -> int:
     tag = message.delivery_tag
     if tag is None:
         raise ValueError("a delivery without a delivery tag cannot be acknowledged")

@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, FieldValue
+from aio_pika.abc import FieldValue
 from yarl import URL
 
 from backbone.clock import utc_now
 from backbone.errors import Reason
+from backbone.router.direct_consume import Received
 from backbone.wire import H_ATTEMPTS, H_MESSAGE, H_PUBLISHER, H_REASON, H_WAITING_SINCE
 
 __all__ = [
@@ -63,7 +64,7 @@ class Attempts:
     publisher: str | None  # the broker account that published the envelope in the first place
 
 
-def read_attempts(message: AbstractIncomingMessage, *, router_account: str) -> Attempts:
+def read_attempts(message: Received, *, router_account: str) -> Attempts:
     """The attempts and the original publisher of ``message``: from its headers when the
     router published it (its ``user_id``), else a first receipt from ``message.user_id``."""
     headers = message.headers or {}
@@ -106,7 +107,7 @@ def waiting_message(
     return _message(body, headers, router_account=router_account)
 
 
-def waiting_since(message: AbstractIncomingMessage, *, router_account: str) -> datetime | None:
+def waiting_since(message: Received, *, router_account: str) -> datetime | None:
     """When a router first put ``message`` back waiting for its header (None: never, or not
     a message the router published)."""
     value = (message.headers or {}).get(H_WAITING_SINCE)
@@ -119,7 +120,7 @@ def waiting_since(message: AbstractIncomingMessage, *, router_account: str) -> d
     return since if since.tzinfo is not None else None
 
 
-def is_router_dead_letter(message: AbstractIncomingMessage, *, router_account: str) -> bool:
+def is_router_dead_letter(message: Received, *, router_account: str) -> bool:
     """Whether the router dead-lettered ``message`` itself (not the broker, from a queue)."""
     return (
         message.user_id == router_account

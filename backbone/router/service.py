@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import aio_pika
 import aiormq
@@ -28,7 +29,7 @@ import structlog
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
-    AbstractIncomingMessage,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 
@@ -58,6 +59,7 @@ from backbone.router.chunks import (
     OpenDocuments,
     WaitingChunks,
 )
+from backbone.router.direct_consume import DirectConsumer, Received
 from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell
@@ -91,6 +93,8 @@ from backbone.wire import (
 __all__ = ["Router", "RouterOptions", "start"]
 
 log = structlog.get_logger(__name__)
+
+_M = TypeVar("_M", bound=Received)  # what a consumer hands its handler
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,7 @@ class Router:
         self._tiers: tuple[Directory, dict[str, str]] = (directory, {})  # code → tier name
         self._connection: AbstractRobustConnection | None = None
         self._consume_channel: AbstractChannel | None = None
+        self._envelopes: DirectConsumer | None = None  # the inbound queue's consumer
         self._chunk_channel: AbstractChannel | None = None
         self._notify_channel: AbstractChannel | None = None
         self._acks = Acknowledger()
@@ -242,8 +247,13 @@ class Router:
                 self._versions_channel, names, self._tracked(self._updates.on_version)
             )
         )
+        # Envelopes through aiormq directly (``direct_consume``): the hot path.
+        assert isinstance(self._consume_channel, AbstractRobustChannel)
+        self._envelopes = DirectConsumer(
+            self._consume_channel, names.inbound_queue, self._tracked(self._on_envelope)
+        )
+        await self._envelopes.start()
         for channel, queue_name, handler in (
-            (self._consume_channel, names.inbound_queue, self._on_envelope),
             (self._chunk_channel, names.chunk_queue, self._on_chunk),
             (self._notify_channel, names.unroutable_notify, self._parked.on_unroutable),
             (self._notify_channel, names.dead_letter_notify, self._parked.on_dead_letter),
@@ -290,6 +300,11 @@ class Router:
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop consuming, finish what is in flight, close."""
+        if self._envelopes is not None:
+            try:
+                await self._envelopes.stop()
+            except Exception:  # the connection may already be gone; in-flight still drains
+                log.warning("router.cancel_failed", queue=self._envelopes.queue)
         for queue, tag in self._consumer_tags:
             try:
                 await queue.cancel(tag)
@@ -325,10 +340,8 @@ class Router:
         await self.store.ping()
         return None
 
-    def _tracked(
-        self, handler: Callable[[AbstractIncomingMessage], Awaitable[None]]
-    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
-        async def run(message: AbstractIncomingMessage) -> None:
+    def _tracked(self, handler: Callable[[_M], Awaitable[None]]) -> Callable[[_M], Awaitable[None]]:
+        async def run(message: _M) -> None:
             task = asyncio.current_task()
             assert task is not None
             self._in_flight.add(task)
@@ -341,7 +354,7 @@ class Router:
 
     # -- the envelope path ---------------------------------------------------------------
 
-    async def _on_envelope(self, message: AbstractIncomingMessage) -> None:
+    async def _on_envelope(self, message: Received) -> None:
         form = header_text(message, H_FORM)  # absent on the single-message form
         if form == FORM_CHUNK:
             await self._on_chunk(message)
@@ -405,7 +418,7 @@ class Router:
                 self._chunked.not_opened(verified_id)
             metrics.IN_FLIGHT.dec()
 
-    async def _on_chunk(self, message: AbstractIncomingMessage) -> None:
+    async def _on_chunk(self, message: Received) -> None:
         """One chunk of a chunked document: checked against its routed header and
         forwarded to the header's recipients, or refused with a reason (the sender told)."""
         self._acks.received(message)
@@ -502,7 +515,7 @@ class Router:
             )
 
     async def _put_back(
-        self, message: AbstractIncomingMessage, attempts: Attempts, since: datetime | None
+        self, message: Received, attempts: Attempts, since: datetime | None
     ) -> bool:
         """Publish a chunk whose header is not routed yet again behind the chunk queue,
         marked with when it was first seen (``since``, None: now), and acknowledge it: True;
@@ -554,7 +567,7 @@ class Router:
 
     async def _failed(
         self,
-        message: AbstractIncomingMessage,
+        message: Received,
         attempts: Attempts,
         error: BaseException,
         *,
@@ -831,9 +844,7 @@ class Router:
         confirmed = datetime.now(UTC)
         metrics.END_TO_END_SECONDS.observe(max(0.0, (confirmed - header.created).total_seconds()))
 
-    async def _reject(
-        self, decision: Reject, message: AbstractIncomingMessage, publisher: str | None
-    ) -> None:
+    async def _reject(self, decision: Reject, message: Received, publisher: str | None) -> None:
         header = decision.header
         if decision.authenticated and header is not None:
             # Kept where the sender can always look it up (tracking): events queues are

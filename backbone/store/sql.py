@@ -191,13 +191,21 @@ class SqlStore:
                     results.extend([None] * len(run))
         return results
 
-    async def _record_routes(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+    async def _record_routes(
+        self, conn: AsyncConnection, run: Sequence[RoutedCall], *, done: Sequence[bool] = ()
+    ) -> None:
+        """Record ``run`` routed; ``done[i]``: the claim of ``run[i]`` was inserted with its
+        outcome already set (``_claim_routes``), so only its deliveries and journeys are
+        left to write."""
+        done = done or [False] * len(run)
         if self._routed is None:
             # A run of record_routed calls touches nothing any other call of the run reads.
-            await self._routed_many(conn, run)
+            await self._routed_many(conn, run, done)
             return
-        for call in run:
-            await self._delivered_on(conn, call)
+        await self._deliveries(conn, [call for call, fresh in zip(run, done, strict=True) if fresh])
+        for call, fresh in zip(run, done, strict=True):
+            if not fresh:
+                await self._delivered_on(conn, call)
         await self._track(conn, run)
 
     async def _claim_routes(
@@ -206,14 +214,18 @@ class SqlStore:
         # Routed at the moment of the claim. A claim that commutes with the rest of the run
         # (_claim_many) is recorded with the others at the end; one that does not is
         # recorded right after its claim, as the two calls one after the other would be.
+        # A claim the run's multi-row insert makes is inserted routed (one statement for
+        # the claim and its outcome); the transaction makes both visible together.
         deferred: list[RoutedCall] = []
+        done: list[bool] = []
 
-        async def record(call: ClaimRouteCall, claim: Claim, commutes: bool) -> None:
+        async def record(call: ClaimRouteCall, claim: Claim, commutes: bool, fresh: bool) -> None:
             if not claim.state.routes:
                 return
             routed = RoutedCall(call.header, now, call.routing)
             if commutes:
                 deferred.append(routed)
+                done.append(fresh)
             else:
                 await self._routed_on(conn, routed)
 
@@ -221,10 +233,11 @@ class SqlStore:
             conn,
             [call.claim for call in run],
             now,
-            then=lambda i, c, alone: record(run[i], c, alone),
+            outcome=Outcome.ROUTED,
+            then=lambda i, c, alone, fresh: record(run[i], c, alone, fresh),
         )
         if deferred:
-            await self._record_routes(conn, deferred)
+            await self._record_routes(conn, deferred, done=done)
         return claims
 
     async def _claim_on(
@@ -252,11 +265,13 @@ class SqlStore:
         run: Sequence[ClaimCall],
         now: datetime,
         *,
-        then: Callable[[int, Claim, bool], Awaitable[None]] | None = None,
+        outcome: Outcome | None = None,
+        then: Callable[[int, Claim, bool, bool], Awaitable[None]] | None = None,
     ) -> list[Claim]:
         """The claims of ``run``, each as if made alone in order; ``then(index, claim,
-        commutes)`` runs after each, before the next (``commutes``: it shares neither its
-        identity nor its envelope id with another claim of the run).
+        commutes, fresh)`` runs after each, before the next (``commutes``: it shares neither
+        its identity nor its envelope id with another claim of the run; ``fresh``: the
+        multi-row insert made its row, with ``outcome`` already set).
 
         Such a claim commutes with all the others: those go in one multi-row insert. The
         others run one by one, in order, so the run resolves exactly as claims one by one
@@ -276,13 +291,14 @@ class SqlStore:
         if independent:
             found = await conn.execute(
                 self._claim_insert_many,
-                [claim_row(call.identity, call.envelope_id, now) for call in independent],
+                [claim_row(call.identity, call.envelope_id, now, outcome) for call in independent],
             )
             inserted = {tuple(row) for row in found}
         results = []
         for index, call in enumerate(run):
             alone = commutes(call)
-            if claim_key(call.identity, call.envelope_id) in inserted:
+            fresh = claim_key(call.identity, call.envelope_id) in inserted
+            if fresh:
                 claim = Claim(ClaimState.NEW, call.envelope_id, None)
             elif alone:  # its insert found the identity or the envelope id held already
                 claim = await self._claim_held(
@@ -294,7 +310,7 @@ class SqlStore:
                 )
             results.append(claim)
             if then is not None:
-                await then(index, claim, alone)
+                await then(index, claim, alone, fresh)
         return results
 
     async def _claim_held(
@@ -339,21 +355,31 @@ class SqlStore:
             if taken.rowcount == 1:
                 return claim
 
-    async def _routed_many(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
-        # Three statements for the whole run; the update takes SQLite's write lock.
-        await conn.execute(
-            FINISH, [finished(call.header.envelope_id, Outcome.ROUTED, None) for call in run]
-        )
+    async def _routed_many(
+        self, conn: AsyncConnection, run: Sequence[RoutedCall], done: Sequence[bool]
+    ) -> None:
+        # Three statements for the whole run at most; the update takes SQLite's write lock.
+        unfinished = [
+            finished(call.header.envelope_id, Outcome.ROUTED, None)
+            for call, fresh in zip(run, done, strict=True)
+            if not fresh
+        ]
+        if unfinished:
+            await conn.execute(FINISH, unfinished)
+        await self._deliveries(conn, run)
+        await self._track(conn, run)
+
+    async def _deliveries(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+        """The delivery rows of ``run``, one statement (their claims' outcome set apart)."""
         rows = [
             row for call in run for row in delivery_rows(call.header, utc(call.at), call.routing)
         ]
         if rows:
             await conn.execute(self._delivery_insert, rows)
-        await self._track(conn, run)
 
     async def _routed_on(self, conn: AsyncConnection, call: RoutedCall) -> None:
         if self._routed is None:
-            await self._routed_many(conn, [call])
+            await self._routed_many(conn, [call], [False])
             return
         await self._delivered_on(conn, call)
         await self._track(conn, [call])

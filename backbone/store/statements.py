@@ -158,13 +158,17 @@ def delivery_fields(header: EnvelopeHeader, at: datetime, routing: Routing) -> d
     }
 
 
-def claim_row(identity: SubmissionKey, envelope_id: str, now: datetime) -> dict[str, Any]:
+def claim_row(
+    identity: SubmissionKey, envelope_id: str, now: datetime, outcome: Outcome | None = None
+) -> dict[str, Any]:
+    """A claim's row; ``outcome`` set when the claim is finished as it is made."""
     return {
         "sender": identity.sender,
         "document_id": identity.document_id,
         "variant": identity.variant,
         "payload_digest": identity.payload_digest,
         "envelope_id": envelope_id,
+        "outcome": None if outcome is None else outcome.value,
         "claimed_at": now,
     }
 

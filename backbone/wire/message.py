@@ -7,12 +7,13 @@ in headers of our own (the router and operators read them without opening the bo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractMessage, FieldValue
+from aio_pika.abc import FieldValue
 
 from backbone.envelope import EnvelopeHeader
 from backbone.wire.names import (
@@ -105,7 +106,14 @@ def _envelope_headers(
     return headers
 
 
-def header_text(message: AbstractMessage, name: str) -> str | None:
+class _HasHeaders(Protocol):
+    """A message read or made: aio-pika's, or the router's own deliveries."""
+
+    @property
+    def headers(self) -> Mapping[str, object] | None: ...
+
+
+def header_text(message: _HasHeaders, name: str) -> str | None:
     """Header ``name`` of ``message`` when it is text; ``None`` when absent or not text."""
     value = (message.headers or {}).get(name)
     return value if isinstance(value, str) else None
