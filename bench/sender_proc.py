@@ -31,7 +31,8 @@ def sender_phases() -> Phases:
     (XML-DSig, the signed file written), keep (the seal — ``seal``: read, encrypt, digests,
     header signed — with each chunk message written and fsynced to disk as it is sealed),
     publish (from the header's publish to the last confirm), chunk_publish (each chunk's
-    publish until its confirm: its ``first`` is when the first chunk went)."""
+    publish until its confirm, summed over the window's publishes in flight together, so more
+    than the wall time: its ``first`` is when the first chunk went)."""
     import adapters.pending_sends as pending_sends
     import adapters.sending as sending
     from backbone.wire import FORM_CHUNK
