@@ -117,7 +117,9 @@ class ChunkedInbox:
             verified = verify_chunked_header(body, self._validator, self._limits)
             ours = self._opener.ours(verified.header)  # NotARecipientError: nothing staged
             try:
-                self._staging.begin(verified)
+                # The key too, so each chunk is decrypted as it is staged (a cache: the
+                # document is still judged whole before anything is handed out).
+                self._staging.begin(verified, content_key=self._opener.content_key(verified))
             except StagingError as error:
                 # Nothing kept; authentic, so its sender is told (status 02, staging_full).
                 self._refused[verified.header.envelope_id] = None

@@ -167,6 +167,19 @@ class EnvelopeOpener:
             return None
         return served_heir(self._directory(), code, self._agencies)
 
+    def content_key(self, verified: VerifiedChunkedHeader) -> bytes | None:
+        """The content key through the first served wrap that opens it (every one that
+        does gives the same key: the header's commitment), to decrypt a chunked document's
+        chunks as they are staged; None when none opens it (the opening says why)."""
+        for wrap in self._wraps(verified.header):
+            if wrap.key is None:
+                continue
+            try:
+                return unwrap_content_key(verified, recipient=wrap.code, recipient_key=wrap.key)
+            except BackboneError:
+                continue
+        return None
+
     def open_staged(
         self, verified: VerifiedChunkedHeader, deliver: Callable[[bytes], Path]
     ) -> Opened:

@@ -41,7 +41,7 @@ from backbone.edxml import (
     parse_xml,
 )
 from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
-from backbone.envelope.split import seal_file
+from backbone.envelope.split import ChunkKeeper, SealedDocument, seal_file
 from backbone.errors import (
     BrokerUnavailableError,
     DirectoryError,
@@ -249,18 +249,21 @@ class EnvelopeSender:
                 parties.sender.key,
                 parties.sender.certificate,
             )
-            sealed = await asyncio.to_thread(
-                seal_file, path, limits=limits, **parties.seal_arguments(self._validator)
-            )
-            _log_sealed(sealed.header)
-            # Every message on disk before the first goes out: the key is dropped with
-            # ``sealed``, and a restart publishes these bytes again.
-            pending = await asyncio.to_thread(self._pending.write, kept.key, sealed)
+            arguments = parties.seal_arguments(self._validator)
+
+            def seal_keeping(keep: ChunkKeeper) -> SealedDocument:
+                return seal_file(path, limits=limits, keep=keep, **arguments)
+
+            # Every message on disk before the first goes out, written as it is sealed (one
+            # pass over the signed file): the key is dropped with the seal, and a restart
+            # publishes these bytes again.
+            pending = await asyncio.to_thread(self._pending.keep, kept.key, seal_keeping)
+            _log_sealed(pending.header)
         finally:
             path.unlink(missing_ok=True)
         try:
             if before_publish is not None:
-                await before_publish(sealed.header, parties.message)
+                await before_publish(pending.header, parties.message)
         except BaseException:
             await asyncio.to_thread(pending.discard)
             raise

@@ -228,6 +228,8 @@ async def _measure(
             await router.stop()
     delivered = sent["event"] == "sent"
     seconds = float(received["t"]) - float(sending["t"]) if delivered else None
+    sender_phases = dict(sender_stopped.get("phases") or {})
+    recipient_phases = dict(recipient_stopped.get("phases") or {})
     peaks = {
         "router_peak_rss_mb": round((router.peak_rss_kib or 0) / 1024, 1),
         "sender_peak_rss_mb": round(int(sender_stopped["VmHWM"]) / 1024, 1),
@@ -250,6 +252,66 @@ async def _measure(
             ceiling_bytes_per_s=ceiling_bytes_per_s,
             **peaks,
         ),
+        **transport_figures(
+            first_chunk_published=_at(sender_phases, "chunk_publish", "first"),
+            last_chunk_staged=_at(recipient_phases, "stage", "last") if delivered else None,
+            message_bytes=chunk_message_total(document_bytes, chunk_bytes),
+            ceiling_bytes_per_s=ceiling_bytes_per_s,
+        ),
+        "sender_phases": _seconds_only(sender_phases, since=float(sending["t"])),
+        "recipient_phases": _seconds_only(recipient_phases, since=float(sending["t"])),
+    }
+
+
+def transport_figures(
+    *,
+    first_chunk_published: float | None,
+    last_chunk_staged: float | None,
+    message_bytes: int,
+    ceiling_bytes_per_s: float,
+) -> dict[str, Any]:
+    """The chunk transport alone, beside the end-to-end figures: the chunk messages' bytes
+    from the sender's first chunk published to the recipient's last chunk staged (the
+    sender's publishing, the router's forwarding and the recipient's staging), against the
+    bare broker. Not a target: it shows what the transport costs and what the edges'
+    whole-document work (validation, XML-DSig, encryption, decryption) costs beside it.
+    None when either moment was not seen (the document did not get through)."""
+    if first_chunk_published is None or last_chunk_staged is None:
+        seconds = None
+    else:
+        seconds = last_chunk_staged - first_chunk_published
+    if seconds is None or seconds <= 0:
+        return {"transport_seconds": None, "transport_mb_per_s": None, "transport_ratio": None}
+    bytes_per_s = message_bytes / seconds
+    return {
+        "transport_seconds": round(seconds, 2),
+        "transport_mb_per_s": round(bytes_per_s / MiB, 2),
+        "transport_ratio": round(bytes_per_s / ceiling_bytes_per_s, 3),
+    }
+
+
+def chunk_message_total(document_bytes: int, chunk_bytes: int) -> int:
+    """The bytes of every chunk message of a document (the last chunk is shorter)."""
+    full, rest = divmod(document_bytes, chunk_bytes)
+    overhead = chunk_message_bytes(chunk_bytes) - chunk_bytes  # prefix and tag
+    return full * (chunk_bytes + overhead) + (rest + overhead if rest else 0)
+
+
+def _at(phases: dict[str, Any], label: str, key: str) -> float | None:
+    value = phases.get(label, {}).get(key)
+    return None if value is None else float(value)
+
+
+def _seconds_only(phases: dict[str, Any], *, since: float) -> dict[str, Any]:
+    """Each phase's summed seconds, and when it began and ended, in seconds since the
+    sender said ``sending`` (the same wall clock: every process is on this machine)."""
+    return {
+        label: {
+            "seconds": phase["seconds"],
+            "from": None if phase["first"] is None else round(phase["first"] - since, 2),
+            "to": None if phase["last"] is None else round(phase["last"] - since, 2),
+        }
+        for label, phase in phases.items()
     }
 
 

@@ -5,7 +5,8 @@
 SPEC.json is an ``AdapterConfig`` (the broker URL in clear). It starts an ``AdapterClient``
 (status 01 off), prints ``{"event": "ready"}``, then one JSON line per item ``received()``
 yields — ``{"e": envelope id, "t": wall clock}`` — until SIGTERM, and then
-``{"event": "stopped", "cpu": CPU seconds since ready, "VmHWM": …, "VmRSS": …}`` (KiB).
+``{"event": "stopped", "cpu": CPU seconds since ready, "VmHWM": …, "VmRSS": …, "phases": …}``
+(KiB; the seconds of each phase of the receipt, :mod:`bench.phases`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,26 @@ from pathlib import Path
 from adapters import AdapterClient
 from adapters.config import AdapterConfig
 from backbone.logs import configure_logging
+from bench.phases import Phases
 from bench.router_proc import memory_kib
+
+
+def recipient_phases() -> Phases:
+    """The recipient adapter's phases: stage (each chunk checked and kept: its ``last`` is
+    when the last chunk was staged), deliver (the staged chunks decrypted into the document's
+    file), judge (read, parse, verify, validate), and within it parse, verify (XML-DSig) and
+    validate (schema and model)."""
+    import adapters.opening as opening
+    from backbone.envelope.staging import Staging
+
+    phases = Phases()
+    phases.wrap(Staging, "accept", "stage")
+    phases.wrap(Staging, "deliver", "deliver")
+    phases.wrap(opening._Content, "_judged_file", "judge")
+    phases.wrap(opening, "parse_xml", "parse")
+    phases.wrap(opening, "verify_edxml", "verify")
+    phases.wrap(opening, "examine_parsed", "validate")
+    return phases
 
 
 def _say(line: dict[str, object]) -> None:
@@ -29,6 +49,7 @@ def _say(line: dict[str, object]) -> None:
 
 
 async def main(spec: dict[str, object]) -> None:
+    phases = recipient_phases()
     client = AdapterClient(AdapterConfig.model_validate(spec), auto_arrival=False)
     await client.start()
     stop = asyncio.Event()
@@ -46,7 +67,14 @@ async def main(spec: dict[str, object]) -> None:
     await stop.wait()
     consumer.cancel()
     await asyncio.gather(consumer, return_exceptions=True)
-    _say({"event": "stopped", "cpu": time.process_time() - cpu, **memory_kib()})
+    _say(
+        {
+            "event": "stopped",
+            "cpu": time.process_time() - cpu,
+            **memory_kib(),
+            "phases": phases.report(),
+        }
+    )
     await client.close()
 
 

@@ -10,10 +10,14 @@ from backbone.edxml import EdxmlDocument, validate
 from bench.large import (
     MiB,
     chunk_message_bytes,
+    chunk_message_total,
     large_document_targets,
     large_document_verdicts,
+    transport_figures,
     write_large_edxml,
 )
+from bench.phases import Phases
+from bench.report import _large_document
 
 GiB = 1 << 30
 
@@ -96,3 +100,62 @@ def test_the_written_document_is_valid_edxml_within_its_size_with_room_to_be_sig
 
 def test_a_chunk_message_is_the_chunk_its_tag_and_the_prefix() -> None:
     assert chunk_message_bytes(4 * MiB) == 4 * MiB + 16 + 44
+
+
+def test_the_transport_figure_is_the_chunk_bytes_from_first_published_to_last_staged() -> None:
+    figures = transport_figures(
+        first_chunk_published=100.0,
+        last_chunk_staged=104.0,
+        message_bytes=64 * MiB,
+        ceiling_bytes_per_s=32 * MiB,
+    )
+    assert figures == {
+        "transport_seconds": 4.0,
+        "transport_mb_per_s": 16.0,
+        "transport_ratio": 0.5,
+    }
+    unseen = transport_figures(
+        first_chunk_published=100.0,
+        last_chunk_staged=None,
+        message_bytes=64 * MiB,
+        ceiling_bytes_per_s=32 * MiB,
+    )
+    assert set(unseen.values()) == {None}
+
+
+def test_the_chunk_bytes_count_every_message_the_last_one_shorter() -> None:
+    overhead = chunk_message_bytes(4 * MiB) - 4 * MiB
+    assert chunk_message_total(8 * MiB, 4 * MiB) == 2 * (4 * MiB + overhead)
+    assert chunk_message_total(8 * MiB + 10, 4 * MiB) == 2 * (4 * MiB + overhead) + 10 + overhead
+
+
+def test_the_end_to_end_ratio_keeps_its_definition_beside_the_transport_ratio() -> None:
+    large: dict[str, Any] = {"document_bytes": GiB, "chunks": 256, "chunk_bytes": 4 * MiB}
+    large |= {"send_seconds": 30.0, "refused": None}
+    large |= {"router_peak_rss_mb": 150.0, "sender_peak_rss_mb": 2000.0}
+    large |= {"recipient_peak_rss_mb": 3000.0, **_verdicts(seconds=128.0)}
+    large |= {"seconds": 128.0, "transport_seconds": 16.0, "transport_mb_per_s": 64.0}
+    large |= {"transport_ratio": 2.0, "sender_phases": {"sign": {"seconds": 3.5}}}
+    large |= {"recipient_phases": {"verify": {"seconds": 1.25}}}
+    assert large["throughput_ratio"] == 0.25  # the document's bytes over the whole path
+    [line] = _large_document({"large_document": large})
+    assert "(ratio 0.25)" in line
+    assert "transport ratio 2" in line
+    assert "sender: sign 3.5; recipient: verify 1.25" in line
+
+
+def test_phases_add_up_each_labelled_call_and_keep_the_first_start_and_last_end() -> None:
+    class Work:
+        @staticmethod
+        def step(value: int) -> int:
+            return value * 2
+
+    phases = Phases()
+    phases.wrap(Work, "step", "step", when=lambda value: value > 1)
+    assert [Work.step(1), Work.step(2), Work.step(3)] == [2, 4, 6]
+    report = phases.report()
+    assert report["step"]["calls"] == 2  # the call `when` left out is not counted
+    first, last = report["step"]["first"], report["step"]["last"]
+    assert first is not None
+    assert last is not None
+    assert first <= last

@@ -134,6 +134,80 @@ def test_a_chunk_that_fails_decryption_leaves_no_partial_document(
     assert list(target.parent.iterdir()) == []
 
 
+def test_with_the_key_chunks_are_decrypted_as_staged_and_delivery_renames_that_file(
+    pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
+) -> None:
+    root = tmp_path / "staging"
+    area = staging(root, clock)
+    key = key_of(pki, sealed)
+    area.begin(verified(pki, sealed), content_key=key)
+    shuffled = chunks(sealed)
+    random.Random(7).shuffle(shuffled)
+    for chunk in shuffled:
+        area.accept(chunk)
+    envelope_id = sealed.header.envelope_id
+    assert (root / envelope_id / ".plain").exists()  # decrypted in place, in any order
+    # The staged ciphertext is not read again: delivery is the decrypted file renamed.
+    for chunk_file in (root / envelope_id).glob("*.chunk"):
+        chunk_file.write_bytes(b"not read again")
+    target = tmp_path / "delivered.bin"
+    assert area.deliver(envelope_id, key, target) == target
+    assert target.read_bytes() == sealed.source.read_bytes()
+    assert area.staged() == []
+    assert list(root.iterdir()) == []
+
+
+def test_a_restart_drops_the_chunks_decrypted_as_staged_and_delivery_decrypts_them_again(
+    pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
+) -> None:
+    root = tmp_path / "staging"
+    key = key_of(pki, sealed)
+    before = staging(root, clock)
+    before.begin(verified(pki, sealed), content_key=key)
+    for chunk in chunks(sealed)[:3]:
+        before.accept(chunk)
+    plain = root / sealed.header.envelope_id / ".plain"
+    assert plain.exists()
+    area = staging(root, clock)  # the adapter restarted half-way: the key was in memory
+    assert not plain.exists()
+    for chunk in chunks(sealed)[3:]:
+        area.accept(chunk)
+    assert not plain.exists()
+    target = tmp_path / "delivered.bin"
+    area.deliver(sealed.header.envelope_id, key, target)
+    assert target.read_bytes() == sealed.source.read_bytes()
+
+
+def test_a_chunk_that_cannot_be_decrypted_early_drops_the_cache_and_delivery_decrypts_all(
+    pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
+) -> None:
+    root = tmp_path / "staging"
+    area = staging(root, clock)
+    key = key_of(pki, sealed)
+    area.begin(verified(pki, sealed), content_key=key)
+    (root / sealed.header.envelope_id / ".plain").mkdir()  # no chunk can be written there
+    for chunk in chunks(sealed):
+        area.accept(chunk)
+    target = tmp_path / "delivered.bin"
+    area.deliver(sealed.header.envelope_id, key, target)
+    assert target.read_bytes() == sealed.source.read_bytes()
+    assert list(root.iterdir()) == []
+
+
+def test_a_key_not_the_committed_one_decrypts_nothing_early_and_delivery_refuses_it(
+    pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
+) -> None:
+    root = tmp_path / "staging"
+    area = staging(root, clock)
+    area.begin(verified(pki, sealed), content_key=bytes(32))
+    for chunk in chunks(sealed):
+        area.accept(chunk)
+    assert not (root / sealed.header.envelope_id / ".plain").exists()
+    with pytest.raises(DecryptionError, match="not the one its header commits to"):
+        area.deliver(sealed.header.envelope_id, bytes(32), tmp_path / "delivered.bin")
+    assert not (tmp_path / "delivered.bin").exists()
+
+
 def test_foreign_surplus_and_corrupted_chunks_are_refused_and_not_kept(
     pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
 ) -> None:

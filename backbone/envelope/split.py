@@ -1,18 +1,21 @@
 """Sealing a large document from a file on disk, chunk by chunk, in bounded memory.
 
 The signed header commits to every chunk's ciphertext digest, and the header goes first,
-so the file is read twice: once to encrypt every chunk and keep only its digest (then the
-header is built and signed), once more to encrypt each chunk again and hand it out. STREAM
-encryption is deterministic for a key, nonce prefix and associated data, so the second pass
-yields exactly the ciphertexts the header signed; a file that changed in between is caught
-by comparing digests. At no point is more than one plaintext chunk and its ciphertext held.
+so every chunk is encrypted before the header is built and signed. A caller that keeps the
+chunk messages (the sending adapter writes them to disk before anything is published) is
+handed each one as it is encrypted (``keep``): the file is read and encrypted once. Without
+``keep``, only the digests are kept and :meth:`SealedDocument.chunk_messages` reads and
+encrypts the file a second time; STREAM encryption is deterministic for a key, nonce prefix
+and associated data, so that pass yields exactly the ciphertexts the header signed, and a
+file that changed in between is caught by comparing digests. At no point is more than one
+plaintext chunk and its ciphertext held.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -37,7 +40,10 @@ from backbone.errors import DocumentTooLargeError, EnvelopeError
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
 
-__all__ = ["SealedDocument", "seal_file"]
+__all__ = ["ChunkKeeper", "SealedDocument", "seal_file"]
+
+# Given each chunk's index and its message as it is encrypted (see seal_file's ``keep``).
+ChunkKeeper = Callable[[int, bytes], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +97,13 @@ def seal_file(
     due_date: date | None = None,
     status_note: str | None = None,
     message: EdxmlDocument | EdxmlStatus | None = None,
+    keep: ChunkKeeper | None = None,
 ) -> SealedDocument:
     """Seal the file at ``path`` in chunks of ``limits.chunk_bytes``: the parties and
     header fields as :func:`~backbone.envelope.seal.seal` takes them, the same checks
-    (keys, certificates, binding, agreement with ``message``)."""
+    (keys, certificates, binding, agreement with ``message``). ``keep`` is handed each
+    chunk's message, in order, as it is encrypted (the one pass over the file); it may
+    hold it no longer than it needs to write it."""
     sender_code, targets = checked_parties(
         sender=sender,
         sender_key=sender_key,
@@ -115,8 +124,10 @@ def seal_file(
     plan = _Plan(envelope_id, document_size, chunk_size)
     with path.open("rb") as source:
         digests = []
-        for ciphertext in _encrypted(source, key, prefix, plan):
+        for index, ciphertext in enumerate(_encrypted(source, key, prefix, plan)):
             digests.append(hashlib.sha256(ciphertext).hexdigest())
+            if keep is not None:
+                keep(index, encode_chunk(envelope_id, index, ciphertext))
             del ciphertext  # not alive while the next chunk is read
         if source.read(1):
             raise EnvelopeError(f"{path.name} grew while it was being sealed; seal it again")

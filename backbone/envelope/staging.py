@@ -12,6 +12,17 @@ directory is renamed into place only once its header is in it: after a crash, wh
 there is whole, and :class:`Staging` rebuilds its state from it (dot-names are leftovers
 and deleted; each chunk is checked against the header again).
 
+Given the content key when staging begins (:meth:`Staging.begin`), each chunk is also
+decrypted as it is staged, into ``<envelope id>/.plain`` at its place in the document, so
+that delivering a whole document is a flush and a rename instead of a second pass over
+every chunk. The decryption runs on a thread of its own, behind the staging (at most
+``_DECRYPTS_AHEAD`` chunks), so the next chunk is checked and kept meanwhile; delivery and
+removal wait for it. That file is a cache, never the record: it is a dot-name (a crash deletes it,
+and its chunks are then decrypted at delivery as without a key), the key is held in memory
+only, and a chunk that does not decrypt drops the cache (delivery decrypts again and refuses
+the document as before). It takes as much disk as delivering took before it (the plaintext
+beside the staged ciphertext), only earlier.
+
 The disk budget is reserved per document when it starts (its whole announced ciphertext),
 so a document that fits can always finish, and many half-sent documents cannot together
 exceed the budget.
@@ -23,7 +34,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,6 +67,8 @@ __all__ = ["Expired", "Staging"]
 _HEADER: Final = "header"
 _STARTED: Final = "started"
 _CHUNK_SUFFIX: Final = ".chunk"
+_PLAIN: Final = ".plain"  # the chunks decrypted as they were staged (a cache: a dot-name)
+_DECRYPTS_AHEAD: Final = 2  # chunks staged and not yet decrypted, at most
 _READ_BYTES: Final = 1 << 20
 
 log = structlog.get_logger(__name__)
@@ -72,6 +87,10 @@ class _Document:
     header: ChunkedHeader
     started: datetime
     present: set[int] = field(default_factory=set)
+    # The content key while chunks are decrypted as they are staged (memory only), and the
+    # chunks already in ``.plain``; None once that stopped (no key, or a chunk failed).
+    key: bytes | None = field(default=None, repr=False)
+    decrypted: set[int] = field(default_factory=set)
 
     @property
     def complete(self) -> bool:
@@ -88,6 +107,8 @@ class Staging:
         self._timeout = timeout
         self._clock = clock
         self._documents: dict[str, _Document] = {}
+        self._decryptor: ThreadPoolExecutor | None = None  # started at the first key
+        self._decrypting: deque[tuple[_Document, int, Future[bool]]] = deque()
         root.mkdir(parents=True, exist_ok=True)
         self._rebuild()
 
@@ -100,9 +121,11 @@ class Staging:
         """The envelope ids of the documents staged, whole or not."""
         return sorted(self._documents)
 
-    def begin(self, verified: VerifiedChunkedHeader) -> bool:
+    def begin(self, verified: VerifiedChunkedHeader, *, content_key: bytes | None = None) -> bool:
         """Start staging the document of a verified header; False if it already is. Raise
-        :class:`StagingError` (``staging_full``) when it would exceed the disk budget."""
+        :class:`StagingError` (``staging_full``) when it would exceed the disk budget.
+        ``content_key`` (the header's, checked against its commitment): each chunk is
+        decrypted as it is staged (module docstring)."""
         header = verified.header
         if header.envelope_id in self._documents:
             return False
@@ -118,7 +141,12 @@ class Staging:
         _write(building / _HEADER, verified.body)
         _write(building / _STARTED, started.isoformat().encode())
         building.rename(self._root / header.envelope_id)
-        self._documents[header.envelope_id] = _Document(header, started)
+        document = _Document(header, started)
+        if content_key is not None and algorithms.key_commitment(content_key) == (
+            header.key_commitment
+        ):
+            document.key = content_key
+        self._documents[header.envelope_id] = document
         log.info("staging_started", envelope_id=header.envelope_id, chunks=header.chunk_count)
         return True
 
@@ -137,7 +165,39 @@ class Staging:
             return False
         _write(self._chunk_path(chunk.envelope_id, chunk.index), chunk.ciphertext)
         document.present.add(chunk.index)
+        if document.key is not None:
+            self._decrypt_early(document, chunk)
         return True
+
+    def _decrypt_early(self, document: _Document, chunk: Chunk) -> None:
+        """``chunk`` decrypted into its place in ``.plain`` on the decrypting thread, once
+        fewer than ``_DECRYPTS_AHEAD`` are under way (:meth:`_settle` records them)."""
+        header = document.header
+        self._settle(_DECRYPTS_AHEAD - 1)
+        if document.key is None:  # an earlier chunk dropped the cache meanwhile
+            return
+        if self._decryptor is None:
+            self._decryptor = ThreadPoolExecutor(1, thread_name_prefix="staging-decrypt")
+        future = self._decryptor.submit(
+            _decrypt_into,
+            self._root / header.envelope_id / _PLAIN,
+            document.key,
+            header,
+            chunk,
+        )
+        self._decrypting.append((document, chunk.index, future))
+
+    def _settle(self, most: int) -> None:
+        """Wait for the early decryptions under way until at most ``most`` remain; a chunk
+        that did not decrypt (or write) drops its document's cache: delivery then decrypts
+        the staged chunks, and refuses the document as it would have."""
+        while len(self._decrypting) > most:
+            document, index, future = self._decrypting.popleft()
+            if future.result() and document.key is not None:
+                document.decrypted.add(index)
+            else:
+                document.key = None
+                document.decrypted.clear()
 
     def missing(self, envelope_id: str) -> list[int]:
         document = self._document(envelope_id)
@@ -166,6 +226,9 @@ class Staging:
             raise DecryptionError(
                 f"the key given for envelope {envelope_id} is not the one its header commits to"
             )
+        self._settle(0)
+        if self._deliver_decrypted(document, content_key, destination):
+            return destination
         handle, temporary = tempfile.mkstemp(prefix=".", dir=destination.parent)
         try:
             with os.fdopen(handle, "wb") as out:
@@ -181,6 +244,32 @@ class Staging:
         self._remove(envelope_id)
         log.info("staging_delivered", envelope_id=envelope_id, size=header.document_size)
         return destination
+
+    def _deliver_decrypted(
+        self, document: _Document, content_key: bytes, destination: Path
+    ) -> bool:
+        """Every chunk decrypted as it was staged with this very key: ``.plain`` flushed,
+        checked for its size and renamed to ``destination``; False when not (the caller
+        decrypts the staged chunks)."""
+        header = document.header
+        if document.key != content_key or len(document.decrypted) != header.chunk_count:
+            return False
+        plain = self._root / header.envelope_id / _PLAIN
+        try:
+            fd = os.open(plain, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size != header.document_size:
+                return False
+            os.replace(plain, destination)  # the same file system: staging_dir holds both
+        except OSError:
+            return False
+        self._remove(header.envelope_id)
+        log.info("staging_delivered", envelope_id=header.envelope_id, size=header.document_size)
+        return True
 
     def expire(self) -> list[Expired]:
         """Remove every incomplete document staged longer ago than the timeout, reclaiming
@@ -226,6 +315,7 @@ class Staging:
         return self._root / envelope_id / f"{index:05d}{_CHUNK_SUFFIX}"
 
     def _remove(self, envelope_id: str) -> None:
+        self._settle(0)  # no decryption writes into a directory being deleted
         del self._documents[envelope_id]
         shutil.rmtree(self._root / envelope_id, ignore_errors=True)
 
@@ -259,6 +349,29 @@ class Staging:
                 else:
                     path.unlink()
         return document
+
+
+def _decrypt_into(plain: Path, key: bytes, header: ChunkedHeader, chunk: Chunk) -> bool:
+    """``chunk``'s plaintext written at its place in ``plain``; False when it does not
+    decrypt or cannot be written (the caller drops the cache)."""
+    aad = stream_aad(header.envelope_id, header.document_size, header.chunk_size)
+    last = chunk.index == header.chunk_count - 1
+    try:
+        plaintext = stream_aead.decrypt_chunk(
+            key, header.nonce_prefix, aad, chunk.index, chunk.ciphertext, last=last
+        )
+        fd = os.open(plain, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(plaintext)
+            offset = chunk.index * header.chunk_size
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+        finally:
+            os.close(fd)
+    except (ChunkError, OSError):
+        return False
+    return True
 
 
 def _chunk_file_matches(header: ChunkedHeader, index: int, path: Path) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from backbone.envelope.chunked import ChunkLimits
-from backbone.envelope.split import SealedDocument, seal_file
+from backbone.envelope.split import ChunkKeeper, SealedDocument, seal_file
 from testkit import DevPki
 
 __all__ = ["DOCUMENT_ID", "RECIPIENT", "SENDER", "SMALL", "document", "seal_path"]
@@ -19,8 +19,11 @@ SMALL = ChunkLimits(
 )
 
 
-def seal_path(pki: DevPki, path: Path, limits: ChunkLimits = SMALL) -> SealedDocument:
-    """The file at ``path`` sealed in chunks, a document from SENDER to RECIPIENT."""
+def seal_path(
+    pki: DevPki, path: Path, limits: ChunkLimits = SMALL, keep: ChunkKeeper | None = None
+) -> SealedDocument:
+    """The file at ``path`` sealed in chunks, a document from SENDER to RECIPIENT
+    (``keep``: given each chunk message as it is encrypted)."""
     signer = pki.agency(SENDER)
     return seal_file(
         path,
@@ -32,6 +35,7 @@ def seal_path(pki: DevPki, path: Path, limits: ChunkLimits = SMALL) -> SealedDoc
         document_id=DOCUMENT_ID,
         business_type=0,
         limits=limits,
+        keep=keep,
     )
 
 
