@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from adapters.dropfolder.files import atomic_write_bytes, fsync_dir
+from adapters.dropfolder.files import atomic_write_bytes
+from backbone.durable import fsync_path
 from backbone.envelope.chunk_wire import read_chunked_header
 from backbone.envelope.chunked import ChunkedHeader
 from backbone.envelope.split import ChunkKeeper, SealedDocument
@@ -170,7 +171,7 @@ class _ChunkWriter:
         finally:
             self._executor.shutdown(wait=True)
         if kind is None:
-            fsync_dir(self._directory)
+            fsync_path(self._directory)
 
 
 def _write_synced(path: Path, data: bytes) -> None:
