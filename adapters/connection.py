@@ -54,6 +54,12 @@ class BrokerConnection:
         return self._submit
 
     @property
+    def publish_channel(self) -> AbstractChannel | None:
+        """The confirmed publish channel (returns raise) beneath :attr:`submit`; None when
+        not open."""
+        return self._publish_channel
+
+    @property
     def is_open(self) -> bool:
         return self._connection is not None
 

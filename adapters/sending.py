@@ -30,6 +30,7 @@ from adapters.abc import BeforePublish, Receipt, Sealed
 from adapters.config import AdapterConfig, ResolvedConfig, ServedIdentity
 from adapters.connection import BrokerConnection
 from adapters.pending_sends import PendingSend, PendingSends
+from backbone.broker import direct_publish
 from backbone.edxml import (
     DEFAULT_LIMITS,
     EdxmlDocument,
@@ -53,7 +54,13 @@ from backbone.errors import (
 )
 from backbone.observability import metrics
 from backbone.pki.validation import CertificateValidator
-from backbone.wire import FORM_CHUNK, FORM_CHUNKED_HEADER, Names, envelope_message
+from backbone.wire import (
+    FORM_CHUNK,
+    FORM_CHUNKED_HEADER,
+    Names,
+    envelope_message,
+    envelope_properties,
+)
 from backbone.xmldsig import sign_edxml
 from backbone.xmldsig.document import Framing, sign_edxml_into
 
@@ -336,30 +343,42 @@ class EnvelopeSender:
         form: str | None = None,
         chunk_index: int | None = None,
     ) -> None:
-        submit = self._broker.submit
-        if submit is None:
+        submit, channel = self._broker.submit, self._broker.publish_channel
+        if submit is None or channel is None:
             raise BrokerUnavailableError(f"adapter {self.system} is not started (or closed)")
-        message = envelope_message(
-            body,
-            header,
-            user_id=self._resolved.broker_account,  # the broker refuses any other
-            # Unique per attempt: returns are matched by message_id. Identity is in headers.
-            message_id=f"{header.envelope_id}/{uuid.uuid4().hex[:12]}",
-            form=form,
-            chunk_index=chunk_index,
-        )
+        user_id = self._resolved.broker_account  # the broker refuses any other
+        # Unique per attempt: returns are matched by message_id. Identity is in headers.
+        message_id = f"{header.envelope_id}/{uuid.uuid4().hex[:12]}"
         started = time.perf_counter()
         try:
             # No lock: confirms are matched per delivery tag, so many publishes fly at once.
-            await submit.publish(
-                message,
-                # Chunks on a queue of their own, which the router takes a few at a time.
-                routing_key=self._names.submit_routing_key
-                if chunk_index is None
-                else self._names.chunk_routing_key,
-                mandatory=True,
-                timeout=self.config.publish_timeout,
-            )
+            if form is None:  # a single message: its properties made once, through aiormq
+                await direct_publish.publish(
+                    channel,
+                    submit.name,
+                    self._names.submit_routing_key,
+                    body,
+                    envelope_properties(header, message_id=message_id, user_id=user_id),
+                    mandatory=True,
+                    timeout=self.config.publish_timeout,
+                )
+            else:
+                await submit.publish(
+                    envelope_message(
+                        body,
+                        header,
+                        user_id=user_id,
+                        message_id=message_id,
+                        form=form,
+                        chunk_index=chunk_index,
+                    ),
+                    # Chunks on a queue of their own, which the router takes a few at a time.
+                    routing_key=self._names.submit_routing_key
+                    if chunk_index is None
+                    else self._names.chunk_routing_key,
+                    mandatory=True,
+                    timeout=self.config.publish_timeout,
+                )
         except aio_pika.exceptions.PublishError:
             raise self._publish_failed(header, "the broker returned it: nothing is bound") from None
         except aio_pika.exceptions.DeliveryError:

@@ -326,6 +326,51 @@ async def test_publish_on_a_closed_client_raises_broker_unavailable(
         await a.publish(sealed)
 
 
+async def test_a_publish_the_broker_returns_unrouted_raises_broker_unavailable(
+    adapter_deployment: Deployment,
+) -> None:
+    exchange = adapter_deployment.exchange
+    names = exchange.names
+    a = await adapter_deployment.adapter(G22)
+    sealed = a.seal(document_edxml(G22, [H41], 15))
+    connection = await aio_pika.connect(exchange.amqp_url)
+    try:
+        channel = await connection.channel()
+        inbound = await channel.get_queue(names.inbound_queue, ensure=False)
+        await inbound.unbind(names.submit_exchange, routing_key=names.submit_routing_key)
+        with pytest.raises(BrokerUnavailableError, match="the broker returned it"):
+            await a.publish(sealed)
+    finally:
+        await connection.close()
+
+
+async def test_a_publish_while_the_connection_is_lost_fails_as_broker_unavailable_or_lands_once(
+    adapter_deployment: Deployment,
+) -> None:
+    a = await adapter_deployment.adapter(G22)
+    b = await adapter_deployment.adapter(H41)
+    inbox = adapter_deployment.inbox(b)
+    sealed = a.seal(document_edxml(G22, [H41], 16))
+
+    await _drop_connections_of(a.config.broker_account)
+    for _ in range(500):  # until the client has seen its connection go
+        if await a.broker_problem() is not None:
+            break
+        await asyncio.sleep(0.01)
+    # The channel closed: BrokerUnavailableError (never aiormq's own errors); the robust
+    # connection already back: published on the restored channel, as through aio-pika.
+    refused: str | None = None
+    try:
+        receipt = await a.publish(sealed)
+    except BrokerUnavailableError as error:
+        refused = str(error)
+        receipt = await _publish_until_accepted(a, sealed)  # the same Sealed again
+    assert refused is None or "not accepted by the broker" in refused
+    [item] = await inbox.wait_for(1, timeout=30)
+    assert item.envelope_id == receipt.envelope_id
+    assert len(await inbox.quiet()) == 1
+
+
 # -- configuration -----------------------------------------------------------------------
 
 

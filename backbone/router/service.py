@@ -33,6 +33,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from backbone.broker import direct_publish
 from backbone.broker.directory_versions import DirectoryUpdates, LiveDirectory, follow_versions
 from backbone.broker.failures import broker_failure
 from backbone.clock import utc_now
@@ -45,7 +46,6 @@ from backbone.observability import metrics
 from backbone.observability.http import HttpServer, make_app
 from backbone.observability.listen import LOOPBACK
 from backbone.organ import OrganCode
-from backbone.router import direct_publish
 from backbone.router.abc import Extension
 from backbone.router.acks import Acknowledger
 from backbone.router.chunks import (

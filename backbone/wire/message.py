@@ -69,14 +69,16 @@ def envelope_properties(
     header: EnvelopeHeader,
     *,
     message_id: str,
+    user_id: str | None = None,
     cc: Sequence[str] = (),
     republished: bool = False,
     form: str | None = None,
     chunk_index: int | None = None,
 ) -> aiormq.spec.Basic.Properties:
-    """The properties :func:`envelope_message` gives its message (no ``user_id``), as
-    aio-pika puts them on the wire, for a publish through aiormq directly: the router's
-    hot path, where building an aio-pika message per copy cost more than its frames."""
+    """The properties :func:`envelope_message` gives its message, as aio-pika puts them on
+    the wire, for a publish through aiormq directly (:mod:`backbone.broker.direct_publish`):
+    the router's and the adapters' hot path, where building an aio-pika message per publish
+    cost more than its frames."""
     return aiormq.spec.Basic.Properties(
         headers=_envelope_headers(header, cc, republished, form, chunk_index),
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
@@ -84,6 +86,7 @@ def envelope_properties(
         message_id=message_id,
         timestamp=datetime.now(UTC),
         message_type=str(header.kind),
+        user_id=user_id,
     )
 
 
