@@ -24,12 +24,23 @@ from backbone.edxml import (
     build,
 )
 
-__all__ = ["document_edxml", "document_id", "document_with_attachment", "status_edxml"]
+__all__ = [
+    "DOCUMENT_DAY",
+    "document_edxml",
+    "document_id",
+    "document_with_attachment",
+    "status_edxml",
+]
+
+# The day this process began, in Vietnam (edXML's dates are Vietnam's): every id and date
+# made here uses it, so a run that crosses midnight there (17:00 UTC) never makes one
+# document under two days, nor expects another day's id than the one it sent.
+DOCUMENT_DAY = edxml_now().date()
 
 
 def document_id(sender: str, number: int, notation: str = "VP") -> str:
-    """The id of document ``number`` of ``sender`` dated today in Vietnam."""
-    return f"{sender},{edxml_now():%Y/%m/%d},{number}/{notation}"
+    """The id of document ``number`` of ``sender``, dated :data:`DOCUMENT_DAY`."""
+    return f"{sender},{DOCUMENT_DAY:%Y/%m/%d},{number}/{notation}"
 
 
 def document_edxml(
@@ -48,9 +59,9 @@ def document_edxml(
     attachments: Sequence[Attachment] = (),
 ) -> bytes:
     """Document ``number`` from ``sender`` (named "Agency <code>" unless ``sender_name``) to
-    ``recipients``, dated today in Vietnam, id :func:`document_id` with ``notation`` (the
+    ``recipients``, dated :data:`DOCUMENT_DAY`, id :func:`document_id` with ``notation`` (the
     Code's notation stays "VP"), subject "Văn bản số <number>" unless ``subject``."""
-    today = promulgated or edxml_now().date()  # the document's day is Vietnam's
+    today = promulgated or DOCUMENT_DAY
     return build(
         EdxmlDocument(
             sender=Organization(organ_id=sender, organ_name=sender_name or f"Agency {sender}"),

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from backbone.clock import edxml_now
 from backbone.devtools.ca import IssuedCertificate
 from backbone.edxml import StatusCode
 from backbone.envelope import Kind, read_frame, seal
@@ -30,6 +29,7 @@ from backbone.envelope.wire import encode
 from backbone.pki.keys import generate_private_key, key_usage
 from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.xmldsig import sign_edxml
+from testkit.documents import DOCUMENT_DAY
 from tests.hostile.cases import CASES, Case, Layer
 from tests.support import VIA_HUB, DevPki, Exchange, document_edxml
 from tests.support.forging import resigned
@@ -99,7 +99,7 @@ class Kit:
         return next(self._numbers)
 
     def document_id(self, number: int) -> str:
-        return f"{HONEST},{edxml_now():%Y/%m/%d},{number}/VP"
+        return f"{HONEST},{DOCUMENT_DAY:%Y/%m/%d},{number}/VP"
 
     def genuine(self, number: int | None = None) -> bytes:
         """A valid document from HONEST to RECIPIENT, XML-signed and sealed by the book."""
@@ -127,7 +127,7 @@ class Kit:
     def seal_with(self, sender: str, issued: IssuedCertificate, *, to: str = RECIPIENT) -> bytes:
         """A document naming ``sender``, signed with ``issued`` (whoever that belongs to)."""
         number = self.number()
-        document_id = f"{sender},{edxml_now():%Y/%m/%d},{number}/VP"
+        document_id = f"{sender},{DOCUMENT_DAY:%Y/%m/%d},{number}/VP"
         return self.seal(document_edxml(sender, [to], number), sender, issued, [to], document_id)
 
     def seal(
@@ -599,7 +599,7 @@ def _status_never_sent(kit: Kit) -> Submission:
 
 def _status_implausible(kit: Kit) -> Submission:
     issued = kit.pki.agency(HONEST)
-    about = f"{RECIPIENT},{edxml_now():%Y/%m/%d},{kit.number()}/VP"
+    about = f"{RECIPIENT},{DOCUMENT_DAY:%Y/%m/%d},{kit.number()}/VP"
     # The router never reads the content.
     body = kit.seal(b"<edXML/>", HONEST, issued, [RECIPIENT], about, status_code="09")
     return Submission(body, HONEST, HONEST)
@@ -614,7 +614,7 @@ def _referenced_unknown(kit: Kit) -> Submission:
 
 
 def _others_id(code: str, kit: Kit) -> str:
-    return f"{code},{edxml_now():%Y/%m/%d},{kit.number()}/VP"
+    return f"{code},{DOCUMENT_DAY:%Y/%m/%d},{kit.number()}/VP"
 
 
 def _as_honest(kit: Kit, body: bytes, **fields: object) -> bytes:
@@ -627,7 +627,7 @@ def _original_of(kit: Kit, code: str) -> tuple[bytes, str]:
     number = kit.number()
     issued = kit.pki.agency(code)
     signed = sign_edxml(document_edxml(code, [RECIPIENT], number), issued.key, issued.certificate)
-    document = f"{code},{edxml_now():%Y/%m/%d},{number}/VP"
+    document = f"{code},{DOCUMENT_DAY:%Y/%m/%d},{number}/VP"
     return kit.seal(signed, code, issued, [RECIPIENT], document), document
 
 
