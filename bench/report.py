@@ -6,11 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from bench.large import large_document_targets
 
 
@@ -82,6 +77,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
+    # Imported here: matplotlib is in the bench extra, and the report's text is also read
+    # where only the test extra is installed (CI's `make test`).
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     rows = [e for e in results["latency"] if e["p50_ms"] is not None]
     figure, axes = plt.subplots(figsize=(7, 4.5))
     loads = [e["offered_per_s"] for e in rows]
