@@ -93,6 +93,7 @@ class ChunkedInbox:
             )
 
     def release(self) -> None:
+        self._staging.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

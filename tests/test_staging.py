@@ -4,6 +4,7 @@ refused, a disk budget, atomic delivery, expiry on an injected clock, and a rest
 from __future__ import annotations
 
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,6 +169,7 @@ def test_a_restart_drops_the_chunks_decrypted_as_staged_and_delivery_decrypts_th
         before.accept(chunk)
     plain = root / sealed.header.envelope_id / ".plain"
     assert plain.exists()
+    before.close()  # the process stops: its decrypting thread with it
     area = staging(root, clock)  # the adapter restarted half-way: the key was in memory
     assert not plain.exists()
     for chunk in chunks(sealed)[3:]:
@@ -330,3 +332,20 @@ def test_a_restart_removes_a_staged_directory_whose_header_is_unreadable(
     restarted = staging(root, clock)
     assert restarted.staged() == [sealed.header.envelope_id]
     assert not stray.exists()
+
+
+def test_closing_finishes_the_decryptions_under_way_and_stops_the_decrypting_thread(
+    pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
+) -> None:
+    root = tmp_path / "staging"
+    threads_before = set(threading.enumerate())
+    area = staging(root, clock)
+    key = key_of(pki, sealed)
+    area.begin(verified(pki, sealed), content_key=key)
+    for chunk in chunks(sealed):
+        area.accept(chunk)
+    area.close()
+    started = set(threading.enumerate()) - threads_before
+    assert not [thread for thread in started if thread.name.startswith("staging-decrypt")]
+    plain = root / sealed.header.envelope_id / ".plain"
+    assert plain.read_bytes() == sealed.source.read_bytes()  # every chunk written before

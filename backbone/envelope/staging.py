@@ -199,6 +199,14 @@ class Staging:
                 document.key = None
                 document.decrypted.clear()
 
+    def close(self) -> None:
+        """Finish the early decryptions under way and stop the decrypting thread (it is
+        started again at the next chunk): nothing writes into staging after this."""
+        self._settle(0)
+        if self._decryptor is not None:
+            self._decryptor.shutdown(wait=True)
+            self._decryptor = None
+
     def missing(self, envelope_id: str) -> list[int]:
         document = self._document(envelope_id)
         return [i for i in range(document.header.chunk_count) if i not in document.present]
