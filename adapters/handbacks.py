@@ -20,8 +20,7 @@ import hashlib
 from collections import OrderedDict
 from typing import Final
 
-from aio_pika.abc import AbstractIncomingMessage
-
+from backbone.broker.direct_consume import Received
 from backbone.wire import H_ENVELOPE, header_text
 
 __all__ = ["HAND_BACKS_REMEMBERED", "HandBacks"]
@@ -38,7 +37,7 @@ class HandBacks:
         self._remembered = remembered
         self._failures: OrderedDict[str, int] = OrderedDict()
 
-    def failed(self, message: AbstractIncomingMessage) -> bool:
+    def failed(self, message: Received) -> bool:
         """Count a failure of ``message``: True when it may go back to the queue, False when
         it has failed ``limit`` times and is to be dead-lettered (then it is forgotten)."""
         key = _key(message)
@@ -50,12 +49,12 @@ class HandBacks:
             self._failures.popitem(last=False)
         return True
 
-    def done(self, message: AbstractIncomingMessage) -> None:
+    def done(self, message: Received) -> None:
         """``message`` was taken or settled for good: forget its failures."""
         self._failures.pop(_key(message), None)
 
 
-def _key(message: AbstractIncomingMessage) -> str:
+def _key(message: Received) -> str:
     # The router sets the envelope id on everything it routes (only it writes to the tier
     # exchanges); the body's digest for anything else.
     return header_text(message, H_ENVELOPE) or hashlib.sha256(message.body).hexdigest()

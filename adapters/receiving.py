@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 
 import aio_pika
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractRobustChannel
 
 from adapters.abc import Received, RefusalKeeper, Refused
 from adapters.chunked_inbox import ChunkedInbox
@@ -52,6 +52,8 @@ from adapters.handbacks import HandBacks
 from adapters.opening import EnvelopeOpener, Opened
 from adapters.redeliveries import DeliveredMemory
 from adapters.statuses import StatusSender
+from backbone.broker.direct_consume import Delivery, DirectConsumer
+from backbone.broker.direct_consume import Received as InboxMessage
 from backbone.clock import VIETNAM
 from backbone.edxml import EdxmlDocument, EdxmlStatus
 from backbone.envelope.staging import Expired
@@ -111,7 +113,7 @@ def processing_order(item: Received) -> tuple[datetime, datetime, str]:
 class _Pending:
     """One consumed AMQP message and what it yields."""
 
-    message: AbstractIncomingMessage
+    message: InboxMessage
     items: list[Received]
 
 
@@ -119,7 +121,7 @@ class _Pending:
 class _Arrival:
     """A consumed message, and the opening of it already under way on the thread pool."""
 
-    message: AbstractIncomingMessage
+    message: InboxMessage
     opened: asyncio.Future[Opened]
 
 
@@ -156,6 +158,7 @@ class InboxConsumer:
         self._hand_backs = HandBacks(config.delivery_limit)
         self._consume_channels: set[aio_pika.abc.AbstractChannel] = set()  # strong refs
         self._wakeups: set[asyncio.Queue[_Arrival | None]] = set()
+        self.consumers: set[DirectConsumer] = set()  # one per running received()
 
     @property
     def system(self) -> str:
@@ -173,8 +176,8 @@ class InboxConsumer:
         inbox = self._names.inbox_queue(self.system)
         await channel.set_qos(prefetch_count=self.config.prefetch)
         try:
-            # ensure=True (a passive declare) registers the queue with the robust channel,
-            # which then restores the consumer after a reconnect; ensure=False would not.
+            # ensure=True: a passive declare, so that a missing inbox is said now. The
+            # consumer below consumes again after a reconnect by itself.
             queue = await channel.get_queue(inbox, ensure=True)
         except aio_pika.exceptions.ChannelNotFoundEntity:
             raise BrokerUnavailableError(
@@ -190,7 +193,7 @@ class InboxConsumer:
             thread_name_prefix=f"open-{self.system}",
         )
 
-        async def enqueue(message: AbstractIncomingMessage) -> None:
+        async def enqueue(message: Delivery) -> None:
             form = header_text(message, H_FORM)
             if form is not None and self._chunked is not None:
                 await self._stage(message, form, wakeup)
@@ -207,7 +210,13 @@ class InboxConsumer:
 
             opened.add_done_callback(ready)
 
-        await queue.consume(enqueue)
+        # Through aiormq, beneath aio-pika's consumer (backbone.broker.direct_consume): what
+        # aio-pika's robust queue did, it does (consuming again after a reconnect, or after
+        # the broker cancelled it), without a wrapper and a second task per message.
+        assert isinstance(channel, AbstractRobustChannel)  # the connection is robust
+        consumer = DirectConsumer(channel, queue.name, enqueue, party="adapter")
+        await consumer.start()
+        self.consumers.add(consumer)
         expiry = (
             asyncio.create_task(self._expire_periodically(), name=f"expire-{self.system}")
             if self._chunked is not None
@@ -235,6 +244,9 @@ class InboxConsumer:
             if expiry is not None:
                 expiry.cancel()
             self._wakeups.discard(wakeup)
+            self.consumers.discard(consumer)
+            with contextlib.suppress(Exception):  # as the channel's close below
+                await asyncio.wait_for(consumer.stop(), timeout=_CLOSE_TIMEOUT)
             for opened in list(opening):  # not handed out: their messages go back to the queue
                 opened.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
@@ -247,7 +259,7 @@ class InboxConsumer:
 
     async def _stage(
         self,
-        message: AbstractIncomingMessage,
+        message: InboxMessage,
         form: str,
         wakeup: asyncio.Queue[_Arrival | None],
     ) -> None:
@@ -315,13 +327,13 @@ class InboxConsumer:
             )
             await self._statuses.answer_refusal(refusal)
 
-    def _delivered(self, message: AbstractIncomingMessage) -> None:
+    def _delivered(self, message: InboxMessage) -> None:
         """``message`` was settled: if it completed a chunked document, that document's
         delivered file is not needed any more."""
         if self._chunked is not None and header_text(message, H_FORM) == FORM_CHUNK:
             self._chunked.done(header_text(message, H_ENVELOPE))
 
-    async def _hand_back(self, message: AbstractIncomingMessage) -> None:
+    async def _hand_back(self, message: InboxMessage) -> None:
         """Give ``message`` back to the broker to be tried again, or, once it has failed
         ``delivery_limit`` times here, dead-letter it (:mod:`adapters.handbacks`)."""
         if self._hand_backs.failed(message):
@@ -335,7 +347,7 @@ class InboxConsumer:
         )
         await _settle(message, ack=False, requeue=False)
 
-    async def _taken(self, item: Received, message: AbstractIncomingMessage) -> bool:
+    async def _taken(self, item: Received, message: InboxMessage) -> bool:
         """Remember ``item`` as handled; send its status 01 if due. False when the message
         must go back to the queue (the status could not be sent)."""
         key = (item.envelope_id, item.recipient)
@@ -370,9 +382,7 @@ class InboxConsumer:
             self._seen.mark_answered(key)
         return True
 
-    async def _unpack(
-        self, message: AbstractIncomingMessage, opened: Awaitable[Opened]
-    ) -> _Pending | None:
+    async def _unpack(self, message: InboxMessage, opened: Awaitable[Opened]) -> _Pending | None:
         """Judge one AMQP message as ``opened`` (:meth:`EnvelopeOpener.open` on it); None
         when it was settled here (rejected, or a duplicate acknowledged)."""
         try:
@@ -440,7 +450,7 @@ class InboxConsumer:
             return None
         return _Pending(message, fresh)
 
-    async def _refuse(self, refusal: Refused, message: AbstractIncomingMessage) -> bool:
+    async def _refuse(self, refusal: Refused, message: InboxMessage) -> bool:
         """Keep a refusal and tell its sender (status 02) once. False when the message went
         back to the queue because either could not be done now."""
         header, key = refusal.header, (refusal.header.envelope_id, refusal.recipient)
@@ -494,9 +504,7 @@ class InboxConsumer:
             opened.set_exception(error)
         return opened
 
-    def _log_refused(
-        self, message: AbstractIncomingMessage, error: BackboneError, *, outcome: str
-    ) -> None:
+    def _log_refused(self, message: InboxMessage, error: BackboneError, *, outcome: str) -> None:
         metrics.ADAPTER_RECEIVE_FAILURES.labels(error.reason.value).inc()
         log.error(
             "adapter.envelope_refused",
@@ -511,7 +519,7 @@ class InboxConsumer:
         )
 
 
-async def _settle(message: AbstractIncomingMessage, *, ack: bool, requeue: bool = False) -> None:
+async def _settle(message: InboxMessage, *, ack: bool, requeue: bool = False) -> None:
     """Ack or reject; after a reconnect the delivery tag is stale and the broker redelivers
     the message anyway, so a failure here is logged, not raised."""
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aio_pika
+import aiormq
 import pytest
 from structlog.testing import capture_logs
 
@@ -290,6 +291,30 @@ async def test_after_the_broker_drops_both_connections_a_resend_of_the_same_seal
     assert len(await inbox.quiet()) == 1
     reconnected = {entry.get("system") for entry in logs if entry["event"] == "adapter.reconnected"}
     assert reconnected == {G22, H41}
+
+
+async def test_the_recipient_consumes_its_inbox_again_after_the_broker_cancels_its_consumer(
+    adapter_deployment: Deployment,
+) -> None:
+    # The inbox is consumed through aiormq (``backbone.broker.direct_consume``). The broker
+    # cancels a consumer with a basic.cancel frame (its queue deleted; RabbitMQ sends none for
+    # a deleted quorum queue, so the test plays that frame): the consumer gone at the broker,
+    # the adapter checks that its inbox is there and consumes it again.
+    a = await adapter_deployment.adapter(G22)
+    b = await adapter_deployment.adapter(H41)
+    inbox = adapter_deployment.inbox(b)
+    await a.send(document_edxml(G22, [H41], 16))
+    await inbox.wait_for(1)
+    [consumer] = b._inbox.consumers
+    underlay = await consumer._underlay()
+    await underlay.basic_cancel(consumer._tag)  # gone at the broker, as after its cancel
+
+    with capture_logs() as logs:
+        consumer._on_cancel(aiormq.spec.Basic.Cancel(consumer_tag=consumer._tag))
+        receipt = await a.send(document_edxml(G22, [H41], 17))
+        items = await inbox.wait_for(2, timeout=30)
+    assert items[1].envelope_id == receipt.envelope_id
+    assert "adapter.consuming_again" in [entry["event"] for entry in logs]
 
 
 async def _drop_connections_of(*accounts: str) -> None:

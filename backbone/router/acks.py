@@ -18,7 +18,7 @@ import heapq
 
 import structlog
 
-from backbone.router.direct_consume import Received
+from backbone.broker.direct_consume import Received
 
 __all__ = ["Acknowledger"]
 

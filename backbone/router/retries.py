@@ -31,9 +31,9 @@ import aio_pika
 from aio_pika.abc import FieldValue
 from yarl import URL
 
+from backbone.broker.direct_consume import Received
 from backbone.clock import utc_now
 from backbone.errors import Reason
-from backbone.router.direct_consume import Received
 from backbone.wire import H_ATTEMPTS, H_MESSAGE, H_PUBLISHER, H_REASON, H_WAITING_SINCE
 
 __all__ = [

@@ -34,6 +34,7 @@ from aio_pika.abc import (
 )
 
 from backbone.broker import direct_publish
+from backbone.broker.direct_consume import DirectConsumer, Received
 from backbone.broker.directory_versions import DirectoryUpdates, LiveDirectory, follow_versions
 from backbone.broker.failures import broker_failure
 from backbone.clock import utc_now
@@ -59,7 +60,6 @@ from backbone.router.chunks import (
     OpenDocuments,
     WaitingChunks,
 )
-from backbone.router.direct_consume import DirectConsumer, Received
 from backbone.router.inbox_full import held_message, is_refused_by_a_queue, recipients_of_keys
 from backbone.router.parked import ParkedNotices
 from backbone.router.parties import party_to_tell

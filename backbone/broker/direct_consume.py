@@ -1,20 +1,21 @@
-"""Envelopes consumed through aiormq, beneath aio-pika: the router's hot path.
+"""Envelopes consumed through aiormq, beneath aio-pika: the hot path of the router's
+inbound queue and of an adapter's inbox.
 
 aio-pika hands each delivery to its consumer callback by wrapping aiormq's message in an
 ``IncomingMessage`` (a dozen attribute writes, each checking the message's lock) and running
 the callback in a second task of its own, on top of the task aiormq already runs the consumer
-in. :class:`DirectConsumer` registers the router's handler with the robust channel's current
-aiormq channel instead: one task per delivery (aiormq's), and a :class:`Delivery` holding what
-the router reads of it (body, headers, ``user_id``, ``redelivered``, delivery tag, channel).
-Acknowledgements are unchanged: the handler acknowledges through the same ``basic.ack`` (in
-runs, ``backbone.router.acks``).
+in. :class:`DirectConsumer` registers the handler with the robust channel's current aiormq
+channel instead: one task per delivery (aiormq's), and a :class:`Delivery` holding what the
+router and the adapters read of it (body, headers, ``user_id``, ``redelivered``, delivery
+tag, channel). Acknowledgements are unchanged: the handler acknowledges through the same
+``basic.ack`` (the router in runs, ``backbone.router.acks``; an adapter one at a time).
 
 What aio-pika's robust queue did for its consumers, it does for this one: it consumes again
 on the new aiormq channel after the robust channel reopens (a reconnect after the broker
 restarted or the connection dropped, or the channel closed by an error), and when the broker
 cancels the consumer (the queue deleted, or it lost its leader), it checks on a channel of
 its own that the queue is there again and consumes again, retrying until it can or the
-router stops.
+consumer stops.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ RETRY_SECONDS = 1.0  # between attempts to consume again after the broker cancel
 
 
 class Received(Protocol):
-    """What the router reads of a delivery: aio-pika's ``IncomingMessage`` (the chunk and
-    notice consumers) or a :class:`Delivery` (the inbound queue's)."""
+    """What is read of a delivery: aio-pika's ``IncomingMessage`` (the router's chunk and
+    notice consumers) or a :class:`Delivery` (the inbound queue's, an adapter's inbox's)."""
 
     @property
     def body(self) -> bytes: ...
@@ -65,7 +66,7 @@ class Received(Protocol):
 
 
 class Delivery:
-    """One delivery from aiormq, as the router reads it (:class:`Received`)."""
+    """One delivery from aiormq (:class:`Received`)."""
 
     __slots__ = ("body", "channel", "delivery_tag", "headers", "redelivered", "user_id")
 
@@ -89,18 +90,22 @@ class Delivery:
 
 class DirectConsumer:
     """Consume ``queue`` on the robust ``channel`` (its QoS set) through its current aiormq
-    channel, calling ``handler`` for each delivery, until :meth:`stop`."""
+    channel, calling ``handler`` for each delivery, until :meth:`stop`. ``party`` (``router``,
+    ``adapter``) begins the consumer tag and the names of the log lines."""
 
     def __init__(
         self,
         channel: AbstractRobustChannel,
         queue: str,
         handler: Callable[[Delivery], Awaitable[None]],
+        *,
+        party: str = "router",
     ) -> None:
         self._channel = channel
         self._queue = queue
         self._handler = handler
-        self._tag = f"vdx-router.{uuid.uuid4().hex}"
+        self._party = party
+        self._tag = f"vdx-{party}.{uuid.uuid4().hex}"
         self._stopped = False
         self._recovery: asyncio.Task[None] | None = None
 
@@ -148,15 +153,15 @@ class DirectConsumer:
         try:
             await self._consume()
         except Exception:  # aio-pika ignores a callback's failure: keep trying here
-            log.warning("router.consume_again_failed", queue=self._queue, exc_info=True)
+            log.warning(f"{self._party}.consume_again_failed", queue=self._queue, exc_info=True)
             self._recover()
             return
-        log.info("router.consuming_again", queue=self._queue, cause="channel reopened")
+        log.info(f"{self._party}.consuming_again", queue=self._queue, cause="channel reopened")
 
     def _on_cancel(self, frame: aiormq.spec.Basic.Cancel) -> None:
         if frame.consumer_tag != self._tag or self._stopped:
             return
-        log.warning("router.consumer_cancelled", queue=self._queue)
+        log.warning(f"{self._party}.consumer_cancelled", queue=self._queue)
         self._recover()
 
     def _recover(self) -> None:
@@ -176,8 +181,8 @@ class DirectConsumer:
                     if not probe.is_closed:
                         await probe.close()
                 await self._consume()
-                log.info("router.consuming_again", queue=self._queue, cause="recovered")
+                log.info(f"{self._party}.consuming_again", queue=self._queue, cause="recovered")
                 return
             except Exception:  # the connection is down too: the robust one reconnects
-                log.warning("router.consume_again_failed", queue=self._queue, exc_info=True)
+                log.warning(f"{self._party}.consume_again_failed", queue=self._queue, exc_info=True)
                 await asyncio.sleep(RETRY_SECONDS)
