@@ -230,7 +230,7 @@ class InboxConsumer:
                     continue
                 settled = True
                 for item in pending.items:
-                    metrics.ADAPTER_RECEIVED.labels(str(item.header.kind)).inc()
+                    metrics.labelled(metrics.ADAPTER_RECEIVED, str(item.header.kind)).inc()
                     yield item
                     # The consumer asked for the next item: it has handled this one.
                     if not await self._taken(item, message):

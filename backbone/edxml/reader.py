@@ -72,11 +72,14 @@ def read(root: etree._Element) -> EdxmlMessage:
     return message
 
 
-def read_collecting(root: etree._Element) -> tuple[EdxmlMessage | None, list[Issue]]:
-    """The model, or ``None`` with every value that could not be read (bad dates, base64)."""
+def read_collecting(
+    root: etree._Element, kind: Kind | None = None
+) -> tuple[EdxmlMessage | None, list[Issue]]:
+    """The model, or ``None`` with every value that could not be read (bad dates, base64).
+    ``kind``: :func:`detect_kind` of ``root``, when the caller has it already."""
     reader = _Reader()
     try:
-        message = reader.read(root)
+        message = reader.read(root, kind)
     except EdxmlError as exc:
         return None, [Issue.from_error(exc)]
     except ValueError as exc:  # includes pydantic's ValidationError
@@ -138,11 +141,11 @@ class _Reader:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
 
-    def read(self, root: etree._Element) -> EdxmlMessage:
+    def read(self, root: etree._Element, kind: Kind | None = None) -> EdxmlMessage:
         if root.tag != q("edXML"):
             raise EdxmlError(f"root element is {root.tag}, not edXML", line=line_of(root))
         header = _need(_need(root, "edXMLEnvelope"), "edXMLHeader")
-        if detect_kind(root) is Kind.STATUS:
+        if (detect_kind(root) if kind is None else kind) is Kind.STATUS:
             return self._status(_need(header, "MessageHeader"))
         return self._document(root, header)
 

@@ -96,7 +96,7 @@ def examine_parsed(root: etree._Element) -> Examination:
     issues += check(root, kind)
     message = None
     if structure_ok:  # values can only be read from a tree of the right shape
-        message, value_issues = read_collecting(root)
+        message, value_issues = read_collecting(root, kind)  # kind: detected once
         issues += value_issues
     issues.sort(key=lambda issue: (issue.secondary, issue.line or 0))
     if issues:
