@@ -45,7 +45,7 @@ from typing import Final
 import structlog
 
 from backbone.clock import Clock
-from backbone.durable import write_atomically
+from backbone.durable import write_all, write_atomically
 from backbone.envelope import algorithms, stream_aead
 from backbone.envelope.chunk_wire import (
     Chunk,
@@ -370,11 +370,7 @@ def _decrypt_into(plain: Path, key: bytes, header: ChunkedHeader, chunk: Chunk) 
         )
         fd = os.open(plain, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            view = memoryview(plaintext)
-            offset = chunk.index * header.chunk_size
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
+            write_all(fd, plaintext, chunk.index * header.chunk_size)
         finally:
             os.close(fd)
     except (ChunkError, OSError):
