@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 
 from adapters.dropfolder.files import atomic_write_bytes
-from backbone.durable import fsync_path
+from backbone.durable import fsync_path, write_all
 from backbone.envelope.chunk_wire import read_chunked_header
 from backbone.envelope.chunked import ChunkedHeader
 from backbone.envelope.split import ChunkKeeper, SealedDocument
@@ -178,9 +178,7 @@ def _write_synced(path: Path, data: bytes) -> None:
     """``data`` in ``path``, flushed to disk; no rename: ``ready.json`` is the commit."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -41,7 +41,14 @@ from backbone.edxml import (
     examine_parsed,
     parse_xml,
 )
-from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal, status_note_of
+from backbone.envelope import (
+    EnvelopeHeader,
+    Kind,
+    SealParties,
+    read_frame,
+    seal,
+    status_note_of,
+)
 from backbone.envelope.split import ChunkKeeper, SealedDocument, seal_file
 from backbone.errors import (
     BrokerUnavailableError,
@@ -117,7 +124,7 @@ class EnvelopeSender:
         signed = sign_edxml(
             edxml, parties.sender.key, parties.sender.certificate, tree=parties.tree
         )
-        body = seal(signed, **parties.seal_arguments(self._validator))
+        body = seal(signed, parties.seal_parties(), validator=self._validator)
         if len(body) > limit:
             # The router would refuse it, and RabbitMQ 4 would not even take it.
             raise _too_large(f"sealed, it is {len(body)} bytes", limit)
@@ -256,10 +263,10 @@ class EnvelopeSender:
                 parties.sender.key,
                 parties.sender.certificate,
             )
-            arguments = parties.seal_arguments(self._validator)
+            sealing = parties.seal_parties()
 
             def seal_keeping(keep: ChunkKeeper) -> SealedDocument:
-                return seal_file(path, limits=limits, keep=keep, **arguments)
+                return seal_file(path, sealing, limits=limits, validator=self._validator, keep=keep)
 
             # Every message on disk before the first goes out, written as it is sealed (one
             # pass over the signed file): the key is dropped with the seal, and a restart
@@ -499,22 +506,21 @@ class _Parties:
             self, message=message.model_copy(update={"attachments": attachments})
         )
 
-    def seal_arguments(self, validator: CertificateValidator) -> dict[str, Any]:
-        """The keyword arguments ``seal`` and ``seal_file`` take for these parties."""
-        return {
-            "kind": self.kind,
-            "sender": self.sender.organ_code,
-            "sender_key": self.sender.key,
-            "sender_cert": self.sender.certificate,
-            "recipients": self.certificates,
-            "document_id": self.document_id,
-            "business_type": self.business_type,
-            "status_code": self.status_code,
-            "validator": validator,
-            "due_date": self.due_date,
-            "status_note": self.status_note,
-            "message": self.message,  # sealing refuses a header that disagrees with the edXML
-        }
+    def seal_parties(self) -> SealParties:
+        """What ``seal`` and ``seal_file`` take of these parties."""
+        return SealParties(
+            kind=self.kind,
+            sender=self.sender.organ_code,
+            sender_key=self.sender.key,
+            sender_cert=self.sender.certificate,
+            recipients=self.certificates,
+            document_id=self.document_id,
+            business_type=self.business_type,
+            status_code=self.status_code,
+            due_date=self.due_date,
+            status_note=self.status_note,
+            message=self.message,  # sealing refuses a header that disagrees with the edXML
+        )
 
 
 @lru_cache(maxsize=1024)

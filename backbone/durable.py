@@ -5,14 +5,17 @@ A file is written under a temporary name, flushed and fsynced, then renamed over
 target (``os.replace``, atomic inside one file system): after a crash the target holds
 the old content or the new, never half of one. The directory is fsynced after the rename
 when ``sync_directory`` says so, so that a power cut cannot lose the new name either. The
-file is created like ``open(path, "wb")`` creates it (mode 0o666 less the umask)."""
+file is created like ``open(path, "wb")`` creates it (mode 0o666 less the umask).
+
+:func:`write_all` is the one loop that writes a whole buffer to a file descriptor, at its
+position or at an offset, however few bytes each ``write`` takes."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["fsync_path", "write_atomically"]
+__all__ = ["fsync_path", "write_all", "write_atomically"]
 
 
 def fsync_path(path: Path) -> None:
@@ -22,6 +25,20 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview, offset: int | None = None) -> None:
+    """Every byte of ``data`` written to ``fd``: at its current position (``os.write``), or
+    from ``offset`` on (``os.pwrite``, the position untouched); a short write is followed by
+    another for the rest. Raises what ``os.write`` or ``os.pwrite`` raises."""
+    view = memoryview(data).cast("B")
+    while view:
+        if offset is None:
+            written = os.write(fd, view)
+        else:
+            written = os.pwrite(fd, view, offset)
+            offset += written
+        view = view[written:]
 
 
 def write_atomically(

@@ -37,7 +37,7 @@ from backbone.directory import (
     hub_account,
 )
 from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build
-from backbone.envelope import Kind, seal
+from backbone.envelope import Kind, SealParties, seal
 from backbone.wire.events import Event, decode_events
 from backbone.wire.names import Names
 from testkit.documents import document_edxml, document_id
@@ -178,15 +178,17 @@ class Exchange:
         edxml = document_edxml(sender, recipients, number, business=business)
         return seal(
             edxml,
-            kind=Kind.DOCUMENT,
-            sender=sender,
-            sender_key=issued.key,
-            sender_cert=issued.certificate,
-            recipients={
-                code: self.pki.agency(code).certificate for code in for_recipients or recipients
-            },
-            document_id=document_id(sender, number),
-            business_type=business,
+            SealParties(
+                kind=Kind.DOCUMENT,
+                sender=sender,
+                sender_key=issued.key,
+                sender_cert=issued.certificate,
+                recipients={
+                    code: self.pki.agency(code).certificate for code in for_recipients or recipients
+                },
+                document_id=document_id(sender, number),
+                business_type=business,
+            ),
         )
 
     def seal_status(
@@ -212,15 +214,17 @@ class Exchange:
         )
         return seal(
             edxml,
-            kind=Kind.STATUS,
-            sender=sender,
-            sender_key=issued.key,
-            sender_cert=issued.certificate,
-            recipients={
-                code: self.pki.agency(code).certificate for code in (to or [original_sender])
-            },
-            document_id=about,
-            status_code=code.value,
+            SealParties(
+                kind=Kind.STATUS,
+                sender=sender,
+                sender_key=issued.key,
+                sender_cert=issued.certificate,
+                recipients={
+                    code: self.pki.agency(code).certificate for code in (to or [original_sender])
+                },
+                document_id=about,
+                status_code=code.value,
+            ),
         )
 
     async def submit(

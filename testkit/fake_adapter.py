@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adapters.abc import Adapter, BeforePublish, Event, Receipt, Received, RefusalKeeper, Sealed
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, validate
-from backbone.envelope import Kind, read_frame, seal
+from backbone.envelope import Kind, SealParties, read_frame, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
 from testkit.pki import DevPki
 
@@ -65,14 +65,16 @@ class FakeAdapter:
             doc_id, business, code = message.response_for.document_id, None, message.status_code
         return seal(
             edxml,
-            kind=Kind(message.kind.value),
-            sender=message.sender.organ_id,
-            sender_key=issued.key,
-            sender_cert=issued.certificate,
-            recipients={r: self.pki.agency(r).certificate for r in recipients},
-            document_id=doc_id,
-            business_type=business,
-            status_code=code.value if code else None,
+            SealParties(
+                kind=Kind(message.kind.value),
+                sender=message.sender.organ_id,
+                sender_key=issued.key,
+                sender_cert=issued.certificate,
+                recipients={r: self.pki.agency(r).certificate for r in recipients},
+                document_id=doc_id,
+                business_type=business,
+                status_code=code.value if code else None,
+            ),
         )
 
     async def publish(self, sealed: Sealed) -> Receipt:

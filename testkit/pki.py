@@ -13,10 +13,11 @@ Use it from any test module::
         sender = pki.agency("000.00.00.G22")     # key + certificate, issued once per code
         receiver = pki.agency("000.00.00.H41")
         validator = pki.validator()              # trusts the CA and knows its current CRL
-        body = seal(b"<edXML/>", kind="document", sender="000.00.00.G22",
+        body = seal(b"<edXML/>", SealParties(
+                    kind="document", sender="000.00.00.G22",
                     sender_key=sender.key, sender_cert=sender.certificate,
                     recipients={"000.00.00.H41": receiver.certificate},
-                    document_id="000.00.00.G22,2024/01/01,1/VPCP", business_type=0)
+                    document_id="000.00.00.G22,2024/01/01,1/VPCP", business_type=0))
 
 Keys are RSA-2048, so issuing takes tens of milliseconds: share one session-scoped ``DevPki``.
 Tests that revoke a certificate, or issue one with an odd validity through ``pki.ca.issue``,

@@ -23,7 +23,7 @@ from backbone.edxml import (
     read,
     validate,
 )
-from backbone.envelope import EnvelopeHeader, Kind, read_frame, seal
+from backbone.envelope import EnvelopeHeader, Kind, SealParties, read_frame, seal
 from backbone.errors import BackboneError, HeaderMismatchError, NotARecipientError, Reason
 from backbone.organ import OrganCode
 from backbone.xmldsig import sign_edxml, verify_edxml
@@ -64,13 +64,15 @@ def envelope(
     content = sign_edxml(edxml, sender.key, sender.certificate) if sign else edxml
     return seal(
         content,
-        kind=Kind.DOCUMENT,
-        sender=G22,
-        sender_key=sender.key,
-        sender_cert=sender.certificate,
-        recipients={code: pki.agency(code).certificate for code in recipients},
-        document_id=document or validate(edxml).document_id,  # type: ignore[union-attr]
-        business_type=0,
+        SealParties(
+            kind=Kind.DOCUMENT,
+            sender=G22,
+            sender_key=sender.key,
+            sender_cert=sender.certificate,
+            recipients={code: pki.agency(code).certificate for code in recipients},
+            document_id=document or validate(edxml).document_id,  # type: ignore[union-attr]
+            business_type=0,
+        ),
     )
 
 
@@ -186,14 +188,16 @@ def _status_header(pki: DevPki, code: str, *, note: str | None = None) -> Envelo
     issued = pki.agency(H41)
     body = seal(
         b"<edXML/>",
-        kind=Kind.STATUS,
-        sender=H41,
-        sender_key=issued.key,
-        sender_cert=issued.certificate,
-        recipients={G22: pki.agency(G22).certificate},
-        document_id=about,
-        status_code=code,
-        status_note=note,
+        SealParties(
+            kind=Kind.STATUS,
+            sender=H41,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={G22: pki.agency(G22).certificate},
+            document_id=about,
+            status_code=code,
+            status_note=note,
+        ),
     )
     return read_frame(body).header
 
@@ -323,13 +327,15 @@ def test_bulk_added_after_signing_is_refused_by_the_pre_scan_before_any_xml_sign
     altered = signed.replace(b"<edXML:edXMLBody>", f"<edXML:edXMLBody {bulk}>".encode())
     body = seal(
         altered,
-        kind=Kind.DOCUMENT,
-        sender=G22,
-        sender_key=sender.key,
-        sender_cert=sender.certificate,
-        recipients={H41: pki.agency(H41).certificate},
-        document_id=document_id(G22, 12),
-        business_type=0,
+        SealParties(
+            kind=Kind.DOCUMENT,
+            sender=G22,
+            sender_key=sender.key,
+            sender_cert=sender.certificate,
+            recipients={H41: pki.agency(H41).certificate},
+            document_id=document_id(G22, 12),
+            business_type=0,
+        ),
     )
 
     items, [refusal] = opener(pki, H41).open(body)

@@ -24,7 +24,7 @@ from backbone.broker.bounds import AccountLimits, BrokerBounds, QueueBound
 from backbone.broker.management import ManagementClient
 from backbone.broker.provision import definitions, plan_accounts, plan_policies
 from backbone.directory import DirectoryBuilder
-from backbone.envelope import Kind, read_frame, seal
+from backbone.envelope import Kind, SealParties, read_frame, seal
 from backbone.errors import ConfigurationError, Reason
 from backbone.router.held_delivery import HeldDelivery, deliver_held
 from backbone.router.pipeline import Pipeline, Reject
@@ -216,13 +216,15 @@ async def test_a_full_inbox_refuses_further_copies_which_are_parked_and_the_send
     assert (definition["max-length"], definition["overflow"]) == (2, "reject-publish")
     both = seal(
         document_edxml(A, [B, VIA_HUB], 14),
-        kind=Kind.DOCUMENT,
-        sender=A,
-        sender_key=pki.agency(A).key,
-        sender_cert=pki.agency(A).certificate,
-        recipients={code: pki.agency(code).certificate for code in (B, VIA_HUB)},
-        document_id=document_id(A, 14),
-        business_type=0,
+        SealParties(
+            kind=Kind.DOCUMENT,
+            sender=A,
+            sender_key=pki.agency(A).key,
+            sender_cert=pki.agency(A).certificate,
+            recipients={code: pki.agency(code).certificate for code in (B, VIA_HUB)},
+            document_id=document_id(A, 14),
+            business_type=0,
+        ),
     )
     told: list[Event] = []
     for body in [*(sealed_document(pki, n) for n in (10, 11, 12, 13)), both]:

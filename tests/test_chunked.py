@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from backbone.envelope import unwrap_content_key
+from backbone.envelope import Kind, SealParties, seal, unwrap_content_key
 from backbone.envelope.algorithms import sign
 from backbone.envelope.bounds import check_header
 from backbone.envelope.chunk_wire import (
@@ -29,7 +30,7 @@ from backbone.envelope.chunked import (
     travels_chunked,
 )
 from backbone.envelope.schema import CHUNKED_SCHEMA_PATH, chunked_header_json_schema
-from backbone.envelope.split import SealedDocument
+from backbone.envelope.split import SealedDocument, seal_file
 from backbone.envelope.stream_aead import SequentialDecryptor
 from backbone.envelope.wire import read_frame
 from backbone.errors import (
@@ -42,7 +43,7 @@ from backbone.errors import (
     SignatureInvalidError,
 )
 from tests.support import DevPki, make_pki
-from tests.support.chunked import RECIPIENT, SENDER, SMALL, document, seal_path
+from tests.support.chunked import DOCUMENT_ID, RECIPIENT, SENDER, SMALL, document, seal_path
 
 pytestmark = pytest.mark.clock  # certificates are validated at the current instant
 
@@ -85,6 +86,42 @@ def test_sealed_file_splits_into_chunks_that_join_to_the_file(
     chunks = list(sealed.chunk_messages())
     assert [read_chunk(body).index for body in chunks] == [0, 1, 2, 3]
     assert join(pki, sealed, chunks) == sealed.source.read_bytes()
+
+
+def test_one_seal_parties_gives_both_forms_the_same_header_fields_and_hides_the_key(
+    pki: DevPki, tmp_path: Path
+) -> None:
+    signer = pki.agency(SENDER)
+    parties = SealParties(
+        kind=Kind.DOCUMENT,
+        sender=SENDER,
+        sender_key=signer.key,
+        sender_cert=signer.certificate,
+        recipients={RECIPIENT: pki.agency(RECIPIENT).certificate},
+        document_id=DOCUMENT_ID,
+        business_type=2,
+        due_date=date(2026, 12, 31),
+    )
+    path = document(tmp_path, 2 * 1024 + 7)
+
+    single = read_frame(seal(path.read_bytes(), parties)).header
+    chunked = seal_file(path, parties, limits=SMALL).header
+
+    shared = [
+        "kind",
+        "sender",
+        "recipients",
+        "document_id",
+        "business_type",
+        "status_code",
+        "due_date",
+        "status_note",
+        "sender_certificate",
+    ]
+    assert [getattr(chunked, name) for name in shared] == [getattr(single, name) for name in shared]
+    assert (single.business_type, single.due_date) == (2, date(2026, 12, 31))
+    assert (single.sender, single.recipients) == (SENDER, [RECIPIENT])
+    assert "sender_key" not in repr(parties)  # never logged with the parties
 
 
 def test_messages_yield_the_header_first_then_the_chunks(sealed: SealedDocument) -> None:

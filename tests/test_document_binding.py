@@ -27,7 +27,7 @@ from adapters.dropfolder import DropFolder, DropFolderOptions
 from adapters.dropfolder.layout import AgencyFolder
 from backbone.clock import edxml_now
 from backbone.edxml import EdxmlDocument, EdxmlStatus, Organization, ResponseFor, StatusCode, build
-from backbone.envelope import Kind, read_frame, seal
+from backbone.envelope import Kind, SealParties, read_frame, seal
 from backbone.errors import HeaderMismatchError, Reason
 from backbone.store.abc import SubmissionKey
 from backbone.tracking.model import Principal
@@ -290,13 +290,15 @@ def dishonest_status(
     signed = sign_edxml(build(status), issued.key, issued.certificate)
     body = seal(
         signed,
-        kind=Kind.STATUS,
-        sender=C,
-        sender_key=issued.key,
-        sender_cert=issued.certificate,
-        recipients={B: exchange.pki.agency(B).certificate},
-        document_id=about,
-        status_code=claimed_code,
+        SealParties(
+            kind=Kind.STATUS,
+            sender=C,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={B: exchange.pki.agency(B).certificate},
+            document_id=about,
+            status_code=claimed_code,
+        ),
     )
     return status, body
 
@@ -349,12 +351,14 @@ def seal_like(body: bytes, exchange: Exchange, message: EdxmlStatus) -> bytes:
     issued = exchange.pki.agency(claimed.sender)
     return seal(
         build(message),
-        kind=claimed.kind,
-        sender=claimed.sender,
-        sender_key=issued.key,
-        sender_cert=issued.certificate,
-        recipients={code: exchange.pki.agency(code).certificate for code in claimed.recipients},
-        document_id=claimed.document_id,
-        status_code=claimed.status_code,
-        message=message,
+        SealParties(
+            kind=claimed.kind,
+            sender=claimed.sender,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={code: exchange.pki.agency(code).certificate for code in claimed.recipients},
+            document_id=claimed.document_id,
+            status_code=claimed.status_code,
+            message=message,
+        ),
     )

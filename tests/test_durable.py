@@ -1,16 +1,18 @@
 """The one atomic write (backbone.durable): the data fsynced before the rename that
 publishes it, the directory fsynced after it only when asked, the mode ``open`` gives, and
-nothing left behind when a write fails."""
+nothing left behind when a write fails; and the one write-all loop, whole however short
+each write is."""
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from backbone.durable import write_atomically
+from backbone.durable import write_all, write_atomically
 
 
 def _record_syncs(monkeypatch: pytest.MonkeyPatch, target: Path) -> list[str]:
@@ -105,3 +107,57 @@ def test_a_failed_rename_leaves_the_target_as_it_was_and_no_temporary_file(
 
     assert (target / "keep").read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["directory.yaml"]
+
+
+def _short_writes(monkeypatch: pytest.MonkeyPatch, most: int) -> list[int]:
+    """``os.write`` and ``os.pwrite`` writing at most ``most`` bytes a call; the sizes
+    each call wrote, in order."""
+    sizes: list[int] = []
+
+    def shortened(real: Callable[..., int]) -> Callable[..., int]:
+        def call(fd: int, data: bytes | memoryview, *offset: int) -> int:
+            written = real(fd, data[:most], *offset)
+            sizes.append(written)
+            return written
+
+        return call
+
+    monkeypatch.setattr(os, "write", shortened(os.write))
+    monkeypatch.setattr(os, "pwrite", shortened(os.pwrite))
+    return sizes
+
+
+def test_write_all_writes_every_byte_when_each_write_takes_only_a_few(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "chunk-000000.msg"
+    data = bytes(range(256)) * 4
+    sizes = _short_writes(monkeypatch, 7)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        write_all(fd, b"head:")
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+
+    assert path.read_bytes() == b"head:" + data
+    assert len(sizes) == 1 + -(-len(data) // 7)
+
+
+def test_write_all_at_an_offset_writes_every_byte_there_and_leaves_the_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / ".plain"
+    path.write_bytes(b"." * 40)
+    sizes = _short_writes(monkeypatch, 3)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        write_all(fd, memoryview(b"the second chunk"), 20)
+        write_all(fd, bytearray(b"first"), 0)
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+    finally:
+        os.close(fd)
+
+    assert path.read_bytes() == b"first" + b"." * 15 + b"the second chunk" + b"." * 4
+    assert position == 0
+    assert sizes == [3, 3, 3, 3, 3, 1, 3, 2]

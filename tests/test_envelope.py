@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from backbone.devtools.ca import IssuedCertificate
 from backbone.edxml import EdxmlDocument, validate
-from backbone.envelope import EnvelopeHeader, open_envelope, read_frame, seal, verify
+from backbone.envelope import EnvelopeHeader, SealParties, open_envelope, read_frame, seal, verify
 from backbone.envelope.algorithms import sign, wrap_key
 from backbone.envelope.schema import SCHEMA_PATH, header_json_schema
 from backbone.envelope.wire import encode
@@ -59,13 +59,15 @@ def _seal(
     signer = issued or pki.agency(sender)
     return seal(
         edxml,
-        kind="document",
-        sender=sender,
-        sender_key=signer.key,
-        sender_cert=signer.certificate,
-        recipients={code: pki.agency(code).certificate for code in recipients},
-        document_id=DOCUMENT_ID.replace(SENDER, sender),  # a DocumentId is its sender's
-        business_type=0,
+        SealParties(
+            kind="document",
+            sender=sender,
+            sender_key=signer.key,
+            sender_cert=signer.certificate,
+            recipients={code: pki.agency(code).certificate for code in recipients},
+            document_id=DOCUMENT_ID.replace(SENDER, sender),  # a DocumentId is its sender's
+            business_type=0,
+        ),
     )
 
 
@@ -130,13 +132,15 @@ def test_a_status_round_trips_without_a_business_type(pki: DevPki) -> None:
     sender = pki.agency(RECIPIENTS[0])
     body = seal(
         b"<edXML><Status/></edXML>",
-        kind="status",
-        sender=RECIPIENTS[0],
-        sender_key=sender.key,
-        sender_cert=sender.certificate,
-        recipients={SENDER: pki.agency(SENDER).certificate},
-        document_id=DOCUMENT_ID,
-        status_code="03",
+        SealParties(
+            kind="status",
+            sender=RECIPIENTS[0],
+            sender_key=sender.key,
+            sender_cert=sender.certificate,
+            recipients={SENDER: pki.agency(SENDER).certificate},
+            document_id=DOCUMENT_ID,
+            status_code="03",
+        ),
     )
     opened = open_envelope(
         body, recipient=SENDER, recipient_key=pki.agency(SENDER).key, validator=pki.validator()
@@ -367,13 +371,15 @@ def test_seal_with_a_validator_refuses_a_recipient_certificate_of_another_agency
     with pytest.raises(CertificateBindingError, match=r"bound to 000\.00\.00\.H14"):
         seal(
             EDXML,
-            kind="document",
-            sender=SENDER,
-            sender_key=sender.key,
-            sender_cert=sender.certificate,
-            recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[1]).certificate},
-            document_id=DOCUMENT_ID,
-            business_type=0,
+            SealParties(
+                kind="document",
+                sender=SENDER,
+                sender_key=sender.key,
+                sender_cert=sender.certificate,
+                recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[1]).certificate},
+                document_id=DOCUMENT_ID,
+                business_type=0,
+            ),
             validator=pki.validator(),
         )
 
@@ -382,13 +388,15 @@ def test_seal_refuses_a_key_that_is_not_the_certificates(pki: DevPki) -> None:
     with pytest.raises(CertificateBindingError, match="not the key of its certificate"):
         seal(
             EDXML,
-            kind="document",
-            sender=SENDER,
-            sender_key=pki.agency(RECIPIENTS[0]).key,
-            sender_cert=pki.agency(SENDER).certificate,
-            recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[0]).certificate},
-            document_id=DOCUMENT_ID,
-            business_type=0,
+            SealParties(
+                kind="document",
+                sender=SENDER,
+                sender_key=pki.agency(RECIPIENTS[0]).key,
+                sender_cert=pki.agency(SENDER).certificate,
+                recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[0]).certificate},
+                document_id=DOCUMENT_ID,
+                business_type=0,
+            ),
         )
 
 
@@ -397,12 +405,14 @@ def test_seal_refuses_a_document_without_a_business_type(pki: DevPki) -> None:
     with pytest.raises(EnvelopeError, match="a document needs business_type"):
         seal(
             EDXML,
-            kind="document",
-            sender=SENDER,
-            sender_key=sender.key,
-            sender_cert=sender.certificate,
-            recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[0]).certificate},
-            document_id=DOCUMENT_ID,
+            SealParties(
+                kind="document",
+                sender=SENDER,
+                sender_key=sender.key,
+                sender_cert=sender.certificate,
+                recipients={RECIPIENTS[0]: pki.agency(RECIPIENTS[0]).certificate},
+                document_id=DOCUMENT_ID,
+            ),
         )
 
 
@@ -414,11 +424,13 @@ def _seal_claims(
     fields.update(claims)
     return seal(
         EDXML,
-        sender=sender,
-        sender_key=issued.key,
-        sender_cert=issued.certificate,
-        recipients={to: pki.agency(to).certificate},
-        **fields,  # type: ignore[arg-type]
+        SealParties(
+            sender=sender,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={to: pki.agency(to).certificate},
+            **fields,  # type: ignore[arg-type]
+        ),
     )
 
 

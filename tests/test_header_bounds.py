@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backbone.envelope import EnvelopeHeader, KeyWrap, Kind, read_frame, seal
+from backbone.envelope import EnvelopeHeader, KeyWrap, Kind, SealParties, read_frame, seal
 from backbone.envelope.bounds import MAX_HEADER_BYTES, check_header, max_header_bytes
 from backbone.envelope.bounds import widest_header as widest
 from backbone.envelope.model import MAX_RECIPIENTS
@@ -33,13 +33,15 @@ def body(pki: DevPki) -> bytes:
     issued = pki.agency(SENDER)
     return seal(
         b"<edXML/>",
-        kind=Kind.DOCUMENT,
-        sender=SENDER,
-        sender_key=issued.key,
-        sender_cert=issued.certificate,
-        recipients={RECIPIENT: pki.agency(RECIPIENT).certificate},
-        document_id=f"{SENDER},2026/11/30,1/VP",
-        business_type=0,
+        SealParties(
+            kind=Kind.DOCUMENT,
+            sender=SENDER,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={RECIPIENT: pki.agency(RECIPIENT).certificate},
+            document_id=f"{SENDER},2026/11/30,1/VP",
+            business_type=0,
+        ),
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from backbone.devtools.ca import IssuedCertificate
 from backbone.directory import Directory, DirectoryBuilder, agency_account, hub_account
-from backbone.envelope import Kind, max_header_bytes, read_frame, seal
+from backbone.envelope import Kind, SealParties, max_header_bytes, read_frame, seal
 from backbone.envelope.wire import encode
 from backbone.errors import DirectoryError, Reason, StoreUnavailableError
 from backbone.organ import OrganCode
@@ -122,14 +122,16 @@ def _seal(
         document_id = DOCUMENT if answer else DOCUMENT.replace(MINISTRY, sender)
     return seal(
         EDXML,
-        kind=Kind.STATUS if status_code else Kind.DOCUMENT,
-        sender=sender,
-        sender_key=signer.key,
-        sender_cert=signer.certificate,
-        recipients={code: pki.agency(code).certificate for code in recipients},
-        document_id=document_id,
-        business_type=None if status_code else business_type,
-        status_code=status_code,
+        SealParties(
+            kind=Kind.STATUS if status_code else Kind.DOCUMENT,
+            sender=sender,
+            sender_key=signer.key,
+            sender_cert=signer.certificate,
+            recipients={code: pki.agency(code).certificate for code in recipients},
+            document_id=document_id,
+            business_type=None if status_code else business_type,
+            status_code=status_code,
+        ),
     )
 
 

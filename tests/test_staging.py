@@ -1,10 +1,14 @@
 """The recipient's staging area: chunks in any order, duplicates dropped, hostile chunks
-refused, a disk budget, atomic delivery, expiry on an injected clock, and a restart."""
+refused, a disk budget, atomic delivery, expiry on an injected clock, a restart, and what
+begin and accept report kept is on disk, names included, before they return."""
 
 from __future__ import annotations
 
+import os
 import random
+import stat
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -309,6 +313,63 @@ def test_staging_is_rebuilt_from_disk_after_a_restart(
     assert target.read_bytes() == sealed.source.read_bytes()
     clock.now = START + TIMEOUT  # the start time survived the restart too
     assert restarted.expire() == []
+
+
+def _record_disk_steps(monkeypatch: pytest.MonkeyPatch) -> list[str | int]:
+    """Each fsync and rename, in order: ``file`` for a file fsynced, the inode number of a
+    directory fsynced, ``rename <new name>``."""
+    steps: list[str | int] = []
+    real_fsync, real_replace, real_rename = os.fsync, os.replace, os.rename
+
+    def fsync(fd: int) -> None:
+        status = os.fstat(fd)
+        steps.append(status.st_ino if stat.S_ISDIR(status.st_mode) else "file")
+        real_fsync(fd)
+
+    def renaming(real: Callable[[str | Path, str | Path], None]) -> Callable[..., None]:
+        def rename(source: str | Path, destination: str | Path) -> None:
+            steps.append(f"rename {Path(destination).name}")
+            real(source, destination)
+
+        return rename
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", renaming(real_replace))
+    monkeypatch.setattr(os, "rename", renaming(real_rename))
+    return steps
+
+
+def test_a_begun_document_and_a_kept_chunk_are_on_disk_names_included_before_they_return(
+    pki: DevPki,
+    sealed: SealedDocument,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "staging"
+    area = staging(root, clock)
+    steps = _record_disk_steps(monkeypatch)
+
+    assert area.begin(verified(pki, sealed))
+
+    envelope_id = sealed.header.envelope_id
+    document_directory = (root / envelope_id).stat().st_ino
+    assert steps == [
+        "file",
+        "rename header",
+        "file",
+        "rename started",
+        document_directory,  # both names in it, before it is renamed into place
+        f"rename {envelope_id}",
+        root.stat().st_ino,  # the document's name in the staging root
+    ]
+    steps.clear()
+    parts = chunks(sealed)
+
+    assert area.accept(parts[3])
+    assert not area.accept(parts[3])  # a duplicate: nothing written, nothing to sync
+
+    assert steps == ["file", "rename 00003.chunk", document_directory]
 
 
 def test_a_restart_keeps_the_start_time_for_expiry(

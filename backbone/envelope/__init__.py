@@ -6,7 +6,7 @@ Wire format and algorithms: ``schemas/envelope/README.md``.
 from backbone.envelope.binding import check_agreement, check_binding, status_note_of
 from backbone.envelope.bounds import MAX_HEADER_BYTES, max_header_bytes
 from backbone.envelope.model import MAX_STATUS_NOTE, EnvelopeHeader, KeyWrap, Kind
-from backbone.envelope.seal import seal
+from backbone.envelope.seal import SealParties, seal
 from backbone.envelope.unseal import (
     OpenedEnvelope,
     VerifiedEnvelope,
@@ -28,6 +28,7 @@ __all__ = [
     "KeyWrap",
     "Kind",
     "OpenedEnvelope",
+    "SealParties",
     "VerifiedEnvelope",
     "check_agreement",
     "check_binding",

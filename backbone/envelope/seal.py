@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -22,52 +23,68 @@ from backbone.errors import CertificateBindingError, CertificateKeyUsageError, E
 from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
 
-__all__ = ["b64", "build_header", "checked_parties", "in_utc", "key_wraps", "seal", "signed"]
+__all__ = [
+    "SealParties",
+    "b64",
+    "build_header",
+    "checked_parties",
+    "in_utc",
+    "key_wraps",
+    "seal",
+    "signed",
+]
 
 _H = TypeVar("_H", bound=EnvelopeHeader)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealParties:
+    """Who seals for whom, and what the header says of the edXML: what both envelope forms
+    take (:func:`seal`, :func:`~backbone.envelope.split.seal_file`) and put in the header.
+
+    ``recipients`` maps each recipient organ code to the certificate to encrypt to.
+    ``due_date`` (a document's DueDate) and ``status_note`` (a status's Description, at most
+    ``MAX_STATUS_NOTE`` characters) are optional tracking fields the router may read.
+    ``message`` is the validated model of the edXML sealed: given, a header that disagrees
+    with it (:func:`~backbone.envelope.binding.check_agreement`) is never signed; callers
+    that have no model (tests of the envelope) seal any bytes."""
+
+    kind: Kind
+    sender: OrganCode | str
+    sender_key: rsa.RSAPrivateKey = field(repr=False)
+    sender_cert: x509.Certificate = field(repr=False)
+    recipients: Mapping[str, x509.Certificate] | Mapping[OrganCode, x509.Certificate] = field(
+        repr=False
+    )
+    document_id: str
+    business_type: int | None = None
+    status_code: str | None = None
+    due_date: date | None = None
+    status_note: str | None = None
+    message: EdxmlDocument | EdxmlStatus | None = field(default=None, repr=False)
+
+
 def seal(
     edxml: bytes,
+    parties: SealParties,
     *,
-    kind: Kind,
-    sender: OrganCode | str,
-    sender_key: rsa.RSAPrivateKey,
-    sender_cert: x509.Certificate,
-    recipients: Mapping[str, x509.Certificate] | Mapping[OrganCode, x509.Certificate],
-    document_id: str,
-    business_type: int | None = None,
-    status_code: str | None = None,
     envelope_id: str | None = None,
     created: datetime | None = None,
     validator: CertificateValidator | None = None,
-    due_date: date | None = None,
-    status_note: str | None = None,
-    message: EdxmlDocument | EdxmlStatus | None = None,
 ) -> bytes:
-    """Return the envelope's wire bytes.
+    """Return the envelope's wire bytes: ``edxml`` encrypted for ``parties.recipients``,
+    the header signed by ``parties.sender``.
 
-    ``recipients`` maps each recipient organ code to the certificate to encrypt to. With a
-    ``validator``, the sender certificate (for signing) and every recipient certificate (for
-    key encipherment, bound to its organ code) are validated first; without one, the caller
-    must have validated them (e.g. taken them from a checked directory).
-    ``due_date`` (a document's DueDate) and ``status_note`` (a status's Description, at most
-    ``MAX_STATUS_NOTE`` characters) are optional tracking fields the router may read.
+    With a ``validator``, the sender certificate (for signing) and every recipient
+    certificate (for key encipherment, bound to its organ code) are validated first;
+    without one, the caller must have validated them (e.g. taken them from a checked
+    directory).
 
     The header must be bound (:func:`~backbone.envelope.binding.check_binding`: the
     DocumentId's shape, its organ the sender's or, for a status, the addressee's), and, given
-    ``message`` (the validated model of ``edxml``), say what the edXML says
-    (:func:`~backbone.envelope.binding.check_agreement`): a header that disagrees is never
-    signed. ``edxml`` itself is opaque here; callers that have no model (tests of the
-    envelope) seal any bytes.
+    ``parties.message``, say what the edXML says. ``edxml`` itself is opaque here.
     """
-    sender_code, targets = checked_parties(
-        sender=sender,
-        sender_key=sender_key,
-        sender_cert=sender_cert,
-        recipients=recipients,
-        validator=validator,
-    )
+    sender_code, targets = checked_parties(parties, validator)
 
     envelope_id = envelope_id or str(uuid.uuid4())
     content_key = algorithms.new_content_key()
@@ -75,46 +92,34 @@ def seal(
     ciphertext = algorithms.encrypt_content(content_key, nonce, edxml, envelope_id.encode())
     header = build_header(
         EnvelopeHeader,
+        parties,
+        sender_code=sender_code,
         targets=targets,
-        sender_cert=sender_cert,
         content_key=content_key,
-        message=message,
         envelope_id=envelope_id,
-        kind=Kind(kind),
-        sender=str(sender_code),
-        document_id=document_id,
-        business_type=business_type,
-        status_code=status_code,
         created=in_utc(created),
         payload_size=len(ciphertext),
         payload_digest=algorithms.sha256_hex(ciphertext),
         content_encryption=algorithms.CONTENT_ENCRYPTION,
         nonce=b64(nonce),
-        due_date=due_date,
-        status_note=status_note,
     )
-    return encode(*signed(header, sender_key), ciphertext)
+    return encode(*signed(header, parties.sender_key), ciphertext)
 
 
 def checked_parties(
-    *,
-    sender: OrganCode | str,
-    sender_key: rsa.RSAPrivateKey,
-    sender_cert: x509.Certificate,
-    recipients: Mapping[str, x509.Certificate] | Mapping[OrganCode, x509.Certificate],
-    validator: CertificateValidator | None,
+    parties: SealParties, validator: CertificateValidator | None
 ) -> tuple[OrganCode, dict[OrganCode, x509.Certificate]]:
     """The sender's code and the recipients' certificates by code, once the signing key is
     the sender certificate's and (with a ``validator``) every certificate is valid for its
     use. Shared by both envelope forms (:mod:`backbone.envelope.chunked` too)."""
-    sender_code = OrganCode.parse(str(sender))
-    targets = {OrganCode.parse(str(code)): cert for code, cert in recipients.items()}
-    if not _same_key(sender_key, sender_cert):
+    sender_code = OrganCode.parse(str(parties.sender))
+    targets = {OrganCode.parse(str(code)): cert for code, cert in parties.recipients.items()}
+    if not _same_key(parties.sender_key, parties.sender_cert):
         raise CertificateBindingError(
             f"the signing key given for {sender_code} is not the key of its certificate"
         )
     if validator is not None:
-        validator.validate(sender_cert, claimed=sender_code, usage="sign")
+        validator.validate(parties.sender_cert, claimed=sender_code, usage="sign")
         for code, cert in targets.items():
             validator.validate(cert, claimed=code, usage="encrypt")
     return sender_code, targets
@@ -122,32 +127,40 @@ def checked_parties(
 
 def build_header(
     model: type[_H],
+    parties: SealParties,
     *,
+    sender_code: OrganCode,
     targets: Mapping[OrganCode, x509.Certificate],
-    sender_cert: x509.Certificate,
     content_key: bytes,
-    message: EdxmlDocument | EdxmlStatus | None,
     **fields: Any,
 ) -> _H:
-    """A header of ``model`` (either envelope form) with the parts both forms share (the
-    recipients, their key wraps, the key commitment, the sender's certificate), checked
-    for binding and, given ``message``, for agreement with the edXML: a header that
-    disagrees is never signed."""
+    """A header of ``model`` (either envelope form) with what both forms share: the
+    parties' fields (``sender_code`` and ``targets`` as :func:`checked_parties` gave them),
+    the recipients' key wraps, the key commitment, the sender's certificate; checked for
+    binding and, given ``parties.message``, for agreement with the edXML: a header that
+    disagrees is never signed. ``fields``: the form's own (ids, payload, encryption)."""
     try:
         header = model(
             version=1,
             recipients=[str(code) for code in targets],
             key_commitment=algorithms.key_commitment(content_key),
             key_wraps=key_wraps(targets, content_key),
-            sender_certificate=b64(sender_cert.public_bytes(serialization.Encoding.DER)),
+            sender_certificate=b64(parties.sender_cert.public_bytes(serialization.Encoding.DER)),
             signature_alg=algorithms.SIGNATURE,
+            kind=Kind(parties.kind),
+            sender=str(sender_code),
+            document_id=parties.document_id,
+            business_type=parties.business_type,
+            status_code=parties.status_code,
+            due_date=parties.due_date,
+            status_note=parties.status_note,
             **fields,
         )
     except ValidationError as exc:
         raise EnvelopeError(f"cannot seal an envelope: {summarize(exc)}") from None
     check_binding(header)
-    if message is not None:
-        check_agreement(header, message)
+    if parties.message is not None:
+        check_agreement(header, parties.message)
     return header
 
 

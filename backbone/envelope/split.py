@@ -15,16 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
-
-from backbone.edxml import EdxmlDocument, EdxmlStatus
 from backbone.envelope import algorithms, stream_aead
 from backbone.envelope.chunk_wire import encode_chunk, encode_header
 from backbone.envelope.chunked import (
@@ -34,10 +30,8 @@ from backbone.envelope.chunked import (
     digests_digest,
     stream_aad,
 )
-from backbone.envelope.model import Kind
-from backbone.envelope.seal import b64, build_header, checked_parties, in_utc, signed
+from backbone.envelope.seal import SealParties, b64, build_header, checked_parties, in_utc, signed
 from backbone.errors import DocumentTooLargeError, EnvelopeError
-from backbone.organ import OrganCode
 from backbone.pki.validation import CertificateValidator
 
 __all__ = ["ChunkKeeper", "SealedDocument", "seal_file"]
@@ -81,36 +75,20 @@ class SealedDocument:
 
 def seal_file(
     path: Path,
+    parties: SealParties,
     *,
-    kind: Kind,
-    sender: OrganCode | str,
-    sender_key: rsa.RSAPrivateKey,
-    sender_cert: x509.Certificate,
-    recipients: Mapping[str, x509.Certificate] | Mapping[OrganCode, x509.Certificate],
-    document_id: str,
     limits: ChunkLimits,
-    business_type: int | None = None,
-    status_code: str | None = None,
     envelope_id: str | None = None,
     created: datetime | None = None,
     validator: CertificateValidator | None = None,
-    due_date: date | None = None,
-    status_note: str | None = None,
-    message: EdxmlDocument | EdxmlStatus | None = None,
     keep: ChunkKeeper | None = None,
 ) -> SealedDocument:
-    """Seal the file at ``path`` in chunks of ``limits.chunk_bytes``: the parties and
-    header fields as :func:`~backbone.envelope.seal.seal` takes them, the same checks
-    (keys, certificates, binding, agreement with ``message``). ``keep`` is handed each
-    chunk's message, in order, as it is encrypted (the one pass over the file); it may
-    hold it no longer than it needs to write it."""
-    sender_code, targets = checked_parties(
-        sender=sender,
-        sender_key=sender_key,
-        sender_cert=sender_cert,
-        recipients=recipients,
-        validator=validator,
-    )
+    """Seal the file at ``path`` in chunks of ``limits.chunk_bytes``: the parties, header
+    fields and checks (keys, certificates, binding, agreement with ``parties.message``) as
+    :func:`~backbone.envelope.seal.seal` takes them. ``keep`` is handed each chunk's
+    message, in order, as it is encrypted (the one pass over the file); it may hold it no
+    longer than it needs to write it."""
+    sender_code, targets = checked_parties(parties, validator)
     document_size = path.stat().st_size
     if document_size > limits.max_document_bytes:
         raise DocumentTooLargeError(
@@ -135,28 +113,23 @@ def seal_file(
         raise EnvelopeError(f"{path.name} shrank while it was being sealed; seal it again")
     header = build_header(
         ChunkedHeader,
+        parties,
+        sender_code=sender_code,
         targets=targets,
-        sender_cert=sender_cert,
         content_key=key,
-        message=message,
         envelope_id=envelope_id,
-        kind=Kind(kind),
-        sender=str(sender_code),
-        document_id=document_id,
-        business_type=business_type,
-        status_code=status_code,
         created=in_utc(created),
         payload_size=document_size + stream_aead.TAG_BYTES * len(digests),
         payload_digest=digests_digest(digests),
         content_encryption=stream_aead.CONSTRUCTION,
         nonce=b64(prefix),
-        due_date=due_date,
-        status_note=status_note,
         document_size=document_size,
         chunk_size=chunk_size,
         chunk_digests=digests,
     )
-    return SealedDocument(header, encode_header(*signed(header, sender_key)), path, key, prefix)
+    return SealedDocument(
+        header, encode_header(*signed(header, parties.sender_key)), path, key, prefix
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,12 @@ Layout under ``root`` (one directory per document, named by its envelope id)::
 Every file is written under a dot-name, flushed to disk, then renamed, and a document's
 directory is renamed into place only once its header is in it: after a crash, what is
 there is whole, and :class:`Staging` rebuilds its state from it (dot-names are leftovers
-and deleted; each chunk is checked against the header again).
+and deleted; each chunk is checked against the header again). What :meth:`Staging.begin`
+and :meth:`Staging.accept` report kept is on disk before they return, names included: the
+document's directory is fsynced before it is renamed into place and ``root`` after, the
+document's directory again after each chunk's rename. The adapter acknowledges a header or
+chunk message once it is kept, so a power cut must not lose it: the broker would not send
+it again, and the document could only expire.
 
 Given the content key when staging begins (:meth:`Staging.begin`), each chunk is also
 decrypted as it is staged, into ``<envelope id>/.plain`` at its place in the document, so
@@ -45,7 +50,7 @@ from typing import Final
 import structlog
 
 from backbone.clock import Clock
-from backbone.durable import write_atomically
+from backbone.durable import fsync_path, write_all, write_atomically
 from backbone.envelope import algorithms, stream_aead
 from backbone.envelope.chunk_wire import (
     Chunk,
@@ -138,9 +143,11 @@ class Staging:
             )
         started = self._clock()
         building = Path(tempfile.mkdtemp(prefix=".", dir=self._root))
-        _write(building / _HEADER, verified.body)
-        _write(building / _STARTED, started.isoformat().encode())
+        write_atomically(building / _HEADER, verified.body, sync_directory=False)
+        write_atomically(building / _STARTED, started.isoformat().encode(), sync_directory=False)
+        fsync_path(building)  # both names in it, before it is renamed into place
         building.rename(self._root / header.envelope_id)
+        fsync_path(self._root)  # the document's name: begun is kept (module docstring)
         document = _Document(header, started)
         if content_key is not None and algorithms.key_commitment(content_key) == (
             header.key_commitment
@@ -163,7 +170,10 @@ class Staging:
         check_chunk(document.header, chunk)
         if chunk.index in document.present:
             return False
-        _write(self._chunk_path(chunk.envelope_id, chunk.index), chunk.ciphertext)
+        # The chunk and its name on disk before it is reported kept (module docstring).
+        write_atomically(
+            self._chunk_path(chunk.envelope_id, chunk.index), chunk.ciphertext, sync_directory=True
+        )
         document.present.add(chunk.index)
         if document.key is not None:
             self._decrypt_early(document, chunk)
@@ -370,11 +380,7 @@ def _decrypt_into(plain: Path, key: bytes, header: ChunkedHeader, chunk: Chunk) 
         )
         fd = os.open(plain, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            view = memoryview(plaintext)
-            offset = chunk.index * header.chunk_size
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view, offset = view[written:], offset + written
+            write_all(fd, plaintext, chunk.index * header.chunk_size)
         finally:
             os.close(fd)
     except (ChunkError, OSError):
@@ -392,12 +398,6 @@ def _chunk_file_matches(header: ChunkedHeader, index: int, path: Path) -> bool:
         while block := chunk.read(_READ_BYTES):
             digest.update(block)
     return digest.hexdigest() == header.chunk_digests[index]
-
-
-def _write(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, whole or not at all (dot-name, fsync, rename). The directory
-    is not fsynced: what a restart finds is checked against the header again."""
-    write_atomically(path, data, sync_directory=False)
 
 
 def _delete(path: Path) -> None:

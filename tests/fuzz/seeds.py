@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from cryptography.x509 import Certificate
 
-from backbone.envelope import seal
+from backbone.envelope import SealParties, seal
 from backbone.errors import Reason
 from backbone.wire.events import Event, EventType, encode_events
 from testkit import make_pki
@@ -79,12 +79,14 @@ def _envelopes() -> list[bytes]:
             signer = pki.agency(sender)
             return seal(
                 edxml,
-                sender=sender,
-                sender_key=signer.key,
-                sender_cert=signer.certificate,
-                recipients=recipients,
-                document_id=_DOCUMENT_ID,
-                **fields,
+                SealParties(
+                    sender=sender,
+                    sender_key=signer.key,
+                    sender_cert=signer.certificate,
+                    recipients=recipients,
+                    document_id=_DOCUMENT_ID,
+                    **fields,
+                ),
             )
 
         first = dict(list(to.items())[:1])

@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from backbone.devtools.ca import IssuedCertificate
 from backbone.edxml import StatusCode
-from backbone.envelope import Kind, read_frame, seal
+from backbone.envelope import Kind, SealParties, read_frame, seal
 from backbone.envelope.algorithms import new_content_key, sign, wrap_key
 from backbone.envelope.wire import encode
 from backbone.pki.keys import generate_private_key, key_usage
@@ -145,15 +145,17 @@ class Kit:
         ``status_code``) encrypted to the recipients' certificates from this run's PKI."""
         return seal(
             edxml,
-            kind=Kind.DOCUMENT if status_code is None else Kind.STATUS,
-            sender=sender,
-            sender_key=issued.key,
-            sender_cert=issued.certificate,
-            recipients={code: self.pki.agency(code).certificate for code in recipients},
-            document_id=document_id,
-            business_type=0 if status_code is None else None,
-            status_code=status_code,
-            due_date=due_date,
+            SealParties(
+                kind=Kind.DOCUMENT if status_code is None else Kind.STATUS,
+                sender=sender,
+                sender_key=issued.key,
+                sender_cert=issued.certificate,
+                recipients={code: self.pki.agency(code).certificate for code in recipients},
+                document_id=document_id,
+                business_type=0 if status_code is None else None,
+                status_code=status_code,
+                due_date=due_date,
+            ),
         )
 
     def refresh_router_crls(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from backbone.envelope import Kind
+from backbone.envelope import Kind, SealParties
 from backbone.envelope.algorithms import sign
 from backbone.envelope.chunk_wire import (
     encode_chunk,
@@ -85,13 +85,15 @@ class ChunkedKit:
         signer = self.exchange.pki.agency(sender)
         document = seal_file(
             path,
-            kind=Kind.DOCUMENT,
-            sender=sender,
-            sender_key=signer.key,
-            sender_cert=signer.certificate,
-            recipients={RECIPIENT: self.exchange.pki.agency(RECIPIENT).certificate},
-            document_id=document_id(sender, number, self._run),
-            business_type=0,
+            SealParties(
+                kind=Kind.DOCUMENT,
+                sender=sender,
+                sender_key=signer.key,
+                sender_cert=signer.certificate,
+                recipients={RECIPIENT: self.exchange.pki.agency(RECIPIENT).certificate},
+                document_id=document_id(sender, number, self._run),
+                business_type=0,
+            ),
             limits=LIMITS,
         )
         return Sealed(document, list(document.chunk_messages()), sender)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backbone.envelope import SealParties
 from backbone.envelope.chunked import ChunkLimits
 from backbone.envelope.split import ChunkKeeper, SealedDocument, seal_file
 from testkit import DevPki
@@ -27,13 +28,15 @@ def seal_path(
     signer = pki.agency(SENDER)
     return seal_file(
         path,
-        kind="document",
-        sender=SENDER,
-        sender_key=signer.key,
-        sender_cert=signer.certificate,
-        recipients={RECIPIENT: pki.agency(RECIPIENT).certificate},
-        document_id=DOCUMENT_ID,
-        business_type=0,
+        SealParties(
+            kind="document",
+            sender=SENDER,
+            sender_key=signer.key,
+            sender_cert=signer.certificate,
+            recipients={RECIPIENT: pki.agency(RECIPIENT).certificate},
+            document_id=DOCUMENT_ID,
+            business_type=0,
+        ),
         limits=limits,
         keep=keep,
     )

@@ -12,7 +12,7 @@ import aio_pika
 
 from adapters import AdapterClient
 from backbone.edxml import EdxmlDocument, validate
-from backbone.envelope import Kind
+from backbone.envelope import Kind, SealParties
 from backbone.envelope.chunked import ChunkLimits
 from backbone.envelope.split import SealedDocument, seal_file
 from backbone.wire import FORM_CHUNK, FORM_CHUNKED_HEADER, Event, EventType, envelope_message
@@ -47,15 +47,17 @@ def sealed_document(
     assert isinstance(message, EdxmlDocument)
     return seal_file(
         path,
-        kind=Kind.DOCUMENT,
-        sender=G22,
-        sender_key=signer.key,
-        sender_cert=signer.certificate,
-        recipients={H41: pki.agency(H41).certificate},
-        document_id=message.document_id,
-        business_type=0,
+        SealParties(
+            kind=Kind.DOCUMENT,
+            sender=G22,
+            sender_key=signer.key,
+            sender_cert=signer.certificate,
+            recipients={H41: pki.agency(H41).certificate},
+            document_id=message.document_id,
+            business_type=0,
+            message=message,
+        ),
         limits=ChunkLimits(chunk_bytes=MiB),
-        message=message,
     )
 
 

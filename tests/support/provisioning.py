@@ -24,7 +24,7 @@ from backbone.broker.provision import (
     provision,
 )
 from backbone.directory import Directory, DirectoryBuilder
-from backbone.envelope import Kind, seal
+from backbone.envelope import Kind, SealParties, seal
 from backbone.router.topology import apply_topology
 from backbone.wire.names import Names
 from testkit import DevPki, document_edxml, document_id
@@ -105,11 +105,13 @@ def sealed_document(pki: DevPki, number: int, sender: str = A, recipient: str = 
     """A genuine envelope: document ``number`` from ``sender`` to ``recipient``."""
     return seal(
         document_edxml(sender, [recipient], number),
-        kind=Kind.DOCUMENT,
-        sender=sender,
-        sender_key=pki.agency(sender).key,
-        sender_cert=pki.agency(sender).certificate,
-        recipients={recipient: pki.agency(recipient).certificate},
-        document_id=document_id(sender, number),
-        business_type=0,
+        SealParties(
+            kind=Kind.DOCUMENT,
+            sender=sender,
+            sender_key=pki.agency(sender).key,
+            sender_cert=pki.agency(sender).certificate,
+            recipients={recipient: pki.agency(recipient).certificate},
+            document_id=document_id(sender, number),
+            business_type=0,
+        ),
     )
