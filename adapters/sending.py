@@ -258,6 +258,8 @@ class EnvelopeSender:
         os.close(fd)
         path = Path(name)
         try:
+            # The tree is ``original`` as parsed, unchanged: the signature may be spliced
+            # into its bytes (nothing between the parse and here may change the tree).
             await asyncio.to_thread(
                 sign_edxml_into,
                 path,

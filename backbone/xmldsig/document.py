@@ -133,7 +133,10 @@ def sign_edxml_into(
     bytes read there are not those parsed, libxml2 writes the signed tree to a file beside
     ``target`` by its name (through a Python file object, lxml hands over the escaped text
     of a large attachment in one more copy), which is then copied a block at a time behind
-    the prolog, and the answer is False. Either file parses to the tree that was signed."""
+    the prolog, and the answer is False. Either file parses to the tree that was signed:
+    for the splice, only if ``tree`` is ``original`` as parsed and left unchanged (signing
+    itself aside), which the caller keeps (a tree changed in between would be signed as
+    changed, while the bytes around the signature stay the original's)."""
     splice = framing.splice if original is not None else None
     if splice is not None and not _spliceable(tree, splice):
         splice = None
