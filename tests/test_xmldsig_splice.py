@@ -6,6 +6,8 @@ serialised as before."""
 from __future__ import annotations
 
 import io
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from testkit import document_edxml
 from tests.support import DevPki, make_pki
 
 G22, H41 = "000.00.00.G22", "000.00.00.H41"
+SAMPLES = Path(__file__).parent / "edxml_samples"
 
 HEADER = """<edXML:MessageHeader>
         <edXML:From><edXML:OrganId>000.00.00.G22</edXML:OrganId></edXML:From>
@@ -241,3 +244,44 @@ def test_a_large_document_spliced_verifies(pki: DevPki, tmp_path: Path) -> None:
     )
     edxml = document_edxml(G22, [H41], 21, content="Nội dung", attachments=[attachment])
     _spliced_matches_serialised(pki, edxml, tmp_path)
+
+
+# What the differential test below inserts after a random '>' of a file's first 20,000 bytes.
+INSERTS = (
+    b"<?pi x?>",
+    b"<Signature/>",
+    f'<Signature xmlns="{EDXML_NS}"><a/></Signature>'.encode(),
+    EMPTY_PLACEHOLDER.encode(),
+    b"<![CDATA[</edXML:edXMLHeader>]]>",
+    b"&#13;",
+    b" \r\n ",
+    b"<!-- c -->",
+    f'<edXML:Signature xmlns:edXML="{EDXML_NS}" a="/>"></edXML:Signature>'.encode(),
+)
+
+
+def test_mutated_vendors_files_spliced_or_not_are_the_same_signed_document(
+    pki: DevPki, shared_edxml: Path, tmp_path: Path
+) -> None:
+    # Seeded: the same 150 variants every run. Each either is refused (not edXML, placed
+    # where it may not be), spliced or serialised; spliced, it is canonically the serialised.
+    seeds = [path.read_bytes() for path in sorted(shared_edxml.iterdir())]
+    seeds += [path.read_bytes() for path in sorted(SAMPLES.iterdir())]
+    rng = random.Random(18)
+    spliced_count = 0
+    for _ in range(150):
+        edxml = rng.choice(seeds)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.choice([found.end() for found in re.finditer(rb">", edxml[:20_000])])
+            if rng.random() < 0.8:
+                edxml = edxml[:at] + rng.choice(INSERTS) + edxml[at:]
+            else:
+                edxml = edxml.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        try:
+            spliced, was_spliced = _signed(pki, edxml, tmp_path, splice=True)
+        except (EdxmlError, XmlSignatureError):
+            continue
+        serialised, _ = _signed(pki, edxml, tmp_path, splice=False)
+        assert _canonical(spliced) == _canonical(serialised)
+        spliced_count += was_spliced
+    assert spliced_count >= 30
