@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import io
 import os
 import tempfile
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import aio_pika
 import structlog
@@ -193,9 +194,10 @@ class EnvelopeSender:
         examined = examine(edxml, self._chunked_xml_limits())
         return await self._send_parsed(
             self._parties(examined, None),
-            Framing.of(edxml),
+            Framing.of(edxml, splice=True),
             before_publish,
             _Kept(key, len(edxml)),
+            io.BytesIO(edxml),
         )
 
     def _chunked_xml_limits(self) -> XmlLimits:
@@ -224,16 +226,23 @@ class EnvelopeSender:
         pending = await asyncio.to_thread(self._pending.find, key, stat.st_size)
         if pending is not None:
             return await self._publish_pending(pending)
-        edxml = await asyncio.to_thread(path.read_bytes)
-        framing = Framing.of(edxml)
-        # The bytes go once parsed, before the model decodes the attachments: never both.
-        root = await asyncio.to_thread(parse_xml, edxml, self._chunked_xml_limits())
-        del edxml
-        examined = await asyncio.to_thread(examine_parsed, root)
-        del root
-        parties = self._parties(examined, None).without_attachment_content()
-        del examined
-        return await self._send_parsed(parties, framing, before_publish, _Kept(key, stat.st_size))
+        # Kept open: the signature is spliced into these bytes, read again from it (the
+        # file's CRC-32 is held to the one parsed; another file put at ``path`` is not read).
+        source = await asyncio.to_thread(path.open, "rb")
+        try:
+            edxml = await asyncio.to_thread(source.read)
+            framing = Framing.of(edxml, splice=True)
+            # The bytes go once parsed, before the model decodes the attachments: never both.
+            root = await asyncio.to_thread(parse_xml, edxml, self._chunked_xml_limits())
+            del edxml
+            examined = await asyncio.to_thread(examine_parsed, root)
+            del root
+            parties = self._parties(examined, None).without_attachment_content()
+            del examined
+            kept = _Kept(key, stat.st_size)
+            return await self._send_parsed(parties, framing, before_publish, kept, source)
+        finally:
+            await asyncio.to_thread(source.close)
 
     async def finish_kept(self, resume_key: str) -> Receipt | None:
         """Finish the send kept under ``resume_key`` that stopped half-way (a process since
@@ -247,6 +256,7 @@ class EnvelopeSender:
         framing: Framing,
         before_publish: BeforePublish | None,
         kept: _Kept,
+        original: BinaryIO,
     ) -> Receipt:
         assert parties.tree is not None  # examine() parsed it: the document was accepted
         limits = self.config.chunk_limits
@@ -255,6 +265,8 @@ class EnvelopeSender:
         os.close(fd)
         path = Path(name)
         try:
+            # The tree is ``original`` as parsed, unchanged: the signature may be spliced
+            # into its bytes (nothing between the parse and here may change the tree).
             await asyncio.to_thread(
                 sign_edxml_into,
                 path,
@@ -262,6 +274,7 @@ class EnvelopeSender:
                 parties.tree,
                 parties.sender.key,
                 parties.sender.certificate,
+                original,
             )
             sealing = parties.seal_parties()
 

@@ -4,6 +4,7 @@ with the router of the other adapter-client tests."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,35 @@ async def test_a_20_mib_document_in_1_mib_chunks_arrives_byte_identical_and_01_g
     assert [s.status_code for s in _statuses(arrived)] == [StatusCode.ARRIVED]
     assert arrived[0].header.document_id == receipt.document_id
     await _no_files_left(adapter_deployment.root / "staging" / H41)
+
+
+async def test_a_vendors_file_arrives_as_its_own_bytes_with_the_signature_in_its_placeholder(
+    adapter_deployment: Deployment,
+) -> None:
+    # CRLF, a character reference and a placeholder: libxml2 writing the signed tree would
+    # give other bytes (the character itself); the sender splices the signature into these.
+    a, b = await _pair(adapter_deployment)
+    b_inbox = adapter_deployment.inbox(b)
+    edxml, annex = large_document(4, 2 * MiB)
+    placeholder = b"<edXML:Signature />"
+    edxml = (
+        edxml.replace("Văn bản số".encode(), "Văn bản s&#7889;".encode())
+        .replace(b"<edXML:TraceHeaderList>", placeholder + b"\n      <edXML:TraceHeaderList>")
+        .replace(b"\n", b"\r\n")
+    )
+    path = adapter_deployment.root / "vendor.xml"
+    path.write_bytes(edxml)
+
+    await a.send_file(path)
+
+    [item] = await b_inbox.wait_for(1, timeout=120)
+    signature = re.search(rb"<ds:Signature\b.*?</ds:Signature>", item.edxml, re.S)
+    assert signature is not None
+    start, end = signature.span()
+    assert item.edxml[:start] + placeholder + item.edxml[end:] == edxml
+    verify_edxml(item.edxml, adapter_deployment.exchange.pki.validator(), OrganCode.parse(G22))
+    assert isinstance(item.message, EdxmlDocument)
+    assert item.message.attachments[0].content == annex
 
 
 async def test_a_send_cut_off_by_the_broker_mid_document_is_finished_as_the_same_envelope(

@@ -2,7 +2,8 @@
 recipient (:mod:`backbone.xmldsig.document`), over one enveloped signature of the backbone's
 profile (:mod:`backbone.xmldsig.profile`: the template, the closed list of accepted shapes,
 the signed bytes), made and checked by libxmlsec1 on the parsed tree
-(:mod:`backbone.xmldsig.libxmlsec`)."""
+(:mod:`backbone.xmldsig.libxmlsec`); a large document's signed file is the original's bytes
+with the signature spliced in where that is safe (:mod:`backbone.xmldsig.splice`)."""
 
 from backbone.xmldsig.document import (
     DS_NS,

@@ -24,9 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -46,6 +47,7 @@ from backbone.xmldsig.profile import (
     read_signed_info,
     signed_bytes,
 )
+from backbone.xmldsig.splice import XML_DECLARATION, Splice, find_splice, write_spliced
 
 __all__ = [
     "DS_NS",
@@ -72,12 +74,6 @@ _UNSIGNED_ALLOWED = {
 }
 
 _DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
-# An XML declaration with its encoding (group 1, empty when not declared), then space.
-_DECLARED = re.compile(
-    rb"<\?xml\s+version\s*=\s*[\"']1\.[0-9][\"']"
-    rb"(?:\s+encoding\s*=\s*[\"']([A-Za-z0-9._-]*)[\"'])?"
-    rb"(?:\s+standalone\s*=\s*[\"'](?:yes|no)[\"'])?\s*\?>[ \t\r\n]*"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +123,30 @@ def sign_edxml_into(
     tree: etree._Element,
     key: rsa.RSAPrivateKey,
     cert: x509.Certificate,
-) -> None:
-    """:func:`sign_edxml` written into the file ``target`` as it is serialised, never whole
-    in memory: for a large document, whose bytes the caller may drop once parsed
-    (``framing`` keeps what the signed file takes from them). libxml2 writes the tree to a
-    file beside ``target`` by its name (through a Python file object, lxml hands over the
-    escaped text of a large attachment in one more copy), which is then copied a block at
-    a time behind the prolog."""
-    _sign_in_place(tree, key, cert)
+    original: BinaryIO | None = None,
+) -> bool:
+    """:func:`sign_edxml` written into the file ``target``, never whole in memory: for a
+    large document, whose bytes the caller may drop once parsed (``framing`` keeps what the
+    signed file takes from them). True when the file was written from the original's bytes
+    (``original``, read again from its start) with the signature spliced in
+    (:mod:`backbone.xmldsig.splice`; ``framing`` made with ``splice=True``); else, or if the
+    bytes read there are not those parsed, libxml2 writes the signed tree to a file beside
+    ``target`` by its name (through a Python file object, lxml hands over the escaped text
+    of a large attachment in one more copy), which is then copied a block at a time behind
+    the prolog, and the answer is False. Either file parses to the tree that was signed:
+    for the splice, only if ``tree`` is ``original`` as parsed and left unchanged (signing
+    itself aside), which the caller keeps (a tree changed in between would be signed as
+    changed, while the bytes around the signature stay the original's)."""
+    splice = framing.splice if original is not None else None
+    if splice is not None and not _spliceable(tree, splice):
+        splice = None
+    signature = _sign_in_place(tree, key, cert)
+    if splice is not None and original is not None:
+        spliced = bytes(etree.tostring(signature, method="c14n", exclusive=True))
+        if framing.crlf:
+            spliced = spliced.replace(b"\n", b"\r\n")
+        if write_spliced(target, original, splice, spliced):
+            return True
     body = target.with_name(target.name + ".body")
     try:
         tree.getroottree().write(str(body), encoding="UTF-8", xml_declaration=False)
@@ -145,6 +157,7 @@ def sign_edxml_into(
             out.write(framing.epilog)
     finally:
         body.unlink(missing_ok=True)
+    return False
 
 
 _COPY_BLOCK = 1 << 20
@@ -153,23 +166,48 @@ _COPY_BLOCK = 1 << 20
 @dataclass(frozen=True, slots=True)
 class Framing:
     """What a signed document keeps of its original's bytes besides the tree: the XML
-    declaration (:func:`_prolog`), the space after the root (:func:`_epilog`), and whether
-    its line breaks are CRLF."""
+    declaration (:func:`_prolog`), the space after the root (:func:`_epilog`), whether
+    its line breaks are CRLF, and (``splice=True``) where the signature can be spliced
+    into them (:func:`~backbone.xmldsig.splice.find_splice`; None: nowhere safely)."""
 
     prolog: bytes
     epilog: bytes
     crlf: bool
+    splice: Splice | None = None
 
     @classmethod
-    def of(cls, edxml: bytes) -> Framing:
+    def of(cls, edxml: bytes, *, splice: bool = False) -> Framing:
         # Written with CRLF: the parser read every line break as LF (XML's end-of-line rule),
         # so writing them back as CRLF changes no character any reader sees, nor the digest.
         crlf = b"\r\n" in edxml and edxml.count(b"\r\n") == edxml.count(b"\n")
-        return cls(_prolog(edxml), _epilog(edxml), crlf)
+        where = find_splice(edxml) if splice else None
+        return cls(_prolog(edxml), _epilog(edxml), crlf, where)
 
 
-def _sign_in_place(root: etree._Element, key: rsa.RSAPrivateKey, cert: x509.Certificate) -> None:
-    """Comments out, the signature in (replacing any placeholder), signed."""
+def _spliceable(root: etree._Element, splice: Splice) -> bool:
+    """The tree is the one :func:`~backbone.xmldsig.splice.find_splice` read the bytes of,
+    as far as splicing needs: no comment (signing removes them from the tree, the bytes
+    would keep them), and the header's placeholders and children as expat counted them."""
+    if next(_comments(root), None) is not None:
+        return False
+    header = _header(root)
+    placeholders = sum(1 for child in header if child.tag in _PLACEHOLDERS)
+    return placeholders == splice.placeholders and len(header) == splice.header_children
+
+
+def _comments(root: etree._Element) -> Iterator[etree._Element]:
+    """Every comment of the document: before the root, in it, after it."""
+    return itertools.chain(
+        root.itersiblings(etree.Comment, preceding=True),
+        root.iter(etree.Comment),
+        root.itersiblings(etree.Comment),
+    )
+
+
+def _sign_in_place(
+    root: etree._Element, key: rsa.RSAPrivateKey, cert: x509.Certificate
+) -> etree._Element:
+    """Comments out, the signature in (replacing any placeholder), signed; the signature."""
     etree.strip_tags(root.getroottree(), etree.Comment)
     header = _header(root)
     existing = [child for child in header if child.tag in _PLACEHOLDERS]
@@ -185,13 +223,14 @@ def _sign_in_place(root: etree._Element, key: rsa.RSAPrivateKey, cert: x509.Cert
     except XmlSignatureError:
         check_canonicalisable(root)  # the one document-made failure, said as edxml_invalid
         raise
+    return signature
 
 
 def _prolog(edxml: bytes) -> bytes:
     """The original's XML declaration and the space after it, as written, if it declares
     UTF-8 (what the signed document is written in); the usual one otherwise."""
-    found = _DECLARED.match(edxml)
-    if found is None or (found.group(1) or b"").lower() not in (b"", b"utf-8"):
+    found = XML_DECLARATION.match(edxml)
+    if found is None or (found.group("encoding") or b"").lower() not in (b"", b"utf-8"):
         return _DECLARATION
     return found.group(0)
 
@@ -300,14 +339,7 @@ def _header(root: etree._Element) -> etree._Element:
 def _refuse_unsigned_content(root: etree._Element, signature: etree._Element) -> None:
     """Comments anywhere, and anything in the Signature but its signed parts (module
     docstring): a reader of the delivered file would take them for signed content."""
-    comment = next(
-        itertools.chain(
-            root.itersiblings(etree.Comment, preceding=True),
-            root.iter(etree.Comment),
-            root.itersiblings(etree.Comment),
-        ),
-        None,
-    )
+    comment = next(_comments(root), None)
     if comment is not None:
         raise EdxmlError(
             "the edXML carries a comment, which its XML signature does not cover (a comment "
