@@ -590,17 +590,28 @@ async def _inbox_full(live: Live) -> None:
     connection = await aio_pika.connect(exchange.amqp_url)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
 
+    async def in_inbox() -> int:
+        return (await channel.declare_queue(inbox, passive=True)).declaration_result.message_count
+
     async def all_routed() -> bool:
         """Every copy is in the inbox or parked (the router parks in this process)."""
-        in_inbox = (await channel.declare_queue(inbox, passive=True)).declaration_result
-        return in_inbox.message_count + _inbox_full_total() - before == PAST_THE_BOUND
+        return await in_inbox() + _inbox_full_total() - before == PAST_THE_BOUND
 
-    async def fill() -> None:
-        for _ in range(PAST_THE_BOUND):
+    async def submit(count: int) -> None:
+        for _ in range(count):
             await exchange.submit(
                 exchange.seal_document(G22, [SPARE], live.next_number()),
                 as_account=exchange.account_of(G22),
             )
+
+    async def fill() -> None:
+        # The inbox filled to its bound first, the rest after: a quorum queue checks its
+        # bound as it applies each publish, so copies that the router publishes side by side
+        # into an inbox below its bound may all be taken (a CI run routed all 12 in one
+        # second, and the inbox took them all: nothing was parked, the alert never fired).
+        await submit(SMALL_INBOX)
+        await wait_for(lambda: _holds(in_inbox, SMALL_INBOX), 30, "the inbox at its bound")
+        await submit(PAST_THE_BOUND - SMALL_INBOX)
         await wait_for(all_routed, 30, "every copy in the inbox or parked")
 
     async def drain_and_deliver() -> None:
@@ -641,6 +652,10 @@ async def _inbox_full(live: Live) -> None:
 def _inbox_full_total() -> float:
     """The in-process router's count of copies parked for a full inbox."""
     return REGISTRY.get_sample_value("vdx_inbox_full_total") or 0.0
+
+
+async def _holds(count: Callable[[], Awaitable[int]], expected: int) -> bool:
+    return await count() == expected
 
 
 async def _bounded(management: ManagementClient, queue: str) -> bool:
