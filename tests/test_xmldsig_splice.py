@@ -153,6 +153,24 @@ def test_a_crlf_original_keeps_crlf_line_ends_in_the_spliced_signature(
 
 
 @pytest.mark.parametrize(
+    ("ending", "crlf"),
+    [
+        ("\n", False),
+        ("\r\n", True),
+        ("\r", False),  # a CR alone is no CRLF line end
+        (" \t\n" * 3000, False),  # more space after the root than the first window holds
+        ("\r\n" * 70000, True),
+    ],
+)
+def test_the_framing_keeps_the_space_after_the_root_as_written_and_knows_crlf_files(
+    ending: str, crlf: bool
+) -> None:
+    edxml = _edxml().rstrip("\n").replace("\n", "\r\n" if crlf else "\n") + ending
+    framing = Framing.of(edxml.encode())
+    assert (framing.epilog, framing.crlf) == (ending.encode(), crlf)
+
+
+@pytest.mark.parametrize(
     ("name", "signer"),
     [
         ("edoc_revocation.edxml", G22),
