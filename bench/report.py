@@ -366,6 +366,7 @@ def _large_document(results: dict[str, Any]) -> list[str]:
         f"MB, recipient {_fmt(large['recipient_peak_rss_mb'])} MB."
         + (f" **Refused by the sending adapter**: {large['refused']}" if large["refused"] else "")
         + _large_transport(large)
+        + _large_floor(large)
         + _large_phases(large),
     ]
 
@@ -380,6 +381,25 @@ def _large_transport(large: dict[str, Any]) -> str:
         f"{_fmt(large['transport_mb_per_s'])} MB/s, transport ratio "
         f"{_fmt(large['transport_ratio'])} of the bare broker; the rest of the end-to-end "
         "seconds is the edges' whole-document work."
+    )
+
+
+def _large_floor(large: dict[str, Any]) -> str:
+    """The edges' floor (bench/edge_floor.py) and the best ratio it leaves the path."""
+    floor = large.get("edge_floor")
+    if not floor:
+        return ""
+    return (
+        " **The edges' floor**, measured in this run at libxml2's and OpenSSL's own speed "
+        "(bench/edge_floor.py: the whole-document work no implementation can overlap with "
+        "the transport): before the first chunk, the sender's parse "
+        f"{_fmt(floor['sender_parse_s'])} s, its XML-DSig digest (exclusive C14N, SHA-256) "
+        f"{_fmt(floor['sender_xmldsig_digest_s'])} s and the chunks' encryption "
+        f"{_fmt(floor['sender_encrypt_s'])} s; after the last, the "
+        f"recipient's digest {_fmt(floor['recipient_xmldsig_digest_s'])} s: "
+        f"**{_fmt(floor['edge_floor_seconds'])} s**. Even with the chunks carried at the bare "
+        f"broker's speed, the path could reach a ratio of at most **{_fmt(large['best_ratio'])}** "
+        "here."
     )
 
 

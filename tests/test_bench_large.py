@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from backbone.edxml import EdxmlDocument, validate
+from bench.edge_floor import best_ratio, measure_edge_floor
 from bench.large import (
     MiB,
     chunk_message_bytes,
@@ -159,3 +162,59 @@ def test_phases_add_up_each_labelled_call_and_keep_the_first_start_and_last_end(
     assert first is not None
     assert last is not None
     assert first <= last
+
+
+def test_the_best_ratio_is_the_bare_brokers_transport_with_only_the_edges_floor_beside_it() -> None:
+    # 64 MiB carried at 32 MiB/s take 2 s; a floor of 2 s more halves the ratio.
+    assert (
+        best_ratio(
+            document_bytes=64 * MiB,
+            message_bytes=64 * MiB,
+            ceiling_bytes_per_s=32 * MiB,
+            floor_seconds=2.0,
+        )
+        == 0.5
+    )
+    assert (
+        best_ratio(
+            document_bytes=64 * MiB,
+            message_bytes=64 * MiB,
+            ceiling_bytes_per_s=32 * MiB,
+            floor_seconds=6.0,
+        )
+        == 0.25
+    )
+
+
+def test_the_edge_floor_times_each_whole_document_step_of_a_real_document(tmp_path: Path) -> None:
+    path = tmp_path / "large.xml"
+    write_large_edxml(path, 1, 2 * MiB)
+    floor = measure_edge_floor(path, 256 * 1024)
+    steps = [
+        "sender_parse_s",
+        "sender_xmldsig_digest_s",
+        "sender_encrypt_s",
+        "recipient_xmldsig_digest_s",
+    ]
+    assert all(floor[step] >= 0 for step in steps)
+    assert floor["edge_floor_seconds"] == pytest.approx(sum(floor[s] for s in steps), abs=0.005)
+    assert floor["recipient_xmldsig_digest_s"] == floor["sender_xmldsig_digest_s"]
+
+
+def test_the_report_says_the_edges_floor_and_the_best_ratio_it_leaves() -> None:
+    large: dict[str, Any] = {"router_peak_rss_mb": 150.0, "sender_peak_rss_mb": 2000.0}
+    large |= {"recipient_peak_rss_mb": 3000.0, **_verdicts(seconds=200.0)}
+    large |= {"document_bytes": GiB, "chunks": 256, "chunk_bytes": 4 * MiB, "seconds": 200.0}
+    large |= {"send_seconds": 120.0, "refused": None, "best_ratio": 0.31}
+    large["edge_floor"] = {
+        "sender_parse_s": 0.8,
+        "sender_xmldsig_digest_s": 4.0,
+        "sender_encrypt_s": 0.7,
+        "recipient_xmldsig_digest_s": 4.0,
+        "edge_floor_seconds": 9.5,
+    }
+    [line] = _large_document({"large_document": large})
+    assert "**9.5 s**" in line
+    assert "at most **0.31**" in line
+    rows = {row["key"]: row for row in large_document_targets(large)}
+    assert "at most 0.31 here" in rows["large_document.throughput_ratio"]["target"]
