@@ -164,25 +164,19 @@ def test_phases_add_up_each_labelled_call_and_keep_the_first_start_and_last_end(
     assert first <= last
 
 
-def test_the_best_ratio_is_the_bare_brokers_transport_with_only_the_edges_floor_beside_it() -> None:
+@pytest.mark.parametrize(("floor_seconds", "ratio"), [(0.0, 1.0), (2.0, 0.5), (6.0, 0.25)])
+def test_the_best_ratio_is_the_bare_brokers_transport_with_only_the_edges_floor_beside_it(
+    floor_seconds: float, ratio: float
+) -> None:
     # 64 MiB carried at 32 MiB/s take 2 s; a floor of 2 s more halves the ratio.
     assert (
         best_ratio(
             document_bytes=64 * MiB,
             message_bytes=64 * MiB,
             ceiling_bytes_per_s=32 * MiB,
-            floor_seconds=2.0,
+            floor_seconds=floor_seconds,
         )
-        == 0.5
-    )
-    assert (
-        best_ratio(
-            document_bytes=64 * MiB,
-            message_bytes=64 * MiB,
-            ceiling_bytes_per_s=32 * MiB,
-            floor_seconds=6.0,
-        )
-        == 0.25
+        == ratio
     )
 
 
