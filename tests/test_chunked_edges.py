@@ -12,10 +12,12 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -191,12 +193,12 @@ async def test_a_gateway_killed_mid_document_finishes_the_same_envelope_at_its_r
         a, b = (_sdk(process, secret) for process in (sender, recipient))
         confirmed = tmp_path / "sender" / "state" / "staging" / "outgoing" / "pending"
 
-        async def a_few_chunks_confirmed() -> bool:
-            counts = [int(p.read_text() or 0) for p in confirmed.glob("*/confirmed")]
-            return max(counts, default=0) >= 4
-
         sending = asyncio.create_task(call(a.send_edoc, edxml, sender=G22))
-        await wait_for(a_few_chunks_confirmed, 120, "G22's gateway mid-document")
+        # Frozen within milliseconds of its first confirmed chunk, so it is caught mid-document
+        # however fast it publishes the rest (a 0.1 s poll let it finish first once), then
+        # killed.
+        progress = await _freeze_mid_send(sender, confirmed)
+        assert 2 <= progress.confirmed < progress.messages, progress
         sender.kill()
         with contextlib.suppress(Exception):  # the software sees its connection drop
             await sending
@@ -224,6 +226,29 @@ async def test_a_gateway_killed_mid_document_finishes_the_same_envelope_at_its_r
         assert len((await call(b.received_list))["data"]) == 1  # type: ignore[index]
         assert not list(confirmed.iterdir())  # the kept send reclaimed
         assert base64.b64encode(annex) in base64.b64decode(fetched["data"])
+
+
+@dataclass(frozen=True)
+class _Progress:
+    confirmed: int  # messages the broker confirmed, header first
+    messages: int  # the header and every chunk
+
+
+async def _freeze_mid_send(process: AdapterProcess, pending: Path) -> _Progress:
+    """SIGSTOP ``process`` as soon as its kept send counts a confirmed chunk (the header is
+    the first message), polling every few milliseconds; what it had confirmed by then."""
+    assert process.process is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while loop.time() < deadline:
+        for kept in pending.glob("*/ready.json"):
+            count = kept.with_name("confirmed")
+            if count.exists() and int(count.read_text() or 0) >= 2:
+                os.kill(process.process.pid, signal.SIGSTOP)
+                messages = int(json.loads(kept.read_text())["messages"])
+                return _Progress(int(count.read_text() or 0), messages)
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no chunk of the kept send confirmed within 120 s:\n{process.tail()}")
 
 
 def _gateways(
