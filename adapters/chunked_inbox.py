@@ -25,6 +25,7 @@ from adapters.config import AdapterConfig
 from adapters.opening import EnvelopeOpener, Opened
 from adapters.process_lock import lock_for_this_process
 from backbone.clock import Clock
+from backbone.durable import write_atomically
 from backbone.envelope.chunk_wire import (
     VerifiedChunkedHeader,
     read_chunk,
@@ -156,8 +157,10 @@ class ChunkedInbox:
         # Kept beside the delivered document until its message is acknowledged (:meth:`done`),
         # so that a redelivery of that message opens it again.
         kept = self._header_file(envelope_id)
-        kept.with_suffix(".tmp").write_bytes(verified.body)
-        kept.with_suffix(".tmp").rename(kept)
+        # Flushed now; its name is flushed with the delivered document's (same directory).
+        write_atomically(
+            kept, verified.body, temporary=kept.with_suffix(".tmp"), sync_directory=False
+        )
 
         def deliver(content_key: bytes) -> Path:
             # Decrypted in order into a file renamed into place only when whole.

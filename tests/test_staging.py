@@ -372,6 +372,36 @@ def test_a_begun_document_and_a_kept_chunk_are_on_disk_names_included_before_the
     assert steps == ["file", "rename 00003.chunk", document_directory]
 
 
+@pytest.mark.parametrize("decrypted_as_staged", [False, True])
+def test_a_delivered_document_is_on_disk_name_included_before_its_staged_chunks_go(
+    pki: DevPki,
+    sealed: SealedDocument,
+    tmp_path: Path,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    decrypted_as_staged: bool,
+) -> None:
+    root, delivered = tmp_path / "staging", tmp_path / "delivered"
+    delivered.mkdir()
+    key = key_of(pki, sealed)
+    area = staging(root, clock)
+    area.begin(verified(pki, sealed), content_key=key if decrypted_as_staged else None)
+    for chunk in chunks(sealed):
+        area.accept(chunk)
+    steps = _record_disk_steps(monkeypatch)
+
+    area.deliver(sealed.header.envelope_id, key, delivered / "document.xml")
+
+    assert (delivered / "document.xml").read_bytes() == sealed.source.read_bytes()
+    assert steps == [
+        "file",  # the whole plaintext, decrypted now or as it was staged
+        "rename document.xml",
+        delivered.stat().st_ino,  # its name, before the staged chunks are deleted
+        root.stat().st_ino,  # the staged chunks' directory gone from the root
+    ]
+    assert area.staged() == []
+
+
 def test_a_restart_keeps_the_start_time_for_expiry(
     pki: DevPki, sealed: SealedDocument, tmp_path: Path, clock: FakeClock
 ) -> None:

@@ -15,7 +15,9 @@ and :meth:`Staging.accept` report kept is on disk before they return, names incl
 document's directory is fsynced before it is renamed into place and ``root`` after, the
 document's directory again after each chunk's rename. The adapter acknowledges a header or
 chunk message once it is kept, so a power cut must not lose it: the broker would not send
-it again, and the document could only expire.
+it again, and the document could only expire. Delivering renames the whole document into
+place and fsyncs its directory before the staged chunks are removed (and ``root`` after),
+so a power cut never leaves neither.
 
 Given the content key when staging begins (:meth:`Staging.begin`), each chunk is also
 decrypted as it is staged, into ``<envelope id>/.plain`` at its place in the document, so
@@ -256,6 +258,7 @@ class Staging:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, destination)
+            fsync_path(destination.parent)  # delivered for good before the chunks go
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
@@ -283,6 +286,7 @@ class Staging:
             if size != header.document_size:
                 return False
             os.replace(plain, destination)  # the same file system: staging_dir holds both
+            fsync_path(destination.parent)  # delivered for good before the chunks go
         except OSError:
             return False
         self._remove(header.envelope_id)
@@ -336,6 +340,7 @@ class Staging:
         self._settle(0)  # no decryption writes into a directory being deleted
         del self._documents[envelope_id]
         shutil.rmtree(self._root / envelope_id, ignore_errors=True)
+        fsync_path(self._root)  # gone for good: a restart does not find it complete again
 
     def _rebuild(self) -> None:
         """State from the directory: whole documents back, leftovers of a crash deleted."""
