@@ -4,18 +4,20 @@ would, fail together and commit nothing when their transaction fails, and close 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.errors import StoreUnavailableError
 from backbone.store import BatchingStore, SqlStore, open_store
 from backbone.store.abc import Claim, ClaimState, Outcome, SubmissionKey
 from backbone.store.calls import Call, ClaimCall
+from backbone.store.sql import ONE_HOP_CALLS
 from testkit.store import (
     DOCUMENT_ID,
     RECIPIENT,
@@ -43,11 +45,18 @@ class Spy:
         store.apply = apply  # type: ignore[method-assign]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "sqlite-aiosqlite"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BatchingStore]:
-    async with backend(request.param, tmp_path) as opened:
-        batching = await open_store(opened.url, schema=opened.schema)
-        assert isinstance(batching, BatchingStore)
+    """The group commit as open_store makes it, and on SQLite with every transaction through
+    aiosqlite (``one_hop_calls=0``), as a router's large batches go."""
+    database, _, variant = request.param.partition("-")
+    async with backend(database, tmp_path) as opened:
+        if variant:
+            batching = BatchingStore(await SqlStore.open(opened.url, one_hop_calls=0))
+        else:
+            opened_store = await open_store(opened.url, schema=opened.schema)
+            assert isinstance(opened_store, BatchingStore)
+            batching = opened_store
         yield batching
         await batching.close()
 
@@ -144,10 +153,8 @@ async def test_a_failed_transaction_fails_every_caller_and_commits_nothing(
     claim_many = sql._claim_many
     lost = header(business_type=1)
 
-    async def failing(
-        conn: AsyncConnection, run: Sequence[ClaimCall], now: datetime
-    ) -> list[Claim]:
-        claims = await claim_many(conn, run, now)
+    def failing(conn: Connection, run: Sequence[ClaimCall], now: datetime) -> list[Claim]:
+        claims = claim_many(conn, run, now)
         if any(call.identity == SubmissionKey.of(lost) for call in run):  # the others are written
             raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
         return claims
@@ -222,3 +229,31 @@ async def test_a_caller_cancelled_while_queued_is_left_out(store: BatchingStore)
     assert cancelled.cancelled()
     assert spy.batches == [1, 1]
     assert (await store.claim(identity(), envelope_id())).state is ClaimState.NEW
+
+
+async def test_on_sqlite_a_few_calls_run_on_the_writing_thread_and_a_large_batch_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One thread hop for a transaction of a few calls; a large batch keeps aiosqlite, its
+    # hops amortised and the database's work overlapping the event loop's.
+    store = await SqlStore.open(f"sqlite+aiosqlite:///{tmp_path / 'router.db'}")
+    threads: list[str] = []
+    apply_on = store._apply_on
+
+    def spied(conn: Connection, calls: Sequence[Call], now: datetime) -> list[Claim | None]:
+        threads.append(threading.current_thread().name)
+        return apply_on(conn, calls, now)
+
+    monkeypatch.setattr(store, "_apply_on", spied)
+    try:
+        for count in (1, ONE_HOP_CALLS, ONE_HOP_CALLS + 1):
+            calls = [
+                ClaimCall(identity(f"document:{i}:{count}"), envelope_id()) for i in range(count)
+            ]
+            claims = await store.apply(calls)
+            assert all(c is not None and c.state is ClaimState.NEW for c in claims)
+    finally:
+        await store.close()
+    writer, loop = "vdx-store-writer", threading.current_thread().name
+    assert [name.startswith(writer) for name in threads] == [True, True, False]
+    assert threads[2] == loop

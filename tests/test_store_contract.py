@@ -54,15 +54,31 @@ class UnbatchedBackend(Backend):
         return await open_store(self.url, schema=self.schema, batching=False)
 
 
+class AiosqliteBackend(Backend):
+    """SQLite's group commit with every transaction through aiosqlite, as a router's large
+    batches go (``ONE_HOP_CALLS``), never on the store's writing thread."""
+
+    async def open(self) -> Store:
+        return BatchingStore(await SqlStore.open(self.url, one_hop_calls=0))
+
+
 @asynccontextmanager
 async def backend_or_unbatched(name: str, directory: Path) -> AsyncIterator[Backend]:
-    database, _, unbatched = name.partition("-")
+    database, _, variant = name.partition("-")
+    kinds = {"": Backend, "unbatched": UnbatchedBackend, "aiosqlite": AiosqliteBackend}
     async with backend(database, directory) as opened:
-        yield UnbatchedBackend(opened.name, opened.url, opened.schema) if unbatched else opened
+        yield kinds[variant](opened.name, opened.url, opened.schema)
 
 
-# "sqlite" and "postgresql" are what open_store returns: the batching store (group commit).
-SQL_BACKENDS = ["sqlite", "postgresql", "sqlite-unbatched", "postgresql-unbatched"]
+# "sqlite" and "postgresql" are what open_store returns: the batching store (group commit),
+# its SQLite transactions of a few calls on the writing thread.
+SQL_BACKENDS = [
+    "sqlite",
+    "postgresql",
+    "sqlite-unbatched",
+    "postgresql-unbatched",
+    "sqlite-aiosqlite",
+]
 
 
 @pytest.fixture(params=["memory", *SQL_BACKENDS])

@@ -3,9 +3,10 @@ deliveries when it is opened."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backbone.store.journeys import JourneyFacts, fact_of, merge
@@ -33,7 +34,7 @@ _BACKFILL_BATCH = 5000
 
 async def backfill_journeys(
     conn: AsyncConnection,
-    upsert: Callable[[AsyncConnection, Sequence[JourneyFacts]], Awaitable[None]],
+    upsert: Callable[[Connection, Sequence[JourneyFacts]], None],
 ) -> None:
     """Work the journeys out from every delivery recorded so far, a batch at a time (in
     key order: the order does not matter to the result, see ``journeys.py``); ``upsert``
@@ -54,5 +55,5 @@ async def backfill_journeys(
             fact_of(**{k: v for k, v in row._mapping.items() if k != "envelope_id"})
             for row in batch
         ]
-        await upsert(conn, merge(facts))
+        await conn.run_sync(upsert, merge(facts))
         after = (batch[-1].envelope_id, batch[-1].recipient)

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Executable, Table, event
+import sqlalchemy
+from sqlalchemy import URL, Engine, Executable, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from backbone.store.statements import routed_in_one_statement
 
-__all__ = ["DIALECTS", "Dialect", "create_engine"]
+__all__ = ["DIALECTS", "Dialect", "create_engine", "sqlite_writer_engine"]
 
 # Seconds to wait for a PostgreSQL connection, and for SQLite's write lock held by another
 # process, before calling the store unavailable.
@@ -64,6 +65,18 @@ def create_engine(url: URL, schema: str | None) -> AsyncEngine:
     Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, **_POOL)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def sqlite_writer_engine(url: URL) -> Engine:
+    """A synchronous engine on the same SQLite file as ``url`` (an aiosqlite one) for the
+    store's writes, which run whole on one thread (``SqlStore``): through aiosqlite every
+    statement took several thread hops, most of a claim's CPU when envelopes come one by
+    one. One connection: the writing thread is the only one using it."""
+    engine = sqlalchemy.create_engine(
+        url.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

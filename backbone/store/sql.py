@@ -1,22 +1,27 @@
-"""The SQL store: SQLAlchemy Core over asyncio, one implementation for SQLite and PostgreSQL.
+"""The SQL store: SQLAlchemy Core, one implementation for SQLite and PostgreSQL.
 
 Every call is one round trip on PostgreSQL where it can be (only a claim that meets an
 existing row reads it back). What differs between the two databases is in ``engine.DIALECTS``.
+The writes are written once, on a synchronous connection: run through the async driver
+(``run_sync``), except SQLite's transactions of a few calls, run whole on the store's writing
+thread (``sqlite_writer.py``, :data:`ONE_HOP_CALLS`); reads stay async.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from itertools import groupby
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy import URL, inspect, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.schema import CreateSchema
 
 from backbone.clock import Clock, utc_now
@@ -47,6 +52,7 @@ from backbone.store.schema import (
     metadata,
     refusals,
 )
+from backbone.store.sqlite_writer import SqliteWriter
 from backbone.store.statements import (
     FINISH,
     HISTORY,
@@ -65,16 +71,29 @@ from backbone.store.statements import (
 
 __all__ = ["SqlStore"]
 
+_T = TypeVar("_T")
+# A transaction of at most this many calls runs whole on SQLite's writing thread, one thread
+# hop; a larger one (a batch of a router at saturation) goes through aiosqlite, whose hops a
+# statement it amortises, and whose database work then overlaps the event loop's own
+# (bench/OPTIMISATIONS.md: either alone cost more CPU at one of the two ends).
+ONE_HOP_CALLS = 16
+
 
 class SqlStore:
     """A :class:`~backbone.store.abc.Store` in SQLite (one host, several processes share
     the file) or PostgreSQL (several router replicas). Open it with :meth:`open`."""
 
     def __init__(
-        self, engine: AsyncEngine, *, schema: str | None = None, clock: Clock = utc_now
+        self,
+        engine: AsyncEngine,
+        *,
+        schema: str | None = None,
+        clock: Clock = utc_now,
+        one_hop_calls: int = ONE_HOP_CALLS,
     ) -> None:
         """Use ``engine`` (whose tables exist) and its pool; :meth:`close` disposes it.
-        ``clock`` says when a claim is made."""
+        ``clock`` says when a claim is made. ``one_hop_calls``: on SQLite, the most calls a
+        transaction runs on the writing thread (:data:`ONE_HOP_CALLS`; 0: none does)."""
         dialect = DIALECTS[engine.dialect.name]
         self._clock = clock
         self._base = engine
@@ -102,6 +121,8 @@ class SqlStore:
         self._chunked = OpenChunkedStatements(dialect.insert)
         self._journey_upsert = upsert_statement(engine.dialect.name)
         self._routed = dialect.routed
+        self._writer = SqliteWriter(engine.url) if engine.dialect.name == "sqlite" else None
+        self._one_hop_calls = one_hop_calls
 
     @property
     def engine(self) -> AsyncEngine:
@@ -111,12 +132,17 @@ class SqlStore:
 
     @classmethod
     async def open(
-        cls, url: str | URL, *, schema: str | None = None, clock: Clock = utc_now
+        cls,
+        url: str | URL,
+        *,
+        schema: str | None = None,
+        clock: Clock = utc_now,
+        one_hop_calls: int = ONE_HOP_CALLS,
     ) -> SqlStore:
         """Connect, create the tables (and PostgreSQL ``schema``) if absent, and return the
         store. Raise :class:`StoreUnavailableError` when the database cannot be used."""
         engine = create_engine(make_url(url), schema)
-        store = cls(engine, schema=schema, clock=clock)
+        store = cls(engine, schema=schema, clock=clock, one_hop_calls=one_hop_calls)
         try:
             ddl = engine.execution_options(schema_translate_map={None: schema})
             async with ddl.begin() as conn:
@@ -140,8 +166,10 @@ class SqlStore:
     async def claim(self, identity: SubmissionKey, envelope_id: str) -> Claim:
         now = self._clock()
         # On SQLite the insert takes the write lock first, so what follows cannot race.
-        async with self._reachable(), self._engine.begin() as conn:
-            return await self._claim_on(conn, identity, envelope_id, now, in_transaction=False)
+        return await self._write(
+            lambda conn: self._claim_on(conn, identity, envelope_id, now, in_transaction=False),
+            transactional=False,
+        )
 
     async def claim_route(self, header: EnvelopeHeader, routing: Routing = NOT_RECORDED) -> Claim:
         (claim,) = await self.apply([ClaimRouteCall(header, routing)])
@@ -151,15 +179,15 @@ class SqlStore:
     async def finish(
         self, envelope_id: str, outcome: Outcome, *, reason: Reason | None = None
     ) -> None:
-        async with self._reachable(), self._engine.begin() as conn:
-            await conn.execute(FINISH, finished(envelope_id, outcome, reason))
+        row = finished(envelope_id, outcome, reason)
+        await self._write(lambda conn: conn.execute(FINISH, row), transactional=False)
 
     async def record_routed(
         self, header: EnvelopeHeader, at: datetime, routing: Routing = NOT_RECORDED
     ) -> None:
         # A real transaction even on PostgreSQL: the deliveries and their journeys together.
-        async with self._reachable(), self._transactional.begin() as conn:
-            await self._routed_on(conn, RoutedCall(header, utc(at), routing))
+        call = RoutedCall(header, utc(at), routing)
+        await self._write(lambda conn: self._routed_on(conn, call))
 
     async def apply(self, calls: Sequence[Call]) -> list[Claim | None]:
         """Run ``calls`` in order in ONE transaction (a group commit): each behaves exactly
@@ -168,31 +196,49 @@ class SqlStore:
         nothing is committed and the error is raised (:class:`StoreUnavailableError` for the
         database failing), for every call alike."""
         now = self._clock()
+        return await self._write(lambda conn: self._apply_on(conn, calls, now), calls=len(calls))
+
+    def _apply_on(
+        self, conn: Connection, calls: Sequence[Call], now: datetime
+    ) -> list[Claim | None]:
         results: list[Claim | None] = []
-        async with self._reachable(), self._transactional.begin() as conn:
-            # Consecutive calls of one kind run together: a run of claims is one multi-row
-            # insert, a run of record_routed two statements (SQLite: one hop each).
-            for _, grouped in groupby(calls, key=type):
-                run = list(grouped)
-                if isinstance(run[0], ClaimCall):
-                    results.extend(await self._claim_many(conn, cast(list[ClaimCall], run), now))
-                elif isinstance(run[0], ClaimRouteCall):
-                    results.extend(
-                        await self._claim_routes(conn, cast(list[ClaimRouteCall], run), now)
+        # Consecutive calls of one kind run together: a run of claims is one multi-row
+        # insert, a run of record_routed two statements.
+        for _, grouped in groupby(calls, key=type):
+            run = list(grouped)
+            if isinstance(run[0], ClaimCall):
+                results.extend(self._claim_many(conn, cast(list[ClaimCall], run), now))
+            elif isinstance(run[0], ClaimRouteCall):
+                results.extend(self._claim_routes(conn, cast(list[ClaimRouteCall], run), now))
+            elif isinstance(run[0], RoutedCall):
+                self._record_routes(conn, cast(list[RoutedCall], run))
+                results.extend([None] * len(run))
+            else:
+                for finish in cast(list[FinishCall], run):
+                    conn.execute(
+                        FINISH, finished(finish.envelope_id, finish.outcome, finish.reason)
                     )
-                elif isinstance(run[0], RoutedCall):
-                    await self._record_routes(conn, cast(list[RoutedCall], run))
-                    results.extend([None] * len(run))
-                else:
-                    for finish in cast(list[FinishCall], run):
-                        await conn.execute(
-                            FINISH, finished(finish.envelope_id, finish.outcome, finish.reason)
-                        )
-                    results.extend([None] * len(run))
+                results.extend([None] * len(run))
         return results
 
-    async def _record_routes(
-        self, conn: AsyncConnection, run: Sequence[RoutedCall], *, done: Sequence[bool] = ()
+    async def _write(
+        self, work: Callable[[Connection], _T], *, transactional: bool = True, calls: int = 1
+    ) -> _T:
+        """``work`` done in one transaction on a synchronous connection. On SQLite, for a
+        transaction of at most ``one_hop_calls`` calls (``calls``), whole on the store's
+        writing thread (one thread hop: aiosqlite took several a statement, most of a claim's
+        CPU when envelopes come one by one); otherwise through the async driver
+        (``run_sync``), on ``_transactional`` or, where a call needs no transaction of its
+        own (``transactional=False``), on ``_engine``."""
+        async with self._reachable():
+            if self._writer is not None and calls <= self._one_hop_calls:
+                return await self._writer.run(work)
+            engine = self._transactional if transactional else self._engine
+            async with engine.begin() as conn:
+                return await conn.run_sync(work)
+
+    def _record_routes(
+        self, conn: Connection, run: Sequence[RoutedCall], *, done: Sequence[bool] = ()
     ) -> None:
         """Record ``run`` routed; ``done[i]``: the claim of ``run[i]`` was inserted with its
         outcome already set (``_claim_routes``), so only its deliveries and journeys are
@@ -200,16 +246,16 @@ class SqlStore:
         done = done or [False] * len(run)
         if self._routed is None:
             # A run of record_routed calls touches nothing any other call of the run reads.
-            await self._routed_many(conn, run, done)
+            self._routed_many(conn, run, done)
             return
-        await self._deliveries(conn, [call for call, fresh in zip(run, done, strict=True) if fresh])
+        self._deliveries(conn, [call for call, fresh in zip(run, done, strict=True) if fresh])
         for call, fresh in zip(run, done, strict=True):
             if not fresh:
-                await self._delivered_on(conn, call)
-        await self._track(conn, run)
+                self._delivered_on(conn, call)
+        self._track(conn, run)
 
-    async def _claim_routes(
-        self, conn: AsyncConnection, run: Sequence[ClaimRouteCall], now: datetime
+    def _claim_routes(
+        self, conn: Connection, run: Sequence[ClaimRouteCall], now: datetime
     ) -> list[Claim]:
         # Routed at the moment of the claim. A claim that commutes with the rest of the run
         # (_claim_many) is recorded with the others at the end; one that does not is
@@ -219,7 +265,7 @@ class SqlStore:
         deferred: list[RoutedCall] = []
         done: list[bool] = []
 
-        async def record(call: ClaimRouteCall, claim: Claim, commutes: bool, fresh: bool) -> None:
+        def record(call: ClaimRouteCall, claim: Claim, commutes: bool, fresh: bool) -> None:
             if not claim.state.routes:
                 return
             routed = RoutedCall(call.header, now, call.routing)
@@ -227,9 +273,9 @@ class SqlStore:
                 deferred.append(routed)
                 done.append(fresh)
             else:
-                await self._routed_on(conn, routed)
+                self._routed_on(conn, routed)
 
-        claims = await self._claim_many(
+        claims = self._claim_many(
             conn,
             [call.claim for call in run],
             now,
@@ -237,12 +283,12 @@ class SqlStore:
             then=lambda i, c, alone, fresh: record(run[i], c, alone, fresh),
         )
         if deferred:
-            await self._record_routes(conn, deferred, done=done)
+            self._record_routes(conn, deferred, done=done)
         return claims
 
-    async def _claim_on(
+    def _claim_on(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         identity: SubmissionKey,
         envelope_id: str,
         now: datetime,
@@ -252,21 +298,19 @@ class SqlStore:
         # The insert skips any conflict (the identity held, or the envelope id holding
         # another identity), so it never raises: an error would abort a PostgreSQL
         # transaction that other calls share. The two cases are told apart below.
-        inserted = await conn.execute(self._claim_insert, claim_row(identity, envelope_id, now))
+        inserted = conn.execute(self._claim_insert, claim_row(identity, envelope_id, now))
         if inserted.first() is not None:
             return Claim(ClaimState.NEW, envelope_id, None)
-        return await self._claim_held(
-            conn, identity, envelope_id, now, in_transaction=in_transaction
-        )
+        return self._claim_held(conn, identity, envelope_id, now, in_transaction=in_transaction)
 
-    async def _claim_many(
+    def _claim_many(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         run: Sequence[ClaimCall],
         now: datetime,
         *,
         outcome: Outcome | None = None,
-        then: Callable[[int, Claim, bool, bool], Awaitable[None]] | None = None,
+        then: Callable[[int, Claim, bool, bool], None] | None = None,
     ) -> list[Claim]:
         """The claims of ``run``, each as if made alone in order; ``then(index, claim,
         commutes, fresh)`` runs after each, before the next (``commutes``: it shares neither
@@ -289,7 +333,7 @@ class SqlStore:
         independent = [call for call in run if commutes(call)]
         inserted: set[tuple[str, ...]] = set()
         if independent:
-            found = await conn.execute(
+            found = conn.execute(
                 self._claim_insert_many,
                 [claim_row(call.identity, call.envelope_id, now, outcome) for call in independent],
             )
@@ -301,21 +345,21 @@ class SqlStore:
             if fresh:
                 claim = Claim(ClaimState.NEW, call.envelope_id, None)
             elif alone:  # its insert found the identity or the envelope id held already
-                claim = await self._claim_held(
+                claim = self._claim_held(
                     conn, call.identity, call.envelope_id, now, in_transaction=True
                 )
             else:
-                claim = await self._claim_on(
+                claim = self._claim_on(
                     conn, call.identity, call.envelope_id, now, in_transaction=True
                 )
             results.append(claim)
             if then is not None:
-                await then(index, claim, alone, fresh)
+                then(index, claim, alone, fresh)
         return results
 
-    async def _claim_held(
+    def _claim_held(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         identity: SubmissionKey,
         envelope_id: str,
         now: datetime,
@@ -329,9 +373,9 @@ class SqlStore:
             "k_variant": identity.variant,
         }
         while True:  # loops only when another replica changed the row in between
-            held = (await conn.execute(READ_CLAIM, key)).first()
+            held = (conn.execute(READ_CLAIM, key)).first()
             if held is None:
-                return await _envelope_taken(conn, envelope_id)
+                return _envelope_taken(conn, envelope_id)
             outcome = None if held.outcome is None else Outcome(held.outcome)
             state = judge(identity, held.payload_digest, outcome)
             claim = Claim(state, held.envelope_id, outcome)
@@ -346,17 +390,17 @@ class SqlStore:
             try:
                 if in_transaction and self._savepoints:
                     # A failed statement aborts a PostgreSQL transaction: contain it.
-                    async with conn.begin_nested():
-                        taken = await conn.execute(TAKE_OVER, params)
+                    with conn.begin_nested():
+                        taken = conn.execute(TAKE_OVER, params)
                 else:  # SQLite fails the statement only, and keeps the transaction
-                    taken = await conn.execute(TAKE_OVER, params)
+                    taken = conn.execute(TAKE_OVER, params)
             except IntegrityError:
-                return await _envelope_taken(conn, envelope_id)
+                return _envelope_taken(conn, envelope_id)
             if taken.rowcount == 1:
                 return claim
 
-    async def _routed_many(
-        self, conn: AsyncConnection, run: Sequence[RoutedCall], done: Sequence[bool]
+    def _routed_many(
+        self, conn: Connection, run: Sequence[RoutedCall], done: Sequence[bool]
     ) -> None:
         # Three statements for the whole run at most; the update takes SQLite's write lock.
         unfinished = [
@@ -365,31 +409,31 @@ class SqlStore:
             if not fresh
         ]
         if unfinished:
-            await conn.execute(FINISH, unfinished)
-        await self._deliveries(conn, run)
-        await self._track(conn, run)
+            conn.execute(FINISH, unfinished)
+        self._deliveries(conn, run)
+        self._track(conn, run)
 
-    async def _deliveries(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+    def _deliveries(self, conn: Connection, run: Sequence[RoutedCall]) -> None:
         """The delivery rows of ``run``, one statement (their claims' outcome set apart)."""
         rows = [
             row for call in run for row in delivery_rows(call.header, utc(call.at), call.routing)
         ]
         if rows:
-            await conn.execute(self._delivery_insert, rows)
+            conn.execute(self._delivery_insert, rows)
 
-    async def _routed_on(self, conn: AsyncConnection, call: RoutedCall) -> None:
+    def _routed_on(self, conn: Connection, call: RoutedCall) -> None:
         if self._routed is None:
-            await self._routed_many(conn, [call], [False])
+            self._routed_many(conn, [call], [False])
             return
-        await self._delivered_on(conn, call)
-        await self._track(conn, [call])
+        self._delivered_on(conn, call)
+        self._track(conn, [call])
 
-    async def _delivered_on(self, conn: AsyncConnection, call: RoutedCall) -> None:
+    def _delivered_on(self, conn: Connection, call: RoutedCall) -> None:
         """PostgreSQL: the claim's outcome and the delivery rows in one statement."""
         assert self._routed is not None
         header, routing = call.header, call.routing
         fields = delivery_fields(header, utc(call.at), routing)
-        await conn.execute(
+        conn.execute(
             self._routed,
             {
                 "k_envelope": header.envelope_id,
@@ -399,16 +443,16 @@ class SqlStore:
             },
         )
 
-    async def _track(self, conn: AsyncConnection, run: Sequence[RoutedCall]) -> None:
+    def _track(self, conn: Connection, run: Sequence[RoutedCall]) -> None:
         """Bring the journeys the run's envelopes touch up to date (``journeys.py``)."""
         facts = merge(
             fact for call in run for fact in facts_of(call.header, utc(call.at), call.routing)
         )
-        await self._upsert_journeys(conn, facts)
+        self._upsert_journeys(conn, facts)
 
-    async def _upsert_journeys(self, conn: AsyncConnection, facts: Sequence[JourneyFacts]) -> None:
+    def _upsert_journeys(self, conn: Connection, facts: Sequence[JourneyFacts]) -> None:
         if facts:
-            await conn.execute(self._journey_upsert, [fact.row() for fact in facts])
+            conn.execute(self._journey_upsert, [fact.row() for fact in facts])
 
     async def history(self, document_id: str, *, sender: str, recipient: str) -> Sequence[Delivery]:
         async with self._reachable(), self._engine.connect() as conn:
@@ -460,6 +504,8 @@ class SqlStore:
             ) from error
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
         await self._base.dispose()
 
     @asynccontextmanager
@@ -472,7 +518,7 @@ class SqlStore:
             raise StoreUnavailableError(f"the store at {self._where} failed: {error}") from error
 
 
-async def _envelope_taken(conn: AsyncConnection, envelope_id: str) -> Claim:
+def _envelope_taken(conn: Connection, envelope_id: str) -> Claim:
     # The envelope id already holds another identity: a reused id is never routed.
-    outcome = (await conn.execute(OUTCOME_OF, {"k_envelope": envelope_id})).scalar_one()
+    outcome = (conn.execute(OUTCOME_OF, {"k_envelope": envelope_id})).scalar_one()
     return Claim(ClaimState.CONFLICT, envelope_id, None if outcome is None else Outcome(outcome))
