@@ -196,7 +196,7 @@ class _Reader:
         fields = _Children(message)
         code = fields.need("Code")
         promulgation = fields.need("PromulgationInfo")
-        document_type = fields.need("DocumentType")
+        document_type = _Children(fields.need("DocumentType"))
         signer = fields.get("SignerInfo")
         due_date = fields.get("DueDate")
         other = fields.get("OtherInfo")
@@ -214,19 +214,13 @@ class _Reader:
                 promulgation_date=self._date(_need(promulgation, "PromulgationDate")),
             ),
             document_type=DocumentType(
-                type=_need_text(document_type, "Type"),
-                type_detail=_text(document_type, "TypeDetail"),
-                type_name=_text(document_type, "TypeName"),
+                type=document_type.need_text("Type"),
+                type_detail=document_type.text("TypeDetail"),
+                type_name=document_type.text("TypeName"),
             ),
             subject=fields.need_text("Subject"),
             content=fields.text("Content"),
-            signer_info=None
-            if signer is None
-            else SignerInfo(
-                full_name=_need_text(signer, "FullName"),
-                competence=_text(signer, "Competence"),
-                position=_text(signer, "Position"),
-            ),
+            signer_info=None if signer is None else self._signer_info(signer),
             # An empty DueDate means "no due date", as absence does.
             due_date=self._date(due_date) if due_date is not None and due_date.text else None,
             other_info=None if other is None else self._other_info(other),
@@ -244,19 +238,29 @@ class _Reader:
             ),
             business=self._business(_need(trace_list, "Bussiness")),
             references=tuple(
-                Reference(
-                    content_id=_need_text(reference, "ContentId"),
-                    content_type=_text(reference, "ContentType"),
-                    description=_text(reference, "Description"),
-                    attachment_name=_text(reference, "AttachmentName"),
-                )
-                for reference in _each(
-                    root, "edXMLEnvelope", "edXMLBody", "edXMLManifest", "Reference"
-                )
+                self._reference(item)
+                for item in _each(root, "edXMLEnvelope", "edXMLBody", "edXMLManifest", "Reference")
             ),
             attachments=tuple(
                 self._attachment(item) for item in _each(root, "AttachmentEncoded", "Attachment")
             ),
+        )
+
+    def _signer_info(self, element: etree._Element) -> SignerInfo:
+        fields = _Children(element)
+        return SignerInfo(
+            full_name=fields.need_text("FullName"),
+            competence=fields.text("Competence"),
+            position=fields.text("Position"),
+        )
+
+    def _reference(self, element: etree._Element) -> Reference:
+        fields = _Children(element)
+        return Reference(
+            content_id=fields.need_text("ContentId"),
+            content_type=fields.text("ContentType"),
+            description=fields.text("Description"),
+            attachment_name=fields.text("AttachmentName"),
         )
 
     def _organization(self, element: etree._Element) -> Organization:
@@ -341,13 +345,14 @@ class _Reader:
         )
 
     def _attachment(self, element: etree._Element) -> Attachment:
-        content_id = _need_text(element, "ContentId")
+        fields = _Children(element)
+        content_id = fields.need_text("ContentId")
         return Attachment(
             content_id=content_id,
-            content=self._decode(_need(element, "ContentTransferEncoded"), content_id),
-            attachment_name=_text(element, "AttachmentName"),
-            description=_text(element, "Description"),
-            content_type=_text(element, "ContentType"),
+            content=self._decode(fields.need("ContentTransferEncoded"), content_id),
+            attachment_name=fields.text("AttachmentName"),
+            description=fields.text("Description"),
+            content_type=fields.text("ContentType"),
         )
 
     def _decode(self, element: etree._Element, content_id: str) -> bytes:
