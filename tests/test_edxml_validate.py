@@ -6,6 +6,8 @@ Hostile variants are made by small edits of the hand-made fixtures in tests/edxm
 from __future__ import annotations
 
 import base64
+import sys
+import unicodedata
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,9 +22,11 @@ from backbone.edxml import (
     StatusCode,
     collect_issues,
     examine,
+    parse_xml,
+    read,
     validate,
 )
-from backbone.edxml.document_id import DocumentId
+from backbone.edxml.document_id import DocumentId, _forbidden
 from backbone.edxml.validate import _schema, schema_dir
 from backbone.errors import DocumentIdError, EdxmlError, OrganCodeError, Reason
 from backbone.organ import OrganCode
@@ -341,6 +345,31 @@ def test_a_document_id_with_a_control_format_or_space_character_is_malformed(
     with pytest.raises(EdxmlError) as caught:
         validate(data)
     assert caught.value.reason is Reason.DOCUMENT_ID_MALFORMED
+
+
+def test_the_reader_takes_the_first_of_repeated_children_and_names_a_missing_one() -> None:
+    # read() does not check the schema: a repeated child is read as its first occurrence,
+    # a missing required one is an error on its parent (as lxml's find would have it).
+    subject = "<Subject>V/v triển khai trục liên thông văn bản</Subject>"
+    twice = edit(DOCUMENT, subject, subject + "<Subject>second</Subject>")
+    message = read(parse_xml(twice))
+    assert isinstance(message, EdxmlDocument)
+    assert message.subject == "V/v triển khai trục liên thông văn bản"
+    with pytest.raises(EdxmlError, match="missing element Subject") as caught:
+        read(parse_xml(edit(DOCUMENT, subject, "")))
+    assert caught.value.path == HEADER
+
+
+def test_a_document_id_refuses_exactly_the_control_format_and_separator_characters() -> None:
+    # The check clears an id with str.isprintable() first; over every code point, it refuses
+    # what the per-character rule (Unicode categories C* and Z*) refuses, and only that.
+    for code_point in range(sys.maxunicode + 1):
+        character = chr(code_point)
+        refused = unicodedata.category(character)[0] in "CZ"
+        found = _forbidden(f"a{character}b")
+        assert (found is not None) is refused, f"U+{code_point:04X}"
+        if found is not None:
+            assert f"U+{code_point:04X}" in found
 
 
 def test_document_id_parses_the_standards_example_with_its_vietnamese_notation() -> None:

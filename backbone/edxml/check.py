@@ -153,6 +153,8 @@ def _manifest(root: etree._Element) -> list[Issue]:
     """Each manifest Reference names exactly one Attachment, and each Attachment is listed."""
     references = root.findall(_REFERENCE_IDS)
     attachments = root.findall(_ATTACHMENT_IDS)
+    if not references and not attachments:
+        return []
     referenced = Counter(element.text or "" for element in references)
     attached = Counter(element.text or "" for element in attachments)
     issues: list[Issue] = []

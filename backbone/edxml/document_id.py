@@ -82,6 +82,10 @@ class DocumentId:
 
 def _forbidden(text: str) -> str | None:
     """The first character a DocumentId may not hold, described, or None."""
+    # str.isprintable() is False exactly for the categories C* and Z* but the ASCII space
+    # (the same Unicode database as unicodedata): one C loop clears the usual id.
+    if text.isprintable() and " " not in text:
+        return None
     for character in text:
         category = unicodedata.category(character)
         if category[0] in "CZ":  # control, format, unassigned …; spaces and line separators

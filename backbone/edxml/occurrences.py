@@ -79,36 +79,44 @@ GROUPS: dict[Kind, dict[tuple[str, ...], tuple[Occurs, ...]]] = {
 }
 
 
+# GROUPS as walked per document: each group's ElementPath, and each child with the tags it
+# may be written with (worked out once, not per document).
+_PLANS: dict[Kind, tuple[tuple[str, tuple[tuple[Occurs, tuple[str, ...]], ...]], ...]] = {
+    kind: tuple(
+        (qpath(*path), tuple((child, tuple(child.tags or {q(child.name)})) for child in children))
+        for path, children in groups.items()
+    )
+    for kind, groups in GROUPS.items()
+}
+
+
 def occurrence_issues(root: etree._Element, kind: Kind) -> list[Issue]:
     """Every child of an any-order group that is missing or occurs too often."""
     issues: list[Issue] = []
-    for path, children in GROUPS[kind].items():
-        for group in root.findall(qpath(*path)):
+    for path, children in _PLANS[kind]:
+        for group in root.findall(path):
             issues.extend(_group_issues(group, children))
     return issues
 
 
-def _group_issues(group: etree._Element, children: tuple[Occurs, ...]) -> list[Issue]:
+def _group_issues(
+    group: etree._Element, children: tuple[tuple[Occurs, tuple[str, ...]], ...]
+) -> list[Issue]:
+    counts: dict[object, int] = {}  # per tag, in one pass (a comment's tag is a function)
+    for element in group:
+        counts[element.tag] = counts.get(element.tag, 0) + 1
     issues: list[Issue] = []
-    group_name = etree.QName(group).localname
-    elements = [child for child in group if isinstance(child.tag, str)]  # not comments
-    by_tag: dict[str, list[etree._Element]] = {}  # one pass, not one per expected child
-    for element in elements:
-        by_tag.setdefault(element.tag, []).append(element)
     missing: list[str] = []
-    for child in children:
-        found = (
-            [element for element in elements if element.tag in child.tags]  # document order
-            if child.tags
-            else by_tag.get(q(child.name), [])
-        )
-        if len(found) < child.least:
+    for child, tags in children:
+        count = sum(counts.get(tag, 0) for tag in tags) if len(tags) > 1 else counts.get(tags[0], 0)
+        if count < child.least:
             missing.append(child.name)
-        if child.most is not None:
+        if child.most is not None and count > child.most:
+            found = [element for element in group if element.tag in tags]  # document order
             issues.extend(
                 Issue(
-                    f"Element '{child.name}': This element is not expected: {group_name} "
-                    f"holds at most {child.most} {child.name}.",
+                    f"Element '{child.name}': This element is not expected: "
+                    f"{etree.QName(group).localname} holds at most {child.most} {child.name}.",
                     line_of(extra),
                     path_of(extra),
                 )
@@ -118,7 +126,7 @@ def _group_issues(group: etree._Element, children: tuple[Occurs, ...]) -> list[I
         issues.insert(
             0,
             Issue(
-                f"Element '{group_name}': Missing child element(s). "
+                f"Element '{etree.QName(group).localname}': Missing child element(s). "
                 f"Expected is ( {', '.join(missing)} ).",
                 line_of(group),
                 path_of(group),
