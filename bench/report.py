@@ -390,13 +390,13 @@ def _large_floor(large: dict[str, Any]) -> str:
     if not floor:
         return ""
     return (
-        " **The edges' floor**, measured in this run at libxml2's and OpenSSL's own speed "
+        " **The edges' floor**, measured in this run with the product's libraries alone "
         "(bench/edge_floor.py: the whole-document work no implementation can overlap with "
         "the transport): before the first chunk, the sender's parse "
-        f"{_fmt(floor['sender_parse_s'])} s, its XML-DSig digest (exclusive C14N, SHA-256) "
-        f"{_fmt(floor['sender_xmldsig_digest_s'])} s and the chunks' encryption "
-        f"{_fmt(floor['sender_encrypt_s'])} s; after the last, the "
-        f"recipient's digest {_fmt(floor['recipient_xmldsig_digest_s'])} s: "
+        f"{_fmt(floor['sender_parse_s'])} s, its XML-DSig by libxmlsec1 (exclusive C14N "
+        f"into SHA-256, RSA) {_fmt(floor['sender_xmldsig_digest_s'])} s and the chunks' "
+        f"encryption {_fmt(floor['sender_encrypt_s'])} s; after the last, the recipient's "
+        f"XML-DSig check {_fmt(floor['recipient_xmldsig_digest_s'])} s: "
         f"**{_fmt(floor['edge_floor_seconds'])} s**. Even with the chunks carried at the bare "
         f"broker's speed, the path could reach a ratio of at most **{_fmt(large['best_ratio'])}** "
         "here."

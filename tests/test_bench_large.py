@@ -192,7 +192,7 @@ def test_the_edge_floor_times_each_whole_document_step_of_a_real_document(tmp_pa
     ]
     assert all(floor[step] >= 0 for step in steps)
     assert floor["edge_floor_seconds"] == pytest.approx(sum(floor[s] for s in steps), abs=0.005)
-    assert floor["recipient_xmldsig_digest_s"] == floor["sender_xmldsig_digest_s"]
+    assert floor["sender_xmldsig_digest_s"] > 0 and floor["recipient_xmldsig_digest_s"] > 0
 
 
 def test_the_report_says_the_edges_floor_and_the_best_ratio_it_leaves() -> None:
