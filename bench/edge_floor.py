@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from lxml import etree
 
-__all__ = ["best_ratio", "measure_edge_floor"]
+__all__ = ["best_ratio", "measure_edge_floor", "within_phases"]
 
 
 def measure_edge_floor(document: Path, chunk_bytes: int) -> dict[str, Any]:
@@ -96,6 +96,32 @@ def _signature_template(root: etree._Element) -> etree._Element:
     xmlsec.template.add_transform(reference, constants.TransformExclC14N)
     root.append(signature)
     return signature
+
+
+# Each floor step, and the product's phase doing at least that work (bench/phases.py).
+_DONE_BY = {
+    "sender_parse_s": ("sender", "parse"),
+    "sender_xmldsig_digest_s": ("sender", "sign"),
+    "recipient_xmldsig_digest_s": ("recipient", "verify"),
+}
+
+
+def within_phases(
+    floor: dict[str, Any], sender: dict[str, Any], recipient: dict[str, Any]
+) -> dict[str, Any]:
+    """``floor`` with each step no longer than the product's own phase doing it in the same
+    run (the sender's parse and signing, the recipient's verification; each phase's summed
+    ``seconds``): timed alone, a step can come out slower than the product did it, and a
+    floor is never above what was done."""
+    phases = {"sender": sender, "recipient": recipient}
+    bounded = dict(floor)
+    for step, (party, phase) in _DONE_BY.items():
+        done = phases[party].get(phase, {}).get("seconds")
+        if done is not None:
+            bounded[step] = min(float(floor[step]), float(done))
+    steps = [name for name in bounded if name.endswith("_s")]
+    bounded["edge_floor_seconds"] = round(sum(float(bounded[name]) for name in steps), 3)
+    return bounded
 
 
 def best_ratio(

@@ -31,7 +31,7 @@ from backbone.envelope.chunked import DEFAULT_CHUNK_BYTES, ChunkLimits
 from backbone.envelope.stream_aead import TAG_BYTES
 from backbone.logs import configure_logging
 from bench.ceiling import measure_ceiling
-from bench.edge_floor import best_ratio, measure_edge_floor
+from bench.edge_floor import best_ratio, measure_edge_floor, within_phases
 from bench.router import RouterProcess
 from bench.world import ONE_RECIPIENT, SENDER, World, next_number
 from testkit import Deployment
@@ -256,7 +256,7 @@ async def _measure(
             ceiling_bytes_per_s=ceiling_bytes_per_s,
             **peaks,
         ),
-        "edge_floor": floor,
+        "edge_floor": (floor := within_phases(floor, sender_phases, recipient_phases)),
         "best_ratio": best_ratio(
             document_bytes=document_bytes,
             message_bytes=chunk_message_total(document_bytes, chunk_bytes),
