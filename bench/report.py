@@ -392,7 +392,8 @@ def _large_floor(large: dict[str, Any]) -> str:
     return (
         " **The edges' floor**, measured in this run with the product's libraries alone, "
         "each step at most the product's own phase doing it (bench/edge_floor.py: the "
-        "whole-document work no implementation can overlap with the transport): before the first chunk, the sender's parse "
+        "whole-document work no implementation can overlap with the transport): before the "
+        "first chunk, the sender's parse "
         f"{_fmt(floor['sender_parse_s'])} s, its XML-DSig by libxmlsec1 (exclusive C14N "
         f"into SHA-256, RSA) {_fmt(floor['sender_xmldsig_digest_s'])} s and the chunks' "
         f"encryption {_fmt(floor['sender_encrypt_s'])} s; after the last, the recipient's "
