@@ -15,7 +15,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from backbone.directory import Directory
-from backbone.envelope import Kind, SealParties, seal
+from backbone.envelope import Kind, seal
 from backbone.router.topology import apply_topology
 from backbone.xmldsig import sign_edxml
 from testkit import Exchange, document_edxml, document_id
@@ -106,14 +106,10 @@ class World:
             edxml = sign_edxml(edxml, issued.key, issued.certificate)
         return seal(
             edxml,
-            SealParties(
-                kind=Kind.DOCUMENT,
-                sender=SENDER,
-                sender_key=issued.key,
-                sender_cert=issued.certificate,
-                recipients={
-                    code: self.exchange.pki.agency(code).certificate for code in recipients
-                },
+            self.exchange.pki.parties(
+                Kind.DOCUMENT,
+                SENDER,
+                recipients,
                 document_id=document_id(SENDER, number, self.run),
                 business_type=0,
             ),

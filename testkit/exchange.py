@@ -37,7 +37,7 @@ from backbone.directory import (
     hub_account,
 )
 from backbone.edxml import EdxmlStatus, Organization, ResponseFor, StatusCode, build
-from backbone.envelope import Kind, SealParties, seal
+from backbone.envelope import Kind, seal
 from backbone.wire.events import Event, decode_events
 from backbone.wire.names import Names
 from testkit.documents import document_edxml, document_id
@@ -174,18 +174,13 @@ class Exchange:
         business: int = 0,
         for_recipients: list[str] | None = None,
     ) -> bytes:
-        issued = self.pki.agency(sender)
         edxml = document_edxml(sender, recipients, number, business=business)
         return seal(
             edxml,
-            SealParties(
-                kind=Kind.DOCUMENT,
-                sender=sender,
-                sender_key=issued.key,
-                sender_cert=issued.certificate,
-                recipients={
-                    code: self.pki.agency(code).certificate for code in for_recipients or recipients
-                },
+            self.pki.parties(
+                Kind.DOCUMENT,
+                sender,
+                for_recipients or recipients,
                 document_id=document_id(sender, number),
                 business_type=business,
             ),
@@ -202,7 +197,6 @@ class Exchange:
     ) -> bytes:
         """A status about ``original_sender``'s document ``number``, sent to it, or to ``to``
         (the original sender's own take-back request 13 goes to its recipients)."""
-        issued = self.pki.agency(sender)
         about = document_id(original_sender, number)
         edxml = build(
             EdxmlStatus(
@@ -214,14 +208,10 @@ class Exchange:
         )
         return seal(
             edxml,
-            SealParties(
-                kind=Kind.STATUS,
-                sender=sender,
-                sender_key=issued.key,
-                sender_cert=issued.certificate,
-                recipients={
-                    code: self.pki.agency(code).certificate for code in (to or [original_sender])
-                },
+            self.pki.parties(
+                Kind.STATUS,
+                sender,
+                to or [original_sender],
                 document_id=about,
                 status_code=code.value,
             ),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adapters.abc import Adapter, BeforePublish, Event, Receipt, Received, RefusalKeeper, Sealed
 from backbone.edxml import EdxmlDocument, EdxmlStatus, StatusCode, validate
-from backbone.envelope import Kind, SealParties, read_frame, seal
+from backbone.envelope import Kind, read_frame, seal
 from backbone.errors import BrokerUnavailableError, Reason, RoutingError
 from testkit.pki import DevPki
 
@@ -56,7 +56,6 @@ class FakeAdapter:
         return Sealed(read_frame(body := self.envelope(message, edxml)).header, body)
 
     def envelope(self, message: EdxmlDocument | EdxmlStatus, edxml: bytes) -> bytes:
-        issued = self.pki.agency(message.sender.organ_id)
         if isinstance(message, EdxmlDocument):
             recipients = [organ.organ_id for organ in message.recipients]
             doc_id, business, code = message.document_id, 0, None
@@ -65,12 +64,10 @@ class FakeAdapter:
             doc_id, business, code = message.response_for.document_id, None, message.status_code
         return seal(
             edxml,
-            SealParties(
-                kind=Kind(message.kind.value),
-                sender=message.sender.organ_id,
-                sender_key=issued.key,
-                sender_cert=issued.certificate,
-                recipients={r: self.pki.agency(r).certificate for r in recipients},
+            self.pki.parties(
+                Kind(message.kind.value),
+                message.sender.organ_id,
+                recipients,
                 document_id=doc_id,
                 business_type=business,
                 status_code=code.value if code else None,

@@ -27,10 +27,13 @@ should use an organ code of their own so other tests keep a good certificate; ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from backbone.devtools.ca import DevCA, IssuedCertificate
+from backbone.envelope import Kind, SealParties
 from backbone.organ import parse_identifier
 from backbone.pki.validation import CertificateValidator, load_crl_file
 
@@ -58,6 +61,22 @@ class DevPki:
         if key not in self._issued:
             self._issued[key] = self.ca.issue(key, name=name or SAMPLE_ORGANS.get(key))
         return self._issued[key]
+
+    def parties(
+        self, kind: Kind, sender: str, recipients: Iterable[str], **fields: Any
+    ) -> SealParties:
+        """Who seals to whom, from this PKI: ``sender``'s key and certificate, each
+        recipient's certificate (issued on first use); ``fields``: the rest of
+        :class:`~backbone.envelope.SealParties` (``document_id``, ``business_type``…)."""
+        issued = self.agency(sender)
+        return SealParties(
+            kind=kind,
+            sender=sender,
+            sender_key=issued.key,
+            sender_cert=issued.certificate,
+            recipients={code: self.agency(code).certificate for code in recipients},
+            **fields,
+        )
 
     def validator(self) -> CertificateValidator:
         """A fresh validator trusting this CA, with the CA's CRL as it is now."""
