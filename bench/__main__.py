@@ -22,6 +22,7 @@ from pathlib import Path
 from backbone.broker.management import ManagementClient
 from backbone.directory import dump_directory, generate_directory, load_directory
 from backbone.logs import configure_logging
+from bench.bare_path import measure_bare_path
 from bench.ceiling import measure_ceiling
 from bench.cpu import local_broker_pid
 from bench.gateway import measure_gateway_send
@@ -193,6 +194,16 @@ async def _measure(
         progress=lambda name, done, total: reporter.update(f"latency {name}", done, total),
         broker_pid=broker_pid,
     )
+    # The broker's floor at the same loads, with envelopes of the same size (bench/bare_path.py).
+    bare_path = await measure_bare_path(
+        world.exchange.amqp_url,
+        world.names.prefix,
+        loads=LOADS,
+        seconds=float(counts["latency_s"]),
+        size=int(str(measured.adapter["envelope_bytes"])),
+        broker_pid=broker_pid,
+        progress=lambda name, done, total: reporter.update(name, done, total),
+    )
     gateway = await measure_gateway_send(
         world,
         int(counts["gateway"]),
@@ -263,7 +274,9 @@ async def _measure(
             latency_cpu=measured.cpu,
             rsa_us=rsa_us,
             ceiling_broker_us=ceiling["broker_cpu_us_per_message"],
+            bare_path=bare_path,
         ),
+        "bare_path": bare_path,
         "router_replicas": replicas_summary(runs),
         "adapter": adapter,
         "adapter_send_per_s": adapter["send_per_s"],

@@ -10,9 +10,15 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractQueue,
+)
 
 from bench.cpu import CpuMeter
 from bench.world import IN_FLIGHT
@@ -50,42 +56,28 @@ async def measure_ceiling(
 
         await asyncio.gather(*(fill() for _ in range(count)))
 
-        consume_channel = await connection.channel()
-        await consume_channel.set_qos(prefetch_count=PREFETCH)
-        queue = await consume_channel.get_queue(source, ensure=False)
         done = asyncio.Event()
         forwarded = 0
-        tasks: set[asyncio.Task[None]] = set()
 
-        async def forward(message: AbstractIncomingMessage) -> None:
+        def counted() -> None:
             nonlocal forwarded
-            await publish_channel.default_exchange.publish(
-                aio_pika.Message(message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=target,
-            )
-            await message.ack()
             forwarded += 1
             if progress is not None:
                 progress(1)
             if forwarded >= count:
                 done.set()
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            # Many republishes in flight: the consumer callback does not wait for confirms.
-            task = asyncio.create_task(forward(message))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
+        forwarder = await Forwarder.open(connection, publish_channel, source, target, counted)
         broker = CpuMeter(broker_pid)
         broker.start()
         cpu_started = time.process_time()
         started = time.perf_counter()
-        tag = await queue.consume(on_message)
+        await forwarder.start()
         await asyncio.wait_for(done.wait(), timeout=max(60.0, count / 200))
         elapsed = time.perf_counter() - started
         forwarder_cpu = time.process_time() - cpu_started
         broker.stop()
-        await queue.cancel(tag)
+        await forwarder.stop()
         return {
             "messages": count,
             "message_bytes": size,
@@ -96,3 +88,50 @@ async def measure_ceiling(
         }
     finally:
         await connection.close()
+
+
+class Forwarder:
+    """The bare forwarder: consume ``source`` (manual ack, prefetch :data:`PREFETCH`),
+    republish each message persistent to ``target`` with a confirm, ack it after the
+    confirm; the consumer callback does not wait, so many republishes are in flight."""
+
+    def __init__(self, queue: AbstractQueue, forward: Callable[[AbstractIncomingMessage], Any]):
+        self._queue, self._forward = queue, forward
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tag: str | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        connection: AbstractConnection,
+        publish_channel: AbstractChannel,
+        source: str,
+        target: str,
+        forwarded: Callable[[], None],
+    ) -> Forwarder:
+        consume_channel = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=PREFETCH)
+        queue = await consume_channel.get_queue(source, ensure=False)
+
+        async def forward(message: AbstractIncomingMessage) -> None:
+            await publish_channel.default_exchange.publish(
+                aio_pika.Message(message.body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=target,
+            )
+            await message.ack()
+            forwarded()
+
+        return cls(queue, forward)
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # Many republishes in flight: the consumer callback does not wait for confirms.
+        task = asyncio.create_task(self._forward(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        if self._tag is not None:
+            await self._queue.cancel(self._tag)
