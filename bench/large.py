@@ -209,7 +209,9 @@ async def _measure(
     async with backend("sqlite", root / "router") as where:
         router = RouterProcess(world, where.url, "large")
         await router.start()
-        recipient = await _start(root, "recipient", deployment.config(ONE_RECIPIENT[0]), settings)
+        recipient = await _start(
+            root, "recipient", deployment.config(ONE_RECIPIENT[0]), settings, phases=True
+        )
         sender = None
         try:
             sender = await _start(
@@ -333,7 +335,7 @@ def _patience(size: int) -> float:
 
 
 async def _start(
-    root: Path, role: str, config: Any, settings: dict[str, int], **extra: str
+    root: Path, role: str, config: Any, settings: dict[str, int], **extra: object
 ) -> asyncio.subprocess.Process:
     """bench.sender_proc or bench.recipient_proc for ``config`` with ``settings``; the
     recipient once it says it is consuming."""
