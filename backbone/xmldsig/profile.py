@@ -213,12 +213,6 @@ def _add(parent: etree._Element, name: str, **attributes: str) -> etree._Element
     return etree.SubElement(parent, f"{_DS}{name}", attributes)
 
 
-def _child(signature: etree._Element, path: str) -> etree._Element:
-    found = signature.find(f"ds:{path}", {"ds": DS_NS})
-    assert found is not None  # made by new_signature, or its shape read by read_signed_info
-    return found
-
-
 def _elements(parent: etree._Element) -> list[etree._Element]:
     """``parent``'s child elements; nothing else may be in it but white space."""
     children = list(parent)  # once: each pass over them makes their proxies anew
