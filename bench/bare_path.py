@@ -16,7 +16,6 @@ processes, as the product runs, would each pay their own wake-ups).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -26,10 +25,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from bench.ceiling import PREFETCH, Forwarder
 from bench.cpu import CpuMeter
-
-# As the latency phase: a pause between loads, and each load drained before the next.
-PAUSE_SECONDS = 0.3
-DRAIN_SECONDS = 60.0
+from bench.schedule import PAUSE_SECONDS, drain, publish_on_schedule
 
 
 async def measure_bare_path(
@@ -70,36 +66,25 @@ async def measure_bare_path(
         tag = await last_hop.consume(consume)
 
         body = os.urandom(size)
-        loop = asyncio.get_running_loop()
         broker = CpuMeter(broker_pid)
         broker.start()
         cpu_started = time.process_time()
         sent = 0
         for rate in loads:
             count = round(rate * seconds)
-            publishes: list[asyncio.Task[object]] = []
-            start = loop.time() + 0.05
-            for index in range(count):
-                delay = start + index / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-                publishes.append(
-                    asyncio.create_task(
-                        publish_channel.default_exchange.publish(message, routing_key=first)
-                    )
-                )
-            await asyncio.gather(*publishes)
+            await publish_on_schedule(
+                count,
+                rate,
+                lambda _: publish_channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=first,
+                ),
+            )
             sent += count
-            deadline = loop.time() + DRAIN_SECONDS
-            while received < sent and loop.time() < deadline:
-                if progress is not None:
-                    progress(f"bare path {rate}/s", received, sent)
-                arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), timeout=0.2)
-            if received < sent:
-                raise RuntimeError(f"the bare path lost documents: {received} of {sent} arrived")
+            label = f"bare path {rate}/s"
+            got = await drain(lambda: received, sent, arrived, _reporter(progress, label, sent))
+            if got < sent:
+                raise RuntimeError(f"the bare path lost documents: {got} of {sent} arrived")
             await asyncio.sleep(PAUSE_SECONDS)
         clients_seconds = time.process_time() - cpu_started
         broker.stop()
@@ -118,3 +103,13 @@ async def measure_bare_path(
         }
     finally:
         await connection.close()
+
+
+def _reporter(
+    progress: Callable[[str, int, int], None] | None, label: str, expected: int
+) -> Callable[[int], None]:
+    def report(got: int) -> None:
+        if progress is not None:
+            progress(label, got, expected)
+
+    return report

@@ -17,11 +17,11 @@ from adapters import AdapterClient, Sealed
 from adapters.config import AdapterConfig
 from bench.cpu import CpuMeter
 from bench.router import HERE, RouterProcess
+from bench.schedule import PAUSE_SECONDS, drain, publish_on_schedule
 from bench.world import IN_FLIGHT, ONE_RECIPIENT, SENDER, World, next_number, payload_edxml
 from testkit import Deployment
 
 PAYLOAD_BYTES = 4096
-DRAIN_SECONDS = 60.0  # how long to wait for stragglers after the schedule ends
 CAPACITY_FRACTION = 0.6  # issue 21: p99 at 60 % of the path's measured capacity
 
 
@@ -153,10 +153,8 @@ async def measure_adapter_and_latency(
             for rate in loads:
                 batch = sealed[offset : offset + math.ceil(rate * seconds)]
                 offset += len(batch)
-                results.append(
-                    await _one_load(sender, batch, rate, arrivals, arrived, progress, loop)
-                )
-                await asyncio.sleep(0.3)
+                results.append(await _one_load(sender, batch, rate, arrivals, arrived, progress))
+                await asyncio.sleep(PAUSE_SECONDS)
             sender_seconds = time.process_time() - sender_cpu
             for meter in meters.values():
                 meter.stop()
@@ -177,7 +175,7 @@ async def measure_adapter_and_latency(
                 label = f"{rate}/s ({CAPACITY_FRACTION:.0%})"
                 batch = _seal(world, sender, math.ceil(rate * seconds), progress, label="seal")
                 at_capacity = await _one_load(
-                    sender, batch, rate, arrivals, arrived, progress, loop, label=label
+                    sender, batch, rate, arrivals, arrived, progress, label=label
                 )
                 at_capacity |= {
                     "capacity_per_s": capacity,
@@ -248,34 +246,22 @@ async def _one_load(
     arrivals: dict[str, float],
     arrived: asyncio.Event,
     progress: Callable[[str, int, int], None],
-    loop: asyncio.AbstractEventLoop,
     *,
     label: str | None = None,
 ) -> dict[str, object]:
     """Publish ``batch`` at ``rate`` per second on a fixed schedule; latency counts from each
     envelope's scheduled time (so a late publish is not forgiven) to its ``received()``."""
-    scheduled: dict[str, float] = {}
-    tasks: list[asyncio.Task[object]] = []
-    start = loop.time() + 0.05
-    for index, item in enumerate(batch):
-        due = start + index / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        scheduled[item.header.envelope_id] = due
-        tasks.append(asyncio.create_task(sender.publish(item)))
-    publish_span = loop.time() - start
-    await asyncio.gather(*tasks)
-    deadline = loop.time() + DRAIN_SECONDS
+    dues, publish_span = await publish_on_schedule(
+        len(batch), rate, lambda index: sender.publish(batch[index])
+    )
+    scheduled = {item.header.envelope_id: due for item, due in zip(batch, dues, strict=True)}
     label = label or f"{rate}/s"
-    while loop.time() < deadline:
-        got = sum(1 for envelope in scheduled if envelope in arrivals)
-        progress(label, got, len(batch))
-        if got >= len(batch):
-            break
-        arrived.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(arrived.wait(), timeout=0.2)
+    await drain(
+        lambda: sum(1 for envelope in scheduled if envelope in arrivals),
+        len(batch),
+        arrived,
+        lambda got: progress(label, got, len(batch)),
+    )
     latencies = [
         (arrivals[envelope] - due) * 1000
         for envelope, due in scheduled.items()

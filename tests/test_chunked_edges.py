@@ -87,12 +87,14 @@ async def _router_and_adapters(
             router.stop()
 
 
+@pytest.mark.large
 async def test_a_40_mib_document_dropped_in_an_outbox_arrives_byte_identical_in_the_inbox(
     amqp_url: str, tmp_path: Path
 ) -> None:
     await _dropped_and_delivered(amqp_url, tmp_path, ANNEX)
 
 
+@pytest.mark.large
 async def test_a_100_mib_document_above_the_single_message_xml_limits_arrives_byte_identical(
     amqp_url: str, tmp_path: Path
 ) -> None:
@@ -141,6 +143,7 @@ async def _dropped_and_delivered(amqp_url: str, tmp_path: Path, annex_bytes: int
         _within_target(recipient, len(edxml))
 
 
+@pytest.mark.large
 async def test_a_40_mib_document_goes_from_sendedoc_to_getedoc_byte_identical(
     amqp_url: str, tmp_path: Path
 ) -> None:
@@ -177,6 +180,7 @@ async def test_a_40_mib_document_goes_from_sendedoc_to_getedoc_byte_identical(
         _within_target(recipient, len(edxml))
 
 
+@pytest.mark.large
 async def test_a_gateway_killed_mid_document_finishes_the_same_envelope_at_its_restart(
     amqp_url: str, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.large
 def test_a_200_mib_document_splits_and_joins_within_a_few_chunk_sizes(tmp_path: Path) -> None:
     pki = make_pki(tmp_path / "pki")
     source = tmp_path / "annex.bin"
