@@ -76,3 +76,11 @@ class CpuMeter:
 
     def per_message_us(self, messages: int) -> int | None:
         return None if self.seconds is None else round(1e6 * self.seconds / messages)
+
+
+def started_meters(**pids: int | None) -> dict[str, CpuMeter]:
+    """A started :class:`CpuMeter` for each named process."""
+    meters = {name: CpuMeter(pid) for name, pid in pids.items()}
+    for meter in meters.values():
+        meter.start()
+    return meters

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from adapters import AdapterClient, Sealed
 from adapters.config import AdapterConfig
-from bench.cpu import CpuMeter
+from bench.cpu import started_meters
 from bench.router import HERE, RouterProcess
 from bench.schedule import PAUSE_SECONDS, drain, publish_on_schedule
 from bench.world import IN_FLIGHT, ONE_RECIPIENT, SENDER, World, next_number, payload_edxml
@@ -141,13 +141,7 @@ async def measure_adapter_and_latency(
         consumer = asyncio.create_task(consume())
         results: list[dict[str, object]] = []
         offset = 0
-        meters = {
-            "broker": CpuMeter(broker_pid),
-            "router": CpuMeter(router.pid),
-            "recipient": CpuMeter(receiver.pid),
-        }
-        for meter in meters.values():
-            meter.start()
+        meters = started_meters(broker=broker_pid, router=router.pid, recipient=receiver.pid)
         sender_cpu = time.process_time()
         try:
             for rate in loads:

@@ -75,6 +75,9 @@ def path_budget(
     floor_broker = at_saturation if at_loads is None else float(str(at_loads))
     floor = None if floor_broker is None else round(floor_rsa + floor_broker)
     ratio = round(total / floor, 2) if total and floor else None
+    clients = None if bare_path is None else bare_path.get("clients_us")
+    # No path built on these clients costs less than the floor plus what they cost bare.
+    least = None if floor is None or clients is None else floor + int(str(clients))
     return {
         **parties,
         "total_us": total,
@@ -85,8 +88,10 @@ def path_budget(
         "floor_broker_us": None if floor_broker is None else round(floor_broker),
         "floor_broker_basis": "ceiling" if at_loads is None else "bare_path",
         "ceiling_broker_hops_us": None if at_saturation is None else round(at_saturation),
-        "bare_clients_us": None if bare_path is None else bare_path.get("clients_us"),
+        "bare_clients_us": clients,
         "floor_us": floor,
+        "floor_and_clients_us": least,
+        "floor_and_clients_over_floor": round(least / floor, 2) if least and floor else None,
         "total_over_floor": ratio,
         "within_20pct_of_floor": None if ratio is None else ratio <= WITHIN,
     }

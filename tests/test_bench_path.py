@@ -105,8 +105,10 @@ async def test_the_bare_path_carries_every_load_through_two_quorum_queues_and_cl
     )
     assert bare["documents"] == 10 + 20
     assert (bare["hops"], bare["message_bytes"], bare["loads"]) == (2, 2048, [40, 80])
-    assert isinstance(bare["clients_us"], int)
-    assert bare["clients_us"] > 0
+    assert bare["clients"] == "aiormq"
+    parts = [bare[f"{client}_us"] for client in ("publisher", "forwarder", "consumer")]
+    assert all(isinstance(part, int) and part > 0 for part in parts), bare
+    assert bare["clients_us"] == sum(parts)  # type: ignore[arg-type]
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
@@ -120,7 +122,8 @@ async def test_the_bare_path_carries_every_load_through_two_quorum_queues_and_cl
 
 def test_the_report_says_which_broker_floor_the_path_was_held_to() -> None:
     bare = {"loads": [100, 200], "seconds_per_load": 5.0, "message_bytes": 9000}
-    bare |= {"documents": 1500, "broker_us": 1100, "clients_us": 1300}
+    bare |= {"documents": 1500, "broker_us": 1100, "clients": "aiormq", "clients_us": 1300}
+    bare |= {"publisher_us": 300, "forwarder_us": 600, "consumer_us": 400}
     path = path_budget(
         seal_us=800, latency_cpu=LATENCY, rsa_us=RSA, ceiling_broker_us=250, bare_path=bare
     )
@@ -129,6 +132,10 @@ def test_the_report_says_which_broker_floor_the_path_was_held_to() -> None:
     assert "**1100 µs** for the 2 hops" in text
     assert "at saturation would say 500 µs" in text
     assert "1300 µs per document" in text
+    assert "publisher 300, forwarder 600, consumer 400 µs" in text
+    floor = 300 + 310 + 290 + 1100
+    assert path["floor_and_clients_us"] == floor + 1300
+    assert f"no less than **{floor + 1300} µs**, {round((floor + 1300) / floor, 2)}×" in text
 
     path = path_budget(seal_us=800, latency_cpu=LATENCY, rsa_us=RSA, ceiling_broker_us=250)
     text = "\n".join(_path({"path_cpu": path}))
