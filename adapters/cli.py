@@ -25,6 +25,7 @@ from backbone.errors import (
     BrokerUnavailableError,
     ConfigurationError,
 )
+from backbone.heap import freeze_start_up
 from backbone.logs import configure_logging
 from backbone.observability.http import HttpServer, make_app
 
@@ -97,6 +98,7 @@ async def _run(config: AdapterConfig, options: DropFolderOptions) -> None:
     service: DropFolder | Gateway = (
         Gateway(client) if folders is None else DropFolder(client, folders, options)
     )
+    freeze_start_up()  # before it connects (backbone/heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from adapters import AdapterClient
 from adapters.config import AdapterConfig
+from backbone.heap import freeze_start_up
 from backbone.logs import configure_logging
 from bench.phases import Phases
 from bench.router_proc import memory_kib
@@ -60,6 +61,7 @@ def _say(*lines: dict[str, object]) -> None:
 async def main(spec: dict[str, object]) -> None:
     phases = recipient_phases() if spec.pop("phases", False) else Phases()
     client = AdapterClient(AdapterConfig.model_validate(spec), auto_arrival=False)
+    freeze_start_up()  # as `adapters run` does
     await client.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from pathlib import Path
 from cryptography import x509
 
 from backbone.directory import load_directory
+from backbone.heap import freeze_start_up
 from backbone.logs import configure_logging
 from backbone.pki.validation import CertificateValidator, load_crl_file
 from backbone.router.pipeline import Pipeline
@@ -81,6 +82,7 @@ async def main(spec: dict[str, object]) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    freeze_start_up()  # as `backbone router run` does
     _say("starting")
     await router.start()
     _say("ready")

@@ -24,6 +24,7 @@ from backbone.errors import (
     DirectoryError,
     RevocationUnknownError,
 )
+from backbone.heap import freeze_start_up
 from backbone.logs import configure_logging
 from backbone.replica.settings import Settings
 from backbone.router.held_delivery import HeldDelivery, deliver_held
@@ -113,6 +114,7 @@ def _inbox_of(names: Names, directory: Directory, code: str) -> str | None:
 
 async def _run(settings: Settings) -> None:
     router = await build_router(settings)
+    freeze_start_up()  # before it connects (backbone/heap.py)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
