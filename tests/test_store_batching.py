@@ -257,3 +257,15 @@ async def test_on_sqlite_a_few_calls_run_on_the_writing_thread_and_a_large_batch
     writer, loop = "vdx-store-writer", threading.current_thread().name
     assert [name.startswith(writer) for name in threads] == [True, True, False]
     assert threads[2] == loop
+
+
+async def test_replicas_opening_a_new_sqlite_file_at_the_same_moment_all_open(
+    tmp_path: Path,
+) -> None:
+    # Each switches the new file to WAL; SQLite may answer one "database is locked" at once,
+    # whatever the busy timeout (3 rounds in 30 failed so before engine._into_wal).
+    for round_ in range(20):
+        url = f"sqlite+aiosqlite:///{tmp_path / str(round_) / 'router.db'}"
+        stores = await asyncio.gather(*(open_store(url) for _ in range(4)))
+        for store in stores:
+            await store.close()

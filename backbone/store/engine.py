@@ -3,6 +3,8 @@ between the two databases (:data:`DIALECTS`)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,10 @@ __all__ = ["DIALECTS", "Dialect", "create_engine", "sqlite_writer_engine"]
 # process, before calling the store unavailable.
 _CONNECT_TIMEOUT = 5.0
 _BUSY_TIMEOUT_MS = 5000
+# Switching a new file to WAL, when another replica switches it at the same moment: up to
+# 8 tries, 0.05 s, 0.1 s, ... apart (1.4 s in all, at start-up only).
+_WAL_ATTEMPTS = 8
+_WAL_RETRY_SECONDS = 0.05
 # A fixed pool: callers beyond it wait for a connection. Overflow connections would be
 # opened and closed per call under load, which costs more than the wait.
 _POOL = {"pool_size": 10, "max_overflow": 0}
@@ -83,13 +89,28 @@ def sqlite_writer_engine(url: URL) -> Engine:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer, across processes; synchronous=NORMAL is
     # safe in WAL (a power cut may lose the last commits, never corrupt the file). The busy
-    # timeout comes first: switching to WAL takes a lock that another process opening the
-    # same file at that moment may hold ("database is locked" otherwise).
+    # timeout comes first, for every later statement of the connection.
     cursor = dbapi_connection.cursor()
-    for pragma in (
-        f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
-        "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=NORMAL",
-    ):
-        cursor.execute(pragma)
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    _into_wal(cursor)
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _into_wal(cursor: Any) -> None:
+    """Put the file in WAL mode unless it is already (the mode is the file's own, once
+    set). Replicas opening a new file at the same moment each switch it, and SQLite may
+    answer one of them "database is locked" at once, without waiting out the busy timeout
+    (seen with 4 stores opened together: 3 rounds in 30). That one looks again, briefly, a
+    few times: by then another has made the file WAL."""
+    for attempt in range(1, _WAL_ATTEMPTS + 1):
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == _WAL_ATTEMPTS:
+                raise
+        time.sleep(_WAL_RETRY_SECONDS * attempt)
