@@ -6,7 +6,7 @@ collection walks all of it again: on the 4 KiB path that paused the sender, the 
 the recipient 45–85 ms each, long enough to break a 50 ms p99 on its own (bench/
 OPTIMISATIONS.md). :func:`freeze_start_up` moves it to the permanent generation
 (:func:`gc.freeze`), so that a full collection walks only what the work made since: the same
-pauses were 0.1–14 ms.
+pauses were 0.2–4.5 ms.
 
 Called by the processes' entry points, never by the library: freezing is the process's
 decision. Frozen objects are still freed by reference counting; only a reference cycle among
